@@ -1,0 +1,9 @@
+// The ordered list of migrations. Names sort in the order they run; a test checks that
+// every file in this folder is listed here and that landed files are unchanged
+// (migrations/frozen.json).
+import type { Migration } from 'kysely'
+import * as m0001 from './0001_init.js'
+
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_init': m0001,
+})

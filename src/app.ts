@@ -1,0 +1,82 @@
+// Builds the Fastify instance with every HTTP surface registered explicitly. It does not
+// listen: main.ts does, and tests call app.inject() or listen on port 0.
+import { randomUUID } from 'node:crypto'
+import fastifySensible from '@fastify/sensible'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { healthRoutes } from './http/health.js'
+import { instrumentRequests, metricsRoutes } from './http/metrics.js'
+import { problemErrorHandler, problemNotFoundHandler } from './http/problem.js'
+import type { Metrics } from './metrics.js'
+import type { ReadinessReport } from './services/readiness.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Level of the one-line access log for this route (probes log at debug). */
+    accessLogLevel?: 'debug' | 'info'
+  }
+}
+
+export interface AppDeps {
+  logger: Logger
+  metrics: Metrics
+  checkReadiness(): Promise<ReadinessReport>
+  /** PEM certificate and key to serve HTTPS directly; null for plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer } | null
+  /** Largest request body accepted by default, in bytes. */
+  bodyLimit?: number
+}
+
+/** One access-log line per request, with snake_case keys; none on arrival. */
+class AccessLog extends LogController {
+  constructor() {
+    super({ requestIdLogLabel: 'request_id' })
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
+    const line = {
+      method: request.method,
+      url: request.url,
+      route: request.routeOptions.url ?? null,
+      status_code: reply.statusCode,
+      duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+    }
+    if (error) request.log.error({ ...line, err: error }, 'request errored')
+    else request.log[request.routeOptions.config?.accessLogLevel ?? 'info'](line, 'request completed')
+  }
+}
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new AccessLog(),
+    // Keep a caller's X-Request-Id when it is sane, so logs join up across systems.
+    genReqId: (request) => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID()
+    },
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    // Graceful shutdown: app.close() stops accepting, answers new requests on kept-alive
+    // connections with 503, closes idle connections, and waits for in-flight requests.
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
+  }) as unknown as FastifyInstance
+
+  await app.register(fastifySensible)
+  app.setErrorHandler(problemErrorHandler)
+  app.setNotFoundHandler(problemNotFoundHandler)
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  instrumentRequests(app, deps.metrics)
+
+  await app.register(healthRoutes, { checkReadiness: deps.checkReadiness })
+  await app.register(metricsRoutes, { metrics: deps.metrics })
+  return app
+}

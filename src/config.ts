@@ -1,0 +1,287 @@
+// The one place that reads configuration. main.ts passes process.env and argv in;
+// everything else receives the frozen Config object.
+import { accessSync, constants as fsConstants } from 'node:fs'
+import { resolve } from 'node:path'
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof logLevels)[number]
+
+export interface TlsFiles {
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+export interface Config {
+  readonly host: string
+  readonly port: number
+  /** Base URL devices and clients use to reach us, without a trailing slash. */
+  readonly publicUrl: string
+  /** postgres:// URL, or null for the embedded PGlite database in dataDir. */
+  readonly databaseUrl: string | null
+  readonly databasePoolMax: number
+  readonly dataDir: string
+  readonly logLevel: LogLevel
+  readonly apiKeys: readonly string[]
+  readonly apnsUrl: string
+  readonly tls: TlsFiles | null
+  readonly shutdownTimeoutMs: number
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+/** Thrown for `--help`: the caller prints the text and exits 0. */
+export class HelpRequested extends Error {
+  override readonly name = 'HelpRequested'
+}
+
+type RawValues = Partial<Record<OptionKey, string>>
+
+interface OptionSpec {
+  readonly key: OptionKey
+  readonly env: string
+  readonly flag: string
+  /** Shown in --help and the README. */
+  readonly defaultText: string
+  readonly description: string
+  /** Values never echoed back in errors or logs. */
+  readonly secret?: boolean
+}
+
+type OptionKey =
+  | 'host'
+  | 'port'
+  | 'publicUrl'
+  | 'databaseUrl'
+  | 'databasePoolMax'
+  | 'dataDir'
+  | 'logLevel'
+  | 'apiKeys'
+  | 'apnsUrl'
+  | 'tlsCertFile'
+  | 'tlsKeyFile'
+  | 'shutdownTimeoutMs'
+
+export const configOptions: readonly OptionSpec[] = [
+  { key: 'host', env: 'ORCHARD_HOST', flag: '--host', defaultText: '127.0.0.1', description: 'Address to listen on (0.0.0.0 for all interfaces; the Docker image sets it).' },
+  { key: 'port', env: 'ORCHARD_PORT', flag: '--port', defaultText: '8080', description: 'TCP port to listen on (0 picks a free port).' },
+  { key: 'publicUrl', env: 'ORCHARD_PUBLIC_URL', flag: '--public-url', defaultText: 'http(s)://localhost:<port>', description: 'Base URL devices and API clients use to reach Orchard (https in production: devices require it).' },
+  { key: 'databaseUrl', env: 'DATABASE_URL', flag: '--database-url', defaultText: '(unset: embedded PGlite)', description: 'postgres:// URL of a PostgreSQL database. Unset = embedded PGlite stored in the data directory.', secret: true },
+  { key: 'databasePoolMax', env: 'DATABASE_POOL_MAX', flag: '--database-pool-max', defaultText: '10', description: 'Maximum PostgreSQL connections in the pool (1-1000). Ignored for PGlite, which has one.' },
+  { key: 'dataDir', env: 'ORCHARD_DATA_DIR', flag: '--data-dir', defaultText: './data', description: 'Directory for local state: the embedded database lives in <data-dir>/pglite.' },
+  { key: 'logLevel', env: 'ORCHARD_LOG_LEVEL', flag: '--log-level', defaultText: 'info', description: `Log level: ${logLevels.join(', ')}.` },
+  { key: 'apiKeys', env: 'ORCHARD_API_KEYS', flag: '--api-keys', defaultText: '(none: admin API refuses every request)', description: 'Comma-separated bearer keys for the admin API, each at least 24 characters (e.g. `openssl rand -hex 32`).', secret: true },
+  { key: 'apnsUrl', env: 'ORCHARD_APNS_URL', flag: '--apns-url', defaultText: 'production', description: 'APNs endpoint: `production`, `development`, or an https:// URL (e.g. a test server).' },
+  { key: 'tlsCertFile', env: 'ORCHARD_TLS_CERT_FILE', flag: '--tls-cert-file', defaultText: '(unset: plain HTTP)', description: 'PEM certificate (chain) to serve HTTPS directly. Needs ORCHARD_TLS_KEY_FILE.' },
+  { key: 'tlsKeyFile', env: 'ORCHARD_TLS_KEY_FILE', flag: '--tls-key-file', defaultText: '(unset)', description: 'PEM private key for ORCHARD_TLS_CERT_FILE.' },
+  { key: 'shutdownTimeoutMs', env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', defaultText: '10000', description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).' },
+]
+
+const apnsAliases: Record<string, string> = {
+  production: 'https://api.push.apple.com',
+  development: 'https://api.sandbox.push.apple.com',
+}
+
+export const minimumApiKeyLength = 24
+
+export function helpText(): string {
+  const lines = ['Usage: orchard [--flag value ...]', '', 'Every flag has an environment variable; flags win.', '']
+  for (const o of configOptions) {
+    lines.push(`  ${o.flag.padEnd(22)} ${o.env.padEnd(28)} default ${o.defaultText}`)
+    lines.push(`  ${''.padEnd(22)} ${o.description}`)
+  }
+  return lines.join('\n')
+}
+
+/**
+ * Builds the Config from environment variables and command-line flags (flags win).
+ * Throws ConfigError with one line naming the variable or flag and what is wrong.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, argv: readonly string[]): Config {
+  const fromFlags = parseFlags(argv)
+  const raw: RawValues = {}
+  const source: Partial<Record<OptionKey, string>> = {}
+  for (const o of configOptions) {
+    const flagValue = fromFlags.get(o.flag)
+    const envValue = env[o.env]
+    if (flagValue !== undefined) {
+      raw[o.key] = flagValue
+      source[o.key] = o.flag
+    } else if (envValue !== undefined && envValue !== '') {
+      raw[o.key] = envValue
+      source[o.key] = o.env
+    }
+  }
+
+  const fail = (key: OptionKey, problem: string): never => {
+    const spec = configOptions.find((o) => o.key === key)!
+    const name = source[key] ?? spec.env
+    const value = raw[key]
+    const shown = value === undefined || spec.secret ? '' : ` (got ${JSON.stringify(value)})`
+    throw new ConfigError(`${name}: ${problem}${shown}`)
+  }
+
+  const integer = (key: OptionKey, fallback: number, min: number, max: number): number => {
+    const value = raw[key]
+    if (value === undefined) return fallback
+    if (!/^\d+$/.test(value.trim())) fail(key, `must be a whole number from ${min} to ${max}`)
+    const n = Number(value.trim())
+    if (n < min || n > max) fail(key, `must be a whole number from ${min} to ${max}`)
+    return n
+  }
+
+  const host = (raw.host ?? '127.0.0.1').trim()
+  if (host === '' || /\s|\//.test(host)) fail('host', 'must be an IP address or host name')
+
+  const port = integer('port', 8080, 0, 65535)
+
+  let tls: TlsFiles | null = null
+  if (raw.tlsCertFile !== undefined || raw.tlsKeyFile !== undefined) {
+    if (raw.tlsCertFile === undefined) fail('tlsKeyFile', 'is set but ORCHARD_TLS_CERT_FILE is not: set both or neither')
+    if (raw.tlsKeyFile === undefined) fail('tlsCertFile', 'is set but ORCHARD_TLS_KEY_FILE is not: set both or neither')
+    const certFile = resolve(raw.tlsCertFile!)
+    const keyFile = resolve(raw.tlsKeyFile!)
+    if (!readable(certFile)) fail('tlsCertFile', 'file does not exist or is not readable')
+    if (!readable(keyFile)) fail('tlsKeyFile', 'file does not exist or is not readable')
+    tls = { certFile, keyFile }
+  }
+
+  let publicUrl = `${tls ? 'https' : 'http'}://localhost:${port}`
+  if (raw.publicUrl !== undefined) {
+    let url: URL
+    try {
+      url = new URL(raw.publicUrl.trim())
+    } catch {
+      return fail('publicUrl', 'must be an absolute http:// or https:// URL')
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') fail('publicUrl', 'must be an absolute http:// or https:// URL')
+    if (url.search !== '' || url.hash !== '') fail('publicUrl', 'must not have a query string or fragment')
+    if (url.username !== '' || url.password !== '') fail('publicUrl', 'must not contain credentials')
+    publicUrl = url.toString().replace(/\/+$/, '')
+  }
+
+  let databaseUrl: string | null = null
+  if (raw.databaseUrl !== undefined) {
+    let url: URL | undefined
+    try {
+      url = new URL(raw.databaseUrl.trim())
+    } catch {
+      fail('databaseUrl', 'must be a postgres:// or postgresql:// URL')
+    }
+    if (url!.protocol !== 'postgres:' && url!.protocol !== 'postgresql:') fail('databaseUrl', 'must be a postgres:// or postgresql:// URL')
+    databaseUrl = raw.databaseUrl.trim()
+  }
+
+  const databasePoolMax = integer('databasePoolMax', 10, 1, 1000)
+
+  const dataDir = resolve((raw.dataDir ?? './data').trim())
+
+  const logLevel = (raw.logLevel ?? 'info').trim().toLowerCase()
+  if (!(logLevels as readonly string[]).includes(logLevel)) fail('logLevel', `must be one of ${logLevels.join(', ')}`)
+
+  const apiKeys: string[] = []
+  if (raw.apiKeys !== undefined) {
+    const keys = raw.apiKeys.split(',').map((k) => k.trim())
+    keys.forEach((key, index) => {
+      if (key.length < minimumApiKeyLength) {
+        fail('apiKeys', `key #${index + 1} is ${key.length === 0 ? 'empty' : 'too short'}: each key needs at least ${minimumApiKeyLength} characters`)
+      }
+      if (/\s/.test(key)) fail('apiKeys', `key #${index + 1} contains white space`)
+    })
+    apiKeys.push(...new Set(keys))
+  }
+
+  let apnsUrl = apnsAliases.production!
+  if (raw.apnsUrl !== undefined) {
+    const value = raw.apnsUrl.trim()
+    const alias = apnsAliases[value.toLowerCase()]
+    if (alias !== undefined) {
+      apnsUrl = alias
+    } else {
+      let url: URL | undefined
+      try {
+        url = new URL(value)
+      } catch {
+        fail('apnsUrl', 'must be production, development or an https:// URL')
+      }
+      if (url!.protocol !== 'https:') fail('apnsUrl', 'must be production, development or an https:// URL (APNs speaks HTTP/2 over TLS)')
+      if (url!.pathname !== '/' || url!.search !== '') fail('apnsUrl', 'must be a bare origin such as https://host:port, without a path')
+      apnsUrl = url!.origin
+    }
+  }
+
+  const shutdownTimeoutMs = integer('shutdownTimeoutMs', 10_000, 100, 600_000)
+
+  return Object.freeze({
+    host,
+    port,
+    publicUrl,
+    databaseUrl,
+    databasePoolMax,
+    dataDir,
+    logLevel: logLevel as LogLevel,
+    apiKeys: Object.freeze(apiKeys),
+    apnsUrl,
+    tls: tls ? Object.freeze(tls) : null,
+    shutdownTimeoutMs,
+  })
+}
+
+function parseFlags(argv: readonly string[]): Map<string, string> {
+  const known = new Set(configOptions.map((o) => o.flag))
+  const values = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--help' || arg === '-h') throw new HelpRequested(helpText())
+    if (!arg.startsWith('--')) throw new ConfigError(`${arg}: unexpected argument (flags look like --port 8080; see --help)`)
+    const eq = arg.indexOf('=')
+    const flag = eq === -1 ? arg : arg.slice(0, eq)
+    if (!known.has(flag)) throw new ConfigError(`${flag}: unknown flag (see --help)`)
+    let value: string | undefined
+    if (eq !== -1) {
+      value = arg.slice(eq + 1)
+    } else {
+      value = argv[i + 1]
+      if (value === undefined || value.startsWith('--')) throw new ConfigError(`${flag}: needs a value`)
+      i++
+    }
+    if (values.has(flag)) throw new ConfigError(`${flag}: given more than once`)
+    values.set(flag, value)
+  }
+  return values
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.R_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** What is safe to log about the configuration: no keys, no database credentials. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    host: config.host,
+    port: config.port,
+    public_url: config.publicUrl,
+    database: config.databaseUrl ? redactDatabaseUrl(config.databaseUrl) : `pglite:${config.dataDir}/pglite`,
+    database_pool_max: config.databasePoolMax,
+    log_level: config.logLevel,
+    api_keys: config.apiKeys.length,
+    apns_url: config.apnsUrl,
+    tls: config.tls !== null,
+  }
+}
+
+export function redactDatabaseUrl(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl)
+    if (url.password) url.password = '***'
+    return url.toString()
+  } catch {
+    return 'postgres://(unparseable)'
+  }
+}

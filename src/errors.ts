@@ -1,0 +1,47 @@
+// One error type for the whole server. Each surface maps it to its own wire format in
+// one place: the admin API to RFC 9457 problem+json (src/http/problem.ts), the MDM
+// surface to the statuses Apple's protocol defines.
+
+/** Stable codes: clients and tests match on these, never on messages. */
+export const errorCodes = {
+  bad_request: 400,
+  invalid_json: 400,
+  validation_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  database_unavailable: 503,
+  not_ready: 503,
+  shutting_down: 503,
+  internal: 500,
+} as const
+
+export type ErrorCode = keyof typeof errorCodes
+
+export interface ErrorOptions {
+  cause?: unknown
+  /** Extra members for the problem document, e.g. `{ errors: [...] }` for validation. */
+  details?: Record<string, unknown>
+}
+
+export class OrchardError extends Error {
+  override readonly name = 'OrchardError'
+  readonly code: ErrorCode
+  readonly status: number
+  readonly details: Record<string, unknown> | undefined
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.status = errorCodes[code]
+    this.details = options.details
+  }
+}
+
+export function isOrchardError(error: unknown): error is OrchardError {
+  return error instanceof OrchardError
+}

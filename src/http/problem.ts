@@ -1,0 +1,102 @@
+// RFC 9457 problem details: the one place where errors become HTTP responses for the
+// admin API and the operational endpoints. (The MDM surface maps errors its own way:
+// Apple's protocol gives statuses meanings, and a device that gets 401 unenrolls.)
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { errorCodes, OrchardError, type ErrorCode } from '../errors.js'
+
+export const problemContentType = 'application/problem+json'
+
+export interface ProblemDocument {
+  type: string
+  title: string
+  status: number
+  code: ErrorCode
+  detail: string
+  instance?: string
+  request_id?: string
+  [extension: string]: unknown
+}
+
+const titles: Record<ErrorCode, string> = {
+  bad_request: 'Bad request',
+  invalid_json: 'Invalid JSON',
+  validation_failed: 'Validation failed',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  not_found: 'Not found',
+  method_not_allowed: 'Method not allowed',
+  conflict: 'Conflict',
+  payload_too_large: 'Payload too large',
+  unsupported_media_type: 'Unsupported media type',
+  database_unavailable: 'Database unavailable',
+  not_ready: 'Not ready',
+  shutting_down: 'Shutting down',
+  internal: 'Internal server error',
+}
+
+export function problemType(code: ErrorCode): string {
+  return `urn:orchard:problem:${code}`
+}
+
+/** Turns any thrown value into an OrchardError; unknown errors become `internal`. */
+export function toOrchardError(error: unknown): OrchardError {
+  if (error instanceof OrchardError) return error
+  const e = error as FastifyError & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }> }
+  if (e?.validation) {
+    const errors = e.validation.map((v) => ({
+      pointer: (v.instancePath ?? '') + (typeof v.params?.['missingProperty'] === 'string' ? `/${v.params['missingProperty']}` : ''),
+      detail: v.message ?? 'is invalid',
+    }))
+    return new OrchardError('validation_failed', e.message, { cause: error, details: { errors } })
+  }
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new OrchardError('payload_too_large', 'the request body is larger than this endpoint accepts', { cause: error })
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new OrchardError('unsupported_media_type', e.message, { cause: error })
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new OrchardError('invalid_json', 'the request body is empty but Content-Type says JSON', { cause: error })
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new OrchardError('invalid_json', `the request body is not valid JSON: ${e.message}`, { cause: error })
+  }
+  if (error instanceof SyntaxError && (e as { statusCode?: number }).statusCode === 400) {
+    return new OrchardError('invalid_json', `the request body is not valid JSON: ${error.message}`, { cause: error })
+  }
+  const status = e?.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = (Object.keys(errorCodes) as ErrorCode[]).find((c) => errorCodes[c] === status) ?? 'bad_request'
+    return new OrchardError(code, e.message, { cause: error })
+  }
+  return new OrchardError('internal', 'internal server error', { cause: error })
+}
+
+export function problemFor(error: OrchardError, request: FastifyRequest): ProblemDocument {
+  return {
+    type: problemType(error.code),
+    title: titles[error.code],
+    status: error.status,
+    code: error.code,
+    detail: error.message,
+    instance: request.url,
+    request_id: String(request.id),
+    ...error.details,
+  }
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, error: OrchardError): FastifyReply {
+  return reply.code(error.status).type(problemContentType).send(problemFor(error, request))
+}
+
+export function problemErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const orchardError = toOrchardError(error)
+  if (orchardError.status >= 500) {
+    request.log.error({ err: error, code: orchardError.code }, 'request failed')
+  } else {
+    request.log.info({ code: orchardError.code, reason: orchardError.message }, 'request refused')
+  }
+  return sendProblem(reply, request, orchardError)
+}
+
+export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, request, new OrchardError('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`))
+}

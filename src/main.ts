@@ -1,0 +1,108 @@
+// Composition root: loadConfig -> logger -> database -> migrations -> stores -> services
+// -> buildApp -> listen. Everything is wired here by hand, top to bottom.
+import { readFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { buildApp } from './app.js'
+import { ConfigError, describeConfig, HelpRequested, loadConfig, type Config } from './config.js'
+import { createLogger } from './logger.js'
+import { createMetrics, registerDatabaseMetrics, registerInfoMetric } from './metrics.js'
+import { createReadinessCheck } from './services/readiness.js'
+import { createGracefulShutdown } from './shutdown.js'
+import { openDatabase, type DatabaseHandle } from './storage/database.js'
+import { migrateToLatest, migrationStatus } from './storage/migrations.js'
+import { createServerSettingsStore } from './storage/server-settings-store.js'
+import { version } from './version.js'
+
+export interface RunningServer {
+  app: FastifyInstance
+  database: DatabaseHandle
+  /** Where the server listens, e.g. http://127.0.0.1:8080. */
+  address: string
+  /** Stops accepting, waits for in-flight requests, then closes the database. */
+  close(): Promise<void>
+}
+
+export async function startOrchard(config: Config, logger: Logger): Promise<RunningServer> {
+  const database = await openDatabase(config, logger)
+  try {
+    const applied = await migrateToLatest(database.db)
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated')
+
+    const settings = createServerSettingsStore(database.db)
+    const installationId = String(await settings.getSetting('installation_id'))
+
+    const metrics = createMetrics()
+    registerInfoMetric(metrics, { version, installation_id: installationId, database: database.kind })
+    registerDatabaseMetrics(metrics, database.kind, database.poolStats)
+
+    const checkReadiness = createReadinessCheck({
+      ping: database.ping,
+      migrationStatus: () => migrationStatus(database.db),
+      timeoutMs: 5_000,
+    })
+
+    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : null
+    const app = await buildApp({ logger, metrics, checkReadiness, tls })
+    const address = await app.listen({ host: config.host, port: config.port })
+    return {
+      app,
+      database,
+      address,
+      async close() {
+        await app.close()
+        await database.close()
+      },
+    }
+  } catch (error) {
+    await database.close()
+    throw error
+  }
+}
+
+async function runMain(): Promise<void> {
+  let config: Config
+  try {
+    config = loadConfig(process.env, process.argv.slice(2))
+  } catch (error) {
+    if (error instanceof HelpRequested) {
+      process.stdout.write(`${error.message}\n`)
+      process.exit(0)
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`orchard: invalid configuration: ${error.message}\n`)
+      process.exit(2)
+    }
+    throw error
+  }
+
+  const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true })
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason }, 'unhandled promise rejection')
+    process.exit(1)
+  })
+
+  let server: RunningServer
+  try {
+    logger.info({ version, config: describeConfig(config) }, 'starting Orchard')
+    server = await startOrchard(config, logger)
+  } catch (error) {
+    logger.fatal({ err: error }, `cannot start: ${(error as Error).message}`)
+    process.exit(1)
+  }
+  logger.info({ address: server.address, public_url: config.publicUrl }, `Orchard listening on ${server.address}`)
+
+  const shutdown = createGracefulShutdown({
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    close: server.close,
+    exit: (code) => process.exit(code),
+  })
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runMain()
+}

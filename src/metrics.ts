@@ -1,0 +1,58 @@
+// Prometheus metrics. One registry per server instance (not prom-client's global one), so
+// tests can build several apps in one process. Later services add their own counters
+// (check-ins by type, commands by status, pushes by result) to this registry.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { PoolStats } from './storage/database.js'
+
+export interface Metrics {
+  readonly registry: Registry
+  readonly httpRequests: Counter<'method' | 'route' | 'status_code'>
+  readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry()
+  // Includes process CPU/memory, GC, and nodejs_eventloop_lag_seconds (event-loop lag).
+  collectDefaultMetrics({ register: registry })
+  const httpRequests = new Counter({
+    name: 'orchard_http_requests_total',
+    help: 'HTTP requests answered, by route template and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [registry],
+  })
+  const httpRequestDuration = new Histogram({
+    name: 'orchard_http_request_duration_seconds',
+    help: 'Time from request received to response sent, by route template and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  })
+  return { registry, httpRequests, httpRequestDuration }
+}
+
+/** Gauges read from the database pool at scrape time. */
+export function registerDatabaseMetrics(metrics: Metrics, kind: string, poolStats: () => PoolStats): void {
+  new Gauge({
+    name: 'orchard_db_pool_connections',
+    help: 'Database connections by state (total open, idle, and queries waiting for one).',
+    labelNames: ['backend', 'state'] as const,
+    registers: [metrics.registry],
+    collect() {
+      const stats = poolStats()
+      this.set({ backend: kind, state: 'total' }, stats.total)
+      this.set({ backend: kind, state: 'idle' }, stats.idle)
+      this.set({ backend: kind, state: 'waiting' }, stats.waiting)
+    },
+  })
+}
+
+/** The conventional info metric: value 1, facts as labels. */
+export function registerInfoMetric(metrics: Metrics, labels: { version: string; installation_id: string; database: string }): void {
+  const info = new Gauge({
+    name: 'orchard_info',
+    help: 'Orchard version, installation id and database backend (value is always 1).',
+    labelNames: ['version', 'installation_id', 'database'] as const,
+    registers: [metrics.registry],
+  })
+  info.set(labels, 1)
+}

@@ -1,0 +1,49 @@
+// Readiness: the database answers and has every migration this code knows.
+import type { MigrationStatus } from '../storage/migrations.js'
+
+export interface ReadinessReport {
+  ready: boolean
+  checks: {
+    database: string
+    migrations: string
+  }
+}
+
+export interface ReadinessDeps {
+  ping(): Promise<void>
+  migrationStatus(): Promise<MigrationStatus>
+  /** A check that takes longer counts as failed (a hung database is not ready). */
+  timeoutMs: number
+}
+
+export function createReadinessCheck(deps: ReadinessDeps): () => Promise<ReadinessReport> {
+  return async function checkReadiness() {
+    try {
+      const status = await withTimeout(
+        (async () => {
+          await deps.ping()
+          return deps.migrationStatus()
+        })(),
+        deps.timeoutMs,
+      )
+      const current = status.pending.length === 0
+      return {
+        ready: current,
+        checks: {
+          database: 'ok',
+          migrations: current ? `current (${status.applied.length} applied)` : `pending: ${status.pending.join(', ')}`,
+        },
+      }
+    } catch (error) {
+      return { ready: false, checks: { database: `unavailable: ${(error as Error).message}`, migrations: 'unknown' } }
+    }
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}

@@ -1,0 +1,185 @@
+// Opens the database: a pg Pool when DATABASE_URL is set, else PGlite persisted in the
+// data directory. Both give the same Kysely<Database>, the same SQL and the same
+// migrations; values come back in the same JavaScript types (see the type parsers).
+import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs'
+import { join } from 'node:path'
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import type { Logger } from 'pino'
+import { OrchardError } from '../errors.js'
+import { PgliteDialect } from './pglite-dialect.js'
+import type { Database } from './schema.js'
+
+export type DatabaseKind = 'postgres' | 'pglite'
+
+export interface PoolStats {
+  /** Open connections (PGlite: its one session). */
+  total: number
+  idle: number
+  /** Queries waiting for a connection. */
+  waiting: number
+}
+
+export interface DatabaseHandle {
+  readonly kind: DatabaseKind
+  readonly db: Kysely<Database>
+  /** Resolves when the database answers a trivial query. */
+  ping(): Promise<void>
+  poolStats(): PoolStats
+  close(): Promise<void>
+}
+
+const INT8_OID = 20
+const BYTEA_OID = 17
+
+// Values are returned alike on both backends: int8 as number (counts and ids stay far
+// below 2^53), bytea as Buffer, timestamptz as Date, json/jsonb parsed.
+const pgTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+    if (oid === INT8_OID && format !== 'binary') return (value: string) => Number(value)
+    return pg.types.getTypeParser(oid, format as 'text')
+  },
+}
+
+export interface PostgresOptions {
+  connectionString: string
+  poolMax: number
+  applicationName?: string
+}
+
+export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolMax,
+    application_name: options.applicationName ?? 'orchard',
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    types: pgTypes,
+  })
+  // An idle client losing its connection (database restart) must not crash the process;
+  // the next query gets a fresh connection or a clear error.
+  pool.on('error', () => {})
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  let closed = false
+  return {
+    kind: 'postgres',
+    db,
+    async ping() {
+      await sql`select 1`.execute(db)
+    },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    async close() {
+      if (closed) return
+      closed = true
+      await db.destroy() // ends the pool
+    },
+  }
+}
+
+/** PGlite parsers/serializers that make it return what pg returns. */
+export const pgliteTypeOptions = {
+  parsers: {
+    [BYTEA_OID]: (value: string) => Buffer.from(value.slice(2), 'hex'),
+  },
+  serializers: {
+    // Like pg: a string is sent as is (storage code passes JSON text), anything else is stringified.
+    [pgliteTypes.JSON]: (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value)),
+    [pgliteTypes.JSONB]: (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value)),
+  },
+}
+
+/** Wraps an open PGlite instance; `onClose` runs after the instance is closed. */
+export function databaseFromPglite(pglite: PGlite, onClose: () => void = () => {}): DatabaseHandle {
+  const dialect = new PgliteDialect(pglite)
+  const db = new Kysely<Database>({ dialect })
+  let closed = false
+  return {
+    kind: 'pglite',
+    db,
+    async ping() {
+      if (pglite.closed) throw new OrchardError('database_unavailable', 'the embedded database is closed')
+      await sql`select 1`.execute(db)
+    },
+    poolStats: () => ({ total: 1, idle: dialect.driver.busy ? 0 : 1, waiting: dialect.driver.waiting }),
+    async close() {
+      if (closed) return
+      closed = true
+      await db.destroy()
+      if (!pglite.closed) await pglite.close()
+      onClose()
+    },
+  }
+}
+
+/**
+ * PGlite persisted in `<dataDir>/pglite`. A lock file keeps a second Orchard process
+ * from opening the same files (PGlite has no locking of its own and would corrupt them).
+ */
+export async function openPgliteDatabase(dataDir: string): Promise<DatabaseHandle> {
+  mkdirSync(dataDir, { recursive: true })
+  const directory = join(dataDir, 'pglite')
+  const lockFile = join(dataDir, 'pglite.lock')
+  takeLock(lockFile, directory)
+  try {
+    const pglite = await PGlite.create(directory, pgliteTypeOptions)
+    return databaseFromPglite(pglite, () => rmSync(lockFile, { force: true }))
+  } catch (error) {
+    rmSync(lockFile, { force: true })
+    throw new OrchardError('database_unavailable', `cannot open the embedded database in ${directory}: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+function takeLock(lockFile: string, directory: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockFile, 'wx')
+      writeSync(fd, String(process.pid))
+      closeSync(fd)
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      const owner = Number(readFileSync(lockFile, 'utf8').trim())
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
+        throw new OrchardError(
+          'database_unavailable',
+          `the embedded database in ${directory} is in use by process ${owner}; stop it, or use another ORCHARD_DATA_DIR or DATABASE_URL`,
+        )
+      }
+      rmSync(lockFile, { force: true }) // stale: its process is gone
+    }
+  }
+  throw new OrchardError('database_unavailable', `cannot take the lock ${lockFile}`)
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+export interface DatabaseSettings {
+  databaseUrl: string | null
+  databasePoolMax: number
+  dataDir: string
+}
+
+export async function openDatabase(settings: DatabaseSettings, logger: Logger): Promise<DatabaseHandle> {
+  if (settings.databaseUrl) {
+    const handle = openPostgresDatabase({ connectionString: settings.databaseUrl, poolMax: settings.databasePoolMax })
+    try {
+      await handle.ping()
+    } catch (error) {
+      await handle.close()
+      throw new OrchardError('database_unavailable', `cannot reach PostgreSQL at DATABASE_URL: ${(error as Error).message}`, { cause: error })
+    }
+    logger.info({ database: 'postgres', pool_max: settings.databasePoolMax }, 'database connected')
+    return handle
+  }
+  const handle = await openPgliteDatabase(settings.dataDir)
+  logger.info({ database: 'pglite', data_dir: settings.dataDir }, 'embedded database opened')
+  return handle
+}

@@ -1,0 +1,146 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import t from 'tap'
+import { ConfigError, configOptions, describeConfig, HelpRequested, loadConfig } from '../src/config.js'
+
+const goodKey = 'k'.repeat(32)
+
+t.test('defaults need no variables at all', async (t) => {
+  const config = loadConfig({}, [])
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.port, 8080)
+  t.equal(config.publicUrl, 'http://localhost:8080')
+  t.equal(config.databaseUrl, null)
+  t.equal(config.dataDir, resolve('./data'))
+  t.equal(config.logLevel, 'info')
+  t.same(config.apiKeys, [])
+  t.equal(config.apnsUrl, 'https://api.push.apple.com')
+  t.equal(config.tls, null)
+  t.equal(config.shutdownTimeoutMs, 10_000)
+  t.ok(Object.isFrozen(config), 'config is frozen')
+  t.ok(Object.isFrozen(config.apiKeys), 'nested arrays are frozen')
+})
+
+t.test('environment variables are read, flags win over them', async (t) => {
+  const env = {
+    ORCHARD_HOST: '0.0.0.0',
+    ORCHARD_PORT: '9000',
+    ORCHARD_PUBLIC_URL: 'https://mdm.example.org/',
+    DATABASE_URL: 'postgres://u:p@db:5432/orchard',
+    DATABASE_POOL_MAX: '25',
+    ORCHARD_DATA_DIR: '/var/lib/orchard',
+    ORCHARD_LOG_LEVEL: 'DEBUG',
+    ORCHARD_API_KEYS: `${goodKey}, ${'x'.repeat(24)}`,
+    ORCHARD_APNS_URL: 'development',
+    ORCHARD_SHUTDOWN_TIMEOUT_MS: '2500',
+  }
+  const fromEnv = loadConfig(env, [])
+  t.equal(fromEnv.host, '0.0.0.0')
+  t.equal(fromEnv.port, 9000)
+  t.equal(fromEnv.publicUrl, 'https://mdm.example.org', 'trailing slash removed')
+  t.equal(fromEnv.databaseUrl, 'postgres://u:p@db:5432/orchard')
+  t.equal(fromEnv.databasePoolMax, 25)
+  t.equal(fromEnv.dataDir, '/var/lib/orchard')
+  t.equal(fromEnv.logLevel, 'debug')
+  t.same(fromEnv.apiKeys, [goodKey, 'x'.repeat(24)])
+  t.equal(fromEnv.apnsUrl, 'https://api.sandbox.push.apple.com')
+  t.equal(fromEnv.shutdownTimeoutMs, 2500)
+
+  const withFlags = loadConfig(env, ['--port', '9100', '--log-level=warn', '--apns-url', 'https://127.0.0.1:2197'])
+  t.equal(withFlags.port, 9100, 'flag beats environment')
+  t.equal(withFlags.logLevel, 'warn', '--flag=value form')
+  t.equal(withFlags.apnsUrl, 'https://127.0.0.1:2197', 'any https origin, e.g. a test server')
+  t.equal(withFlags.host, '0.0.0.0', 'environment still used where no flag is given')
+})
+
+t.test('an empty environment variable counts as unset', async (t) => {
+  t.equal(loadConfig({ DATABASE_URL: '' }, []).databaseUrl, null)
+})
+
+t.test('each wrong value fails with one line naming the variable and the problem', async (t) => {
+  const cases: Array<[Record<string, string>, string[], RegExp]> = [
+    [{ ORCHARD_PORT: 'http' }, [], /^ORCHARD_PORT: must be a whole number from 0 to 65535 \(got "http"\)$/],
+    [{ ORCHARD_PORT: '70000' }, [], /^ORCHARD_PORT: must be a whole number/],
+    [{}, ['--port', '-1'], /^--port: must be a whole number from 0 to 65535 \(got "-1"\)$/],
+    [{}, ['--port'], /^--port: needs a value$/],
+    [{}, ['--port', '--host', 'x'], /^--port: needs a value$/],
+    [{}, ['--port', '1.5'], /^--port: must be a whole number/],
+    [{ ORCHARD_HOST: 'a b' }, [], /^ORCHARD_HOST: must be an IP address or host name/],
+    [{ ORCHARD_PUBLIC_URL: 'mdm.example.org' }, [], /^ORCHARD_PUBLIC_URL: must be an absolute http:\/\/ or https:\/\/ URL/],
+    [{ ORCHARD_PUBLIC_URL: 'ftp://mdm.example.org' }, [], /^ORCHARD_PUBLIC_URL: must be an absolute/],
+    [{ ORCHARD_PUBLIC_URL: 'https://mdm.example.org/?x=1' }, [], /^ORCHARD_PUBLIC_URL: must not have a query string/],
+    [{ DATABASE_URL: 'mysql://db/orchard' }, [], /^DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL$/],
+    [{ DATABASE_POOL_MAX: '0' }, [], /^DATABASE_POOL_MAX: must be a whole number from 1 to 1000/],
+    [{ ORCHARD_LOG_LEVEL: 'loud' }, [], /^ORCHARD_LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent/],
+    [{ ORCHARD_API_KEYS: 'short' }, [], /^ORCHARD_API_KEYS: key #1 is too short: each key needs at least 24 characters$/],
+    [{ ORCHARD_API_KEYS: `${goodKey},,${goodKey}` }, [], /^ORCHARD_API_KEYS: key #2 is empty/],
+    [{ ORCHARD_APNS_URL: 'http://127.0.0.1:2197' }, [], /^ORCHARD_APNS_URL: must be production, development or an https:\/\/ URL/],
+    [{ ORCHARD_APNS_URL: 'https://apns.test/3/device' }, [], /^ORCHARD_APNS_URL: must be a bare origin/],
+    [{ ORCHARD_TLS_CERT_FILE: '/nonexistent/cert.pem' }, [], /^ORCHARD_TLS_CERT_FILE: is set but ORCHARD_TLS_KEY_FILE is not/],
+    [{ ORCHARD_SHUTDOWN_TIMEOUT_MS: '5' }, [], /^ORCHARD_SHUTDOWN_TIMEOUT_MS: must be a whole number from 100 to 600000/],
+    [{}, ['--nope', '1'], /^--nope: unknown flag/],
+    [{}, ['serve'], /^serve: unexpected argument/],
+    [{}, ['--port', '1', '--port', '2'], /^--port: given more than once$/],
+  ]
+  for (const [env, argv, expected] of cases) {
+    t.throws(() => loadConfig(env, argv), { name: 'ConfigError', message: expected }, `${JSON.stringify(env)} ${argv.join(' ')}`)
+  }
+})
+
+t.test('secret values are never echoed in errors or in the logged description', async (t) => {
+  const secret = 'hunter2-is-my-password'
+  try {
+    loadConfig({ ORCHARD_API_KEYS: secret }, [])
+    t.fail('should throw')
+  } catch (error) {
+    t.type(error, ConfigError)
+    t.notMatch((error as Error).message, secret)
+  }
+  try {
+    loadConfig({ DATABASE_URL: `mysql://u:${secret}@db/x` }, [])
+    t.fail('should throw')
+  } catch (error) {
+    t.notMatch((error as Error).message, secret)
+  }
+  const described = JSON.stringify(describeConfig(loadConfig({ DATABASE_URL: `postgres://u:${secret}@db/x`, ORCHARD_API_KEYS: goodKey }, [])))
+  t.notMatch(described, secret)
+  t.notMatch(described, goodKey)
+  t.match(described, 'postgres://u:***@db/x')
+})
+
+t.test('TLS files must both be given and be readable', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'orchard-config-'))
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  writeFileSync(cert, 'cert')
+  writeFileSync(key, 'key')
+  t.throws(() => loadConfig({ ORCHARD_TLS_KEY_FILE: key }, []), { message: /^ORCHARD_TLS_KEY_FILE: is set but ORCHARD_TLS_CERT_FILE is not/ })
+  t.throws(() => loadConfig({ ORCHARD_TLS_CERT_FILE: cert, ORCHARD_TLS_KEY_FILE: join(dir, 'missing.pem') }, []), {
+    message: /^ORCHARD_TLS_KEY_FILE: file does not exist or is not readable/,
+  })
+  const config = loadConfig({ ORCHARD_TLS_CERT_FILE: cert, ORCHARD_TLS_KEY_FILE: key, ORCHARD_PORT: '8443' }, [])
+  t.same(config.tls, { certFile: cert, keyFile: key })
+  t.equal(config.publicUrl, 'https://localhost:8443', 'the default public URL follows TLS')
+})
+
+t.test('--help lists every option', async (t) => {
+  try {
+    loadConfig({}, ['--help'])
+    t.fail('should throw')
+  } catch (error) {
+    t.type(error, HelpRequested)
+    for (const option of configOptions) {
+      t.match((error as Error).message, option.env)
+      t.match((error as Error).message, option.flag)
+    }
+  }
+})
+
+t.test('the README configuration table lists every variable', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  for (const option of configOptions) {
+    t.match(readme, new RegExp(`\\| \`${option.env}\``), `${option.env} documented`)
+  }
+})
