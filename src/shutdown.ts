@@ -11,16 +11,16 @@ export interface ShutdownDeps {
 }
 
 export function createGracefulShutdown(deps: ShutdownDeps): (reason: string) => Promise<void> {
-  let started = false
+  let timer: NodeJS.Timeout | undefined
   return async function shutdown(reason: string) {
-    if (started) {
+    if (timer) {
+      clearTimeout(timer)
       deps.logger.warn({ reason }, 'second shutdown request: exiting now')
       deps.exit(1)
       return
     }
-    started = true
     deps.logger.info({ reason, timeout_ms: deps.timeoutMs }, 'shutting down')
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       deps.logger.error({ timeout_ms: deps.timeoutMs }, 'shutdown timed out: exiting with requests still in flight')
       deps.exit(1)
     }, deps.timeoutMs)

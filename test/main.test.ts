@@ -1,0 +1,90 @@
+// The real entry point in a child process: start-up, configuration errors, SIGTERM.
+import { existsSync, mkdtempSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import t from 'tap'
+import { createTestDatabase, testBackend } from './helpers/database.js'
+import { spawnOrchard } from './helpers/server-process.js'
+
+function get(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => (body += chunk))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('a wrong setting stops start-up with one line naming it', async (t) => {
+  const server = spawnOrchard('src/main.ts', ['--port', 'eighty'])
+  t.equal(await server.exited, 2)
+  t.equal(server.stderr(), 'orchard: invalid configuration: --port: must be a whole number from 0 to 65535 (got "eighty")\n')
+})
+
+t.test('--help prints the options and exits 0', async (t) => {
+  const server = spawnOrchard('src/main.ts', ['--help'])
+  t.equal(await server.exited, 0)
+})
+
+t.test('embedded database: starts with nothing set up, serves, stops on SIGTERM', { skip: testBackend !== 'pglite' && 'PGlite pass only' }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'orchard-main-'))
+  const server = spawnOrchard('src/main.ts', ['--port', '0', '--data-dir', dataDir])
+  const listening = await server.waitForLog(/^Orchard listening on /)
+  const address = String(listening['address'])
+  t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.equal((await get(`${address}/healthz`)).status, 200)
+  const ready = await get(`${address}/readyz`)
+  t.equal(ready.status, 200, ready.body)
+
+  // A second server on the same data directory refuses to start instead of corrupting it.
+  const second = spawnOrchard('src/main.ts', ['--port', '0', '--data-dir', dataDir])
+  t.equal(await second.exited, 1)
+  const refusal = await second.waitForLog(/^cannot start: /)
+  t.match(refusal['msg'], /is in use by process \d+/)
+
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0)
+  await server.waitForLog(/^shutdown complete$/)
+  t.notOk(existsSync(join(dataDir, 'pglite.lock')), 'lock released')
+
+  const migrate = spawnOrchard('src/migrate.ts', ['--data-dir', dataDir])
+  t.equal(await migrate.exited, 0, migrate.stderr())
+  await migrate.waitForLog(/^database already current$/)
+})
+
+t.test('Postgres: SIGTERM during a request finishes that request and exits 0', { skip: testBackend !== 'postgres' && 'Postgres pass only' }, async (t) => {
+  const database = await createTestDatabase(t)
+  const server = spawnOrchard('src/main.ts', ['--port', '0'], { DATABASE_URL: database.url! })
+  const address = String((await server.waitForLog(/^Orchard listening on /))['address'])
+  t.teardown(() => {
+    if (server.child.exitCode === null) server.child.kill('SIGKILL')
+  })
+
+  // Hold a lock the readiness check needs, so a /readyz request stays in flight.
+  const blocker = new pg.Client({ connectionString: database.url! })
+  await blocker.connect()
+  t.teardown(() => blocker.end())
+  await blocker.query('begin')
+  await blocker.query('lock table kysely_migration in access exclusive mode')
+  const inFlight = get(`${address}/readyz`)
+  let waiting = 0
+  for (let i = 0; i < 10_000 && waiting === 0; i++) {
+    const { rows } = await blocker.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)
+    waiting = (rows[0] as { n: number }).n
+  }
+  t.equal(waiting, 1, 'the request is waiting inside the server')
+
+  server.child.kill('SIGTERM')
+  await server.waitForLog(/^shutting down$/)
+  await blocker.query('commit')
+  const response = await inFlight
+  t.equal(response.status, 200, response.body)
+  t.equal(await server.exited, 0)
+  await server.waitForLog(/^shutdown complete$/)
+})

@@ -1,0 +1,44 @@
+// `npm run certs:dev`, then the server started with ORCHARD_TLS_* serves HTTPS.
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { request } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execFileSync } from 'node:child_process'
+import t from 'tap'
+import { loadConfig } from '../src/config.js'
+import { startOrchard } from '../src/main.js'
+import { testLogger } from './helpers/app.js'
+import { createTestDatabase, testBackend } from './helpers/database.js'
+import { repoRoot } from './helpers/server-process.js'
+
+function httpsGet(url: string, ca?: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, ...(ca ? { ca } : {}) }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('dev certificates let the server speak HTTPS', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'orchard-tls-'))
+  execFileSync(process.execPath, ['--import', 'tsx', 'scripts/dev-certs.ts', '--out', dir], { cwd: repoRoot, stdio: 'pipe' })
+
+  const env: Record<string, string> = {
+    ORCHARD_TLS_CERT_FILE: join(dir, 'server.pem'),
+    ORCHARD_TLS_KEY_FILE: join(dir, 'server-key.pem'),
+    ORCHARD_PORT: '0',
+    ORCHARD_DATA_DIR: join(dir, 'data'),
+  }
+  if (testBackend === 'postgres') env['DATABASE_URL'] = (await createTestDatabase(t)).url!
+  const server = await startOrchard(loadConfig(env, []), testLogger())
+  t.teardown(() => server.close())
+
+  t.match(server.address, /^https:\/\/127\.0\.0\.1:\d+$/)
+  const ca = readFileSync(join(dir, 'ca.pem'))
+  t.equal(await httpsGet(`${server.address}/healthz`, ca), 200)
+  t.equal(await httpsGet(`${server.address.replace('127.0.0.1', 'localhost')}/readyz`, ca), 200, 'name in the certificate')
+  await t.rejects(httpsGet(`${server.address}/healthz`), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }, 'untrusted without the dev CA')
+})
