@@ -1,25 +1,12 @@
 // The real entry point in a child process: start-up, configuration errors, SIGTERM.
 import { existsSync, mkdtempSync } from 'node:fs'
-import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import t from 'tap'
 import { createTestDatabase, testBackend } from './helpers/database.js'
+import { httpGet } from './helpers/http.js'
 import { spawnOrchard } from './helpers/server-process.js'
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk) => (body += chunk))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 t.test('a wrong setting stops start-up with one line naming it', async (t) => {
   const server = spawnOrchard('src/main.ts', ['--port', 'eighty'])
@@ -38,8 +25,8 @@ t.test('embedded database: starts with nothing set up, serves, stops on SIGTERM'
   const listening = await server.waitForLog(/^Orchard listening on /)
   const address = String(listening['address'])
   t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/)
-  t.equal((await get(`${address}/healthz`)).status, 200)
-  const ready = await get(`${address}/readyz`)
+  t.equal((await httpGet(`${address}/healthz`)).status, 200)
+  const ready = await httpGet(`${address}/readyz`)
   t.equal(ready.status, 200, ready.body)
 
   // A second server on the same data directory refuses to start instead of corrupting it.
@@ -72,7 +59,7 @@ t.test('Postgres: SIGTERM during a request finishes that request and exits 0', {
   t.teardown(() => blocker.end())
   await blocker.query('begin')
   await blocker.query('lock table kysely_migration in access exclusive mode')
-  const inFlight = get(`${address}/readyz`)
+  const inFlight = httpGet(`${address}/readyz`)
   let waiting = 0
   for (let i = 0; i < 10_000 && waiting === 0; i++) {
     const { rows } = await blocker.query(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)

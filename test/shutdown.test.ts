@@ -1,22 +1,9 @@
-import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { createGracefulShutdown } from '../src/shutdown.js'
 import { buildTestApp, testLogger } from './helpers/app.js'
+import { httpGet } from './helpers/http.js'
 import { createTestDatabase } from './helpers/database.js'
-
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk) => (body += chunk))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 t.test('shutdown lets an in-flight request finish, refuses new ones, closes the database, exits 0', async (t) => {
   const database = await createTestDatabase(t)
@@ -49,11 +36,11 @@ t.test('shutdown lets an in-flight request finish, refuses new ones, closes the 
     },
   })
 
-  const inFlight = get(port, '/slow')
+  const inFlight = httpGet(`http://127.0.0.1:${port}/slow`)
   await requestArrived
   const done = shutdown('SIGTERM')
   // The listener is closed at once: new connections are refused.
-  await t.rejects(get(port, '/healthz'), { code: 'ECONNREFUSED' })
+  await t.rejects(httpGet(`http://127.0.0.1:${port}/healthz`), { code: 'ECONNREFUSED' })
   t.same(exitCodes, [], 'not exited while a request is in flight')
   finish()
   t.same(await inFlight, { status: 200, body: '{"finished":true}' })
