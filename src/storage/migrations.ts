@@ -1,7 +1,7 @@
-// Runs the numbered migrations in migrations/. Kysely's Migrator runs them in one
-// transaction that first takes a Postgres advisory lock (pg_advisory_xact_lock), so two
+// Runs the numbered migrations in migrations/. Kysely's Migrator holds a Postgres
+// advisory lock (pg_advisory_lock) around one transaction that applies them all, so two
 // servers starting at once against one database migrate once: the second waits, then
-// finds nothing left to do.
+// finds nothing left to do (test/storage/migrations.test.ts races two of them).
 import { Migrator, type Kysely, type MigrationResult } from 'kysely'
 import { migrations } from '../../migrations/index.js'
 import { OrchardError } from '../errors.js'
