@@ -3,7 +3,9 @@
 // (migrations/frozen.json).
 import type { Migration } from 'kysely'
 import * as m0001 from './0001_init.js'
+import * as m0002 from './0002_mdm_core.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
+  '0002_mdm_core': m0002,
 })

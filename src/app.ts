@@ -4,7 +4,9 @@ import { randomUUID } from 'node:crypto'
 import fastifySensible from '@fastify/sensible'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
+import { enqueueRoutes, type EnqueueRoutesOptions } from './http/enqueue.js'
 import { healthRoutes } from './http/health.js'
+import { mdmRoutes, type MdmRoutesOptions } from './http/mdm.js'
 import { instrumentRequests, metricsRoutes } from './http/metrics.js'
 import { problemErrorHandler, problemNotFoundHandler } from './http/problem.js'
 import type { Metrics } from './metrics.js'
@@ -21,10 +23,18 @@ export interface AppDeps {
   logger: Logger
   metrics: Metrics
   checkReadiness(): Promise<ReadinessReport>
-  /** PEM certificate and key to serve HTTPS directly; null for plain HTTP. */
-  tls?: { cert: Buffer; key: Buffer } | null
+  /**
+   * PEM certificate and key to serve HTTPS directly; null for plain HTTP. With
+   * `requestClientCertificate` a client certificate is asked for (devices' mTLS identity)
+   * but not required by TLS: the MDM surface checks it against the device CAs itself.
+   */
+  tls?: { cert: Buffer; key: Buffer; requestClientCertificate?: boolean } | null
   /** Largest request body accepted by default, in bytes. */
   bodyLimit?: number
+  /** The device-facing MDM endpoints. */
+  mdm?: MdmRoutesOptions
+  /** The operator enqueue endpoint. */
+  enqueue?: EnqueueRoutesOptions
 }
 
 /** One access-log line per request, with snake_case keys; none on arrival. */
@@ -60,11 +70,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID()
     },
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
+    // The enqueue route takes many enrollment IDs in one path segment.
+    maxParamLength: 64 * 1024,
     // Graceful shutdown: app.close() stops accepting, answers new requests on kept-alive
     // connections with 503, closes idle connections, and waits for in-flight requests.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    ...(deps.tls ? { https: { cert: deps.tls.cert, key: deps.tls.key } } : {}),
+    ...(deps.tls
+      ? { https: { cert: deps.tls.cert, key: deps.tls.key, requestCert: deps.tls.requestClientCertificate === true, rejectUnauthorized: false } }
+      : {}),
   }) as unknown as FastifyInstance
 
   await app.register(fastifySensible)
@@ -78,5 +92,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { checkReadiness: deps.checkReadiness })
   await app.register(metricsRoutes, { metrics: deps.metrics })
+  // Each surface is its own encapsulated plugin: its body parsers and error mapping stay inside it.
+  if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
+  if (deps.enqueue) await app.register(enqueueRoutes, deps.enqueue)
   return app
 }

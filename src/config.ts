@@ -25,6 +25,12 @@ export interface Config {
   readonly apnsUrl: string
   readonly tls: TlsFiles | null
   readonly shutdownTimeoutMs: number
+  /** PEM files of the CAs whose certificates identify devices. */
+  readonly deviceCaFiles: readonly string[]
+  /** Lower-case header in which a TLS proxy forwards the client certificate, or null. */
+  readonly clientCertHeader: string | null
+  readonly mdmBodyLimit: number
+  readonly userAuthenticate: 'allow' | 'decline'
 }
 
 export class ConfigError extends Error {
@@ -62,6 +68,10 @@ type OptionKey =
   | 'tlsCertFile'
   | 'tlsKeyFile'
   | 'shutdownTimeoutMs'
+  | 'deviceCaFiles'
+  | 'clientCertHeader'
+  | 'mdmBodyLimit'
+  | 'userAuthenticate'
 
 export const configOptions: readonly OptionSpec[] = [
   { key: 'host', env: 'ORCHARD_HOST', flag: '--host', defaultText: '127.0.0.1', description: 'Address to listen on (0.0.0.0 for all interfaces; the Docker image sets it).' },
@@ -75,6 +85,10 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'apnsUrl', env: 'ORCHARD_APNS_URL', flag: '--apns-url', defaultText: 'production', description: 'APNs endpoint: `production`, `development`, or an https:// URL (e.g. a test server).' },
   { key: 'tlsCertFile', env: 'ORCHARD_TLS_CERT_FILE', flag: '--tls-cert-file', defaultText: '(unset: plain HTTP)', description: 'PEM certificate (chain) to serve HTTPS directly. Needs ORCHARD_TLS_KEY_FILE.' },
   { key: 'tlsKeyFile', env: 'ORCHARD_TLS_KEY_FILE', flag: '--tls-key-file', defaultText: '(unset)', description: 'PEM private key for ORCHARD_TLS_CERT_FILE.' },
+  { key: 'deviceCaFiles', env: 'ORCHARD_DEVICE_CA_FILES', flag: '--device-ca-files', defaultText: '(none: no device can enroll)', description: 'Comma-separated PEM files with the CA certificates that issue device identities (SCEP CA). Devices must present a certificate signed by one of them.' },
+  { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
+  { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
+  { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
   { key: 'shutdownTimeoutMs', env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', defaultText: '10000', description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).' },
 ]
 
@@ -213,6 +227,26 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
   const shutdownTimeoutMs = integer('shutdownTimeoutMs', 10_000, 100, 600_000)
 
+  const deviceCaFiles: string[] = []
+  if (raw.deviceCaFiles !== undefined) {
+    for (const file of raw.deviceCaFiles.split(',').map((f) => f.trim()).filter((f) => f !== '')) {
+      const path = resolve(file)
+      if (!readable(path)) fail('deviceCaFiles', `file ${path} does not exist or is not readable`)
+      deviceCaFiles.push(path)
+    }
+  }
+
+  let clientCertHeader: string | null = null
+  if (raw.clientCertHeader !== undefined) {
+    clientCertHeader = raw.clientCertHeader.trim().toLowerCase()
+    if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(clientCertHeader)) fail('clientCertHeader', 'must be an HTTP header name such as Client-Cert')
+  }
+
+  const mdmBodyLimit = integer('mdmBodyLimit', 1024 * 1024, 1024, 100 * 1024 * 1024)
+
+  const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
+  if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
+
   return Object.freeze({
     host,
     port,
@@ -225,6 +259,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     apnsUrl,
     tls: tls ? Object.freeze(tls) : null,
     shutdownTimeoutMs,
+    deviceCaFiles: Object.freeze(deviceCaFiles),
+    clientCertHeader,
+    mdmBodyLimit,
+    userAuthenticate: userAuthenticate as 'allow' | 'decline',
   })
 }
 
@@ -273,6 +311,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
     api_keys: config.apiKeys.length,
     apns_url: config.apnsUrl,
     tls: config.tls !== null,
+    device_ca_files: config.deviceCaFiles,
+    client_cert_header: config.clientCertHeader,
+    mdm_body_limit: config.mdmBodyLimit,
+    user_authenticate: config.userAuthenticate,
   }
 }
 

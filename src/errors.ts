@@ -18,6 +18,13 @@ export const errorCodes = {
   not_ready: 503,
   shutting_down: 503,
   internal: 500,
+  // MDM surface (device-facing). Never 401 there: a device that gets 401 unenrolls itself.
+  malformed_message: 400,
+  identity_missing: 400,
+  identity_rejected: 400,
+  unknown_enrollment: 400,
+  user_declined: 410,
+  unrecognized_device: 403,
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

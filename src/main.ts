@@ -1,16 +1,28 @@
 // Composition root: loadConfig -> logger -> database -> migrations -> stores -> services
-// -> buildApp -> listen. Everything is wired here by hand, top to bottom.
+// -> buildApp -> listen. Everything is wired here by hand, top to bottom; tests build the
+// app through createOrchard too, so they run the same wiring.
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import { ConfigError, describeConfig, HelpRequested, loadConfig, type Config } from './config.js'
+import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
+import { certificatesFromPem } from './crypto/pem.js'
+import { createApiKeyCheck } from './http/api-auth.js'
 import { createLogger } from './logger.js'
-import { createMetrics, registerDatabaseMetrics, registerInfoMetric } from './metrics.js'
+import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './metrics.js'
+import { createCheckinService } from './services/checkin-service.js'
+import { createCommandService, type CommandService } from './services/command-service.js'
+import { createEmptyDeclarativeManagement } from './services/declarative-management.js'
+import { createIdentityResolver } from './services/identity-resolver.js'
 import { createReadinessCheck } from './services/readiness.js'
 import { createGracefulShutdown } from './shutdown.js'
 import { openDatabase, type DatabaseHandle } from './storage/database.js'
+import { createCommandQueueStore } from './storage/command-queue-store.js'
+import { createDdmStatusStore } from './storage/ddm-store.js'
+import { createEnrollmentStore } from './storage/enrollment-store.js'
+import { createInventoryStore } from './storage/inventory-store.js'
 import { migrateToLatest, migrationStatus } from './storage/migrations.js'
 import { createServerSettingsStore } from './storage/server-settings-store.js'
 import { version } from './version.js'
@@ -24,27 +36,73 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+export interface Orchard {
+  app: FastifyInstance
+  metrics: Metrics
+  commands: CommandService
+}
+
+/** Wires stores, services and HTTP surfaces over an open, migrated database. */
+export async function createOrchard(config: Config, database: DatabaseHandle, logger: Logger): Promise<Orchard> {
+  const db = database.db
+  const settings = createServerSettingsStore(db)
+  const enrollments = createEnrollmentStore(db)
+  const queue = createCommandQueueStore(db)
+  const inventory = createInventoryStore(db)
+  const ddmStatus = createDdmStatusStore(db)
+
+  const metrics = createMetrics()
+  // Only a metric label: an unmigrated database (readiness then says so) must not stop the app.
+  const installationId = String((await settings.getSetting('installation_id').catch(() => undefined)) ?? 'unknown')
+  registerInfoMetric(metrics, { version, installation_id: installationId, database: database.kind })
+  registerDatabaseMetrics(metrics, database.kind, database.poolStats)
+
+  const trustedDeviceCas = config.deviceCaFiles.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file))
+  if (trustedDeviceCas.length === 0) logger.warn('no ORCHARD_DEVICE_CA_FILES: no device can enroll until a device CA is configured')
+  const resolveIdentity = createIdentityResolver(createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas }))
+
+  const checkin = createCheckinService({
+    enrollments,
+    declarativeManagement: createEmptyDeclarativeManagement(ddmStatus),
+    tokenServices: {},
+    userAuthentication: config.userAuthenticate,
+    events: {},
+    logger,
+  })
+  const commands = createCommandService({ enrollments, queue, inventory, metrics, logger })
+
+  const checkReadiness = createReadinessCheck({
+    ping: database.ping,
+    migrationStatus: () => migrationStatus(db),
+    timeoutMs: 5_000,
+  })
+  const tls = config.tls
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: trustedDeviceCas.length > 0 }
+    : null
+  const app = await buildApp({
+    logger,
+    metrics,
+    checkReadiness,
+    tls,
+    mdm: {
+      resolveIdentity,
+      checkin,
+      commands,
+      metrics,
+      bodyLimit: config.mdmBodyLimit,
+      clientCertificateHeader: config.clientCertHeader,
+    },
+    enqueue: { commands, checkApiKey: createApiKeyCheck(config.apiKeys), bodyLimit: config.mdmBodyLimit },
+  })
+  return { app, metrics, commands }
+}
+
 export async function startOrchard(config: Config, logger: Logger): Promise<RunningServer> {
   const database = await openDatabase(config, logger)
   try {
     const applied = await migrateToLatest(database.db)
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated')
-
-    const settings = createServerSettingsStore(database.db)
-    const installationId = String(await settings.getSetting('installation_id'))
-
-    const metrics = createMetrics()
-    registerInfoMetric(metrics, { version, installation_id: installationId, database: database.kind })
-    registerDatabaseMetrics(metrics, database.kind, database.poolStats)
-
-    const checkReadiness = createReadinessCheck({
-      ping: database.ping,
-      migrationStatus: () => migrationStatus(database.db),
-      timeoutMs: 5_000,
-    })
-
-    const tls = config.tls ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } : null
-    const app = await buildApp({ logger, metrics, checkReadiness, tls })
+    const { app } = await createOrchard(config, database, logger)
     const address = await app.listen({ host: config.host, port: config.port })
     return {
       app,

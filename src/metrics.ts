@@ -8,6 +8,9 @@ export interface Metrics {
   readonly registry: Registry
   readonly httpRequests: Counter<'method' | 'route' | 'status_code'>
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>
+  readonly mdmCheckins: Counter<'message_type' | 'outcome'>
+  readonly mdmCommandReports: Counter<'status'>
+  readonly mdmCommandsDelivered: Counter<'request_type'>
 }
 
 export function createMetrics(): Metrics {
@@ -27,7 +30,25 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   })
-  return { registry, httpRequests, httpRequestDuration }
+  const mdmCheckins = new Counter({
+    name: 'orchard_mdm_checkins_total',
+    help: 'Check-in messages by MessageType and outcome (ok, or the error code answered).',
+    labelNames: ['message_type', 'outcome'] as const,
+    registers: [registry],
+  })
+  const mdmCommandReports = new Counter({
+    name: 'orchard_mdm_command_reports_total',
+    help: 'Command reports accepted from devices, by Status (Idle, Acknowledged, Error, CommandFormatError, NotNow).',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  })
+  const mdmCommandsDelivered = new Counter({
+    name: 'orchard_mdm_commands_delivered_total',
+    help: 'Commands sent to devices, by RequestType.',
+    labelNames: ['request_type'] as const,
+    registers: [registry],
+  })
+  return { registry, httpRequests, httpRequestDuration, mdmCheckins, mdmCommandReports, mdmCommandsDelivered }
 }
 
 /** Gauges read from the database pool at scrape time. */

@@ -36,6 +36,10 @@ export interface CertificateRequest {
   issuer?: { certificate: pkijs.Certificate; privateKey: CryptoKey }
   selfSignKey?: CryptoKey
   validDays: number
+  /** Overrides the start of validity (default: five minutes ago). */
+  notBefore?: Date
+  /** Overrides the end of validity (default: notBefore + validDays). */
+  notAfter?: Date
   /** Server: serverAuth + DNS/IP names. Client: clientAuth. */
   usage: 'ca' | 'server' | 'client'
   dnsNames?: string[]
@@ -93,13 +97,13 @@ export async function createCertificate(request: CertificateRequest): Promise<pk
   const certificate = new pkijs.Certificate()
   certificate.version = 2
   const serial = randomBytes(16)
-  serial[0]! &= 0x7f // positive INTEGER
+  serial[0] = (serial[0]! & 0x7f) | 0x40 // positive, and no leading zero byte (DER forbids one before a byte < 0x80)
   certificate.serialNumber = new asn1js.Integer({ valueHex: new Uint8Array(serial).buffer })
   certificate.subject = name(request.subject)
   certificate.issuer = request.issuer ? request.issuer.certificate.subject : name(request.subject)
-  const notBefore = new Date(Date.now() - 5 * 60_000) // tolerate clocks a little behind
-  certificate.notBefore.value = notBefore
-  certificate.notAfter.value = new Date(notBefore.getTime() + request.validDays * 86_400_000)
+  const notBefore = request.notBefore ?? new Date(Date.now() - 5 * 60_000) // tolerate clocks a little behind
+  certificate.notBefore = validityTime(notBefore)
+  certificate.notAfter = validityTime(request.notAfter ?? new Date(notBefore.getTime() + request.validDays * 86_400_000))
   await certificate.subjectPublicKeyInfo.importKey(request.publicKey, engine)
 
   const extensions: pkijs.Extension[] = [
@@ -127,6 +131,12 @@ export async function createCertificate(request: CertificateRequest): Promise<pk
 
   await certificate.sign(signingKey, 'SHA-256', engine)
   return certificate
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime for 1950-2049, GeneralizedTime outside (asn1js refuses such a UTCTime). */
+function validityTime(value: Date): pkijs.Time {
+  const year = value.getUTCFullYear()
+  return new pkijs.Time({ type: year >= 1950 && year <= 2049 ? 0 : 1, value })
 }
 
 function ipBytes(ip: string): ArrayBuffer {

@@ -32,6 +32,12 @@ const titles: Record<ErrorCode, string> = {
   not_ready: 'Not ready',
   shutting_down: 'Shutting down',
   internal: 'Internal server error',
+  malformed_message: 'Malformed message',
+  identity_missing: 'Device identity missing',
+  identity_rejected: 'Device identity rejected',
+  unknown_enrollment: 'Unknown enrollment',
+  user_declined: 'User declined',
+  unrecognized_device: 'Unrecognized device',
 }
 
 export function problemType(code: ErrorCode): string {

@@ -1,13 +1,153 @@
 // Table types for Kysely. Keep in step with migrations/ (the storage tests on both
 // backends fail when a column here does not exist).
-import type { ColumnType } from 'kysely'
+import type { ColumnType, Generated } from 'kysely'
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>
+/** jsonb: read back parsed; written as JSON text (storage code passes JSON.stringify output). */
+type Json<T = unknown> = ColumnType<T, string, string>
 
 export interface ServerSettingsTable {
   key: string
-  value: ColumnType<unknown, string, string>
+  value: Json
   updated_at: ColumnType<Date, Date | undefined, Date>
+}
+
+export interface DevicesTable {
+  id: string
+  udid: string | null
+  enrollment_id: string | null
+  user_enrollment: Generated<boolean>
+  serial_number: string | null
+  imei: string | null
+  meid: string | null
+  model: string | null
+  model_name: string | null
+  product_name: string | null
+  device_name: string | null
+  os_version: string | null
+  build_version: string | null
+  topic: string | null
+  identity_sha256: string | null
+  identity_not_after: Date | null
+  authenticate_raw: Buffer | null
+  authenticated_at: Date | null
+  is_supervised: boolean | null
+  device_information: Json | null
+  device_information_at: Date | null
+  security_info: Json | null
+  security_info_at: Date | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface EnrollmentsTable {
+  id: string
+  device_id: string
+  channel: 'device' | 'user'
+  user_id: string | null
+  user_short_name: string | null
+  user_long_name: string | null
+  enabled: Generated<boolean>
+  topic: string | null
+  push_token: Buffer | null
+  push_magic: string | null
+  unlock_token: Buffer | null
+  awaiting_configuration: Generated<boolean>
+  token_update_count: Generated<number>
+  token_updated_at: Date | null
+  not_now_this_session: Generated<boolean>
+  last_seen_at: Date | null
+  checked_out_at: Date | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface CommandsTable {
+  uuid: string
+  request_type: string
+  payload: Buffer
+  priority: Generated<number>
+  expires_at: Date | null
+  created_at: CreatedAt
+}
+
+export const commandTargetStatuses = ['Pending', 'NotNow', 'Acknowledged', 'Error', 'CommandFormatError', 'Expired', 'Cancelled'] as const
+export type CommandTargetStatus = (typeof commandTargetStatuses)[number]
+
+export interface CommandTargetsTable {
+  enrollment_id: string
+  command_uuid: string
+  seq: ColumnType<number, never, never>
+  status: Generated<CommandTargetStatus>
+  priority: Generated<number>
+  expires_at: Date | null
+  not_now_count: Generated<number>
+  last_not_now_at: Date | null
+  delivery_count: Generated<number>
+  first_delivered_at: Date | null
+  last_delivered_at: Date | null
+  result_at: Date | null
+  result_raw: Buffer | null
+  error_chain: Json | null
+  cancel_reason: string | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface BootstrapTokensTable {
+  device_id: string
+  token: Buffer
+  updated_at: Timestamp
+}
+
+export interface InstalledApplicationsTable {
+  enrollment_id: string
+  identifier: string
+  name: string | null
+  version: string | null
+  short_version: string | null
+  bundle_size: number | null
+  is_managed: boolean | null
+  attributes: Json
+  updated_at: Timestamp
+}
+
+export interface InstalledProfilesTable {
+  enrollment_id: string
+  identifier: string
+  uuid: string | null
+  display_name: string | null
+  is_managed: boolean | null
+  attributes: Json
+  updated_at: Timestamp
+}
+
+export interface InstalledCertificatesTable {
+  enrollment_id: string
+  sha256: string
+  common_name: string | null
+  is_identity: boolean | null
+  data: Buffer
+  updated_at: Timestamp
+}
+
+export interface DdmStatusReportsTable {
+  id: ColumnType<number, never, never>
+  enrollment_id: string
+  report: Json
+  received_at: CreatedAt
 }
 
 export interface Database {
   server_settings: ServerSettingsTable
+  devices: DevicesTable
+  enrollments: EnrollmentsTable
+  commands: CommandsTable
+  command_targets: CommandTargetsTable
+  bootstrap_tokens: BootstrapTokensTable
+  installed_applications: InstalledApplicationsTable
+  installed_profiles: InstalledProfilesTable
+  installed_certificates: InstalledCertificatesTable
+  ddm_status_reports: DdmStatusReportsTable
 }

@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
-import { buildApp } from '../../src/app.js'
-import { createMetrics, registerDatabaseMetrics, type Metrics } from '../../src/metrics.js'
-import { createReadinessCheck } from '../../src/services/readiness.js'
+import { loadConfig } from '../../src/config.js'
+import { createOrchard, type Orchard } from '../../src/main.js'
+import type { Metrics } from '../../src/metrics.js'
 import type { DatabaseHandle } from '../../src/storage/database.js'
-import { migrationStatus } from '../../src/storage/migrations.js'
 
 /** Tests log nothing unless ORCHARD_TEST_LOG_LEVEL asks for it. */
 export function testLogger(): Logger {
@@ -14,18 +13,20 @@ export function testLogger(): Logger {
 export interface TestApp {
   app: FastifyInstance
   metrics: Metrics
+  orchard: Orchard
 }
 
-/** The real app, wired as main.ts wires it, over the given test database. */
-export async function buildTestApp(t: { teardown(fn: () => unknown): void }, database: DatabaseHandle): Promise<TestApp> {
-  const metrics = createMetrics()
-  registerDatabaseMetrics(metrics, database.kind, database.poolStats)
-  const checkReadiness = createReadinessCheck({
-    ping: database.ping,
-    migrationStatus: () => migrationStatus(database.db),
-    timeoutMs: 5_000,
-  })
-  const app = await buildApp({ logger: testLogger(), metrics, checkReadiness })
-  t.teardown(() => app.close())
-  return { app, metrics }
+/**
+ * The real app, wired by main.ts's createOrchard, over the given test database.
+ * `env` holds configuration variables (e.g. ORCHARD_DEVICE_CA_FILES), as in production.
+ */
+export async function buildTestApp(
+  t: { teardown(fn: () => unknown): void },
+  database: DatabaseHandle,
+  env: Record<string, string> = {},
+): Promise<TestApp> {
+  const config = loadConfig(env, [])
+  const orchard = await createOrchard(config, database, testLogger())
+  t.teardown(() => orchard.app.close())
+  return { app: orchard.app, metrics: orchard.metrics, orchard }
 }

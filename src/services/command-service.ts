@@ -1,0 +1,111 @@
+// The command queue as devices and operators see it: results in, next command out, and
+// enqueueing for one or many enrollments.
+// https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device
+import type { Logger } from 'pino'
+import { OrchardError } from '../errors.js'
+import { buildCommand, type EncodedCommand } from '../mdm/command.js'
+import { inventoryFromReport } from '../mdm/inventory.js'
+import type { PlistDict } from '../mdm/plist.js'
+import type { CommandReport } from '../mdm/report.js'
+import type { Metrics } from '../metrics.js'
+import type { CommandQueueStore, TargetOutcome } from '../storage/command-queue-store.js'
+import type { EnrollmentStore } from '../storage/enrollment-store.js'
+import type { InventoryStore } from '../storage/inventory-store.js'
+import type { DeviceIdentity } from './mdm-types.js'
+
+export interface EnqueueOptions {
+  /** Higher goes first; default 0 (range -100..100). */
+  priority?: number
+  /** After this moment an undelivered command is marked Expired and never sent. */
+  expiresAt?: Date | null
+}
+
+export interface EnqueueResult {
+  commandUuid: string
+  requestType: string
+  /** False when no target could take the command (nothing was stored). */
+  stored: boolean
+  targets: Array<{ enrollmentId: string; outcome: TargetOutcome }>
+}
+
+export type CommandInput = EncodedCommand | { requestType: string; keys?: PlistDict; uuid?: string }
+
+export interface CommandService {
+  /** Handles a report (Idle or a result) and returns the next command's bytes, or null for the empty 200. */
+  handleReport(report: CommandReport, identity: DeviceIdentity, body: Buffer): Promise<Buffer | null>
+  enqueueCommand(targets: readonly string[], command: CommandInput, options?: EnqueueOptions): Promise<EnqueueResult>
+}
+
+export interface CommandServiceDeps {
+  enrollments: EnrollmentStore
+  queue: CommandQueueStore
+  inventory: InventoryStore
+  metrics: Metrics
+  logger: Logger
+}
+
+export function createCommandService(deps: CommandServiceDeps): CommandService {
+  const log = deps.logger.child({ service: 'commands' })
+
+  return {
+    async handleReport(report, identity, body) {
+      const { channel, status } = report
+      const fields = { enrollment_id: channel.enrollmentId, status, command_uuid: report.commandUuid }
+      const gate = await deps.enrollments.gateReport(channel.enrollmentId, channel.deviceId, identity.certificateSha256, status)
+      if (!gate.ok) {
+        if (gate.reason === 'identity_mismatch') {
+          throw new OrchardError('identity_rejected', `the certificate is not the one bound to device ${channel.deviceId}`)
+        }
+        throw new OrchardError('unknown_enrollment', `enrollment ${channel.enrollmentId} is ${gate.reason === 'enrollment_disabled' ? 'not enabled' : 'unknown'}`)
+      }
+      deps.metrics.mdmCommandReports.inc({ status })
+
+      if (status === 'Idle') {
+        const expired = await deps.queue.expireCommands(channel.enrollmentId)
+        if (expired > 0) log.info({ ...fields, expired }, 'commands expired')
+      } else {
+        const outcome = await deps.queue.recordResult(channel.enrollmentId, report.commandUuid!, {
+          status,
+          raw: body,
+          errorChain: report.errorChain,
+        })
+        if (!outcome.recorded) {
+          // A repeated result, or one for a command we never sent this channel: note it and
+          // move on to the next command rather than trapping the device in an error loop.
+          log.warn({ ...fields, reason: outcome.reason }, 'result not recorded')
+        } else {
+          log.info({ ...fields, request_type: outcome.requestType, error_chain: report.errorChain }, 'command result')
+          if (status === 'Acknowledged') {
+            const update = inventoryFromReport(outcome.requestType, report.raw)
+            if (update) await deps.inventory.applyInventory(channel.deviceId, channel.enrollmentId, update)
+          }
+        }
+      }
+
+      // After a NotNow, offer only commands the device has never answered until its next
+      // Idle: it re-polls by itself only if NotNow was the last status it sent.
+      const next = await deps.queue.nextCommand(channel.enrollmentId, !gate.notNowThisSession)
+      if (!next) return null
+      deps.metrics.mdmCommandsDelivered.inc({ request_type: next.requestType })
+      log.debug({ ...fields, next_command_uuid: next.uuid, request_type: next.requestType }, 'command sent')
+      return next.payload
+    },
+
+    async enqueueCommand(targets, input, options = {}) {
+      const command = 'payload' in input ? input : buildCommand(input.requestType, input.keys, input.uuid)
+      const priority = options.priority ?? 0
+      if (!Number.isInteger(priority) || priority < -100 || priority > 100) {
+        throw new OrchardError('validation_failed', 'priority must be a whole number from -100 to 100')
+      }
+      if (targets.length === 0) throw new OrchardError('validation_failed', 'at least one enrollment ID is needed')
+      const outcome = await deps.queue.insertCommand(
+        { uuid: command.uuid, requestType: command.requestType, payload: command.payload, priority, expiresAt: options.expiresAt ?? null },
+        targets,
+      )
+      if (!outcome.ok) throw new OrchardError('conflict', `a command with CommandUUID ${command.uuid} already exists`)
+      const queued = outcome.targets.filter((t) => t.outcome === 'queued').length
+      log.info({ command_uuid: command.uuid, request_type: command.requestType, targets: targets.length, queued }, 'command enqueued')
+      return { commandUuid: command.uuid, requestType: command.requestType, stored: outcome.stored, targets: outcome.targets }
+    },
+  }
+}
