@@ -19,7 +19,17 @@ export function createLogger(options: LoggerOptions): Logger {
   if (options.pretty && prettyAvailable()) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } })
   }
-  return pino(base)
+  // Asynchronous writes: under load lines are batched into fewer write() calls instead of
+  // one blocking syscall per line. What is buffered is flushed when the process exits.
+  const destination = pino.destination({ dest: 1, sync: false })
+  process.once('exit', () => {
+    try {
+      destination.flushSync()
+    } catch {
+      // nothing more can be done while exiting
+    }
+  })
+  return pino(base, destination)
 }
 
 function prettyAvailable(): boolean {

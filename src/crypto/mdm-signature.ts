@@ -123,10 +123,12 @@ const invalid = (message: string) => new IdentityError('signature_invalid', `Mdm
  * (and also refuses non-zero padding bits: "QR==" decodes like "QQ==").
  */
 function decodeBase64Strict(text: string): Buffer {
-  const trimmed = text.trim()
+  // A missing header arrives as undefined from untyped callers: refuse it like an empty one.
+  const trimmed = typeof text === 'string' ? text.trim() : ''
   if (trimmed.length === 0) throw malformed('header is empty')
+  if (trimmed.length % 4 !== 0) throw malformed('header is not base64')
   const bytes = Buffer.from(trimmed, 'base64')
-  if (trimmed.length % 4 !== 0 || bytes.toString('base64') !== trimmed) throw malformed('header is not base64')
+  if (bytes.toString('base64') !== trimmed) throw malformed('header is not base64')
   return bytes
 }
 

@@ -94,12 +94,17 @@ function resolveLimits(limits: Partial<PlistLimits> | undefined): PlistLimits {
 
 // Keys that Object.prototype has ("__proto__", "constructor", "toString"...) are defined,
 // not assigned: assigning "__proto__" goes through a setter and replaces the prototype.
-// Plain assignment is kept for all other keys because it is about four times faster.
+// Plain assignment is kept for all other keys because it is several times faster.
 const objectPrototype: object = Object.prototype
 
 function setEntry(dict: PlistDict, key: string, value: PlistValue): void {
   if (key in objectPrototype) Object.defineProperty(dict, key, { value, writable: true, enumerable: true, configurable: true })
   else dict[key] = value
+}
+
+/** An element name from the input, cut short for an error message. */
+function short(name: string): string {
+  return name.length > 40 ? `${name.slice(0, 40)}…` : name
 }
 
 /** A short, quoted excerpt of untrusted text for an error message. */
@@ -128,47 +133,13 @@ function isNameChar(c: number): boolean {
   return c < 128 && NAME_CHARS[c] === 1
 }
 
-/** The name in text[start, end), as the interned constant when it is a plist element (no allocation). */
-function elementName(text: string, start: number, end: number): string {
-  let name: string
-  switch (text.charCodeAt(start)) {
-    case 0x6b: // k
-      name = 'key'
-      break
-    case 0x73: // s
-      name = 'string'
-      break
-    case 0x69: // i
-      name = 'integer'
-      break
-    case 0x74: // t
-      name = 'true'
-      break
-    case 0x66: // f
-      name = 'false'
-      break
-    case 0x61: // a
-      name = 'array'
-      break
-    case 0x72: // r
-      name = 'real'
-      break
-    case 0x70: // p
-      name = 'plist'
-      break
-    case 0x64: // d
-      name = text.charCodeAt(start + 1) === 0x69 ? 'dict' : text.charCodeAt(start + 3) === 0x61 ? 'data' : 'date'
-      break
-    default:
-      return text.slice(start, end)
-  }
-  return name.length === end - start && text.startsWith(name, start) ? name : text.slice(start, end)
-}
-
 function isXmlSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d
 }
 
+// Text is returned exactly as sent: line ends are not normalized, and raw control characters
+// are tolerated (some writers emit them unescaped). Character references, though, must name
+// XML 1.0 characters.
 function isXmlChar(cp: number): boolean {
   return (
     (cp >= 0x20 && cp <= 0xd7ff) ||
@@ -213,7 +184,7 @@ class XmlDecoder {
     this.prolog()
     const plistAt = this.pos
     const name = this.readOpenTag()
-    if (name !== 'plist') this.fail('plist_malformed', `expected a <plist> root element, found <${name}>`, plistAt)
+    if (name !== 'plist') this.fail('plist_malformed', `expected a <plist> root element, found <${short(name)}>`, plistAt)
     if (this.selfClosing) this.fail('plist_malformed', '<plist> holds no value', plistAt)
     const root = this.body(plistAt)
     this.epilog()
@@ -282,11 +253,11 @@ class XmlDecoder {
       if (next === SLASH) {
         const name = this.readCloseTag()
         if (top === undefined) {
-          if (name !== 'plist') this.fail('plist_malformed', `unexpected </${name}>, expected </plist>`, at)
+          if (name !== 'plist') this.fail('plist_malformed', `unexpected </${short(name)}>, expected </plist>`, at)
           if (root === undefined) this.fail('plist_malformed', '<plist> holds no value', at)
           return root
         }
-        if (name !== top.name) this.fail('plist_malformed', `mismatched </${name}>, expected </${top.name}>`, at)
+        if (name !== top.name) this.fail('plist_malformed', `mismatched </${short(name)}>, expected </${top.name}>`, at)
         if (top.key !== undefined) this.fail('plist_malformed', `key ${quote(top.key)} has no value before </dict>`, at)
         stack.pop()
         continue
@@ -315,9 +286,9 @@ class XmlDecoder {
 
       // A value: it needs a slot (the root, the next array item, or a pending key).
       if (top === undefined) {
-        if (root !== undefined) this.fail('plist_malformed', `more than one value in <plist>: unexpected <${name}>`, at)
+        if (root !== undefined) this.fail('plist_malformed', `more than one value in <plist>: unexpected <${short(name)}>`, at)
       } else if (top.dict !== undefined && top.key === undefined) {
-        this.fail('plist_malformed', `<${name}> in a <dict> without a <key>`, at)
+        this.fail('plist_malformed', `<${short(name)}> in a <dict> without a <key>`, at)
       }
       if (++this.elements > maxElements) this.fail('plist_limit_exceeded', `more than maxElements ${maxElements} values`, at)
 
@@ -327,10 +298,8 @@ class XmlDecoder {
         const dict: PlistDict | undefined = name === 'dict' ? {} : undefined
         const array: PlistValue[] | undefined = name === 'array' ? [] : undefined
         value = dict ?? array!
-        if (!selfClosing) {
-          if (stack.length >= maxDepth) this.fail('plist_limit_exceeded', `nesting deeper than maxDepth ${maxDepth}`, at)
-          frame = { name, dict, array, openedAt: at, key: undefined }
-        }
+        if (stack.length >= maxDepth) this.fail('plist_limit_exceeded', `nesting deeper than maxDepth ${maxDepth}`, at)
+        if (!selfClosing) frame = { name, dict, array, openedAt: at, key: undefined }
       } else {
         value = this.leaf(name, selfClosing, at)
       }
@@ -374,12 +343,12 @@ class XmlDecoder {
         return this.data(selfClosing ? '' : this.readText(name, at), at)
       case 'true':
       case 'false':
-        if (!selfClosing && trimXmlSpace(this.readText(name, at)) !== '') this.fail('plist_malformed', `<${name}> must be empty`, at)
+        if (!selfClosing && trimXmlSpace(this.readText(name, at)) !== '') this.fail('plist_malformed', `<${short(name)}> must be empty`, at)
         return name === 'true'
       case 'plist':
         return this.fail('plist_malformed', 'nested <plist>', at)
       default:
-        return this.fail('plist_malformed', `unknown element <${name.length > 40 ? `${name.slice(0, 40)}…` : name}>`, at)
+        return this.fail('plist_malformed', `unknown element <${short(name)}>`, at)
     }
   }
 
@@ -390,28 +359,29 @@ class XmlDecoder {
     let i = at + 1
     while (isNameChar(text.charCodeAt(i))) i++
     if (i === at + 1) this.fail('plist_malformed', `expected an element name after "<", found ${quote(text.slice(at, at + 16))}`, at)
-    const name = elementName(text, at + 1, i)
+    const name = text.slice(at + 1, i)
     let c = text.charCodeAt(i)
     if (c !== GT && c !== SLASH && !isXmlSpace(c) && i < text.length) {
-      this.fail('plist_malformed', `invalid character in the name of <${name}>`, i)
+      this.fail('plist_malformed', `invalid character in the name of <${short(name)}>`, i)
     }
     this.selfClosing = false
     for (;;) {
-      if (i >= text.length) this.truncated(`<${name}> tag`, at)
+      if (i >= text.length) this.truncated(`<${short(name)}> tag`, at)
       c = text.charCodeAt(i)
       if (c === GT) break
-      if (c === SLASH && text.charCodeAt(i + 1) === GT) {
+      if (c === SLASH) {
+        if (text.charCodeAt(i + 1) !== GT) this.fail('plist_malformed', `"/" not followed by ">" in the <${short(name)}> tag`, i)
         this.selfClosing = true
         i++
         break
       }
       if (c === DQUOTE || c === SQUOTE) {
         const end = text.indexOf(c === DQUOTE ? '"' : "'", i + 1)
-        if (end < 0) this.truncated(`an attribute of <${name}>`, at)
+        if (end < 0) this.truncated(`an attribute of <${short(name)}>`, at)
         i = end + 1
         continue
       }
-      if (c === LT) this.fail('plist_malformed', `"<" inside the <${name}> tag`, i)
+      if (c === LT) this.fail('plist_malformed', `"<" inside the <${short(name)}> tag`, i)
       i++
     }
     this.pos = i + 1
@@ -425,10 +395,10 @@ class XmlDecoder {
     let i = at + 2
     while (isNameChar(text.charCodeAt(i))) i++
     if (i === at + 2) this.fail('plist_malformed', 'expected an element name after "</"', at)
-    const name = elementName(text, at + 2, i)
+    const name = text.slice(at + 2, i)
     while (i < text.length && isXmlSpace(text.charCodeAt(i))) i++
-    if (i >= text.length) this.truncated(`</${name}>`, at)
-    if (text.charCodeAt(i) !== GT) this.fail('plist_malformed', `unexpected ${quote(text.charAt(i))} in </${name}>`, i)
+    if (i >= text.length) this.truncated(`</${short(name)}>`, at)
+    if (text.charCodeAt(i) !== GT) this.fail('plist_malformed', `unexpected ${quote(text.charAt(i))} in </${short(name)}>`, i)
     this.pos = i + 1
     return name
   }
@@ -438,7 +408,7 @@ class XmlDecoder {
     const text = this.text
     const start = this.pos
     const lt = text.indexOf('<', start)
-    if (lt < 0) this.truncated(`<${name}>`, openedAt)
+    if (lt < 0) this.truncated(`<${short(name)}>`, openedAt)
     // Fast path: plain text straight up to the exact close tag.
     if (text.charCodeAt(lt + 1) === SLASH && text.startsWith(name, lt + 2) && text.charCodeAt(lt + 2 + name.length) === GT) {
       this.pos = lt + 3 + name.length
@@ -449,7 +419,7 @@ class XmlDecoder {
     for (;;) {
       const pos = this.pos
       const next = text.indexOf('<', pos)
-      if (next < 0) this.truncated(`<${name}>`, openedAt)
+      if (next < 0) this.truncated(`<${short(name)}>`, openedAt)
       if (next > pos) {
         const raw = text.slice(pos, next)
         out += raw.indexOf('&') < 0 ? raw : this.decodeEntities(raw, pos)
@@ -457,7 +427,7 @@ class XmlDecoder {
       this.pos = next
       if (text.charCodeAt(next + 1) === SLASH) {
         const closeName = this.readCloseTag()
-        if (closeName !== name) this.fail('plist_malformed', `mismatched </${closeName}>, expected </${name}>`, next)
+        if (closeName !== name) this.fail('plist_malformed', `mismatched </${short(closeName)}>, expected </${short(name)}>`, next)
         return out
       }
       if (text.startsWith('<![CDATA[', next)) {
@@ -470,7 +440,7 @@ class XmlDecoder {
       } else if (text.charCodeAt(next + 1) === QUESTION) {
         this.skipProcessingInstruction()
       } else {
-        this.fail('plist_malformed', `unexpected ${quote(text.slice(next, next + 16))} inside <${name}>`, next)
+        this.fail('plist_malformed', `unexpected ${quote(text.slice(next, next + 16))} inside <${short(name)}>`, next)
       }
     }
   }
@@ -1032,7 +1002,8 @@ class XmlEncoder {
       if (c === 0x26) replacement = '&amp;'
       else if (c === 0x3c) replacement = '&lt;'
       else if (c === 0x3e) replacement = '&gt;'
-      else if (c === 0x0d) replacement = '&#13;' // a raw CR would be normalized away by XML parsers
+      // Line ends XML parsers may normalize to "\n" (CR, and NEL, LS, PS for XML 1.1 ones like xmldom).
+      else if (c === 0x0d || c === 0x85 || c === 0x2028 || c === 0x2029) replacement = `&#${c};`
       else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
         i++
         continue
@@ -1054,5 +1025,5 @@ class XmlEncoder {
   }
 }
 
-// Anything but ordinary characters: markup, CR, controls, surrogates, U+FFFE/U+FFFF.
-const NEEDS_ESCAPE = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd]/
+// Anything but ordinary characters: markup, line ends other than LF, controls, surrogates, U+FFFE/U+FFFF.
+const NEEDS_ESCAPE = /[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\x84\x86-\u2027\u202a-\ud7ff\ue000-\ufffd]/

@@ -78,7 +78,8 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
         return emptyReply
       }
 
-      await requireBinding(channel, identity)
+      // TokenUpdate checks the binding inside its single statement; the rest here.
+      if (message.type !== 'TokenUpdate') await requireBinding(channel, identity)
 
       switch (message.type) {
         case 'TokenUpdate': {
@@ -94,8 +95,13 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
             pushMagic: message.pushMagic,
             unlockToken: message.unlockToken,
             awaitingConfiguration: message.awaitingConfiguration,
-          })
-          if (!outcome.ok) throw new OrchardError('unknown_enrollment', `device ${channel.deviceId} has not authenticated`)
+          }, identity.certificateSha256)
+          if (!outcome.ok) {
+            if (outcome.reason === 'identity_mismatch') {
+              throw new OrchardError('identity_rejected', `the certificate is not the one bound to device ${channel.deviceId}`)
+            }
+            throw new OrchardError('unknown_enrollment', `device ${channel.deviceId} has not authenticated`)
+          }
           if (outcome.tokenUpdateCount === 1) {
             log.info({ ...fields, channel: channel.kind }, 'enrolled')
             await deps.events.enrolled?.(channel)

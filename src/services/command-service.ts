@@ -9,7 +9,6 @@ import type { PlistDict } from '../mdm/plist.js'
 import type { CommandReport } from '../mdm/report.js'
 import type { Metrics } from '../metrics.js'
 import type { CommandQueueStore, TargetOutcome } from '../storage/command-queue-store.js'
-import type { EnrollmentStore } from '../storage/enrollment-store.js'
 import type { InventoryStore } from '../storage/inventory-store.js'
 import type { DeviceIdentity } from './mdm-types.js'
 
@@ -37,11 +36,12 @@ export interface CommandService {
 }
 
 export interface CommandServiceDeps {
-  enrollments: EnrollmentStore
   queue: CommandQueueStore
   inventory: InventoryStore
   metrics: Metrics
   logger: Logger
+  /** Warn once when a device has answered NotNow to the same command this many times. */
+  notNowAlertAfter: number
 }
 
 export function createCommandService(deps: CommandServiceDeps): CommandService {
@@ -51,44 +51,43 @@ export function createCommandService(deps: CommandServiceDeps): CommandService {
     async handleReport(report, identity, body) {
       const { channel, status } = report
       const fields = { enrollment_id: channel.enrollmentId, status, command_uuid: report.commandUuid }
-      const gate = await deps.enrollments.gateReport(channel.enrollmentId, channel.deviceId, identity.certificateSha256, status)
-      if (!gate.ok) {
-        if (gate.reason === 'identity_mismatch') {
+      const outcome = await deps.queue.processReport({
+        enrollmentId: channel.enrollmentId,
+        deviceId: channel.deviceId,
+        certificateSha256: identity.certificateSha256,
+        status,
+        commandUuid: report.commandUuid,
+        raw: body,
+        errorChain: report.errorChain,
+      })
+      if (!outcome.accepted) {
+        if (outcome.reason === 'identity_mismatch') {
           throw new OrchardError('identity_rejected', `the certificate is not the one bound to device ${channel.deviceId}`)
         }
-        throw new OrchardError('unknown_enrollment', `enrollment ${channel.enrollmentId} is ${gate.reason === 'enrollment_disabled' ? 'not enabled' : 'unknown'}`)
+        throw new OrchardError('unknown_enrollment', `enrollment ${channel.enrollmentId} is ${outcome.reason === 'enrollment_disabled' ? 'not enabled' : 'unknown'}`)
       }
       deps.metrics.mdmCommandReports.inc({ status })
+      if (outcome.expired > 0) log.info({ ...fields, expired: outcome.expired }, 'commands expired')
 
-      if (status === 'Idle') {
-        const expired = await deps.queue.expireCommands(channel.enrollmentId)
-        if (expired > 0) log.info({ ...fields, expired }, 'commands expired')
-      } else {
-        const outcome = await deps.queue.recordResult(channel.enrollmentId, report.commandUuid!, {
-          status,
-          raw: body,
-          errorChain: report.errorChain,
-        })
-        if (!outcome.recorded) {
-          // A repeated result, or one for a command we never sent this channel: note it and
-          // move on to the next command rather than trapping the device in an error loop.
-          log.warn({ ...fields, reason: outcome.reason }, 'result not recorded')
-        } else {
-          log.info({ ...fields, request_type: outcome.requestType, error_chain: report.errorChain }, 'command result')
-          if (status === 'Acknowledged') {
-            const update = inventoryFromReport(outcome.requestType, report.raw)
-            if (update) await deps.inventory.applyInventory(channel.deviceId, channel.enrollmentId, update)
-          }
+      const result = outcome.result
+      if (result && !result.recorded) {
+        // A repeated result, or one for a command never sent to this channel: noted, and
+        // the next command goes out rather than trapping the device in an error loop.
+        log.warn({ ...fields, reason: result.reason }, 'result not recorded')
+      } else if (result?.recorded) {
+        log.debug({ ...fields, request_type: result.requestType, error_chain: report.errorChain }, 'command result')
+        if (status === 'NotNow' && result.notNowCount === deps.notNowAlertAfter) {
+          log.warn({ ...fields, request_type: result.requestType, not_now_count: result.notNowCount }, 'device keeps refusing a command (NotNow)')
+        }
+        if (status === 'Acknowledged') {
+          const update = inventoryFromReport(result.requestType, report.raw)
+          if (update) await deps.inventory.applyInventory(channel.deviceId, channel.enrollmentId, update)
         }
       }
 
-      // After a NotNow, offer only commands the device has never answered until its next
-      // Idle: it re-polls by itself only if NotNow was the last status it sent.
-      const next = await deps.queue.nextCommand(channel.enrollmentId, !gate.notNowThisSession)
-      if (!next) return null
-      deps.metrics.mdmCommandsDelivered.inc({ request_type: next.requestType })
-      log.debug({ ...fields, next_command_uuid: next.uuid, request_type: next.requestType }, 'command sent')
-      return next.payload
+      if (!outcome.next) return null
+      deps.metrics.mdmCommandsDelivered.inc({ request_type: outcome.next.requestType })
+      return outcome.next.payload
     },
 
     async enqueueCommand(targets, input, options = {}) {

@@ -1,6 +1,7 @@
 // The command queue: commands stored once, one command_targets row per target enrollment
 // holding its delivery state and result.
 import { sql, type Kysely } from 'kysely'
+import { preparedStatement } from './database.js'
 import type { CommandTargetStatus, Database } from './schema.js'
 
 export interface NewCommand {
@@ -24,15 +25,24 @@ export interface NextCommand {
 }
 
 export type ResultOutcome =
-  | { recorded: true; requestType: string }
-  /** Already answered (a repeated report) or cancelled/expired meanwhile. */
+  | { recorded: true; requestType: string; notNowCount: number }
+  /** Already answered (a repeated report), cancelled or expired meanwhile, or never sent here. */
   | { recorded: false; reason: 'already_answered' | 'unknown_command' }
 
-export interface CommandResult {
-  status: Exclude<CommandTargetStatus, 'Pending' | 'Expired' | 'Cancelled'>
+export interface ReportInput {
+  enrollmentId: string
+  deviceId: string
+  certificateSha256: string
+  status: 'Idle' | 'Acknowledged' | 'Error' | 'CommandFormatError' | 'NotNow'
+  /** Absent on Idle. */
+  commandUuid?: string
   raw: Buffer
   errorChain?: unknown
 }
+
+export type ReportOutcome =
+  | { accepted: false; reason: 'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch' }
+  | { accepted: true; result?: ResultOutcome; expired: number; next?: NextCommand }
 
 export interface TargetState {
   enrollmentId: string
@@ -48,19 +58,40 @@ export interface TargetState {
 export interface CommandQueueStore {
   /** Stores the command once and queues it for each enabled target, in one transaction. */
   insertCommand(command: NewCommand, targets: readonly string[]): Promise<InsertCommandOutcome>
-  /** Records a device's answer to a delivered command (NotNow keeps it queued). */
-  recordResult(enrollmentId: string, commandUuid: string, result: CommandResult): Promise<ResultOutcome>
   /**
-   * The next command to send, marked delivered: highest priority first, then oldest.
-   * `includeNotNow` false offers only commands the device has never answered.
+   * A device's report, in one round trip: the channel must be enabled and its device bound
+   * to this certificate; a result is recorded (NotNow keeps the command queued); Idle
+   * expires overdue commands; and the next command (highest priority, then oldest) is
+   * marked delivered and returned.
    */
-  nextCommand(enrollmentId: string, includeNotNow: boolean): Promise<NextCommand | undefined>
-  /** Marks this enrollment's undelivered commands past their deadline as Expired. */
-  expireCommands(enrollmentId: string): Promise<number>
+  processReport(report: ReportInput): Promise<ReportOutcome>
   targetStates(commandUuid: string): Promise<TargetState[]>
 }
 
 export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore {
+  // The rare refusal path explains itself with a second look.
+  async function explainRefusal(report: ReportInput): Promise<'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch'> {
+    const row = await db
+      .selectFrom('enrollments as e')
+      .innerJoin('devices as d', 'd.id', 'e.device_id')
+      .select(['e.enabled', 'e.device_id', 'd.identity_sha256'])
+      .where('e.id', '=', report.enrollmentId)
+      .executeTakeFirst()
+    if (!row || row.device_id !== report.deviceId) return 'unknown_enrollment'
+    if (row.identity_sha256 !== report.certificateSha256) return 'identity_mismatch'
+    return 'enrollment_disabled'
+  }
+
+  async function commandTargetExists(enrollmentId: string, commandUuid: string): Promise<boolean> {
+    const row = await db
+      .selectFrom('command_targets')
+      .select('status')
+      .where('enrollment_id', '=', enrollmentId)
+      .where('command_uuid', '=', commandUuid)
+      .executeTakeFirst()
+    return row !== undefined
+  }
+
   return {
     async insertCommand(command, targets) {
       const unique = [...new Set(targets)]
@@ -113,68 +144,100 @@ export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore
       }
     },
 
-    async recordResult(enrollmentId, commandUuid, result) {
-      const notNow = result.status === 'NotNow'
-      const updated = await sql<{ request_type: string }>`
-        update command_targets t
-        set status = ${result.status},
-            not_now_count = t.not_now_count + ${notNow ? 1 : 0},
-            last_not_now_at = case when ${notNow} then now() else t.last_not_now_at end,
-            result_at = case when ${notNow} then t.result_at else now() end,
-            result_raw = ${result.raw},
-            error_chain = ${result.errorChain === undefined ? null : JSON.stringify(result.errorChain)}::text::jsonb,
-            updated_at = now()
-        from commands c
-        where t.enrollment_id = ${enrollmentId} and t.command_uuid = ${commandUuid}
-          and t.status in ('Pending', 'NotNow') and c.uuid = t.command_uuid
-        returning c.request_type`.execute(db)
-      const row = updated.rows[0]
-      if (row) return { recorded: true, requestType: row.request_type }
-      const exists = await db
-        .selectFrom('command_targets')
-        .select('status')
-        .where('enrollment_id', '=', enrollmentId)
-        .where('command_uuid', '=', commandUuid)
-        .executeTakeFirst()
-      return { recorded: false, reason: exists ? 'already_answered' : 'unknown_command' }
-    },
-
-    async nextCommand(enrollmentId, includeNotNow) {
-      // One statement: pick the head of this enrollment's queue (served by
-      // command_targets_next_idx) and mark it delivered.
-      const result = await sql<{ uuid: string; request_type: string; payload: Buffer }>`
-        with head as (
+    async processReport(report) {
+      const isIdle = report.status === 'Idle'
+      const notNow = report.status === 'NotNow'
+      // One statement, one round trip: check the channel (enabled, bound to this
+      // certificate) and touch it, record the result, expire overdue commands on Idle, and
+      // take the next command (served by command_targets_next_idx) marking it delivered.
+      // All parts see the snapshot from before the statement, so the command answered
+      // now is excluded from "next" by its UUID.
+      const { rows } = await sql<{
+        gate_ok: number
+        recorded_type: string | null
+        not_now_count: number | null
+        expired: number
+        next_uuid: string | null
+        next_type: string | null
+        next_payload: Buffer | null
+      }>`${sql.raw(preparedStatement)}
+        with gate as (
+          update enrollments e
+          set last_seen_at = now(),
+              not_now_this_session = case ${report.status}::text when 'Idle' then false when 'NotNow' then true else e.not_now_this_session end
+          from devices d
+          where e.id = ${report.enrollmentId} and e.device_id = ${report.deviceId} and e.enabled
+            and d.id = e.device_id and d.identity_sha256 = ${report.certificateSha256}
+          returning e.not_now_this_session
+        ),
+        recorded as (
+          update command_targets t
+          set status = ${report.status}::text,
+              not_now_count = t.not_now_count + ${notNow ? 1 : 0}::int,
+              last_not_now_at = case when ${notNow}::boolean then now() else t.last_not_now_at end,
+              result_at = case when ${notNow}::boolean then t.result_at else now() end,
+              result_raw = ${isIdle ? null : report.raw}::bytea,
+              error_chain = ${report.errorChain === undefined ? null : JSON.stringify(report.errorChain)}::text::jsonb,
+              updated_at = now()
+          from commands c
+          where not ${isIdle}::boolean and exists (select 1 from gate)
+            and t.enrollment_id = ${report.enrollmentId} and t.command_uuid = ${report.commandUuid ?? null}::text
+            and t.status in ('Pending', 'NotNow') and c.uuid = t.command_uuid
+          returning c.request_type, t.not_now_count
+        ),
+        expired as (
+          -- Undelivered or refused (NotNow) ones only: a command the device fetched and may
+          -- be running (delivered, no answer yet) is not expired under it.
+          update command_targets
+          set status = 'Expired', updated_at = now()
+          where ${isIdle}::boolean and exists (select 1 from gate) and enrollment_id = ${report.enrollmentId}
+            and status in ('Pending', 'NotNow') and expires_at <= now()
+            and (status = 'NotNow' or first_delivered_at is null)
+          returning command_uuid
+        ),
+        head as (
           select enrollment_id, command_uuid from command_targets
-          where enrollment_id = ${enrollmentId}
+          where exists (select 1 from gate) and enrollment_id = ${report.enrollmentId}
             and status in ('Pending', 'NotNow')
-            and (status = 'Pending' or ${includeNotNow})
-            and (expires_at is null or expires_at > now() or first_delivered_at is not null and status = 'Pending')
+            and command_uuid is distinct from ${report.commandUuid ?? null}::text
+            -- After a NotNow, until the next Idle: only commands never answered.
+            and (status = 'Pending' or not (select not_now_this_session from gate))
+            and (expires_at is null or expires_at > now() or (status = 'Pending' and first_delivered_at is not null))
           order by priority desc, seq
           limit 1
+        ),
+        delivered as (
+          update command_targets t
+          set delivery_count = t.delivery_count + 1,
+              first_delivered_at = coalesce(t.first_delivered_at, now()),
+              last_delivered_at = now(),
+              updated_at = now()
+          from head
+          where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid
+          returning t.command_uuid
         )
-        update command_targets t
-        set delivery_count = t.delivery_count + 1,
-            first_delivered_at = coalesce(t.first_delivered_at, now()),
-            last_delivered_at = now(),
-            updated_at = now()
-        from head, commands c
-        where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid and c.uuid = t.command_uuid
-        returning c.uuid, c.request_type, c.payload`.execute(db)
-      const row = result.rows[0]
-      return row ? { uuid: row.uuid, requestType: row.request_type, payload: row.payload } : undefined
-    },
-
-    async expireCommands(enrollmentId) {
-      // Undelivered ones, and ones the device refused (NotNow): a command the device has
-      // fetched and may be running (delivered, no answer yet) is not expired under it.
-      const result = await db
-        .updateTable('command_targets')
-        .set({ status: 'Expired', updated_at: sql`now()` })
-        .where('enrollment_id', '=', enrollmentId)
-        .where('expires_at', '<=', sql<Date>`now()`)
-        .where((eb) => eb.or([eb('status', '=', 'NotNow'), eb.and([eb('status', '=', 'Pending'), eb('first_delivered_at', 'is', null)])]))
-        .executeTakeFirst()
-      return Number(result.numUpdatedRows)
+        select (select count(*) from gate)::int as gate_ok,
+               (select request_type from recorded) as recorded_type,
+               (select not_now_count from recorded) as not_now_count,
+               (select count(*) from expired)::int as expired,
+               c.uuid as next_uuid, c.request_type as next_type, c.payload as next_payload
+        from (select 1) as one
+        left join delivered on true
+        left join commands c on c.uuid = delivered.command_uuid`.execute(db)
+      const row = rows[0]!
+      if (row.gate_ok === 0) return { accepted: false, reason: await explainRefusal(report) }
+      let result: ResultOutcome | undefined
+      if (!isIdle) {
+        result = row.recorded_type !== null
+          ? { recorded: true, requestType: row.recorded_type, notNowCount: row.not_now_count ?? 0 }
+          : { recorded: false, reason: (await commandTargetExists(report.enrollmentId, report.commandUuid!)) ? 'already_answered' : 'unknown_command' }
+      }
+      return {
+        accepted: true,
+        result,
+        expired: row.expired,
+        next: row.next_uuid !== null ? { uuid: row.next_uuid, requestType: row.next_type!, payload: row.next_payload! } : undefined,
+      }
     },
 
     async targetStates(commandUuid) {

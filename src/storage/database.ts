@@ -4,7 +4,8 @@
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
-import { Kysely, PostgresDialect, sql } from 'kysely'
+import { createHash } from 'node:crypto'
+import { Kysely, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
@@ -60,7 +61,7 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
   // An idle client losing its connection (database restart) must not crash the process;
   // the next query gets a fresh connection or a clear error.
   pool.on('error', () => {})
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) })
   let closed = false
   return {
     kind: 'postgres',
@@ -74,6 +75,44 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
       closed = true
       await db.destroy() // ends the pool
     },
+  }
+}
+
+/**
+ * Statements that run on every device request start with this comment: on Postgres they
+ * are prepared once per connection (named statements), so the server parses and plans
+ * them once instead of on every request. Elsewhere the comment is only a comment.
+ */
+export const preparedStatement = '/* prepared */'
+
+const statementNames = new Map<string, string>()
+
+function statementName(text: string): string {
+  let name = statementNames.get(text)
+  if (!name) {
+    name = `orchard_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`
+    statementNames.set(text, name)
+  }
+  return name
+}
+
+function preparingPool(pool: pg.Pool): PostgresPool {
+  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>()
+  return {
+    async connect() {
+      const client = await pool.connect()
+      let wrapper = wrappers.get(client)
+      if (!wrapper) {
+        wrapper = {
+          query: ((text: string, values: unknown[]) =>
+            text.startsWith(preparedStatement) ? client.query({ name: statementName(text), text, values }) : client.query(text, values)) as unknown as PostgresPoolClient['query'],
+          release: () => client.release(),
+        }
+        wrappers.set(client, wrapper)
+      }
+      return wrapper
+    },
+    end: () => pool.end(),
   }
 }
 

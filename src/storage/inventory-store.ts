@@ -1,6 +1,7 @@
 // Inventory parsed from query responses (the raw reports stay in command_targets).
 import { sql, type Kysely } from 'kysely'
 import type { InventoryUpdate } from '../mdm/inventory.js'
+import { preparedStatement } from './database.js'
 import type { Database } from './schema.js'
 
 export interface InventoryStore {
@@ -43,48 +44,54 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
             .execute()
           return
         case 'applications':
-          await db.transaction().execute(async (trx) => {
-            await trx.deleteFrom('installed_applications').where('enrollment_id', '=', enrollmentId).execute()
-            const rows = dedupe(update.applications, (a) => a.identifier).map((a) => ({
-              enrollment_id: enrollmentId,
-              identifier: a.identifier,
-              name: a.name ?? null,
-              version: a.version ?? null,
-              short_version: a.shortVersion ?? null,
-              bundle_size: a.bundleSize ?? null,
-              is_managed: a.isManaged ?? null,
-              attributes: JSON.stringify(a.attributes),
-            }))
-            for (const chunk of chunks(rows, 500)) await trx.insertInto('installed_applications').values(chunk).execute()
-          })
+          // One statement per list: upsert what the device reported, delete what it no longer has.
+          await sql`${sql.raw(preparedStatement)}
+            with incoming as (
+              select * from jsonb_to_recordset(${JSON.stringify(dedupe(update.applications, (a) => a.identifier))}::text::jsonb)
+                as x(identifier text, name text, version text, "shortVersion" text, "bundleSize" bigint, "isManaged" boolean, attributes jsonb)
+            ),
+            upserted as (
+              insert into installed_applications (enrollment_id, identifier, name, version, short_version, bundle_size, is_managed, attributes)
+              select ${enrollmentId}::text, identifier, name, version, "shortVersion", "bundleSize", "isManaged", attributes from incoming
+              on conflict (enrollment_id, identifier) do update set name = excluded.name, version = excluded.version,
+                short_version = excluded.short_version, bundle_size = excluded.bundle_size, is_managed = excluded.is_managed,
+                attributes = excluded.attributes, updated_at = now()
+            )
+            delete from installed_applications
+            where enrollment_id = ${enrollmentId}::text and identifier not in (select identifier from incoming)`.execute(db)
           return
         case 'profiles':
-          await db.transaction().execute(async (trx) => {
-            await trx.deleteFrom('installed_profiles').where('enrollment_id', '=', enrollmentId).execute()
-            const rows = dedupe(update.profiles, (p) => p.identifier).map((p) => ({
-              enrollment_id: enrollmentId,
-              identifier: p.identifier,
-              uuid: p.uuid ?? null,
-              display_name: p.displayName ?? null,
-              is_managed: p.isManaged ?? null,
-              attributes: JSON.stringify(p.attributes),
-            }))
-            for (const chunk of chunks(rows, 500)) await trx.insertInto('installed_profiles').values(chunk).execute()
-          })
+          await sql`${sql.raw(preparedStatement)}
+            with incoming as (
+              select * from jsonb_to_recordset(${JSON.stringify(dedupe(update.profiles, (p) => p.identifier))}::text::jsonb)
+                as x(identifier text, uuid text, "displayName" text, "isManaged" boolean, attributes jsonb)
+            ),
+            upserted as (
+              insert into installed_profiles (enrollment_id, identifier, uuid, display_name, is_managed, attributes)
+              select ${enrollmentId}::text, identifier, uuid, "displayName", "isManaged", attributes from incoming
+              on conflict (enrollment_id, identifier) do update set uuid = excluded.uuid, display_name = excluded.display_name,
+                is_managed = excluded.is_managed, attributes = excluded.attributes, updated_at = now()
+            )
+            delete from installed_profiles
+            where enrollment_id = ${enrollmentId}::text and identifier not in (select identifier from incoming)`.execute(db)
           return
-        case 'certificates':
-          await db.transaction().execute(async (trx) => {
-            await trx.deleteFrom('installed_certificates').where('enrollment_id', '=', enrollmentId).execute()
-            const rows = dedupe(update.certificates, (c) => c.sha256).map((c) => ({
-              enrollment_id: enrollmentId,
-              sha256: c.sha256,
-              common_name: c.commonName ?? null,
-              is_identity: c.isIdentity ?? null,
-              data: c.data,
-            }))
-            for (const chunk of chunks(rows, 500)) await trx.insertInto('installed_certificates').values(chunk).execute()
-          })
+        case 'certificates': {
+          const certificates = dedupe(update.certificates, (c) => c.sha256).map((c) => ({ ...c, data: c.data.toString('base64') }))
+          await sql`${sql.raw(preparedStatement)}
+            with incoming as (
+              select * from jsonb_to_recordset(${JSON.stringify(certificates)}::text::jsonb)
+                as x(sha256 text, "commonName" text, "isIdentity" boolean, data text)
+            ),
+            upserted as (
+              insert into installed_certificates (enrollment_id, sha256, common_name, is_identity, data)
+              select ${enrollmentId}::text, sha256, "commonName", "isIdentity", decode(data, 'base64') from incoming
+              on conflict (enrollment_id, sha256) do update set common_name = excluded.common_name,
+                is_identity = excluded.is_identity, updated_at = now()
+            )
+            delete from installed_certificates
+            where enrollment_id = ${enrollmentId}::text and sha256 not in (select sha256 from incoming)`.execute(db)
           return
+        }
       }
     },
   }
@@ -94,10 +101,4 @@ function dedupe<T>(items: T[], key: (item: T) => string): T[] {
   const seen = new Map<string, T>()
   for (const item of items) seen.set(key(item), item)
   return [...seen.values()]
-}
-
-function chunks<T>(items: T[], size: number): T[][] {
-  const out: T[][] = []
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
-  return out
 }

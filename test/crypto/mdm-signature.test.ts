@@ -4,6 +4,7 @@ import * as asn1js from 'asn1js'
 import * as pkijs from 'pkijs'
 import t from 'tap'
 import { createCertificate, generateKeyPair, type KeyAlgorithm, type KeyPair } from '../../src/crypto/certificates.js'
+import { DerError, childrenOf, decodeElement, decodeOid, decodeTime, Tag, type DerElement } from '../../src/crypto/der.js'
 import { createDeviceCertificateVerifier } from '../../src/crypto/device-identity.js'
 import { IdentityError, verifyMdmSignature, type IdentityErrorCode, type VerifiedSignature } from '../../src/crypto/mdm-signature.js'
 import { signDetached, type SignDetachedOptions, type Signer } from '../helpers/cms-signer.js'
@@ -18,15 +19,11 @@ const body = Buffer.from(
 )
 const otherBody = Buffer.from(body.toString().replace('TokenUpdate', 'CheckOut'))
 
-interface Device extends Signer {
-  keys: KeyPair
-}
-
 const caKeys = await generateKeyPair('ec-p256')
 const ca = await createCertificate({ subject: { commonName: 'Test Device CA' }, publicKey: caKeys.publicKey, selfSignKey: caKeys.privateKey, validDays: 30, usage: 'ca' })
 const caDer = Buffer.from(ca.toSchema().toBER(false))
 
-async function makeDevice(algorithm: KeyAlgorithm, commonName: string): Promise<Device> {
+async function makeDevice(algorithm: KeyAlgorithm, commonName: string): Promise<Signer> {
   const keys = await generateKeyPair(algorithm)
   const certificate = await createCertificate({
     subject: { commonName },
@@ -35,10 +32,10 @@ async function makeDevice(algorithm: KeyAlgorithm, commonName: string): Promise<
     validDays: 30,
     usage: 'client',
   })
-  return { keys, privateKey: keys.privateKey, certificateDer: Buffer.from(certificate.toSchema().toBER(false)) }
+  return { privateKey: keys.privateKey, certificateDer: Buffer.from(certificate.toSchema().toBER(false)) }
 }
 
-const devices: Record<KeyAlgorithm, Device> = { 'rsa-2048': await makeDevice('rsa-2048', 'rsa device'), 'ec-p256': await makeDevice('ec-p256', 'ec device') }
+const devices: Record<KeyAlgorithm, Signer> = { 'rsa-2048': await makeDevice('rsa-2048', 'rsa device'), 'ec-p256': await makeDevice('ec-p256', 'ec device') }
 const strangers: Record<KeyAlgorithm, KeyPair> = { 'rsa-2048': await generateKeyPair('rsa-2048'), 'ec-p256': await generateKeyPair('ec-p256') }
 
 type Outcome = { ok: true; result: VerifiedSignature } | { ok: false; code: IdentityErrorCode; message: string }
@@ -64,8 +61,10 @@ async function pkijsVerifies(header: string, data: Buffer): Promise<boolean> {
   }
 }
 
+type Assertions = Pick<typeof t, 'equal' | 'match'>
+
 /** Asserts that we and pkijs reach the same verdict, and our refusal carries `code`. */
-async function expectRefused(t: Pick<typeof import('tap').default, 'equal' | 'match'>, header: string, data: Buffer, code: IdentityErrorCode, message?: RegExp): Promise<void> {
+async function expectRefused(t: Assertions, header: string, data: Buffer, code: IdentityErrorCode, message?: RegExp): Promise<void> {
   const outcome = ours(header, data)
   t.equal(outcome.ok ? 'verified' : outcome.code, code, message ? `refused: ${code} ${message}` : `refused: ${code}`)
   if (!outcome.ok && message) t.match(outcome.message, message)
@@ -164,6 +163,7 @@ t.test('headers that are not a signature fail cleanly', async (t) => {
     t.equal(outcome.ok ? 'verified' : outcome.code, 'signature_malformed', name)
   }
   t.match(ours('', body), { message: 'Mdm-Signature: header is empty' })
+  t.match(ours(undefined as unknown as string, body), { ok: false, code: 'signature_malformed', message: 'Mdm-Signature: header is empty' }, 'a missing header')
   t.match(ours('not a signature!', body), { message: 'Mdm-Signature: header is not base64' })
 })
 
@@ -347,49 +347,123 @@ t.test('seeded mutation fuzzing: only IdentityError, and nothing verifies that s
     }
   }
 
-  const verifier = createDeviceCertificateVerifier({ trustedCas: [caDer] })
-  const counts: Record<string, number> = {}
-  const bump = (key: string) => (counts[key] = (counts[key] ?? 0) + 1)
-  const iterations = 250
+  // Bases: signatures made now (random keys) and the committed openssl fixtures (the same bytes every run).
+  const fixtureBody = fixture('body.plist')
+  const bases: Array<{ name: string; header: string; data: Buffer; certificateDer: Buffer; trustedCa: Buffer }> = []
   for (const algorithm of ['rsa-2048', 'ec-p256'] as KeyAlgorithm[]) {
-    const device = devices[algorithm]
-    const signerKey = new X509Certificate(device.certificateDer).publicKey.export({ type: 'spki', format: 'der' })
     for (const signedAttributes of [true, false]) {
       for (const encoding of ['der', 'apple-ber'] as const) {
-        const header = await signDetached(body, device, { signedAttributes, encoding })
-        const der = Buffer.from(header, 'base64')
-        for (let i = 0; i < iterations; i++) {
-          const mutated = mutate(der)
-          const outcome = ours(mutated.toString('base64'), body) // throws (failing the test) on anything but IdentityError
-          if (!outcome.ok) {
-            bump(outcome.code)
-            continue
-          }
-          bump('verified')
-          // Bytes outside what is signed may change (the certificate's own signature, unsigned fields),
-          // but a mutant verifies only under the signer's key, and only the untouched certificate is trusted.
-          const key = new X509Certificate(outcome.result.certificateDer).publicKey.export({ type: 'spki', format: 'der' })
-          t.ok(key.equals(signerKey), 'a verified mutant was signed by the device key')
-          if (!outcome.result.certificateDer.equals(device.certificateDer)) {
-            t.throws(() => verifier.verify(outcome.result.certificateDer), IdentityError, 'a tampered certificate is not trusted')
-          }
-        }
-        for (let i = 0; i < 40; i++) {
-          const changed = mutate(body)
-          if (changed.equals(body)) continue
-          const outcome = ours(header, changed)
-          t.equal(outcome.ok ? 'verified' : outcome.code, 'signature_invalid', 'a changed body never verifies')
+        const header = await signDetached(body, devices[algorithm], { signedAttributes, encoding })
+        bases.push({ name: `${algorithm} ${signedAttributes ? 'attrs' : 'noattr'} ${encoding}`, header, data: body, certificateDer: devices[algorithm].certificateDer, trustedCa: caDer })
+      }
+    }
+  }
+  for (const [name, certificate] of [['rsa-sha256-attrs', 'device-rsa.der'], ['ec-sha1-noattr', 'device-ec.der'], ['rsa-sha256-attrs-keyid', 'device-rsa.der']]) {
+    bases.push({ name: `openssl ${name}`, header: fixture(`${name}.der`).toString('base64'), data: fixtureBody, certificateDer: fixture(certificate!), trustedCa: fixture('ca.der') })
+  }
+
+  const counts: Record<string, number> = {}
+  const bump = (key: string) => (counts[key] = (counts[key] ?? 0) + 1)
+  const violations: string[] = []
+  const iterations = 250
+  for (const base of bases) {
+    const verifier = createDeviceCertificateVerifier({ trustedCas: [base.trustedCa], now: () => new Date('2030-01-01T00:00:00Z') })
+    const signerKey = new X509Certificate(base.certificateDer).publicKey.export({ type: 'spki', format: 'der' })
+    const der = Buffer.from(base.header, 'base64')
+    for (let i = 0; i < iterations; i++) {
+      const mutated = mutate(der)
+      const outcome = ours(mutated.toString('base64'), base.data) // anything but IdentityError escapes and fails the test
+      if (!outcome.ok) {
+        bump(outcome.code)
+        continue
+      }
+      bump('verified')
+      // Bytes outside what is signed may change (the certificate's own signature, unsigned fields),
+      // but a mutant verifies only under the signer's key, and only the untouched certificate is trusted.
+      const key = new X509Certificate(outcome.result.certificateDer).publicKey.export({ type: 'spki', format: 'der' })
+      if (!key.equals(signerKey)) violations.push(`${base.name} #${i}: verified under another key`)
+      if (!outcome.result.certificateDer.equals(base.certificateDer)) {
+        try {
+          verifier.verify(outcome.result.certificateDer)
+          violations.push(`${base.name} #${i}: a tampered certificate is trusted`)
+        } catch (error) {
+          if (!(error instanceof IdentityError)) throw error
         }
       }
+    }
+    for (let i = 0; i < 40; i++) {
+      const changed = mutate(base.data)
+      if (changed.equals(base.data)) continue
+      const outcome = ours(base.header, changed)
+      if (outcome.ok || outcome.code !== 'signature_invalid') violations.push(`${base.name}: changed body #${i} gave ${outcome.ok ? 'verified' : outcome.code}`)
     }
   }
   for (let i = 0; i < 500; i++) {
     const noise = Buffer.alloc(int(64))
     for (let j = 0; j < noise.length; j++) noise[j] = int(256)
-    const outcome = ours(noise.toString('base64'), body)
-    t.equal(outcome.ok, false, 'random bytes never verify')
+    if (ours(noise.toString('base64'), body).ok) violations.push(`random bytes #${i} verified`)
   }
-  t.comment(`outcomes over ${8 * iterations} mutated signatures: ${JSON.stringify(counts)}`)
+  t.same(violations, [], 'no mutant verified under another key, no tampered certificate was trusted, no changed body verified')
+  t.comment(`outcomes over ${bases.length * iterations} mutated signatures: ${JSON.stringify(counts)}`)
   t.ok((counts['signature_malformed'] ?? 0) > 100, 'many mutants are malformed')
   t.ok((counts['signature_invalid'] ?? 0) > 50, 'many mutants parse and fail verification')
+  t.ok((counts['verified'] ?? 0) > 0, 'some mutants only touch unsigned bytes and still verify')
+})
+
+t.test('the DER reader', async (t) => {
+  const oid = (hex: string) => decodeOid(decodeElement(Buffer.from(`06${(hex.length / 2).toString(16).padStart(2, '0')}${hex}`, 'hex')))
+  t.equal(oid('2a864886f70d010702'), '1.2.840.113549.1.7.2')
+  t.equal(oid('2b0e03021a'), '1.3.14.3.2.26')
+  t.equal(oid('0603'), '0.6.3')
+  t.equal(oid('8837'), '2.999')
+  // 2.25.<128-bit UUID>: arcs beyond 2^53 stay exact.
+  const uuid = 0xf81d4fae7dec11d0a76500a0c91e6bf6n
+  const arc: number[] = []
+  for (let v = uuid; v > 0n; v >>= 7n) arc.unshift(Number(v & 0x7fn) | (arc.length ? 0x80 : 0))
+  t.equal(oid(`69${Buffer.from(arc).toString('hex')}`), `2.25.${uuid}`)
+  t.throws(() => oid('2a8086'), DerError, 'arc ending mid-way')
+  t.throws(() => oid('2a80'), DerError, 'leading 0x80')
+  t.throws(() => decodeOid(decodeElement(Buffer.from('0600', 'hex'))), DerError, 'empty')
+
+  const time = (tag: number, text: string) => decodeTime(decodeElement(Buffer.concat([Buffer.from([tag, text.length]), Buffer.from(text)])), 'time')
+  t.equal(time(Tag.utcTime, '491231235959Z').toISOString(), '2049-12-31T23:59:59.000Z')
+  t.equal(time(Tag.utcTime, '500101000000Z').toISOString(), '1950-01-01T00:00:00.000Z')
+  t.equal(time(Tag.generalizedTime, '21260101120000Z').toISOString(), '2126-01-01T12:00:00.000Z')
+  for (const [tag, text] of [
+    [Tag.utcTime, '4912312359Z'],
+    [Tag.utcTime, '491231235959+0100'],
+    [Tag.generalizedTime, '20300230000000Z'],
+    [Tag.generalizedTime, '20301231240000Z'],
+    [Tag.generalizedTime, '20301231235959.5Z'],
+    [Tag.octetString, '20301231235959Z'],
+  ] as const) {
+    t.throws(() => time(tag, text), DerError, `refuses ${text}`)
+  }
+
+  const indefinite = decodeElement(Buffer.from('3080' + '0201' + '05' + '3080' + '0500' + '0000' + '0000', 'hex'))
+  t.equal(indefinite.indefinite, true)
+  t.same(childrenOf(indefinite).map((child) => [child.tag, child.indefinite]), [[Tag.integer, false], [Tag.sequence, true]])
+  t.throws(() => decodeElement(Buffer.from('0480', 'hex')), DerError, 'indefinite primitive')
+  t.throws(() => decodeElement(Buffer.from('3080020105', 'hex')), DerError, 'no end-of-contents')
+  t.throws(() => decodeElement(Buffer.from('30030000', 'hex')), DerError, 'length past the end')
+  t.throws(() => childrenOf(decodeElement(Buffer.from('30020000', 'hex'))), DerError, 'end-of-contents inside a definite element')
+  t.throws(() => decodeElement(Buffer.from('30850000000001', 'hex')), DerError, '5 length octets')
+
+  // Random bytes, walked as deep as they go: DerError or a structure, never anything else.
+  const next = random(0x5eed)
+  const walk = (element: DerElement, depth: number): void => {
+    if (element.constructed && depth < 40) for (const child of childrenOf(element)) walk(child, depth + 1)
+  }
+  let parsed = 0
+  for (let i = 0; i < 20_000; i++) {
+    const bytes = Buffer.alloc(1 + Math.floor(next() * 24))
+    for (let j = 0; j < bytes.length; j++) bytes[j] = next() < 0.3 ? [0x30, 0x80, 0x00, 0xa0, 0x02, 0x06][Math.floor(next() * 6)]! : Math.floor(next() * 256)
+    try {
+      walk(decodeElement(bytes), 0)
+      parsed++
+    } catch (error) {
+      if (!(error instanceof DerError)) throw error
+    }
+  }
+  t.ok(parsed > 100, `some random inputs parse (${parsed}), the rest throw DerError`)
 })

@@ -7,6 +7,8 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
 export interface ServerProcess {
   child: ChildProcess
+  /** Stops reading log lines (benchmarks: the output is drained, not parsed). */
+  discardOutput(): void
   /** Resolves with the first JSON log line whose msg matches. */
   waitForLog(pattern: RegExp): Promise<Record<string, unknown>>
   /** Resolves with the exit code. */
@@ -15,7 +17,12 @@ export interface ServerProcess {
 }
 
 export function spawnOrchard(script: 'src/main.ts' | 'src/migrate.ts', args: string[], env: Record<string, string> = {}): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  return spawnServer(['--import', 'tsx', script, ...args], env)
+}
+
+/** Runs `node <nodeArgs>` in the repository with a clean environment plus `env`. */
+export function spawnServer(nodeArgs: string[], env: Record<string, string> = {}): ServerProcess {
+  const child = spawn(process.execPath, nodeArgs, {
     cwd: repoRoot,
     env: { PATH: process.env['PATH'] ?? '', ORCHARD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -24,7 +31,8 @@ export function spawnOrchard(script: 'src/main.ts' | 'src/migrate.ts', args: str
   const waiters: Array<{ pattern: RegExp; resolve: (line: Record<string, unknown>) => void }> = []
   let stderr = ''
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  createInterface({ input: child.stdout! }).on('line', (text) => {
+  const lines = createInterface({ input: child.stdout! })
+  lines.on('line', (text) => {
     let line: Record<string, unknown>
     try {
       line = JSON.parse(text) as Record<string, unknown>
@@ -43,6 +51,10 @@ export function spawnOrchard(script: 'src/main.ts' | 'src/migrate.ts', args: str
   return {
     child,
     exited,
+    discardOutput() {
+      lines.close()
+      child.stdout!.resume()
+    },
     stderr: () => stderr,
     waitForLog(pattern) {
       const seen = logs.find((line) => pattern.test(String(line['msg'])))

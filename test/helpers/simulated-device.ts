@@ -3,6 +3,7 @@
 // real HTTP surface (in-process through app.inject, or over loopback HTTP for benchmarks).
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
+import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -43,11 +44,23 @@ export function injectTransport(app: FastifyInstance): Transport {
   }
 }
 
-export function httpTransport(baseUrl: string): Transport {
-  return async (path, body, headers) => {
-    const response = await fetch(`${baseUrl}${path}`, { method: 'PUT', body, headers })
-    return { status: response.status, body: Buffer.from(await response.arrayBuffer()), contentType: response.headers.get('content-type') ?? undefined }
-  }
+/** Real HTTP over loopback with kept-alive connections, as devices reuse theirs. */
+export function httpTransport(baseUrl: string, agent: Agent = new Agent({ keepAlive: true })): Transport {
+  const url = new URL(baseUrl)
+  return (path, body, headers) =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { host: url.hostname, port: url.port, path, method: 'PUT', agent, headers: { ...headers, 'content-length': String(body.length) } },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), contentType: res.headers['content-type'] }))
+          res.on('error', reject)
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
 }
 
 export interface DeviceOptions {

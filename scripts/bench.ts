@@ -1,0 +1,245 @@
+// `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
+//   [--concurrency 50] [--fill 1000000] [--profile DIR]`  (--profile: V8 CPU profile of the server)
+// Load generator: N simulated signing devices on loopback against the compiled server in
+// a child process. Measures enrollment (Authenticate + TokenUpdate + first Idle), draining
+// K commands per device, server and database CPU per command, and whether one device's
+// next-command time grows when the queue holds a million commands for other devices.
+// Not part of `npm test`: figures depend on the machine.
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PGlite } from '@electric-sql/pglite'
+import pg from 'pg'
+import { encodePlist } from '../src/mdm/plist.js'
+import { spawnServer, type ServerProcess } from '../test/helpers/server-process.js'
+import { commandIn, createDeviceCa, httpTransport, SimulatedDevice, type DeviceCa } from '../test/helpers/simulated-device.js'
+
+const root = fileURLToPath(new URL('../', import.meta.url))
+const args = new Map<string, string>()
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
+const deviceCount = Number(args.get('devices') ?? 1000)
+const commandsPerDevice = Number(args.get('commands') ?? 5)
+const concurrency = Number(args.get('concurrency') ?? 50)
+const fillRows = Number(args.get('fill') ?? 1_000_000)
+const backendArg = args.get('backend') ?? 'both'
+const apiKey = 'bench-api-key-0123456789abcdef'
+const postgresAdminUrl = process.env['TEST_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/postgres'
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+function latencySummary(samples: number[]): string {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return `p50 ${percentile(sorted, 50).toFixed(2)} ms, p95 ${percentile(sorted, 95).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms`
+}
+
+/** CPU seconds (user + system) used so far by the given processes, from /proc. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // the process ended
+    }
+  }
+  return ticks / 100
+}
+
+function postgresPids(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres'
+      } catch {
+        return false
+      }
+    })
+    .map(Number)
+}
+
+async function runPool<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(workers, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!)
+    }),
+  )
+}
+
+async function timed<T>(samples: number[], request: () => Promise<T>): Promise<T> {
+  const start = performance.now()
+  const result = await request()
+  samples.push(performance.now() - start)
+  return result
+}
+
+async function enqueue(address: string, ids: string[], requestType: string): Promise<void> {
+  for (let i = 0; i < ids.length; i += 500) {
+    const uuid = crypto.randomUUID()
+    const response = await fetch(`${address}/api/v1/enqueue/${ids.slice(i, i + 500).join(',')}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-apple-plist' },
+      body: encodePlist({ CommandUUID: uuid, Command: { RequestType: requestType } }),
+    })
+    if (response.status !== 200) throw new Error(`enqueue failed: ${response.status} ${await response.text()}`)
+  }
+}
+
+interface Backend {
+  name: 'postgres' | 'pglite'
+  env: Record<string, string>
+  /** Runs SQL against the database while the server is stopped (PGlite has one owner). */
+  withDatabase(fn: (query: (text: string) => Promise<void>) => Promise<void>): Promise<void>
+  databasePids(): number[]
+}
+
+async function postgresBackend(): Promise<Backend> {
+  const admin = new pg.Client({ connectionString: postgresAdminUrl })
+  await admin.connect()
+  await admin.query('drop database if exists orchard_bench with (force)')
+  await admin.query('create database orchard_bench')
+  await admin.end()
+  const url = new URL(postgresAdminUrl)
+  url.pathname = '/orchard_bench'
+  return {
+    name: 'postgres',
+    env: { DATABASE_URL: url.toString(), DATABASE_POOL_MAX: '10' },
+    async withDatabase(fn) {
+      const client = new pg.Client({ connectionString: url.toString() })
+      await client.connect()
+      await fn(async (text) => void (await client.query(text)))
+      await client.end()
+    },
+    databasePids: postgresPids,
+  }
+}
+
+function pgliteBackend(): Backend {
+  const dataDir = mkdtempSync(join(tmpdir(), 'orchard-bench-'))
+  return {
+    name: 'pglite',
+    env: { ORCHARD_DATA_DIR: dataDir },
+    async withDatabase(fn) {
+      const db = await PGlite.create(join(dataDir, 'pglite'))
+      await fn(async (text) => void (await db.exec(text)))
+      await db.close()
+    },
+    databasePids: () => [], // PGlite runs inside the server process: its CPU is the server's
+  }
+}
+
+async function startServer(backend: Backend, ca: DeviceCa): Promise<{ server: ServerProcess; address: string }> {
+  // Default settings, info-level logs included (one access-log line per request).
+  const profile = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${args.get('profile') || '/tmp/orchard-profile'}`] : []
+  const server = spawnServer([...profile, 'dist/src/main.js', '--port', '0'], {
+    ...backend.env,
+    ORCHARD_DEVICE_CA_FILES: ca.pemFile,
+    ORCHARD_API_KEYS: apiKey,
+  })
+  const listening = await server.waitForLog(/^Orchard listening on /)
+  server.discardOutput()
+  return { server, address: String(listening['address']) }
+}
+
+async function stopServer(server: ServerProcess): Promise<void> {
+  server.child.kill('SIGTERM')
+  await server.exited
+}
+
+async function benchBackend(backend: Backend): Promise<void> {
+  console.log(`\n## ${backend.name}: ${deviceCount} devices, ${commandsPerDevice} commands each, ${concurrency} concurrent`)
+  const ca = await createDeviceCa('Bench device CA')
+  let { server, address } = await startServer(backend, ca)
+
+  const transport = httpTransport(address)
+  const devices: SimulatedDevice[] = []
+  for (let i = 0; i < deviceCount; i++) devices.push(await SimulatedDevice.create(ca, transport))
+
+  // 1. Enrollment: Authenticate + TokenUpdate + first Idle.
+  const enrollLatency: number[] = []
+  let start = performance.now()
+  await runPool(devices, concurrency, async (device) => {
+    for (const step of [() => device.authenticate(), () => device.tokenUpdate(), () => device.idle()]) {
+      const response = await timed(enrollLatency, step)
+      if (response.status !== 200) throw new Error(`enroll: ${response.status} ${response.body.toString()}`)
+    }
+  })
+  let seconds = (performance.now() - start) / 1000
+  console.log(`enroll:  ${(deviceCount / seconds).toFixed(0)} devices/s (${seconds.toFixed(2)} s); per request ${latencySummary(enrollLatency)}`)
+
+  // 2. Drain K commands per device: result in, next command out.
+  const ids = devices.map((d) => d.udid)
+  for (let k = 0; k < commandsPerDevice; k++) await enqueue(address, ids, k % 2 ? 'SecurityInfo' : 'ProfileList')
+  const drainLatency: number[] = []
+  let drained = 0
+  const serverPid = server.child.pid!
+  const serverBefore = cpuSeconds([serverPid])
+  const databaseBefore = cpuSeconds(backend.databasePids())
+  const simulatorBefore = process.cpuUsage()
+  start = performance.now()
+  await runPool(devices, concurrency, async (device) => {
+    let command = commandIn(await timed(drainLatency, () => device.idle()))
+    while (command) {
+      const uuid = command.uuid
+      command = commandIn(await timed(drainLatency, () => device.answer(uuid, 'Acknowledged', command!.requestType === 'ProfileList' ? { ProfileList: [] } : { SecurityInfo: { PasscodePresent: true } })))
+      drained++
+    }
+  })
+  seconds = (performance.now() - start) / 1000
+  const serverCpu = cpuSeconds([serverPid]) - serverBefore
+  const databaseCpu = cpuSeconds(backend.databasePids()) - databaseBefore
+  const simulatorUsage = process.cpuUsage(simulatorBefore)
+  const simulatorCpu = (simulatorUsage.user + simulatorUsage.system) / 1e6
+  if (drained !== deviceCount * commandsPerDevice) throw new Error(`drained ${drained}, expected ${deviceCount * commandsPerDevice}`)
+  console.log(`drain:   ${(drained / seconds).toFixed(0)} commands/s (${seconds.toFixed(2)} s); per request ${latencySummary(drainLatency)}`)
+  const perCommand = (cpuSecondsUsed: number) => ((cpuSecondsUsed * 1000) / drained).toFixed(2)
+  console.log(
+    `cpu:     ${perCommand(serverCpu + databaseCpu)} ms server + database CPU per command (server ${perCommand(serverCpu)}` +
+      `${backend.name === 'postgres' ? `, postgres ${perCommand(databaseCpu)}` : ', database inside it'}; simulator ${perCommand(simulatorCpu)})`,
+  )
+
+  // 3. Next-command time for one device, before and after filling the queue for others.
+  const probe = devices[0]!
+  const measureNext = async (label: string) => {
+    const samples: number[] = []
+    for (let i = 0; i < 200; i++) {
+      await enqueue(address, [probe.udid], 'ProfileList')
+      const command = commandIn(await timed(samples, () => probe.idle()))
+      if (!command) throw new Error('probe got no command')
+      await probe.answer(command.uuid, 'Acknowledged', { ProfileList: [] })
+    }
+    console.log(`next:    ${label}: Idle -> next command ${latencySummary(samples)}`)
+  }
+  await measureNext('queue without backlog')
+  if (fillRows > 0) {
+    await stopServer(server)
+    const enrollmentsForFill = 10_000
+    const commandsForFill = Math.ceil(fillRows / enrollmentsForFill)
+    const fillStart = performance.now()
+    await backend.withDatabase(async (query) => {
+      await query(`insert into devices (id, udid, topic) select 'FILL-' || i, 'FILL-' || i, 'com.apple.mgmt.fill' from generate_series(1, ${enrollmentsForFill}) i`)
+      await query(`insert into enrollments (id, device_id, channel, enabled) select 'FILL-' || i, 'FILL-' || i, 'device', true from generate_series(1, ${enrollmentsForFill}) i`)
+      await query(`insert into commands (uuid, request_type, payload) select 'FILL-CMD-' || c, 'ProfileList', '\\x00'::bytea from generate_series(1, ${commandsForFill}) c`)
+      await query(`insert into command_targets (enrollment_id, command_uuid) select 'FILL-' || i, 'FILL-CMD-' || c from generate_series(1, ${commandsForFill}) c, generate_series(1, ${enrollmentsForFill}) i`)
+      await query('analyze')
+    })
+    console.log(`fill:    ${(enrollmentsForFill * commandsForFill).toLocaleString('en')} pending commands for ${enrollmentsForFill.toLocaleString('en')} other enrollments (${((performance.now() - fillStart) / 1000).toFixed(1)} s)`)
+    ;({ server, address } = await startServer(backend, ca))
+    probe.transport = httpTransport(address)
+    await measureNext(`with ${(enrollmentsForFill * commandsForFill).toLocaleString('en')} queued for others`)
+  }
+  await stopServer(server)
+}
+
+console.log('building (npm run build) ...')
+execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
+console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores; simulator and server on this machine`)
+if (backendArg === 'postgres' || backendArg === 'both') await benchBackend(await postgresBackend())
+if (backendArg === 'pglite' || backendArg === 'both') await benchBackend(pgliteBackend())
