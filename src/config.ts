@@ -31,6 +31,8 @@ export interface Config {
   readonly clientCertHeader: string | null
   readonly mdmBodyLimit: number
   readonly userAuthenticate: 'allow' | 'decline'
+  /** Warn when a device has refused (NotNow) the same command this many times. */
+  readonly notNowAlertAfter: number
 }
 
 export class ConfigError extends Error {
@@ -72,6 +74,7 @@ type OptionKey =
   | 'clientCertHeader'
   | 'mdmBodyLimit'
   | 'userAuthenticate'
+  | 'notNowAlertAfter'
 
 export const configOptions: readonly OptionSpec[] = [
   { key: 'host', env: 'ORCHARD_HOST', flag: '--host', defaultText: '127.0.0.1', description: 'Address to listen on (0.0.0.0 for all interfaces; the Docker image sets it).' },
@@ -89,6 +92,7 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
+  { key: 'notNowAlertAfter', env: 'ORCHARD_NOT_NOW_ALERT_AFTER', flag: '--not-now-alert-after', defaultText: '5', description: 'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; its NotNow count is kept).' },
   { key: 'shutdownTimeoutMs', env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', defaultText: '10000', description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).' },
 ]
 
@@ -244,6 +248,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
   const mdmBodyLimit = integer('mdmBodyLimit', 1024 * 1024, 1024, 100 * 1024 * 1024)
 
+  const notNowAlertAfter = integer('notNowAlertAfter', 5, 1, 1_000_000)
+
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
 
@@ -263,6 +269,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     clientCertHeader,
     mdmBodyLimit,
     userAuthenticate: userAuthenticate as 'allow' | 'decline',
+    notNowAlertAfter,
   })
 }
 

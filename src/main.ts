@@ -69,7 +69,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     events: {},
     logger,
   })
-  const commands = createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: 5 })
+  const commands = createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: config.notNowAlertAfter })
 
   const checkReadiness = createReadinessCheck({
     ping: database.ping,

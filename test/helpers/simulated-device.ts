@@ -86,13 +86,16 @@ export class SimulatedDevice {
   readonly topic: string
   readonly userEnrollment: boolean
   certificateDer: Buffer
+  /** The identity's private key (for TLS client authentication). */
+  privateKey: CryptoKey
   sign: MdmSigner
   transport: Transport
 
-  private constructor(options: { udid: string; serialNumber: string; certificateDer: Buffer; sign: MdmSigner; transport: Transport; topic: string; userEnrollment: boolean }) {
+  private constructor(options: { udid: string; serialNumber: string; certificateDer: Buffer; privateKey: CryptoKey; sign: MdmSigner; transport: Transport; topic: string; userEnrollment: boolean }) {
     this.udid = options.udid
     this.serialNumber = options.serialNumber
     this.certificateDer = options.certificateDer
+    this.privateKey = options.privateKey
     this.sign = options.sign
     this.transport = options.transport
     this.topic = options.topic
@@ -106,6 +109,7 @@ export class SimulatedDevice {
       udid,
       serialNumber: options.serialNumber ?? `SIM${randomBytes(5).toString('hex').toUpperCase()}`,
       certificateDer: identity.certificateDer,
+      privateKey: identity.privateKey,
       sign: await createDeviceSigner(identity, options.signer),
       transport,
       topic: options.topic ?? testTopic,
@@ -117,6 +121,7 @@ export class SimulatedDevice {
   async renewIdentity(ca: DeviceCa, options: DeviceOptions = {}): Promise<void> {
     const identity = await issueIdentity(ca, this.udid, options)
     this.certificateDer = identity.certificateDer
+    this.privateKey = identity.privateKey
     this.sign = await createDeviceSigner(identity, options.signer)
   }
 
