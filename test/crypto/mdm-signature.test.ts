@@ -8,6 +8,7 @@ import { DerError, childrenOf, decodeElement, decodeOid, decodeTime, readCertifi
 import { createDeviceCertificateVerifier } from '../../src/crypto/device-identity.js'
 import { IdentityError, verifyMdmSignature, type IdentityErrorCode, type VerifiedSignature } from '../../src/crypto/mdm-signature.js'
 import { signDetached, type SignDetachedOptions, type Signer } from '../helpers/cms-signer.js'
+import { seededRandom as random } from '../helpers/random.js'
 
 const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex')
@@ -303,17 +304,6 @@ t.test('signed attributes are checked', async (t) => {
   t.match(ours(extra, body), { ok: true }, 'unknown attributes (smimeCapabilities) are allowed')
 })
 
-/** mulberry32: a small seeded PRNG, so every run mutates the same way. */
-function random(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let z = state
-    z = Math.imul(z ^ (z >>> 15), z | 1)
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61)
-    return ((z ^ (z >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
 
 t.test('seeded mutation fuzzing: only IdentityError, and nothing verifies that should not', async (t) => {
   const next = random(0x0c4a7d)

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import * as plist from 'plist'
 import t, { type Test } from 'tap'
+import { seededRandom as prng } from '../helpers/random.js'
 import {
   decodePlist,
   defaultPlistLimits,
@@ -60,17 +61,6 @@ function rejects(t: Test, input: string | Buffer, code: PlistError['code'], mess
   }
 }
 
-/** Deterministic PRNG (mulberry32): fuzz and random round-trips replay identically. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /**
  * The first difference between two plist values, or undefined. Strict about types (bigint
