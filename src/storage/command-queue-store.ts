@@ -2,7 +2,7 @@
 // holding its delivery state and result.
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from './database.js'
-import type { CommandTargetStatus, Database } from './schema.js'
+import type { Database } from './schema.js'
 
 export interface NewCommand {
   uuid: string
@@ -44,17 +44,6 @@ export type ReportOutcome =
   | { accepted: false; reason: 'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch' }
   | { accepted: true; result?: ResultOutcome; expired: number; next?: NextCommand }
 
-export interface TargetState {
-  enrollmentId: string
-  status: CommandTargetStatus
-  notNowCount: number
-  deliveryCount: number
-  resultAt: Date | null
-  resultRaw: Buffer | null
-  errorChain: unknown
-  cancelReason: string | null
-}
-
 export interface CommandQueueStore {
   /** Stores the command once and queues it for each enabled target, in one transaction. */
   insertCommand(command: NewCommand, targets: readonly string[]): Promise<InsertCommandOutcome>
@@ -65,7 +54,6 @@ export interface CommandQueueStore {
    * marked delivered and returned.
    */
   processReport(report: ReportInput): Promise<ReportOutcome>
-  targetStates(commandUuid: string): Promise<TargetState[]>
 }
 
 export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore {
@@ -238,25 +226,6 @@ export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore
         expired: row.expired,
         next: row.next_uuid !== null ? { uuid: row.next_uuid, requestType: row.next_type!, payload: row.next_payload! } : undefined,
       }
-    },
-
-    async targetStates(commandUuid) {
-      const rows = await db
-        .selectFrom('command_targets')
-        .select(['enrollment_id', 'status', 'not_now_count', 'delivery_count', 'result_at', 'result_raw', 'error_chain', 'cancel_reason'])
-        .where('command_uuid', '=', commandUuid)
-        .orderBy('enrollment_id')
-        .execute()
-      return rows.map((row) => ({
-        enrollmentId: row.enrollment_id,
-        status: row.status,
-        notNowCount: row.not_now_count,
-        deliveryCount: row.delivery_count,
-        resultAt: row.result_at,
-        resultRaw: row.result_raw,
-        errorChain: row.error_chain,
-        cancelReason: row.cancel_reason,
-      }))
     },
   }
 }

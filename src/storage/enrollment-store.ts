@@ -58,7 +58,6 @@ export interface EnrollmentStore {
   checkOut(deviceId: string): Promise<boolean>
   /** The certificate hash bound to a device (undefined = no such device). */
   boundIdentity(deviceId: string): Promise<string | null | undefined>
-  isEnabled(enrollmentId: string): Promise<boolean>
   setBootstrapToken(deviceId: string, token: Buffer | undefined): Promise<void>
   getBootstrapToken(deviceId: string): Promise<Buffer | undefined>
 }
@@ -181,11 +180,6 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
     async boundIdentity(deviceId) {
       const row = await db.selectFrom('devices').select('identity_sha256').where('id', '=', deviceId).executeTakeFirst()
       return row ? row.identity_sha256 : undefined
-    },
-
-    async isEnabled(enrollmentId) {
-      const row = await db.selectFrom('enrollments').select('enabled').where('id', '=', enrollmentId).executeTakeFirst()
-      return row?.enabled === true
     },
 
     async setBootstrapToken(deviceId, token) {
