@@ -9,6 +9,7 @@ import { healthRoutes } from './http/health.js'
 import { mdmRoutes, type MdmRoutesOptions } from './http/mdm.js'
 import { instrumentRequests, metricsRoutes } from './http/metrics.js'
 import { problemErrorHandler, problemNotFoundHandler } from './http/problem.js'
+import { pushRoutes, type PushRoutesOptions } from './http/push-routes.js'
 import type { Metrics } from './metrics.js'
 import type { ReadinessReport } from './services/readiness.js'
 
@@ -35,6 +36,8 @@ export interface AppDeps {
   mdm?: MdmRoutesOptions
   /** The operator enqueue endpoint. */
   enqueue?: EnqueueRoutesOptions
+  /** Push certificates and push on demand. */
+  push?: PushRoutesOptions
 }
 
 /** One access-log line per request, with snake_case keys; none on arrival. */
@@ -95,5 +98,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Each surface is its own encapsulated plugin: its body parsers and error mapping stay inside it.
   if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
   if (deps.enqueue) await app.register(enqueueRoutes, deps.enqueue)
+  if (deps.push) await app.register(pushRoutes, deps.push)
   return app
 }

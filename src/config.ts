@@ -33,6 +33,20 @@ export interface Config {
   readonly userAuthenticate: 'allow' | 'decline'
   /** Warn when a device has refused (NotNow) the same command this many times. */
   readonly notNowAlertAfter: number
+  /** Master keys (32 bytes each) that seal secrets at rest; the first seals, all open. */
+  readonly secretKeys: readonly Buffer[]
+  /** Extra CA (PEM file) trusted for the APNs endpoint: for test servers only. */
+  readonly apnsCaFile: string | null
+  readonly repush: {
+    /** A device with pending commands that has not connected for this long is pushed again. */
+    readonly afterSeconds: number
+    /** Backoff ceiling between re-pushes. */
+    readonly maxIntervalSeconds: number
+    /** A device silent for longer than this is no longer re-pushed (it is gone or off). */
+    readonly giveUpAfterSeconds: number
+    /** 0 = no re-push loop in this process. */
+    readonly loopIntervalSeconds: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -75,6 +89,12 @@ type OptionKey =
   | 'mdmBodyLimit'
   | 'userAuthenticate'
   | 'notNowAlertAfter'
+  | 'secretKeys'
+  | 'apnsCaFile'
+  | 'repushAfter'
+  | 'repushMaxInterval'
+  | 'repushGiveUpAfter'
+  | 'repushLoopInterval'
 
 export const configOptions: readonly OptionSpec[] = [
   { key: 'host', env: 'ORCHARD_HOST', flag: '--host', defaultText: '127.0.0.1', description: 'Address to listen on (0.0.0.0 for all interfaces; the Docker image sets it).' },
@@ -86,6 +106,12 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'logLevel', env: 'ORCHARD_LOG_LEVEL', flag: '--log-level', defaultText: 'info', description: `Log level: ${logLevels.join(', ')}.` },
   { key: 'apiKeys', env: 'ORCHARD_API_KEYS', flag: '--api-keys', defaultText: '(none: admin API refuses every request)', description: 'Comma-separated bearer keys for the admin API, each at least 24 characters (e.g. `openssl rand -hex 32`).', secret: true },
   { key: 'apnsUrl', env: 'ORCHARD_APNS_URL', flag: '--apns-url', defaultText: 'production', description: 'APNs endpoint: `production`, `development`, or an https:// URL (e.g. a test server).' },
+  { key: 'apnsCaFile', env: 'ORCHARD_APNS_CA_FILE', flag: '--apns-ca-file', defaultText: '(unset: system CAs)', description: 'PEM file of an extra CA to trust for the APNs endpoint (a test APNs server). Not needed for Apple.' },
+  { key: 'secretKeys', env: 'ORCHARD_SECRET_KEYS', flag: '--secret-keys', defaultText: '(unset: no push certificate can be stored)', description: 'Comma-separated master keys (64 hex characters or base64 of 32 bytes, e.g. `openssl rand -hex 32`) that encrypt private keys at rest. The first encrypts; all decrypt (rotation: put the new key first).', secret: true },
+  { key: 'repushAfter', env: 'ORCHARD_REPUSH_AFTER_SECONDS', flag: '--repush-after-seconds', defaultText: '300', description: 'A device with pending commands that has not connected for this long is pushed again, with exponential backoff.' },
+  { key: 'repushMaxInterval', env: 'ORCHARD_REPUSH_MAX_INTERVAL_SECONDS', flag: '--repush-max-interval-seconds', defaultText: '21600', description: 'Ceiling of the re-push backoff.' },
+  { key: 'repushGiveUpAfter', env: 'ORCHARD_REPUSH_GIVE_UP_AFTER_SECONDS', flag: '--repush-give-up-after-seconds', defaultText: '2592000', description: 'Devices silent for longer than this (default 30 days) are not re-pushed any more.' },
+  { key: 'repushLoopInterval', env: 'ORCHARD_REPUSH_LOOP_SECONDS', flag: '--repush-loop-seconds', defaultText: '30', description: 'How often this process looks for devices to re-push (0 = never; several replicas share the work safely).' },
   { key: 'tlsCertFile', env: 'ORCHARD_TLS_CERT_FILE', flag: '--tls-cert-file', defaultText: '(unset: plain HTTP)', description: 'PEM certificate (chain) to serve HTTPS directly. Needs ORCHARD_TLS_KEY_FILE.' },
   { key: 'tlsKeyFile', env: 'ORCHARD_TLS_KEY_FILE', flag: '--tls-key-file', defaultText: '(unset)', description: 'PEM private key for ORCHARD_TLS_CERT_FILE.' },
   { key: 'deviceCaFiles', env: 'ORCHARD_DEVICE_CA_FILES', flag: '--device-ca-files', defaultText: '(none: no device can enroll)', description: 'Comma-separated PEM files with the CA certificates that issue device identities (SCEP CA). Devices must present a certificate signed by one of them.' },
@@ -250,6 +276,28 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
   const notNowAlertAfter = integer('notNowAlertAfter', 5, 1, 1_000_000)
 
+  const secretKeys: Buffer[] = []
+  if (raw.secretKeys !== undefined) {
+    raw.secretKeys.split(',').map((k) => k.trim()).forEach((text, index) => {
+      const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : /^[A-Za-z0-9+/]{43}=$/.test(text) ? Buffer.from(text, 'base64') : null
+      if (!key || key.length !== 32) fail('secretKeys', `key #${index + 1} must be 64 hex characters or base64 of 32 bytes (openssl rand -hex 32)`)
+      secretKeys.push(key!)
+    })
+  }
+
+  let apnsCaFile: string | null = null
+  if (raw.apnsCaFile !== undefined) {
+    apnsCaFile = resolve(raw.apnsCaFile.trim())
+    if (!readable(apnsCaFile)) fail('apnsCaFile', 'file does not exist or is not readable')
+  }
+
+  const repush = Object.freeze({
+    afterSeconds: integer('repushAfter', 300, 10, 30 * 86_400),
+    maxIntervalSeconds: integer('repushMaxInterval', 21_600, 10, 30 * 86_400),
+    giveUpAfterSeconds: integer('repushGiveUpAfter', 30 * 86_400, 60, 365 * 86_400),
+    loopIntervalSeconds: integer('repushLoopInterval', 30, 0, 86_400),
+  })
+
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
 
@@ -270,6 +318,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     mdmBodyLimit,
     userAuthenticate: userAuthenticate as 'allow' | 'decline',
     notNowAlertAfter,
+    secretKeys: Object.freeze(secretKeys),
+    apnsCaFile,
+    repush,
   })
 }
 
@@ -322,6 +373,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     client_cert_header: config.clientCertHeader,
     mdm_body_limit: config.mdmBodyLimit,
     user_authenticate: config.userAuthenticate,
+    secret_keys: config.secretKeys.length,
+    apns_ca_file: config.apnsCaFile,
+    repush: config.repush,
   }
 }
 

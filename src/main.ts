@@ -16,6 +16,12 @@ import { createCheckinService } from './services/checkin-service.js'
 import { createCommandService, type CommandService } from './services/command-service.js'
 import { createEmptyDeclarativeManagement } from './services/declarative-management.js'
 import { createIdentityResolver } from './services/identity-resolver.js'
+import { startPeriodicTask, type PeriodicTask } from './services/periodic-task.js'
+import { createPushCertificateService, type PushCertificateService } from './services/push-certificates.js'
+import { createPushService, type PushService } from './services/push-service.js'
+import { createApnsSender } from './push/apns-client.js'
+import { createSecretBox } from './crypto/secret-box.js'
+import { createPushStore } from './storage/push-store.js'
 import { createReadinessCheck } from './services/readiness.js'
 import { createGracefulShutdown } from './shutdown.js'
 import { openDatabase, type DatabaseHandle } from './storage/database.js'
@@ -40,6 +46,24 @@ export interface Orchard {
   app: FastifyInstance
   metrics: Metrics
   commands: CommandService
+  push: PushService
+}
+
+/** The re-push loop and the daily push-certificate expiry warning; both stop with the app. */
+function startBackgroundWork(deps: { config: Config; push: PushService; pushCertificates: PushCertificateService; logger: Logger }) {
+  const tasks: PeriodicTask[] = []
+  const seconds = deps.config.repush.loopIntervalSeconds
+  if (seconds > 0) {
+    tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))
+  }
+  const warnExpiring = async () => {
+    for (const certificate of await deps.pushCertificates.expiring(30)) {
+      deps.logger.warn({ topic: certificate.topic, not_after: certificate.notAfter, days_left: certificate.daysLeft }, `push certificate for ${certificate.topic} expires in ${certificate.daysLeft} days: renew it in the Apple Push Certificates Portal with the same Apple Account`)
+    }
+  }
+  void warnExpiring().catch((error: unknown) => deps.logger.error({ err: error }, 'push certificate expiry check failed'))
+  tasks.push(startPeriodicTask('push certificate expiry check', 86_400_000, warnExpiring, deps.logger))
+  return { stop: async () => void (await Promise.all(tasks.map((task) => task.stop()))) }
 }
 
 /** Wires stores, services and HTTP surfaces over an open, migrated database. */
@@ -47,7 +71,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const db = database.db
   const settings = createServerSettingsStore(db)
   const enrollments = createEnrollmentStore(db)
-  const queue = createCommandQueueStore(db)
+  const queue = createCommandQueueStore(db, { repushAfterSeconds: config.repush.afterSeconds })
   const inventory = createInventoryStore(db)
   const ddmStatus = createDdmStatusStore(db)
 
@@ -71,11 +95,37 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   })
   const commands = createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: config.notNowAlertAfter })
 
+  const pushStore = createPushStore(db)
+  const pushCertificates = createPushCertificateService({
+    store: pushStore,
+    secretBox: config.secretKeys.length > 0 ? createSecretBox(config.secretKeys) : null,
+    logger,
+  })
+  const apnsCa = config.apnsCaFile ? readFileSync(config.apnsCaFile, 'utf8') : undefined
+  const push = createPushService({
+    store: pushStore,
+    createSender: (certificate) =>
+      createApnsSender({
+        topic: certificate.topic,
+        certificatePem: certificate.certificatePem,
+        privateKeyPem: pushCertificates.privateKeyPem(certificate),
+        endpoint: config.apnsUrl,
+        ca: apnsCa,
+        logger,
+      }),
+    schedule: config.repush,
+    metrics,
+    logger,
+  })
+  const background = startBackgroundWork({ config, push, pushCertificates, logger })
+
   const checkReadiness = createReadinessCheck({
     ping: database.ping,
     migrationStatus: () => migrationStatus(db),
+    expiringPushCertificates: () => pushCertificates.expiring(30),
     timeoutMs: 5_000,
   })
+  const checkApiKey = createApiKeyCheck(config.apiKeys)
   const tls = config.tls
     ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: trustedDeviceCas.length > 0 }
     : null
@@ -92,9 +142,14 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       bodyLimit: config.mdmBodyLimit,
       clientCertificateHeader: config.clientCertHeader,
     },
-    enqueue: { commands, checkApiKey: createApiKeyCheck(config.apiKeys), bodyLimit: config.mdmBodyLimit },
+    enqueue: { commands, push, checkApiKey, bodyLimit: config.mdmBodyLimit },
+    push: { push, certificates: pushCertificates, checkApiKey },
   })
-  return { app, metrics, commands }
+  app.addHook('onClose', async () => {
+    await background.stop()
+    await push.close()
+  })
+  return { app, metrics, commands, push }
 }
 
 export async function startOrchard(config: Config, logger: Logger): Promise<RunningServer> {

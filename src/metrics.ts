@@ -11,6 +11,7 @@ export interface Metrics {
   readonly mdmCheckins: Counter<'message_type' | 'outcome'>
   readonly mdmCommandReports: Counter<'status'>
   readonly mdmCommandsDelivered: Counter<'request_type'>
+  readonly apnsPushes: Counter<'result'>
 }
 
 export function createMetrics(): Metrics {
@@ -48,7 +49,13 @@ export function createMetrics(): Metrics {
     labelNames: ['request_type'] as const,
     registers: [registry],
   })
-  return { registry, httpRequests, httpRequestDuration, mdmCheckins, mdmCommandReports, mdmCommandsDelivered }
+  const apnsPushes = new Counter({
+    name: 'orchard_apns_pushes_total',
+    help: 'APNs pushes by result: sent, or the reason APNs or the connection gave.',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  })
+  return { registry, httpRequests, httpRequestDuration, mdmCheckins, mdmCommandReports, mdmCommandsDelivered, apnsPushes }
 }
 
 /** Gauges read from the database pool at scrape time. */

@@ -21,7 +21,7 @@ t.test('every documented operation exists in the app', async (t) => {
   const { app } = await buildTestApp(t, database)
   await app.ready()
   for (const [path, operations] of Object.entries(spec.paths)) {
-    for (const method of Object.keys(operations)) {
+    for (const method of Object.keys(operations).filter((key) => ['get', 'put', 'post', 'delete', 'patch'].includes(key))) {
       const url = path.replace(/\{(\w+)\}/g, ':$1') // OpenAPI {id} is Fastify :id
       t.ok(app.hasRoute({ method: method.toUpperCase() as 'GET', url }), `${method.toUpperCase()} ${path}`)
     }

@@ -27,6 +27,8 @@ export async function generateKeyPair(algorithm: KeyAlgorithm = 'ec-p256'): Prom
 export interface Subject {
   commonName: string
   organization?: string
+  /** userId (0.9.2342.19200300.100.1.1): the topic of an APNs push certificate. */
+  uid?: string
 }
 
 export interface CertificateRequest {
@@ -49,6 +51,7 @@ export interface CertificateRequest {
 const OID = {
   commonName: '2.5.4.3',
   organization: '2.5.4.10',
+  uid: '0.9.2342.19200300.100.1.1',
   basicConstraints: '2.5.29.19',
   keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
@@ -62,6 +65,7 @@ const OID = {
 /** One RDN per attribute (pkijs would put them all in one multi-valued RDN). */
 function name(subject: Subject): pkijs.RelativeDistinguishedNames {
   const attributes: Array<[string, string]> = []
+  if (subject.uid) attributes.push([OID.uid, subject.uid])
   if (subject.organization) attributes.push([OID.organization, subject.organization])
   attributes.push([OID.commonName, subject.commonName])
   const sequence = new asn1js.Sequence({

@@ -4,10 +4,14 @@ import type { FastifyInstance } from 'fastify'
 import { OrchardError } from '../errors.js'
 import { readCommandPlist } from '../mdm/command.js'
 import type { CommandService } from '../services/command-service.js'
+import type { PushService } from '../services/push-service.js'
 import type { ApiKeyCheck } from './api-auth.js'
+import { pushReportJson } from './push-routes.js'
 
 export interface EnqueueRoutesOptions {
   commands: CommandService
+  /** Pushes the queued targets unless the caller passes push=false. */
+  push: PushService
   checkApiKey: ApiKeyCheck
   bodyLimit: number
 }
@@ -18,7 +22,7 @@ export async function enqueueRoutes(app: FastifyInstance, options: EnqueueRoutes
   app.addContentTypeParser(plistTypes, { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body))
   app.addHook('onRequest', options.checkApiKey)
 
-  app.post<{ Params: { ids: string }; Querystring: { priority?: string; expires_at?: string } }>('/api/v1/enqueue/:ids', async (request) => {
+  app.post<{ Params: { ids: string }; Querystring: { priority?: string; expires_at?: string; push?: string } }>('/api/v1/enqueue/:ids', async (request) => {
     const ids = request.params.ids
       .split(',')
       .map((id) => id.trim())
@@ -38,11 +42,14 @@ export async function enqueueRoutes(app: FastifyInstance, options: EnqueueRoutes
       if (Number.isNaN(expiresAt.getTime())) throw new OrchardError('validation_failed', 'expires_at must be an ISO 8601 date-time')
     }
     const result = await options.commands.enqueueCommand(ids, readCommandPlist(request.body), { priority, expiresAt })
+    const queued = result.targets.filter((t) => t.outcome === 'queued').map((t) => t.enrollmentId)
+    const push = request.query.push !== 'false' && queued.length > 0 ? pushReportJson(await options.push.pushEnrollments(queued)) : null
     return {
       command_uuid: result.commandUuid,
       request_type: result.requestType,
       stored: result.stored,
       targets: result.targets.map((t) => ({ enrollment_id: t.enrollmentId, result: t.outcome })),
+      push,
     }
   })
 }

@@ -6,12 +6,16 @@ export interface ReadinessReport {
   checks: {
     database: string
     migrations: string
+    /** Informational: an expiring certificate does not make the server unready. */
+    push_certificates?: string
   }
 }
 
 export interface ReadinessDeps {
   ping(): Promise<void>
   migrationStatus(): Promise<MigrationStatus>
+  /** Push certificates expiring within 30 days (or expired). */
+  expiringPushCertificates?(): Promise<Array<{ topic: string; notAfter: Date; daysLeft: number }>>
   /** A check that takes longer counts as failed (a hung database is not ready). */
   timeoutMs: number
 }
@@ -27,13 +31,18 @@ export function createReadinessCheck(deps: ReadinessDeps): () => Promise<Readine
         deps.timeoutMs,
       )
       const current = status.pending.length === 0
-      return {
-        ready: current,
-        checks: {
-          database: 'ok',
-          migrations: current ? `current (${status.applied.length} applied)` : `pending: ${status.pending.join(', ')}`,
-        },
+      const checks: ReadinessReport['checks'] = {
+        database: 'ok',
+        migrations: current ? `current (${status.applied.length} applied)` : `pending: ${status.pending.join(', ')}`,
       }
+      if (current && deps.expiringPushCertificates) {
+        const expiring = await deps.expiringPushCertificates()
+        checks.push_certificates =
+          expiring.length === 0
+            ? 'ok'
+            : expiring.map((c) => (c.daysLeft < 0 ? `${c.topic} expired on ${c.notAfter.toISOString().slice(0, 10)}` : `${c.topic} expires in ${c.daysLeft} days`)).join('; ')
+      }
+      return { ready: current, checks }
     } catch (error) {
       return { ready: false, checks: { database: `unavailable: ${(error as Error).message}`, migrations: 'unknown' } }
     }

@@ -56,7 +56,12 @@ export interface CommandQueueStore {
   processReport(report: ReportInput): Promise<ReportOutcome>
 }
 
-export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore {
+export interface CommandQueueStoreOptions {
+  /** When a device with queued commands is pushed again if it has not connected (see push-store). */
+  repushAfterSeconds: number
+}
+
+export function createCommandQueueStore(db: Kysely<Database>, options: CommandQueueStoreOptions): CommandQueueStore {
   // The rare refusal path explains itself with a second look.
   async function explainRefusal(report: ReportInput): Promise<'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch'> {
     const row = await db
@@ -110,6 +115,12 @@ export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore
             .returning('uuid')
             .executeTakeFirst()
           if (!inserted) return { ok: false as const, reason: 'duplicate_uuid' as const }
+          // A device that does not answer the push is pushed again after the re-push interval.
+          await trx
+            .updateTable('enrollments')
+            .set({ next_repush_at: sql`least(coalesce(next_repush_at, 'infinity'::timestamptz), now() + make_interval(secs => ${options.repushAfterSeconds}::int))` })
+            .where('id', 'in', queued)
+            .execute()
           for (let i = 0; i < queued.length; i += 1000) {
             await trx
               .insertInto('command_targets')
@@ -152,6 +163,9 @@ export function createCommandQueueStore(db: Kysely<Database>): CommandQueueStore
         with gate as (
           update enrollments e
           set last_seen_at = now(),
+              -- It answered: the re-push backoff starts over.
+              repush_count = 0,
+              next_repush_at = now() + make_interval(secs => ${options.repushAfterSeconds}::int),
               not_now_this_session = case ${report.status}::text when 'Idle' then false when 'NotNow' then true else e.not_now_this_session end
           from devices d
           where e.id = ${report.enrollmentId} and e.device_id = ${report.deviceId} and e.enabled

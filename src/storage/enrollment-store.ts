@@ -151,6 +151,9 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           token_updated_at = now(),
           last_seen_at = now(),
           checked_out_at = null,
+          -- A new token: pushes may go out again.
+          push_invalid_at = null,
+          push_invalid_reason = null,
           updated_at = now()
         where enrollments.device_id = excluded.device_id
         returning token_update_count`.execute(db)

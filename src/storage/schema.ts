@@ -61,6 +61,26 @@ export interface EnrollmentsTable {
   checked_out_at: Date | null
   created_at: CreatedAt
   updated_at: Timestamp
+  push_invalid_at: Date | null
+  push_invalid_reason: string | null
+  last_push_at: Date | null
+  last_push_result: string | null
+  last_push_apns_id: string | null
+  repush_count: Generated<number>
+  next_repush_at: Date | null
+}
+
+export interface PushCertificatesTable {
+  topic: string
+  certificate_pem: string
+  private_key_sealed: Buffer
+  serial_number: string
+  subject: string
+  sha256: string
+  not_before: Date
+  not_after: Date
+  created_at: CreatedAt
+  updated_at: Timestamp
 }
 
 export interface CommandsTable {
@@ -150,4 +170,5 @@ export interface Database {
   installed_profiles: InstalledProfilesTable
   installed_certificates: InstalledCertificatesTable
   ddm_status_reports: DdmStatusReportsTable
+  push_certificates: PushCertificatesTable
 }

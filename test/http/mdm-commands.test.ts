@@ -14,7 +14,9 @@ t.test('an enrolled device drains its queue: priority, then FIFO; results stored
 
   const first = await mdm.enqueue([device.udid], 'ProfileList')
   t.equal(first.statusCode, 200)
-  t.same(first.json, { command_uuid: first.uuid, request_type: 'ProfileList', stored: true, targets: [{ enrollment_id: device.udid, result: 'queued' }] })
+  t.match(first.json, { command_uuid: first.uuid, request_type: 'ProfileList', stored: true, targets: [{ enrollment_id: device.udid, result: 'queued' }] })
+  t.same(Object.keys(first.json).sort(), ['command_uuid', 'push', 'request_type', 'stored', 'targets'])
+  t.match(first.json.push, { results: [{ enrollment_id: device.udid, status: 'failed', reason: /no push certificate for topic/ }] }, 'no push certificate uploaded: the push fails, the command stays queued')
   const second = await mdm.enqueue([device.udid], 'SecurityInfo')
   const urgent = await mdm.enqueue([device.udid], 'DeviceLock', { Message: 'Lost' }, { priority: '10' })
 
