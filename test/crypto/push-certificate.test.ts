@@ -1,5 +1,6 @@
 import { createHmac, createPrivateKey, createPublicKey, sign, verify, webcrypto, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import * as asn1js from 'asn1js'
 import * as pkijs from 'pkijs'
 import t, { type Test } from 'tap'
 import {
@@ -98,6 +99,32 @@ t.test('PKCS#12: every flavour gives what the PEM path gives', async (t) => {
   const sub = bytes('push-aes.p12')
   const view = Buffer.concat([Buffer.alloc(7), sub]).subarray(7)
   t.same(await parsePushCertificatePkcs12(view, PASSWORD), fromPem, 'a Buffer that is a view into a larger one')
+})
+
+t.test('PKCS#12 in BER: indefinite lengths and a chunked OCTET STRING', async (t) => {
+  // Re-wrap push-legacy.p12 the way BER writers may: the PFX, the authSafe ContentInfo and
+  // its [0] with indefinite lengths, the authSafe bytes as a constructed OCTET STRING of
+  // two chunks (X.690 §8.7.3). The MAC covers the content octets, so it still verifies.
+  const pfx = asn1js.fromBER(new Uint8Array(bytes('push-legacy.p12'))).result as asn1js.Sequence
+  const [, contentInfo, macData] = pfx.valueBlock.value as [asn1js.Integer, asn1js.Sequence, asn1js.Sequence]
+  const authSafe = Buffer.from(((contentInfo.valueBlock.value[1] as asn1js.Constructed).valueBlock.value[0] as asn1js.OctetString).getValue())
+  const tlv = (tag: number, value: Buffer) => {
+    const length = value.length < 0x80 ? Buffer.of(value.length) : Buffer.of(0x82, value.length >> 8, value.length & 0xff)
+    return Buffer.concat([Buffer.of(tag), length, value])
+  }
+  const indefinite = (tag: number, ...parts: Buffer[]) => Buffer.concat([Buffer.of(tag, 0x80), ...parts, Buffer.of(0, 0)])
+  const half = authSafe.length >> 1
+  const ber = indefinite(
+    0x30,
+    Buffer.from('020103', 'hex'),
+    indefinite(
+      0x30,
+      tlv(0x06, Buffer.from('2a864886f70d010701', 'hex')),
+      indefinite(0xa0, indefinite(0x24, tlv(0x04, authSafe.subarray(0, half)), tlv(0x04, authSafe.subarray(half)))),
+    ),
+    Buffer.from(macData.valueBeforeDecodeView),
+  )
+  t.same(await parsePushCertificatePkcs12(ber, PASSWORD), expected)
 })
 
 t.test('push_certificate_password', async (t) => {
