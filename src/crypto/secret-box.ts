@@ -92,8 +92,11 @@ export function createSecretBox(masterKeys: readonly Buffer[]): SecretBox {
       }
     },
 
-    open(sealed, associatedData = '') {
-      if (!Buffer.isBuffer(sealed)) throw new SecretBoxError('sealed value must be a Buffer')
+    open(input, associatedData = '') {
+      // PGlite hands bytea back as a plain Uint8Array, node-postgres as a Buffer: take both.
+      const bytes: unknown = input
+      if (!(bytes instanceof Uint8Array)) throw new SecretBoxError('sealed value must be bytes (Buffer or Uint8Array)')
+      const sealed = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       if (sealed.length < MIN_SEALED) {
         throw new SecretBoxError(`sealed value is ${sealed.length} bytes, shorter than the ${MIN_SEALED} of an empty one: not a secret-box value`)
       }

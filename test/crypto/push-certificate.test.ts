@@ -1,4 +1,4 @@
-import { createHmac, createPrivateKey, createPublicKey, sign, verify, webcrypto, X509Certificate } from 'node:crypto'
+import { createHmac, createPrivateKey, sign, verify, webcrypto, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import * as asn1js from 'asn1js'
 import * as pkijs from 'pkijs'
@@ -96,8 +96,7 @@ t.test('PKCS#12: every flavour gives what the PEM path gives', async (t) => {
   for (const [file, password, what] of flavours) {
     t.same(await parsePushCertificatePkcs12(bytes(file), password), fromPem, what)
   }
-  const sub = bytes('push-aes.p12')
-  const view = Buffer.concat([Buffer.alloc(7), sub]).subarray(7)
+  const view = Buffer.concat([Buffer.alloc(7), bytes('push-aes.p12')]).subarray(7)
   t.same(await parsePushCertificatePkcs12(view, PASSWORD), fromPem, 'a Buffer that is a view into a larger one')
 })
 
@@ -255,5 +254,4 @@ t.test('the RFC 7292 Appendix B KDF agrees with pkijs (an independent implementa
   }
   t.equal(pkcs12Kdf('sha1', 1, Buffer.alloc(2), Buffer.alloc(8), 1, 45).length, 45, 'output longer than one hash block')
   t.throws(() => pkcs12Kdf('md4', 1, Buffer.alloc(2), Buffer.alloc(8), 1, 8), /no PKCS#12 KDF for hash md4/)
-  t.ok(createPublicKey(createPrivateKey(expected.privateKeyPem)))
 })

@@ -22,6 +22,7 @@ t.test('round trip', async (t) => {
   t.notSame(box.seal(secret, row), sealed, 'a fresh data key and IVs each time')
   t.same(box.open(box.seal(Buffer.alloc(0))), Buffer.alloc(0), 'empty plaintext, no associated data')
   t.same(box.open(box.seal(secret), ''), secret, 'absent associated data equals the empty string')
+  t.same(box.open(new Uint8Array(sealed) as Buffer, row), secret, 'a plain Uint8Array, as PGlite returns bytea')
   const big = Buffer.alloc(1 << 20, 7)
   t.same(box.open(box.seal(big, 'x'), 'x'), big, '1 MiB')
 })

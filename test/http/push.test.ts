@@ -189,3 +189,17 @@ t.test('re-push: a silent device with pending commands is pushed again; checking
   const after = apns.requests.slice(4).map((r) => r.token).sort()
   t.same(after, [device.token.toString('hex'), quiet.token.toString('hex')].sort())
 })
+
+t.test('a PKCS#12 upload (legacy Keychain export) is accepted; a wrong password is a clear 400', async (t) => {
+  const { api } = await setupPush(t, { upload: false })
+  const { readFileSync } = await import('node:fs')
+  const p12 = readFileSync(new URL('../crypto/fixtures/push/push-legacy.p12', import.meta.url)).toString('base64')
+  const wrong = await api('POST', '/api/v1/push-certificates', { pkcs12_base64: p12, password: 'not-it' })
+  t.equal(wrong.statusCode, 400)
+  t.match(wrong.json, { code: 'validation_failed', detail: /push_certificate_password/ })
+  const noPassword = await api('POST', '/api/v1/push-certificates', { pkcs12_base64: p12 })
+  t.match(noPassword.json, { code: 'validation_failed', errors: [{ pointer: '/password' }] })
+  const created = await api('POST', '/api/v1/push-certificates', { pkcs12_base64: p12, password: 'orchard-test' })
+  t.equal(created.statusCode, 201)
+  t.match(created.json, { topic: 'com.apple.mgmt.External.5f0c2a3e-8b7d-4c1e-9a64-2d3b8e71f0a9' })
+})
