@@ -7,14 +7,16 @@
 //
 // @parse/node-apn (8.1.0) builds each request (its Notification knows the MDM payload: exactly
 // {"mdm":"<PushMagic>"}, no aps), but the connection and streams are node:http2 here, because:
-// - its Provider checks the certificate with node-forge and, for any address other than
-//   api.push.apple.com, refuses an RSA certificate without Apple's sandbox extension
-//   (1.2.840.113635.100.6.3.1): "certificate does not support configured environment";
+// - its Provider checks the certificate with node-forge and refuses an RSA certificate without
+//   Apple's environment extension (1.2.840.113635.100.6.3.2 when the address is
+//   api.push.apple.com, else .3.1): "certificate does not support configured environment";
 // - it retries 429/5xx itself, sleeping on the wall clock (Retry-After or 0 s, up to 3 times),
 //   and its errors drop the HTTP status when the body is empty;
-// - its lower-level Client, which avoids the check, costs ~100 µs of CPU per push (seven
-//   listeners, a timer and a string decoder per stream) against ~75 µs here: 8,000-11,000
-//   pushes/s through the benchmark's fake APNs on this 2-core machine, below the 10,000 target.
+// - its lower-level Client (lib/client.js, which skips that check) spends ~105 µs of CPU per
+//   push (seven listeners, a timer and a string decoder per stream) against ~90 µs for lean
+//   stream handling: a median of ~10,000 pushes/s (8,100-11,900) through the benchmark's fake
+//   APNs on this 2-core machine, at best at the target before any bookkeeping of ours.
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2'
 import { setTimeout as delay } from 'node:timers/promises'
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls'
@@ -112,7 +114,11 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
   const sleep = options.sleep ?? ((ms: number) => delay(ms))
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const log = options.logger?.child({ component: 'apns', topic })
-  // Parsed once: a bad PEM or a key that does not match the certificate fails here, not per push.
+  // Parsed once: a bad PEM or a key that does not match the certificate fails here, not per push
+  // (OpenSSL alone accepts an EC key beside an RSA certificate, and fails only in the handshake).
+  if (!new X509Certificate(options.certificatePem).checkPrivateKey(createPrivateKey(options.privateKeyPem))) {
+    throw new Error('the private key does not belong to the push certificate')
+  }
   const secureContext: SecureContext = createSecureContext({
     cert: options.certificatePem,
     key: options.privateKeyPem,
@@ -123,7 +129,7 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
   let connecting: Promise<ClientHttp2Session> | undefined
   let slots = 0 // pushes under way (bounded by concurrency)
   let inFlight = 0 // open streams (the connection keeps the process alive only while there are some)
-  let waiting: Array<() => void> = []
+  const waiting: Array<() => void> = []
   let closing = false
   let closed: Promise<void> | undefined
   const running = new Set<Promise<unknown>>()
@@ -144,7 +150,9 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
         s.destroy()
         reject(error)
       }
-      s.once('connect', () => {
+      // Established once APNs has sent its SETTINGS: with TLS 1.3 a refused client certificate
+      // shows only after the handshake, as a connection closed before any HTTP/2 frame.
+      s.once('remoteSettings', () => {
         settled = true
         connecting = undefined
         session = s
@@ -157,7 +165,7 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
       })
       s.once('close', () => {
         if (session === s) session = undefined
-        fail(new Error('APNs connection closed before it was established'))
+        fail(Object.assign(new Error('APNs closed the connection before sending its HTTP/2 settings'), { code: 'ConnectionClosed' }))
       })
       s.on('goaway', (code) => {
         // APNs closes connections with GOAWAY (e.g. Shutdown, IdleTimeout): new streams go to a new one.
@@ -173,7 +181,9 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
   }
 
   function connectionFailure(enrollmentId: string, error: unknown): Failure {
-    const code = (error as { code?: unknown }).code
+    // Streams cancelled by a failing connection carry the connection's error as cause.
+    const cause = (error as { code?: unknown; cause?: unknown }).code === 'ERR_HTTP2_STREAM_CANCEL' ? (error as { cause?: unknown }).cause : undefined
+    const code = ((cause ?? error) as { code?: unknown }).code
     const reason = typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)
     return { enrollmentId, ok: false, status: null, reason, tokenInvalid: false, certificateProblem: CERTIFICATE_ALERT.test(reason) }
   }
@@ -217,17 +227,24 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
     waiting.shift()?.()
   }
 
-  async function pushOne(target: PushTarget, expiry: number | undefined, round: Round): Promise<PushOutcome> {
-    let s = usable(session) ? session : undefined
-    if (!s) {
-      if (round.connectError) return connectionFailure(target.enrollmentId, round.connectError)
-      try {
-        s = await connect()
-      } catch (error) {
-        round.connectError = error
-        return connectionFailure(target.enrollmentId, error)
-      }
+  /** Never rejects: every failure is an outcome. Not async: one promise per push on the hot path. */
+  function pushOne(target: PushTarget, expiry: number | undefined, round: Round): Promise<PushOutcome> {
+    return usable(session) ? pushOn(session, target, expiry) : connectAndPush(target, expiry, round)
+  }
+
+  async function connectAndPush(target: PushTarget, expiry: number | undefined, round: Round): Promise<PushOutcome> {
+    if (round.connectError) return connectionFailure(target.enrollmentId, round.connectError)
+    let s: ClientHttp2Session
+    try {
+      s = await connect()
+    } catch (error) {
+      round.connectError = error
+      return connectionFailure(target.enrollmentId, error)
     }
+    return pushOn(s, target, expiry)
+  }
+
+  function pushOn(s: ClientHttp2Session, target: PushTarget, expiry: number | undefined): Promise<PushOutcome> {
     const note = new apn.Notification() as NotificationWithRequest
     note.mdm = target.pushMagic
     note.topic = topic
@@ -244,7 +261,7 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
     } catch (error) {
       // The session went away between the check and the request (GOAWAY, destroyed).
       if (session === s) session = undefined
-      return connectionFailure(target.enrollmentId, error)
+      return Promise.resolve(connectionFailure(target.enrollmentId, error))
     }
     beginStream()
     return new Promise<PushOutcome>((resolve) => {
@@ -267,7 +284,7 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
       stream.on('close', () => {
         endStream()
         if (status !== 0) resolve(answer(target.enrollmentId, status, apnsId, body))
-        else resolve(connectionFailure(target.enrollmentId, failure ?? new Error(`stream closed without an answer (code ${stream.rstCode})`)))
+        else resolve(connectionFailure(target.enrollmentId, failure ?? Object.assign(new Error(`stream closed without an answer (code ${stream.rstCode})`), { code: 'StreamClosed' })))
       })
       stream.end(note.compile())
     })
@@ -286,6 +303,7 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
         const target = targets[index]!
         if (state.certificateFailure) {
           outcomes[index] = { ...state.certificateFailure, enrollmentId: target.enrollmentId }
+          state.notSent++
           continue
         }
         if (slots >= concurrency) await acquireSlot()
@@ -307,6 +325,8 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
 
   interface SendState {
     certificateFailure?: Failure
+    /** Targets given the certificate failure without a request. */
+    notSent: number
   }
 
   function retryable(outcome: PushOutcome): boolean {
@@ -321,13 +341,17 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
     // apns-expiration: epoch seconds; 0 = deliver once, do not store.
     const expiry = sendOptions.expiration ? Math.max(0, Math.floor(sendOptions.expiration.getTime() / 1000)) : undefined
     const outcomes = new Array<PushOutcome>(targets.length)
-    const state: SendState = {}
+    const state: SendState = { notSent: 0 }
     let pending = targets.map((_, index) => index)
     for (let attempt = 1; pending.length > 0; attempt++) {
       await runRound(targets, pending, outcomes, expiry, state)
       if (state.certificateFailure) {
         const failure = state.certificateFailure
-        log?.error({ status: failure.status, reason: failure.reason, targets: targets.length }, `APNs refused the push certificate for ${topic}: ${failure.reason}`)
+        // warn, not error: the caller reports it once per topic (the push service logs the error).
+        log?.warn(
+          { status: failure.status, reason: failure.reason, targets: targets.length, not_sent: state.notSent },
+          `APNs refused the push certificate or topic ${topic}: ${failure.reason}; the other pushes were not sent`,
+        )
         break
       }
       const again = pending.filter((index) => retryable(outcomes[index]!))
@@ -360,8 +384,10 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
         await connecting?.catch(() => undefined)
         const s = session
         session = undefined
-        waiting = []
-        if (s && !s.destroyed) await new Promise<void>((resolve) => s.close(() => resolve()))
+        if (s && !s.destroyed) {
+          s.ref() // an idle connection is unref'd: keep the process up until the close completes
+          await new Promise<void>((resolve) => s.close(() => resolve()))
+        }
       })()
       return closed
     },

@@ -5,7 +5,7 @@
 // https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns
 // https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns
 import { randomUUID } from 'node:crypto'
-import { createSecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import { constants, createSecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import type { Certificate } from 'pkijs'
@@ -53,7 +53,8 @@ export interface RecordedPush {
   attempt: number
   status: number
   reason?: string
-  apnsId?: string
+  /** The apns-id answered (APNs sends one with errors too). */
+  apnsId: string
 }
 
 export interface FakeApnsOptions {
@@ -63,6 +64,8 @@ export interface FakeApnsOptions {
   clientCaPem: string | string[]
   /** Keep every request in `requests` (default true; the benchmark turns it off). */
   record?: boolean
+  /** Refuse the TLS handshake of an untrusted client certificate instead of answering 403 BadCertificate. */
+  rejectUntrustedCertificates?: boolean
   /** SETTINGS_MAX_CONCURRENT_STREAMS announced to clients (default: Node's, unlimited). */
   maxConcurrentStreams?: number
   port?: number
@@ -77,7 +80,7 @@ export interface FakeApns {
   requests: RecordedPush[]
   stats: { received: number; inFlight: number; maxInFlight: number; sessions: number }
   respondWith(responder: Responder | undefined): void
-  /** Forgets recorded requests, attempt counts and statistics. */
+  /** Forgets recorded requests, attempt counts and statistics (sessions: those still open). */
   reset(): void
   close(): Promise<void>
 }
@@ -115,10 +118,10 @@ export async function startFakeApns(options: FakeApnsOptions): Promise<FakeApns>
   const server = createSecureServer({
     cert: certificateToPem(serverCertificate),
     key: await privateKeyToPem(serverKeys.privateKey),
-    // APNs asks for the provider certificate during the handshake; checked per request below
-    // so that a wrong one gets APNs's 403 answer instead of a failed handshake.
+    // APNs asks for the provider certificate during the handshake; by default it is checked per
+    // request below, so that a wrong one gets APNs's 403 answer rather than a failed handshake.
     requestCert: true,
-    rejectUnauthorized: false,
+    rejectUnauthorized: options.rejectUntrustedCertificates ?? false,
     ca: options.clientCaPem,
     settings: options.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: options.maxConcurrentStreams } : {},
   })
@@ -132,20 +135,13 @@ export async function startFakeApns(options: FakeApnsOptions): Promise<FakeApns>
     stats.received++
     stats.inFlight++
     if (stats.inFlight > stats.maxInFlight) stats.maxInFlight = stats.inFlight
-    let finished = false
-    const finish = () => {
-      if (!finished) {
-        finished = true
-        stats.inFlight--
-      }
-    }
-    stream.on('close', finish)
+    stream.once('close', () => stats.inFlight--)
     stream.on('error', () => {})
     const chunks: Buffer[] = []
     stream.on('data', (chunk: Buffer) => chunks.push(chunk))
     stream.on('end', () => {
       const body = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')
-      void handle(stream, headers, body).catch(() => stream.close())
+      void handle(stream, headers, body).catch(() => stream.close(constants.NGHTTP2_INTERNAL_ERROR))
     })
   })
   server.on('sessionError', () => {})
@@ -239,6 +235,7 @@ export async function startFakeApns(options: FakeApnsOptions): Promise<FakeApns>
     reset() {
       requests.length = 0
       attempts.clear()
+      stats.sessions = sessions.size
       stats.received = 0
       stats.inFlight = 0
       stats.maxInFlight = 0
