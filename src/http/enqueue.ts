@@ -43,7 +43,17 @@ export async function enqueueRoutes(app: FastifyInstance, options: EnqueueRoutes
     }
     const result = await options.commands.enqueueCommand(ids, readCommandPlist(request.body), { priority, expiresAt })
     const queued = result.targets.filter((t) => t.outcome === 'queued').map((t) => t.enrollmentId)
-    const push = request.query.push !== 'false' && queued.length > 0 ? pushReportJson(await options.push.pushEnrollments(queued)) : null
+    let push: ReturnType<typeof pushReportJson> | { error: string } | null = null
+    if (request.query.push !== 'false' && queued.length > 0) {
+      // The command is stored: a failing push must not turn the answer into an error (a
+      // client retrying would then queue it twice). The re-push loop tries again later.
+      try {
+        push = pushReportJson(await options.push.pushEnrollments(queued))
+      } catch (error) {
+        request.log.error({ err: error, command_uuid: result.commandUuid }, 'push after enqueue failed')
+        push = { error: `push failed: ${(error as Error).message}` }
+      }
+    }
     return {
       command_uuid: result.commandUuid,
       request_type: result.requestType,
