@@ -159,6 +159,9 @@ async function benchBackend(backend: Backend): Promise<void> {
   console.log(`\n## ${backend.name}: ${deviceCount} devices, ${commandsPerDevice} commands each, ${concurrency} concurrent`)
   const ca = await createDeviceCa('Bench device CA')
   let { server, address } = await startServer(backend, ca)
+  // A failed run must not leave a server behind.
+  const killOnExit = () => server.child.exitCode === null && server.child.kill('SIGKILL')
+  process.once('exit', killOnExit)
 
   const transport = httpTransport(address)
   const devices: SimulatedDevice[] = []
