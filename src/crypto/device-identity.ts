@@ -9,7 +9,7 @@
 // trust anchors, the CA certificate's own validity dates are not checked.
 import { createHash, verify, X509Certificate, type KeyObject } from 'node:crypto'
 import { DerError, formatSimpleName, readCertificateFields, type CertificateFields } from './der.js'
-import { IdentityError, LruMap } from './mdm-signature.js'
+import { IdentityError, LruMap, signatureAlgorithms } from './mdm-signature.js'
 
 export interface DeviceCertificateVerifierOptions {
   /** DER certificates of the CAs that issue device identities. */
@@ -73,23 +73,14 @@ function parseCertificate(der: Buffer, what: string): { fields: CertificateField
   }
 }
 
-/** Hash of the signature algorithms a CA signs device certificates with; others go to X509Certificate.verify. */
-const signatureHashes: Record<string, { hash: string; ec: boolean }> = {
-  '1.2.840.113549.1.1.5': { hash: 'sha1', ec: false },
-  '1.2.840.113549.1.1.11': { hash: 'sha256', ec: false },
-  '1.2.840.113549.1.1.12': { hash: 'sha384', ec: false },
-  '1.2.840.113549.1.1.13': { hash: 'sha512', ec: false },
-  '1.2.840.10045.4.1': { hash: 'sha1', ec: true },
-  '1.2.840.10045.4.3.2': { hash: 'sha256', ec: true },
-  '1.2.840.10045.4.3.3': { hash: 'sha384', ec: true },
-  '1.2.840.10045.4.3.4': { hash: 'sha512', ec: true },
-}
-
 function signedBy(fields: CertificateFields, x509: () => X509Certificate, caKey: KeyObject): boolean {
   try {
-    const algorithm = signatureHashes[fields.signatureAlgorithm]
-    if (!algorithm || (algorithm.ec !== (caKey.asymmetricKeyType === 'ec'))) return x509().verify(caKey)
-    return verify(algorithm.hash, fields.tbsCertificate, algorithm.ec ? { key: caKey, dsaEncoding: 'der' } : caKey, fields.signatureValue)
+    // Algorithms that name their hash, on a matching key: node:crypto over the DER fields.
+    // Anything else (RSASSA-PSS, a mismatch) is left to X509Certificate.verify.
+    const algorithm = signatureAlgorithms[fields.signatureAlgorithm]
+    const ec = caKey.asymmetricKeyType === 'ec'
+    if (!algorithm?.hash || (algorithm.key === 'ec') !== ec) return x509().verify(caKey)
+    return verify(algorithm.hash, fields.tbsCertificate, ec ? { key: caKey, dsaEncoding: 'der' } : caKey, fields.signatureValue)
   } catch {
     return false
   }

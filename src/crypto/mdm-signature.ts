@@ -87,8 +87,11 @@ const digestAlgorithms: Record<string, DigestAlgorithm> = {
   '2.16.840.1.101.3.4.2.3': 'sha512',
 }
 
-/** Key type of each signature algorithm, and the hash it names (none: the digestAlgorithm's). */
-const signatureAlgorithms: Record<string, { name: string; key: 'rsa' | 'ec'; hash?: DigestAlgorithm }> = {
+/**
+ * Key type of each signature algorithm, and the hash it names (none: the digestAlgorithm's).
+ * Certificate signatures (device-identity.ts) use the same table.
+ */
+export const signatureAlgorithms: Readonly<Record<string, { name: string; key: 'rsa' | 'ec'; hash?: DigestAlgorithm }>> = {
   '1.2.840.113549.1.1.1': { name: 'rsaEncryption', key: 'rsa' },
   '1.2.840.113549.1.1.5': { name: 'sha1WithRSAEncryption', key: 'rsa', hash: 'sha1' },
   '1.2.840.113549.1.1.11': { name: 'sha256WithRSAEncryption', key: 'rsa', hash: 'sha256' },
