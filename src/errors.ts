@@ -48,7 +48,3 @@ export class OrchardError extends Error {
     this.details = options.details
   }
 }
-
-export function isOrchardError(error: unknown): error is OrchardError {
-  return error instanceof OrchardError
-}
