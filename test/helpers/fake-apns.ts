@@ -8,15 +8,16 @@ import { randomUUID } from 'node:crypto'
 import { constants, createSecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import type { Certificate } from 'pkijs'
 import {
   certificateToPem,
   createCertificate,
   generateKeyPair,
   privateKeyToPem,
   type KeyAlgorithm,
-  type KeyPair,
 } from '../../src/crypto/certificates.js'
+import { createTestCa, type TestCa } from './test-ca.js'
+
+export { createTestCa, type TestCa }
 
 /** What the fake answers instead of 200: a status, and the APNs reason for its JSON body. */
 export interface FakeReply {
@@ -259,24 +260,6 @@ function isMdmPayload(body: string): boolean {
   const keys = Object.keys(parsed)
   const magic = (parsed as Record<string, unknown>)['mdm']
   return keys.length === 1 && typeof magic === 'string' && magic !== '' && JSON.stringify(parsed) === body
-}
-
-export interface TestCa {
-  certificate: Certificate
-  privateKey: KeyPair['privateKey']
-  pem: string
-}
-
-export async function createTestCa(commonName: string, algorithm: KeyAlgorithm = 'ec-p256'): Promise<TestCa> {
-  const keys = await generateKeyPair(algorithm)
-  const certificate = await createCertificate({
-    subject: { commonName, organization: 'Orchard tests' },
-    publicKey: keys.publicKey,
-    selfSignKey: keys.privateKey,
-    validDays: 2,
-    usage: 'ca',
-  })
-  return { certificate, privateKey: keys.privateKey, pem: certificateToPem(certificate) }
 }
 
 export interface PushIdentity {

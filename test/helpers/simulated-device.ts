@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type * as pkijs from 'pkijs'
-import { certificateToPem, createCertificate, generateKeyPair, type KeyAlgorithm } from '../../src/crypto/certificates.js'
+import { createCertificate, generateKeyPair, type KeyAlgorithm } from '../../src/crypto/certificates.js'
 import { decodePlist, encodePlist, isPlistDict, type PlistDict, type PlistValue } from '../../src/mdm/plist.js'
 import { createDeviceSigner, type DeviceSignerOptions, type MdmSigner } from './device-signer.js'
+import { createTestCa } from './test-ca.js'
 
 export interface DeviceCa {
   certificate: pkijs.Certificate
@@ -22,11 +23,10 @@ export interface DeviceCa {
 type CryptoKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey']
 
 export async function createDeviceCa(name = 'Test device CA'): Promise<DeviceCa> {
-  const keys = await generateKeyPair('ec-p256')
-  const certificate = await createCertificate({ subject: { commonName: name }, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 365, usage: 'ca' })
+  const ca = await createTestCa(name, 'ec-p256', 365)
   const pemFile = join(mkdtempSync(join(tmpdir(), 'orchard-device-ca-')), 'ca.pem')
-  writeFileSync(pemFile, certificateToPem(certificate))
-  return { certificate, privateKey: keys.privateKey, pemFile }
+  writeFileSync(pemFile, ca.pem)
+  return { certificate: ca.certificate, privateKey: ca.privateKey, pemFile }
 }
 
 export interface MdmResponse {
