@@ -50,12 +50,14 @@ export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions)
     const signature = request.headers['mdm-signature']
     const forwarded = options.clientCertificateHeader ? request.headers[options.clientCertificateHeader] : undefined
     const socket = request.raw.socket as Partial<TLSSocket>
-    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined
     return options.resolveIdentity(
       {
         signature: typeof signature === 'string' ? signature : undefined,
         forwardedCertificate: typeof forwarded === 'string' && forwarded !== '' ? forwarded : undefined,
-        peerCertificate: peer && 'raw' in peer && Buffer.isBuffer(peer.raw) ? peer.raw : undefined,
+        peerCertificate: () => {
+          const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false) : undefined
+          return peer && 'raw' in peer && Buffer.isBuffer(peer.raw) ? peer.raw : undefined
+        },
       },
       body,
     )

@@ -15,8 +15,8 @@ export interface IdentityEvidence {
   signature?: string
   /** The configured forwarded-certificate header, when the request came through a TLS proxy. */
   forwardedCertificate?: string
-  /** DER of the client certificate of our own TLS connection. */
-  peerCertificate?: Buffer
+  /** DER of the client certificate of our own TLS connection; asked for only when nothing above is there. */
+  peerCertificate?: () => Buffer | undefined
 }
 
 export type IdentityResolver = (evidence: IdentityEvidence, body: Buffer) => DeviceIdentity
@@ -29,10 +29,10 @@ export function createIdentityResolver(verifier: CertificateVerifier): IdentityR
         certificateDer = verifyMdmSignature(evidence.signature, body).certificateDer
       } else if (evidence.forwardedCertificate !== undefined) {
         certificateDer = parseForwardedClientCertificate(evidence.forwardedCertificate)
-      } else if (evidence.peerCertificate !== undefined && evidence.peerCertificate.length > 0) {
-        certificateDer = evidence.peerCertificate
       } else {
-        throw new OrchardError('identity_missing', 'no Mdm-Signature header and no client certificate')
+        const peer = evidence.peerCertificate?.()
+        if (!peer || peer.length === 0) throw new OrchardError('identity_missing', 'no Mdm-Signature header and no client certificate')
+        certificateDer = peer
       }
       const verified = verifier.verify(certificateDer)
       return { certificateSha256: verified.sha256, notAfter: verified.notAfter }
