@@ -64,11 +64,12 @@ export function createPushService(deps: PushServiceDeps): PushService {
   }
 
   async function pushEnrollments(enrollmentIds: readonly string[]): Promise<PushReport> {
-    const rows = await deps.store.pushTargets(enrollmentIds)
+    const ids = [...new Set(enrollmentIds)]
+    const rows = await deps.store.pushTargets(ids)
     const byId = new Map(rows.map((row) => [row.enrollmentId, row]))
     const results = new Map<string, PushResult>()
     const byTopic = new Map<string, PushTarget[]>()
-    for (const id of new Set(enrollmentIds)) {
+    for (const id of ids) {
       const row = byId.get(id)
       const skip = (reason: string) => results.set(id, { enrollmentId: id, status: 'skipped', reason })
       if (!row) skip('unknown enrollment')
@@ -119,7 +120,7 @@ export function createPushService(deps: PushServiceDeps): PushService {
       if (invalid > 0) log.info({ topic, invalid }, 'push tokens retired until their next TokenUpdate')
     }
     await deps.store.recordPushOutcomes(recorded)
-    return { results: [...new Set(enrollmentIds)].map((id) => results.get(id)!), topicErrors }
+    return { results: ids.map((id) => results.get(id)!), topicErrors }
   }
 
   return {
