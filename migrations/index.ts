@@ -5,9 +5,11 @@ import type { Migration } from 'kysely'
 import * as m0001 from './0001_init.js'
 import * as m0002 from './0002_mdm_core.js'
 import * as m0003 from './0003_push.js'
+import * as m0004 from './0004_admin_api.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
   '0002_mdm_core': m0002,
   '0003_push': m0003,
+  '0004_admin_api': m0004,
 })

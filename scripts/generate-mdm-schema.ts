@@ -52,8 +52,145 @@ export function generateCheckinKeys(dir: string): string {
   return lines.join('\n')
 }
 
+interface SchemaKey {
+  key: string
+  type: string
+  required?: boolean
+  allowedValues?: (string | number)[]
+  range?: { min?: number; max?: number }
+  os?: Record<string, 'n/a' | { introduced?: string }>
+  subkeys?: SchemaKey[]
+}
+interface SchemaCommand {
+  requestType: string
+  platforms: string[]
+  deviceChannel: string[]
+  userChannel: string[]
+  supervised: string[]
+  requiresDEP: string[]
+  userEnrollment: Record<string, string>
+  os: Record<string, { introduced?: string }>
+  requiredKeys: SchemaKey[]
+  optionalKeys: SchemaKey[]
+}
+
+/** A TypeScript literal: single-quoted strings, bare identifier keys, all on one line. */
+function literal(value: unknown): string {
+  if (typeof value === 'string') return `'${value.replace(/[\\']/g, (c) => `\\${c}`)}'`
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (Array.isArray(value)) return `[${value.map(literal).join(', ')}]`
+  const fields = objectFields(value as Record<string, unknown>)
+  return fields ? `{ ${fields} }` : '{}'
+}
+
+/** `a: 1, b: 'x'` without braces; undefined fields are left out. */
+function objectFields(value: Record<string, unknown>): string {
+  const name = (key: string) => (/^[A-Za-z_$][\w$]*$/.test(key) ? key : literal(key))
+  return Object.entries(value)
+    .filter(([, item]) => item !== undefined)
+    .map(([key, item]) => `${name(key)}: ${literal(item)}`)
+    .join(', ')
+}
+
+/** Key-level OS overrides reduced to availability: 'n/a', or the version that introduced the key. */
+function keyAvailability(os: SchemaKey['os']): Record<string, 'n/a' | { introduced: string }> | undefined {
+  const out: Record<string, 'n/a' | { introduced: string }> = {}
+  for (const [platform, support] of Object.entries(os ?? {})) {
+    if (support === 'n/a') out[platform] = 'n/a'
+    else if (support.introduced !== undefined) out[platform] = { introduced: support.introduced }
+  }
+  return Object.keys(out).length > 0 ? out : undefined
+}
+
+function keyLines(keys: SchemaKey[], indent: string): string[] {
+  const lines: string[] = []
+  for (const key of keys) {
+    const fields = objectFields({
+      key: key.key,
+      type: key.type,
+      required: key.required === true ? true : undefined,
+      allowedValues: key.allowedValues,
+      range: key.range,
+      os: keyAvailability(key.os),
+    })
+    if (!key.subkeys?.length) {
+      lines.push(`${indent}{ ${fields} },`)
+      continue
+    }
+    lines.push(`${indent}{ ${fields}, subkeys: [`)
+    lines.push(...keyLines(key.subkeys, `${indent}  `))
+    lines.push(`${indent}] },`)
+  }
+  return lines
+}
+
+export function generateCommandCatalogue(dir: string): string {
+  const commands = JSON.parse(readFileSync(`${dir}/commands.json`, 'utf8')) as SchemaCommand[]
+  const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
+  const names = commands.map((command) => command.requestType).sort()
+  const lines = [header(`commands.json (commit ${meta.commit.slice(0, 8)})`)]
+  lines.push(`import type { PlistKeyType } from './checkin-schema.js'`)
+  lines.push('')
+  lines.push(`export type CommandPlatform = 'iOS' | 'macOS' | 'tvOS' | 'visionOS' | 'watchOS'`)
+  lines.push(`export type UserEnrollmentMode = 'allowed' | 'required' | 'forbidden' | 'ignored'`)
+  lines.push('')
+  lines.push('export interface CommandKeySchema {')
+  lines.push('  /** For array elements a placeholder name (e.g. QueriesItem); several dictionary elements are alternatives told apart by Item. */')
+  lines.push('  readonly key: string')
+  lines.push('  readonly type: PlistKeyType')
+  lines.push('  readonly required?: true')
+  lines.push('  readonly allowedValues?: readonly (string | number)[]')
+  lines.push('  readonly range?: { readonly min?: number; readonly max?: number }')
+  lines.push(`  /** Key-level overrides only: 'n/a' where the key does not exist on that OS. */`)
+  lines.push(`  readonly os?: Readonly<Partial<Record<CommandPlatform, 'n/a' | { readonly introduced: string }>>>`)
+  lines.push('  /** Element shapes of an array, keys of a dictionary (a single ANY = free-form), known values of a string. */')
+  lines.push('  readonly subkeys?: readonly CommandKeySchema[]')
+  lines.push('}')
+  lines.push('')
+  lines.push('export interface CommandSchema {')
+  lines.push('  readonly platforms: readonly CommandPlatform[]')
+  lines.push('  readonly deviceChannel: readonly CommandPlatform[]')
+  lines.push(`  /** iOS has a user channel only on Shared iPad, listed as 'iOS-SharedIPad'. */`)
+  lines.push(`  readonly userChannel: readonly (CommandPlatform | 'iOS-SharedIPad')[]`)
+  lines.push('  /** Platforms where the command needs a supervised device. */')
+  lines.push('  readonly supervised: readonly CommandPlatform[]')
+  lines.push('  /** Platforms where the command needs an Automated Device Enrollment. */')
+  lines.push('  readonly requiresDEP: readonly CommandPlatform[]')
+  lines.push('  readonly userEnrollment: Readonly<Partial<Record<CommandPlatform, UserEnrollmentMode>>>')
+  lines.push('  readonly introduced: Readonly<Partial<Record<CommandPlatform, string>>>')
+  lines.push('  readonly keys: readonly CommandKeySchema[]')
+  lines.push('}')
+  lines.push('')
+  lines.push('export const requestTypeNames = [', ...names.map((name) => `  ${literal(name)},`), '] as const')
+  lines.push('')
+  lines.push('export type RequestType = (typeof requestTypeNames)[number]')
+  lines.push('')
+  lines.push('/** Every MDM command with where it applies and the request keys it takes. */')
+  lines.push('export const commandCatalogue: { readonly [R in RequestType]: CommandSchema } = {')
+  for (const command of [...commands].sort((a, b) => (a.requestType < b.requestType ? -1 : 1))) {
+    const introduced: Record<string, string> = {}
+    for (const [platform, support] of Object.entries(command.os)) if (support.introduced) introduced[platform] = support.introduced
+    lines.push(`  ${command.requestType}: {`)
+    lines.push(`    platforms: ${literal(command.platforms)},`)
+    lines.push(`    deviceChannel: ${literal(command.deviceChannel)},`)
+    lines.push(`    userChannel: ${literal(command.userChannel)},`)
+    lines.push(`    supervised: ${literal(command.supervised)},`)
+    lines.push(`    requiresDEP: ${literal(command.requiresDEP)},`)
+    lines.push(`    userEnrollment: ${literal(command.userEnrollment)},`)
+    lines.push(`    introduced: ${literal(introduced)},`)
+    const keys = [...command.requiredKeys, ...command.optionalKeys]
+    if (keys.length === 0) lines.push('    keys: [],')
+    else lines.push('    keys: [', ...keyLines(keys, '      '), '    ],')
+    lines.push('  },')
+  }
+  lines.push('}')
+  lines.push('')
+  return lines.join('\n')
+}
+
 export const generatedFiles = (dir: string): Record<string, string> => ({
   'src/mdm/generated/checkin-schema.ts': generateCheckinKeys(dir),
+  'src/mdm/generated/command-catalogue.ts': generateCommandCatalogue(dir),
   // Apple's licence notice travels with what is derived from its schema.
   'src/mdm/generated/LICENSE-apple-device-management.txt': readFileSync(`${dir}/LICENSE-apple-device-management.txt`, 'utf8'),
 })

@@ -4,12 +4,12 @@ import { randomUUID } from 'node:crypto'
 import fastifySensible from '@fastify/sensible'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
-import { enqueueRoutes, type EnqueueRoutesOptions } from './http/enqueue.js'
+import { apiRoutes, type ApiRoutesOptions } from './http/api/plugin.js'
 import { healthRoutes } from './http/health.js'
 import { mdmRoutes, type MdmRoutesOptions } from './http/mdm.js'
 import { instrumentRequests, metricsRoutes } from './http/metrics.js'
-import { problemErrorHandler, problemNotFoundHandler } from './http/problem.js'
-import { pushRoutes, type PushRoutesOptions } from './http/push-routes.js'
+import FindMyWay from 'find-my-way'
+import { createNotFoundHandler, problemErrorHandler } from './http/problem.js'
 import type { Metrics } from './metrics.js'
 import type { ReadinessReport } from './services/readiness.js'
 
@@ -34,10 +34,8 @@ export interface AppDeps {
   bodyLimit?: number
   /** The device-facing MDM endpoints. */
   mdm?: MdmRoutesOptions
-  /** The operator enqueue endpoint. */
-  enqueue?: EnqueueRoutesOptions
-  /** Push certificates and push on demand. */
-  push?: PushRoutesOptions
+  /** The admin REST API (openapi.yaml). */
+  api?: ApiRoutesOptions
 }
 
 /** One access-log line per request, with snake_case keys; none on arrival. */
@@ -73,8 +71,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID()
     },
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
-    // The enqueue route takes many enrollment IDs in one path segment.
-    maxParamLength: 64 * 1024,
+    // The raw enqueue route takes many enrollment IDs in one path segment.
+    routerOptions: { maxParamLength: 64 * 1024 },
     // Graceful shutdown: app.close() stops accepting, answers new requests on kept-alive
     // connections with 503, closes idle connections, and waits for in-flight requests.
     return503OnClosing: true,
@@ -86,7 +84,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(fastifySensible)
   app.setErrorHandler(problemErrorHandler)
-  app.setNotFoundHandler(problemNotFoundHandler)
+  // Fastify answers 404 for a known path with another method; a router of every route
+  // tells the not-found handler when 405 (with Allow) is the right answer.
+  const routeIndex = FindMyWay({ ignoreTrailingSlash: false })
+  const indexedMethods = new Set<string>()
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD' || method === 'OPTIONS') continue
+      indexedMethods.add(method)
+      try {
+        routeIndex.on(method as 'GET', route.url, () => undefined)
+      } catch {
+        // The same method and path registered twice (e.g. a wildcard): already indexed.
+      }
+    }
+  })
+  app.setNotFoundHandler(createNotFoundHandler((path) => [...indexedMethods].filter((method) => routeIndex.find(method as 'GET', path) !== null)))
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -97,7 +110,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metricsRoutes, { metrics: deps.metrics })
   // Each surface is its own encapsulated plugin: its body parsers and error mapping stay inside it.
   if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
-  if (deps.enqueue) await app.register(enqueueRoutes, deps.enqueue)
-  if (deps.push) await app.register(pushRoutes, deps.push)
+  if (deps.api) await app.register(apiRoutes, deps.api)
   return app
 }

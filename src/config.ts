@@ -31,6 +31,8 @@ export interface Config {
   readonly clientCertHeader: string | null
   readonly mdmBodyLimit: number
   readonly userAuthenticate: 'allow' | 'decline'
+  /** Admin API responses checked against openapi.yaml: strict = a mismatch is a 500. */
+  readonly apiResponseValidation: 'strict' | 'log' | 'off'
   /** Warn when a device has refused (NotNow) the same command this many times. */
   readonly notNowAlertAfter: number
   /** Master keys (32 bytes each) that seal secrets at rest; the first seals, all open. */
@@ -88,6 +90,7 @@ type OptionKey =
   | 'clientCertHeader'
   | 'mdmBodyLimit'
   | 'userAuthenticate'
+  | 'apiResponseValidation'
   | 'notNowAlertAfter'
   | 'secretKeys'
   | 'apnsCaFile'
@@ -118,6 +121,7 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
+  { key: 'apiResponseValidation', env: 'ORCHARD_API_RESPONSE_VALIDATION', flag: '--api-response-validation', defaultText: 'log', description: 'Check admin API responses against openapi.yaml: `log` logs a mismatch, `strict` answers 500 instead (tests), `off` skips the check.' },
   { key: 'notNowAlertAfter', env: 'ORCHARD_NOT_NOW_ALERT_AFTER', flag: '--not-now-alert-after', defaultText: '5', description: 'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; its NotNow count is kept).' },
   { key: 'shutdownTimeoutMs', env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', defaultText: '10000', description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).' },
 ]
@@ -301,8 +305,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
 
+  const apiResponseValidation = (raw.apiResponseValidation ?? 'log').trim().toLowerCase() as Config['apiResponseValidation']
+  if (!['strict', 'log', 'off'].includes(apiResponseValidation)) fail('apiResponseValidation', 'must be strict, log or off')
+
   return Object.freeze({
     host,
+    apiResponseValidation,
     port,
     publicUrl,
     databaseUrl,

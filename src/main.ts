@@ -9,10 +9,22 @@ import { buildApp } from './app.js'
 import { ConfigError, describeConfig, HelpRequested, loadConfig, type Config } from './config.js'
 import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
 import { certificatesFromPem } from './crypto/pem.js'
-import { createApiKeyCheck } from './http/api-auth.js'
+import { adminHandlers } from './http/api/admin-handlers.js'
+import { commandHandlers } from './http/api/command-handlers.js'
+import { deviceHandlers } from './http/api/device-handlers.js'
+import { pushHandlers } from './http/api/push-handlers.js'
 import { createLogger } from './logger.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './metrics.js'
+import { createApiKeyService } from './services/api-key-service.js'
 import { createCheckinService } from './services/checkin-service.js'
+import { createCommandDispatcher } from './services/command-dispatch.js'
+import { createRetentionService, type RetentionService } from './services/retention.js'
+import { withCheckinEvents, withCommandResultEvents } from './services/webhook-events.js'
+import { createWebhookService, type WebhookService } from './services/webhook-service.js'
+import { createApiKeyStore } from './storage/api-key-store.js'
+import { createCommandAdminStore } from './storage/command-admin-store.js'
+import { createDeviceDirectoryStore } from './storage/device-directory-store.js'
+import { createWebhookStore } from './storage/webhook-store.js'
 import { createCommandService, type CommandService } from './services/command-service.js'
 import { createEmptyDeclarativeManagement } from './services/declarative-management.js'
 import { createIdentityResolver } from './services/identity-resolver.js'
@@ -47,11 +59,20 @@ export interface Orchard {
   metrics: Metrics
   commands: CommandService
   push: PushService
+  webhooks: WebhookService
+  retention: RetentionService
 }
 
-/** The re-push loop and the daily push-certificate expiry warning; both stop with the app. */
-function startBackgroundWork(deps: { config: Config; push: PushService; pushCertificates: PushCertificateService; logger: Logger }) {
+/**
+ * The re-push loop, the daily push-certificate expiry warning, the daily pruning of old
+ * command results, and webhook delivery; all stop with the app.
+ */
+function startBackgroundWork(deps: { config: Config; push: PushService; pushCertificates: PushCertificateService; retention: RetentionService; webhooks: WebhookService; logger: Logger }) {
   const tasks: PeriodicTask[] = []
+  tasks.push(startPeriodicTask('command result pruning', 86_400_000, async () => void (await deps.retention.prune()), deps.logger))
+  // Emitting an event wakes the webhook worker at once; the interval only picks up retries.
+  deps.webhooks.start(5_000)
+  tasks.push({ stop: () => deps.webhooks.stop() })
   const seconds = deps.config.repush.loopIntervalSeconds
   if (seconds > 0) {
     tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))
@@ -85,7 +106,11 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   if (trustedDeviceCas.length === 0) logger.warn('no ORCHARD_DEVICE_CA_FILES: no device can enroll until a device CA is configured')
   const resolveIdentity = createIdentityResolver(createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas }))
 
-  const checkin = createCheckinService({
+  const secretBox = config.secretKeys.length > 0 ? createSecretBox(config.secretKeys) : null
+  const webhookStore = createWebhookStore(db)
+  const webhooks = createWebhookService({ store: webhookStore, secretBox, logger })
+
+  const coreCheckin = createCheckinService({
     enrollments,
     declarativeManagement: createEmptyDeclarativeManagement(ddmStatus),
     tokenServices: {},
@@ -93,12 +118,13 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     events: {},
     logger,
   })
-  const commands = createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: config.notNowAlertAfter })
+  const checkin = withCheckinEvents(coreCheckin, webhooks)
+  const commands = withCommandResultEvents(createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: config.notNowAlertAfter }), webhooks)
 
   const pushStore = createPushStore(db)
   const pushCertificates = createPushCertificateService({
     store: pushStore,
-    secretBox: config.secretKeys.length > 0 ? createSecretBox(config.secretKeys) : null,
+    secretBox,
     logger,
   })
   const apnsCa = config.apnsCaFile ? readFileSync(config.apnsCaFile, 'utf8') : undefined
@@ -117,7 +143,12 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     metrics,
     logger,
   })
-  const background = startBackgroundWork({ config, push, pushCertificates, logger })
+  const directory = createDeviceDirectoryStore(db)
+  const commandAdmin = createCommandAdminStore(db)
+  const retention = createRetentionService({ settings, commandAdmin, logger })
+  const dispatcher = createCommandDispatcher({ commands, directory, push, logger })
+  const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
+  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, logger })
 
   const checkReadiness = createReadinessCheck({
     ping: database.ping,
@@ -125,7 +156,6 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     expiringPushCertificates: () => pushCertificates.expiring(30),
     timeoutMs: 5_000,
   })
-  const checkApiKey = createApiKeyCheck(config.apiKeys)
   const tls = config.tls
     ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: trustedDeviceCas.length > 0 }
     : null
@@ -142,14 +172,24 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       bodyLimit: config.mdmBodyLimit,
       clientCertificateHeader: config.clientCertHeader,
     },
-    enqueue: { commands, push, checkApiKey, bodyLimit: config.mdmBodyLimit },
-    push: { push, certificates: pushCertificates, checkApiKey },
+    api: {
+      authenticate: (token) => apiKeys.authenticate(token),
+      responseValidation: config.apiResponseValidation,
+      bodyLimit: 1024 * 1024,
+      logger,
+      handlers: {
+        ...deviceHandlers({ directory, dispatcher }),
+        ...commandHandlers({ dispatcher, commandAdmin, directory }),
+        ...pushHandlers({ push, certificates: pushCertificates }),
+        ...adminHandlers({ apiKeys, webhooks, retention }),
+      },
+    },
   })
   app.addHook('onClose', async () => {
     await background.stop()
     await push.close()
   })
-  return { app, metrics, commands, push }
+  return { app, metrics, commands, push, webhooks, retention }
 }
 
 export async function startOrchard(config: Config, logger: Logger): Promise<RunningServer> {

@@ -2,7 +2,9 @@
 // admin API and the operational endpoints. (The MDM surface maps errors its own way:
 // Apple's protocol gives statuses meanings, and a device that gets 401 unenrolls.)
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { ErrorObject } from 'ajv'
 import { errorCodes, OrchardError, type ErrorCode } from '../errors.js'
+import { fieldProblems } from './api/validation.js'
 
 export const problemContentType = 'application/problem+json'
 
@@ -26,6 +28,7 @@ const titles: Record<ErrorCode, string> = {
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   conflict: 'Conflict',
+  not_applicable: 'Command not applicable',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
   database_unavailable: 'Database unavailable',
@@ -47,13 +50,13 @@ export function problemType(code: ErrorCode): string {
 /** Turns any thrown value into an OrchardError; unknown errors become `internal`. */
 export function toOrchardError(error: unknown): OrchardError {
   if (error instanceof OrchardError) return error
-  const e = error as FastifyError & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }> }
+  const e = error as FastifyError & { validation?: Array<Partial<ErrorObject>>; validationContext?: string }
   if (e?.validation) {
-    const errors = e.validation.map((v) => ({
-      pointer: (v.instancePath ?? '') + (typeof v.params?.['missingProperty'] === 'string' ? `/${v.params['missingProperty']}` : ''),
-      detail: v.message ?? 'is invalid',
-    }))
-    return new OrchardError('validation_failed', e.message, { cause: error, details: { errors } })
+    const errors = fieldProblems(e.validation, e.validationContext)
+    const first = errors[0]
+    const where = first?.parameter !== undefined ? `parameter ${first.parameter}` : first?.pointer ? `field ${first.pointer}` : 'body'
+    const summary = first ? `${e.validationContext === 'body' || !e.validationContext ? 'request body' : e.validationContext} ${where} ${first.detail}` : e.message
+    return new OrchardError('validation_failed', errors.length > 1 ? `${summary} (and ${errors.length - 1} more)` : summary, { cause: error, details: { errors } })
   }
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -103,6 +106,15 @@ export function problemErrorHandler(error: unknown, request: FastifyRequest, rep
   return sendProblem(reply, request, orchardError)
 }
 
-export function problemNotFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  return sendProblem(reply, request, new OrchardError('not_found', `no route for ${request.method} ${request.url.split('?')[0]}`))
+/** 404 for an unknown path; 405 with Allow when the path exists for other methods. */
+export function createNotFoundHandler(allowedMethods: (path: string) => string[]) {
+  return function problemNotFoundHandler(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const path = request.url.split('?')[0]!
+    const allowed = allowedMethods(path).filter((method) => method !== request.method)
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '))
+      return sendProblem(reply, request, new OrchardError('method_not_allowed', `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`))
+    }
+    return sendProblem(reply, request, new OrchardError('not_found', `no route for ${request.method} ${path}`))
+  }
 }

@@ -207,6 +207,9 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
             and (expires_at is null or expires_at > now() or (status = 'Pending' and first_delivered_at is not null))
           order by priority desc, seq
           limit 1
+          -- An operator cancelling this row right now holds its lock: take the next one
+          -- rather than wait, and never hand out a row the cancel is about to commit.
+          for update skip locked
         ),
         delivered as (
           update command_targets t
@@ -216,6 +219,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
               updated_at = now()
           from head
           where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid
+            and t.status in ('Pending', 'NotNow')
           returning t.command_uuid
         )
         select (select count(*) from gate)::int as gate_ok,

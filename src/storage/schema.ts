@@ -159,6 +159,47 @@ export interface DdmStatusReportsTable {
   received_at: CreatedAt
 }
 
+export const apiKeyScopes = ['read', 'write', 'admin'] as const
+export type ApiKeyScope = (typeof apiKeyScopes)[number]
+
+export interface ApiKeysTable {
+  id: string
+  name: string
+  scopes: ColumnType<ApiKeyScope[], ApiKeyScope[], ApiKeyScope[]>
+  key_sha256: Buffer
+  created_at: CreatedAt
+  last_used_at: Date | null
+  expires_at: Date | null
+  revoked_at: Date | null
+}
+
+export interface WebhooksTable {
+  id: string
+  url: string
+  secret_sealed: Buffer
+  event_types: string[]
+  enabled: Generated<boolean>
+  description: string | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface WebhookDeliveriesTable {
+  id: ColumnType<number, never, never>
+  webhook_id: string
+  event_id: string
+  event_type: string
+  payload: Json
+  status: Generated<'pending' | 'delivered' | 'failed'>
+  attempts: Generated<number>
+  next_attempt_at: Timestamp
+  last_attempt_at: Date | null
+  last_status_code: number | null
+  last_error: string | null
+  delivered_at: Date | null
+  created_at: CreatedAt
+}
+
 export interface Database {
   server_settings: ServerSettingsTable
   devices: DevicesTable
@@ -171,4 +212,7 @@ export interface Database {
   installed_certificates: InstalledCertificatesTable
   ddm_status_reports: DdmStatusReportsTable
   push_certificates: PushCertificatesTable
+  api_keys: ApiKeysTable
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
 }

@@ -25,7 +25,8 @@ export async function buildTestApp(
   database: DatabaseHandle,
   env: Record<string, string> = {},
 ): Promise<TestApp> {
-  const config = loadConfig(env, [])
+  // The admin API's responses are checked against openapi.yaml: a mismatch fails the test.
+  const config = loadConfig({ ORCHARD_API_RESPONSE_VALIDATION: 'strict', ...env }, [])
   const orchard = await createOrchard(config, database, testLogger())
   t.teardown(() => orchard.app.close())
   return { app: orchard.app, metrics: orchard.metrics, orchard }

@@ -1,0 +1,142 @@
+// The admin REST API: one encapsulated Fastify plugin whose routes are the operations of
+// openapi.yaml. Each operation gets its handler from a map; a documented operation without
+// a handler (or a handler without an operation) stops the server from starting.
+import fastifySwagger from '@fastify/swagger'
+import fastifySwaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { OrchardError } from '../../errors.js'
+import type { ApiKeyPrincipal } from '../../services/api-key-service.js'
+import { hasScope } from '../../services/api-key-service.js'
+import { fullAccess, type AccessScope } from '../../storage/access-scope.js'
+import type { ApiKeyScope } from '../../storage/schema.js'
+import { openapiDocument, openapiYaml } from '../generated/openapi-document.js'
+import { loadOperations, type ApiOperation } from './openapi.js'
+import { compileResponseValidator, fieldProblems, validatorCompiler } from './validation.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Scope an admin API operation needs; absent = no authentication. */
+    requiredScope?: ApiKeyScope
+    operationId?: string
+  }
+  interface FastifyRequest {
+    /** The authenticated API key of an admin API request. */
+    principal?: ApiKeyPrincipal
+  }
+}
+
+export type OperationHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+export type OperationHandlers = Record<string, OperationHandler>
+
+export type ResponseValidation = 'strict' | 'log' | 'off'
+
+export interface ApiRoutesOptions {
+  authenticate(token: string): Promise<ApiKeyPrincipal | undefined>
+  handlers: OperationHandlers
+  /** strict: a response that breaks the contract becomes a 500 (tests); log: logged only. */
+  responseValidation: ResponseValidation
+  /** Default body limit of the API's routes, bytes. */
+  bodyLimit: number
+  logger: Logger
+}
+
+/** Request content types taken as raw bytes (command plists, configuration profiles). */
+const rawContentTypes = ['application/x-apple-plist', 'application/xml', 'text/xml', 'application/octet-stream', 'application/x-apple-aspen-config', 'application/pkcs7-mime']
+
+/** The caller's view of the fleet (see storage/access-scope.ts). */
+export function accessOf(request: FastifyRequest): AccessScope {
+  if (!request.principal) throw new OrchardError('unauthorized', 'not authenticated')
+  return fullAccess
+}
+
+async function authenticateRequest(request: FastifyRequest, options: ApiRoutesOptions): Promise<void> {
+  const required = request.routeOptions.config.requiredScope
+  if (!required) return
+  const header = request.headers.authorization
+  const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
+  if (!match) throw new OrchardError('unauthorized', 'an Authorization: Bearer <API key> header is required')
+  const principal = await options.authenticate(match[1]!)
+  if (!principal) throw new OrchardError('unauthorized', 'the API key is not valid (unknown, revoked or expired)')
+  if (!hasScope(principal.scopes, required)) {
+    throw new OrchardError('forbidden', `this operation needs an API key with the ${required} scope; this key has ${principal.scopes.join(', ')}`)
+  }
+  request.principal = principal
+  request.log = request.log.child({ api_key_id: principal.keyId })
+}
+
+export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions): Promise<void> {
+  const operations = loadOperations()
+  const apiOperations = [...operations.values()].filter((operation) => operation.path.startsWith('/api/'))
+  const unhandled = apiOperations.filter((operation) => !(operation.operationId in options.handlers) && operation.operationId !== 'getOpenApiDocument')
+  if (unhandled.length) throw new Error(`openapi.yaml operations without a handler: ${unhandled.map((o) => o.operationId).join(', ')}`)
+  const unknown = Object.keys(options.handlers).filter((id) => !operations.has(id))
+  if (unknown.length) throw new Error(`handlers for operations openapi.yaml does not have: ${unknown.join(', ')}`)
+
+  app.setValidatorCompiler(validatorCompiler)
+  app.addContentTypeParser(rawContentTypes, { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+  app.addHook('onRequest', async (request) => authenticateRequest(request, options))
+
+  const responseValidators = new Map<string, Map<string, ReturnType<typeof compileResponseValidator>>>()
+  if (options.responseValidation !== 'off') {
+    for (const operation of apiOperations) {
+      const byStatus = new Map<string, ReturnType<typeof compileResponseValidator>>()
+      for (const [status, schema] of Object.entries(operation.responses)) if (/^2\d\d$/.test(status)) byStatus.set(status, compileResponseValidator(schema))
+      responseValidators.set(operation.operationId, byStatus)
+    }
+    app.addHook('preSerialization', async (request, reply, payload) => {
+      const operationId = request.routeOptions.config.operationId
+      if (!operationId || reply.statusCode >= 300) return payload
+      const validate = responseValidators.get(operationId)?.get(String(reply.statusCode))
+      if (!validate) {
+        request.log.error({ operation_id: operationId, status_code: reply.statusCode }, 'response status is not documented in openapi.yaml')
+        if (options.responseValidation === 'strict') throw new OrchardError('internal', `undocumented response status ${reply.statusCode} for ${operationId}`)
+        return payload
+      }
+      if (!validate(payload)) {
+        const problems = fieldProblems(validate.errors ?? [], 'body')
+        request.log.error({ operation_id: operationId, errors: problems }, 'response does not match openapi.yaml')
+        if (options.responseValidation === 'strict') throw new OrchardError('internal', `response of ${operationId} does not match openapi.yaml: ${JSON.stringify(problems)}`)
+      }
+      return payload
+    })
+  }
+
+  for (const operation of apiOperations) {
+    const handler = operation.operationId === 'getOpenApiDocument' ? serveDocument : options.handlers[operation.operationId]!
+    registerOperation(app, operation, handler)
+  }
+
+  // Swagger UI over the same document; the UI's own assets are not API operations.
+  await app.register(fastifySwagger, { mode: 'static', specification: { document: openapiDocument as never } })
+  await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true })
+}
+
+async function serveDocument(_request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  return reply.type('application/yaml; charset=utf-8').send(openapiYaml)
+}
+
+function registerOperation(app: FastifyInstance, operation: ApiOperation, handler: OperationHandler): void {
+  const body = operation.jsonBody
+    ? operation.rawBodyTypes.length
+      ? { content: { 'application/json': { schema: operation.jsonBody } } }
+      : operation.jsonBody
+    : undefined
+  app.route({
+    method: operation.method,
+    url: operation.url,
+    ...(operation.bodyLimit ? { bodyLimit: operation.bodyLimit } : {}),
+    config: { operationId: operation.operationId, ...(operation.requiredScope ? { requiredScope: operation.requiredScope } : {}) },
+    schema: {
+      ...(operation.params ? { params: operation.params } : {}),
+      querystring: operation.querystring,
+      ...(body ? { body } : {}),
+    },
+    handler: async (request, reply) => {
+      if (operation.bodyRequired && (request.body === undefined || request.body === null)) {
+        throw new OrchardError('validation_failed', `this operation needs a request body (${[operation.jsonBody ? 'application/json' : undefined, ...operation.rawBodyTypes].filter(Boolean).join(' or ')})`)
+      }
+      return handler(request, reply)
+    },
+  })
+}
