@@ -59,6 +59,13 @@ class AccessLog extends LogController {
   }
 }
 
+const routeTables = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>()
+
+/** Every method and path the app serves (HEAD and OPTIONS aside), for the contract test. */
+export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: string; url: string }> {
+  return routeTables.get(app) ?? []
+}
+
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -88,10 +95,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // tells the not-found handler when 405 (with Allow) is the right answer.
   const routeIndex = FindMyWay({ ignoreTrailingSlash: false })
   const indexedMethods = new Set<string>()
+  const routes: Array<{ method: string; url: string }> = []
+  routeTables.set(app, routes)
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       if (method === 'HEAD' || method === 'OPTIONS') continue
       indexedMethods.add(method)
+      routes.push({ method, url: route.url })
       try {
         routeIndex.on(method as 'GET', route.url, () => undefined)
       } catch {

@@ -33,6 +33,8 @@ export interface Config {
   readonly userAuthenticate: 'allow' | 'decline'
   /** Admin API responses checked against openapi.yaml: strict = a mismatch is a 500. */
   readonly apiResponseValidation: 'strict' | 'log' | 'off'
+  /** Deliver webhook events from this process (false: only record them; another instance delivers). */
+  readonly webhookWorker: boolean
   /** Warn when a device has refused (NotNow) the same command this many times. */
   readonly notNowAlertAfter: number
   /** Master keys (32 bytes each) that seal secrets at rest; the first seals, all open. */
@@ -91,6 +93,7 @@ type OptionKey =
   | 'mdmBodyLimit'
   | 'userAuthenticate'
   | 'apiResponseValidation'
+  | 'webhookWorker'
   | 'notNowAlertAfter'
   | 'secretKeys'
   | 'apnsCaFile'
@@ -122,6 +125,7 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
   { key: 'apiResponseValidation', env: 'ORCHARD_API_RESPONSE_VALIDATION', flag: '--api-response-validation', defaultText: 'log', description: 'Check admin API responses against openapi.yaml: `log` logs a mismatch, `strict` answers 500 instead (tests), `off` skips the check.' },
+  { key: 'webhookWorker', env: 'ORCHARD_WEBHOOK_WORKER', flag: '--webhook-worker', defaultText: 'true', description: 'Deliver webhook events from this process. `false`: events are still recorded in the outbox, and another instance (or a later start) delivers them.' },
   { key: 'notNowAlertAfter', env: 'ORCHARD_NOT_NOW_ALERT_AFTER', flag: '--not-now-alert-after', defaultText: '5', description: 'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; its NotNow count is kept).' },
   { key: 'shutdownTimeoutMs', env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', defaultText: '10000', description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).' },
 ]
@@ -308,9 +312,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   const apiResponseValidation = (raw.apiResponseValidation ?? 'log').trim().toLowerCase() as Config['apiResponseValidation']
   if (!['strict', 'log', 'off'].includes(apiResponseValidation)) fail('apiResponseValidation', 'must be strict, log or off')
 
+  const webhookWorker = (raw.webhookWorker ?? 'true').trim().toLowerCase()
+  if (webhookWorker !== 'true' && webhookWorker !== 'false') fail('webhookWorker', 'must be true or false')
+
   return Object.freeze({
     host,
     apiResponseValidation,
+    webhookWorker: webhookWorker === 'true',
     port,
     publicUrl,
     databaseUrl,

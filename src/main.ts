@@ -71,8 +71,10 @@ function startBackgroundWork(deps: { config: Config; push: PushService; pushCert
   const tasks: PeriodicTask[] = []
   tasks.push(startPeriodicTask('command result pruning', 86_400_000, async () => void (await deps.retention.prune()), deps.logger))
   // Emitting an event wakes the webhook worker at once; the interval only picks up retries.
-  deps.webhooks.start(5_000)
-  tasks.push({ stop: () => deps.webhooks.stop() })
+  if (deps.config.webhookWorker) {
+    deps.webhooks.start(5_000)
+    tasks.push({ stop: () => deps.webhooks.stop() })
+  }
   const seconds = deps.config.repush.loopIntervalSeconds
   if (seconds > 0) {
     tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))

@@ -54,8 +54,8 @@ export function toOrchardError(error: unknown): OrchardError {
   if (e?.validation) {
     const errors = fieldProblems(e.validation, e.validationContext)
     const first = errors[0]
-    const where = first?.parameter !== undefined ? `parameter ${first.parameter}` : first?.pointer ? `field ${first.pointer}` : 'body'
-    const summary = first ? `${e.validationContext === 'body' || !e.validationContext ? 'request body' : e.validationContext} ${where} ${first.detail}` : e.message
+    const where = first?.parameter !== undefined ? `parameter ${first.parameter}` : first?.pointer ? `request body field ${first.pointer}` : 'request body'
+    const summary = first ? `${where} ${first.detail}` : e.message
     return new OrchardError('validation_failed', errors.length > 1 ? `${summary} (and ${errors.length - 1} more)` : summary, { cause: error, details: { errors } })
   }
   switch (e?.code) {

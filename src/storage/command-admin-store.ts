@@ -171,15 +171,18 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
           delete from command_targets where (enrollment_id, command_uuid) in (
             select enrollment_id, command_uuid from command_targets
             where status not in ('Pending', 'NotNow') and updated_at < ${before}
-            limit ${batchSize})`.execute(db)
-        const deleted = Number(result.numAffectedRows ?? 0n)
+            limit ${batchSize})
+          returning 1`.execute(db)
+        // Counted from the returned rows: PGlite reports no affected-row count for raw SQL.
+        const deleted = result.rows.length
         targets += deleted
         if (deleted < batchSize) break
       }
       const commands = await sql`
         delete from commands c where c.created_at < ${before}
-          and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)`.execute(db)
-      return { targets, commands: Number(commands.numAffectedRows ?? 0n) }
+          and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)
+        returning 1`.execute(db)
+      return { targets, commands: commands.rows.length }
     },
   }
 }

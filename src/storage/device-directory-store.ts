@@ -173,21 +173,21 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
           .innerJoin('enrollments as e', 'e.id', 'a.enrollment_id')
           .select(['a.enrollment_id', 'a.identifier', 'a.name', 'a.version', 'a.short_version', 'a.bundle_size', 'a.is_managed'])
           .where('e.device_id', '=', deviceId)
-          .orderBy(['a.enrollment_id', 'a.identifier'])
+          .orderBy('a.enrollment_id').orderBy('a.identifier')
           .execute(),
         db
           .selectFrom('installed_profiles as p')
           .innerJoin('enrollments as e', 'e.id', 'p.enrollment_id')
           .select(['p.enrollment_id', 'p.identifier', 'p.uuid', 'p.display_name', 'p.is_managed'])
           .where('e.device_id', '=', deviceId)
-          .orderBy(['p.enrollment_id', 'p.identifier'])
+          .orderBy('p.enrollment_id').orderBy('p.identifier')
           .execute(),
         db
           .selectFrom('installed_certificates as c')
           .innerJoin('enrollments as e', 'e.id', 'c.enrollment_id')
           .select(['c.enrollment_id', 'c.sha256', 'c.common_name', 'c.is_identity'])
           .where('e.device_id', '=', deviceId)
-          .orderBy(['c.enrollment_id', 'c.common_name', 'c.sha256'])
+          .orderBy('c.enrollment_id').orderBy('c.common_name').orderBy('c.sha256')
           .execute(),
       ])
       return { device: device as DeviceDetail['device'], enrollments, applications, profiles, certificates }

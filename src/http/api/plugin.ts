@@ -132,6 +132,14 @@ function registerOperation(app: FastifyInstance, operation: ApiOperation, handle
       querystring: operation.querystring,
       ...(body ? { body } : {}),
     },
+    // An optional JSON body that is absent is validated as an empty object.
+    ...(operation.jsonBody && !operation.bodyRequired
+      ? {
+          preValidation: async (request: FastifyRequest) => {
+            if (request.body === undefined || request.body === null) request.body = {}
+          },
+        }
+      : {}),
     handler: async (request, reply) => {
       if (operation.bodyRequired && (request.body === undefined || request.body === null)) {
         throw new OrchardError('validation_failed', `this operation needs a request body (${[operation.jsonBody ? 'application/json' : undefined, ...operation.rawBodyTypes].filter(Boolean).join(' or ')})`)
