@@ -39,8 +39,10 @@ t.test('shutdown lets an in-flight request finish, refuses new ones, closes the 
   const inFlight = httpGet(`http://127.0.0.1:${port}/slow`)
   await requestArrived
   const done = shutdown('SIGTERM')
-  // The listener is closed at once: new connections are refused.
-  await t.rejects(httpGet(`http://127.0.0.1:${port}/healthz`), { code: 'ECONNREFUSED' })
+  // The listener closes at once: a new connection is refused, or reset when it reached the
+  // accept queue in the few ticks before the close (Fastify closes the listener from an
+  // onClose hook, after the other plugins' hooks).
+  await t.rejects(httpGet(`http://127.0.0.1:${port}/healthz`), { code: /^(ECONNREFUSED|ECONNRESET)$/ })
   t.same(exitCodes, [], 'not exited while a request is in flight')
   finish()
   t.same(await inFlight, { status: 200, body: '{"finished":true}' })
