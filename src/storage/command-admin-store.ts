@@ -135,7 +135,9 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
             and t.enrollment_id not in (select enrollment_id from cancelled)
         )
         select (select count(*) from cancelled)::int as cancelled,
-               (select count(*) from others where status = 'Pending' and first_delivered_at is not null)::int as in_flight,
+               -- Open but not cancellable: fetched by the device, maybe just now by a poll
+               -- this statement waited for (the snapshot still shows it undelivered).
+               (select count(*) from others where status in ('Pending', 'NotNow'))::int as in_flight,
                (select count(*) from others where status not in ('Pending', 'NotNow'))::int as finished,
                ((select count(*) from cancelled) + (select count(*) from others))::int as targeted`.execute(db)
       const row = rows[0]!
@@ -158,7 +160,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         )
         select (select count(*) from cancelled)::int as cancelled,
                (select count(*) from command_targets t
-                where t.enrollment_id = ${enrollmentId} and t.status = 'Pending' and t.first_delivered_at is not null
+                where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow')
                   and t.command_uuid not in (select command_uuid from cancelled))::int as in_flight`.execute(db)
       return { cancelled: rows[0]!.cancelled, inFlight: rows[0]!.in_flight }
     },
