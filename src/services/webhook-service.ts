@@ -130,6 +130,8 @@ export interface WebhookServiceDeps {
   now?: () => Date
   retry?: Partial<RetryPolicy>
   timeoutMs?: number
+  /** How long the set of subscribed event types is cached (default 5 s). */
+  subscriptionCacheMs?: number
 }
 
 export const defaultRetryPolicy: RetryPolicy = { baseSeconds: 10, maxSeconds: 15 * 60, giveUpAfterSeconds: 3 * 86_400 }
@@ -437,8 +439,28 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
     else schedule(loop, 0)
   }
 
+  // Which event types have an enabled subscriber, cached for subscriptionCacheMs. Changes
+  // through this process apply at once; another instance's changes within the cache time.
+  let subscriptions: { types: Set<string>; loadedAtMs: number } | null = null
+  let loading: Promise<Set<string>> | null = null
+  const subscriptionCacheMs = deps.subscriptionCacheMs ?? 5_000
+  async function subscribed(type: WebhookEventType): Promise<boolean> {
+    let types = subscriptions && Date.now() - subscriptions.loadedAtMs < subscriptionCacheMs ? subscriptions.types : null
+    if (!types) {
+      loading ??= store
+        .listWebhooks()
+        .then((rows) => new Set(rows.filter((row) => row.enabled).flatMap((row) => row.eventTypes)))
+        .finally(() => (loading = null))
+      const loadedAtMs = Date.now()
+      types = await loading
+      subscriptions = { types, loadedAtMs }
+    }
+    return types.has(type) || types.has('*')
+  }
+
   return {
     async createWebhook(input) {
+      subscriptions = null
       const box = requireSecretBox()
       const url = checkUrl(input.url)
       const eventTypes = checkEventTypes(input.eventTypes)
@@ -467,6 +489,7 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
     },
 
     async updateWebhook(id, update) {
+      subscriptions = null
       const row = await store.updateWebhook(id, {
         ...(update.url !== undefined ? { url: checkUrl(update.url) } : {}),
         ...(update.eventTypes !== undefined ? { eventTypes: checkEventTypes(update.eventTypes) } : {}),
@@ -479,6 +502,7 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
     },
 
     async deleteWebhook(id) {
+      subscriptions = null
       if (!(await store.deleteWebhook(id))) throw new OrchardError('not_found', `no webhook ${id}`)
       log.info({ webhook_id: id }, 'webhook deleted')
     },
@@ -515,6 +539,8 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
 
     async emit(type, data) {
       try {
+        // Every check-in and result passes here: without a subscriber, no database work.
+        if (!(await subscribed(type))) return
         const at = now()
         const event: WebhookEvent = { id: randomUUID(), type, created_at: at.toISOString(), data }
         const written = await store.enqueueEvent({ id: event.id, type, payload: event, createdAt: at })

@@ -382,6 +382,8 @@ t.test('emit never throws into the caller, and writes nothing without subscriber
   await service.emit('checkin.authenticate', {})
   t.same(await service.deliverDue(), { attempted: 0, delivered: 0, failed: 0 })
 
+  // With a subscriber, emit writes to the outbox; a failing write is logged, not thrown.
+  await service.createWebhook({ url: 'http://127.0.0.1:9/hook', eventTypes: ['*'] })
   const broken: WebhookStore = { ...store, enqueueEvent: () => Promise.reject(new Error('database is down')) }
   const failing = createWebhookService({ store: broken, secretBox: createSecretBox([randomBytes(32)]), logger })
   await t.resolves(failing.emit('command.result', { n: 1 }))
@@ -414,4 +416,18 @@ t.test('listing deliveries pages newest first', async (t) => {
   t.same(page2.map((d) => (d.payload as { data: { i: number } }).data.i), [1, 0])
   await t.rejects(service.listDeliveries(webhook.id, { limit: 0 }), code('validation_failed'))
   await t.rejects(service.listDeliveries('wh_nope'), code('not_found'))
+})
+
+t.test('without a subscriber for the type, emit does not touch the outbox; a new subscription counts at once', async (t) => {
+  const { store, service } = await setup(t)
+  let writes = 0
+  const counting: WebhookStore = { ...store, enqueueEvent: (event) => (writes++, store.enqueueEvent(event)) }
+  const counted = createWebhookService({ store: counting, secretBox: createSecretBox([randomBytes(32)]), logger: pino({ level: 'silent' }) })
+  await counted.emit('checkin.authenticate', {})
+  t.equal(writes, 0, 'no webhooks: no write')
+  await counted.createWebhook({ url: 'http://127.0.0.1:9/hook', eventTypes: ['command.result'] })
+  await counted.emit('checkin.authenticate', {})
+  t.equal(writes, 0, 'not subscribed to this type: no write')
+  await counted.emit('command.result', {})
+  t.equal(writes, 1, 'subscribed: written')
 })
