@@ -177,8 +177,6 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     api: {
       authenticate: (token) => apiKeys.authenticate(token),
       responseValidation: config.apiResponseValidation,
-      bodyLimit: 1024 * 1024,
-      logger,
       handlers: {
         ...deviceHandlers({ directory, dispatcher }),
         ...commandHandlers({ dispatcher, commandAdmin, directory }),

@@ -4,7 +4,6 @@
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Logger } from 'pino'
 import { OrchardError } from '../../errors.js'
 import type { ApiKeyPrincipal } from '../../services/api-key-service.js'
 import { hasScope } from '../../services/api-key-service.js'
@@ -36,9 +35,6 @@ export interface ApiRoutesOptions {
   handlers: OperationHandlers
   /** strict: a response that breaks the contract becomes a 500 (tests); log: logged only. */
   responseValidation: ResponseValidation
-  /** Default body limit of the API's routes, bytes. */
-  bodyLimit: number
-  logger: Logger
 }
 
 /** Request content types taken as raw bytes (command plists, configuration profiles). */
