@@ -60,6 +60,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   // Device list: the default order (created_at, id), sort by serial number, filters by model and OS.
   await sql`create index devices_created_at_idx on devices (created_at, id)`.execute(db)
   await sql`create index devices_serial_sort_idx on devices (serial_number, id)`.execute(db)
+  // The model filter matches ProductName (iPad13,1) or Model (the part number).
+  await sql`create index devices_product_name_idx on devices (product_name, id)`.execute(db)
   await sql`create index devices_model_idx on devices (model, id)`.execute(db)
   await sql`create index devices_os_version_idx on devices (os_version, id)`.execute(db)
   // Device list sorted or filtered by last check-in (the device channel carries it).
@@ -81,7 +83,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   for (const index of [
     'commands_request_type_idx', 'commands_created_at_idx', 'command_targets_finished_idx', 'command_targets_command_enrollment_idx',
     'command_targets_enrollment_seq_idx', 'enrollments_device_last_seen_idx', 'devices_os_version_idx', 'devices_model_idx',
-    'devices_serial_sort_idx', 'devices_created_at_idx',
+    'devices_product_name_idx', 'devices_serial_sort_idx', 'devices_created_at_idx',
   ]) {
     await sql`drop index ${sql.id(index)}`.execute(db)
   }
