@@ -44,6 +44,14 @@ function setKey(dict: PlistDict, key: string, value: PlistValue): void {
 }
 
 /** Validates a typed JSON command `{ request_type: 'DeviceLock', Message: '...', ... }` against the catalogue. */
+/** Canonical base64 as bytes, or undefined. */
+export function decodeBase64(text: string): Buffer | undefined {
+  // Buffer.from(…, 'base64') skips bad characters and accepts base64url; only a string that
+  // re-encodes to itself is canonical base64.
+  const bytes = Buffer.from(text, 'base64')
+  return bytes.toString('base64') === text ? bytes : undefined
+}
+
 export function validateTypedCommand(input: unknown): { ok: true; requestType: string; keys: PlistDict } | { ok: false; errors: FieldError[] } {
   if (!isJsonObject(input)) return { ok: false, errors: [{ pointer: '', detail: 'must be a JSON object' }] }
   const requestType = input['request_type']
@@ -112,10 +120,8 @@ function convertValue(schema: CommandKeySchema, value: unknown, pointer: string,
       return date
     }
     case 'data': {
-      // Buffer.from(…, 'base64') skips bad characters and accepts base64url; only a string that
-      // re-encodes to itself is canonical base64.
-      const bytes = typeof value === 'string' ? Buffer.from(value, 'base64') : undefined
-      if (!bytes || bytes.toString('base64') !== value) return errors.add(pointer, 'must be base64')
+      const bytes = typeof value === 'string' ? decodeBase64(value) : undefined
+      if (!bytes) return errors.add(pointer, 'must be base64')
       return bytes
     }
     case 'array':

@@ -46,6 +46,7 @@ export interface CancelOutcome {
 export interface CommandAdminStore {
   listCommands(scope: AccessScope, filter: { requestType?: string; createdBefore?: Date; createdAfter?: Date }, page: { limit: number; cursor?: string }): Promise<Page<CommandRow>>
   getCommand(scope: AccessScope, uuid: string): Promise<CommandWithCounts | undefined>
+  commandExists(scope: AccessScope, uuid: string): Promise<boolean>
   listCommandTargets(scope: AccessScope, uuid: string, filter: { status?: CommandTargetStatus }, page: { limit: number; cursor?: string }): Promise<Page<CommandTargetRow>>
   listEnrollmentCommands(scope: AccessScope, enrollmentId: string, state: 'open' | 'finished' | 'all', page: { limit: number; cursor?: string }): Promise<Page<CommandTargetRow>>
   /** Cancels the command for the named channels, or all its targets. */
@@ -96,6 +97,10 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         .groupBy('status')
         .execute()
       return { ...command, counts: Object.fromEntries(counts.map((row) => [row.status, row.count])) }
+    },
+
+    async commandExists(_scope, uuid) {
+      return (await db.selectFrom('commands').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined
     },
 
     async listCommandTargets(_scope, uuid, filter, page) {

@@ -1,10 +1,10 @@
 // Devices as the admin API sees them: filtered, sorted, paged lists; one device with its
 // channels, push state and inventory; forgetting a device; and the facts that decide
 // whether a command suits a target.
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type Selectable } from 'kysely'
 import type { AccessScope } from './access-scope.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, parseSort, type Page } from './pagination.js'
-import type { Database } from './schema.js'
+import type { Database, DevicesTable } from './schema.js'
 
 export interface DeviceFilter {
   serialNumber?: string
@@ -21,29 +21,13 @@ export interface DeviceFilter {
 export const deviceSorts = ['created_at', '-created_at', 'last_seen_at', '-last_seen_at', 'serial_number', '-serial_number'] as const
 export type DeviceSort = (typeof deviceSorts)[number]
 
-export interface DeviceRow {
-  id: string
-  udid: string | null
-  enrollment_id: string | null
-  user_enrollment: boolean
-  serial_number: string | null
-  imei: string | null
-  meid: string | null
-  model: string | null
-  model_name: string | null
-  product_name: string | null
-  device_name: string | null
-  os_version: string | null
-  build_version: string | null
-  is_supervised: boolean | null
-  identity_sha256: string | null
-  identity_not_after: Date | null
-  authenticated_at: Date | null
-  created_at: Date
-  updated_at: Date
-  enrolled: boolean
-  last_seen_at: Date | null
-}
+/** A device as listed: its own columns and its device channel's enrollment state. */
+export type DeviceRow = Pick<
+  Selectable<DevicesTable>,
+  | 'id' | 'udid' | 'enrollment_id' | 'user_enrollment' | 'serial_number' | 'imei' | 'meid' | 'model' | 'model_name' | 'product_name'
+  | 'device_name' | 'os_version' | 'build_version' | 'is_supervised' | 'identity_sha256' | 'identity_not_after' | 'authenticated_at'
+  | 'created_at' | 'updated_at'
+> & { enrolled: boolean; last_seen_at: Date | null }
 
 export interface DeviceDetail {
   device: DeviceRow & {

@@ -3,7 +3,7 @@ import { OrchardError } from '../../errors.js'
 import type { ApiKeyService, ApiKeyView } from '../../services/api-key-service.js'
 import type { RetentionSettings } from '../../services/retention.js'
 import type { DeliveryView, WebhookService, WebhookView } from '../../services/webhook-service.js'
-import { decodeCursor, encodeCursor } from '../../storage/pagination.js'
+import { decodeCursor, pageOf } from '../../storage/pagination.js'
 import type { ApiKeyScope } from '../../storage/schema.js'
 import type { OperationHandlers } from './plugin.js'
 import { iso } from './views.js'
@@ -130,12 +130,8 @@ export function adminHandlers(deps: AdminHandlerDeps): OperationHandlers {
       const sort = '-id'
       const beforeId = query.cursor ? Number(decodeCursor(query.cursor, sort).id) : undefined
       const rows = await deps.webhooks.listDeliveries(id, { limit: query.limit + 1, ...(beforeId !== undefined && Number.isSafeInteger(beforeId) ? { beforeId } : {}) })
-      const more = rows.length > query.limit
-      const shown = more ? rows.slice(0, query.limit) : rows
-      return {
-        items: shown.map(deliveryJson),
-        next_cursor: more ? encodeCursor({ sort, value: null, id: String(shown[shown.length - 1]!.id) }) : null,
-      }
+      const page = pageOf(rows, query.limit, sort, (row) => ({ value: null, id: String(row.id) }), deliveryJson)
+      return { items: page.items, next_cursor: page.nextCursor }
     },
     async retryWebhookDelivery(request, reply) {
       const { webhook_id: id, delivery_id: deliveryId } = request.params as { webhook_id: string; delivery_id: number }

@@ -1,6 +1,7 @@
 // Admin API: queueing commands (typed JSON, raw plist, by IDs or by filter), reading them
 // with per-target status and results, a channel's queue and history, and cancellation.
 import { OrchardError } from '../../errors.js'
+import { decodeBase64 } from '../../mdm/command-validation.js'
 import type { CommandDispatcher, CommandSource, DispatchTargets } from '../../services/command-dispatch.js'
 import type { CommandAdminStore } from '../../storage/command-admin-store.js'
 import type { DeviceDirectoryStore } from '../../storage/device-directory-store.js'
@@ -33,8 +34,6 @@ function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBod
   }
 }
 
-const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-
 export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
   return {
     async enqueueCommand(request, reply) {
@@ -43,9 +42,10 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       exactlyOne(body, 'command', 'plist_base64')
       let command: CommandSource
       if (body.plist_base64 !== undefined) {
-        if (!base64Pattern.test(body.plist_base64)) throw new OrchardError('validation_failed', 'plist_base64 is not base64', { details: { errors: [{ pointer: '/plist_base64', detail: 'must be base64' }] } })
+        const payload = decodeBase64(body.plist_base64)
+        if (!payload) throw new OrchardError('validation_failed', 'plist_base64 is not base64', { details: { errors: [{ pointer: '/plist_base64', detail: 'must be base64' }] } })
         if (body.command_uuid !== undefined) throw new OrchardError('validation_failed', 'a raw plist carries its own CommandUUID', { details: { errors: [{ pointer: '/command_uuid', detail: 'only with command' }] } })
-        command = { kind: 'plist', payload: Buffer.from(body.plist_base64, 'base64') }
+        command = { kind: 'plist', payload }
       } else {
         command = { kind: 'typed', json: body.command, pointer: '/command', ...(body.command_uuid !== undefined ? { uuid: body.command_uuid } : {}) }
       }
@@ -104,7 +104,7 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       const query = request.query as { status?: CommandTargetStatus; limit: number; cursor?: string }
       const scope = accessOf(request)
       const page = await deps.commandAdmin.listCommandTargets(scope, uuid, query.status ? { status: query.status } : {}, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
-      if (page.items.length === 0 && !query.cursor && !(await deps.commandAdmin.getCommand(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
+      if (page.items.length === 0 && !query.cursor && !(await deps.commandAdmin.commandExists(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
       return { items: page.items.map(commandTargetJson), next_cursor: page.nextCursor }
     },
 
@@ -112,7 +112,7 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       const { command_uuid: uuid } = request.params as { command_uuid: string }
       const body = (request.body ?? {}) as { enrollment_ids?: string[] }
       const scope = accessOf(request)
-      if (!(await deps.commandAdmin.getCommand(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
+      if (!(await deps.commandAdmin.commandExists(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
       const outcome = await deps.commandAdmin.cancelCommand(scope, uuid, body.enrollment_ids, `cancelled by API key ${request.principal?.keyId ?? 'unknown'}`)
       request.log.info({ command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight }, 'command cancelled')
       return { command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight, finished: outcome.finished, not_targeted: outcome.notTargeted }
