@@ -188,9 +188,110 @@ export function generateCommandCatalogue(dir: string): string {
   return lines.join('\n')
 }
 
+/** The payload types whose keys Orchard validates in the profiles it builds (profile-validation.ts). */
+const profilePayloadTypes = [
+  'TopLevel',
+  'CommonPayloadKeys',
+  'com.apple.mdm',
+  'com.apple.security.scep',
+  'com.apple.security.acme',
+  'com.apple.security.root',
+  'com.apple.security.pkcs1',
+  'com.apple.security.pkcs12',
+  'com.apple.security.pem',
+]
+
+interface ProfileKey {
+  key: string
+  type: string
+  required?: boolean
+  allowedValues?: (string | number)[]
+  range?: { min?: number; max?: number }
+  format?: string
+  repetition?: { min?: number; max?: number }
+  subkeys?: ProfileKey[]
+}
+
+/**
+ * Apple's TopLevel.yaml describes ConsentText ({"default": "...", "en": "..."}) as a dictionary
+ * holding one required dictionary placeholder `ConsentTextItem` whose keys are ANY: the
+ * placeholder is not a real key, so its ANY subkeys become the outer dictionary's.
+ */
+function unwrapDictionaryPlaceholder(key: ProfileKey): ProfileKey[] | undefined {
+  const only = key.subkeys?.length === 1 ? key.subkeys[0]! : undefined
+  if (key.type !== 'dictionary' || !only || only.type !== 'dictionary' || only.key !== `${key.key}Item`) return undefined
+  return only.subkeys?.length === 1 && only.subkeys[0]!.key === 'ANY' ? only.subkeys : undefined
+}
+
+function profileKeyLines(keys: ProfileKey[], indent: string): string[] {
+  const lines: string[] = []
+  for (const key of keys) {
+    const fields = objectFields({
+      key: key.key,
+      type: key.type,
+      required: key.required === true ? true : undefined,
+      allowedValues: key.allowedValues,
+      range: key.range,
+      format: key.format,
+      repetition: key.repetition,
+    })
+    const subkeys = unwrapDictionaryPlaceholder(key) ?? key.subkeys
+    if (!subkeys?.length) {
+      lines.push(`${indent}{ ${fields} },`)
+      continue
+    }
+    lines.push(`${indent}{ ${fields}, subkeys: [`)
+    lines.push(...profileKeyLines(subkeys, `${indent}  `))
+    lines.push(`${indent}] },`)
+  }
+  return lines
+}
+
+export function generateProfilePayloadSchema(dir: string): string {
+  const payloads = JSON.parse(readFileSync(`${dir}/profile-payloads.json`, 'utf8')) as Record<string, { keys: ProfileKey[] }>
+  const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
+  const lines = [header(`profile-payloads.json (commit ${meta.commit.slice(0, 8)})`)]
+  lines.push(`import type { PlistKeyType } from './checkin-schema.js'`)
+  lines.push('')
+  lines.push('export interface ProfileKeySchema {')
+  lines.push('  /** For array elements a placeholder name (e.g. ServerCapabilitiesItems); ANY in a dictionary = free-form keys. */')
+  lines.push('  readonly key: string')
+  lines.push('  readonly type: PlistKeyType')
+  lines.push('  readonly required?: true')
+  lines.push('  readonly allowedValues?: readonly (string | number)[]')
+  lines.push('  readonly range?: { readonly min?: number; readonly max?: number }')
+  lines.push('  /** A regular expression a string value must match. */')
+  lines.push('  readonly format?: string')
+  lines.push('  /** On an array element placeholder: how many elements the array holds. */')
+  lines.push('  readonly repetition?: { readonly min?: number; readonly max?: number }')
+  lines.push('  /** Element shape of an array, keys of a dictionary. */')
+  lines.push('  readonly subkeys?: readonly ProfileKeySchema[]')
+  lines.push('}')
+  lines.push('')
+  lines.push('export const profileSchemaNames = [', ...profilePayloadTypes.map((name) => `  ${literal(name)},`), '] as const')
+  lines.push('')
+  lines.push('export type ProfileSchemaName = (typeof profileSchemaNames)[number]')
+  lines.push('')
+  lines.push('/**')
+  lines.push(' * Keys of the top-level Configuration dict (TopLevel), of every payload (CommonPayloadKeys),')
+  lines.push(' * and of each payload type Orchard puts into profiles.')
+  lines.push(' */')
+  lines.push('export const profilePayloadSchema: { readonly [P in ProfileSchemaName]: readonly ProfileKeySchema[] } = {')
+  for (const name of profilePayloadTypes) {
+    const payload = payloads[name]
+    if (!payload) throw new Error(`profile-payloads.json has no ${name}`)
+    const property = /^[A-Za-z_$][\w$]*$/.test(name) ? name : literal(name)
+    lines.push(`  ${property}: [`, ...profileKeyLines(payload.keys, '    '), '  ],')
+  }
+  lines.push('}')
+  lines.push('')
+  return lines.join('\n')
+}
+
 export const generatedFiles = (dir: string): Record<string, string> => ({
   'src/mdm/generated/checkin-schema.ts': generateCheckinKeys(dir),
   'src/mdm/generated/command-catalogue.ts': generateCommandCatalogue(dir),
+  'src/mdm/generated/profile-payload-schema.ts': generateProfilePayloadSchema(dir),
   // Apple's licence notice travels with what is derived from its schema.
   'src/mdm/generated/LICENSE-apple-device-management.txt': readFileSync(`${dir}/LICENSE-apple-device-management.txt`, 'utf8'),
 })

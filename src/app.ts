@@ -5,6 +5,7 @@ import fastifySensible from '@fastify/sensible'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { apiRoutes, type ApiRoutesOptions } from './http/api/plugin.js'
+import { enrollmentRoutes, type EnrollmentRoutesOptions } from './http/enrollment.js'
 import { healthRoutes } from './http/health.js'
 import { mdmRoutes, type MdmRoutesOptions } from './http/mdm.js'
 import { instrumentRequests, metricsRoutes } from './http/metrics.js'
@@ -36,6 +37,8 @@ export interface AppDeps {
   mdm?: MdmRoutesOptions
   /** The admin REST API (openapi.yaml). */
   api?: ApiRoutesOptions
+  /** SCEP and enrollment profile downloads. */
+  enrollment?: EnrollmentRoutesOptions
 }
 
 /** One access-log line per request, with snake_case keys; none on arrival. */
@@ -120,6 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(metricsRoutes, { metrics: deps.metrics })
   // Each surface is its own encapsulated plugin: its body parsers and error mapping stay inside it.
   if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
+  if (deps.enrollment) await app.register(enrollmentRoutes, deps.enrollment)
   if (deps.api) await app.register(apiRoutes, deps.api)
   return app
 }

@@ -41,6 +41,19 @@ export interface Config {
   readonly secretKeys: readonly Buffer[]
   /** Extra CA (PEM file) trusted for the APNs endpoint: for test servers only. */
   readonly apnsCaFile: string | null
+  /** The issuing device CA from files instead of the database, or null. */
+  readonly caFiles: TlsFiles | null
+  /** A static SCEP challenge (for hand-made profiles), or null: one-time challenges only. */
+  readonly scepChallenge: string | null
+  readonly identityValidityDays: number
+  /** Renew identities this many days before they expire (0 = never). */
+  readonly identityRenewalDays: number
+  readonly enrollmentChallengeHours: number
+  readonly openEnrollment: boolean
+  /** Certificate (chain) and key that sign enrollment profiles, or null. */
+  readonly profileSigningFiles: TlsFiles | null
+  readonly organization: string
+  readonly enrollmentProfileIdentifier: string
   readonly repush: {
     /** A device with pending commands that has not connected for this long is pushed again. */
     readonly afterSeconds: number
@@ -97,6 +110,17 @@ type OptionKey =
   | 'notNowAlertAfter'
   | 'secretKeys'
   | 'apnsCaFile'
+  | 'caCertFile'
+  | 'caKeyFile'
+  | 'scepChallenge'
+  | 'identityValidityDays'
+  | 'identityRenewalDays'
+  | 'enrollmentChallengeHours'
+  | 'openEnrollment'
+  | 'profileSigningCertFile'
+  | 'profileSigningKeyFile'
+  | 'organization'
+  | 'enrollmentProfileIdentifier'
   | 'repushAfter'
   | 'repushMaxInterval'
   | 'repushGiveUpAfter'
@@ -121,6 +145,17 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'tlsCertFile', env: 'ORCHARD_TLS_CERT_FILE', flag: '--tls-cert-file', defaultText: '(unset: plain HTTP)', description: 'PEM certificate (chain) to serve HTTPS directly. Needs ORCHARD_TLS_KEY_FILE.' },
   { key: 'tlsKeyFile', env: 'ORCHARD_TLS_KEY_FILE', flag: '--tls-key-file', defaultText: '(unset)', description: 'PEM private key for ORCHARD_TLS_CERT_FILE.' },
   { key: 'deviceCaFiles', env: 'ORCHARD_DEVICE_CA_FILES', flag: '--device-ca-files', defaultText: '(none: no device can enroll)', description: 'Comma-separated PEM files with the CA certificates that issue device identities (SCEP CA). Devices must present a certificate signed by one of them.' },
+  { key: 'organization', env: 'ORCHARD_ORGANIZATION', flag: '--organization', defaultText: 'Orchard', description: 'Organization name shown in enrollment profiles and in the generated device CA.' },
+  { key: 'caCertFile', env: 'ORCHARD_CA_CERT_FILE', flag: '--ca-cert-file', defaultText: '(unset: generated on first start, kept in the database)', description: 'PEM certificate of the CA that issues device identities over SCEP. Needs ORCHARD_CA_KEY_FILE. Unset: Orchard creates its device CA on first start and seals its key with ORCHARD_SECRET_KEYS.' },
+  { key: 'caKeyFile', env: 'ORCHARD_CA_KEY_FILE', flag: '--ca-key-file', defaultText: '(unset)', description: 'PEM private key (RSA, or EC P-256/P-384 with a generated RSA RA) of ORCHARD_CA_CERT_FILE.' },
+  { key: 'scepChallenge', env: 'ORCHARD_SCEP_CHALLENGE', flag: '--scep-challenge', defaultText: '(unset: one-time challenges only)', description: 'A static SCEP challenge for profiles made by hand (at least 16 characters). Orchard\'s own profiles always carry one-time challenges.', secret: true },
+  { key: 'identityValidityDays', env: 'ORCHARD_IDENTITY_VALIDITY_DAYS', flag: '--identity-validity-days', defaultText: '365', description: 'Validity of issued device identity certificates, in days.' },
+  { key: 'identityRenewalDays', env: 'ORCHARD_IDENTITY_RENEWAL_DAYS', flag: '--identity-renewal-days', defaultText: '60', description: 'Queue a fresh enrollment profile (InstallProfile) this many days before a device identity expires; 0 = never.' },
+  { key: 'enrollmentChallengeHours', env: 'ORCHARD_ENROLLMENT_CHALLENGE_HOURS', flag: '--enrollment-challenge-hours', defaultText: '72', description: 'How long the one-time SCEP challenge in a downloaded enrollment profile stays valid.' },
+  { key: 'openEnrollment', env: 'ORCHARD_OPEN_ENROLLMENT', flag: '--open-enrollment', defaultText: 'true', description: '`true`: anyone reaching GET /enroll gets an enrollment profile. `false`: only enrollment links (GET /enroll/<token>) hand out profiles.' },
+  { key: 'profileSigningCertFile', env: 'ORCHARD_PROFILE_SIGNING_CERT_FILE', flag: '--profile-signing-cert-file', defaultText: '(unset: profiles unsigned)', description: 'PEM certificate (then its chain) that signs enrollment profiles. Needs ORCHARD_PROFILE_SIGNING_KEY_FILE.' },
+  { key: 'profileSigningKeyFile', env: 'ORCHARD_PROFILE_SIGNING_KEY_FILE', flag: '--profile-signing-key-file', defaultText: '(unset)', description: 'PEM private key of ORCHARD_PROFILE_SIGNING_CERT_FILE.' },
+  { key: 'enrollmentProfileIdentifier', env: 'ORCHARD_ENROLLMENT_PROFILE_IDENTIFIER', flag: '--enrollment-profile-identifier', defaultText: 'orchard.enrollment', description: 'PayloadIdentifier of enrollment profiles. Identity renewal re-installs the profile with it: do not change it while devices are enrolled.' },
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
@@ -306,6 +341,40 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     loopIntervalSeconds: integer('repushLoopInterval', 30, 0, 86_400),
   })
 
+  const filePair = (certKey: OptionKey, keyKey: OptionKey, certEnv: string, keyEnv: string): TlsFiles | null => {
+    if (raw[certKey] === undefined && raw[keyKey] === undefined) return null
+    if (raw[certKey] === undefined) fail(keyKey, `is set but ${certEnv} is not: set both or neither`)
+    if (raw[keyKey] === undefined) fail(certKey, `is set but ${keyEnv} is not: set both or neither`)
+    const certFile = resolve(raw[certKey]!.trim())
+    const keyFile = resolve(raw[keyKey]!.trim())
+    if (!readable(certFile)) fail(certKey, 'file does not exist or is not readable')
+    if (!readable(keyFile)) fail(keyKey, 'file does not exist or is not readable')
+    return Object.freeze({ certFile, keyFile })
+  }
+  const caFiles = filePair('caCertFile', 'caKeyFile', 'ORCHARD_CA_CERT_FILE', 'ORCHARD_CA_KEY_FILE')
+  const profileSigningFiles = filePair('profileSigningCertFile', 'profileSigningKeyFile', 'ORCHARD_PROFILE_SIGNING_CERT_FILE', 'ORCHARD_PROFILE_SIGNING_KEY_FILE')
+
+  let scepChallenge: string | null = null
+  if (raw.scepChallenge !== undefined) {
+    scepChallenge = raw.scepChallenge
+    if (scepChallenge.length < 16) fail('scepChallenge', 'must have at least 16 characters')
+    if (scepChallenge.length > 255) fail('scepChallenge', 'must have at most 255 characters')
+  }
+
+  const identityValidityDays = integer('identityValidityDays', 365, 1, 3650)
+  const identityRenewalDays = integer('identityRenewalDays', 60, 0, 3650)
+  if (identityRenewalDays >= identityValidityDays) fail('identityRenewalDays', `must be less than ORCHARD_IDENTITY_VALIDITY_DAYS (${identityValidityDays})`)
+  const enrollmentChallengeHours = integer('enrollmentChallengeHours', 72, 1, 24 * 365)
+
+  const openEnrollment = (raw.openEnrollment ?? 'true').trim().toLowerCase()
+  if (openEnrollment !== 'true' && openEnrollment !== 'false') fail('openEnrollment', 'must be true or false')
+
+  const organization = (raw.organization ?? 'Orchard').trim()
+  if (organization === '' || organization.length > 100) fail('organization', 'must have 1 to 100 characters')
+
+  const enrollmentProfileIdentifier = (raw.enrollmentProfileIdentifier ?? 'orchard.enrollment').trim()
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,150}$/.test(enrollmentProfileIdentifier)) fail('enrollmentProfileIdentifier', 'must be a reverse-DNS style identifier (letters, digits, dots, hyphens)')
+
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
 
@@ -336,6 +405,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     notNowAlertAfter,
     secretKeys: Object.freeze(secretKeys),
     apnsCaFile,
+    caFiles,
+    scepChallenge,
+    identityValidityDays,
+    identityRenewalDays,
+    enrollmentChallengeHours,
+    openEnrollment: openEnrollment === 'true',
+    profileSigningFiles,
+    organization,
+    enrollmentProfileIdentifier,
     repush,
   })
 }
@@ -391,6 +469,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     user_authenticate: config.userAuthenticate,
     secret_keys: config.secretKeys.length,
     apns_ca_file: config.apnsCaFile,
+    ca_files: config.caFiles,
+    scep_challenge: config.scepChallenge !== null,
+    identity_validity_days: config.identityValidityDays,
+    identity_renewal_days: config.identityRenewalDays,
+    enrollment_challenge_hours: config.enrollmentChallengeHours,
+    open_enrollment: config.openEnrollment,
+    profile_signing: config.profileSigningFiles !== null,
+    organization: config.organization,
     repush: config.repush,
   }
 }

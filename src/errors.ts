@@ -12,6 +12,8 @@ export const errorCodes = {
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  /** The resource existed but cannot be used any more (a revoked or used-up enrollment link). */
+  gone: 410,
   /** A valid command that a target cannot run (platform, supervision, enrollment type). */
   not_applicable: 422,
   payload_too_large: 413,

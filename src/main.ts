@@ -1,7 +1,9 @@
 // Composition root: loadConfig -> logger -> database -> migrations -> stores -> services
 // -> buildApp -> listen. Everything is wired here by hand, top to bottom; tests build the
 // app through createOrchard too, so they run the same wiring.
-import { readFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -9,15 +11,25 @@ import { buildApp } from './app.js'
 import { ConfigError, describeConfig, HelpRequested, loadConfig, type Config } from './config.js'
 import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
 import { certificatesFromPem } from './crypto/pem.js'
+import { loadProfileSigner } from './crypto/profile-signing.js'
+import { parseMasterKey } from './crypto/secret-box.js'
 import { adminHandlers } from './http/api/admin-handlers.js'
+import { enrollmentHandlers } from './http/api/enrollment-handlers.js'
 import { commandHandlers } from './http/api/command-handlers.js'
 import { deviceHandlers } from './http/api/device-handlers.js'
 import { pushHandlers } from './http/api/push-handlers.js'
 import { createLogger } from './logger.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './metrics.js'
 import { createApiKeyService } from './services/api-key-service.js'
+import { createCertificateAuthorityService, type CertificateAuthorityService } from './services/certificate-authority.js'
+import { createEnrollmentService, type EnrollmentService } from './services/enrollment-service.js'
+import { createIdentityRenewalService, type IdentityRenewalService } from './services/identity-renewal.js'
+import { createScepService } from './services/scep-service.js'
+import { createCertificateAuthorityStore } from './storage/certificate-authority-store.js'
+import { createEnrollmentLinkStore } from './storage/enrollment-link-store.js'
+import { createIdentityStore } from './storage/identity-store.js'
 import { createCheckinService } from './services/checkin-service.js'
-import { createCommandDispatcher } from './services/command-dispatch.js'
+import { createCommandDispatcher, type CommandDispatcher } from './services/command-dispatch.js'
 import { createRetentionService, type RetentionService } from './services/retention.js'
 import { withCheckinEvents, withCommandResultEvents } from './services/webhook-events.js'
 import { createWebhookService, type WebhookService } from './services/webhook-service.js'
@@ -61,14 +73,34 @@ export interface Orchard {
   push: PushService
   webhooks: WebhookService
   retention: RetentionService
+  authority: CertificateAuthorityService
+  enrollment: EnrollmentService
+  renewal: IdentityRenewalService
+  dispatcher: CommandDispatcher
 }
 
 /**
  * The re-push loop, the daily push-certificate expiry warning, the daily pruning of old
  * command results, and webhook delivery; all stop with the app.
  */
-function startBackgroundWork(deps: { config: Config; push: PushService; pushCertificates: PushCertificateService; retention: RetentionService; webhooks: WebhookService; logger: Logger }) {
+function startBackgroundWork(deps: {
+  config: Config
+  push: PushService
+  pushCertificates: PushCertificateService
+  retention: RetentionService
+  webhooks: WebhookService
+  authority: CertificateAuthorityService
+  enrollment: EnrollmentService
+  renewal: IdentityRenewalService
+  logger: Logger
+}) {
   const tasks: PeriodicTask[] = []
+  // Another instance may import or remove a CA: pick it up within a minute.
+  tasks.push(startPeriodicTask('device CA refresh', 60_000, () => deps.authority.refresh(), deps.logger))
+  tasks.push(startPeriodicTask('SCEP challenge pruning', 86_400_000, async () => void (await deps.enrollment.pruneChallenges()), deps.logger))
+  if (deps.config.identityRenewalDays > 0) {
+    tasks.push(startPeriodicTask('identity renewal', 3_600_000, async () => void (await deps.renewal.renewDue()), deps.logger))
+  }
   tasks.push(startPeriodicTask('command result pruning', 86_400_000, async () => void (await deps.retention.prune()), deps.logger))
   // Emitting an event wakes the webhook worker at once; the interval only picks up retries.
   if (deps.config.webhookWorker) {
@@ -105,10 +137,33 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   registerDatabaseMetrics(metrics, database.kind, database.poolStats)
 
   const trustedDeviceCas = config.deviceCaFiles.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file))
-  if (trustedDeviceCas.length === 0) logger.warn('no ORCHARD_DEVICE_CA_FILES: no device can enroll until a device CA is configured')
-  const resolveIdentity = createIdentityResolver(createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas }))
+  const verifier = createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas })
+  const resolveIdentity = createIdentityResolver(verifier)
 
   const secretBox = config.secretKeys.length > 0 ? createSecretBox(config.secretKeys) : null
+  const authority = createCertificateAuthorityService({
+    store: createCertificateAuthorityStore(db),
+    secretBox,
+    fileAuthority: config.caFiles
+      ? { certificatePem: readFileSync(config.caFiles.certFile, 'utf8'), privateKeyPem: readFileSync(config.caFiles.keyFile, 'utf8'), source: config.caFiles.certFile }
+      : undefined,
+    configTrusted: trustedDeviceCas,
+    organization: config.organization,
+    onTrustChange: (certificates) => verifier.replaceTrustedCas(certificates),
+    logger,
+  })
+  try {
+    await authority.start()
+  } catch (error) {
+    // A configured CA that does not load is a configuration error; an unmigrated database is not (readiness says so).
+    if (config.caFiles) throw new Error(`ORCHARD_CA_CERT_FILE/ORCHARD_CA_KEY_FILE: ${(error as Error).message}`, { cause: error })
+    logger.error({ err: error }, 'the device CA could not be loaded')
+  }
+  const profileSigner = config.profileSigningFiles
+    ? loadProfileSigner(readFileSync(config.profileSigningFiles.certFile, 'utf8'), readFileSync(config.profileSigningFiles.keyFile, 'utf8'))
+    : null
+  const enrollmentLinks = createEnrollmentLinkStore(db)
+  const identities = createIdentityStore(db)
   const webhookStore = createWebhookStore(db)
   const webhooks = createWebhookService({ store: webhookStore, secretBox, logger })
 
@@ -118,6 +173,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     tokenServices: {},
     userAuthentication: config.userAuthenticate,
     events: {},
+    identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
     logger,
   })
   const checkin = withCheckinEvents(coreCheckin, webhooks)
@@ -150,7 +206,30 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const retention = createRetentionService({ settings, commandAdmin, logger })
   const dispatcher = createCommandDispatcher({ commands, directory, push, logger })
   const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
-  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, logger })
+  const scep = createScepService({
+    authority,
+    store: enrollmentLinks,
+    verifyIdentity: (certificateDer) => verifier.verify(certificateDer),
+    staticChallenge: config.scepChallenge,
+    identityValidityDays: config.identityValidityDays,
+    logger,
+  })
+  const enrollment = createEnrollmentService({
+    store: enrollmentLinks,
+    authority,
+    pushTopics: async () => (await pushCertificates.list()).sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime()).map((certificate) => certificate.topic),
+    signer: profileSigner,
+    publicUrl: config.publicUrl,
+    organization: config.organization,
+    profileIdentifier: config.enrollmentProfileIdentifier,
+    openEnrollment: config.openEnrollment,
+    challengeTtlHours: config.enrollmentChallengeHours,
+    // A renewal challenge must outlive a device that is off for a while, but not its identity.
+    renewalChallengeDays: Math.max(1, Math.min(30, config.identityRenewalDays)),
+    logger,
+  })
+  const renewal = createIdentityRenewalService({ store: identities, enrollment, dispatcher, leadDays: config.identityRenewalDays, logger })
+  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, logger })
 
   const checkReadiness = createReadinessCheck({
     ping: database.ping,
@@ -159,7 +238,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     timeoutMs: 5_000,
   })
   const tls = config.tls
-    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: trustedDeviceCas.length > 0 }
+    ? { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: authority.trustedCertificates().length > 0 }
     : null
   const app = await buildApp({
     logger,
@@ -182,17 +261,38 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...commandHandlers({ dispatcher, commandAdmin, directory }),
         ...pushHandlers({ push, certificates: pushCertificates }),
         ...adminHandlers({ apiKeys, webhooks, retention }),
+        ...enrollmentHandlers({ enrollment, authority, renewal }),
       },
     },
+    enrollment: { scep, enrollment },
   })
   app.addHook('onClose', async () => {
     await background.stop()
     await push.close()
   })
-  return { app, metrics, commands, push, webhooks, retention }
+  return { app, metrics, commands, push, webhooks, retention, authority, enrollment, renewal, dispatcher }
 }
 
-export async function startOrchard(config: Config, logger: Logger): Promise<RunningServer> {
+/**
+ * The embedded database keeps its master key next to it (`<data-dir>/secret.key`, created
+ * once, mode 0600) when ORCHARD_SECRET_KEYS is unset, so the quick start can seal the device
+ * CA and push certificate keys. PostgreSQL deployments (several instances) must configure
+ * ORCHARD_SECRET_KEYS: a key file per instance would not open the others' secrets.
+ */
+export function withEmbeddedSecretKey(config: Config, logger: Logger): Config {
+  if (config.secretKeys.length > 0 || config.databaseUrl !== null) return config
+  const file = join(config.dataDir, 'secret.key')
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true })
+    writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
+    logger.info({ file }, 'created the master key of the embedded database (set ORCHARD_SECRET_KEYS to manage keys yourself)')
+  }
+  chmodSync(file, 0o600)
+  return Object.freeze({ ...config, secretKeys: Object.freeze([parseMasterKey(readFileSync(file, 'utf8').trim())]) })
+}
+
+export async function startOrchard(givenConfig: Config, logger: Logger): Promise<RunningServer> {
+  const config = withEmbeddedSecretKey(givenConfig, logger)
   const database = await openDatabase(config, logger)
   try {
     const applied = await migrateToLatest(database.db)

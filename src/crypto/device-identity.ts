@@ -31,6 +31,8 @@ export interface DeviceCertificateVerifier {
   /** Throws IdentityError: certificate_malformed, certificate_untrusted, certificate_expired, certificate_not_yet_valid. */
   verify(certificateDer: Buffer): VerifiedDeviceCertificate
   addTrustedCa(der: Buffer): void
+  /** Replaces the trusted CAs (one was removed or added elsewhere); forgets cached validations. */
+  replaceTrustedCas(ders: readonly Buffer[]): void
   /** Chain validations done so far (cache misses that reached a signature check). */
   chainValidations(): number
 }
@@ -140,8 +142,16 @@ export function createDeviceCertificateVerifier(options: DeviceCertificateVerifi
     return { sha256, notAfter: entry.notAfter, subject: entry.subject }
   }
 
+  function replaceTrustedCas(ders: readonly Buffer[]): void {
+    const unchanged = ders.length === trusted.length && ders.every((der, index) => trusted[index]!.der.equals(der))
+    if (unchanged) return
+    trusted.length = 0
+    validated.clear()
+    for (const der of ders) addTrustedCa(der)
+  }
+
   for (const der of options.trustedCas) addTrustedCa(der)
-  return { verify, addTrustedCa, chainValidations: () => chainValidationCount }
+  return { verify, addTrustedCa, replaceTrustedCas, chainValidations: () => chainValidationCount }
 }
 
 const pemPattern = /^-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*)-----END CERTIFICATE-----\s*$/

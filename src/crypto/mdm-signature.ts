@@ -65,6 +65,10 @@ export class LruMap<K, V> {
     return value
   }
 
+  clear(): void {
+    this.#entries.clear()
+  }
+
   set(key: K, value: V): void {
     this.#entries.delete(key)
     if (this.capacity === 0) return

@@ -28,6 +28,7 @@ const titles: Record<ErrorCode, string> = {
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   conflict: 'Conflict',
+  gone: 'Gone',
   not_applicable: 'Command not applicable',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',

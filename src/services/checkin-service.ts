@@ -7,6 +7,7 @@ import { OrchardError } from '../errors.js'
 import type { CheckinMessage } from '../mdm/checkin.js'
 import type { Channel } from '../mdm/identity.js'
 import { encodePlist, type PlistDict } from '../mdm/plist.js'
+import type { IdentityOrigin } from '../storage/enrollment-link-store.js'
 import type { EnrollmentStore } from '../storage/enrollment-store.js'
 import type { DeclarativeManagementHandler } from './declarative-management.js'
 import { emptyReply, plistReply, type DeviceIdentity, type MdmReply } from './mdm-types.js'
@@ -21,6 +22,13 @@ export interface EnrollmentEvents {
   checkedOut?(deviceId: string): void | Promise<void>
 }
 
+/** Where identity certificates came from (issued by Orchard's SCEP server), for Authenticate. */
+export interface IdentityOrigins {
+  lookup(certificateSha256: string): Promise<IdentityOrigin | undefined>
+  /** Records a new enrollment's link, group and kind on its device. */
+  apply(deviceId: string, origin: IdentityOrigin): Promise<void>
+}
+
 export interface CheckinServiceDeps {
   enrollments: EnrollmentStore
   declarativeManagement: DeclarativeManagementHandler
@@ -28,6 +36,7 @@ export interface CheckinServiceDeps {
   /** UserAuthenticate: 'allow' answers an empty DigestChallenge, 'decline' answers 410. */
   userAuthentication: 'allow' | 'decline'
   events: EnrollmentEvents
+  identityOrigins?: IdentityOrigins
   logger: Logger
 }
 
@@ -52,6 +61,10 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
       const fields = { enrollment_id: channel.enrollmentId, device_id: channel.deviceId, message_type: message.type }
 
       if (message.type === 'Authenticate') {
+        // A certificate issued for this very device (renewal challenge or a renewal signed by
+        // its old identity) is an identity renewal, not a new enrollment.
+        const origin = await deps.identityOrigins?.lookup(identity.certificateSha256)
+        const renewal = origin !== undefined && origin.deviceId === channel.deviceId
         const outcome = await deps.enrollments.authenticate(
           {
             deviceId: channel.deviceId,
@@ -70,11 +83,14 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
             raw: body,
           },
           { certificateSha256: identity.certificateSha256, notAfter: identity.notAfter },
+          { renewal },
         )
         if (!outcome.ok) {
           throw new OrchardError('identity_rejected', `the certificate is already bound to device ${outcome.boundToDeviceId}`)
         }
-        log.info({ ...fields, new_device: outcome.newDevice, serial_number: message.serialNumber }, 'device authenticated')
+        if (origin && !renewal) await deps.identityOrigins!.apply(channel.deviceId, origin)
+        if (renewal) log.info({ ...fields, identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter }, 'identity renewed: the device is bound to its new certificate')
+        else log.info({ ...fields, new_device: outcome.newDevice, serial_number: message.serialNumber, enrollment_link_id: origin?.enrollmentLinkId ?? null }, 'device authenticated')
         return emptyReply
       }
 

@@ -47,8 +47,12 @@ export interface TokenFacts extends ChannelFacts {
 export type TokenUpdateOutcome = { ok: true; tokenUpdateCount: number } | { ok: false; reason: 'unknown_device' | 'identity_mismatch' }
 
 export interface EnrollmentStore {
-  /** Records the device, binds the certificate, disables its channels and cancels what was queued. */
-  authenticate(facts: DeviceFacts, identity: BoundIdentity): Promise<AuthenticateOutcome>
+  /**
+   * Records the device, binds the certificate, disables its channels and cancels what was
+   * queued. An identity renewal (`renewal`: the certificate was issued for this device) only
+   * moves the binding: the channels stay enabled and the queue stays.
+   */
+  authenticate(facts: DeviceFacts, identity: BoundIdentity, options?: { renewal?: boolean }): Promise<AuthenticateOutcome>
   /**
    * Stores push facts and enables the channel, if its device is bound to this certificate;
    * counts token updates since the last Authenticate.
@@ -64,7 +68,8 @@ export interface EnrollmentStore {
 
 export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
   return {
-    async authenticate(facts, identity) {
+    async authenticate(facts, identity, options = {}) {
+      const renewal = options.renewal === true
       // One statement: refuse a certificate bound to another device; otherwise record the
       // device and bind the certificate, and start clean: what was queued is cancelled and
       // the channels stay disabled until TokenUpdate. Facts the device did not send this
@@ -103,17 +108,20 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
               identity_not_after = excluded.identity_not_after,
               authenticate_raw = excluded.authenticate_raw,
               authenticated_at = now(),
+              -- A new certificate ends the renewal of the old one.
+              identity_renewal_queued_at = case when devices.identity_sha256 is distinct from excluded.identity_sha256 then null else devices.identity_renewal_queued_at end,
+              identity_renewal_command_uuid = case when devices.identity_sha256 is distinct from excluded.identity_sha256 then null else devices.identity_renewal_command_uuid end,
               updated_at = now()
             returning (xmax = 0) as inserted
           ),
           cancelled as (
             update command_targets set status = 'Cancelled', cancel_reason = 're-authenticated', updated_at = now()
-            where exists (select 1 from upsert) and status in ('Pending', 'NotNow')
+            where exists (select 1 from upsert) and not ${renewal}::boolean and status in ('Pending', 'NotNow')
               and enrollment_id in (select id from enrollments where device_id = ${facts.deviceId})
           ),
           disabled as (
             update enrollments set enabled = false, token_update_count = 0, not_now_this_session = false, updated_at = now()
-            where exists (select 1 from upsert) and device_id = ${facts.deviceId}
+            where exists (select 1 from upsert) and not ${renewal}::boolean and device_id = ${facts.deviceId}
           )
           select (select id from holder) as holder, (select inserted from upsert) as inserted`.execute(db)
         const row = rows[0]!

@@ -37,6 +37,11 @@ export interface DevicesTable {
   device_information_at: Date | null
   security_info: Json | null
   security_info_at: Date | null
+  enrollment_link_id: string | null
+  enrollment_group: string | null
+  kind: DeviceKind | null
+  identity_renewal_queued_at: Date | null
+  identity_renewal_command_uuid: string | null
   created_at: CreatedAt
   updated_at: Timestamp
 }
@@ -200,6 +205,67 @@ export interface WebhookDeliveriesTable {
   created_at: CreatedAt
 }
 
+export const deviceKinds = ['personal', 'work', 'function'] as const
+export type DeviceKind = (typeof deviceKinds)[number]
+
+export interface CertificateAuthoritiesTable {
+  id: string
+  certificate_der: Buffer
+  subject: string
+  not_before: Date
+  not_after: Date
+  source: 'generated' | 'imported' | 'trusted'
+  private_key_sealed: Buffer | null
+  ra_certificate_der: Buffer | null
+  ra_private_key_sealed: Buffer | null
+  active: Generated<boolean>
+  created_at: CreatedAt
+}
+
+export interface EnrollmentLinksTable {
+  id: string
+  token: string
+  name: string
+  enrollment_type: 'device' | 'user_enrollment'
+  device_kind: DeviceKind
+  group_name: string | null
+  managed_apple_id: string | null
+  push_topic: string | null
+  expires_at: Date | null
+  max_uses: number | null
+  uses: Generated<number>
+  revoked_at: Date | null
+  created_at: CreatedAt
+}
+
+export interface ScepChallengesTable {
+  challenge_sha256: Buffer
+  purpose: 'enrollment' | 'renewal'
+  enrollment_link_id: string | null
+  device_id: string | null
+  created_at: CreatedAt
+  expires_at: Date
+  used_at: Date | null
+}
+
+export interface IssuedCertificatesTable {
+  serial_number: string
+  ca_sha256: string
+  sha256: string
+  subject: string
+  public_key_sha256: string
+  not_before: Date
+  not_after: Date
+  authorized_by: 'static_challenge' | 'challenge' | 'renewal'
+  challenge_sha256: Buffer | null
+  renewal_of_sha256: string | null
+  enrollment_link_id: string | null
+  device_id: string | null
+  transaction_id: string
+  certificate_der: Buffer
+  created_at: CreatedAt
+}
+
 export interface Database {
   server_settings: ServerSettingsTable
   devices: DevicesTable
@@ -215,4 +281,8 @@ export interface Database {
   api_keys: ApiKeysTable
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable
+  certificate_authorities: CertificateAuthoritiesTable
+  enrollment_links: EnrollmentLinksTable
+  scep_challenges: ScepChallengesTable
+  issued_certificates: IssuedCertificatesTable
 }

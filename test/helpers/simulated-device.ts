@@ -1,7 +1,7 @@
 // A simulated Apple device: it holds an identity key and certificate from a test device CA,
 // signs every request with Mdm-Signature, and speaks check-in and command reports to the
 // real HTTP surface (in-process through app.inject, or over loopback HTTP for benchmarks).
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID, webcrypto, type KeyObject } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -117,6 +117,29 @@ export class SimulatedDevice {
     })
   }
 
+  /** A device holding an identity obtained elsewhere (e.g. over SCEP), with a node:crypto key. */
+  static async fromIdentity(identity: { certificateDer: Buffer; privateKey: KeyObject }, transport: Transport, options: DeviceOptions = {}): Promise<SimulatedDevice> {
+    const udid = options.udid ?? randomUUID().toUpperCase()
+    const privateKey = await toCryptoKey(identity.privateKey)
+    return new SimulatedDevice({
+      udid,
+      serialNumber: options.serialNumber ?? `SIM${randomBytes(5).toString('hex').toUpperCase()}`,
+      certificateDer: identity.certificateDer,
+      privateKey,
+      sign: await createDeviceSigner({ certificateDer: identity.certificateDer, privateKey }, options.signer),
+      transport,
+      topic: options.topic ?? testTopic,
+      userEnrollment: options.userEnrollment === true,
+    })
+  }
+
+  /** Switches to an identity obtained elsewhere (SCEP renewal). */
+  async useIdentity(identity: { certificateDer: Buffer; privateKey: KeyObject }, options: DeviceOptions = {}): Promise<void> {
+    this.certificateDer = identity.certificateDer
+    this.privateKey = await toCryptoKey(identity.privateKey)
+    this.sign = await createDeviceSigner({ certificateDer: identity.certificateDer, privateKey: this.privateKey }, options.signer)
+  }
+
   /** A fresh identity certificate (renewal or re-enrollment), optionally from another CA. */
   async renewIdentity(ca: DeviceCa, options: DeviceOptions = {}): Promise<void> {
     const identity = await issueIdentity(ca, this.udid, options)
@@ -195,6 +218,15 @@ export class SimulatedDevice {
   answer(commandUuid: string, status: string, responseKeys: PlistDict = {}): Promise<MdmResponse> {
     return this.report(status, { CommandUUID: commandUuid, ...responseKeys })
   }
+}
+
+async function toCryptoKey(key: KeyObject): Promise<CryptoKey> {
+  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' })
+  const algorithm =
+    key.asymmetricKeyType === 'ec'
+      ? { name: 'ECDSA', namedCurve: key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256' }
+      : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
+  return (await webcrypto.subtle.importKey('pkcs8', pkcs8, algorithm, true, ['sign'])) as CryptoKey
 }
 
 async function issueIdentity(ca: DeviceCa, udid: string, options: DeviceOptions) {

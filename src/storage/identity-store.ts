@@ -1,0 +1,120 @@
+// Device identity certificates over time: which expire soon, which renewals are queued,
+// and where a new enrollment came from (link, group, kind).
+import { sql, type Kysely } from 'kysely'
+import type { AccessScope } from './access-scope.js'
+import type { IdentityOrigin } from './enrollment-link-store.js'
+import { afterCursor, decodeCursor, pageOf, type Page } from './pagination.js'
+import type { Database } from './schema.js'
+
+export interface RenewalCandidate {
+  deviceId: string
+  userEnrollment: boolean
+  topic: string | null
+  identityNotAfter: Date
+}
+
+export interface ExpiringIdentity {
+  device_id: string
+  serial_number: string | null
+  user_enrollment: boolean
+  identity_sha256: string | null
+  identity_not_after: Date
+  /** Issued by Orchard's CA: only those can be renewed with a fresh enrollment profile. */
+  renewable: boolean
+  renewal_queued_at: Date | null
+  renewal_command_uuid: string | null
+  renewal_command_status: string | null
+}
+
+export interface IdentityStore {
+  /**
+   * Enrolled devices whose Orchard-issued identity expires before `cutoff` (and has not yet
+   * expired at `now`), with no renewal queued since `retryBefore`; soonest first.
+   */
+  dueForRenewal(now: Date, cutoff: Date, retryBefore: Date, limit: number): Promise<RenewalCandidate[]>
+  renewalCandidate(scope: AccessScope, deviceId: string): Promise<(RenewalCandidate & { renewable: boolean }) | undefined>
+  markRenewalQueued(deviceId: string, commandUuid: string, at: Date): Promise<void>
+  listExpiring(scope: AccessScope, before: Date, page: { limit: number; cursor?: string }): Promise<Page<ExpiringIdentity>>
+  /** Records a new enrollment's origin on its device; a User Enrollment without a link is personal. */
+  applyOrigin(deviceId: string, origin: IdentityOrigin): Promise<void>
+}
+
+const sortName = 'identity_not_after'
+
+export function createIdentityStore(db: Kysely<Database>): IdentityStore {
+  const issuedByUs = sql<boolean>`exists (select 1 from issued_certificates i where i.sha256 = d.identity_sha256)`
+
+  return {
+    async dueForRenewal(now, cutoff, retryBefore, limit) {
+      const rows = await db
+        .selectFrom('devices as d')
+        .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after'])
+        .where('d.identity_not_after', 'is not', null)
+        .where('d.identity_not_after', '<', cutoff)
+        .where('d.identity_not_after', '>', now)
+        .where((eb) => eb.or([eb('d.identity_renewal_queued_at', 'is', null), eb('d.identity_renewal_queued_at', '<', retryBefore)]))
+        .where(({ exists, selectFrom }) => exists(selectFrom('enrollments as e').select('e.id').whereRef('e.device_id', '=', 'd.id').where('e.channel', '=', 'device').where('e.enabled', '=', true)))
+        .where(issuedByUs)
+        .orderBy('d.identity_not_after')
+        .orderBy('d.id')
+        .limit(limit)
+        .execute()
+      return rows.map((row) => ({ deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after! }))
+    },
+
+    async renewalCandidate(_scope, deviceId) {
+      const row = await db
+        .selectFrom('devices as d')
+        .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after', issuedByUs.as('renewable')])
+        .where('d.id', '=', deviceId)
+        .executeTakeFirst()
+      if (!row || !row.identity_not_after) return undefined
+      return { deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after, renewable: row.renewable }
+    },
+
+    async markRenewalQueued(deviceId, commandUuid, at) {
+      await db.updateTable('devices').set({ identity_renewal_queued_at: at, identity_renewal_command_uuid: commandUuid }).where('id', '=', deviceId).execute()
+    },
+
+    async listExpiring(_scope, before, page) {
+      let query = db
+        .selectFrom('devices as d')
+        .leftJoin('command_targets as t', (join) => join.onRef('t.command_uuid', '=', 'd.identity_renewal_command_uuid').onRef('t.enrollment_id', '=', 'd.id'))
+        .select([
+          'd.id as device_id',
+          'd.serial_number',
+          'd.user_enrollment',
+          'd.identity_sha256',
+          'd.identity_not_after',
+          issuedByUs.as('renewable'),
+          'd.identity_renewal_queued_at as renewal_queued_at',
+          'd.identity_renewal_command_uuid as renewal_command_uuid',
+          't.status as renewal_command_status',
+          sql<string>`d.identity_not_after::text`.as('sort_key'),
+        ])
+        .where('d.identity_not_after', 'is not', null)
+        .where('d.identity_not_after', '<', before)
+      if (page.cursor) query = query.where(afterCursor('d.identity_not_after', 'd.id', 'asc', decodeCursor(page.cursor, sortName), 'timestamptz'))
+      const rows = await query.orderBy('d.identity_not_after').orderBy('d.id').limit(page.limit + 1).execute()
+      return pageOf(
+        rows,
+        page.limit,
+        sortName,
+        (row) => ({ value: row.sort_key, id: row.device_id }),
+        ({ sort_key: _key, ...row }) => ({ ...row, identity_not_after: row.identity_not_after! }),
+      )
+    },
+
+    async applyOrigin(deviceId, origin) {
+      await db
+        .updateTable('devices')
+        .set({
+          enrollment_link_id: origin.enrollmentLinkId,
+          enrollment_group: origin.groupName,
+          kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,
+        })
+        .where('id', '=', deviceId)
+        .execute()
+    },
+  }
+}
