@@ -212,6 +212,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     verifyIdentity: (certificateDer) => verifier.verify(certificateDer),
     staticChallenge: config.scepChallenge,
     identityValidityDays: config.identityValidityDays,
+    countOutcome: (outcome) => metrics.scepIssuances.inc({ outcome }),
     logger,
   })
   const enrollment = createEnrollmentService({

@@ -9,6 +9,7 @@ export interface Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status_code'>
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_code'>
   readonly mdmCheckins: Counter<'message_type' | 'outcome'>
+  readonly scepIssuances: Counter<'outcome'>
   readonly mdmCommandReports: Counter<'status'>
   readonly mdmCommandsDelivered: Counter<'request_type'>
   readonly apnsPushes: Counter<'result'>
@@ -49,13 +50,19 @@ export function createMetrics(): Metrics {
     labelNames: ['request_type'] as const,
     registers: [registry],
   })
+  const scepIssuances = new Counter({
+    name: 'orchard_scep_pki_operations_total',
+    help: 'SCEP PKIOperations answered: issued (challenge, static_challenge, renewal, retry) or the failInfo of a refusal.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  })
   const apnsPushes = new Counter({
     name: 'orchard_apns_pushes_total',
     help: 'APNs pushes by result: sent, or the reason APNs or the connection gave.',
     labelNames: ['result'] as const,
     registers: [registry],
   })
-  return { registry, httpRequests, httpRequestDuration, mdmCheckins, mdmCommandReports, mdmCommandsDelivered, apnsPushes }
+  return { registry, httpRequests, httpRequestDuration, mdmCheckins, scepIssuances, mdmCommandReports, mdmCommandsDelivered, apnsPushes }
 }
 
 /** Gauges read from the database pool at scrape time. */

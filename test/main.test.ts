@@ -1,9 +1,12 @@
 // The real entry point in a child process: start-up, configuration errors, SIGTERM.
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
+import { pino } from 'pino'
 import t from 'tap'
+import { loadConfig } from '../src/config.js'
+import { withEmbeddedSecretKey } from '../src/main.js'
 import { createTestDatabase, testBackend } from './helpers/database.js'
 import { httpGet } from './helpers/http.js'
 import { spawnOrchard } from './helpers/server-process.js'
@@ -19,6 +22,23 @@ t.test('--help prints the options and exits 0', async (t) => {
   t.equal(await server.exited, 0)
 })
 
+t.test('the embedded master key is created once, reused, and never used with PostgreSQL', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'orchard-key-'))
+  const logger = pino({ level: 'silent' })
+  const config = loadConfig({ ORCHARD_DATA_DIR: dataDir }, [])
+  const first = withEmbeddedSecretKey(config, logger)
+  t.equal(first.secretKeys.length, 1)
+  const text = readFileSync(join(dataDir, 'secret.key'), 'utf8')
+  t.match(text, /^[0-9a-f]{64}\n$/)
+  t.ok(withEmbeddedSecretKey(config, logger).secretKeys[0]!.equals(first.secretKeys[0]!), 'the same key on the next start')
+  const configured = loadConfig({ ORCHARD_DATA_DIR: dataDir, ORCHARD_SECRET_KEYS: 'a'.repeat(64) }, [])
+  t.equal(withEmbeddedSecretKey(configured, logger), configured, 'configured keys win')
+  const postgresDir = mkdtempSync(join(tmpdir(), 'orchard-key-'))
+  const postgres = loadConfig({ ORCHARD_DATA_DIR: postgresDir, DATABASE_URL: 'postgres://x@127.0.0.1/y' }, [])
+  t.equal(withEmbeddedSecretKey(postgres, logger).secretKeys.length, 0, 'PostgreSQL: no per-instance key file')
+  t.notOk(existsSync(join(postgresDir, 'secret.key')))
+})
+
 t.test('embedded database: starts with nothing set up, serves, stops on SIGTERM', { skip: testBackend !== 'pglite' && 'PGlite pass only' }, async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'orchard-main-'))
   const server = spawnOrchard('src/main.ts', ['--port', '0', '--data-dir', dataDir])
@@ -28,6 +48,13 @@ t.test('embedded database: starts with nothing set up, serves, stops on SIGTERM'
   t.equal((await httpGet(`${address}/healthz`)).status, 200)
   const ready = await httpGet(`${address}/readyz`)
   t.equal(ready.status, 200, ready.body)
+
+  // The quick start creates the embedded database's master key and its device CA.
+  const keyFile = join(dataDir, 'secret.key')
+  t.ok(existsSync(keyFile), 'the master key of the embedded database is created')
+  t.equal(statSync(keyFile).mode & 0o777, 0o600, 'readable by the owner only')
+  const caCert = await httpGet(`${address}/scep?operation=GetCACert`)
+  t.equal(caCert.status, 200, 'the device CA exists and SCEP serves it')
 
   // A second server on the same data directory refuses to start instead of corrupting it.
   const second = spawnOrchard('src/main.ts', ['--port', '0', '--data-dir', dataDir])

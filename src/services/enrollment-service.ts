@@ -45,7 +45,7 @@ export interface EnrollmentService {
   /** A profile for the open /enroll URL (token undefined) or an enrollment link's token. */
   enrollmentProfile(request: { token?: string; signed?: boolean; managedAppleId?: string }): Promise<EnrollmentProfile>
   /** A renewal profile for an enrolled device (InstallProfile payload). */
-  renewalProfile(device: { id: string; userEnrollment: boolean; topic: string | null }): Promise<EnrollmentProfile>
+  renewalProfile(device: { id: string; userEnrollment: boolean; topic: string | null; managedAppleId?: string | null }): Promise<EnrollmentProfile>
   /** Deletes challenges that expired more than a day ago. */
   pruneChallenges(): Promise<number>
 }
@@ -212,7 +212,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       const topic = await topicFor(device.topic)
       const challenge = await mintChallenge('renewal', null, device.id, deps.renewalChallengeDays * 86_400_000)
       // The InstallProfile payload is delivered over the authenticated MDM channel; signed when we can.
-      return build({ variant: device.userEnrollment ? 'user-enrollment' : 'device', topic, challenge, signed: deps.signer !== null })
+      const managedAppleId = device.userEnrollment ? device.managedAppleId : null
+      return build({ variant: device.userEnrollment ? 'user-enrollment' : 'device', topic, challenge, ...(managedAppleId ? { managedAppleId } : {}), signed: deps.signer !== null })
     },
 
     async pruneChallenges() {

@@ -43,7 +43,7 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
   const batchSize = deps.batchSize ?? 500
 
   async function renew(scope: AccessScope, candidate: RenewalCandidate): Promise<DispatchResult> {
-    const profile = await deps.enrollment.renewalProfile({ id: candidate.deviceId, userEnrollment: candidate.userEnrollment, topic: candidate.topic })
+    const profile = await deps.enrollment.renewalProfile({ id: candidate.deviceId, userEnrollment: candidate.userEnrollment, topic: candidate.topic, managedAppleId: candidate.managedAppleId })
     const result = await deps.dispatcher.dispatch(scope, {
       targets: { enrollmentIds: [candidate.deviceId] },
       command: { kind: 'built', requestType: 'InstallProfile', keys: { Payload: profile.body } },

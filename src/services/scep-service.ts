@@ -26,6 +26,8 @@ export interface ScepServiceDeps {
   verifyIdentity: (certificateDer: Buffer) => { sha256: string }
   staticChallenge: string | null
   identityValidityDays: number
+  /** Counts answers by outcome. */
+  countOutcome?: (outcome: string) => void
   logger: Logger
   now?: () => Date
 }
@@ -52,6 +54,7 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
 
   function refuse(message: PkiMessage, failInfo: FailInfo, reason: string, context: Record<string, unknown> = {}): Buffer {
     log.warn({ transaction_id: message.transactionId, fail_info: failInfo, reason, ...context }, `SCEP request refused: ${reason}`)
+    deps.countOutcome?.(failInfo)
     return answer(message, 'aes128', { status: 'FAILURE', failInfo })
   }
 
@@ -76,6 +79,7 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
       { transaction_id: message.transactionId, serial_number: issuance.serial_number, subject: issuance.subject, sha256: issuance.sha256, not_after: issuance.not_after, authorized_by: issuance.authorized_by, enrollment_link_id: issuance.enrollment_link_id, device_id: issuance.device_id },
       `issued an identity certificate (${how})`,
     )
+    deps.countOutcome?.(how.startsWith('retried') ? 'retry' : issuance.authorized_by)
     return answer(message, encryption, { status: 'SUCCESS', certificates: [issuance.certificate_der] })
   }
 

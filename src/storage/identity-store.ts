@@ -11,6 +11,8 @@ export interface RenewalCandidate {
   userEnrollment: boolean
   topic: string | null
   identityNotAfter: Date
+  /** The Managed Apple ID of the User Enrollment link the device came through, if any. */
+  managedAppleId: string | null
 }
 
 export interface ExpiringIdentity {
@@ -48,7 +50,8 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
     async dueForRenewal(now, cutoff, retryBefore, limit) {
       const rows = await db
         .selectFrom('devices as d')
-        .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after'])
+        .leftJoin('enrollment_links as l', 'l.id', 'd.enrollment_link_id')
+        .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after', 'l.managed_apple_id'])
         .where('d.identity_not_after', 'is not', null)
         .where('d.identity_not_after', '<', cutoff)
         .where('d.identity_not_after', '>', now)
@@ -59,17 +62,18 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         .orderBy('d.id')
         .limit(limit)
         .execute()
-      return rows.map((row) => ({ deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after! }))
+      return rows.map((row) => ({ deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after!, managedAppleId: row.managed_apple_id }))
     },
 
     async renewalCandidate(_scope, deviceId) {
       const row = await db
         .selectFrom('devices as d')
-        .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after', issuedByUs.as('renewable')])
+        .leftJoin('enrollment_links as l', 'l.id', 'd.enrollment_link_id')
+        .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after', 'l.managed_apple_id', issuedByUs.as('renewable')])
         .where('d.id', '=', deviceId)
         .executeTakeFirst()
       if (!row || !row.identity_not_after) return undefined
-      return { deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after, renewable: row.renewable }
+      return { deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after, managedAppleId: row.managed_apple_id, renewable: row.renewable }
     },
 
     async markRenewalQueued(deviceId, commandUuid, at) {

@@ -20,7 +20,8 @@ export interface EnrollmentFixture extends MdmFixture {
 }
 
 export async function setupEnrollment(t: Parameters<typeof setupMdm>[0], env: Record<string, string> = {}, options: { pushCertificate?: boolean } = {}): Promise<EnrollmentFixture> {
-  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_REPUSH_LOOP_SECONDS: '0', ...env })
+  // Pushes (renewals push at once) go to a closed loopback port: never to Apple, no network.
+  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_APNS_URL: 'https://127.0.0.1:9', ...env })
   const api: EnrollmentFixture['api'] = async (method, url, body) => {
     const response = await mdm.app.inject({ method, url, headers: { authorization: `Bearer ${testApiKey}` }, ...(body === undefined ? {} : { payload: body as object }) })
     return { statusCode: response.statusCode, json: response.body.length ? response.json() : undefined }

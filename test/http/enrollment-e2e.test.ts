@@ -133,3 +133,24 @@ t.test('the renewal sweep: identities inside the lead time get one InstallProfil
 async function exportKey(key: SimulatedDevice['privateKey']) {
   return createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key)), format: 'der', type: 'pkcs8' })
 }
+
+t.test('a User Enrollment link records the device as personal; its renewal keeps the BYOD profile', async (t) => {
+  const world = await setupEnrollment(t)
+  const api = apiClient(world.app)
+  const link = (await api('POST', '/api/v1/enrollment-links', { body: { name: 'Staff BYOD', enrollment_type: 'user_enrollment', group: 'staff', managed_apple_id: 'ana@council.example' } })).json
+  const profile = (await world.download(new URL(link.url).pathname)).profile!
+  const scep = await scepEnroll(world.scepHttp, { challenge: profileParts(profile).challenge, subject })
+  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), { userEnrollment: true })
+  await device.enroll()
+  const row = await world.database.db.selectFrom('devices').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow()
+  t.match(row, { user_enrollment: true, kind: 'personal', enrollment_group: 'staff', enrollment_link_id: link.id })
+
+  const renewal = await api('POST', `/api/v1/devices/${device.udid}/renew-identity`)
+  t.equal(renewal.statusCode, 201)
+  const install = commandIn(await device.idle())!
+  const renewalProfile = decodePlist(install.command['Payload'] as Buffer) as PlistDict
+  t.same(validateProfile(renewalProfile), [])
+  const mdm = profileParts(renewalProfile).mdm
+  t.notOk('AccessRights' in mdm, 'still the User Enrollment variant')
+  t.equal(mdm['ManagedAppleID'], 'ana@council.example', "the link's Managed Apple ID")
+})

@@ -186,6 +186,11 @@ t.test('refusals: wrong, reused, expired and missing challenges; retries; bad si
   t.equal((await world.scepHttp({ method: 'GET', url: '/scep?operation=PKIOperation&message=%%%' })).status, 400)
   t.equal((await world.scepHttp({ method: 'POST', url: '/scep?operation=PKIOperation', body: Buffer.alloc(70 * 1024, 0x30) })).status, 413)
   t.same(await scepState(world), { issued: 2, used: 2, uses: 0 }, 'only the two real enrollments issued anything')
+  const metrics = await world.metrics.registry.metrics()
+  t.match(metrics, /orchard_scep_pki_operations_total\{outcome="challenge"\} 2\n/, 'issuances counted')
+  t.match(metrics, /orchard_scep_pki_operations_total\{outcome="retry"\} 1\n/)
+  t.match(metrics, /orchard_scep_pki_operations_total\{outcome="badMessageCheck"\} 1\n/)
+  t.match(metrics, /orchard_scep_pki_operations_total\{outcome="badRequest"\} \d+\n/, 'refusals counted by failInfo')
 })
 
 t.test('GET PKIOperation survives a client that does not URL-encode "+"', async (t) => {
