@@ -1,7 +1,7 @@
 // The device CA: which CA issues identities (from files, imported, or generated on first
 // start and kept in the database with its key sealed), which CAs are trusted for device
 // identities, and issuing an identity certificate from a SCEP request.
-import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto'
 import type { Logger } from 'pino'
 import { distinguishedName, generateCertificateAuthority, issueCertificate, spkiOf, type IssuedCertificate } from '../crypto/certificate-issuer.js'
 import { formatSimpleName, readCertificateFields } from '../crypto/der.js'
@@ -142,7 +142,7 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
 
   /** An RSA registration authority for a CA whose own key cannot decrypt SCEP requests. */
   function newRegistrationAuthority(caDer: Buffer, caKey: KeyObject): { certificateDer: Buffer; privateKey: KeyObject } {
-    const ra = generateCertificateAuthority({ commonName: 'unused', validDays: 1 }) // only for the RSA key
+    const ra = generateKeyPairSync('rsa', { modulusLength: 2048 })
     const fields = readCertificateFields(caDer)
     const notBefore = new Date(now().getTime() - 5 * 60_000)
     const notAfter = new Date(Math.min(fields.notAfter.getTime(), notBefore.getTime() + 5 * 365 * 86_400_000))

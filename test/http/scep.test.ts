@@ -270,3 +270,26 @@ t.test('enrollment links count devices at issuance and stop at max_uses; revoked
   await api('DELETE', `/api/v1/enrollment-links/${other.id}`)
   t.match((await scepEnroll(world.scepHttp, { challenge: pending, subject })).certRep, { pkiStatus: 'FAILURE', failInfo: 'badRequest' }, 'a challenge of a revoked link')
 })
+
+t.test('two devices racing with one challenge: exactly one certificate, every round', async (t) => {
+  const world = await setupEnrollment(t)
+  const { recipient } = await caCertificate(world)
+  const keys = Array.from({ length: 12 }, () => generateRsaKey())
+  for (let round = 0; round < 6; round++) {
+    const challenge = await challengeFrom(world)
+    const contenders = [keys[round * 2]!, keys[round * 2 + 1]!].map((key) => ({
+      key,
+      der: buildPkiOperation({ csrDer: buildCsr({ key, subject, challenge }), recipientCertificateDer: recipient, signerCertificateDer: selfSignedCertificate(key, subject), signerKey: key.privateKey }).der,
+    }))
+    const answers = await Promise.all(contenders.map((c) => post(world, c.der, c.key.privateKey)))
+    t.same(answers.map((a) => a.certRep?.pkiStatus).sort(), ['FAILURE', 'SUCCESS'], `round ${round}: one winner`)
+  }
+  t.same(await scepState(world), { issued: 6, used: 6, uses: 0 })
+
+  // Expired challenges are pruned a day after they expire; issuances keep their hash.
+  await world.database.db.updateTable('scep_challenges').set({ expires_at: new Date(Date.now() - 2 * 86_400_000) }).execute()
+  await challengeFrom(world)
+  t.equal(await world.orchard.enrollment.pruneChallenges(), 6)
+  t.equal((await world.database.db.selectFrom('scep_challenges').select('purpose').execute()).length, 1, 'the fresh one stays')
+  t.equal((await world.database.db.selectFrom('issued_certificates').select('serial_number').execute()).length, 6)
+})
