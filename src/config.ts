@@ -223,16 +223,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
   const port = integer('port', 8080, 0, 65535)
 
-  let tls: TlsFiles | null = null
-  if (raw.tlsCertFile !== undefined || raw.tlsKeyFile !== undefined) {
-    if (raw.tlsCertFile === undefined) fail('tlsKeyFile', 'is set but ORCHARD_TLS_CERT_FILE is not: set both or neither')
-    if (raw.tlsKeyFile === undefined) fail('tlsCertFile', 'is set but ORCHARD_TLS_KEY_FILE is not: set both or neither')
-    const certFile = resolve(raw.tlsCertFile!)
-    const keyFile = resolve(raw.tlsKeyFile!)
-    if (!readable(certFile)) fail('tlsCertFile', 'file does not exist or is not readable')
-    if (!readable(keyFile)) fail('tlsKeyFile', 'file does not exist or is not readable')
-    tls = { certFile, keyFile }
+  const filePair = (certKey: OptionKey, keyKey: OptionKey, certEnv: string, keyEnv: string): TlsFiles | null => {
+    if (raw[certKey] === undefined && raw[keyKey] === undefined) return null
+    if (raw[certKey] === undefined) fail(keyKey, `is set but ${certEnv} is not: set both or neither`)
+    if (raw[keyKey] === undefined) fail(certKey, `is set but ${keyEnv} is not: set both or neither`)
+    const certFile = resolve(raw[certKey]!.trim())
+    const keyFile = resolve(raw[keyKey]!.trim())
+    if (!readable(certFile)) fail(certKey, 'file does not exist or is not readable')
+    if (!readable(keyFile)) fail(keyKey, 'file does not exist or is not readable')
+    return Object.freeze({ certFile, keyFile })
   }
+  const tls = filePair('tlsCertFile', 'tlsKeyFile', 'ORCHARD_TLS_CERT_FILE', 'ORCHARD_TLS_KEY_FILE')
 
   let publicUrl = `${tls ? 'https' : 'http'}://localhost:${port}`
   if (raw.publicUrl !== undefined) {
@@ -341,16 +342,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     loopIntervalSeconds: integer('repushLoopInterval', 30, 0, 86_400),
   })
 
-  const filePair = (certKey: OptionKey, keyKey: OptionKey, certEnv: string, keyEnv: string): TlsFiles | null => {
-    if (raw[certKey] === undefined && raw[keyKey] === undefined) return null
-    if (raw[certKey] === undefined) fail(keyKey, `is set but ${certEnv} is not: set both or neither`)
-    if (raw[keyKey] === undefined) fail(certKey, `is set but ${keyEnv} is not: set both or neither`)
-    const certFile = resolve(raw[certKey]!.trim())
-    const keyFile = resolve(raw[keyKey]!.trim())
-    if (!readable(certFile)) fail(certKey, 'file does not exist or is not readable')
-    if (!readable(keyFile)) fail(keyKey, 'file does not exist or is not readable')
-    return Object.freeze({ certFile, keyFile })
-  }
   const caFiles = filePair('caCertFile', 'caKeyFile', 'ORCHARD_CA_CERT_FILE', 'ORCHARD_CA_KEY_FILE')
   const profileSigningFiles = filePair('profileSigningCertFile', 'profileSigningKeyFile', 'ORCHARD_PROFILE_SIGNING_CERT_FILE', 'ORCHARD_PROFILE_SIGNING_KEY_FILE')
 
@@ -396,7 +387,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     logLevel: logLevel as LogLevel,
     apiKeys: Object.freeze(apiKeys),
     apnsUrl,
-    tls: tls ? Object.freeze(tls) : null,
+    tls,
     shutdownTimeoutMs,
     deviceCaFiles: Object.freeze(deviceCaFiles),
     clientCertHeader,
