@@ -63,17 +63,24 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
     async renewDue() {
       const at = now()
       const candidates = await deps.store.dueForRenewal(at, new Date(at.getTime() + deps.leadDays * day), new Date(at.getTime() - retryAfterDays * day), batchSize)
+      // Each candidate is claimed first: replicas sweeping at once queue one renewal per device.
+      const retryBefore = new Date(at.getTime() - retryAfterDays * day)
       let queued = 0
       let failed = 0
       for (const candidate of candidates) {
+        if (!(await deps.store.claimRenewal(candidate.deviceId, at, retryBefore))) continue
         try {
           const result = await renew({ kind: 'all' }, candidate)
-          if (result.targets[0]?.result === 'queued') queued++
-          else failed++
+          if (result.targets[0]?.result === 'queued') {
+            queued++
+            continue
+          }
+          failed++
         } catch (error) {
           failed++
           log.error({ err: error, device_id: candidate.deviceId }, 'identity renewal failed')
         }
+        await deps.store.releaseRenewal(candidate.deviceId, at)
       }
       if (candidates.length > 0) log.info({ queued, failed }, 'identity renewal sweep')
       return { queued, failed }

@@ -36,6 +36,13 @@ export interface IdentityStore {
   dueForRenewal(now: Date, cutoff: Date, retryBefore: Date, limit: number): Promise<RenewalCandidate[]>
   renewalCandidate(scope: AccessScope, deviceId: string): Promise<(RenewalCandidate & { renewable: boolean }) | undefined>
   markRenewalQueued(deviceId: string, commandUuid: string, at: Date): Promise<void>
+  /**
+   * Takes a device's renewal for this sweep (false: another instance did, or one is queued
+   * since `retryBefore`), so replicas sweeping at once never queue two renewals.
+   */
+  claimRenewal(deviceId: string, at: Date, retryBefore: Date): Promise<boolean>
+  /** Gives a claim back when its renewal could not be queued. */
+  releaseRenewal(deviceId: string, at: Date): Promise<void>
   listExpiring(scope: AccessScope, before: Date, page: { limit: number; cursor?: string }): Promise<Page<ExpiringIdentity>>
   /** Records a new enrollment's origin on its device; a User Enrollment without a link is personal. */
   applyOrigin(deviceId: string, origin: IdentityOrigin): Promise<void>
@@ -78,6 +85,21 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
 
     async markRenewalQueued(deviceId, commandUuid, at) {
       await db.updateTable('devices').set({ identity_renewal_queued_at: at, identity_renewal_command_uuid: commandUuid }).where('id', '=', deviceId).execute()
+    },
+
+    async claimRenewal(deviceId, at, retryBefore) {
+      const claimed = await db
+        .updateTable('devices')
+        .set({ identity_renewal_queued_at: at })
+        .where('id', '=', deviceId)
+        .where((eb) => eb.or([eb('identity_renewal_queued_at', 'is', null), eb('identity_renewal_queued_at', '<', retryBefore)]))
+        .returning('id')
+        .execute()
+      return claimed.length > 0
+    },
+
+    async releaseRenewal(deviceId, at) {
+      await db.updateTable('devices').set({ identity_renewal_queued_at: null }).where('id', '=', deviceId).where('identity_renewal_queued_at', '=', at).execute()
     },
 
     async listExpiring(_scope, before, page) {

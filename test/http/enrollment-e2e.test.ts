@@ -112,8 +112,13 @@ t.test('the renewal sweep: identities inside the lead time get one InstallProfil
 
   // 320 days later: both Orchard identities are within 60 days of expiry.
   let clock = new Date(Date.now() + 320 * 86_400_000)
-  const sweep = createIdentityRenewalService({ store: createIdentityStore(world.database.db), enrollment: world.orchard.enrollment, dispatcher: world.orchard.dispatcher, leadDays: 60, logger: testLogger(), now: () => clock })
-  t.same(await sweep.renewDue(), { queued: 2, failed: 0 })
+  const newSweep = () => createIdentityRenewalService({ store: createIdentityStore(world.database.db), enrollment: world.orchard.enrollment, dispatcher: world.orchard.dispatcher, leadDays: 60, logger: testLogger(), now: () => clock })
+  const sweep = newSweep()
+  // Two instances sweeping at the same moment: one renewal per device between them.
+  const [one, other] = await Promise.all([sweep.renewDue(), newSweep().renewDue()])
+  t.equal(one.queued + other.queued, 2, 'two renewals, not four')
+  t.equal(one.failed + other.failed, 0)
+  t.equal(await world.database.db.selectFrom('commands').select('uuid').where('request_type', '=', 'InstallProfile').execute().then((rows) => rows.length), 2)
   t.same(await sweep.renewDue(), { queued: 0, failed: 0 }, 'queued once, not on every sweep')
   for (const { device } of [a, b]) {
     const install = commandIn(await device.idle())!
