@@ -79,10 +79,7 @@ export interface CertificateAuthorityDeps {
 
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex')
 
-function toPem(der: Buffer): string {
-  const base64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
-  return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----\n`
-}
+const toPem = (der: Buffer): string => new X509Certificate(der).toString()
 
 function subjectOf(der: Buffer): string {
   const fields = readCertificateFields(der)
