@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto'
 import { decodePlist, isPlistDict, type PlistDict } from '../../src/mdm/plist.js'
 import { mintPushCertificate } from './fake-apns.js'
-import { setupMdm, testApiKey, type MdmFixture } from './mdm-fixture.js'
+import { apiClient } from './api.js'
+import { setupMdm, type MdmFixture } from './mdm-fixture.js'
 import type { ScepHttp } from './scep-client.js'
 import { testTopic } from './simulated-device.js'
 import { createTestCa } from './test-ca.js'
@@ -22,10 +23,8 @@ export interface EnrollmentFixture extends MdmFixture {
 export async function setupEnrollment(t: Parameters<typeof setupMdm>[0], env: Record<string, string> = {}, options: { pushCertificate?: boolean } = {}): Promise<EnrollmentFixture> {
   // Pushes (renewals push at once) go to a closed loopback port: never to Apple, no network.
   const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_APNS_URL: 'https://127.0.0.1:9', ...env })
-  const api: EnrollmentFixture['api'] = async (method, url, body) => {
-    const response = await mdm.app.inject({ method, url, headers: { authorization: `Bearer ${testApiKey}` }, ...(body === undefined ? {} : { payload: body as object }) })
-    return { statusCode: response.statusCode, json: response.body.length ? response.json() : undefined }
-  }
+  const client = apiClient(mdm.app)
+  const api: EnrollmentFixture['api'] = (method, url, body) => client(method, url, body === undefined ? {} : { body })
   if (options.pushCertificate !== false) {
     const pushCa = await createTestCa('Test push CA', 'rsa-2048')
     const identity = await mintPushCertificate(pushCa, testTopic)
