@@ -7,6 +7,7 @@ import * as m0002 from './0002_mdm_core.js'
 import * as m0003 from './0003_push.js'
 import * as m0004 from './0004_admin_api.js'
 import * as m0005 from './0005_enrollment.js'
+import * as m0006 from './0006_ade.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -14,4 +15,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0003_push': m0003,
   '0004_admin_api': m0004,
   '0005_enrollment': m0005,
+  '0006_ade': m0006,
 })

@@ -288,10 +288,37 @@ export function generateProfilePayloadSchema(dir: string): string {
   return lines.join('\n')
 }
 
+interface SkipKey {
+  key: string
+  os?: Record<string, 'n/a' | { introduced?: string; removed?: string }>
+}
+
+/** The Setup Assistant panes a DEP profile's skip_setup_items may name, with their platforms. */
+export function generateSetupSkipKeys(dir: string): string {
+  const other = JSON.parse(readFileSync(`${dir}/other.json`, 'utf8')) as { skipkeys: { platforms: string[]; keys: SkipKey[] } }
+  const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
+  const lines = [header(`other.json skipkeys (commit ${meta.commit.slice(0, 8)})`)]
+  lines.push('/** skip_setup_items values -> the platforms where the pane exists (with the OS that introduced it). */')
+  lines.push('export const setupSkipKeys: Readonly<Record<string, Readonly<Record<string, string | null>>>> = {')
+  for (const entry of [...other.skipkeys.keys].sort((a, b) => a.key.localeCompare(b.key))) {
+    const platforms: string[] = []
+    for (const platform of other.skipkeys.platforms) {
+      const os = entry.os?.[platform]
+      if (os === 'n/a') continue
+      platforms.push(`${platform}: ${os?.introduced ? literal(os.introduced) : 'null'}`)
+    }
+    lines.push(`  ${entry.key}: { ${platforms.join(', ')} },`)
+  }
+  lines.push('}')
+  lines.push('')
+  return lines.join('\n')
+}
+
 export const generatedFiles = (dir: string): Record<string, string> => ({
   'src/mdm/generated/checkin-schema.ts': generateCheckinKeys(dir),
   'src/mdm/generated/command-catalogue.ts': generateCommandCatalogue(dir),
   'src/mdm/generated/profile-payload-schema.ts': generateProfilePayloadSchema(dir),
+  'src/mdm/generated/setup-skip-keys.ts': generateSetupSkipKeys(dir),
   // Apple's licence notice travels with what is derived from its schema.
   'src/mdm/generated/LICENSE-apple-device-management.txt': readFileSync(`${dir}/LICENSE-apple-device-management.txt`, 'utf8'),
 })

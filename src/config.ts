@@ -54,6 +54,14 @@ export interface Config {
   readonly profileSigningFiles: TlsFiles | null
   readonly organization: string
   readonly enrollmentProfileIdentifier: string
+  /** Base URL of Apple's device assignment (DEP) API, without a trailing slash. */
+  readonly abmUrl: string
+  /** How often this process syncs ABM/ASM devices, in seconds; 0 = never (another instance does). */
+  readonly depSyncSeconds: number
+  /** Check that ADE MachineInfo signers chain to one of adeMachineInfoCaFiles. */
+  readonly adeVerifyMachineInfo: boolean
+  /** PEM files of the CAs that sign devices' MachineInfo (Apple's device CAs). */
+  readonly adeMachineInfoCaFiles: readonly string[]
   readonly repush: {
     /** A device with pending commands that has not connected for this long is pushed again. */
     readonly afterSeconds: number
@@ -121,6 +129,10 @@ type OptionKey =
   | 'profileSigningKeyFile'
   | 'organization'
   | 'enrollmentProfileIdentifier'
+  | 'abmUrl'
+  | 'depSyncSeconds'
+  | 'adeVerifyMachineInfo'
+  | 'adeMachineInfoCaFiles'
   | 'repushAfter'
   | 'repushMaxInterval'
   | 'repushGiveUpAfter'
@@ -156,6 +168,10 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'profileSigningCertFile', env: 'ORCHARD_PROFILE_SIGNING_CERT_FILE', flag: '--profile-signing-cert-file', defaultText: '(unset: profiles unsigned)', description: 'PEM certificate (then its chain) that signs enrollment profiles. Needs ORCHARD_PROFILE_SIGNING_KEY_FILE.' },
   { key: 'profileSigningKeyFile', env: 'ORCHARD_PROFILE_SIGNING_KEY_FILE', flag: '--profile-signing-key-file', defaultText: '(unset)', description: 'PEM private key of ORCHARD_PROFILE_SIGNING_CERT_FILE.' },
   { key: 'enrollmentProfileIdentifier', env: 'ORCHARD_ENROLLMENT_PROFILE_IDENTIFIER', flag: '--enrollment-profile-identifier', defaultText: 'orchard.enrollment', description: 'PayloadIdentifier of enrollment profiles. Identity renewal re-installs the profile with it: do not change it while devices are enrolled.' },
+  { key: 'abmUrl', env: 'ORCHARD_ABM_URL', flag: '--abm-url', defaultText: 'https://mdmenrollment.apple.com', description: "Apple's device assignment (ADE/DEP) API of Apple Business/School Manager; an http(s):// URL of a test server otherwise." },
+  { key: 'depSyncSeconds', env: 'ORCHARD_DEP_SYNC_SECONDS', flag: '--dep-sync-seconds', defaultText: '900', description: 'How often this process syncs the devices of every ABM/ASM token (one instance at a time per token, by lease); 0 = not in this process.' },
+  { key: 'adeVerifyMachineInfo', env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO', flag: '--ade-verify-machine-info', defaultText: 'true', description: "`true`: an ADE device's MachineInfo must be signed by a certificate chaining to ORCHARD_ADE_MACHINE_INFO_CA_FILES (ADE enrollment answers 503 until they are set); `false`: the signature is checked, its chain is not." },
+  { key: 'adeMachineInfoCaFiles', env: 'ORCHARD_ADE_MACHINE_INFO_CA_FILES', flag: '--ade-machine-info-ca-files', defaultText: '(none)', description: "Comma-separated PEM files with the CAs that issue devices' own identities (Apple Root CA from apple.com/certificateauthority), for ADE MachineInfo." },
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
@@ -366,6 +382,30 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   const enrollmentProfileIdentifier = (raw.enrollmentProfileIdentifier ?? 'orchard.enrollment').trim()
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,150}$/.test(enrollmentProfileIdentifier)) fail('enrollmentProfileIdentifier', 'must be a reverse-DNS style identifier (letters, digits, dots, hyphens)')
 
+  let abmUrl = 'https://mdmenrollment.apple.com'
+  if (raw.abmUrl !== undefined) {
+    let url: URL | undefined
+    try {
+      url = new URL(raw.abmUrl.trim())
+    } catch {
+      fail('abmUrl', 'must be an http:// or https:// URL')
+    }
+    if (url!.protocol !== 'https:' && url!.protocol !== 'http:') fail('abmUrl', 'must be an http:// or https:// URL')
+    if (url!.search !== '' || url!.hash !== '') fail('abmUrl', 'must not have a query string or fragment')
+    abmUrl = url!.toString().replace(/\/+$/, '')
+  }
+  const depSyncSeconds = integer('depSyncSeconds', 900, 0, 7 * 86_400)
+  const adeVerifyMachineInfo = (raw.adeVerifyMachineInfo ?? 'true').trim().toLowerCase()
+  if (adeVerifyMachineInfo !== 'true' && adeVerifyMachineInfo !== 'false') fail('adeVerifyMachineInfo', 'must be true or false')
+  const adeMachineInfoCaFiles: string[] = []
+  if (raw.adeMachineInfoCaFiles !== undefined) {
+    for (const file of raw.adeMachineInfoCaFiles.split(',').map((f) => f.trim()).filter((f) => f !== '')) {
+      const path = resolve(file)
+      if (!readable(path)) fail('adeMachineInfoCaFiles', `file ${path} does not exist or is not readable`)
+      adeMachineInfoCaFiles.push(path)
+    }
+  }
+
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
 
@@ -405,6 +445,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     profileSigningFiles,
     organization,
     enrollmentProfileIdentifier,
+    abmUrl,
+    depSyncSeconds,
+    adeVerifyMachineInfo: adeVerifyMachineInfo === 'true',
+    adeMachineInfoCaFiles: Object.freeze(adeMachineInfoCaFiles),
     repush,
   })
 }
@@ -468,6 +512,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
     open_enrollment: config.openEnrollment,
     profile_signing: config.profileSigningFiles !== null,
     organization: config.organization,
+    abm_url: config.abmUrl,
+    dep_sync_seconds: config.depSyncSeconds,
+    ade_verify_machine_info: config.adeVerifyMachineInfo,
+    ade_machine_info_ca_files: config.adeMachineInfoCaFiles,
     repush: config.repush,
   }
 }

@@ -18,6 +18,8 @@ export const errorCodes = {
   not_applicable: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  /** An outside service (Apple's ABM/ASM API) refused or failed a request made for the caller. */
+  upstream_failed: 502,
   database_unavailable: 503,
   not_ready: 503,
   shutting_down: 503,

@@ -14,6 +14,10 @@ import { certificatesFromPem } from './crypto/pem.js'
 import { loadProfileSigner } from './crypto/profile-signing.js'
 import { parseMasterKey } from './crypto/secret-box.js'
 import { adminHandlers } from './http/api/admin-handlers.js'
+import { depHandlers, depTokenWarningDays } from './http/api/dep-handlers.js'
+import { createAdeEnrollmentService, type AdeEnrollmentService } from './services/ade-enrollment.js'
+import { createDepService, type DepService } from './services/dep-service.js'
+import { createDepStore } from './storage/dep-store.js'
 import { enrollmentHandlers } from './http/api/enrollment-handlers.js'
 import { commandHandlers } from './http/api/command-handlers.js'
 import { deviceHandlers } from './http/api/device-handlers.js'
@@ -77,6 +81,8 @@ export interface Orchard {
   enrollment: EnrollmentService
   renewal: IdentityRenewalService
   dispatcher: CommandDispatcher
+  dep: DepService
+  ade: AdeEnrollmentService
 }
 
 /**
@@ -92,6 +98,7 @@ function startBackgroundWork(deps: {
   authority: CertificateAuthorityService
   enrollment: EnrollmentService
   renewal: IdentityRenewalService
+  dep: DepService
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
@@ -111,6 +118,17 @@ function startBackgroundWork(deps: {
   if (seconds > 0) {
     tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))
   }
+  if (deps.config.depSyncSeconds > 0) {
+    tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))
+    tasks.push(startPeriodicTask('ADE assignment retry', 60_000, async () => void (await deps.dep.retryThrottled()), deps.logger))
+  }
+  const warnExpiringDepTokens = async () => {
+    for (const token of await deps.dep.expiringTokens(depTokenWarningDays)) {
+      deps.logger.warn({ dep_token_id: token.id, name: token.name, access_token_expiry: token.access_token_expiry, days_left: token.daysLeft }, `ABM/ASM server token "${token.name}" expires in ${token.daysLeft} days: download a new one in Apple Business/School Manager and upload it`)
+    }
+  }
+  void warnExpiringDepTokens().catch((error: unknown) => deps.logger.error({ err: error }, 'ABM/ASM token expiry check failed'))
+  tasks.push(startPeriodicTask('ABM/ASM token expiry check', 86_400_000, warnExpiringDepTokens, deps.logger))
   const warnExpiring = async () => {
     for (const certificate of await deps.pushCertificates.expiring(30)) {
       deps.logger.warn({ topic: certificate.topic, not_after: certificate.notAfter, days_left: certificate.daysLeft }, `push certificate for ${certificate.topic} expires in ${certificate.daysLeft} days: renew it in the Apple Push Certificates Portal with the same Apple Account`)
@@ -167,16 +185,6 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const webhookStore = createWebhookStore(db)
   const webhooks = createWebhookService({ store: webhookStore, secretBox, logger })
 
-  const coreCheckin = createCheckinService({
-    enrollments,
-    declarativeManagement: createEmptyDeclarativeManagement(ddmStatus),
-    tokenServices: {},
-    userAuthentication: config.userAuthenticate,
-    events: {},
-    identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
-    logger,
-  })
-  const checkin = withCheckinEvents(coreCheckin, webhooks)
   const commands = withCommandResultEvents(createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: config.notNowAlertAfter }), webhooks)
 
   const pushStore = createPushStore(db)
@@ -229,8 +237,28 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     renewalChallengeDays: Math.max(1, Math.min(30, config.identityRenewalDays)),
     logger,
   })
+  const depStore = createDepStore(db)
+  const dep = createDepService({ store: depStore, secretBox, abmUrl: config.abmUrl, publicUrl: config.publicUrl, organization: config.organization, logger })
+  const ade = createAdeEnrollmentService({
+    store: depStore,
+    enrollment,
+    dispatcher,
+    verifyMachineInfoChain: config.adeVerifyMachineInfo,
+    machineInfoCas: config.adeMachineInfoCaFiles.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file)),
+    logger,
+  })
+  const coreCheckin = createCheckinService({
+    enrollments,
+    declarativeManagement: createEmptyDeclarativeManagement(ddmStatus),
+    tokenServices: {},
+    userAuthentication: config.userAuthenticate,
+    events: { enrolled: (channel, facts) => ade.enrolled(channel, facts) },
+    identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
+    logger,
+  })
+  const checkin = withCheckinEvents(coreCheckin, webhooks)
   const renewal = createIdentityRenewalService({ store: identities, enrollment, dispatcher, leadDays: config.identityRenewalDays, logger })
-  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, logger })
+  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, logger })
 
   const checkReadiness = createReadinessCheck({
     ping: database.ping,
@@ -263,15 +291,16 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...pushHandlers({ push, certificates: pushCertificates }),
         ...adminHandlers({ apiKeys, webhooks, retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
+        ...depHandlers({ dep }),
       },
     },
-    enrollment: { scep, enrollment },
+    enrollment: { scep, enrollment, ade },
   })
   app.addHook('onClose', async () => {
     await background.stop()
     await push.close()
   })
-  return { app, metrics, commands, push, webhooks, retention, authority, enrollment, renewal, dispatcher }
+  return { app, metrics, commands, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade }
 }
 
 /**

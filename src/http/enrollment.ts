@@ -3,6 +3,7 @@
 // problem+json like the rest of the HTTP surface.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OrchardError } from '../errors.js'
+import type { AdeEnrollmentService } from '../services/ade-enrollment.js'
 import type { EnrollmentService } from '../services/enrollment-service.js'
 import type { ScepService } from '../services/scep-service.js'
 import { problemErrorHandler, toOrchardError } from './problem.js'
@@ -10,6 +11,7 @@ import { problemErrorHandler, toOrchardError } from './problem.js'
 export interface EnrollmentRoutesOptions {
   scep: ScepService
   enrollment: EnrollmentService
+  ade?: AdeEnrollmentService
 }
 
 /** A PKIOperation is a few KiB; RSA-4096 requests with certificates stay far below this. */
@@ -94,4 +96,20 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
 
   app.get('/enroll', sendProfile)
   app.get('/enroll/:token', sendProfile)
+
+  const ade = options.ade
+  if (ade) {
+    // The `url` of PreStage profiles: Setup Assistant POSTs the CMS-signed MachineInfo here.
+    app.post('/enroll/ade', async (request, reply) => {
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+      if (body.length === 0) throw new OrchardError('bad_request', 'the MachineInfo body is empty (expected application/pkcs7-signature)')
+      const result = await ade.enroll(body)
+      if (result.kind === 'software_update_required') {
+        // Apple's body for this 403: the device updates to OSVersion, then retries.
+        // https://developer.apple.com/documentation/devicemanagement/errorcodesoftwareupdaterequired
+        return reply.code(403).type('application/json').send({ code: 'com.apple.softwareupdate.required', details: { OSVersion: result.osVersion } })
+      }
+      return reply.type('application/x-apple-aspen-config').header('cache-control', 'no-store').send(result.profile.body)
+    })
+  }
 }

@@ -32,6 +32,7 @@ const titles: Record<ErrorCode, string> = {
   not_applicable: 'Command not applicable',
   payload_too_large: 'Payload too large',
   unsupported_media_type: 'Unsupported media type',
+  upstream_failed: 'Upstream service failed',
   database_unavailable: 'Database unavailable',
   not_ready: 'Not ready',
   shutting_down: 'Shutting down',

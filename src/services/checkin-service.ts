@@ -18,7 +18,7 @@ export type TokenServiceHandler = (channel: Channel, parameters: PlistDict | und
 /** Hooks for later features (push on enrollment, inventory refresh, audit). */
 export interface EnrollmentEvents {
   /** The first TokenUpdate after an Authenticate: the channel is newly enrolled. */
-  enrolled?(channel: Channel): void | Promise<void>
+  enrolled?(channel: Channel, facts: { awaitingConfiguration: boolean }): void | Promise<void>
   checkedOut?(deviceId: string): void | Promise<void>
 }
 
@@ -120,7 +120,7 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
           }
           if (outcome.tokenUpdateCount === 1) {
             log.info({ ...fields, channel: channel.kind }, 'enrolled')
-            await deps.events.enrolled?.(channel)
+            await deps.events.enrolled?.(channel, { awaitingConfiguration: message.awaitingConfiguration })
           } else {
             log.debug(fields, 'token updated')
           }

@@ -44,6 +44,11 @@ export interface EnrollmentService {
   revokeLink(scope: AccessScope, id: string): Promise<void>
   /** A profile for the open /enroll URL (token undefined) or an enrollment link's token. */
   enrollmentProfile(request: { token?: string; signed?: boolean; managedAppleId?: string }): Promise<EnrollmentProfile>
+  /**
+   * The profile an ADE device gets for its MachineInfo: the device enrollment profile with a
+   * one-time challenge bound to the PreStage and serial (Authenticate reads them back).
+   */
+  adeProfile(ade: { depProfileId: string; serialNumber: string; pushTopic?: string | null }): Promise<EnrollmentProfile>
   /** A renewal profile for an enrolled device (InstallProfile payload). */
   renewalProfile(device: { id: string; userEnrollment: boolean; topic: string | null; managedAppleId?: string | null }): Promise<EnrollmentProfile>
   /** Deletes challenges that expired more than a day ago. */
@@ -125,9 +130,9 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
     return { body: signProfile(body, deps.signer!, now()), signed: true, variant: options.variant }
   }
 
-  async function mintChallenge(purpose: 'enrollment' | 'renewal', link: string | null, deviceId: string | null, ttlMs: number): Promise<string> {
+  async function mintChallenge(purpose: 'enrollment' | 'renewal', link: string | null, deviceId: string | null, ttlMs: number, ade?: { depProfileId: string; serialNumber: string }): Promise<string> {
     const challenge = randomBytes(32).toString('base64url')
-    await deps.store.createChallenge({ sha256: challengeHash(challenge), purpose, enrollmentLinkId: link, deviceId, expiresAt: new Date(now().getTime() + ttlMs) })
+    await deps.store.createChallenge({ sha256: challengeHash(challenge), purpose, enrollmentLinkId: link, deviceId, expiresAt: new Date(now().getTime() + ttlMs), ...(ade ? { ade } : {}) })
     return challenge
   }
 
@@ -205,6 +210,16 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       const challenge = await mintChallenge('enrollment', link?.id ?? null, null, deps.challengeTtlHours * 3_600_000)
       const profile = await build({ variant, topic, challenge, ...(managedAppleId ? { managedAppleId } : {}), signed })
       log.info({ link_id: link?.id ?? null, variant, signed: profile.signed }, 'enrollment profile handed out')
+      return profile
+    },
+
+    async adeProfile(ade) {
+      deps.authority.issuing()
+      const topic = await topicFor(ade.pushTopic ?? null)
+      // Setup Assistant runs SCEP right after downloading: a short-lived challenge is enough.
+      const challenge = await mintChallenge('enrollment', null, null, deps.challengeTtlHours * 3_600_000, { depProfileId: ade.depProfileId, serialNumber: ade.serialNumber })
+      const profile = await build({ variant: 'device', topic, challenge, signed: deps.signer !== null })
+      log.info({ dep_profile_id: ade.depProfileId, serial_number: ade.serialNumber, signed: profile.signed }, 'ADE enrollment profile handed out')
       return profile
     },
 

@@ -58,7 +58,7 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
     return answer(message, 'aes128', { status: 'FAILURE', failInfo })
   }
 
-  function issuanceRow(csr: CertificationRequest, message: PkiMessage, fields: Pick<IssuanceRow, 'authorized_by' | 'challenge_sha256' | 'renewal_of_sha256' | 'enrollment_link_id' | 'device_id'>): IssuanceRow {
+  function issuanceRow(csr: CertificationRequest, message: PkiMessage, fields: Pick<IssuanceRow, 'authorized_by' | 'challenge_sha256' | 'renewal_of_sha256' | 'enrollment_link_id' | 'device_id'> & Partial<Pick<IssuanceRow, 'dep_profile_id' | 'ade_serial_number'>>): IssuanceRow {
     const certificate = deps.authority.issueIdentity({ subject: csr.subject, publicKeySpki: csr.publicKeySpki }, deps.identityValidityDays)
     return {
       serial_number: certificate.serialNumber,
@@ -70,6 +70,8 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
       not_after: certificate.notAfter,
       transaction_id: message.transactionId,
       certificate_der: certificate.der,
+      dep_profile_id: null,
+      ade_serial_number: null,
       ...fields,
     }
   }
@@ -108,7 +110,7 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
       return issued(message, encryption, issuance, 'static challenge')
     }
     const outcome = await deps.store.issueWithChallenge(hash, now(), (challengeRow) =>
-      issuanceRow(csr, message, { authorized_by: 'challenge', challenge_sha256: hash, renewal_of_sha256: null, enrollment_link_id: challengeRow.enrollmentLinkId, device_id: challengeRow.deviceId }),
+      issuanceRow(csr, message, { authorized_by: 'challenge', challenge_sha256: hash, renewal_of_sha256: null, enrollment_link_id: challengeRow.enrollmentLinkId, device_id: challengeRow.deviceId, dep_profile_id: challengeRow.depProfileId, ade_serial_number: challengeRow.adeSerialNumber }),
     )
     if (outcome.ok) return issued(message, encryption, outcome.issuance, 'one-time challenge')
     if (outcome.reason === 'used') {

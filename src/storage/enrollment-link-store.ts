@@ -13,12 +13,16 @@ export interface NewChallenge {
   enrollmentLinkId: string | null
   deviceId: string | null
   expiresAt: Date
+  /** ADE enrollments: the PreStage and the serial the profile was made for. */
+  ade?: { depProfileId: string; serialNumber: string }
 }
 
 export interface ClaimedChallenge {
   purpose: 'enrollment' | 'renewal'
   enrollmentLinkId: string | null
   deviceId: string | null
+  depProfileId: string | null
+  adeSerialNumber: string | null
 }
 
 export type ChallengeRefusal = 'unknown' | 'used' | 'expired' | 'link_revoked' | 'link_expired' | 'link_exhausted'
@@ -33,6 +37,9 @@ export interface IdentityOrigin {
   enrollmentLinkId: string | null
   groupName: string | null
   deviceKind: DeviceKind | null
+  /** ADE: the PreStage whose enrollment issued the certificate, and the serial it was for. */
+  depProfileId: string | null
+  adeSerialNumber: string | null
 }
 
 export interface EnrollmentLinkStore {
@@ -97,6 +104,8 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
           enrollment_link_id: challenge.enrollmentLinkId,
           device_id: challenge.deviceId,
           expires_at: challenge.expiresAt,
+          dep_profile_id: challenge.ade?.depProfileId ?? null,
+          ade_serial_number: challenge.ade?.serialNumber ?? null,
         })
         .execute()
     },
@@ -106,7 +115,7 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
         const row = await trx
           .selectFrom('scep_challenges as c')
           .leftJoin('enrollment_links as l', 'l.id', 'c.enrollment_link_id')
-          .select(['c.purpose', 'c.enrollment_link_id', 'c.device_id', 'c.expires_at', 'c.used_at', 'l.revoked_at', 'l.expires_at as link_expires_at', 'l.max_uses', 'l.uses'])
+          .select(['c.purpose', 'c.enrollment_link_id', 'c.device_id', 'c.dep_profile_id', 'c.ade_serial_number', 'c.expires_at', 'c.used_at', 'l.revoked_at', 'l.expires_at as link_expires_at', 'l.max_uses', 'l.uses'])
           .where('c.challenge_sha256', '=', sha256)
           .forUpdate('c')
           .executeTakeFirst()
@@ -125,7 +134,7 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
             .execute()
           if (counted.length === 0) return { ok: false, reason: 'link_exhausted' } as const
         }
-        const issuance = issue({ purpose: row.purpose, enrollmentLinkId: row.enrollment_link_id, deviceId: row.device_id })
+        const issuance = issue({ purpose: row.purpose, enrollmentLinkId: row.enrollment_link_id, deviceId: row.device_id, depProfileId: row.dep_profile_id, adeSerialNumber: row.ade_serial_number })
         await trx.updateTable('scep_challenges').set({ used_at: now }).where('challenge_sha256', '=', sha256).execute()
         await insertIssuance(trx, issuance)
         return { ok: true, issuance } as const
@@ -139,7 +148,7 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
     async previousIssuance(challengeSha256, transactionId, publicKeySha256) {
       return db
         .selectFrom('issued_certificates')
-        .select(['serial_number', 'ca_sha256', 'sha256', 'subject', 'public_key_sha256', 'not_before', 'not_after', 'authorized_by', 'challenge_sha256', 'renewal_of_sha256', 'enrollment_link_id', 'device_id', 'transaction_id', 'certificate_der'])
+        .select(['serial_number', 'ca_sha256', 'sha256', 'subject', 'public_key_sha256', 'not_before', 'not_after', 'authorized_by', 'challenge_sha256', 'renewal_of_sha256', 'enrollment_link_id', 'device_id', 'transaction_id', 'certificate_der', 'dep_profile_id', 'ade_serial_number'])
         .where('challenge_sha256', '=', challengeSha256)
         .where('transaction_id', '=', transactionId)
         .where('public_key_sha256', '=', publicKeySha256)
@@ -150,11 +159,20 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
       const row = await db
         .selectFrom('issued_certificates as i')
         .leftJoin('enrollment_links as l', 'l.id', 'i.enrollment_link_id')
-        .select(['i.authorized_by', 'i.device_id', 'i.enrollment_link_id', 'l.group_name', 'l.device_kind'])
+        .leftJoin('dep_profiles as p', 'p.id', 'i.dep_profile_id')
+        .select(['i.authorized_by', 'i.device_id', 'i.enrollment_link_id', 'l.group_name', 'l.device_kind', 'i.dep_profile_id', 'i.ade_serial_number', 'p.device_kind as dep_device_kind'])
         .where('i.sha256', '=', certificateSha256)
         .executeTakeFirst()
       if (!row) return undefined
-      return { authorizedBy: row.authorized_by, deviceId: row.device_id, enrollmentLinkId: row.enrollment_link_id, groupName: row.group_name, deviceKind: row.device_kind }
+      return {
+        authorizedBy: row.authorized_by,
+        deviceId: row.device_id,
+        enrollmentLinkId: row.enrollment_link_id,
+        groupName: row.group_name,
+        deviceKind: row.device_kind ?? row.dep_device_kind ?? null,
+        depProfileId: row.dep_profile_id,
+        adeSerialNumber: row.ade_serial_number,
+      }
     },
 
     async renewalSubject(certificateSha256) {

@@ -132,15 +132,22 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
     },
 
     async applyOrigin(deviceId, origin) {
-      await db
-        .updateTable('devices')
-        .set({
-          enrollment_link_id: origin.enrollmentLinkId,
-          enrollment_group: origin.groupName,
-          kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,
-        })
-        .where('id', '=', deviceId)
-        .execute()
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('devices')
+          .set({
+            enrollment_link_id: origin.enrollmentLinkId,
+            enrollment_group: origin.groupName,
+            kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,
+            dep_profile_id: origin.depProfileId,
+          })
+          .where('id', '=', deviceId)
+          .execute()
+        // An ADE enrollment links the serial's DEP record to the enrolled device.
+        if (origin.adeSerialNumber) {
+          await trx.updateTable('dep_devices').set({ device_id: deviceId, updated_at: new Date() }).where('serial_number', '=', origin.adeSerialNumber).execute()
+        }
+      })
     },
   }
 }

@@ -42,6 +42,7 @@ export interface DevicesTable {
   kind: DeviceKind | null
   identity_renewal_queued_at: Date | null
   identity_renewal_command_uuid: string | null
+  dep_profile_id: string | null
   created_at: CreatedAt
   updated_at: Timestamp
 }
@@ -246,6 +247,8 @@ export interface ScepChallengesTable {
   created_at: CreatedAt
   expires_at: Date
   used_at: Date | null
+  dep_profile_id: string | null
+  ade_serial_number: string | null
 }
 
 export interface IssuedCertificatesTable {
@@ -263,7 +266,86 @@ export interface IssuedCertificatesTable {
   device_id: string | null
   transaction_id: string
   certificate_der: Buffer
+  dep_profile_id: string | null
+  ade_serial_number: string | null
   created_at: CreatedAt
+}
+
+export const depTokenStatuses = ['awaiting_token', 'ok', 'terms_not_signed', 'token_rejected', 'token_expired', 'throttled', 'error'] as const
+export type DepTokenStatus = (typeof depTokenStatuses)[number]
+
+export interface DepTokensTable {
+  id: string
+  name: string
+  exchange_certificate_der: Buffer
+  exchange_private_key_sealed: Buffer
+  credentials_sealed: Buffer | null
+  access_token_expiry: Date | null
+  token_uploaded_at: Date | null
+  server_name: string | null
+  server_uuid: string | null
+  org_name: string | null
+  account: Json | null
+  sync_phase: Generated<'fetch' | 'sync'>
+  cursor: string | null
+  last_fetch_completed_at: Date | null
+  last_sync_at: Date | null
+  sync_lease_owner: string | null
+  sync_lease_until: Date | null
+  status: Generated<DepTokenStatus>
+  status_detail: string | null
+  status_at: Timestamp
+  retry_after: Date | null
+  default_profile_id: string | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface DepProfilesTable {
+  id: string
+  token_id: string
+  name: string
+  profile: Json<Record<string, unknown>>
+  device_kind: Generated<'work' | 'function'>
+  minimum_os_version: string | null
+  enrollment_commands: ColumnType<unknown[], string | undefined, string>
+  profile_uuid: string | null
+  defined_at: Date | null
+  define_error: string | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export const depAssignStatuses = ['SUCCESS', 'NOT_ACCESSIBLE', 'FAILED', 'THROTTLED'] as const
+export type DepAssignStatus = (typeof depAssignStatuses)[number]
+
+export interface DepDevicesTable {
+  serial_number: string
+  token_id: string
+  model: string | null
+  description: string | null
+  color: string | null
+  asset_tag: string | null
+  os: string | null
+  device_family: string | null
+  profile_status: string | null
+  profile_uuid: string | null
+  profile_assign_time: Date | null
+  profile_push_time: Date | null
+  device_assigned_by: string | null
+  device_assigned_date: Date | null
+  op_type: 'added' | 'modified' | 'deleted' | null
+  op_date: Date | null
+  removed_at: Date | null
+  raw: Json
+  assigned_profile_id: string | null
+  assign_status: DepAssignStatus | null
+  assign_detail: string | null
+  assigned_at: Date | null
+  assign_retry_at: Date | null
+  device_id: string | null
+  first_seen_at: CreatedAt
+  updated_at: Timestamp
 }
 
 export interface Database {
@@ -285,4 +367,7 @@ export interface Database {
   enrollment_links: EnrollmentLinksTable
   scep_challenges: ScepChallengesTable
   issued_certificates: IssuedCertificatesTable
+  dep_tokens: DepTokensTable
+  dep_profiles: DepProfilesTable
+  dep_devices: DepDevicesTable
 }

@@ -1,0 +1,397 @@
+// ABM/ASM server tokens, PreStage (DEP) profiles and the devices Apple assigned to us.
+import { sql, type Kysely, type Selectable } from 'kysely'
+import type { AbmDevice } from '../dep/abm-client.js'
+import type { AccessScope } from './access-scope.js'
+import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from './pagination.js'
+import type { Database, DepAssignStatus, DepDevicesTable, DepProfilesTable, DepTokensTable, DepTokenStatus } from './schema.js'
+
+export type DepTokenRow = Selectable<DepTokensTable>
+export type DepProfileRow = Selectable<DepProfilesTable>
+export type DepDeviceRow = Selectable<DepDevicesTable>
+
+export interface NewDepProfile {
+  id: string
+  tokenId: string
+  name: string
+  profile: Record<string, unknown>
+  deviceKind: 'work' | 'function'
+  minimumOsVersion: string | null
+  enrollmentCommands: unknown[]
+}
+
+export interface AssignOutcome {
+  serialNumber: string
+  status: DepAssignStatus
+  detail: string | null
+  retryAt: Date | null
+}
+
+export interface DepDeviceFilter {
+  tokenId?: string
+  profileId?: string
+  assignStatus?: DepAssignStatus
+  includeRemoved: boolean
+}
+
+/** What ADE enrollment needs about a serial: its record and the PreStage it should get. */
+export interface AdeDeviceLookup {
+  device: DepDeviceRow
+  profile: DepProfileRow | undefined
+  token: DepTokenRow
+}
+
+export interface DepStore {
+  createToken(token: { id: string; name: string; exchangeCertificateDer: Buffer; exchangePrivateKeySealed: Buffer }): Promise<DepTokenRow>
+  listTokens(scope: AccessScope): Promise<DepTokenRow[]>
+  getToken(scope: AccessScope, id: string): Promise<DepTokenRow | undefined>
+  /** Deletes the token with its profiles and device records. */
+  deleteToken(scope: AccessScope, id: string): Promise<boolean>
+  storeServerToken(id: string, credentialsSealed: Buffer, accessTokenExpiry: Date | null, now: Date): Promise<void>
+  storeAccount(id: string, account: { serverName: string | null; serverUuid: string | null; orgName: string | null; raw: unknown }): Promise<void>
+  setStatus(id: string, status: DepTokenStatus, detail: string | null, now: Date, retryAfter?: Date | null): Promise<void>
+  setDefaultProfile(id: string, profileId: string | null): Promise<void>
+  /** Tokens with credentials whose retry_after (if any) has passed. */
+  tokensToSync(now: Date): Promise<DepTokenRow[]>
+  /** Takes (or renews) the token's sync lease for `owner` unless another owner holds a live one. */
+  claimSyncLease(id: string, owner: string, now: Date, until: Date): Promise<DepTokenRow | undefined>
+  releaseSyncLease(id: string, owner: string): Promise<void>
+  /** Saves the cursor while `owner` holds the lease; false when the lease was lost. */
+  saveCursor(id: string, owner: string, state: { phase: 'fetch' | 'sync'; cursor: string | null; fetchCompletedAt?: Date; syncedAt?: Date }): Promise<boolean>
+
+  createProfile(profile: NewDepProfile): Promise<DepProfileRow>
+  updateProfile(id: string, changes: Partial<Omit<NewDepProfile, 'id' | 'tokenId'>>): Promise<DepProfileRow>
+  listProfiles(scope: AccessScope, tokenId?: string): Promise<DepProfileRow[]>
+  getProfile(scope: AccessScope, id: string): Promise<DepProfileRow | undefined>
+  deleteProfile(scope: AccessScope, id: string): Promise<boolean>
+  recordDefinition(id: string, outcome: { profileUuid: string; at: Date } | { error: string }): Promise<void>
+
+  /** Applies fetched or synced records; returns the serials this token did not have before (or had removed). */
+  applyDevices(tokenId: string, devices: readonly AbmDevice[], now: Date): Promise<string[]>
+  listDevices(scope: AccessScope, filter: DepDeviceFilter, page: { limit: number; cursor?: string }): Promise<Page<DepDeviceRow>>
+  getDevice(scope: AccessScope, serialNumber: string): Promise<DepDeviceRow | undefined>
+  /** Of these serials, the ones still ours that have no profile from Apple and none being assigned. */
+  withoutProfile(tokenId: string, serials: readonly string[]): Promise<string[]>
+  recordAssignments(profileId: string | null, outcomes: readonly AssignOutcome[], now: Date, profileUuid: string | null): Promise<void>
+  /** Throttled assignments whose retry time has come. */
+  dueAssignRetries(now: Date, limit: number): Promise<Array<{ serialNumber: string; tokenId: string; profileId: string }>>
+  markRemoved(serials: readonly string[], now: Date): Promise<void>
+  adeLookup(serialNumber: string): Promise<AdeDeviceLookup | undefined>
+  profileForDevice(deviceId: string): Promise<DepProfileRow | undefined>
+  /** Devices each token has now (removed ones aside). */
+  deviceCounts(scope: AccessScope): Promise<Map<string, number>>
+}
+
+const date = (value: string | undefined): Date | null => {
+  if (!value) return null
+  const parsed = new Date(value)
+  return Number.isNaN(parsed.getTime()) ? null : parsed
+}
+const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value.slice(0, 500) : null)
+
+export function createDepStore(db: Kysely<Database>): DepStore {
+  return {
+    async createToken(token) {
+      return db
+        .insertInto('dep_tokens')
+        .values({ id: token.id, name: token.name, exchange_certificate_der: token.exchangeCertificateDer, exchange_private_key_sealed: token.exchangePrivateKeySealed })
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    },
+
+    async listTokens() {
+      return db.selectFrom('dep_tokens').selectAll().orderBy('created_at').orderBy('id').execute()
+    },
+
+    async getToken(_scope, id) {
+      return db.selectFrom('dep_tokens').selectAll().where('id', '=', id).executeTakeFirst()
+    },
+
+    async deleteToken(_scope, id) {
+      return db.transaction().execute(async (trx) => {
+        // Profiles reference the token and the token its default profile: clear that first.
+        await trx.updateTable('dep_tokens').set({ default_profile_id: null }).where('id', '=', id).execute()
+        const deleted = await trx.deleteFrom('dep_tokens').where('id', '=', id).returning('id').execute()
+        return deleted.length > 0
+      })
+    },
+
+    async storeServerToken(id, credentialsSealed, accessTokenExpiry, now) {
+      await db
+        .updateTable('dep_tokens')
+        .set({ credentials_sealed: credentialsSealed, access_token_expiry: accessTokenExpiry, token_uploaded_at: now, status: 'ok', status_detail: 'server token uploaded; the first sync is pending', status_at: now, retry_after: null, updated_at: now })
+        .where('id', '=', id)
+        .execute()
+    },
+
+    async storeAccount(id, account) {
+      await db
+        .updateTable('dep_tokens')
+        .set({ server_name: account.serverName, server_uuid: account.serverUuid, org_name: account.orgName, account: JSON.stringify(account.raw), updated_at: new Date() })
+        .where('id', '=', id)
+        .execute()
+    },
+
+    async setStatus(id, status, detail, now, retryAfter = null) {
+      await db
+        .updateTable('dep_tokens')
+        .set({ status, status_detail: detail?.slice(0, 2000) ?? null, status_at: now, retry_after: retryAfter, updated_at: now })
+        .where('id', '=', id)
+        .execute()
+    },
+
+    async setDefaultProfile(id, profileId) {
+      await db.updateTable('dep_tokens').set({ default_profile_id: profileId, updated_at: new Date() }).where('id', '=', id).execute()
+    },
+
+    async tokensToSync(now) {
+      return db
+        .selectFrom('dep_tokens')
+        .selectAll()
+        .where('credentials_sealed', 'is not', null)
+        .where((eb) => eb.or([eb('retry_after', 'is', null), eb('retry_after', '<=', now)]))
+        .orderBy('id')
+        .execute()
+    },
+
+    async claimSyncLease(id, owner, now, until) {
+      return db
+        .updateTable('dep_tokens')
+        .set({ sync_lease_owner: owner, sync_lease_until: until })
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('sync_lease_owner', 'is', null), eb('sync_lease_owner', '=', owner), eb('sync_lease_until', '<', now)]))
+        .returningAll()
+        .executeTakeFirst()
+    },
+
+    async releaseSyncLease(id, owner) {
+      await db.updateTable('dep_tokens').set({ sync_lease_owner: null, sync_lease_until: null }).where('id', '=', id).where('sync_lease_owner', '=', owner).execute()
+    },
+
+    async saveCursor(id, owner, state) {
+      const updated = await db
+        .updateTable('dep_tokens')
+        .set({
+          sync_phase: state.phase,
+          cursor: state.cursor,
+          ...(state.fetchCompletedAt ? { last_fetch_completed_at: state.fetchCompletedAt } : {}),
+          ...(state.syncedAt ? { last_sync_at: state.syncedAt } : {}),
+          updated_at: new Date(),
+        })
+        .where('id', '=', id)
+        .where('sync_lease_owner', '=', owner)
+        .returning('id')
+        .execute()
+      return updated.length > 0
+    },
+
+    async createProfile(profile) {
+      return db
+        .insertInto('dep_profiles')
+        .values({
+          id: profile.id,
+          token_id: profile.tokenId,
+          name: profile.name,
+          profile: JSON.stringify(profile.profile),
+          device_kind: profile.deviceKind,
+          minimum_os_version: profile.minimumOsVersion,
+          enrollment_commands: JSON.stringify(profile.enrollmentCommands),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    },
+
+    async updateProfile(id, changes) {
+      return db
+        .updateTable('dep_profiles')
+        .set({
+          ...(changes.name !== undefined ? { name: changes.name } : {}),
+          ...(changes.profile !== undefined ? { profile: JSON.stringify(changes.profile) } : {}),
+          ...(changes.deviceKind !== undefined ? { device_kind: changes.deviceKind } : {}),
+          ...(changes.minimumOsVersion !== undefined ? { minimum_os_version: changes.minimumOsVersion } : {}),
+          ...(changes.enrollmentCommands !== undefined ? { enrollment_commands: JSON.stringify(changes.enrollmentCommands) } : {}),
+          updated_at: new Date(),
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    },
+
+    async listProfiles(_scope, tokenId) {
+      let query = db.selectFrom('dep_profiles').selectAll().orderBy('created_at').orderBy('id')
+      if (tokenId) query = query.where('token_id', '=', tokenId)
+      return query.execute()
+    },
+
+    async getProfile(_scope, id) {
+      return db.selectFrom('dep_profiles').selectAll().where('id', '=', id).executeTakeFirst()
+    },
+
+    async deleteProfile(_scope, id) {
+      const deleted = await db.deleteFrom('dep_profiles').where('id', '=', id).returning('id').execute()
+      return deleted.length > 0
+    },
+
+    async recordDefinition(id, outcome) {
+      const now = new Date()
+      await db
+        .updateTable('dep_profiles')
+        .set('error' in outcome ? { define_error: outcome.error.slice(0, 2000), updated_at: now } : { profile_uuid: outcome.profileUuid, defined_at: outcome.at, define_error: null, updated_at: now })
+        .where('id', '=', id)
+        .execute()
+    },
+
+    async applyDevices(tokenId, devices, now) {
+      if (devices.length === 0) return []
+      // Sync may repeat a serial: the record with the latest op_date is its state (Apple's rule).
+      const latest = new Map<string, AbmDevice>()
+      for (const device of devices) {
+        const seen = latest.get(device.serial_number)
+        if (!seen || (date(device.op_date)?.getTime() ?? 0) >= (date(seen.op_date)?.getTime() ?? 0)) latest.set(device.serial_number, device)
+      }
+      const serials = [...latest.keys()]
+      return db.transaction().execute(async (trx) => {
+        const before = await trx.selectFrom('dep_devices').select(['serial_number', 'token_id', 'removed_at']).where('serial_number', 'in', serials).forUpdate().execute()
+        const known = new Map(before.map((row) => [row.serial_number, row]))
+        const added: string[] = []
+        for (const device of latest.values()) {
+          const previous = known.get(device.serial_number)
+          if (device.op_type === 'deleted') {
+            // Only the token that has the device can lose it (it may have moved to another already).
+            if (previous && previous.token_id === tokenId) {
+              await trx.updateTable('dep_devices').set({ op_type: 'deleted', op_date: date(device.op_date), removed_at: now, raw: JSON.stringify(device), updated_at: now }).where('serial_number', '=', device.serial_number).execute()
+            }
+            continue
+          }
+          if (!previous || previous.token_id !== tokenId || previous.removed_at !== null) added.push(device.serial_number)
+          const values = {
+            token_id: tokenId,
+            model: text(device.model),
+            description: text(device.description),
+            color: text(device.color),
+            asset_tag: text(device.asset_tag),
+            os: text(device.os),
+            device_family: text(device.device_family),
+            profile_status: text(device.profile_status),
+            profile_uuid: text(device.profile_uuid),
+            profile_assign_time: date(device.profile_assign_time),
+            profile_push_time: date(device.profile_push_time),
+            device_assigned_by: text(device.device_assigned_by),
+            device_assigned_date: date(device.device_assigned_date),
+            op_type: device.op_type ?? null,
+            op_date: date(device.op_date),
+            removed_at: null,
+            raw: JSON.stringify(device),
+            updated_at: now,
+          }
+          await trx
+            .insertInto('dep_devices')
+            .values({ serial_number: device.serial_number, ...values })
+            .onConflict((oc) => oc.column('serial_number').doUpdateSet(values))
+            .execute()
+        }
+        return added
+      })
+    },
+
+    async listDevices(_scope, filter, page) {
+      const sort = 'serial_number'
+      let query = db.selectFrom('dep_devices').selectAll()
+      if (filter.tokenId) query = query.where('token_id', '=', filter.tokenId)
+      if (filter.profileId) query = query.where('assigned_profile_id', '=', filter.profileId)
+      if (filter.assignStatus) query = query.where('assign_status', '=', filter.assignStatus)
+      if (!filter.includeRemoved) query = query.where('removed_at', 'is', null)
+      if (page.cursor) {
+        const cursor = decodeCursor(page.cursor, sort)
+        query = query.where(afterCursor('serial_number', 'serial_number', 'asc', cursor, 'text'))
+      }
+      const rows = await query.orderBy(orderFor('serial_number', 'serial_number', 'asc')).limit(page.limit + 1).execute()
+      return pageOf(rows, page.limit, sort, (row) => ({ value: row.serial_number, id: row.serial_number }), (row) => row)
+    },
+
+    async getDevice(_scope, serialNumber) {
+      return db.selectFrom('dep_devices').selectAll().where('serial_number', '=', serialNumber).executeTakeFirst()
+    },
+
+    async withoutProfile(tokenId, serials) {
+      if (serials.length === 0) return []
+      const rows = await db
+        .selectFrom('dep_devices')
+        .select('serial_number')
+        .where('token_id', '=', tokenId)
+        .where('serial_number', 'in', serials)
+        .where('removed_at', 'is', null)
+        .where((eb) => eb.or([eb('profile_uuid', 'is', null), eb('profile_status', 'in', ['empty', 'removed'])]))
+        .where((eb) => eb.or([eb('assign_status', 'is', null), eb('assign_status', '<>', 'THROTTLED')]))
+        .orderBy('serial_number')
+        .execute()
+      return rows.map((row) => row.serial_number)
+    },
+
+    async recordAssignments(profileId, outcomes, now, profileUuid) {
+      if (outcomes.length === 0) return
+      await db.transaction().execute(async (trx) => {
+        for (const outcome of outcomes) {
+          await trx
+            .updateTable('dep_devices')
+            .set({
+              assigned_profile_id: profileId,
+              assign_status: outcome.status,
+              assign_detail: outcome.detail,
+              assigned_at: now,
+              assign_retry_at: outcome.status === 'THROTTLED' ? outcome.retryAt ?? now : null,
+              // What Apple now holds for the device, until the next sync says otherwise.
+              ...(outcome.status === 'SUCCESS' ? { profile_uuid: profileUuid, profile_status: profileUuid ? 'assigned' : 'removed', profile_assign_time: now } : {}),
+              updated_at: now,
+            })
+            .where('serial_number', '=', outcome.serialNumber)
+            .execute()
+        }
+      })
+    },
+
+    async dueAssignRetries(now, limit) {
+      const rows = await db
+        .selectFrom('dep_devices')
+        .select(['serial_number', 'token_id', 'assigned_profile_id'])
+        .where('assign_retry_at', 'is not', null)
+        .where('assign_retry_at', '<=', now)
+        .where('assigned_profile_id', 'is not', null)
+        .where('removed_at', 'is', null)
+        .orderBy('assign_retry_at')
+        .limit(limit)
+        .execute()
+      return rows.map((row) => ({ serialNumber: row.serial_number, tokenId: row.token_id, profileId: row.assigned_profile_id! }))
+    },
+
+    async markRemoved(serials, now) {
+      if (serials.length === 0) return
+      await db.updateTable('dep_devices').set({ removed_at: now, updated_at: now }).where('serial_number', 'in', serials).execute()
+    },
+
+    async adeLookup(serialNumber) {
+      const device = await db.selectFrom('dep_devices').selectAll().where('serial_number', '=', serialNumber).where('removed_at', 'is', null).executeTakeFirst()
+      if (!device) return undefined
+      const token = await db.selectFrom('dep_tokens').selectAll().where('id', '=', device.token_id).executeTakeFirstOrThrow()
+      // The PreStage we assigned, else the one whose Apple UUID the device carries, else the token's default.
+      const profile =
+        (device.assigned_profile_id && device.assign_status === 'SUCCESS' ? await db.selectFrom('dep_profiles').selectAll().where('id', '=', device.assigned_profile_id).executeTakeFirst() : undefined) ??
+        (device.profile_uuid ? await db.selectFrom('dep_profiles').selectAll().where('profile_uuid', '=', device.profile_uuid).where('token_id', '=', device.token_id).executeTakeFirst() : undefined) ??
+        (token.default_profile_id ? await db.selectFrom('dep_profiles').selectAll().where('id', '=', token.default_profile_id).executeTakeFirst() : undefined)
+      return { device, profile, token }
+    },
+
+    async profileForDevice(deviceId) {
+      return db
+        .selectFrom('dep_profiles')
+        .selectAll('dep_profiles')
+        .where('id', '=', (eb) => eb.selectFrom('devices').select('dep_profile_id').where('id', '=', deviceId))
+        .executeTakeFirst()
+    },
+
+    async deviceCounts() {
+      const rows = await db.selectFrom('dep_devices').select(['token_id', sql<number>`count(*)::int`.as('count')]).where('removed_at', 'is', null).groupBy('token_id').execute()
+      return new Map(rows.map((row) => [row.token_id, row.count]))
+    },
+  }
+}
+
