@@ -317,14 +317,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
   const shutdownTimeoutMs = integer('shutdownTimeoutMs', 10_000, 100, 600_000)
 
-  const deviceCaFiles: string[] = []
-  if (raw.deviceCaFiles !== undefined) {
-    for (const file of raw.deviceCaFiles.split(',').map((f) => f.trim()).filter((f) => f !== '')) {
+  /** A comma-separated list of readable files, resolved. */
+  const fileList = (key: OptionKey): string[] => {
+    const files: string[] = []
+    for (const file of (raw[key] ?? '').split(',').map((f) => f.trim()).filter((f) => f !== '')) {
       const path = resolve(file)
-      if (!readable(path)) fail('deviceCaFiles', `file ${path} does not exist or is not readable`)
-      deviceCaFiles.push(path)
+      if (!readable(path)) fail(key, `file ${path} does not exist or is not readable`)
+      files.push(path)
     }
+    return files
   }
+  const deviceCaFiles = fileList('deviceCaFiles')
 
   let clientCertHeader: string | null = null
   if (raw.clientCertHeader !== undefined) {
@@ -397,14 +400,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   const depSyncSeconds = integer('depSyncSeconds', 900, 0, 7 * 86_400)
   const adeVerifyMachineInfo = (raw.adeVerifyMachineInfo ?? 'true').trim().toLowerCase()
   if (adeVerifyMachineInfo !== 'true' && adeVerifyMachineInfo !== 'false') fail('adeVerifyMachineInfo', 'must be true or false')
-  const adeMachineInfoCaFiles: string[] = []
-  if (raw.adeMachineInfoCaFiles !== undefined) {
-    for (const file of raw.adeMachineInfoCaFiles.split(',').map((f) => f.trim()).filter((f) => f !== '')) {
-      const path = resolve(file)
-      if (!readable(path)) fail('adeMachineInfoCaFiles', `file ${path} does not exist or is not readable`)
-      adeMachineInfoCaFiles.push(path)
-    }
-  }
+  const adeMachineInfoCaFiles = fileList('adeMachineInfoCaFiles')
 
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
