@@ -3,6 +3,7 @@
 // problem+json like the rest of the HTTP surface.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OrchardError } from '../errors.js'
+import { decodeDeviceInfoHeader } from '../mdm/machine-info.js'
 import type { AdeEnrollmentService } from '../services/ade-enrollment.js'
 import type { EnrollmentService } from '../services/enrollment-service.js'
 import type { ScepService } from '../services/scep-service.js'
@@ -100,16 +101,27 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
   const ade = options.ade
   if (ade) {
     // The `url` of PreStage profiles: Setup Assistant POSTs the CMS-signed MachineInfo here.
-    app.post('/enroll/ade', async (request, reply) => {
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-      if (body.length === 0) throw new OrchardError('bad_request', 'the MachineInfo body is empty (expected application/pkcs7-signature)')
-      const result = await ade.enroll(body)
+    const answer = async (reply: FastifyReply, machineInfo: Buffer) => {
+      const result = await ade.enroll(machineInfo)
       if (result.kind === 'software_update_required') {
         // Apple's body for this 403: the device updates to OSVersion, then retries.
         // https://developer.apple.com/documentation/devicemanagement/errorcodesoftwareupdaterequired
         return reply.code(403).type('application/json').send({ code: 'com.apple.softwareupdate.required', details: { OSVersion: result.osVersion } })
       }
       return reply.type('application/x-apple-aspen-config').header('cache-control', 'no-store').send(result.profile.body)
+    }
+    app.post('/enroll/ade', async (request, reply) => {
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+      if (body.length === 0) throw new OrchardError('bad_request', 'the MachineInfo body is empty (expected application/pkcs7-signature)')
+      return answer(reply, body)
+    })
+    // A PreStage's configuration_web_url: Setup Assistant opens it in a web view with the same
+    // signed MachineInfo, base64, in x-apple-aspen-deviceinfo (a sign-in proxy in front of
+    // this URL can authenticate the user first).
+    app.get('/enroll/ade', async (request, reply) => {
+      const header = request.headers['x-apple-aspen-deviceinfo']
+      if (typeof header !== 'string' || header === '') throw new OrchardError('bad_request', 'the x-apple-aspen-deviceinfo header (base64 MachineInfo) is missing: open this URL from Setup Assistant')
+      return answer(reply, decodeDeviceInfoHeader(header))
     })
   }
 }

@@ -169,3 +169,19 @@ t.test('MachineInfo chain verification: 503 until the CAs are configured; off ch
   forged[signed.indexOf(Buffer.from('18.1'))] = 0x32
   t.equal((await post(relaxed, forged)).statusCode, 403, 'a broken signature is refused even then')
 })
+
+t.test('configuration_web_url: GET /enroll/ade with x-apple-aspen-deviceinfo answers like the POST', async (t) => {
+  const { world } = await adeWorld(t)
+  const signed = signMachineInfo(machineInfo(), apple.device)
+  const web = await world.app.inject({ method: 'GET', url: '/enroll/ade', headers: { 'x-apple-aspen-deviceinfo': signed.toString('base64') } })
+  t.equal(web.statusCode, 200)
+  t.match(web.headers['content-type'], /application\/x-apple-aspen-config/)
+  t.ok(profileParts(decodePlist(web.rawPayload) as PlistDict).challenge)
+  const missing = await world.app.inject({ method: 'GET', url: '/enroll/ade' })
+  t.equal(missing.statusCode, 400)
+  t.match(missing.json().detail, /x-apple-aspen-deviceinfo/)
+  const notBase64 = await world.app.inject({ method: 'GET', url: '/enroll/ade', headers: { 'x-apple-aspen-deviceinfo': 'not*base64' } })
+  t.equal(notBase64.statusCode, 400)
+  const unknown = await world.app.inject({ method: 'GET', url: '/enroll/ade', headers: { 'x-apple-aspen-deviceinfo': signMachineInfo(machineInfo({ SERIAL: 'NOTOURS00002' }), apple.device).toString('base64') } })
+  t.equal(unknown.statusCode, 403)
+})
