@@ -1,7 +1,7 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push] [--pushes 100000]`
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep] [--pushes 100000] [--dep-devices 20000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
-// run with the server's production heap setting.
+// run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
 // a child process. Measures enrollment (Authenticate + TokenUpdate + first Idle), draining
 // K commands per device, server and database CPU per command, and whether one device's
@@ -257,17 +257,23 @@ async function benchBackend(backend: Backend): Promise<void> {
 }
 
 const only = args.get('only')
-if (only !== 'push') {
+if (only === undefined || only === 'mdm') {
 console.log('building (npm run build) ...')
 execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
 console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores; simulator and server on this machine`)
 if (backendArg === 'postgres' || backendArg === 'both') await benchBackend(await postgresBackend())
 if (backendArg === 'pglite' || backendArg === 'both') await benchBackend(pgliteBackend())
 }
-if (only !== 'mdm') {
+if (only === undefined || only === 'push') {
   console.log('\n## push: through the fake APNs (sender process started as `npm start` starts the server: --max-old-space-size=1024)')
   execFileSync(process.execPath, ['--max-old-space-size=1024', '--import', 'tsx', join(root, 'scripts/bench-push.ts'), '--count', args.get('pushes') ?? '100000'], {
     stdio: 'inherit',
     cwd: root,
   })
+}
+if (only === undefined || only === 'dep') {
+  console.log('\n## ADE: ABM/ASM device sync through the fake ABM server (scripts/bench-dep.ts)')
+  for (const backend of backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]) {
+    execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench-dep.ts'), '--backend', backend, '--devices', args.get('dep-devices') ?? '20000'], { stdio: 'inherit', cwd: root })
+  }
 }

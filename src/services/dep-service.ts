@@ -134,7 +134,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
   const credentialsAad = (id: string) => `dep-token-credentials:${id}`
 
   async function views(scope: AccessScope, rows: DepTokenRow[]): Promise<DepTokenView[]> {
-    const counts = await deps.store.deviceCounts(scope)
+    const counts = await deps.store.deviceCounts(scope, rows.length === 1 ? rows[0]!.id : undefined)
     return rows.map((row) => ({
       ...row,
       certificatePem: pem(row.exchange_certificate_der),
@@ -461,10 +461,10 @@ export function createDepService(deps: DepServiceDeps): DepService {
       const token = await tokenRow(scope, input.tokenId)
       checkCommands(input.enrollmentCommands)
       const profile = appleProfile(input.name, input.settings)
-      let row: DepProfileRow
+      const id = randomUUID()
       try {
-        row = await deps.store.createProfile({
-          id: randomUUID(),
+        await deps.store.createProfile({
+          id,
           tokenId: token.id,
           name: input.name,
           profile,
@@ -476,7 +476,8 @@ export function createDepService(deps: DepServiceDeps): DepService {
         if ((error as { code?: string }).code === '23505') throw new OrchardError('conflict', `token "${token.name}" has a PreStage named "${input.name}" already`)
         throw error
       }
-      if (input.isDefault) await deps.store.setDefaultProfile(token.id, row.id)
+      if (input.isDefault) await deps.store.setDefaultProfile(token.id, id)
+      const row = await profileRow(scope, id)
       return token.credentials_sealed ? define(row) : row
     },
 
@@ -485,7 +486,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
       checkCommands(input.enrollmentCommands)
       const name = input.name ?? current.name
       const profile = input.settings !== undefined || input.name !== undefined ? appleProfile(name, input.settings ?? stripDefaults(current.profile)) : undefined
-      const updated = await deps.store.updateProfile(id, {
+      await deps.store.updateProfile(id, {
         ...(input.name !== undefined ? { name } : {}),
         ...(profile ? { profile } : {}),
         ...(input.deviceKind !== undefined ? { deviceKind: input.deviceKind } : {}),
@@ -493,6 +494,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
         ...(input.enrollmentCommands !== undefined ? { enrollmentCommands: input.enrollmentCommands } : {}),
       })
       if (input.isDefault === true) await deps.store.setDefaultProfile(current.token_id, id)
+      const updated = await profileRow(scope, id)
       if (!profile) return updated
       // Apple profiles cannot be edited: define a new one and move the devices over to it.
       const token = await tokenRow(scope, current.token_id)

@@ -6,7 +6,10 @@ import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from './pagina
 import type { Database, DepAssignStatus, DepDevicesTable, DepProfilesTable, DepTokensTable, DepTokenStatus } from './schema.js'
 
 export type DepTokenRow = Selectable<DepTokensTable>
-export type DepProfileRow = Selectable<DepProfilesTable>
+export type DepProfileRow = Selectable<DepProfilesTable> & {
+  /** The PreStage is its token's default for new devices. */
+  is_default: boolean
+}
 export type DepDeviceRow = Selectable<DepDevicesTable>
 
 export interface NewDepProfile {
@@ -58,8 +61,8 @@ export interface DepStore {
   /** Saves the cursor while `owner` holds the lease; false when the lease was lost. */
   saveCursor(id: string, owner: string, state: { phase: 'fetch' | 'sync'; cursor: string | null; fetchCompletedAt?: Date; syncedAt?: Date }): Promise<boolean>
 
-  createProfile(profile: NewDepProfile): Promise<DepProfileRow>
-  updateProfile(id: string, changes: Partial<Omit<NewDepProfile, 'id' | 'tokenId'>>): Promise<DepProfileRow>
+  createProfile(profile: NewDepProfile): Promise<void>
+  updateProfile(id: string, changes: Partial<Omit<NewDepProfile, 'id' | 'tokenId'>>): Promise<void>
   listProfiles(scope: AccessScope, tokenId?: string): Promise<DepProfileRow[]>
   getProfile(scope: AccessScope, id: string): Promise<DepProfileRow | undefined>
   deleteProfile(scope: AccessScope, id: string): Promise<boolean>
@@ -78,7 +81,7 @@ export interface DepStore {
   adeLookup(serialNumber: string): Promise<AdeDeviceLookup | undefined>
   profileForDevice(deviceId: string): Promise<DepProfileRow | undefined>
   /** Devices each token has now (removed ones aside). */
-  deviceCounts(scope: AccessScope): Promise<Map<string, number>>
+  deviceCounts(scope: AccessScope, tokenId?: string): Promise<Map<string, number>>
 }
 
 const date = (value: string | undefined): Date | null => {
@@ -89,6 +92,13 @@ const date = (value: string | undefined): Date | null => {
 const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value.slice(0, 500) : null)
 
 export function createDepStore(db: Kysely<Database>): DepStore {
+  const profiles = (from: Kysely<Database> = db) =>
+    from
+      .selectFrom('dep_profiles as p')
+      .innerJoin('dep_tokens as t', 't.id', 'p.token_id')
+      .selectAll('p')
+      .select(sql<boolean>`coalesce(t.default_profile_id = p.id, false)`.as('is_default'))
+
   return {
     async createToken(token) {
       return db
@@ -185,7 +195,7 @@ export function createDepStore(db: Kysely<Database>): DepStore {
     },
 
     async createProfile(profile) {
-      return db
+      await db
         .insertInto('dep_profiles')
         .values({
           id: profile.id,
@@ -196,12 +206,11 @@ export function createDepStore(db: Kysely<Database>): DepStore {
           minimum_os_version: profile.minimumOsVersion,
           enrollment_commands: JSON.stringify(profile.enrollmentCommands),
         })
-        .returningAll()
-        .executeTakeFirstOrThrow()
+        .execute()
     },
 
     async updateProfile(id, changes) {
-      return db
+      await db
         .updateTable('dep_profiles')
         .set({
           ...(changes.name !== undefined ? { name: changes.name } : {}),
@@ -212,18 +221,17 @@ export function createDepStore(db: Kysely<Database>): DepStore {
           updated_at: new Date(),
         })
         .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow()
+        .execute()
     },
 
     async listProfiles(_scope, tokenId) {
-      let query = db.selectFrom('dep_profiles').selectAll().orderBy('created_at').orderBy('id')
-      if (tokenId) query = query.where('token_id', '=', tokenId)
+      let query = profiles().orderBy('p.created_at').orderBy('p.id')
+      if (tokenId) query = query.where('p.token_id', '=', tokenId)
       return query.execute()
     },
 
     async getProfile(_scope, id) {
-      return db.selectFrom('dep_profiles').selectAll().where('id', '=', id).executeTakeFirst()
+      return profiles().where('p.id', '=', id).executeTakeFirst()
     },
 
     async deleteProfile(_scope, id) {
@@ -252,44 +260,69 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       return db.transaction().execute(async (trx) => {
         const before = await trx.selectFrom('dep_devices').select(['serial_number', 'token_id', 'removed_at']).where('serial_number', 'in', serials).forUpdate().execute()
         const known = new Map(before.map((row) => [row.serial_number, row]))
-        const added: string[] = []
-        for (const device of latest.values()) {
+        const records = [...latest.values()]
+        // Only the token that has a device can lose it (it may have moved to another already).
+        const deleted = records.filter((device) => device.op_type === 'deleted' && known.get(device.serial_number)?.token_id === tokenId)
+        const present = records.filter((device) => device.op_type !== 'deleted')
+        const added = present.filter((device) => {
           const previous = known.get(device.serial_number)
-          if (device.op_type === 'deleted') {
-            // Only the token that has the device can lose it (it may have moved to another already).
-            if (previous && previous.token_id === tokenId) {
-              await trx.updateTable('dep_devices').set({ op_type: 'deleted', op_date: date(device.op_date), removed_at: now, raw: JSON.stringify(device), updated_at: now }).where('serial_number', '=', device.serial_number).execute()
-            }
-            continue
-          }
-          if (!previous || previous.token_id !== tokenId || previous.removed_at !== null) added.push(device.serial_number)
-          const values = {
-            token_id: tokenId,
-            model: text(device.model),
-            description: text(device.description),
-            color: text(device.color),
-            asset_tag: text(device.asset_tag),
-            os: text(device.os),
-            device_family: text(device.device_family),
-            profile_status: text(device.profile_status),
-            profile_uuid: text(device.profile_uuid),
-            profile_assign_time: date(device.profile_assign_time),
-            profile_push_time: date(device.profile_push_time),
-            device_assigned_by: text(device.device_assigned_by),
-            device_assigned_date: date(device.device_assigned_date),
-            op_type: device.op_type ?? null,
-            op_date: date(device.op_date),
-            removed_at: null,
-            raw: JSON.stringify(device),
-            updated_at: now,
-          }
+          return !previous || previous.token_id !== tokenId || previous.removed_at !== null
+        })
+        for (const device of deleted) {
+          await trx.updateTable('dep_devices').set({ op_type: 'deleted', op_date: date(device.op_date), removed_at: now, raw: JSON.stringify(device), updated_at: now }).where('serial_number', '=', device.serial_number).execute()
+        }
+        if (present.length > 0) {
+          // One statement per page: a full fetch of a large organisation is thousands of rows.
           await trx
             .insertInto('dep_devices')
-            .values({ serial_number: device.serial_number, ...values })
-            .onConflict((oc) => oc.column('serial_number').doUpdateSet(values))
+            .values(
+              present.map((device) => ({
+                serial_number: device.serial_number,
+                token_id: tokenId,
+                model: text(device.model),
+                description: text(device.description),
+                color: text(device.color),
+                asset_tag: text(device.asset_tag),
+                os: text(device.os),
+                device_family: text(device.device_family),
+                profile_status: text(device.profile_status),
+                profile_uuid: text(device.profile_uuid),
+                profile_assign_time: date(device.profile_assign_time),
+                profile_push_time: date(device.profile_push_time),
+                device_assigned_by: text(device.device_assigned_by),
+                device_assigned_date: date(device.device_assigned_date),
+                op_type: device.op_type ?? null,
+                op_date: date(device.op_date),
+                removed_at: null,
+                raw: JSON.stringify(device),
+                updated_at: now,
+              })),
+            )
+            .onConflict((oc) =>
+              oc.column('serial_number').doUpdateSet((eb) => ({
+                token_id: eb.ref('excluded.token_id'),
+                model: eb.ref('excluded.model'),
+                description: eb.ref('excluded.description'),
+                color: eb.ref('excluded.color'),
+                asset_tag: eb.ref('excluded.asset_tag'),
+                os: eb.ref('excluded.os'),
+                device_family: eb.ref('excluded.device_family'),
+                profile_status: eb.ref('excluded.profile_status'),
+                profile_uuid: eb.ref('excluded.profile_uuid'),
+                profile_assign_time: eb.ref('excluded.profile_assign_time'),
+                profile_push_time: eb.ref('excluded.profile_push_time'),
+                device_assigned_by: eb.ref('excluded.device_assigned_by'),
+                device_assigned_date: eb.ref('excluded.device_assigned_date'),
+                op_type: eb.ref('excluded.op_type'),
+                op_date: eb.ref('excluded.op_date'),
+                removed_at: eb.ref('excluded.removed_at'),
+                raw: eb.ref('excluded.raw'),
+                updated_at: eb.ref('excluded.updated_at'),
+              })),
+            )
             .execute()
         }
-        return added
+        return added.map((device) => device.serial_number)
       })
     },
 
@@ -329,8 +362,16 @@ export function createDepStore(db: Kysely<Database>): DepStore {
 
     async recordAssignments(profileId, outcomes, now, profileUuid) {
       if (outcomes.length === 0) return
+      // One update per distinct answer (Apple mostly answers the same for a whole batch).
+      const groups = new Map<string, { outcome: AssignOutcome; serials: string[] }>()
+      for (const outcome of outcomes) {
+        const key = JSON.stringify([outcome.status, outcome.detail, outcome.retryAt?.getTime() ?? null])
+        const group = groups.get(key) ?? { outcome, serials: [] }
+        group.serials.push(outcome.serialNumber)
+        groups.set(key, group)
+      }
       await db.transaction().execute(async (trx) => {
-        for (const outcome of outcomes) {
+        for (const { outcome, serials } of groups.values()) {
           await trx
             .updateTable('dep_devices')
             .set({
@@ -343,7 +384,7 @@ export function createDepStore(db: Kysely<Database>): DepStore {
               ...(outcome.status === 'SUCCESS' ? { profile_uuid: profileUuid, profile_status: profileUuid ? 'assigned' : 'removed', profile_assign_time: now } : {}),
               updated_at: now,
             })
-            .where('serial_number', '=', outcome.serialNumber)
+            .where('serial_number', 'in', serials)
             .execute()
         }
       })
@@ -374,22 +415,22 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       const token = await db.selectFrom('dep_tokens').selectAll().where('id', '=', device.token_id).executeTakeFirstOrThrow()
       // The PreStage we assigned, else the one whose Apple UUID the device carries, else the token's default.
       const profile =
-        (device.assigned_profile_id && device.assign_status === 'SUCCESS' ? await db.selectFrom('dep_profiles').selectAll().where('id', '=', device.assigned_profile_id).executeTakeFirst() : undefined) ??
-        (device.profile_uuid ? await db.selectFrom('dep_profiles').selectAll().where('profile_uuid', '=', device.profile_uuid).where('token_id', '=', device.token_id).executeTakeFirst() : undefined) ??
-        (token.default_profile_id ? await db.selectFrom('dep_profiles').selectAll().where('id', '=', token.default_profile_id).executeTakeFirst() : undefined)
+        (device.assigned_profile_id && device.assign_status === 'SUCCESS' ? await profiles().where('p.id', '=', device.assigned_profile_id).executeTakeFirst() : undefined) ??
+        (device.profile_uuid ? await profiles().where('p.profile_uuid', '=', device.profile_uuid).where('p.token_id', '=', device.token_id).executeTakeFirst() : undefined) ??
+        (token.default_profile_id ? await profiles().where('p.id', '=', token.default_profile_id).executeTakeFirst() : undefined)
       return { device, profile, token }
     },
 
     async profileForDevice(deviceId) {
-      return db
-        .selectFrom('dep_profiles')
-        .selectAll('dep_profiles')
-        .where('id', '=', (eb) => eb.selectFrom('devices').select('dep_profile_id').where('id', '=', deviceId))
+      return profiles()
+        .where('p.id', '=', (eb) => eb.selectFrom('devices').select('dep_profile_id').where('id', '=', deviceId))
         .executeTakeFirst()
     },
 
-    async deviceCounts() {
-      const rows = await db.selectFrom('dep_devices').select(['token_id', sql<number>`count(*)::int`.as('count')]).where('removed_at', 'is', null).groupBy('token_id').execute()
+    async deviceCounts(_scope, tokenId) {
+      let query = db.selectFrom('dep_devices').select(['token_id', sql<number>`count(*)::int`.as('count')]).where('removed_at', 'is', null)
+      if (tokenId) query = query.where('token_id', '=', tokenId)
+      const rows = await query.groupBy('token_id').execute()
       return new Map(rows.map((row) => [row.token_id, row.count]))
     },
   }

@@ -34,7 +34,7 @@ function tokenJson(token: DepTokenView) {
   }
 }
 
-function profileJson(profile: DepProfileRow, defaultIds: ReadonlySet<string>) {
+function profileJson(profile: DepProfileRow) {
   return {
     id: profile.id,
     token_id: profile.token_id,
@@ -46,7 +46,7 @@ function profileJson(profile: DepProfileRow, defaultIds: ReadonlySet<string>) {
     profile_uuid: profile.profile_uuid,
     defined_at: iso(profile.defined_at),
     define_error: profile.define_error,
-    is_default: defaultIds.has(profile.id),
+    is_default: profile.is_default,
     created_at: iso(profile.created_at)!,
     updated_at: iso(profile.updated_at)!,
   }
@@ -102,7 +102,6 @@ interface ProfileBody {
 
 export function depHandlers(deps: { dep: DepService }): OperationHandlers {
   const { dep } = deps
-  const defaults = async (request: Parameters<typeof accessOf>[0]) => new Set((await dep.listTokens(accessOf(request))).flatMap((t) => (t.default_profile_id ? [t.default_profile_id] : [])))
 
   return {
     async listDepTokens(request) {
@@ -154,8 +153,7 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
 
     async listDepProfiles(request) {
       const { token_id: tokenId } = request.query as { token_id?: string }
-      const defaultIds = await defaults(request)
-      return { items: (await dep.listProfiles(accessOf(request), tokenId)).map((p) => profileJson(p, defaultIds)) }
+      return { items: (await dep.listProfiles(accessOf(request), tokenId)).map(profileJson) }
     },
     async createDepProfile(request, reply) {
       const body = request.body as ProfileBody & { token_id: string; name: string }
@@ -168,11 +166,11 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
         ...(body.enrollment_commands !== undefined ? { enrollmentCommands: body.enrollment_commands } : {}),
         ...(body.default !== undefined ? { isDefault: body.default } : {}),
       })
-      return reply.code(201).send(profileJson(profile, await defaults(request)))
+      return reply.code(201).send(profileJson(profile))
     },
     async getDepProfile(request) {
       const { profile_id: id } = request.params as { profile_id: string }
-      return profileJson(await dep.getProfile(accessOf(request), id), await defaults(request))
+      return profileJson(await dep.getProfile(accessOf(request), id))
     },
     async updateDepProfile(request) {
       const { profile_id: id } = request.params as { profile_id: string }
@@ -185,7 +183,7 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
         ...(body.enrollment_commands !== undefined ? { enrollmentCommands: body.enrollment_commands } : {}),
         ...(body.default !== undefined ? { isDefault: body.default } : {}),
       })
-      return profileJson(profile, await defaults(request))
+      return profileJson(profile)
     },
     async deleteDepProfile(request, reply) {
       const { profile_id: id } = request.params as { profile_id: string }
@@ -194,7 +192,7 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
     },
     async defineDepProfile(request) {
       const { profile_id: id } = request.params as { profile_id: string }
-      return profileJson(await dep.defineProfile(accessOf(request), id), await defaults(request))
+      return profileJson(await dep.defineProfile(accessOf(request), id))
     },
     async assignDepProfile(request) {
       const { profile_id: id } = request.params as { profile_id: string }
