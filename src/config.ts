@@ -62,6 +62,14 @@ export interface Config {
   readonly adeVerifyMachineInfo: boolean
   /** PEM files of the CAs that sign devices' MachineInfo (Apple's device CAs). */
   readonly adeMachineInfoCaFiles: readonly string[]
+  /** People calling the admin API with OIDC bearer tokens, or null (API keys only). */
+  readonly oidc: {
+    readonly issuer: string
+    readonly audiences: readonly string[]
+    readonly jwksUrl: string | null
+    readonly groupsClaim: string
+    readonly groupScopes: ReadonlyMap<string, 'read' | 'write' | 'admin'>
+  } | null
   readonly repush: {
     /** A device with pending commands that has not connected for this long is pushed again. */
     readonly afterSeconds: number
@@ -133,6 +141,11 @@ type OptionKey =
   | 'depSyncSeconds'
   | 'adeVerifyMachineInfo'
   | 'adeMachineInfoCaFiles'
+  | 'oidcIssuer'
+  | 'oidcAudience'
+  | 'oidcJwksUrl'
+  | 'oidcGroupsClaim'
+  | 'oidcGroupScopes'
   | 'repushAfter'
   | 'repushMaxInterval'
   | 'repushGiveUpAfter'
@@ -172,6 +185,11 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'depSyncSeconds', env: 'ORCHARD_DEP_SYNC_SECONDS', flag: '--dep-sync-seconds', defaultText: '900', description: 'How often this process syncs the devices of every ABM/ASM token (one instance at a time per token, by lease); 0 = not in this process.' },
   { key: 'adeVerifyMachineInfo', env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO', flag: '--ade-verify-machine-info', defaultText: 'true', description: "`true`: an ADE device's MachineInfo must be signed by a certificate chaining to ORCHARD_ADE_MACHINE_INFO_CA_FILES (ADE enrollment answers 503 until they are set); `false`: the signature is checked, its chain is not." },
   { key: 'adeMachineInfoCaFiles', env: 'ORCHARD_ADE_MACHINE_INFO_CA_FILES', flag: '--ade-machine-info-ca-files', defaultText: '(none)', description: "Comma-separated PEM files with the CAs that issue devices' own identities, for ADE MachineInfo: Apple Root CA and Apple iPhone Device CA (apple.com/certificateauthority; macOS sends no intermediate, so list both). Each is a trust anchor." },
+  { key: 'oidcIssuer', env: 'ORCHARD_OIDC_ISSUER', flag: '--oidc-issuer', defaultText: '(unset: API keys only)', description: "Issuer URL of the organisation's OpenID Connect provider: the admin API then also takes its JWTs as bearer tokens (signature from the issuer's JWKS, audience and expiry checked)." },
+  { key: 'oidcAudience', env: 'ORCHARD_OIDC_AUDIENCE', flag: '--oidc-audience', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `aud` values a token must carry one of (the client ID registered for Orchard).' },
+  { key: 'oidcJwksUrl', env: 'ORCHARD_OIDC_JWKS_URL', flag: '--oidc-jwks-url', defaultText: '(discovered from the issuer)', description: 'JWKS URL, when the issuer has no /.well-known/openid-configuration.' },
+  { key: 'oidcGroupsClaim', env: 'ORCHARD_OIDC_GROUPS_CLAIM', flag: '--oidc-groups-claim', defaultText: 'groups', description: "Token claim with the person's groups (an array of names)." },
+  { key: 'oidcGroupScopes', env: 'ORCHARD_OIDC_GROUP_SCOPES', flag: '--oidc-group-scopes', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `group=scope` pairs (scope read, write or admin), e.g. `mdm-admins=admin,servicedesk=write`; a person gets the highest scope of their groups, none without a listed group.' },
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
@@ -402,6 +420,42 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   if (adeVerifyMachineInfo !== 'true' && adeVerifyMachineInfo !== 'false') fail('adeVerifyMachineInfo', 'must be true or false')
   const adeMachineInfoCaFiles = fileList('adeMachineInfoCaFiles')
 
+  let oidc: Config['oidc'] = null
+  if (raw.oidcIssuer !== undefined) {
+    let issuer: URL | undefined
+    try {
+      issuer = new URL(raw.oidcIssuer.trim())
+    } catch {
+      fail('oidcIssuer', 'must be an https:// URL')
+    }
+    if (issuer!.protocol !== 'https:' && issuer!.protocol !== 'http:') fail('oidcIssuer', 'must be an https:// URL')
+    const audiences = (raw.oidcAudience ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '')
+    if (audiences.length === 0) fail('oidcAudience', 'is required with ORCHARD_OIDC_ISSUER (the client ID tokens are issued for)')
+    let jwksUrl: string | null = null
+    if (raw.oidcJwksUrl !== undefined) {
+      try {
+        jwksUrl = new URL(raw.oidcJwksUrl.trim()).toString()
+      } catch {
+        fail('oidcJwksUrl', 'must be an https:// URL')
+      }
+    }
+    const groupScopes = new Map<string, 'read' | 'write' | 'admin'>()
+    for (const pair of (raw.oidcGroupScopes ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+      const at = pair.lastIndexOf('=')
+      const group = pair.slice(0, at).trim()
+      const scope = pair.slice(at + 1).trim()
+      if (at <= 0 || group === '' || (scope !== 'read' && scope !== 'write' && scope !== 'admin')) fail('oidcGroupScopes', `"${pair}" is not group=read|write|admin`)
+      groupScopes.set(group, scope as 'read' | 'write' | 'admin')
+    }
+    if (groupScopes.size === 0) fail('oidcGroupScopes', 'is required with ORCHARD_OIDC_ISSUER: map at least one group to a scope')
+    const groupsClaim = (raw.oidcGroupsClaim ?? 'groups').trim()
+    if (groupsClaim === '') fail('oidcGroupsClaim', 'must not be empty')
+    // The issuer is compared with `iss` exactly: keep it as given (a trailing slash matters).
+    oidc = Object.freeze({ issuer: raw.oidcIssuer.trim(), audiences: Object.freeze(audiences), jwksUrl, groupsClaim, groupScopes })
+  } else {
+    for (const key of ['oidcAudience', 'oidcJwksUrl', 'oidcGroupScopes'] as const) if (raw[key] !== undefined) fail(key, 'is set but ORCHARD_OIDC_ISSUER is not')
+  }
+
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
   if (userAuthenticate !== 'allow' && userAuthenticate !== 'decline') fail('userAuthenticate', 'must be allow or decline')
 
@@ -445,6 +499,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     depSyncSeconds,
     adeVerifyMachineInfo: adeVerifyMachineInfo === 'true',
     adeMachineInfoCaFiles: Object.freeze(adeMachineInfoCaFiles),
+    oidc,
     repush,
   })
 }
@@ -512,6 +567,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     dep_sync_seconds: config.depSyncSeconds,
     ade_verify_machine_info: config.adeVerifyMachineInfo,
     ade_machine_info_ca_files: config.adeMachineInfoCaFiles,
+    oidc: config.oidc ? { issuer: config.oidc.issuer, audiences: config.oidc.audiences, groups_claim: config.oidc.groupsClaim, groups: [...config.oidc.groupScopes.keys()] } : null,
     repush: config.repush,
   }
 }

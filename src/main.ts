@@ -24,7 +24,9 @@ import { deviceHandlers } from './http/api/device-handlers.js'
 import { pushHandlers } from './http/api/push-handlers.js'
 import { createLogger } from './logger.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './metrics.js'
+import { createAdminAuthenticator } from './services/admin-authentication.js'
 import { createApiKeyService } from './services/api-key-service.js'
+import { createOidcVerifier } from './services/oidc-verifier.js'
 import { createCertificateAuthorityService, type CertificateAuthorityService } from './services/certificate-authority.js'
 import { createEnrollmentService, type EnrollmentService } from './services/enrollment-service.js'
 import { createIdentityRenewalService, type IdentityRenewalService } from './services/identity-renewal.js'
@@ -283,7 +285,16 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       clientCertificateHeader: config.clientCertHeader,
     },
     api: {
-      authenticate: (token) => apiKeys.authenticate(token),
+      authenticate: createAdminAuthenticator({
+        apiKeys,
+        oidc: config.oidc
+          ? {
+              verifier: createOidcVerifier({ issuer: config.oidc.issuer, audience: config.oidc.audiences, ...(config.oidc.jwksUrl ? { jwksUrl: config.oidc.jwksUrl } : {}) }),
+              rules: { groupsClaim: config.oidc.groupsClaim, groupScopes: config.oidc.groupScopes },
+            }
+          : null,
+        logger,
+      }),
       responseValidation: config.apiResponseValidation,
       handlers: {
         ...deviceHandlers({ directory, dispatcher }),

@@ -19,7 +19,7 @@ export interface ApiKeyPrincipal {
   keyId: string
   name: string
   scopes: readonly ApiKeyScope[]
-  source: 'database' | 'config'
+  source: 'database' | 'config' | 'oidc'
 }
 
 /** What the API and CLI show of a key: never the key or its hash. */
@@ -58,7 +58,7 @@ export interface ApiKeyServiceDeps {
   cacheTtlMs?: number
 }
 
-const scopeRank: Record<ApiKeyScope, number> = { read: 0, write: 1, admin: 2 }
+export const scopeRank: Record<ApiKeyScope, number> = { read: 0, write: 1, admin: 2 }
 
 /** admin ⊇ write ⊇ read. */
 export function hasScope(granted: readonly ApiKeyScope[], required: ApiKeyScope): boolean {
