@@ -218,6 +218,25 @@ export function octetString(element: DerElement, what: string): Buffer {
   return expectTag(element, Tag.octetString, what).value
 }
 
+/** Deepest nesting of chunks accepted in a constructed OCTET STRING. */
+const maxOctetStringNesting = 4
+
+/**
+ * OCTET STRING content, primitive or constructed of chunks (BER, X.690 §8.7.3), as attached
+ * CMS content arrives. Primitive: a slice of the input; constructed: the chunks joined (a copy).
+ */
+export function berOctetString(element: DerElement, what: string): Buffer {
+  const read = (current: DerElement, depth: number): Buffer => {
+    if (current.tag === Tag.octetString) return current.value
+    if (current.tag === (Tag.octetString | 0x20)) {
+      if (depth >= maxOctetStringNesting) throw new DerError(`${what}: constructed OCTET STRING nested too deeply`)
+      return Buffer.concat(childrenOf(current).map((chunk) => read(chunk, depth + 1)))
+    }
+    throw new DerError(`${what} has tag ${hex(current.tag)}, expected OCTET STRING`)
+  }
+  return read(element, 0)
+}
+
 /** UTCTime or GeneralizedTime as RFC 5280 §4.1.2.5 allows them: UTC ("Z") with seconds, no fractions. */
 export function decodeTime(element: DerElement, what: string): Date {
   const utc = element.tag === Tag.utcTime

@@ -5,9 +5,10 @@
 // ("Apple iPhone Device CA", chaining to Apple's root). apple-protocol.md §7.
 // https://developer.apple.com/documentation/devicemanagement/machineinfo
 //
-// Parsing uses the bounds-checked DER reader (der.ts; BER indefinite lengths and chunked
-// OCTET STRINGs are accepted, as Apple encodes CMS with them), cryptography node:crypto.
-// The signature is always checked; the chain to `trustedCas` only when they are given.
+// signed-data.ts reads the CMS with the bounds-checked DER reader (der.ts; BER indefinite
+// lengths and chunked OCTET STRINGs are accepted, as Apple encodes CMS with them) and checks
+// the signature with node:crypto; here, stricter than Mdm-Signature, no signed attribute
+// may repeat. The signature is always checked; the chain to `trustedCas` only when given.
 //
 // Chain: unlike device-identity.ts (our own CA, one level deep), Apple's device identities
 // hang below intermediates, so included certificates are followed up to a trusted CA. Each
@@ -22,9 +23,9 @@
 // iPhone Certification Authority" <- "Apple Root CA". iOS includes the intermediates;
 // macOS includes only "Apple iPhone Device CA", so trust that CA itself (any trusted CA
 // is an anchor) or the chain from macOS ends one certificate short of the root.
-import { createHash, createPublicKey, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto'
-import { ChildCursor, DerError, Tag, childrenOf, decodeElement, decodeOid, expectTag, octetString, readCertificateFields, readIssuerAndSerialNumber, type DerElement } from './der.js'
-import { signatureAlgorithms, type DigestAlgorithm } from './mdm-signature.js'
+import { X509Certificate } from 'node:crypto'
+import { DerError, readCertificateFields } from './der.js'
+import { SignedDataError, readSignedData, verifySignerSignature, type SignedDataErrorKind, type SignedDataParts } from './signed-data.js'
 
 /** Largest body accepted: a MachineInfo with its certificates is a few KiB. */
 export const maxMachineInfoBytes = 256 * 1024
@@ -74,222 +75,8 @@ export interface VerifyMachineInfoOptions {
   checkValidity?: boolean
 }
 
-const Oid = {
-  data: '1.2.840.113549.1.7.1',
-  signedData: '1.2.840.113549.1.7.2',
-  contentType: '1.2.840.113549.1.9.3',
-  messageDigest: '1.2.840.113549.1.9.4',
-}
-
-// mdm-signature.ts and scep.ts each keep this table private.
-const digestAlgorithms: Readonly<Record<string, DigestAlgorithm>> = {
-  '1.3.14.3.2.26': 'sha1',
-  '2.16.840.1.101.3.4.2.1': 'sha256',
-  '2.16.840.1.101.3.4.2.2': 'sha384',
-  '2.16.840.1.101.3.4.2.3': 'sha512',
-}
-
 const malformed = (message: string, cause?: unknown) => new MachineInfoError('malformed', message, cause === undefined ? undefined : { cause })
-const badSignature = (message: string) => new MachineInfoError('bad_signature', message)
 const untrusted = (message: string) => new MachineInfoError('untrusted', message)
-
-interface ParsedSignedData {
-  content: Buffer
-  eContentType: string
-  certificates: Buffer[]
-  signerCertificateDer: Buffer
-  digestAlgorithm: DigestAlgorithm
-  keyType: 'rsa' | 'ec'
-  signatureAlgorithmName: string
-  /** signedAttrs as sent ([0] IMPLICIT, DER), when present. */
-  signedAttributes: Buffer | undefined
-  messageDigest: Buffer | undefined
-  contentTypeAttribute: string | undefined
-  signature: Buffer
-}
-
-/** OCTET STRING content, primitive or constructed of chunks (BER, X.690 §8.7.3). */
-function octets(element: DerElement, what: string, depth = 0): Buffer {
-  if (element.tag === Tag.octetString) return element.value
-  if (element.tag === (Tag.octetString | 0x20)) {
-    if (depth >= 4) throw new DerError(`${what}: constructed OCTET STRING nested too deeply`)
-    return Buffer.concat(childrenOf(element).map((chunk) => octets(chunk, what, depth + 1)))
-  }
-  throw new DerError(`${what} has tag 0x${element.tag.toString(16).padStart(2, '0')}, expected OCTET STRING`)
-}
-
-const algorithmOid = (element: DerElement, what: string) => decodeOid(new ChildCursor(element, what).take(Tag.oid, 'algorithm'))
-
-/** RFC 5652 §3 ContentInfo around §5.1 SignedData, reduced to the single signer's parts. */
-function parseSignedData(body: Buffer): ParsedSignedData {
-  const contentInfo = new ChildCursor(expectTag(decodeElement(body), Tag.sequence, 'ContentInfo'), 'ContentInfo')
-  const contentType = decodeOid(contentInfo.take(Tag.oid, 'contentType'))
-  if (contentType !== Oid.signedData) throw malformed(`ContentInfo holds ${contentType}, not signedData`)
-  const explicit = new ChildCursor(contentInfo.take(Tag.context(0), 'content'), 'content [0]')
-  const signedDataElement = explicit.take(Tag.sequence, 'SignedData')
-  explicit.end()
-  contentInfo.end()
-
-  const signedData = new ChildCursor(signedDataElement, 'SignedData')
-  signedData.take(Tag.integer, 'version')
-  signedData.take(Tag.set, 'digestAlgorithms')
-  const encapsulated = new ChildCursor(signedData.take(Tag.sequence, 'encapContentInfo'), 'encapContentInfo')
-  const eContentType = decodeOid(encapsulated.take(Tag.oid, 'eContentType'))
-  if (eContentType !== Oid.data) throw malformed(`encapsulated content type is ${eContentType}, not id-data`)
-  const eContentWrapper = encapsulated.optional(Tag.context(0))
-  if (!eContentWrapper) throw malformed('SignedData carries no content (detached signature): MachineInfo must be attached')
-  encapsulated.end()
-  const eContent = new ChildCursor(eContentWrapper, 'eContent [0]')
-  const eContentElement = eContent.optional(Tag.octetString, Tag.octetString | 0x20)
-  if (!eContentElement) throw malformed('eContent [0] does not hold an OCTET STRING')
-  eContent.end()
-  const content = octets(eContentElement, 'eContent')
-  const certificateSet = signedData.optional(Tag.context(0)) // certificates [0] IMPLICIT CertificateSet
-  signedData.optional(Tag.context(1)) // crls [1] IMPLICIT
-  const signerInfos = childrenOf(signedData.take(Tag.set, 'signerInfos'))
-  signedData.end()
-  if (signerInfos.length === 0) throw malformed('SignedData has no signerInfos')
-  if (signerInfos.length > 1) throw malformed(`SignedData has ${signerInfos.length} signers, expected exactly one`)
-
-  // §5.3 SignerInfo
-  const signer = new ChildCursor(expectTag(signerInfos[0]!, Tag.sequence, 'SignerInfo'), 'SignerInfo')
-  signer.take(Tag.integer, 'version')
-  const sid = signer.optional(Tag.sequence, Tag.contextPrimitive(0))
-  if (!sid) throw malformed('SignerInfo: sid is neither issuerAndSerialNumber nor subjectKeyIdentifier')
-  const digestOid = algorithmOid(signer.take(Tag.sequence, 'digestAlgorithm'), 'digestAlgorithm')
-  const signedAttrs = signer.optional(Tag.context(0))
-  const signatureOid = algorithmOid(signer.take(Tag.sequence, 'signatureAlgorithm'), 'signatureAlgorithm')
-  const signature = octetString(signer.take(Tag.octetString, 'signature'), 'signature')
-  signer.optional(Tag.context(1)) // unsignedAttrs
-  signer.end()
-  if (signature.length === 0) throw malformed('SignerInfo: signature is empty')
-
-  let messageDigest: Buffer | undefined
-  let contentTypeAttribute: string | undefined
-  if (signedAttrs) {
-    // The signature is over the DER of the SET OF attributes (§5.4): re-tagging [0] as a
-    // SET only reproduces it from the bytes as sent when they carry a definite length.
-    if (signedAttrs.indefinite) throw malformed('signedAttrs use indefinite length, but must be DER')
-    ;({ messageDigest, contentTypeAttribute } = readSignedAttributes(signedAttrs))
-  }
-
-  if (!certificateSet) throw malformed('SignedData includes no certificates: the signer certificate must be included')
-  const included = childrenOf(certificateSet)
-  // CertificateChoices (§10.2.2): only plain X.509 certificates (SEQUENCE) are kept.
-  const certificates = included.filter((certificate) => certificate.tag === Tag.sequence).map((certificate) => certificate.raw)
-  const signerCertificateDer = findSignerCertificate(certificates, sid)
-
-  const digestAlgorithm = digestAlgorithms[digestOid]
-  if (!digestAlgorithm) throw badSignature(`digest algorithm ${digestOid} is not supported`)
-  const signatureAlgorithm = signatureAlgorithms[signatureOid]
-  if (!signatureAlgorithm) throw badSignature(`signature algorithm ${signatureOid} is not supported`)
-  // OpenSSL hashes with digestAlgorithm, pkijs with the signature algorithm's hash: refuse the ambiguity.
-  if (signatureAlgorithm.hash && signatureAlgorithm.hash !== digestAlgorithm) {
-    throw badSignature(`signature algorithm ${signatureAlgorithm.name} disagrees with digest algorithm ${digestAlgorithm}`)
-  }
-
-  return {
-    content,
-    eContentType,
-    certificates,
-    signerCertificateDer,
-    digestAlgorithm,
-    keyType: signatureAlgorithm.key,
-    signatureAlgorithmName: signatureAlgorithm.name,
-    signedAttributes: signedAttrs?.raw,
-    messageDigest,
-    contentTypeAttribute,
-    signature,
-  }
-}
-
-/** §5.3: messageDigest MUST be present (once, one value); contentType is read when present. */
-function readSignedAttributes(signedAttrs: DerElement): { messageDigest: Buffer; contentTypeAttribute: string | undefined } {
-  let messageDigest: Buffer | undefined
-  let contentTypeAttribute: string | undefined
-  const seen = new Set<string>()
-  for (const attribute of childrenOf(signedAttrs)) {
-    const parts = new ChildCursor(expectTag(attribute, Tag.sequence, 'Attribute'), 'Attribute')
-    const type = decodeOid(parts.take(Tag.oid, 'attrType'))
-    const values = childrenOf(parts.take(Tag.set, 'attrValues'))
-    parts.end()
-    if (seen.has(type)) throw malformed(`signedAttrs: attribute ${type} appears more than once`)
-    seen.add(type)
-    if (type === Oid.messageDigest) {
-      if (values.length !== 1) throw malformed('signedAttrs: messageDigest must have exactly one value')
-      messageDigest = octetString(values[0]!, 'messageDigest')
-    } else if (type === Oid.contentType) {
-      if (values.length !== 1) throw malformed('signedAttrs: contentType must have exactly one value')
-      contentTypeAttribute = decodeOid(values[0]!)
-    }
-  }
-  if (!messageDigest) throw malformed('signedAttrs lack the messageDigest attribute')
-  return { messageDigest, contentTypeAttribute }
-}
-
-/** §5.3 SignerIdentifier: issuerAndSerialNumber (§10.2.4) or subjectKeyIdentifier [0]. */
-function findSignerCertificate(certificates: Buffer[], sid: DerElement): Buffer {
-  let issuer: Buffer | undefined
-  let serialNumber: Buffer | undefined
-  if (sid.tag === Tag.sequence) {
-    const parts = new ChildCursor(sid, 'issuerAndSerialNumber')
-    issuer = parts.take(Tag.sequence, 'issuer').raw
-    serialNumber = parts.take(Tag.integer, 'serialNumber').value
-    parts.end()
-  }
-  const keyIdentifier = sid.tag === Tag.contextPrimitive(0) ? sid.value : undefined
-  for (const [index, der] of certificates.entries()) {
-    try {
-      if (issuer && serialNumber) {
-        const candidate = readIssuerAndSerialNumber(der)
-        if (candidate.issuer.equals(issuer) && candidate.serialNumber.equals(serialNumber)) return der
-      } else if (keyIdentifier) {
-        const fields = readCertificateFields(der)
-        // RFC 5280 §4.2.1.2 method (1) when the certificate carries no SKI extension.
-        const candidate = fields.subjectKeyIdentifier ?? createHash('sha1').update(fields.subjectPublicKey).digest()
-        if (candidate.equals(keyIdentifier)) return der
-      }
-    } catch (error) {
-      if (!(error instanceof DerError)) throw error
-      throw malformed(`included certificate ${index + 1}: ${error.message}`, error)
-    }
-  }
-  throw malformed(`none of the ${certificates.length} included certificates matches the signer's ${issuer ? 'issuerAndSerialNumber' : 'subjectKeyIdentifier'}`)
-}
-
-function checkSignature(parts: ParsedSignedData): void {
-  let key: KeyObject
-  try {
-    key = createPublicKey({ key: readCertificateFields(parts.signerCertificateDer).subjectPublicKeyInfo, format: 'der', type: 'spki' })
-  } catch (error) {
-    throw malformed(`signer certificate does not parse: ${(error as Error).message}`, error)
-  }
-  const keyType = key.asymmetricKeyType
-  if (keyType !== 'rsa' && keyType !== 'ec') throw badSignature(`signer certificate has a ${keyType} key (RSA and EC are supported)`)
-  if (keyType !== parts.keyType) throw badSignature(`signature algorithm ${parts.signatureAlgorithmName} does not fit the signer certificate's ${keyType} key`)
-
-  let signed = parts.content
-  if (parts.signedAttributes && parts.messageDigest) {
-    if (parts.contentTypeAttribute !== undefined && parts.contentTypeAttribute !== parts.eContentType) {
-      throw badSignature(`contentType attribute is ${parts.contentTypeAttribute}, but the content is ${parts.eContentType}`)
-    }
-    const digest = createHash(parts.digestAlgorithm).update(parts.content).digest()
-    if (digest.length !== parts.messageDigest.length || !timingSafeEqual(digest, parts.messageDigest)) {
-      throw badSignature(`messageDigest attribute does not match the ${parts.digestAlgorithm} digest of the content`)
-    }
-    // §5.4: what is signed is the DER of "SET OF Attribute" (0x31), not the [0] IMPLICIT (0xA0) as sent.
-    signed = Buffer.from(parts.signedAttributes)
-    signed[0] = Tag.set
-  }
-  let valid: boolean
-  try {
-    // ECDSA-Sig-Value is a DER SEQUENCE of r and s (RFC 5753 §7.2), not WebCrypto's r||s.
-    valid = verify(parts.digestAlgorithm, signed, keyType === 'ec' ? { key, dsaEncoding: 'der' } : key, parts.signature)
-  } catch {
-    valid = false
-  }
-  if (!valid) throw badSignature(`${parts.signatureAlgorithmName}/${parts.digestAlgorithm} signature does not verify with the signer certificate's key`)
-}
 
 interface ChainCertificate {
   der: Buffer
@@ -391,10 +178,10 @@ export function verifyMachineInfo(body: Buffer, options: VerifyMachineInfoOption
   if (input.length === 0) throw malformed('the body is empty')
   if (input.length > maxMachineInfoBytes) throw malformed(`the body has ${input.length} bytes, more than ${maxMachineInfoBytes}`)
 
-  let parts: ParsedSignedData
+  let parts: SignedDataParts & { content: Buffer }
   try {
-    parts = parseSignedData(input)
-    checkSignature(parts)
+    parts = readSignedData(input, { content: 'attached', distinctAttributeTypes: true })
+    verifySignerSignature(parts, parts.content)
   } catch (error) {
     throw asMachineInfoError(error)
   }
@@ -415,8 +202,20 @@ export function verifyMachineInfo(body: Buffer, options: VerifyMachineInfoOption
   }
 }
 
+const machineInfoReasons: Readonly<Record<SignedDataErrorKind, MachineInfoErrorReason>> = {
+  malformed: 'malformed',
+  // Another content type, a detached signature, several signers, no certificates.
+  unsupported: 'malformed',
+  unsupported_algorithm: 'bad_signature',
+  invalid: 'bad_signature',
+  certificate_malformed: 'malformed',
+}
+
 function asMachineInfoError(error: unknown): MachineInfoError {
   if (error instanceof MachineInfoError) return error
-  if (error instanceof DerError) return malformed(`not a CMS SignedData: ${error.message}`, error)
+  if (error instanceof SignedDataError) {
+    const message = error.kind === 'malformed' && error.cause instanceof DerError ? `not a CMS SignedData: ${error.message}` : error.message
+    return new MachineInfoError(machineInfoReasons[error.kind], message, { cause: error })
+  }
   return malformed(`unexpected failure reading the CMS: ${String(error)}`, error)
 }
