@@ -49,7 +49,7 @@ export function createAdeEnrollmentService(deps: AdeEnrollmentDeps): AdeEnrollme
   return {
     async enroll(body) {
       if (deps.verifyMachineInfoChain && deps.machineInfoCas.length === 0) {
-        throw new OrchardError('not_ready', 'ADE enrollment needs the CAs that sign MachineInfo: set ORCHARD_ADE_MACHINE_INFO_CA_FILES (Apple Root CA), or ORCHARD_ADE_VERIFY_MACHINE_INFO=false')
+        throw new OrchardError('not_ready', 'ADE enrollment needs the CAs that sign MachineInfo: set ORCHARD_ADE_MACHINE_INFO_CA_FILES (Apple Root CA and Apple iPhone Device CA), or ORCHARD_ADE_VERIFY_MACHINE_INFO=false')
       }
       let content: Buffer
       try {
