@@ -8,7 +8,7 @@ import { createPrivateKey, randomUUID, X509Certificate } from 'node:crypto'
 import type { Logger } from 'pino'
 import { generateTokenExchangeIdentity, openServerToken } from '../crypto/dep-token.js'
 import type { SecretBox } from '../crypto/secret-box.js'
-import { AbmError, createAbmClient, type AbmClient, type AbmDevice } from '../dep/abm-client.js'
+import { AbmError, createAbmClient, type AbmClient } from '../dep/abm-client.js'
 import { OrchardError } from '../errors.js'
 import { validateTypedCommand } from '../mdm/command-validation.js'
 import { setupSkipKeys } from '../mdm/generated/setup-skip-keys.js'
@@ -267,7 +267,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
   async function syncPages(token: DepTokenRow, report: SyncReport): Promise<string[]> {
     const client = clientFor(token)
     let phase: 'fetch' | 'sync' = token.sync_phase === 'sync' && token.cursor ? 'sync' : 'fetch'
-    let cursor = phase === 'fetch' ? token.cursor : token.cursor!
+    let cursor = token.cursor
     const added: string[] = []
     for (;;) {
       let page
