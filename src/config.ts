@@ -68,7 +68,8 @@ export interface Config {
     readonly audiences: readonly string[]
     readonly jwksUrl: string | null
     readonly groupsClaim: string
-    readonly groupScopes: ReadonlyMap<string, 'read' | 'write' | 'admin'>
+    /** Group name -> the grant it gives (tenantId null: central IT). */
+    readonly groupRoles: ReadonlyMap<string, { readonly role: 'owner' | 'admin' | 'helpdesk' | 'auditor'; readonly tenantId: string | null }>
   } | null
   readonly repush: {
     /** A device with pending commands that has not connected for this long is pushed again. */
@@ -145,7 +146,7 @@ type OptionKey =
   | 'oidcAudience'
   | 'oidcJwksUrl'
   | 'oidcGroupsClaim'
-  | 'oidcGroupScopes'
+  | 'oidcGroupRoles'
   | 'repushAfter'
   | 'repushMaxInterval'
   | 'repushGiveUpAfter'
@@ -189,7 +190,7 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'oidcAudience', env: 'ORCHARD_OIDC_AUDIENCE', flag: '--oidc-audience', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `aud` values a token must carry one of (the client ID registered for Orchard).' },
   { key: 'oidcJwksUrl', env: 'ORCHARD_OIDC_JWKS_URL', flag: '--oidc-jwks-url', defaultText: '(discovered from the issuer)', description: 'JWKS URL, when the issuer has no /.well-known/openid-configuration.' },
   { key: 'oidcGroupsClaim', env: 'ORCHARD_OIDC_GROUPS_CLAIM', flag: '--oidc-groups-claim', defaultText: 'groups', description: "Token claim with the person's groups (an array of names)." },
-  { key: 'oidcGroupScopes', env: 'ORCHARD_OIDC_GROUP_SCOPES', flag: '--oidc-group-scopes', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `group=scope` pairs (scope read, write or admin), e.g. `mdm-admins=admin,servicedesk=write`; a person gets the highest scope of their groups, none without a listed group.' },
+  { key: 'oidcGroupRoles', env: 'ORCHARD_OIDC_GROUP_ROLES', flag: '--oidc-group-roles', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `group=role` (central IT) or `group=role@tenant` pairs; roles owner (central only), admin, helpdesk, auditor. E.g. `mdm-central=owner,physics-it=admin@physics,physics-desk=helpdesk@physics`. A person holds the grants of all their listed groups; none without one.' },
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
@@ -439,21 +440,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
         fail('oidcJwksUrl', 'must be an https:// URL')
       }
     }
-    const groupScopes = new Map<string, 'read' | 'write' | 'admin'>()
-    for (const pair of (raw.oidcGroupScopes ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')) {
-      const at = pair.lastIndexOf('=')
-      const group = pair.slice(0, at).trim()
-      const scope = pair.slice(at + 1).trim()
-      if (at <= 0 || group === '' || (scope !== 'read' && scope !== 'write' && scope !== 'admin')) fail('oidcGroupScopes', `"${pair}" is not group=read|write|admin`)
-      groupScopes.set(group, scope as 'read' | 'write' | 'admin')
+    type GroupRole = { role: 'owner' | 'admin' | 'helpdesk' | 'auditor'; tenantId: string | null }
+    const groupRoles = new Map<string, GroupRole>()
+    for (const pair of (raw.oidcGroupRoles ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+      const match = /^(.+)=(owner|admin|helpdesk|auditor)(?:@([a-z0-9][a-z0-9-]{0,62}))?$/.exec(pair)
+      if (!match || match[1]!.trim() === '') fail('oidcGroupRoles', `"${pair}" is not group=role or group=role@tenant (roles owner, admin, helpdesk, auditor)`)
+      const [, group, role, tenantId] = match!
+      if (role === 'owner' && tenantId !== undefined) fail('oidcGroupRoles', `"${pair}": owner is a central IT role, without @tenant`)
+      groupRoles.set(group!.trim(), Object.freeze({ role: role as GroupRole['role'], tenantId: tenantId ?? null }))
     }
-    if (groupScopes.size === 0) fail('oidcGroupScopes', 'is required with ORCHARD_OIDC_ISSUER: map at least one group to a scope')
+    if (groupRoles.size === 0) fail('oidcGroupRoles', 'is required with ORCHARD_OIDC_ISSUER: map at least one group to a role')
     const groupsClaim = (raw.oidcGroupsClaim ?? 'groups').trim()
     if (groupsClaim === '') fail('oidcGroupsClaim', 'must not be empty')
     // The issuer is compared with `iss` exactly: keep it as given (a trailing slash matters).
-    oidc = Object.freeze({ issuer: raw.oidcIssuer.trim(), audiences: Object.freeze(audiences), jwksUrl, groupsClaim, groupScopes })
+    oidc = Object.freeze({ issuer: raw.oidcIssuer.trim(), audiences: Object.freeze(audiences), jwksUrl, groupsClaim, groupRoles })
   } else {
-    for (const key of ['oidcAudience', 'oidcJwksUrl', 'oidcGroupScopes'] as const) if (raw[key] !== undefined) fail(key, 'is set but ORCHARD_OIDC_ISSUER is not')
+    for (const key of ['oidcAudience', 'oidcJwksUrl', 'oidcGroupRoles'] as const) if (raw[key] !== undefined) fail(key, 'is set but ORCHARD_OIDC_ISSUER is not')
   }
 
   const userAuthenticate = (raw.userAuthenticate ?? 'allow').trim().toLowerCase()
@@ -567,7 +569,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     dep_sync_seconds: config.depSyncSeconds,
     ade_verify_machine_info: config.adeVerifyMachineInfo,
     ade_machine_info_ca_files: config.adeMachineInfoCaFiles,
-    oidc: config.oidc ? { issuer: config.oidc.issuer, audiences: config.oidc.audiences, groups_claim: config.oidc.groupsClaim, groups: [...config.oidc.groupScopes.keys()] } : null,
+    oidc: config.oidc ? { issuer: config.oidc.issuer, audiences: config.oidc.audiences, groups_claim: config.oidc.groupsClaim, groups: [...config.oidc.groupRoles.keys()] } : null,
     repush: config.repush,
   }
 }

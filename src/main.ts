@@ -39,6 +39,9 @@ import { createCommandDispatcher, type CommandDispatcher } from './services/comm
 import { createRetentionService, type RetentionService } from './services/retention.js'
 import { withCheckinEvents, withCommandResultEvents } from './services/webhook-events.js'
 import { createWebhookService, type WebhookService } from './services/webhook-service.js'
+import { createAuditStore } from './storage/audit-store.js'
+import { createTenantStore } from './storage/tenant-store.js'
+import { createTenantTree } from './services/access-control.js'
 import { createApiKeyStore } from './storage/api-key-store.js'
 import { createCommandAdminStore } from './storage/command-admin-store.js'
 import { createDeviceDirectoryStore } from './storage/device-directory-store.js'
@@ -216,6 +219,9 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const retention = createRetentionService({ settings, commandAdmin, logger })
   const dispatcher = createCommandDispatcher({ commands, directory, push, logger })
   const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
+  const tenantStore = createTenantStore(db)
+  const tenantTree = createTenantTree(() => tenantStore.allTenants())
+  const audit = createAuditStore(db)
   const scep = createScepService({
     authority,
     store: enrollmentLinks,
@@ -254,7 +260,13 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     declarativeManagement: createEmptyDeclarativeManagement(ddmStatus),
     tokenServices: {},
     userAuthentication: config.userAuthenticate,
-    events: { enrolled: (channel, facts) => ade.enrolled(channel, facts) },
+    events: {
+      async enrolled(channel, facts) {
+        if (channel.kind === 'device') await audit.deviceEnrolled(channel.deviceId, new Date(), { awaiting_configuration: facts.awaitingConfiguration })
+        await ade.enrolled(channel, facts)
+      },
+      checkedOut: (deviceId) => audit.deviceCheckedOut(deviceId, new Date()),
+    },
     identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
     logger,
   })
@@ -290,16 +302,18 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         oidc: config.oidc
           ? {
               verifier: createOidcVerifier({ issuer: config.oidc.issuer, audience: config.oidc.audiences, ...(config.oidc.jwksUrl ? { jwksUrl: config.oidc.jwksUrl } : {}) }),
-              rules: { groupsClaim: config.oidc.groupsClaim, groupScopes: config.oidc.groupScopes },
+              rules: { groupsClaim: config.oidc.groupsClaim, groupRoles: config.oidc.groupRoles },
             }
           : null,
         logger,
       }),
+      tenants: tenantTree,
+      audit,
       responseValidation: config.apiResponseValidation,
       handlers: {
         ...deviceHandlers({ directory, dispatcher }),
         ...commandHandlers({ dispatcher, commandAdmin, directory }),
-        ...pushHandlers({ push, certificates: pushCertificates }),
+        ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...adminHandlers({ apiKeys, webhooks, retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
         ...depHandlers({ dep }),

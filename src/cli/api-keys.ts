@@ -12,7 +12,7 @@ import { createApiKeyService, type ApiKeyService, type ApiKeyView } from '../ser
 import { createApiKeyStore } from '../storage/api-key-store.js'
 import { openDatabase, type DatabaseHandle } from '../storage/database.js'
 import { migrateToLatest } from '../storage/migrations.js'
-import type { ApiKeyScope } from '../storage/schema.js'
+import { fullAccess, type Role } from '../storage/access-scope.js'
 
 export interface CliOutput {
   write(text: string): unknown
@@ -26,9 +26,10 @@ export interface CliStreams {
 export const apiKeysUsage = `Usage: orchard-api-keys <command> [options]
 
 Commands:
-  create --name NAME --scopes SCOPES [--expires-at TIME]
+  create --name NAME --role ROLE [--tenant TENANT] [--expires-at TIME]
         Creates a key and prints it once, on stdout; only its SHA-256 is stored.
-        SCOPES: comma-separated read, write, admin (admin includes write, write includes read).
+        ROLE: owner (central IT only), admin, helpdesk or auditor.
+        TENANT: the tenant the key belongs to (default: central IT).
         TIME: ISO 8601, e.g. 2027-01-31 or 2027-01-31T12:00:00Z.
   list [--active]
         Lists keys (--active: without revoked ones).
@@ -45,14 +46,14 @@ class UsageError extends Error {
 }
 
 type Command =
-  | { kind: 'create'; name: string; scopes: string[]; expiresAt: Date | null }
+  | { kind: 'create'; name: string; role: string; tenantId: string | null; expiresAt: Date | null }
   | { kind: 'list'; includeRevoked: boolean }
   | { kind: 'revoke'; id: string }
   | { kind: 'help' }
 
 /** Flags each command takes: true when the flag takes a value. */
 const commandFlags: Record<string, Record<string, boolean>> = {
-  create: { '--name': true, '--scopes': true, '--expires-at': true },
+  create: { '--name': true, '--role': true, '--tenant': true, '--expires-at': true },
   list: { '--active': false },
   revoke: {},
 }
@@ -101,29 +102,30 @@ function parseArguments(argv: readonly string[]): Command {
   if (command === 'list') return { kind: 'list', includeRevoked: !flags.has('--active') }
 
   const name = flags.get('--name')
-  const scopes = flags.get('--scopes')
+  const role = flags.get('--role')
   if (name === undefined) throw new UsageError('create needs --name')
-  if (scopes === undefined) throw new UsageError('create needs --scopes (e.g. --scopes read,write)')
+  if (role === undefined) throw new UsageError('create needs --role (owner, admin, helpdesk or auditor)')
   let expiresAt: Date | null = null
   const expiresText = flags.get('--expires-at')
   if (expiresText !== undefined) {
     expiresAt = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(expiresText) ? new Date(expiresText) : null
     if (!expiresAt || Number.isNaN(expiresAt.getTime())) throw new UsageError(`--expires-at: ${JSON.stringify(expiresText)} is not an ISO 8601 date or time`)
   }
-  return { kind: 'create', name, scopes: scopes.split(',').map((s) => s.trim()), expiresAt }
+  return { kind: 'create', name, role: role.trim(), tenantId: flags.get('--tenant')?.trim() ?? null, expiresAt }
 }
 
 const flagForPointer = (pointer: string) =>
-  pointer.startsWith('/scopes') ? '--scopes' : pointer === '/expires_at' ? '--expires-at' : pointer === '/name' ? '--name' : pointer
+  pointer === '/role' ? '--role' : pointer === '/tenant_id' ? '--tenant' : pointer === '/expires_at' ? '--expires-at' : pointer === '/name' ? '--name' : pointer
 
 const time = (date: Date | null) => (date ? date.toISOString().replace(/\.\d{3}Z$/, 'Z') : '-')
 
 function formatTable(keys: readonly ApiKeyView[], now: Date): string {
-  const header = ['ID', 'NAME', 'SCOPES', 'CREATED', 'LAST USED', 'EXPIRES', 'REVOKED']
+  const header = ['ID', 'NAME', 'ROLE', 'TENANT', 'CREATED', 'LAST USED', 'EXPIRES', 'REVOKED']
   const rows = keys.map((k) => [
     k.id,
     k.name,
-    k.scopes.join(','),
+    k.role,
+    k.tenantId ?? '(central)',
     time(k.createdAt),
     time(k.lastUsedAt),
     k.expiresAt && k.expiresAt.getTime() <= now.getTime() ? `${time(k.expiresAt)} (expired)` : time(k.expiresAt),
@@ -146,21 +148,22 @@ function embeddedDatabaseHolder(dataDir: string): number | undefined {
 async function runCommand(command: Exclude<Command, { kind: 'help' }>, service: ApiKeyService, io: CliStreams): Promise<number> {
   switch (command.kind) {
     case 'create': {
-      const { key, view } = await service.createKey({ name: command.name, scopes: command.scopes as ApiKeyScope[], expiresAt: command.expiresAt })
+      // The CLI runs with the database's own authority: central IT.
+      const { key, view } = await service.createKey(fullAccess, { name: command.name, role: command.role as Role, tenantId: command.tenantId, expiresAt: command.expiresAt })
       io.stdout.write(`${key}\n`)
       io.stderr.write(
-        `API key ${view.id} "${view.name}" (${view.scopes.join(',')}${view.expiresAt ? `, expires ${time(view.expiresAt)}` : ''}) created. ` +
+        `API key ${view.id} "${view.name}" (${view.role}${view.tenantId ? ` in ${view.tenantId}` : ''}${view.expiresAt ? `, expires ${time(view.expiresAt)}` : ''}) created. ` +
           'Store it now: it is not shown again. Use it as: Authorization: Bearer <key>\n',
       )
       return 0
     }
     case 'list': {
-      const keys = await service.listKeys({ includeRevoked: command.includeRevoked })
+      const keys = await service.listKeys(fullAccess, { includeRevoked: command.includeRevoked })
       io.stdout.write(keys.length === 0 ? 'no API keys\n' : `${formatTable(keys, new Date())}\n`)
       return 0
     }
     case 'revoke': {
-      const result = await service.revokeKey(command.id)
+      const result = await service.revokeKey(fullAccess, command.id)
       if (result === 'not_found') {
         io.stderr.write(`orchard-api-keys: no API key with ID ${JSON.stringify(command.id)}\n`)
         return 1

@@ -1,33 +1,34 @@
 // Who is calling the admin API: an API key, or a person with an OIDC bearer token from the
 // organisation's identity provider. A token's groups (ORCHARD_OIDC_GROUPS_CLAIM) map to
-// scopes by configuration (ORCHARD_OIDC_GROUP_SCOPES); a person gets the highest scope any
-// of their groups grants, and none of them means no access.
+// grants (a role in a tenant or in central IT) by configuration (ORCHARD_OIDC_GROUP_ROLES);
+// a person holds the grants of all their groups, and none of them means no access.
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
-import type { ApiKeyScope } from '../storage/schema.js'
-import { scopeRank, type ApiKeyPrincipal, type ApiKeyService } from './api-key-service.js'
+import type { Grant, Role } from '../storage/access-scope.js'
+import type { Principal } from './access-control.js'
+import type { ApiKeyService } from './api-key-service.js'
 import { TokenRejected, type OidcVerifier } from './oidc-verifier.js'
 
 export interface OidcPrincipalRules {
   /** Claim holding the person's groups (an array of strings, or one string). */
   groupsClaim: string
-  /** Group name -> scope it grants. */
-  groupScopes: ReadonlyMap<string, ApiKeyScope>
+  /** Group name -> the grant it gives. */
+  groupRoles: ReadonlyMap<string, { role: Role; tenantId: string | null }>
 }
 
-/** The highest scope the token's groups grant, or null. */
-export function scopeFromClaims(claims: Record<string, unknown>, rules: OidcPrincipalRules): ApiKeyScope | null {
+/** The grants the token's groups give (each distinct grant once). */
+export function grantsFromClaims(claims: Record<string, unknown>, rules: OidcPrincipalRules): Grant[] {
   const value = claims[rules.groupsClaim]
   const groups = Array.isArray(value) ? value.filter((g): g is string => typeof g === 'string') : typeof value === 'string' ? [value] : []
-  let best: ApiKeyScope | null = null
+  const grants: Grant[] = []
   for (const group of groups) {
-    const scope = rules.groupScopes.get(group)
-    if (scope && (!best || scopeRank[scope] > scopeRank[best])) best = scope
+    const grant = rules.groupRoles.get(group)
+    if (grant && !grants.some((g) => g.role === grant.role && g.tenantId === grant.tenantId)) grants.push({ role: grant.role, tenantId: grant.tenantId })
   }
-  return best
+  return grants
 }
 
-export function createAdminAuthenticator(deps: { apiKeys: ApiKeyService; oidc: { verifier: OidcVerifier; rules: OidcPrincipalRules } | null; logger: Logger }): (token: string) => Promise<ApiKeyPrincipal | undefined> {
+export function createAdminAuthenticator(deps: { apiKeys: ApiKeyService; oidc: { verifier: OidcVerifier; rules: OidcPrincipalRules } | null; logger: Logger }): (token: string) => Promise<Principal | undefined> {
   const log = deps.logger.child({ service: 'admin-authentication' })
   const oidc = deps.oidc
   return async (token) => {
@@ -44,12 +45,12 @@ export function createAdminAuthenticator(deps: { apiKeys: ApiKeyService; oidc: {
       log.info({ reason: error.reason }, `OIDC token refused: ${error.message}`)
       throw new OrchardError('unauthorized', `the bearer token was refused (${error.reason}): ${error.message}`)
     }
-    const scope = scopeFromClaims(verified.claims, oidc.rules)
-    if (!scope) {
-      log.info({ subject: verified.subject }, 'OIDC token valid, but none of its groups grants a scope')
-      throw new OrchardError('forbidden', `${verified.subject} is in none of the groups that give access to Orchard (claim ${oidc.rules.groupsClaim}; ORCHARD_OIDC_GROUP_SCOPES)`)
+    const grants = grantsFromClaims(verified.claims, oidc.rules)
+    if (grants.length === 0) {
+      log.info({ subject: verified.subject }, 'OIDC token valid, but none of its groups grants a role')
+      throw new OrchardError('forbidden', `${verified.subject} is in none of the groups that give access to Orchard (claim ${oidc.rules.groupsClaim}; ORCHARD_OIDC_GROUP_ROLES)`)
     }
     const name = typeof verified.claims['preferred_username'] === 'string' ? verified.claims['preferred_username'] : verified.subject
-    return { keyId: `oidc:${verified.subject}`, name, scopes: [scope], source: 'oidc' }
+    return { id: `oidc:${verified.subject}`, name, grants, source: 'oidc' }
   }
 }

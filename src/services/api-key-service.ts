@@ -1,9 +1,10 @@
 // Admin API keys: creation (the plaintext key is shown once), listing, revocation, and the
-// bearer-token check behind every admin request.
+// bearer-token check behind every admin request. A key holds one role in one tenant (or in
+// central IT, tenant null); owner keys are always central.
 //
 // A key is `orchard_<id>_<secret>`: id = 12 characters [a-z0-9], secret = 32 random bytes
 // in base64url. Only SHA-256(key) is stored. Keys from ORCHARD_API_KEYS (bootstrap) are
-// accepted too, with the admin scope.
+// accepted too, as central owners.
 //
 // Lookups, successful or not, are cached by digest for `cacheTtlMs` (default 30 s), so a
 // busy client does not cost a query per request. A revocation through this service takes
@@ -13,20 +14,15 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import type { ApiKeyRow, ApiKeyStore } from '../storage/api-key-store.js'
-import { apiKeyScopes, type ApiKeyScope } from '../storage/schema.js'
-
-export interface ApiKeyPrincipal {
-  keyId: string
-  name: string
-  scopes: readonly ApiKeyScope[]
-  source: 'database' | 'config' | 'oidc'
-}
+import { roles, scopeIncludes, type AccessScope, type Role } from '../storage/access-scope.js'
+import type { Principal } from './access-control.js'
 
 /** What the API and CLI show of a key: never the key or its hash. */
 export interface ApiKeyView {
   id: string
   name: string
-  scopes: ApiKeyScope[]
+  role: Role
+  tenantId: string | null
   createdAt: Date
   lastUsedAt: Date | null
   expiresAt: Date | null
@@ -35,34 +31,29 @@ export interface ApiKeyView {
 
 export interface NewApiKeyInput {
   name: string
-  scopes: ApiKeyScope[]
+  role: Role
+  /** undefined: the caller's own tenant (central IT for a central caller). */
+  tenantId?: string | null
   expiresAt?: Date | null
 }
 
 export interface ApiKeyService {
   /** The plaintext key is returned only here; it cannot be recovered later. */
-  createKey(input: NewApiKeyInput): Promise<{ key: string; view: ApiKeyView }>
-  listKeys(options?: { includeRevoked?: boolean }): Promise<ApiKeyView[]>
-  getKey(id: string): Promise<ApiKeyView | undefined>
-  revokeKey(id: string): Promise<'revoked' | 'already_revoked' | 'not_found'>
+  createKey(scope: AccessScope, input: NewApiKeyInput): Promise<{ key: string; view: ApiKeyView }>
+  listKeys(scope: AccessScope, options?: { includeRevoked?: boolean }): Promise<ApiKeyView[]>
+  getKey(scope: AccessScope, id: string): Promise<ApiKeyView | undefined>
+  revokeKey(scope: AccessScope, id: string): Promise<'revoked' | 'already_revoked' | 'not_found'>
   /** The principal for a presented bearer token, or undefined. Throws when the database fails. */
-  authenticate(token: string): Promise<ApiKeyPrincipal | undefined>
+  authenticate(token: string): Promise<Principal | undefined>
 }
 
 export interface ApiKeyServiceDeps {
   store: ApiKeyStore
-  /** ORCHARD_API_KEYS: bootstrap keys, each granted the admin scope. */
+  /** ORCHARD_API_KEYS: bootstrap keys, each a central owner. */
   configKeys: readonly string[]
   logger: Logger
   now?: () => Date
   cacheTtlMs?: number
-}
-
-export const scopeRank: Record<ApiKeyScope, number> = { read: 0, write: 1, admin: 2 }
-
-/** admin ⊇ write ⊇ read. */
-export function hasScope(granted: readonly ApiKeyScope[], required: ApiKeyScope): boolean {
-  return granted.some((scope) => scopeRank[scope] >= scopeRank[required])
 }
 
 const keyIdPattern = /^[a-z0-9]{12}$/
@@ -113,14 +104,15 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
   const view = (row: ApiKeyRow): ApiKeyView => ({
     id: row.id,
     name: row.name,
-    scopes: [...row.scopes],
+    role: row.role,
+    tenantId: row.tenantId,
     createdAt: row.createdAt,
     lastUsedAt: row.lastUsedAt,
     expiresAt: row.expiresAt,
     revokedAt: row.revokedAt,
   })
 
-  function validate(input: NewApiKeyInput, at: Date): { name: string; scopes: ApiKeyScope[]; expiresAt: Date | null } {
+  function validate(scope: AccessScope, input: NewApiKeyInput, at: Date): { name: string; role: Role; tenantId: string | null; expiresAt: Date | null } {
     const errors: ValidationError[] = []
     const name = typeof input.name === 'string' ? input.name.trim() : ''
     const nameLength = [...name].length // code points, as Postgres counts them
@@ -128,20 +120,11 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
     else if (nameLength < 1 || nameLength > 200) errors.push({ pointer: '/name', detail: 'must be 1 to 200 characters' })
     else if (/[\u0000-\u001f\u007f]/.test(name)) errors.push({ pointer: '/name', detail: 'must not contain control characters' })
 
-    const scopes: ApiKeyScope[] = []
-    if (!Array.isArray(input.scopes) || input.scopes.length === 0) {
-      errors.push({ pointer: '/scopes', detail: `must list at least one of ${apiKeyScopes.join(', ')}` })
-    } else {
-      input.scopes.forEach((scope, index) => {
-        if (!(apiKeyScopes as readonly unknown[]).includes(scope)) {
-          errors.push({ pointer: `/scopes/${index}`, detail: `must be one of ${apiKeyScopes.join(', ')}` })
-        } else if (scopes.includes(scope)) {
-          errors.push({ pointer: `/scopes/${index}`, detail: `${scope} is listed twice` })
-        } else {
-          scopes.push(scope)
-        }
-      })
-    }
+    const role = input.role
+    if (!(roles as readonly unknown[]).includes(role)) errors.push({ pointer: '/role', detail: `must be one of ${roles.join(', ')}` })
+    const tenantId = input.tenantId === undefined ? (scope.kind === 'all' ? null : (scope.ids[0] ?? null)) : input.tenantId
+    if (role === 'owner' && tenantId !== null) errors.push({ pointer: '/tenant_id', detail: 'owner keys belong to central IT: leave tenant_id out (or null)' })
+    if (!scopeIncludes(scope, tenantId)) errors.push({ pointer: '/tenant_id', detail: tenantId === null ? 'only central IT can create central keys' : `${tenantId} is not a tenant you manage` })
 
     const expiresAt = input.expiresAt ?? null
     if (expiresAt !== null) {
@@ -156,17 +139,17 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
       const summary = errors.map((e) => `${e.pointer.slice(1)} ${e.detail}`).join('; ')
       throw new OrchardError('validation_failed', `invalid API key: ${summary}`, { details: { errors } })
     }
-    return { name, scopes, expiresAt }
+    return { name, role, tenantId, expiresAt }
   }
 
-  function configPrincipal(digest: Buffer): ApiKeyPrincipal | undefined {
+  function configPrincipal(digest: Buffer): Principal | undefined {
     // Every configured key is compared, in constant time, whatever matched before.
     let matched = -1
     configDigests.forEach((configDigest, index) => {
       if (timingSafeEqual(configDigest, digest) && matched === -1) matched = index
     })
     if (matched === -1) return undefined
-    return { keyId: `config:${matched}`, name: `config key ${matched + 1}`, scopes: ['admin'], source: 'config' }
+    return { id: `config:${matched}`, name: `config key ${matched + 1}`, grants: [{ tenantId: null, role: 'owner' }], source: 'config' }
   }
 
   function cachedLookup(digest: Buffer, at: Date): Promise<ApiKeyRow | undefined> {
@@ -208,30 +191,33 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
   }
 
   return {
-    async createKey(input) {
+    async createKey(scope, input) {
       const at = now()
-      const valid = validate(input, at)
+      const valid = validate(scope, input, at)
       const { id, key } = generateKey()
       const digest = sha256(key)
-      const row = await deps.store.insertKey({ id, name: valid.name, scopes: valid.scopes, keySha256: digest, createdAt: at, expiresAt: valid.expiresAt })
+      const row = await deps.store.insertKey(scope, { id, name: valid.name, role: valid.role, tenantId: valid.tenantId, keySha256: digest, createdAt: at, expiresAt: valid.expiresAt })
+      if (!row) {
+        throw new OrchardError('validation_failed', `invalid API key: tenant_id ${valid.tenantId} does not exist`, { details: { errors: [{ pointer: '/tenant_id', detail: 'no such tenant' }] } })
+      }
       cache.delete(digest.toString('base64'))
-      log.info({ key_id: id, name: valid.name, scopes: valid.scopes, expires_at: valid.expiresAt }, 'API key created')
+      log.info({ key_id: id, name: valid.name, role: valid.role, tenant_id: valid.tenantId, expires_at: valid.expiresAt }, 'API key created')
       return { key, view: view(row) }
     },
 
-    async listKeys(options = {}) {
-      return (await deps.store.listKeys({ includeRevoked: options.includeRevoked ?? false })).map(view)
+    async listKeys(scope, options = {}) {
+      return (await deps.store.listKeys(scope, { includeRevoked: options.includeRevoked ?? false })).map(view)
     },
 
-    async getKey(id) {
+    async getKey(scope, id) {
       if (!keyIdPattern.test(id)) return undefined
-      const row = await deps.store.getKey(id)
+      const row = await deps.store.getKey(scope, id)
       return row ? view(row) : undefined
     },
 
-    async revokeKey(id) {
+    async revokeKey(scope, id) {
       if (!keyIdPattern.test(id)) return 'not_found'
-      const result = await deps.store.revokeKey(id, now())
+      const result = await deps.store.revokeKey(scope, id, now())
       if (result === 'not_found') return result
       if (revokedHere.size >= maxCacheEntries) revokedHere.delete(revokedHere.values().next().value!)
       revokedHere.add(id)
@@ -253,7 +239,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
       // A cached answer may outlive the key's expiry.
       if (row.expiresAt !== null && row.expiresAt.getTime() <= at.getTime()) return undefined
       noteUse(row, at)
-      return { keyId: row.id, name: row.name, scopes: Object.freeze([...row.scopes]), source: 'database' }
+      return { id: row.id, name: row.name, grants: Object.freeze([Object.freeze({ tenantId: row.tenantId, role: row.role })]), source: 'database' }
     },
   }
 }

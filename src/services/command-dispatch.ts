@@ -116,7 +116,10 @@ export function createCommandDispatcher(deps: { commands: CommandService; direct
 
       let stored = false
       if (candidates.length > 0) {
-        const enqueued = await deps.commands.enqueueCommand(candidates, command, { priority: request.priority, expiresAt: request.expiresAt ?? null })
+        // A command belongs to the tenant of its targets when they share one, else to central IT.
+        const tenants = new Set(candidates.map((id) => factsById.get(id)!.tenantId))
+        const tenantId = tenants.size === 1 ? [...tenants][0]! : null
+        const enqueued = await deps.commands.enqueueCommand(candidates, command, { priority: request.priority, expiresAt: request.expiresAt ?? null, tenantId, scope })
         stored = enqueued.stored
         for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })
       }

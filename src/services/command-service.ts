@@ -1,6 +1,7 @@
 // The command queue as devices and operators see it: results in, next command out, and
 // enqueueing for one or many enrollments.
 // https://developer.apple.com/documentation/devicemanagement/sending-mdm-commands-to-a-device
+import type { AccessScope } from '../storage/access-scope.js'
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import { buildCommand, type EncodedCommand } from '../mdm/command.js'
@@ -17,6 +18,10 @@ export interface EnqueueOptions {
   priority?: number
   /** After this moment an undelivered command is marked Expired and never sent. */
   expiresAt?: Date | null
+  /** The tenant of all targets (null: central IT or mixed). */
+  tenantId?: string | null
+  /** The admin's scope, for the audit row written with the command. */
+  scope?: AccessScope
 }
 
 export interface EnqueueResult {
@@ -98,8 +103,9 @@ export function createCommandService(deps: CommandServiceDeps): CommandService {
       }
       if (targets.length === 0) throw new OrchardError('validation_failed', 'at least one enrollment ID is needed')
       const outcome = await deps.queue.insertCommand(
-        { uuid: command.uuid, requestType: command.requestType, payload: command.payload, priority, expiresAt: options.expiresAt ?? null },
+        { uuid: command.uuid, requestType: command.requestType, payload: command.payload, priority, expiresAt: options.expiresAt ?? null, tenantId: options.tenantId ?? null },
         targets,
+        options.scope,
       )
       if (!outcome.ok) throw new OrchardError('conflict', `a command with CommandUUID ${command.uuid} already exists`)
       const queued = outcome.targets.filter((t) => t.outcome === 'queued').length

@@ -12,7 +12,7 @@ import { AbmError, createAbmClient, type AbmClient } from '../dep/abm-client.js'
 import { OrchardError } from '../errors.js'
 import { validateTypedCommand } from '../mdm/command-validation.js'
 import { setupSkipKeys } from '../mdm/generated/setup-skip-keys.js'
-import type { AccessScope } from '../storage/access-scope.js'
+import { fullAccess, tenantForNewRow, type AccessScope } from '../storage/access-scope.js'
 import type { AssignOutcome, DepDeviceFilter, DepDeviceRow, DepProfileRow, DepStore, DepTokenRow } from '../storage/dep-store.js'
 import type { Page } from '../storage/pagination.js'
 import type { DepAssignStatus, DepTokenStatus } from '../storage/schema.js'
@@ -55,7 +55,8 @@ export interface AssignReport {
 }
 
 export interface DepService {
-  createToken(scope: AccessScope, name: string): Promise<DepTokenView>
+  /** In `tenantId` (default: the caller's own tenant). */
+  createToken(scope: AccessScope, name: string, tenantId?: string | null): Promise<DepTokenView>
   listTokens(scope: AccessScope): Promise<DepTokenView[]>
   getToken(scope: AccessScope, id: string): Promise<DepTokenView>
   deleteToken(scope: AccessScope, id: string): Promise<void>
@@ -196,7 +197,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
     })
   }
 
-  async function assignBatches(token: DepTokenRow, profile: DepProfileRow, serials: readonly string[]): Promise<AssignReport> {
+  async function assignBatches(token: DepTokenRow, profile: DepProfileRow, serials: readonly string[], scope: AccessScope = fullAccess): Promise<AssignReport> {
     if (!profile.profile_uuid) throw new OrchardError('conflict', `PreStage profile "${profile.name}" is not defined at Apple yet${profile.define_error ? ` (last attempt: ${profile.define_error})` : ''}: POST /api/v1/dep/profiles/${profile.id}/define`)
     const client = clientFor(token)
     const results: AssignOutcome[] = []
@@ -204,7 +205,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
       const batch = serials.slice(i, i + batchSize)
       const answer = await client.assignProfile(profile.profile_uuid, batch)
       const outcomes = outcomesOf(answer.devices, batch, answer.retryAfterSeconds)
-      await deps.store.recordAssignments(profile.id, outcomes, now(), profile.profile_uuid)
+      await deps.store.recordAssignments(profile.id, outcomes, now(), profile.profile_uuid, scope, token.id)
       results.push(...outcomes)
     }
     const counts = results.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {})
@@ -250,15 +251,15 @@ export function createDepService(deps: DepServiceDeps): DepService {
     })
   }
 
-  async function define(profile: DepProfileRow): Promise<DepProfileRow> {
+  async function define(profile: DepProfileRow, scope: AccessScope = fullAccess): Promise<DepProfileRow> {
     const token = await tokenRow({ kind: 'all' }, profile.token_id)
     try {
       const defined = await clientFor(token).defineProfile(profile.profile)
-      await deps.store.recordDefinition(profile.id, { profileUuid: defined.profileUuid, at: now() })
+      await deps.store.recordDefinition(profile.id, { profileUuid: defined.profileUuid, at: now() }, scope)
       log.info({ dep_profile_id: profile.id, profile_uuid: defined.profileUuid, previous_uuid: profile.profile_uuid }, `PreStage "${profile.name}" defined at Apple`)
     } catch (error) {
       if (!(error instanceof AbmError)) throw error
-      await deps.store.recordDefinition(profile.id, { error: error.message })
+      await deps.store.recordDefinition(profile.id, { error: error.message }, scope)
       await recordFailure(token, error)
     }
     return (await deps.store.getProfile({ kind: 'all' }, profile.id))!
@@ -385,13 +386,15 @@ export function createDepService(deps: DepServiceDeps): DepService {
   }
 
   return {
-    async createToken(scope, name) {
+    async createToken(scope, name, requestedTenant) {
+      const tenantId = tenantForNewRow(scope, requestedTenant)
       const secretBox = box()
       const id = randomUUID()
       const identity = generateTokenExchangeIdentity({ name, organization: deps.organization, now: now() })
       const sealedKey = secretBox.seal(identity.privateKey.export({ type: 'pkcs8', format: 'der' }), keyAad(id))
       try {
-        await deps.store.createToken({ id, name, exchangeCertificateDer: identity.certificateDer, exchangePrivateKeySealed: sealedKey })
+        const created = await deps.store.createToken(scope, { id, name, tenantId, exchangeCertificateDer: identity.certificateDer, exchangePrivateKeySealed: sealedKey })
+        if (!created) throw validation('/tenant_id', `no tenant ${tenantId}`)
       } catch (error) {
         if ((error as { code?: string }).code === '23505') throw new OrchardError('conflict', `an ABM/ASM token named "${name}" exists already`)
         throw error
@@ -420,7 +423,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
       const privateKey = createPrivateKey({ key: secretBox.open(token.exchange_private_key_sealed, keyAad(id)), format: 'der', type: 'pkcs8' })
       const credentials = openServerToken(file, { certificateDer: token.exchange_certificate_der, privateKey })
       const sealed = secretBox.seal(Buffer.from(JSON.stringify({ consumerKey: credentials.consumerKey, consumerSecret: credentials.consumerSecret, accessToken: credentials.accessToken, accessSecret: credentials.accessSecret })), credentialsAad(id))
-      await deps.store.storeServerToken(id, sealed, credentials.accessTokenExpiry, now())
+      await deps.store.storeServerToken(id, sealed, credentials.accessTokenExpiry, now(), scope)
       log.info({ dep_token_id: id, access_token_expiry: credentials.accessTokenExpiry }, `server token uploaded for "${token.name}"`)
       const stored = await tokenRow(scope, id)
       try {
@@ -438,7 +441,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
         const profile = await profileRow(scope, profileId)
         if (profile.token_id !== tokenId) throw validation('/default_profile_id', `PreStage ${profileId} belongs to another token`)
       }
-      await deps.store.setDefaultProfile(tokenId, profileId)
+      await deps.store.setDefaultProfile(tokenId, profileId, scope)
       return (await views(scope, [await tokenRow(scope, tokenId)]))[0]!
     },
 
@@ -463,7 +466,8 @@ export function createDepService(deps: DepServiceDeps): DepService {
       const profile = appleProfile(input.name, input.settings)
       const id = randomUUID()
       try {
-        await deps.store.createProfile({
+        await deps.store.createProfile(
+          {
           id,
           tokenId: token.id,
           name: input.name,
@@ -471,14 +475,16 @@ export function createDepService(deps: DepServiceDeps): DepService {
           deviceKind: input.deviceKind ?? 'work',
           minimumOsVersion: input.minimumOsVersion ?? null,
           enrollmentCommands: input.enrollmentCommands ?? [],
-        })
+          },
+          scope,
+        )
       } catch (error) {
         if ((error as { code?: string }).code === '23505') throw new OrchardError('conflict', `token "${token.name}" has a PreStage named "${input.name}" already`)
         throw error
       }
-      if (input.isDefault) await deps.store.setDefaultProfile(token.id, id)
+      if (input.isDefault) await deps.store.setDefaultProfile(token.id, id, scope)
       const row = await profileRow(scope, id)
-      return token.credentials_sealed ? define(row) : row
+      return token.credentials_sealed ? define(row, scope) : row
     },
 
     async updateProfile(scope, id, input) {
@@ -492,14 +498,14 @@ export function createDepService(deps: DepServiceDeps): DepService {
         ...(input.deviceKind !== undefined ? { deviceKind: input.deviceKind } : {}),
         ...(input.minimumOsVersion !== undefined ? { minimumOsVersion: input.minimumOsVersion } : {}),
         ...(input.enrollmentCommands !== undefined ? { enrollmentCommands: input.enrollmentCommands } : {}),
-      })
-      if (input.isDefault === true) await deps.store.setDefaultProfile(current.token_id, id)
+      }, scope)
+      if (input.isDefault === true) await deps.store.setDefaultProfile(current.token_id, id, scope)
       const updated = await profileRow(scope, id)
       if (!profile) return updated
       // Apple profiles cannot be edited: define a new one and move the devices over to it.
       const token = await tokenRow(scope, current.token_id)
       if (!token.credentials_sealed) return updated
-      const defined = await define(updated)
+      const defined = await define(updated, scope)
       if (defined.profile_uuid && defined.profile_uuid !== current.profile_uuid) {
         const assigned: string[] = []
         for (let cursor: string | undefined; ; ) {
@@ -510,7 +516,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
         }
         if (assigned.length > 0) {
           try {
-            await assignBatches(token, defined, assigned)
+            await assignBatches(token, defined, assigned, scope)
           } catch (error) {
             await recordFailure(token, error)
           }
@@ -533,14 +539,14 @@ export function createDepService(deps: DepServiceDeps): DepService {
       const row = await profileRow(scope, id)
       const token = await tokenRow(scope, row.token_id)
       if (!token.credentials_sealed) throw new OrchardError('conflict', `ABM/ASM token "${token.name}" has no server token yet: upload the .p7m from Apple first`)
-      return define(row)
+      return define(row, scope)
     },
 
     async assignProfile(scope, profileId, serials) {
       const profile = await profileRow(scope, profileId)
       const token = await tokenRow(scope, profile.token_id)
       try {
-        return await assignBatches(token, profile, [...new Set(serials)])
+        return await assignBatches(token, profile, [...new Set(serials)], scope)
       } catch (error) {
         if (error instanceof AbmError) await recordFailure(token, error)
         throw asApiError(error)
@@ -555,7 +561,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
         for (let i = 0; i < unique.length; i += batchSize) {
           const batch = unique.slice(i, i + batchSize)
           const outcomes = outcomesOf(await clientFor(token).removeProfile(batch), batch, null)
-          await deps.store.recordAssignments(null, outcomes, now(), null)
+          await deps.store.recordAssignments(null, outcomes, now(), null, scope, token.id)
           results.push(...outcomes)
         }
         return { profileUuid: null, results }
@@ -576,7 +582,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
         throw asApiError(error)
       }
       const disowned = unique.filter((serial) => answer[serial] === 'SUCCESS')
-      await deps.store.markRemoved(disowned, now())
+      await deps.store.markRemoved(disowned, now(), scope, token.id)
       log.warn({ dep_token_id: tokenId, disowned: disowned.length, serials: disowned.slice(0, 20) }, `devices disowned from "${token.name}" (permanent: they leave the organization in Apple Business/School Manager)`)
       return answer
     },

@@ -8,7 +8,7 @@ import { readCertificateFields } from '../crypto/der.js'
 import { signProfile, type ProfileSigner } from '../crypto/profile-signing.js'
 import { OrchardError } from '../errors.js'
 import { encodeEnrollmentProfile } from '../mdm/enrollment-profile.js'
-import type { AccessScope } from '../storage/access-scope.js'
+import { tenantForNewRow, type AccessScope } from '../storage/access-scope.js'
 import type { EnrollmentLinkRow, EnrollmentLinkStore } from '../storage/enrollment-link-store.js'
 import type { DeviceKind } from '../storage/schema.js'
 import type { CertificateAuthorityService } from './certificate-authority.js'
@@ -23,6 +23,8 @@ export interface EnrollmentLinkInput {
   pushTopic?: string | null
   expiresAt?: Date | null
   maxUses?: number | null
+  /** undefined: the caller's own tenant. */
+  tenantId?: string | null
 }
 
 export interface EnrollmentLinkView extends EnrollmentLinkRow {
@@ -142,7 +144,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
   }
 
   return {
-    async createLink(_scope, input) {
+    async createLink(scope, input) {
+      const tenantId = tenantForNewRow(scope, input.tenantId)
       const deviceKind = input.enrollmentType === 'user_enrollment' ? 'personal' : (input.deviceKind ?? 'work')
       if (input.enrollmentType === 'user_enrollment' && input.deviceKind && input.deviceKind !== 'personal') {
         throw new OrchardError('validation_failed', 'a User Enrollment link enrolls personal devices', { details: { errors: [{ pointer: '/device_kind', detail: 'must be personal (or left out) for enrollment_type user_enrollment' }] } })
@@ -154,8 +157,9 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
         throw new OrchardError('validation_failed', 'expires_at is in the past', { details: { errors: [{ pointer: '/expires_at', detail: 'must be in the future' }] } })
       }
       if (input.pushTopic) await topicFor(input.pushTopic)
-      const link = await deps.store.createLink({
+      const link = await deps.store.createLink(scope, {
         id: randomUUID(),
+        tenant_id: tenantId,
         token: randomBytes(24).toString('base64url'),
         name: input.name,
         enrollment_type: input.enrollmentType,
@@ -166,6 +170,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
         expires_at: input.expiresAt ?? null,
         max_uses: input.maxUses ?? null,
       })
+      if (!link) throw new OrchardError('validation_failed', `tenant_id: no tenant ${tenantId}`, { details: { errors: [{ pointer: '/tenant_id', detail: 'no such tenant' }] } })
       log.info({ link_id: link.id, name: link.name, enrollment_type: link.enrollment_type, group: link.group_name, max_uses: link.max_uses, expires_at: link.expires_at }, 'enrollment link created')
       return toView(link)
     },

@@ -2,6 +2,7 @@
 // without keys, expiry warnings. Private keys are sealed with the configured master key.
 // A new topic means every device must re-enroll, so a topic change is refused while
 // devices are enrolled on the old one, unless forced.
+import { fullAccess, tenantForNewRow, type AccessScope } from '../storage/access-scope.js'
 import type { Logger } from 'pino'
 import { parsePushCertificatePem, parsePushCertificatePkcs12, PushCertificateError, type PushCertificate } from '../crypto/push-certificate.js'
 import type { SecretBox } from '../crypto/secret-box.js'
@@ -20,16 +21,17 @@ export interface PushCertificateView {
   notBefore: Date
   notAfter: Date
   daysLeft: number
+  tenantId: string | null
   updatedAt: Date
 }
 
 export interface PushCertificateService {
-  list(): Promise<PushCertificateView[]>
-  get(topic: string): Promise<PushCertificateView>
-  /** A certificate for a topic not seen before. */
-  add(upload: PushCertificateUpload): Promise<PushCertificateView>
+  list(scope?: AccessScope): Promise<PushCertificateView[]>
+  get(topic: string, scope?: AccessScope): Promise<PushCertificateView>
+  /** A certificate for a topic not seen before, in `tenantId` (default: the caller's own). */
+  add(upload: PushCertificateUpload, scope?: AccessScope, tenantId?: string | null): Promise<PushCertificateView>
   /** Renewal of `topic`'s certificate; a different topic is refused while devices use `topic`, unless forced. */
-  replace(topic: string, upload: PushCertificateUpload, force: boolean): Promise<PushCertificateView>
+  replace(topic: string, upload: PushCertificateUpload, force: boolean, scope?: AccessScope): Promise<PushCertificateView>
   /** Opens a stored row's sealed private key. */
   privateKeyPem(row: PushCertificateRow): string
   /** Certificates that expire within `days` (or have expired). */
@@ -48,6 +50,7 @@ export function createPushCertificateService(deps: { store: PushStore; secretBox
     notBefore: row.notBefore,
     notAfter: row.notAfter,
     daysLeft: Math.floor((row.notAfter.getTime() - now().getTime()) / 86_400_000),
+    tenantId: row.tenantId,
     updatedAt: row.updatedAt,
   })
 
@@ -62,7 +65,7 @@ export function createPushCertificateService(deps: { store: PushStore; secretBox
     }
   }
 
-  function seal(certificate: PushCertificate) {
+  function seal(certificate: PushCertificate, tenantId: string | null) {
     if (!deps.secretBox) {
       throw new OrchardError('conflict', 'no ORCHARD_SECRET_KEYS configured: push certificate keys cannot be stored encrypted')
     }
@@ -79,34 +82,36 @@ export function createPushCertificateService(deps: { store: PushStore; secretBox
       sha256: certificate.sha256,
       notBefore: certificate.notBefore,
       notAfter: certificate.notAfter,
+      tenantId,
     }
   }
 
-  async function stored(topic: string): Promise<PushCertificateView> {
-    const row = await deps.store.getCertificate(topic)
+  async function stored(topic: string, scope: AccessScope = fullAccess): Promise<PushCertificateView> {
+    const row = await deps.store.getCertificate(topic, scope)
     if (!row) throw new OrchardError('not_found', `no push certificate for topic ${topic}`)
     return view(row)
   }
 
   return {
-    async list() {
-      return (await deps.store.listCertificates()).map(view)
+    async list(scope = fullAccess) {
+      return (await deps.store.listCertificates(scope)).map(view)
     },
 
     get: stored,
 
-    async add(upload) {
+    async add(upload, scope = fullAccess, requestedTenant) {
+      const tenantId = tenantForNewRow(scope, requestedTenant)
       const certificate = await parse(upload)
-      if (!(await deps.store.insertCertificate(seal(certificate)))) {
+      if (!(await deps.store.insertCertificate(seal(certificate, tenantId), scope))) {
         throw new OrchardError('conflict', `topic ${certificate.topic} already has a push certificate: renew it with PUT /api/v1/push-certificates/${certificate.topic}`)
       }
       log.info({ topic: certificate.topic, serial_number: certificate.serialNumber, not_after: certificate.notAfter }, 'push certificate added')
       return stored(certificate.topic)
     },
 
-    async replace(topic, upload, force) {
+    async replace(topic, upload, force, scope = fullAccess) {
       const certificate = await parse(upload)
-      const existing = await deps.store.getCertificate(topic)
+      const existing = await deps.store.getCertificate(topic, scope)
       if (!existing) throw new OrchardError('not_found', `no push certificate for topic ${topic}`)
       if (certificate.topic !== topic) {
         const orphaned = await deps.store.countEnrolledOnTopic(topic)
@@ -123,9 +128,10 @@ export function createPushCertificateService(deps: { store: PushStore; secretBox
         }
         log.warn({ topic, new_topic: certificate.topic, orphaned }, 'push certificate replaced by one with another topic (forced)')
       }
-      await deps.store.replaceCertificate(topic, seal(certificate))
+      // A renewal stays in the tenant of the certificate it replaces.
+      await deps.store.replaceCertificate(topic, seal(certificate, existing.tenantId), scope)
       log.info({ topic: certificate.topic, serial_number: certificate.serialNumber, not_after: certificate.notAfter }, 'push certificate renewed')
-      return stored(certificate.topic)
+      return stored(certificate.topic, scope)
     },
 
     privateKeyPem(row) {

@@ -2,12 +2,15 @@
 // here and used for the lookup, and never read back out of this module.
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { preparedStatement } from './database.js'
-import type { ApiKeyScope, ApiKeysTable, Database } from './schema.js'
+import { inScope, type AccessScope, type Role } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
+import type { ApiKeysTable, Database } from './schema.js'
 
 export interface ApiKeyRow {
   id: string
   name: string
-  scopes: ApiKeyScope[]
+  role: Role
+  tenantId: string | null
   createdAt: Date
   lastUsedAt: Date | null
   expiresAt: Date | null
@@ -17,7 +20,8 @@ export interface ApiKeyRow {
 export interface NewApiKey {
   id: string
   name: string
-  scopes: ApiKeyScope[]
+  role: Role
+  tenantId: string | null
   /** SHA-256 of the whole key string `orchard_<id>_<secret>`. */
   keySha256: Buffer
   createdAt: Date
@@ -27,25 +31,27 @@ export interface NewApiKey {
 export type RevokeResult = 'revoked' | 'already_revoked' | 'not_found'
 
 export interface ApiKeyStore {
-  insertKey(key: NewApiKey): Promise<ApiKeyRow>
+  /** undefined: the tenant does not exist. */
+  insertKey(scope: AccessScope, key: NewApiKey): Promise<ApiKeyRow | undefined>
   /** The key with this digest, unless it is revoked or expired at `now`. */
   findActiveBySha256(digest: Buffer, now: Date): Promise<ApiKeyRow | undefined>
   /** Oldest first; revoked keys only when asked for. */
-  listKeys(options: { includeRevoked: boolean }): Promise<ApiKeyRow[]>
-  getKey(id: string): Promise<ApiKeyRow | undefined>
-  revokeKey(id: string, now: Date): Promise<RevokeResult>
+  listKeys(scope: AccessScope, options: { includeRevoked: boolean }): Promise<ApiKeyRow[]>
+  getKey(scope: AccessScope, id: string): Promise<ApiKeyRow | undefined>
+  revokeKey(scope: AccessScope, id: string, now: Date): Promise<RevokeResult>
   /** Sets last_used_at to `now`; never moves it backwards (replicas race). */
   touchLastUsed(id: string, now: Date): Promise<void>
 }
 
-const columns = ['id', 'name', 'scopes', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'] as const
+const columns = ['id', 'name', 'role', 'tenant_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'] as const
 
 type KeyColumns = Pick<Selectable<ApiKeysTable>, (typeof columns)[number]>
 
 const toRow = (r: KeyColumns): ApiKeyRow => ({
   id: r.id,
   name: r.name,
-  scopes: r.scopes,
+  role: r.role,
+  tenantId: r.tenant_id,
   createdAt: r.created_at,
   lastUsedAt: r.last_used_at,
   expiresAt: r.expires_at,
@@ -54,56 +60,71 @@ const toRow = (r: KeyColumns): ApiKeyRow => ({
 
 export function createApiKeyStore(db: Kysely<Database>): ApiKeyStore {
   return {
-    async insertKey(key) {
-      const row = await db
-        .insertInto('api_keys')
-        .values({
-          id: key.id,
-          name: key.name,
-          scopes: key.scopes,
-          key_sha256: key.keySha256,
-          created_at: key.createdAt,
-          expires_at: key.expiresAt,
+    async insertKey(scope, key) {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const row = await trx
+            .insertInto('api_keys')
+            .values({
+              id: key.id,
+              name: key.name,
+              role: key.role,
+              tenant_id: key.tenantId,
+              key_sha256: key.keySha256,
+              created_at: key.createdAt,
+              expires_at: key.expiresAt,
+            })
+            .returning(columns)
+            .executeTakeFirstOrThrow()
+          await recordAdminWrite(trx, scope, { type: 'api_key', id: row.id, tenantId: row.tenant_id, details: { name: row.name, role: row.role } })
+          return toRow(row)
         })
-        .returning(columns)
-        .executeTakeFirstOrThrow()
-      return toRow(row)
+      } catch (error) {
+        if ((error as { code?: string } | null)?.code === '23503') return undefined
+        throw error
+      }
     },
 
     async findActiveBySha256(digest, now) {
       // Served by the unique index api_keys_key_sha256_key; runs on every authenticated
       // request that misses the service's cache, so it is prepared once per connection.
       const { rows } = await sql<KeyColumns>`${sql.raw(preparedStatement)}
-        select id, name, scopes, created_at, last_used_at, expires_at, revoked_at
+        select id, name, role, tenant_id, created_at, last_used_at, expires_at, revoked_at
         from api_keys
         where key_sha256 = ${digest} and revoked_at is null and (expires_at is null or expires_at > ${now})`.execute(db)
       const row = rows[0]
       return row ? toRow(row) : undefined
     },
 
-    async listKeys(options) {
-      let query = db.selectFrom('api_keys').select(columns).orderBy('created_at').orderBy('id')
+    async listKeys(scope, options) {
+      let query = db.selectFrom('api_keys').select(columns).where(inScope(scope, 'tenant_id')).orderBy('created_at').orderBy('id')
       if (!options.includeRevoked) query = query.where('revoked_at', 'is', null)
       return (await query.execute()).map(toRow)
     },
 
-    async getKey(id) {
-      const row = await db.selectFrom('api_keys').select(columns).where('id', '=', id).executeTakeFirst()
+    async getKey(scope, id) {
+      const row = await db.selectFrom('api_keys').select(columns).where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
       return row ? toRow(row) : undefined
     },
 
-    async revokeKey(id, now) {
-      const updated = await db
-        .updateTable('api_keys')
-        .set({ revoked_at: now })
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .returning('id')
-        .executeTakeFirst()
-      if (updated) return 'revoked'
-      // Keys are never deleted, so a miss is either an earlier revocation or no such key.
-      const existing = await db.selectFrom('api_keys').select('id').where('id', '=', id).executeTakeFirst()
-      return existing ? 'already_revoked' : 'not_found'
+    async revokeKey(scope, id, now) {
+      return db.transaction().execute(async (trx) => {
+        const updated = await trx
+          .updateTable('api_keys')
+          .set({ revoked_at: now })
+          .where('id', '=', id)
+          .where('revoked_at', 'is', null)
+          .where(inScope(scope, 'tenant_id'))
+          .returning(['id', 'tenant_id'])
+          .executeTakeFirst()
+        if (updated) {
+          await recordAdminWrite(trx, scope, { type: 'api_key', id, tenantId: updated.tenant_id })
+          return 'revoked' as const
+        }
+        // Keys are never deleted, so a miss is either an earlier revocation or no such key.
+        const existing = await trx.selectFrom('api_keys').select('id').where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+        return existing ? ('already_revoked' as const) : ('not_found' as const)
+      })
     },
 
     async touchLastUsed(id, now) {

@@ -1,7 +1,8 @@
 // The command queue as operators see it: commands with status counts, per-target status
 // and results, a channel's queue and history, cancellation, and pruning of old results.
 import { sql, type Kysely } from 'kysely'
-import type { AccessScope } from './access-scope.js'
+import { inScope, type AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from './pagination.js'
 import type { CommandTargetStatus, Database } from './schema.js'
 
@@ -76,9 +77,12 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
   const cancellable = sql<boolean>`(t.status = 'NotNow' or (t.status = 'Pending' and t.first_delivered_at is null))`
 
   return {
-    async listCommands(_scope, filter, page) {
+    async listCommands(scope, filter, page) {
       const sort = '-created_at'
-      let query = db.selectFrom('commands as c').select(['c.uuid', 'c.request_type', 'c.priority', 'c.expires_at', 'c.created_at', sql<string>`c.created_at::text`.as('sort_key')])
+      let query = db
+        .selectFrom('commands as c')
+        .select(['c.uuid', 'c.tenant_id', 'c.request_type', 'c.priority', 'c.expires_at', 'c.created_at', sql<string>`c.created_at::text`.as('sort_key')])
+        .where(inScope(scope, 'c.tenant_id'))
       if (filter.requestType !== undefined) query = query.where('c.request_type', '=', filter.requestType)
       if (filter.createdBefore !== undefined) query = query.where('c.created_at', '<', filter.createdBefore)
       if (filter.createdAfter !== undefined) query = query.where('c.created_at', '>', filter.createdAfter)
@@ -87,8 +91,13 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       return pageOf(rows, page.limit, sort, (row) => ({ value: row.sort_key, id: row.uuid }), ({ sort_key: _key, ...row }) => row)
     },
 
-    async getCommand(_scope, uuid) {
-      const command = await db.selectFrom('commands').select(['uuid', 'request_type', 'priority', 'expires_at', 'created_at', 'payload']).where('uuid', '=', uuid).executeTakeFirst()
+    async getCommand(scope, uuid) {
+      const command = await db
+        .selectFrom('commands')
+        .select(['uuid', 'tenant_id', 'request_type', 'priority', 'expires_at', 'created_at', 'payload'])
+        .where('uuid', '=', uuid)
+        .where(inScope(scope, 'tenant_id'))
+        .executeTakeFirst()
       if (!command) return undefined
       const counts = await db
         .selectFrom('command_targets')
@@ -99,22 +108,28 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       return { ...command, counts: Object.fromEntries(counts.map((row) => [row.status, row.count])) }
     },
 
-    async commandExists(_scope, uuid) {
-      return (await db.selectFrom('commands').select('uuid').where('uuid', '=', uuid).executeTakeFirst()) !== undefined
+    async commandExists(scope, uuid) {
+      return (await db.selectFrom('commands').select('uuid').where('uuid', '=', uuid).where(inScope(scope, 'tenant_id')).executeTakeFirst()) !== undefined
     },
 
-    async listCommandTargets(_scope, uuid, filter, page) {
+    async listCommandTargets(scope, uuid, filter, page) {
       const sort = 'enrollment_id'
-      let query = targetsQuery().where('t.command_uuid', '=', uuid)
+      let query = targetsQuery().where('t.command_uuid', '=', uuid).where(inScope(scope, 'c.tenant_id'))
       if (filter.status !== undefined) query = query.where('t.status', '=', filter.status)
       if (page.cursor !== undefined) query = query.where('t.enrollment_id', '>', decodeCursor(page.cursor, sort).id)
       const rows = await query.orderBy('t.enrollment_id').limit(page.limit + 1).execute()
       return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.enrollment_id }), (row) => row)
     },
 
-    async listEnrollmentCommands(_scope, enrollmentId, state, page) {
+    async listEnrollmentCommands(scope, enrollmentId, state, page) {
       const sort = '-seq'
-      let query = targetsQuery().select(sql<string>`t.seq::text`.as('seq')).where('t.enrollment_id', '=', enrollmentId)
+      // Scoped by the device: its tenant sees every command it got, central IT's included.
+      let query = targetsQuery()
+        .innerJoin('enrollments as e', 'e.id', 't.enrollment_id')
+        .innerJoin('devices as d', 'd.id', 'e.device_id')
+        .select(sql<string>`t.seq::text`.as('seq'))
+        .where('t.enrollment_id', '=', enrollmentId)
+        .where(inScope(scope, 'd.tenant_id'))
       if (state === 'open') query = query.where('t.status', 'in', openStatuses)
       if (state === 'finished') query = query.where('t.status', 'not in', openStatuses)
       if (page.cursor !== undefined) query = query.where(sql<boolean>`t.seq < ${decodeCursor(page.cursor, sort).id}::bigint`)
@@ -122,52 +137,68 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.seq }), ({ seq: _seq, ...row }) => row)
     },
 
-    async cancelCommand(_scope, uuid, enrollmentIds, reason) {
+    async cancelCommand(scope, uuid, enrollmentIds, reason) {
       const named = enrollmentIds === undefined ? null : [...new Set(enrollmentIds)]
-      const { rows } = await sql<{ cancelled: number; in_flight: number; finished: number; targeted: number }>`
-        with cancelled as (
-          update command_targets t
-          set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
-          where t.command_uuid = ${uuid}
-            and (${named === null}::boolean or t.enrollment_id = any(${named ?? []}::text[]))
-            and ${cancellable}
-          returning t.enrollment_id
-        ),
-        others as (
-          select t.status, t.first_delivered_at from command_targets t
-          where t.command_uuid = ${uuid}
-            and (${named === null}::boolean or t.enrollment_id = any(${named ?? []}::text[]))
-            and t.enrollment_id not in (select enrollment_id from cancelled)
-        )
-        select (select count(*) from cancelled)::int as cancelled,
-               -- Open but not cancellable: fetched by the device, maybe just now by a poll
-               -- this statement waited for (the snapshot still shows it undelivered).
-               (select count(*) from others where status in ('Pending', 'NotNow'))::int as in_flight,
-               (select count(*) from others where status not in ('Pending', 'NotNow'))::int as finished,
-               ((select count(*) from cancelled) + (select count(*) from others))::int as targeted`.execute(db)
-      const row = rows[0]!
-      // Rows the update skipped because they changed meanwhile are counted by what they are now.
-      return {
-        cancelled: row.cancelled,
-        inFlight: row.in_flight,
-        finished: row.finished,
-        notTargeted: named === null ? 0 : named.length - row.targeted,
-      }
+      return db.transaction().execute(async (trx) => {
+        const command = await trx.selectFrom('commands').select('tenant_id').where('uuid', '=', uuid).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+        if (!command) return { cancelled: 0, inFlight: 0, finished: 0, notTargeted: named?.length ?? 0 }
+        const { rows } = await sql<{ cancelled: number; in_flight: number; finished: number; targeted: number }>`
+          with cancelled as (
+            update command_targets t
+            set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
+            where t.command_uuid = ${uuid}
+              and (${named === null}::boolean or t.enrollment_id = any(${named ?? []}::text[]))
+              and ${cancellable}
+            returning t.enrollment_id
+          ),
+          others as (
+            select t.status, t.first_delivered_at from command_targets t
+            where t.command_uuid = ${uuid}
+              and (${named === null}::boolean or t.enrollment_id = any(${named ?? []}::text[]))
+              and t.enrollment_id not in (select enrollment_id from cancelled)
+          )
+          select (select count(*) from cancelled)::int as cancelled,
+                 -- Open but not cancellable: fetched by the device, maybe just now by a poll
+                 -- this statement waited for (the snapshot still shows it undelivered).
+                 (select count(*) from others where status in ('Pending', 'NotNow'))::int as in_flight,
+                 (select count(*) from others where status not in ('Pending', 'NotNow'))::int as finished,
+                 ((select count(*) from cancelled) + (select count(*) from others))::int as targeted`.execute(trx)
+        const row = rows[0]!
+        await recordAdminWrite(trx, scope, { type: 'command', id: uuid, tenantId: command.tenant_id, details: { cancelled: row.cancelled, in_flight: row.in_flight } })
+        // Rows the update skipped because they changed meanwhile are counted by what they are now.
+        return {
+          cancelled: row.cancelled,
+          inFlight: row.in_flight,
+          finished: row.finished,
+          notTargeted: named === null ? 0 : named.length - row.targeted,
+        }
+      })
     },
 
-    async clearQueue(_scope, enrollmentId, reason) {
-      const { rows } = await sql<{ cancelled: number; in_flight: number }>`
-        with cancelled as (
-          update command_targets t
-          set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
-          where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow') and ${cancellable}
-          returning t.command_uuid
-        )
-        select (select count(*) from cancelled)::int as cancelled,
-               (select count(*) from command_targets t
-                where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow')
-                  and t.command_uuid not in (select command_uuid from cancelled))::int as in_flight`.execute(db)
-      return { cancelled: rows[0]!.cancelled, inFlight: rows[0]!.in_flight }
+    async clearQueue(scope, enrollmentId, reason) {
+      return db.transaction().execute(async (trx) => {
+        const device = await trx
+          .selectFrom('enrollments as e')
+          .innerJoin('devices as d', 'd.id', 'e.device_id')
+          .select(['d.id', 'd.tenant_id'])
+          .where('e.id', '=', enrollmentId)
+          .where(inScope(scope, 'd.tenant_id'))
+          .executeTakeFirst()
+        if (!device) return { cancelled: 0, inFlight: 0 }
+        const { rows } = await sql<{ cancelled: number; in_flight: number }>`
+          with cancelled as (
+            update command_targets t
+            set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
+            where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow') and ${cancellable}
+            returning t.command_uuid
+          )
+          select (select count(*) from cancelled)::int as cancelled,
+                 (select count(*) from command_targets t
+                  where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow')
+                    and t.command_uuid not in (select command_uuid from cancelled))::int as in_flight`.execute(trx)
+        await recordAdminWrite(trx, scope, { type: 'enrollment', id: enrollmentId, tenantId: device.tenant_id, deviceId: device.id, details: { cancelled: rows[0]!.cancelled } })
+        return { cancelled: rows[0]!.cancelled, inFlight: rows[0]!.in_flight }
+      })
     },
 
     async pruneFinished(before, batchSize = 5000) {

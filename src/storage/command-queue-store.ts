@@ -1,5 +1,7 @@
 // The command queue: commands stored once, one command_targets row per target enrollment
 // holding its delivery state and result.
+import type { AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from './database.js'
 import type { Database } from './schema.js'
@@ -10,6 +12,8 @@ export interface NewCommand {
   payload: Buffer
   priority: number
   expiresAt: Date | null
+  /** The tenant all its targets belong to; null when central IT or several tenants. */
+  tenantId?: string | null
 }
 
 export type TargetOutcome = 'queued' | 'unknown_enrollment' | 'enrollment_disabled'
@@ -46,7 +50,8 @@ export type ReportOutcome =
 
 export interface CommandQueueStore {
   /** Stores the command once and queues it for each enabled target, in one transaction. */
-  insertCommand(command: NewCommand, targets: readonly string[]): Promise<InsertCommandOutcome>
+  /** `scope` carries the admin who queued it, audited in the same transaction. */
+  insertCommand(command: NewCommand, targets: readonly string[], scope?: AccessScope): Promise<InsertCommandOutcome>
   /**
    * A device's report, in one round trip: the channel must be enabled and its device bound
    * to this certificate; a result is recorded (NotNow keeps the command queued); Idle
@@ -86,7 +91,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
   }
 
   return {
-    async insertCommand(command, targets) {
+    async insertCommand(command, targets, scope) {
       const unique = [...new Set(targets)]
       try {
         return await db.transaction().execute(async (trx) => {
@@ -110,6 +115,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
               payload: command.payload,
               priority: command.priority,
               expires_at: command.expiresAt,
+              tenant_id: command.tenantId ?? null,
             })
             .onConflict((oc) => oc.column('uuid').doNothing())
             .returning('uuid')
@@ -133,6 +139,15 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
                 })),
               )
               .execute()
+          }
+          if (scope) {
+            await recordAdminWrite(trx, scope, {
+              type: 'command',
+              id: command.uuid,
+              tenantId: command.tenantId ?? null,
+              deviceId: queued.length === 1 ? queued[0]! : null,
+              details: { request_type: command.requestType, queued: queued.length },
+            })
           }
           return { ok: true as const, stored: true, targets: targetOutcomes }
         })

@@ -1,7 +1,8 @@
 // ABM/ASM server tokens, PreStage (DEP) profiles and the devices Apple assigned to us.
 import { sql, type Kysely, type Selectable } from 'kysely'
 import type { AbmDevice } from '../dep/abm-client.js'
-import type { AccessScope } from './access-scope.js'
+import { fullAccess, inScope, type AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from './pagination.js'
 import type { Database, DepAssignStatus, DepDevicesTable, DepProfilesTable, DepTokensTable, DepTokenStatus } from './schema.js'
 
@@ -44,15 +45,16 @@ export interface AdeDeviceLookup {
 }
 
 export interface DepStore {
-  createToken(token: { id: string; name: string; exchangeCertificateDer: Buffer; exchangePrivateKeySealed: Buffer }): Promise<DepTokenRow>
+  /** undefined: the tenant does not exist. */
+  createToken(scope: AccessScope, token: { id: string; name: string; tenantId: string | null; exchangeCertificateDer: Buffer; exchangePrivateKeySealed: Buffer }): Promise<DepTokenRow | undefined>
   listTokens(scope: AccessScope): Promise<DepTokenRow[]>
   getToken(scope: AccessScope, id: string): Promise<DepTokenRow | undefined>
   /** Deletes the token with its profiles and device records. */
   deleteToken(scope: AccessScope, id: string): Promise<boolean>
-  storeServerToken(id: string, credentialsSealed: Buffer, accessTokenExpiry: Date | null, now: Date): Promise<void>
+  storeServerToken(id: string, credentialsSealed: Buffer, accessTokenExpiry: Date | null, now: Date, scope?: AccessScope): Promise<void>
   storeAccount(id: string, account: { serverName: string | null; serverUuid: string | null; orgName: string | null; raw: unknown }): Promise<void>
   setStatus(id: string, status: DepTokenStatus, detail: string | null, now: Date, retryAfter?: Date | null): Promise<void>
-  setDefaultProfile(id: string, profileId: string | null): Promise<void>
+  setDefaultProfile(id: string, profileId: string | null, scope?: AccessScope): Promise<void>
   /** Tokens with credentials whose retry_after (if any) has passed. */
   tokensToSync(now: Date): Promise<DepTokenRow[]>
   /** Takes (or renews) the token's sync lease for `owner` unless another owner holds a live one. */
@@ -61,12 +63,12 @@ export interface DepStore {
   /** Saves the cursor while `owner` holds the lease; false when the lease was lost. */
   saveCursor(id: string, owner: string, state: { phase: 'fetch' | 'sync'; cursor: string | null; fetchCompletedAt?: Date; syncedAt?: Date }): Promise<boolean>
 
-  createProfile(profile: NewDepProfile): Promise<void>
-  updateProfile(id: string, changes: Partial<Omit<NewDepProfile, 'id' | 'tokenId'>>): Promise<void>
+  createProfile(profile: NewDepProfile, scope?: AccessScope): Promise<void>
+  updateProfile(id: string, changes: Partial<Omit<NewDepProfile, 'id' | 'tokenId'>>, scope?: AccessScope): Promise<void>
   listProfiles(scope: AccessScope, tokenId?: string): Promise<DepProfileRow[]>
   getProfile(scope: AccessScope, id: string): Promise<DepProfileRow | undefined>
   deleteProfile(scope: AccessScope, id: string): Promise<boolean>
-  recordDefinition(id: string, outcome: { profileUuid: string; at: Date } | { error: string }): Promise<void>
+  recordDefinition(id: string, outcome: { profileUuid: string; at: Date } | { error: string }, scope?: AccessScope): Promise<void>
 
   /** Applies fetched or synced records; returns the serials this token did not have before (or had removed). */
   applyDevices(tokenId: string, devices: readonly AbmDevice[], now: Date): Promise<string[]>
@@ -74,10 +76,10 @@ export interface DepStore {
   getDevice(scope: AccessScope, serialNumber: string): Promise<DepDeviceRow | undefined>
   /** Of these serials, the ones still ours that have no profile from Apple and none being assigned. */
   withoutProfile(tokenId: string, serials: readonly string[]): Promise<string[]>
-  recordAssignments(profileId: string | null, outcomes: readonly AssignOutcome[], now: Date, profileUuid: string | null): Promise<void>
+  recordAssignments(profileId: string | null, outcomes: readonly AssignOutcome[], now: Date, profileUuid: string | null, scope?: AccessScope, tokenId?: string): Promise<void>
   /** Throttled assignments whose retry time has come. */
   dueAssignRetries(now: Date, limit: number): Promise<Array<{ serialNumber: string; tokenId: string; profileId: string }>>
-  markRemoved(serials: readonly string[], now: Date): Promise<void>
+  markRemoved(serials: readonly string[], now: Date, scope?: AccessScope, tokenId?: string): Promise<void>
   adeLookup(serialNumber: string): Promise<AdeDeviceLookup | undefined>
   profileForDevice(deviceId: string): Promise<DepProfileRow | undefined>
   /** Devices each token has now (removed ones aside). */
@@ -92,45 +94,67 @@ const date = (value: string | undefined): Date | null => {
 const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value.slice(0, 500) : null)
 
 export function createDepStore(db: Kysely<Database>): DepStore {
-  const profiles = (from: Kysely<Database> = db) =>
-    from
+  const profiles = (scope: AccessScope = fullAccess) =>
+    db
       .selectFrom('dep_profiles as p')
       .innerJoin('dep_tokens as t', 't.id', 'p.token_id')
       .selectAll('p')
       .select(sql<boolean>`coalesce(t.default_profile_id = p.id, false)`.as('is_default'))
+      .where(inScope(scope, 't.tenant_id'))
+
+  // The tenant of a token (profiles and devices are its), for audit rows.
+  const tenantOfToken = async (trx: Kysely<Database>, tokenId: string) =>
+    (await trx.selectFrom('dep_tokens').select('tenant_id').where('id', '=', tokenId).executeTakeFirst())?.tenant_id ?? null
+  const tenantOfProfile = async (trx: Kysely<Database>, profileId: string) =>
+    (await trx.selectFrom('dep_profiles as p').innerJoin('dep_tokens as t', 't.id', 'p.token_id').select('t.tenant_id').where('p.id', '=', profileId).executeTakeFirst())?.tenant_id ?? null
 
   return {
-    async createToken(token) {
-      return db
-        .insertInto('dep_tokens')
-        .values({ id: token.id, name: token.name, exchange_certificate_der: token.exchangeCertificateDer, exchange_private_key_sealed: token.exchangePrivateKeySealed })
-        .returningAll()
-        .executeTakeFirstOrThrow()
+    async createToken(scope, token) {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const row = await trx
+            .insertInto('dep_tokens')
+            .values({ id: token.id, name: token.name, tenant_id: token.tenantId, exchange_certificate_der: token.exchangeCertificateDer, exchange_private_key_sealed: token.exchangePrivateKeySealed })
+            .returningAll()
+            .executeTakeFirstOrThrow()
+          await recordAdminWrite(trx, scope, { type: 'dep_token', id: row.id, tenantId: row.tenant_id, details: { name: row.name } })
+          return row
+        })
+      } catch (error) {
+        if ((error as { code?: string } | null)?.code === '23503') return undefined
+        throw error
+      }
     },
 
-    async listTokens() {
-      return db.selectFrom('dep_tokens').selectAll().orderBy('created_at').orderBy('id').execute()
+    async listTokens(scope) {
+      return db.selectFrom('dep_tokens').selectAll().where(inScope(scope, 'tenant_id')).orderBy('created_at').orderBy('id').execute()
     },
 
-    async getToken(_scope, id) {
-      return db.selectFrom('dep_tokens').selectAll().where('id', '=', id).executeTakeFirst()
+    async getToken(scope, id) {
+      return db.selectFrom('dep_tokens').selectAll().where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
     },
 
-    async deleteToken(_scope, id) {
+    async deleteToken(scope, id) {
       return db.transaction().execute(async (trx) => {
+        const token = await trx.selectFrom('dep_tokens').select(['id', 'tenant_id']).where('id', '=', id).where(inScope(scope, 'tenant_id')).forUpdate().executeTakeFirst()
+        if (!token) return false
         // Profiles reference the token and the token its default profile: clear that first.
         await trx.updateTable('dep_tokens').set({ default_profile_id: null }).where('id', '=', id).execute()
         const deleted = await trx.deleteFrom('dep_tokens').where('id', '=', id).returning('id').execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_token', id, tenantId: token.tenant_id })
         return deleted.length > 0
       })
     },
 
-    async storeServerToken(id, credentialsSealed, accessTokenExpiry, now) {
-      await db
-        .updateTable('dep_tokens')
-        .set({ credentials_sealed: credentialsSealed, access_token_expiry: accessTokenExpiry, token_uploaded_at: now, status: 'ok', status_detail: 'server token uploaded; the first sync is pending', status_at: now, retry_after: null, updated_at: now })
-        .where('id', '=', id)
-        .execute()
+    async storeServerToken(id, credentialsSealed, accessTokenExpiry, now, scope = fullAccess) {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('dep_tokens')
+          .set({ credentials_sealed: credentialsSealed, access_token_expiry: accessTokenExpiry, token_uploaded_at: now, status: 'ok', status_detail: 'server token uploaded; the first sync is pending', status_at: now, retry_after: null, updated_at: now })
+          .where('id', '=', id)
+          .execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_token', id, tenantId: await tenantOfToken(trx, id), details: { access_token_expiry: accessTokenExpiry } })
+      })
     },
 
     async storeAccount(id, account) {
@@ -149,8 +173,11 @@ export function createDepStore(db: Kysely<Database>): DepStore {
         .execute()
     },
 
-    async setDefaultProfile(id, profileId) {
-      await db.updateTable('dep_tokens').set({ default_profile_id: profileId, updated_at: new Date() }).where('id', '=', id).execute()
+    async setDefaultProfile(id, profileId, scope = fullAccess) {
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('dep_tokens').set({ default_profile_id: profileId, updated_at: new Date() }).where('id', '=', id).execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_token', id, tenantId: await tenantOfToken(trx, id), details: { default_profile_id: profileId } })
+      })
     },
 
     async tokensToSync(now) {
@@ -194,58 +221,76 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       return updated.length > 0
     },
 
-    async createProfile(profile) {
-      await db
-        .insertInto('dep_profiles')
-        .values({
-          id: profile.id,
-          token_id: profile.tokenId,
-          name: profile.name,
-          profile: JSON.stringify(profile.profile),
-          device_kind: profile.deviceKind,
-          minimum_os_version: profile.minimumOsVersion,
-          enrollment_commands: JSON.stringify(profile.enrollmentCommands),
-        })
-        .execute()
+    async createProfile(profile, scope = fullAccess) {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('dep_profiles')
+          .values({
+            id: profile.id,
+            token_id: profile.tokenId,
+            name: profile.name,
+            profile: JSON.stringify(profile.profile),
+            device_kind: profile.deviceKind,
+            minimum_os_version: profile.minimumOsVersion,
+            enrollment_commands: JSON.stringify(profile.enrollmentCommands),
+          })
+          .execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_profile', id: profile.id, tenantId: await tenantOfToken(trx, profile.tokenId), details: { name: profile.name } })
+      })
     },
 
-    async updateProfile(id, changes) {
-      await db
-        .updateTable('dep_profiles')
-        .set({
-          ...(changes.name !== undefined ? { name: changes.name } : {}),
-          ...(changes.profile !== undefined ? { profile: JSON.stringify(changes.profile) } : {}),
-          ...(changes.deviceKind !== undefined ? { device_kind: changes.deviceKind } : {}),
-          ...(changes.minimumOsVersion !== undefined ? { minimum_os_version: changes.minimumOsVersion } : {}),
-          ...(changes.enrollmentCommands !== undefined ? { enrollment_commands: JSON.stringify(changes.enrollmentCommands) } : {}),
-          updated_at: new Date(),
-        })
-        .where('id', '=', id)
-        .execute()
+    async updateProfile(id, changes, scope = fullAccess) {
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('dep_profiles')
+          .set({
+            ...(changes.name !== undefined ? { name: changes.name } : {}),
+            ...(changes.profile !== undefined ? { profile: JSON.stringify(changes.profile) } : {}),
+            ...(changes.deviceKind !== undefined ? { device_kind: changes.deviceKind } : {}),
+            ...(changes.minimumOsVersion !== undefined ? { minimum_os_version: changes.minimumOsVersion } : {}),
+            ...(changes.enrollmentCommands !== undefined ? { enrollment_commands: JSON.stringify(changes.enrollmentCommands) } : {}),
+            updated_at: new Date(),
+          })
+          .where('id', '=', id)
+          .execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_profile', id, tenantId: await tenantOfProfile(trx, id) })
+      })
     },
 
-    async listProfiles(_scope, tokenId) {
-      let query = profiles().orderBy('p.created_at').orderBy('p.id')
+    async listProfiles(scope, tokenId) {
+      let query = profiles(scope).orderBy('p.created_at').orderBy('p.id')
       if (tokenId) query = query.where('p.token_id', '=', tokenId)
       return query.execute()
     },
 
-    async getProfile(_scope, id) {
-      return profiles().where('p.id', '=', id).executeTakeFirst()
+    async getProfile(scope, id) {
+      return profiles(scope).where('p.id', '=', id).executeTakeFirst()
     },
 
-    async deleteProfile(_scope, id) {
-      const deleted = await db.deleteFrom('dep_profiles').where('id', '=', id).returning('id').execute()
-      return deleted.length > 0
+    async deleteProfile(scope, id) {
+      return db.transaction().execute(async (trx) => {
+        const tenantId = await tenantOfProfile(trx, id)
+        const deleted = await trx
+          .deleteFrom('dep_profiles')
+          .where('id', '=', id)
+          .where('token_id', 'in', (eb) => eb.selectFrom('dep_tokens as t').select('t.id').where(inScope(scope, 't.tenant_id')))
+          .returning('id')
+          .execute()
+        if (deleted.length > 0) await recordAdminWrite(trx, scope, { type: 'dep_profile', id, tenantId })
+        return deleted.length > 0
+      })
     },
 
-    async recordDefinition(id, outcome) {
+    async recordDefinition(id, outcome, scope = fullAccess) {
       const now = new Date()
-      await db
-        .updateTable('dep_profiles')
-        .set('error' in outcome ? { define_error: outcome.error.slice(0, 2000), updated_at: now } : { profile_uuid: outcome.profileUuid, defined_at: outcome.at, define_error: null, updated_at: now })
-        .where('id', '=', id)
-        .execute()
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('dep_profiles')
+          .set('error' in outcome ? { define_error: outcome.error.slice(0, 2000), updated_at: now } : { profile_uuid: outcome.profileUuid, defined_at: outcome.at, define_error: null, updated_at: now })
+          .where('id', '=', id)
+          .execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_profile', id, tenantId: await tenantOfProfile(trx, id), details: 'error' in outcome ? { define_error: outcome.error.slice(0, 500) } : { profile_uuid: outcome.profileUuid } })
+      })
     },
 
     async applyDevices(tokenId, devices, now) {
@@ -326,9 +371,9 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       })
     },
 
-    async listDevices(_scope, filter, page) {
+    async listDevices(scope, filter, page) {
       const sort = 'serial_number'
-      let query = db.selectFrom('dep_devices').selectAll()
+      let query = db.selectFrom('dep_devices').selectAll().where('token_id', 'in', (eb) => eb.selectFrom('dep_tokens as t').select('t.id').where(inScope(scope, 't.tenant_id')))
       if (filter.tokenId) query = query.where('token_id', '=', filter.tokenId)
       if (filter.profileId) query = query.where('assigned_profile_id', '=', filter.profileId)
       if (filter.assignStatus) query = query.where('assign_status', '=', filter.assignStatus)
@@ -341,8 +386,13 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       return pageOf(rows, page.limit, sort, (row) => ({ value: row.serial_number, id: row.serial_number }), (row) => row)
     },
 
-    async getDevice(_scope, serialNumber) {
-      return db.selectFrom('dep_devices').selectAll().where('serial_number', '=', serialNumber).executeTakeFirst()
+    async getDevice(scope, serialNumber) {
+      return db
+        .selectFrom('dep_devices')
+        .selectAll()
+        .where('serial_number', '=', serialNumber)
+        .where('token_id', 'in', (eb) => eb.selectFrom('dep_tokens as t').select('t.id').where(inScope(scope, 't.tenant_id')))
+        .executeTakeFirst()
     },
 
     async withoutProfile(tokenId, serials) {
@@ -360,7 +410,7 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       return rows.map((row) => row.serial_number)
     },
 
-    async recordAssignments(profileId, outcomes, now, profileUuid) {
+    async recordAssignments(profileId, outcomes, now, profileUuid, scope = fullAccess, tokenId) {
       if (outcomes.length === 0) return
       // One update per distinct answer (Apple mostly answers the same for a whole batch).
       const groups = new Map<string, { outcome: AssignOutcome; serials: string[] }>()
@@ -385,8 +435,14 @@ export function createDepStore(db: Kysely<Database>): DepStore {
               updated_at: now,
             })
             .where('serial_number', 'in', serials)
+            // Only this token's records: a serial of another token is not ours to mark.
+            .where((eb) => (tokenId ? eb('token_id', '=', tokenId) : eb.lit(true)))
             .execute()
         }
+        const tenantId = profileId ? await tenantOfProfile(trx, profileId) : tokenId ? await tenantOfToken(trx, tokenId) : null
+        const counts: Record<string, number> = {}
+        for (const outcome of outcomes) counts[outcome.status] = (counts[outcome.status] ?? 0) + 1
+        await recordAdminWrite(trx, scope, { type: profileId ? 'dep_profile' : 'dep_token', id: profileId ?? tokenId ?? null, tenantId, details: { devices: outcomes.length, ...counts } })
       })
     },
 
@@ -404,9 +460,17 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       return rows.map((row) => ({ serialNumber: row.serial_number, tokenId: row.token_id, profileId: row.assigned_profile_id! }))
     },
 
-    async markRemoved(serials, now) {
+    async markRemoved(serials, now, scope = fullAccess, tokenId) {
       if (serials.length === 0) return
-      await db.updateTable('dep_devices').set({ removed_at: now, updated_at: now }).where('serial_number', 'in', serials).execute()
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('dep_devices')
+          .set({ removed_at: now, updated_at: now })
+          .where('serial_number', 'in', serials)
+          .where((eb) => (tokenId ? eb('token_id', '=', tokenId) : eb.lit(true)))
+          .execute()
+        await recordAdminWrite(trx, scope, { type: 'dep_token', id: tokenId ?? null, tenantId: tokenId ? await tenantOfToken(trx, tokenId) : null, details: { removed: serials.length } })
+      })
     },
 
     async adeLookup(serialNumber) {
@@ -427,8 +491,12 @@ export function createDepStore(db: Kysely<Database>): DepStore {
         .executeTakeFirst()
     },
 
-    async deviceCounts(_scope, tokenId) {
-      let query = db.selectFrom('dep_devices').select(['token_id', sql<number>`count(*)::int`.as('count')]).where('removed_at', 'is', null)
+    async deviceCounts(scope, tokenId) {
+      let query = db
+        .selectFrom('dep_devices')
+        .select(['token_id', sql<number>`count(*)::int`.as('count')])
+        .where('removed_at', 'is', null)
+        .where('token_id', 'in', (eb) => eb.selectFrom('dep_tokens as t').select('t.id').where(inScope(scope, 't.tenant_id')))
       if (tokenId) query = query.where('token_id', '=', tokenId)
       const rows = await query.groupBy('token_id').execute()
       return new Map(rows.map((row) => [row.token_id, row.count]))

@@ -2,9 +2,10 @@
 // channels, push state and inventory; forgetting a device; and the facts that decide
 // whether a command suits a target.
 import { sql, type Kysely, type Selectable } from 'kysely'
-import type { AccessScope } from './access-scope.js'
+import { inScope, type AccessScope } from './access-scope.js'
+import { closeTenancy, recordAdminWrite } from './audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, parseSort, type Page } from './pagination.js'
-import type { Database, DevicesTable } from './schema.js'
+import type { Database, DeviceKind, DevicesTable } from './schema.js'
 
 export interface DeviceFilter {
   serialNumber?: string
@@ -16,6 +17,9 @@ export interface DeviceFilter {
   supervised?: boolean
   lastSeenBefore?: Date
   lastSeenAfter?: Date
+  /** null: central IT's own devices (no tenant). */
+  tenantId?: string | null
+  kind?: DeviceKind
 }
 
 export const deviceSorts = ['created_at', '-created_at', 'last_seen_at', '-last_seen_at', 'serial_number', '-serial_number'] as const
@@ -26,7 +30,7 @@ export type DeviceRow = Pick<
   Selectable<DevicesTable>,
   | 'id' | 'udid' | 'enrollment_id' | 'user_enrollment' | 'serial_number' | 'imei' | 'meid' | 'model' | 'model_name' | 'product_name'
   | 'device_name' | 'os_version' | 'build_version' | 'is_supervised' | 'identity_sha256' | 'identity_not_after' | 'authenticated_at'
-  | 'created_at' | 'updated_at'
+  | 'created_at' | 'updated_at' | 'tenant_id' | 'kind'
 > & { enrolled: boolean; last_seen_at: Date | null }
 
 export interface DeviceDetail {
@@ -72,6 +76,7 @@ export interface TargetFacts {
   osVersion: string | null
   supervised: boolean | null
   userEnrollment: boolean
+  tenantId: string | null
 }
 
 export interface DeviceDirectoryStore {
@@ -94,16 +99,19 @@ const sortColumns: Record<string, { column: string; cast: 'timestamptz' | 'text'
 
 export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirectoryStore {
   // Devices with their device channel (absent until the first TokenUpdate).
-  function devicesQuery(_scope: AccessScope, filter: DeviceFilter) {
+  function devicesQuery(scope: AccessScope, filter: DeviceFilter) {
     let query = db
       .selectFrom('devices as d')
       .leftJoin('enrollments as e', 'e.id', 'd.id')
       .select([
         'd.id', 'd.udid', 'd.enrollment_id', 'd.user_enrollment', 'd.serial_number', 'd.imei', 'd.meid', 'd.model', 'd.model_name',
         'd.product_name', 'd.device_name', 'd.os_version', 'd.build_version', 'd.is_supervised', 'd.identity_sha256',
-        'd.identity_not_after', 'd.authenticated_at', 'd.created_at', 'd.updated_at', 'e.last_seen_at',
+        'd.identity_not_after', 'd.authenticated_at', 'd.created_at', 'd.updated_at', 'e.last_seen_at', 'd.tenant_id', 'd.kind',
         sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'),
       ])
+      .where(inScope(scope, 'd.tenant_id'))
+    if (filter.tenantId !== undefined) query = query.where('d.tenant_id', filter.tenantId === null ? 'is' : '=', filter.tenantId)
+    if (filter.kind !== undefined) query = query.where('d.kind', '=', filter.kind)
     if (filter.serialNumber !== undefined) query = query.where('d.serial_number', '=', filter.serialNumber)
     if (filter.udid !== undefined) query = query.where('d.udid', '=', filter.udid)
     // ProductName is the model identifier (iPad13,1); Model is the part number (MK2K3LL/A).
@@ -119,7 +127,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
 
   const factsColumns = [
     'e.id as enrollmentId', 'e.device_id as deviceId', 'e.channel', 'e.enabled', 'd.product_name as productName', 'd.model',
-    'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment',
+    'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId',
   ] as const
 
   return {
@@ -177,17 +185,28 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
       return { device: device as DeviceDetail['device'], enrollments, applications, profiles, certificates }
     },
 
-    async deleteDevice(_scope, deviceId) {
-      const deleted = await db.deleteFrom('devices').where('id', '=', deviceId).executeTakeFirst()
-      return deleted.numDeletedRows > 0n
+    async deleteDevice(scope, deviceId) {
+      return db.transaction().execute(async (trx) => {
+        const deleted = await trx.deleteFrom('devices').where('id', '=', deviceId).where(inScope(scope, 'tenant_id')).returning(['id', 'tenant_id', 'serial_number']).executeTakeFirst()
+        if (!deleted) return false
+        await closeTenancy(trx, [deviceId], new Date())
+        await recordAdminWrite(trx, scope, { type: 'device', id: deviceId, tenantId: deleted.tenant_id, deviceId, details: { serial_number: deleted.serial_number } })
+        return true
+      })
     },
 
-    async enrollmentExists(_scope, enrollmentId) {
-      const row = await db.selectFrom('enrollments').select('id').where('id', '=', enrollmentId).executeTakeFirst()
+    async enrollmentExists(scope, enrollmentId) {
+      const row = await db
+        .selectFrom('enrollments as e')
+        .innerJoin('devices as d', 'd.id', 'e.device_id')
+        .select('e.id')
+        .where('e.id', '=', enrollmentId)
+        .where(inScope(scope, 'd.tenant_id'))
+        .executeTakeFirst()
       return row !== undefined
     },
 
-    async targetFacts(_scope, enrollmentIds) {
+    async targetFacts(scope, enrollmentIds) {
       const unique = [...new Set(enrollmentIds)]
       const out: TargetFacts[] = []
       for (let i = 0; i < unique.length; i += 5000) {
@@ -196,6 +215,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
           .innerJoin('devices as d', 'd.id', 'e.device_id')
           .select(factsColumns)
           .where('e.id', 'in', unique.slice(i, i + 5000))
+          .where(inScope(scope, 'd.tenant_id'))
           .execute()
         out.push(...rows)
       }
@@ -208,7 +228,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         .clearSelect()
         .select([
           't.id as enrollmentId', 't.device_id as deviceId', 't.channel', 't.enabled', 'd.product_name as productName', 'd.model',
-          'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment',
+          'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId',
         ])
         .orderBy('d.id')
         .limit(limit)

@@ -1,6 +1,7 @@
 // Enrollment links, one-time SCEP challenges and the record of every certificate issued.
 import { sql, type Kysely, type Selectable } from 'kysely'
-import type { AccessScope } from './access-scope.js'
+import { inScope, type AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import type { Database, DeviceKind, EnrollmentLinksTable, IssuedCertificatesTable } from './schema.js'
 
 export type EnrollmentLinkRow = Selectable<EnrollmentLinksTable>
@@ -40,10 +41,13 @@ export interface IdentityOrigin {
   /** ADE: the PreStage whose enrollment issued the certificate, and the serial it was for. */
   depProfileId: string | null
   adeSerialNumber: string | null
+  /** The tenant of the link or the PreStage's token; null for open enrollment (the device keeps its tenant). */
+  tenantId: string | null
 }
 
 export interface EnrollmentLinkStore {
-  createLink(link: NewEnrollmentLink): Promise<EnrollmentLinkRow>
+  /** undefined: the tenant does not exist. */
+  createLink(scope: AccessScope, link: NewEnrollmentLink): Promise<EnrollmentLinkRow | undefined>
   listLinks(scope: AccessScope, options: { includeRevoked: boolean }): Promise<EnrollmentLinkRow[]>
   getLink(scope: AccessScope, id: string): Promise<EnrollmentLinkRow | undefined>
   linkByToken(token: string): Promise<EnrollmentLinkRow | undefined>
@@ -70,29 +74,43 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
   const insertIssuance = (trx: Kysely<Database>, issuance: IssuanceRow) => trx.insertInto('issued_certificates').values(issuance).execute()
 
   return {
-    async createLink(link) {
-      return db.insertInto('enrollment_links').values(link).returningAll().executeTakeFirstOrThrow()
+    async createLink(scope, link) {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const row = await trx.insertInto('enrollment_links').values(link).returningAll().executeTakeFirstOrThrow()
+          await recordAdminWrite(trx, scope, { type: 'enrollment_link', id: row.id, tenantId: row.tenant_id, details: { name: row.name, enrollment_type: row.enrollment_type } })
+          return row
+        })
+      } catch (error) {
+        if ((error as { code?: string } | null)?.code === '23503') return undefined
+        throw error
+      }
     },
 
-    async listLinks(_scope, options) {
-      let query = db.selectFrom('enrollment_links').selectAll().orderBy('created_at').orderBy('id')
+    async listLinks(scope, options) {
+      let query = db.selectFrom('enrollment_links').selectAll().where(inScope(scope, 'tenant_id')).orderBy('created_at').orderBy('id')
       if (!options.includeRevoked) query = query.where('revoked_at', 'is', null)
       return query.execute()
     },
 
-    async getLink(_scope, id) {
-      return db.selectFrom('enrollment_links').selectAll().where('id', '=', id).executeTakeFirst()
+    async getLink(scope, id) {
+      return db.selectFrom('enrollment_links').selectAll().where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
     },
 
     async linkByToken(token) {
       return db.selectFrom('enrollment_links').selectAll().where('token', '=', token).executeTakeFirst()
     },
 
-    async revokeLink(_scope, id, now) {
-      const updated = await db.updateTable('enrollment_links').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).returning('id').execute()
-      if (updated.length > 0) return 'revoked'
-      const exists = await db.selectFrom('enrollment_links').select('id').where('id', '=', id).executeTakeFirst()
-      return exists ? 'already_revoked' : 'not_found'
+    async revokeLink(scope, id, now) {
+      return db.transaction().execute(async (trx) => {
+        const updated = await trx.updateTable('enrollment_links').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).where(inScope(scope, 'tenant_id')).returning(['id', 'tenant_id']).executeTakeFirst()
+        if (updated) {
+          await recordAdminWrite(trx, scope, { type: 'enrollment_link', id, tenantId: updated.tenant_id })
+          return 'revoked' as const
+        }
+        const exists = await trx.selectFrom('enrollment_links').select('id').where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+        return exists ? ('already_revoked' as const) : ('not_found' as const)
+      })
     },
 
     async createChallenge(challenge) {
@@ -160,7 +178,11 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
         .selectFrom('issued_certificates as i')
         .leftJoin('enrollment_links as l', 'l.id', 'i.enrollment_link_id')
         .leftJoin('dep_profiles as p', 'p.id', 'i.dep_profile_id')
-        .select(['i.authorized_by', 'i.device_id', 'i.enrollment_link_id', 'l.group_name', 'l.device_kind', 'i.dep_profile_id', 'i.ade_serial_number', 'p.device_kind as dep_device_kind'])
+        .leftJoin('dep_tokens as t', 't.id', 'p.token_id')
+        .select([
+          'i.authorized_by', 'i.device_id', 'i.enrollment_link_id', 'l.group_name', 'l.device_kind', 'i.dep_profile_id', 'i.ade_serial_number',
+          'p.device_kind as dep_device_kind', 'l.tenant_id as link_tenant_id', 't.tenant_id as token_tenant_id',
+        ])
         .where('i.sha256', '=', certificateSha256)
         .executeTakeFirst()
       if (!row) return undefined
@@ -172,6 +194,7 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
         deviceKind: row.device_kind ?? row.dep_device_kind ?? null,
         depProfileId: row.dep_profile_id,
         adeSerialNumber: row.ade_serial_number,
+        tenantId: row.enrollment_link_id ? row.link_tenant_id : row.dep_profile_id ? row.token_tenant_id : null,
       }
     },
 

@@ -1,7 +1,8 @@
 // Device identity certificates over time: which expire soon, which renewals are queued,
 // and where a new enrollment came from (link, group, kind).
 import { sql, type Kysely } from 'kysely'
-import type { AccessScope } from './access-scope.js'
+import { inScope, type AccessScope } from './access-scope.js'
+import { closeTenancy } from './audit-store.js'
 import type { IdentityOrigin } from './enrollment-link-store.js'
 import { afterCursor, decodeCursor, pageOf, type Page } from './pagination.js'
 import type { Database } from './schema.js'
@@ -72,12 +73,13 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
       return rows.map((row) => ({ deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after!, managedAppleId: row.managed_apple_id }))
     },
 
-    async renewalCandidate(_scope, deviceId) {
+    async renewalCandidate(scope, deviceId) {
       const row = await db
         .selectFrom('devices as d')
         .leftJoin('enrollment_links as l', 'l.id', 'd.enrollment_link_id')
         .select(['d.id', 'd.user_enrollment', 'd.topic', 'd.identity_not_after', 'l.managed_apple_id', issuedByUs.as('renewable')])
         .where('d.id', '=', deviceId)
+        .where(inScope(scope, 'd.tenant_id'))
         .executeTakeFirst()
       if (!row || !row.identity_not_after) return undefined
       return { deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after, managedAppleId: row.managed_apple_id, renewable: row.renewable }
@@ -102,7 +104,7 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
       await db.updateTable('devices').set({ identity_renewal_queued_at: null }).where('id', '=', deviceId).where('identity_renewal_queued_at', '=', at).execute()
     },
 
-    async listExpiring(_scope, before, page) {
+    async listExpiring(scope, before, page) {
       let query = db
         .selectFrom('devices as d')
         .leftJoin('command_targets as t', (join) => join.onRef('t.command_uuid', '=', 'd.identity_renewal_command_uuid').onRef('t.enrollment_id', '=', 'd.id'))
@@ -120,6 +122,7 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         ])
         .where('d.identity_not_after', 'is not', null)
         .where('d.identity_not_after', '<', before)
+        .where(inScope(scope, 'd.tenant_id'))
       if (page.cursor) query = query.where(afterCursor('d.identity_not_after', 'd.id', 'asc', decodeCursor(page.cursor, sortName), 'timestamptz'))
       const rows = await query.orderBy('d.identity_not_after').orderBy('d.id').limit(page.limit + 1).execute()
       return pageOf(
@@ -133,9 +136,17 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
 
     async applyOrigin(deviceId, origin) {
       await db.transaction().execute(async (trx) => {
+        // A link or a PreStage puts the device in its tenant; open enrollment leaves it where it was.
+        const placed = origin.enrollmentLinkId !== null || origin.depProfileId !== null
+        if (placed) {
+          const current = await trx.selectFrom('devices').select('tenant_id').where('id', '=', deviceId).forUpdate().executeTakeFirst()
+          // Billing: the period in the old tenant ends; the enrollment opens one in the new.
+          if (current && current.tenant_id !== origin.tenantId) await closeTenancy(trx, [deviceId], new Date())
+        }
         await trx
           .updateTable('devices')
           .set({
+            ...(placed ? { tenant_id: origin.tenantId } : {}),
             enrollment_link_id: origin.enrollmentLinkId,
             enrollment_group: origin.groupName,
             kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,

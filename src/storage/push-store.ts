@@ -1,6 +1,8 @@
 // Push certificates per topic, and each enrollment's push state and re-push schedule.
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { preparedStatement } from './database.js'
+import { fullAccess, inScope, type AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import type { Database, PushCertificatesTable } from './schema.js'
 
 export interface PushCertificateRow {
@@ -12,6 +14,8 @@ export interface PushCertificateRow {
   sha256: string
   notBefore: Date
   notAfter: Date
+  /** null: central IT's (usable by every tenant's enrollment links). */
+  tenantId: string | null
   createdAt: Date
   updatedAt: Date
 }
@@ -43,14 +47,14 @@ export interface RepushSchedule {
 }
 
 export interface PushStore {
-  listCertificates(): Promise<PushCertificateRow[]>
-  getCertificate(topic: string): Promise<PushCertificateRow | undefined>
+  listCertificates(scope?: AccessScope): Promise<PushCertificateRow[]>
+  getCertificate(topic: string, scope?: AccessScope): Promise<PushCertificateRow | undefined>
   /** The SHA-256 of the topic's current certificate: replicas compare it to pick up renewals. */
   certificateVersion(topic: string): Promise<string | undefined>
   /** Stores a certificate for a new topic; false when the topic already has one. */
-  insertCertificate(certificate: NewPushCertificate): Promise<boolean>
+  insertCertificate(certificate: NewPushCertificate, scope?: AccessScope): Promise<boolean>
   /** Stores `certificate`, and removes `replacedTopic` when it differs (one transaction). */
-  replaceCertificate(replacedTopic: string, certificate: NewPushCertificate): Promise<void>
+  replaceCertificate(replacedTopic: string, certificate: NewPushCertificate, scope?: AccessScope): Promise<void>
   /** Enabled channels on a topic: the devices a topic change would orphan. */
   countEnrolledOnTopic(topic: string): Promise<number>
   pushTargets(enrollmentIds: readonly string[]): Promise<PushTargetRow[]>
@@ -73,6 +77,7 @@ export function createPushStore(db: Kysely<Database>): PushStore {
     sha256: r.sha256,
     notBefore: r.not_before,
     notAfter: r.not_after,
+    tenantId: r.tenant_id,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   })
@@ -85,15 +90,16 @@ export function createPushStore(db: Kysely<Database>): PushStore {
     sha256: c.sha256,
     not_before: c.notBefore,
     not_after: c.notAfter,
+    tenant_id: c.tenantId,
   })
 
   return {
-    async listCertificates() {
-      return (await db.selectFrom('push_certificates').selectAll().orderBy('topic').execute()).map(toRow)
+    async listCertificates(scope = fullAccess) {
+      return (await db.selectFrom('push_certificates').selectAll().where(inScope(scope, 'tenant_id')).orderBy('topic').execute()).map(toRow)
     },
 
-    async getCertificate(topic) {
-      const row = await db.selectFrom('push_certificates').selectAll().where('topic', '=', topic).executeTakeFirst()
+    async getCertificate(topic, scope = fullAccess) {
+      const row = await db.selectFrom('push_certificates').selectAll().where('topic', '=', topic).where(inScope(scope, 'tenant_id')).executeTakeFirst()
       return row ? toRow(row) : undefined
     },
 
@@ -102,18 +108,22 @@ export function createPushStore(db: Kysely<Database>): PushStore {
       return row?.sha256
     },
 
-    async insertCertificate(certificate) {
-      const inserted = await db
-        .insertInto('push_certificates')
-        .values(values(certificate))
-        .onConflict((oc) => oc.column('topic').doNothing())
-        .returning('topic')
-        .executeTakeFirst()
-      return inserted !== undefined
+    async insertCertificate(certificate, scope = fullAccess) {
+      return db.transaction().execute(async (trx) => {
+        const inserted = await trx
+          .insertInto('push_certificates')
+          .values(values(certificate))
+          .onConflict((oc) => oc.column('topic').doNothing())
+          .returning('topic')
+          .executeTakeFirst()
+        if (inserted) await recordAdminWrite(trx, scope, { type: 'push_certificate', id: certificate.topic, tenantId: certificate.tenantId, details: { serial_number: certificate.serialNumber } })
+        return inserted !== undefined
+      })
     },
 
-    async replaceCertificate(replacedTopic, certificate) {
+    async replaceCertificate(replacedTopic, certificate, scope = fullAccess) {
       await db.transaction().execute(async (trx) => {
+        await recordAdminWrite(trx, scope, { type: 'push_certificate', id: replacedTopic, tenantId: certificate.tenantId, details: { serial_number: certificate.serialNumber, topic: certificate.topic } })
         if (replacedTopic !== certificate.topic) await trx.deleteFrom('push_certificates').where('topic', '=', replacedTopic).execute()
         const row = values(certificate)
         await trx

@@ -1,9 +1,12 @@
 // Table types for Kysely. Keep in step with migrations/ (the storage tests on both
 // backends fail when a column here does not exist).
 import type { ColumnType, Generated } from 'kysely'
+import type { Role } from './access-scope.js'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>
+/** Null: central IT. Optional on insert. */
+type TenantColumn = ColumnType<string | null, string | null | undefined, string | null>
 /** jsonb: read back parsed; written as JSON text (storage code passes JSON.stringify output). */
 type Json<T = unknown> = ColumnType<T, string, string>
 
@@ -45,6 +48,7 @@ export interface DevicesTable {
   dep_profile_id: string | null
   created_at: CreatedAt
   updated_at: Timestamp
+  tenant_id: TenantColumn
 }
 
 export interface EnrollmentsTable {
@@ -87,6 +91,7 @@ export interface PushCertificatesTable {
   not_after: Date
   created_at: CreatedAt
   updated_at: Timestamp
+  tenant_id: TenantColumn
 }
 
 export interface CommandsTable {
@@ -96,6 +101,7 @@ export interface CommandsTable {
   priority: Generated<number>
   expires_at: Date | null
   created_at: CreatedAt
+  tenant_id: TenantColumn
 }
 
 export const commandTargetStatuses = ['Pending', 'NotNow', 'Acknowledged', 'Error', 'CommandFormatError', 'Expired', 'Cancelled'] as const
@@ -165,13 +171,11 @@ export interface DdmStatusReportsTable {
   received_at: CreatedAt
 }
 
-export const apiKeyScopes = ['read', 'write', 'admin'] as const
-export type ApiKeyScope = (typeof apiKeyScopes)[number]
-
 export interface ApiKeysTable {
   id: string
   name: string
-  scopes: ColumnType<ApiKeyScope[], ApiKeyScope[], ApiKeyScope[]>
+  role: Role
+  tenant_id: TenantColumn
   key_sha256: Buffer
   created_at: CreatedAt
   last_used_at: Date | null
@@ -237,6 +241,7 @@ export interface EnrollmentLinksTable {
   uses: Generated<number>
   revoked_at: Date | null
   created_at: CreatedAt
+  tenant_id: TenantColumn
 }
 
 export interface ScepChallengesTable {
@@ -299,6 +304,7 @@ export interface DepTokensTable {
   default_profile_id: string | null
   created_at: CreatedAt
   updated_at: Timestamp
+  tenant_id: TenantColumn
 }
 
 export interface DepProfilesTable {
@@ -348,6 +354,40 @@ export interface DepDevicesTable {
   updated_at: Timestamp
 }
 
+export interface TenantsTable {
+  id: string
+  name: string
+  parent_id: string | null
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface AuditEventsTable {
+  id: ColumnType<string, never, never>
+  at: ColumnType<Date, Date | undefined, never>
+  category: 'admin' | 'device'
+  tenant_id: string | null
+  principal_id: string | null
+  principal_name: string | null
+  principal_source: 'database' | 'config' | 'oidc' | null
+  action: string
+  target_type: string | null
+  target_id: string | null
+  device_id: string | null
+  request_id: string | null
+  outcome: 'success' | 'failure'
+  status_code: number | null
+  details: Json | null
+}
+
+export interface DeviceTenancyTable {
+  id: ColumnType<string, never, never>
+  device_id: string
+  tenant_id: string | null
+  started_at: Date
+  ended_at: Date | null
+}
+
 export interface Database {
   server_settings: ServerSettingsTable
   devices: DevicesTable
@@ -370,4 +410,7 @@ export interface Database {
   dep_tokens: DepTokensTable
   dep_profiles: DepProfilesTable
   dep_devices: DepDevicesTable
+  tenants: TenantsTable
+  audit_events: AuditEventsTable
+  device_tenancy: DeviceTenancyTable
 }

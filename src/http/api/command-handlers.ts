@@ -113,7 +113,7 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       const body = (request.body ?? {}) as { enrollment_ids?: string[] }
       const scope = accessOf(request)
       if (!(await deps.commandAdmin.commandExists(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
-      const outcome = await deps.commandAdmin.cancelCommand(scope, uuid, body.enrollment_ids, `cancelled by API key ${request.principal?.keyId ?? 'unknown'}`)
+      const outcome = await deps.commandAdmin.cancelCommand(scope, uuid, body.enrollment_ids, `cancelled by ${request.principal?.id ?? 'unknown'}`)
       request.log.info({ command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight }, 'command cancelled')
       return { command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight, finished: outcome.finished, not_targeted: outcome.notTargeted }
     },
@@ -131,7 +131,7 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       const { enrollment_id: enrollmentId } = request.params as { enrollment_id: string }
       const scope = accessOf(request)
       if (!(await deps.directory.enrollmentExists(scope, enrollmentId))) throw new OrchardError('not_found', `no enrollment ${enrollmentId}`)
-      const outcome = await deps.commandAdmin.clearQueue(scope, enrollmentId, `queue cleared by API key ${request.principal?.keyId ?? 'unknown'}`)
+      const outcome = await deps.commandAdmin.clearQueue(scope, enrollmentId, `queue cleared by ${request.principal?.id ?? 'unknown'}`)
       request.log.info({ enrollment_id: enrollmentId, cancelled: outcome.cancelled }, 'queue cleared')
       return { cancelled: outcome.cancelled, in_flight: outcome.inFlight }
     },

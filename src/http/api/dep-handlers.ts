@@ -12,6 +12,7 @@ export const depTokenWarningDays = 30
 function tokenJson(token: DepTokenView) {
   return {
     id: token.id,
+    tenant_id: token.tenant_id,
     name: token.name,
     certificate_pem: token.certificatePem,
     server_token_uploaded_at: iso(token.token_uploaded_at),
@@ -108,8 +109,8 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
       return { items: (await dep.listTokens(accessOf(request))).map(tokenJson) }
     },
     async createDepToken(request, reply) {
-      const { name } = request.body as { name: string }
-      return reply.code(201).send(tokenJson(await dep.createToken(accessOf(request), name)))
+      const { name, tenant_id: tenantId } = request.body as { name: string; tenant_id?: string | null }
+      return reply.code(201).send(tokenJson(await dep.createToken(accessOf(request), name, tenantId)))
     },
     async getDepToken(request) {
       const { token_id: id } = request.params as { token_id: string }

@@ -4,6 +4,7 @@ import { OrchardError } from '../../errors.js'
 import type { PlistDict } from '../../mdm/plist.js'
 import type { CommandDispatcher, CommandSource, DispatchResult } from '../../services/command-dispatch.js'
 import type { DeviceDirectoryStore, DeviceFilter, DeviceSort } from '../../storage/device-directory-store.js'
+import type { DeviceKind } from '../../storage/schema.js'
 import { accessOf, type OperationHandlers } from './plugin.js'
 import { deviceJson, deviceSummaryJson, dispatchResultJson } from './views.js'
 
@@ -22,6 +23,8 @@ interface DeviceListQuery {
   supervised?: boolean
   last_seen_before?: string
   last_seen_after?: string
+  tenant_id?: string
+  kind?: DeviceKind
   sort: DeviceSort
   limit: number
   cursor?: string
@@ -44,6 +47,8 @@ export function deviceFilterFrom(query: Omit<Partial<DeviceListQuery>, 'sort' | 
     ...(query.supervised !== undefined ? { supervised: query.supervised } : {}),
     ...(query.last_seen_before !== undefined ? { lastSeenBefore: new Date(query.last_seen_before) } : {}),
     ...(query.last_seen_after !== undefined ? { lastSeenAfter: new Date(query.last_seen_after) } : {}),
+    ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
+    ...(query.kind !== undefined ? { kind: query.kind } : {}),
   }
 }
 

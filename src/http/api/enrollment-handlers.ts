@@ -2,9 +2,8 @@
 import type { CertificateAuthorityService, CertificateAuthorityView } from '../../services/certificate-authority.js'
 import type { EnrollmentLinkView, EnrollmentService } from '../../services/enrollment-service.js'
 import type { IdentityRenewalService } from '../../services/identity-renewal.js'
-import type { AccessScope } from '../../storage/access-scope.js'
 import type { DeviceKind } from '../../storage/schema.js'
-import type { OperationHandlers } from './plugin.js'
+import { accessOf, type OperationHandlers } from './plugin.js'
 import { dispatchResultJson, iso } from './views.js'
 
 export interface EnrollmentHandlerDeps {
@@ -13,11 +12,10 @@ export interface EnrollmentHandlerDeps {
   renewal: IdentityRenewalService
 }
 
-const allDevices: AccessScope = { kind: 'all' }
-
 function linkJson(link: EnrollmentLinkView) {
   return {
     id: link.id,
+    tenant_id: link.tenant_id,
     name: link.name,
     url: link.url,
     enrollment_type: link.enrollment_type,
@@ -53,7 +51,7 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
   return {
     async listEnrollmentLinks(request) {
       const { include_revoked: includeRevoked } = request.query as { include_revoked: boolean }
-      return { items: (await deps.enrollment.listLinks(allDevices, includeRevoked)).map(linkJson) }
+      return { items: (await deps.enrollment.listLinks(accessOf(request), includeRevoked)).map(linkJson) }
     },
     async createEnrollmentLink(request, reply) {
       const body = request.body as {
@@ -65,8 +63,10 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
         push_topic?: string
         expires_at?: string
         max_uses?: number
+        tenant_id?: string | null
       }
-      const link = await deps.enrollment.createLink(allDevices, {
+      const link = await deps.enrollment.createLink(accessOf(request), {
+        ...(body.tenant_id !== undefined ? { tenantId: body.tenant_id } : {}),
         name: body.name,
         enrollmentType: body.enrollment_type ?? 'device',
         ...(body.device_kind !== undefined ? { deviceKind: body.device_kind } : {}),
@@ -80,11 +80,11 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
     },
     async getEnrollmentLink(request) {
       const { link_id: id } = request.params as { link_id: string }
-      return linkJson(await deps.enrollment.getLink(allDevices, id))
+      return linkJson(await deps.enrollment.getLink(accessOf(request), id))
     },
     async revokeEnrollmentLink(request, reply) {
       const { link_id: id } = request.params as { link_id: string }
-      await deps.enrollment.revokeLink(allDevices, id)
+      await deps.enrollment.revokeLink(accessOf(request), id)
       return reply.code(204).send()
     },
 
@@ -105,7 +105,7 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
 
     async listExpiringIdentities(request) {
       const query = request.query as { within_days: number; limit: number; cursor?: string }
-      const page = await deps.renewal.listExpiring(allDevices, query.within_days, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
+      const page = await deps.renewal.listExpiring(accessOf(request), query.within_days, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
       return {
         items: page.items.map((row) => ({
           device_id: row.device_id,
@@ -123,7 +123,7 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
     },
     async renewDeviceIdentity(request, reply) {
       const { device_id: id } = request.params as { device_id: string }
-      const result = await deps.renewal.renewDevice(allDevices, id)
+      const result = await deps.renewal.renewDevice(accessOf(request), id)
       return reply.code(201).send(dispatchResultJson(result))
     },
   }

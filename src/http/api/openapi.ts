@@ -1,8 +1,8 @@
 // The admin API's routes come from openapi.yaml: method, path, validation schemas for
-// path, query and body, the response schemas, and the scope each operation needs. So the
+// path, query and body, the response schemas, and the roles allowed to call each operation. So the
 // routes cannot drift from the contract; test/openapi.test.ts checks the other direction
 // (every route is documented, every operation has a handler).
-import type { ApiKeyScope } from '../../storage/schema.js'
+import { roles, type Role } from '../../storage/access-scope.js'
 import { openapiDocument } from '../generated/openapi-document.js'
 
 export type JsonSchema = Record<string, unknown>
@@ -15,8 +15,8 @@ export interface ApiOperation {
   path: string
   /** The same as a Fastify route, e.g. /api/v1/devices/:device_id. */
   url: string
-  /** null: no authentication (documented with `security: []`). */
-  requiredScope: ApiKeyScope | null
+  /** Roles allowed to call it (`security: [{ apiKey: [roles] }]`); null: no authentication (`security: []`). */
+  allowedRoles: readonly Role[] | null
   params?: JsonSchema
   querystring: JsonSchema
   /** Schema of an application/json request body. */
@@ -24,6 +24,8 @@ export interface ApiOperation {
   bodyRequired: boolean
   /** Request content types other than JSON (taken as raw bytes). */
   rawBodyTypes: string[]
+  /** `x-audit: outside-transaction`: a write whose change is not in our database (audited after the handler). */
+  auditOutsideTransaction: boolean
   /** From `x-body-limit`, bytes. */
   bodyLimit?: number
   /** JSON response schemas by status code. */
@@ -71,15 +73,16 @@ function objectSchema(parameters: Parameter[]): JsonSchema {
   return { type: 'object', properties, required, additionalProperties: false }
 }
 
-function requiredScopeOf(operation: Record<string, unknown>, document: Record<string, unknown>, name: string): ApiKeyScope | null {
+function allowedRolesOf(operation: Record<string, unknown>, document: Record<string, unknown>, name: string): readonly Role[] | null {
   const security = (operation['security'] ?? document['security']) as Array<Record<string, string[]>> | undefined
   if (!security || security.length === 0) return null
-  const scopes = security[0]?.['apiKey']
-  const scope = scopes?.[0]
-  if (scope !== 'read' && scope !== 'write' && scope !== 'admin') {
-    throw new Error(`openapi.yaml: operation ${name} must name its scope: security: [{ apiKey: [read|write|admin] }]`)
+  // OpenAPI 3.1: for schemes other than OAuth2/OIDC the array lists the roles required.
+  const listed = security[0]?.['apiKey']
+  if (!Array.isArray(listed) || listed.length === 0 || !listed.every((role) => (roles as readonly string[]).includes(role))) {
+    throw new Error(`openapi.yaml: operation ${name} must name its roles: security: [{ apiKey: [${roles.join('|')}, ...] }]`)
   }
-  return scope
+  if (!listed.includes('owner')) throw new Error(`openapi.yaml: operation ${name}: owner may do everything, so it must be listed`)
+  return Object.freeze([...listed] as Role[])
 }
 
 /** Every operation of the document, by operationId. */
@@ -108,12 +111,13 @@ export function loadOperations(source: unknown = openapiDocument): Map<string, A
         method,
         path,
         url: path.replace(/\{(\w+)\}/g, ':$1'),
-        requiredScope: requiredScopeOf(operation, document, operationId),
+        allowedRoles: allowedRolesOf(operation, document, operationId),
         ...(pathParameters.length ? { params: objectSchema(pathParameters) } : {}),
         querystring: objectSchema(queryParameters),
         ...(content['application/json']?.schema ? { jsonBody: content['application/json'].schema } : {}),
         bodyRequired: requestBody?.required === true,
         rawBodyTypes: Object.keys(content).filter((type) => type !== 'application/json'),
+        auditOutsideTransaction: operation['x-audit'] === 'outside-transaction',
         ...(typeof operation['x-body-limit'] === 'number' ? { bodyLimit: operation['x-body-limit'] } : {}),
         responses,
       })

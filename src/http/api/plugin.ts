@@ -5,23 +5,26 @@ import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OrchardError } from '../../errors.js'
-import type { ApiKeyPrincipal } from '../../services/api-key-service.js'
-import { hasScope } from '../../services/api-key-service.js'
-import { fullAccess, type AccessScope } from '../../storage/access-scope.js'
-import type { ApiKeyScope } from '../../storage/schema.js'
+import { describeGrants, scopeForRoles, type Principal, type TenantTree } from '../../services/access-control.js'
+import type { AccessScope, AuditActor, Role } from '../../storage/access-scope.js'
+import type { AuditStore } from '../../storage/audit-store.js'
 import { openapiDocument, openapiYaml } from '../generated/openapi-document.js'
 import { loadOperations, type ApiOperation } from './openapi.js'
 import { compileResponseValidator, fieldProblems, validatorCompiler } from './validation.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Scope an admin API operation needs; absent = no authentication. */
-    requiredScope?: ApiKeyScope
+    /** Roles allowed to call an admin API operation; absent = no authentication. */
+    allowedRoles?: readonly Role[]
     operationId?: string
+    /** Writes whose change is outside our database: audited after the handler. */
+    auditOutsideTransaction?: boolean
   }
   interface FastifyRequest {
-    /** The authenticated API key of an admin API request. */
-    principal?: ApiKeyPrincipal
+    /** Who called an admin API operation. */
+    principal?: Principal
+    /** What the caller may see and act on in this operation. */
+    access?: AccessScope
   }
 }
 
@@ -31,7 +34,9 @@ export type OperationHandlers = Record<string, OperationHandler>
 export type ResponseValidation = 'strict' | 'log' | 'off'
 
 export interface ApiRoutesOptions {
-  authenticate(token: string): Promise<ApiKeyPrincipal | undefined>
+  authenticate(token: string): Promise<Principal | undefined>
+  tenants: TenantTree
+  audit: Pick<AuditStore, 'appendAdminEvent'>
   handlers: OperationHandlers
   /** strict: a response that breaks the contract becomes a 500 (tests); log: logged only. */
   responseValidation: ResponseValidation
@@ -40,25 +45,71 @@ export interface ApiRoutesOptions {
 /** Request content types taken as raw bytes (command plists, configuration profiles). */
 const rawContentTypes = ['application/x-apple-plist', 'application/xml', 'text/xml', 'application/octet-stream', 'application/x-apple-aspen-config', 'application/pkcs7-mime']
 
-/** The caller's view of the fleet (see storage/access-scope.ts). */
+/** The caller's view of the fleet in this operation (see storage/access-scope.ts). */
 export function accessOf(request: FastifyRequest): AccessScope {
-  if (!request.principal) throw new OrchardError('unauthorized', 'not authenticated')
-  return fullAccess
+  if (!request.access) throw new OrchardError('unauthorized', 'not authenticated')
+  return request.access
 }
 
+const readMethods = new Set(['GET', 'HEAD'])
+
+// The one place where roles are checked: the operation's roles (from openapi.yaml) against
+// the principal's grants; what remains is the scope every store query is limited to.
 async function authenticateRequest(request: FastifyRequest, options: ApiRoutesOptions): Promise<void> {
-  const required = request.routeOptions.config.requiredScope
-  if (!required) return
+  const allowed = request.routeOptions.config.allowedRoles
+  if (!allowed) return
   const header = request.headers.authorization
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
   if (!match) throw new OrchardError('unauthorized', 'an Authorization: Bearer <API key> header is required')
   const principal = await options.authenticate(match[1]!)
   if (!principal) throw new OrchardError('unauthorized', 'the API key is not valid (unknown, revoked or expired)')
-  if (!hasScope(principal.scopes, required)) {
-    throw new OrchardError('forbidden', `this operation needs an API key with the ${required} scope; this key has ${principal.scopes.join(', ')}`)
-  }
   request.principal = principal
-  request.log = request.log.child({ api_key_id: principal.keyId })
+  request.log = request.log.child({ principal_id: principal.id })
+  const actor: AuditActor | undefined = readMethods.has(request.method)
+    ? undefined
+    : { principalId: principal.id, principalName: principal.name, principalSource: principal.source, requestId: request.id, action: request.routeOptions.config.operationId ?? 'unknown', recorded: false }
+  const access = await scopeForRoles(principal, allowed, options.tenants, actor)
+  if (!access) throw new OrchardError('forbidden', `this operation needs one of the roles ${allowed.join(', ')}; you have ${describeGrants(principal.grants)}`)
+  request.access = access
+}
+
+/** The tenant an audit row about a failed or outside-the-database write is filed under. */
+function auditTenantOf(request: FastifyRequest): string | null {
+  const access = request.access
+  if (access?.kind === 'tenants') return access.ids[0] ?? null
+  if (access?.kind === 'all') return null
+  return request.principal?.grants.find((grant) => grant.tenantId !== null)?.tenantId ?? null
+}
+
+// Every admin write leaves a row: the store wrote it with the change (success), or it is
+// written here: a failed write, or a write whose change is outside our database.
+async function auditWrite(request: FastifyRequest, reply: FastifyReply, options: ApiRoutesOptions): Promise<void> {
+  const config = request.routeOptions.config
+  const principal = request.principal
+  if (!config.allowedRoles || !principal || readMethods.has(request.method)) return
+  const actor = request.access?.actor
+  const failed = reply.statusCode >= 400
+  if (!failed && actor?.recorded) return
+  if (!failed && !config.auditOutsideTransaction) {
+    request.log.error({ operation_id: config.operationId }, 'admin write not audited by its store: recorded after the handler instead')
+  }
+  const params = (request.params ?? {}) as Record<string, unknown>
+  const target = Object.entries(params).find(([, value]) => typeof value === 'string')
+  await options.audit.appendAdminEvent({
+    tenantId: auditTenantOf(request),
+    principalId: principal.id,
+    principalName: principal.name,
+    principalSource: principal.source,
+    action: config.operationId ?? 'unknown',
+    requestId: request.id,
+    outcome: failed ? 'failure' : 'success',
+    statusCode: reply.statusCode,
+    targetType: target ? target[0].replace(/_id$|_uuid$/, '') : null,
+    targetId: target ? String(target[1]).slice(0, 300) : null,
+    deviceId: typeof params['device_id'] === 'string' ? params['device_id'] : null,
+    details: failed ? null : { outside_transaction: true, expected: config.auditOutsideTransaction === true },
+  })
+  if (actor) actor.recorded = true
 }
 
 export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions): Promise<void> {
@@ -72,6 +123,15 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   app.setValidatorCompiler(validatorCompiler)
   app.addContentTypeParser(rawContentTypes, { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   app.addHook('onRequest', async (request) => authenticateRequest(request, options))
+  app.addHook('onSend', async (request, reply, payload) => {
+    try {
+      await auditWrite(request, reply, options)
+    } catch (error) {
+      // The change is done (or refused); a lost audit row of a failure is logged, not answered.
+      request.log.error({ err: error }, 'cannot write the audit row of an admin write')
+    }
+    return payload
+  })
 
   const responseValidators = new Map<string, Map<string, ReturnType<typeof compileResponseValidator>>>()
   if (options.responseValidation !== 'off') {
@@ -122,7 +182,11 @@ function registerOperation(app: FastifyInstance, operation: ApiOperation, handle
     method: operation.method,
     url: operation.url,
     ...(operation.bodyLimit ? { bodyLimit: operation.bodyLimit } : {}),
-    config: { operationId: operation.operationId, ...(operation.requiredScope ? { requiredScope: operation.requiredScope } : {}) },
+    config: {
+      operationId: operation.operationId,
+      ...(operation.allowedRoles ? { allowedRoles: operation.allowedRoles } : {}),
+      ...(operation.auditOutsideTransaction ? { auditOutsideTransaction: true } : {}),
+    },
     schema: {
       ...(operation.params ? { params: operation.params } : {}),
       querystring: operation.querystring,

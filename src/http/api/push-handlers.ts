@@ -2,17 +2,20 @@
 import { OrchardError } from '../../errors.js'
 import type { PushCertificateService, PushCertificateUpload, PushCertificateView } from '../../services/push-certificates.js'
 import type { PushService } from '../../services/push-service.js'
-import type { OperationHandlers } from './plugin.js'
+import type { DeviceDirectoryStore } from '../../storage/device-directory-store.js'
+import { accessOf, type OperationHandlers } from './plugin.js'
 import { pushReportJson } from './views.js'
 
 export interface PushHandlerDeps {
   push: PushService
   certificates: PushCertificateService
+  directory: Pick<DeviceDirectoryStore, 'targetFacts'>
 }
 
 interface UploadBody {
   certificate_pem?: string
   private_key_pem?: string
+  tenant_id?: string | null
   passphrase?: string
   pkcs12_base64?: string
   password?: string
@@ -36,6 +39,7 @@ function uploadFrom(body: UploadBody): PushCertificateUpload {
 export function certificateJson(view: PushCertificateView) {
   return {
     topic: view.topic,
+    tenant_id: view.tenantId,
     serial_number: view.serialNumber,
     subject: view.subject,
     sha256: view.sha256,
@@ -48,23 +52,30 @@ export function certificateJson(view: PushCertificateView) {
 
 export function pushHandlers(deps: PushHandlerDeps): OperationHandlers {
   return {
-    async listPushCertificates() {
-      return { push_certificates: (await deps.certificates.list()).map(certificateJson) }
+    async listPushCertificates(request) {
+      return { push_certificates: (await deps.certificates.list(accessOf(request))).map(certificateJson) }
     },
     async getPushCertificate(request) {
-      return certificateJson(await deps.certificates.get((request.params as { topic: string }).topic))
+      return certificateJson(await deps.certificates.get((request.params as { topic: string }).topic, accessOf(request)))
     },
     async addPushCertificate(request, reply) {
-      const view = await deps.certificates.add(uploadFrom(request.body as UploadBody))
+      const body = request.body as UploadBody
+      const view = await deps.certificates.add(uploadFrom(body), accessOf(request), body.tenant_id)
       return reply.code(201).send(certificateJson(view))
     },
     async renewPushCertificate(request) {
       const { topic } = request.params as { topic: string }
       const force = (request.query as { force: boolean }).force
-      return certificateJson(await deps.certificates.replace(topic, uploadFrom(request.body as UploadBody), force))
+      return certificateJson(await deps.certificates.replace(topic, uploadFrom(request.body as UploadBody), force, accessOf(request)))
     },
     async pushEnrollments(request) {
-      return pushReportJson(await deps.push.pushEnrollments((request.body as { enrollment_ids: string[] }).enrollment_ids))
+      const requested = [...new Set((request.body as { enrollment_ids: string[] }).enrollment_ids)]
+      // Channels outside the caller's tenants are reported as unknown, as if they did not exist.
+      const visible = new Set((await deps.directory.targetFacts(accessOf(request), requested)).map((facts) => facts.enrollmentId))
+      const report = visible.size > 0 ? await deps.push.pushEnrollments(requested.filter((id) => visible.has(id))) : { results: [], topicErrors: [] }
+      const byId = new Map(report.results.map((result) => [result.enrollmentId, result]))
+      const results = requested.map((enrollmentId) => byId.get(enrollmentId) ?? { enrollmentId, status: 'skipped' as const, reason: 'unknown enrollment' })
+      return pushReportJson({ ...report, results })
     },
   }
 }

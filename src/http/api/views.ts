@@ -27,6 +27,8 @@ export function pushReportJson(report: PushReport) {
 export function deviceSummaryJson(row: DeviceRow) {
   return {
     id: row.id,
+    tenant_id: row.tenant_id,
+    kind: row.kind,
     udid: row.udid,
     enrollment_id: row.enrollment_id,
     serial_number: row.serial_number,

@@ -1,0 +1,82 @@
+// Who may do what: a principal holds grants (a role in a tenant, or in central IT), an
+// operation of the admin API names the roles allowed to call it (openapi.yaml,
+// `security: [{ apiKey: [roles...] }]`), and the scope of the call is the set of tenants
+// where the principal holds one of those roles, with their departments.
+import { roles, type AccessScope, type AuditActor, type Grant, type Role } from '../storage/access-scope.js'
+
+export interface Principal {
+  /** `<key id>`, `config:<n>` or `oidc:<subject>`. */
+  id: string
+  name: string
+  source: 'database' | 'config' | 'oidc'
+  grants: readonly Grant[]
+}
+
+export interface TenantTree {
+  /** The tenant and its departments (an organisation's children), itself first. */
+  withDepartments(tenantId: string): Promise<readonly string[]>
+  /** After a tenant is created, moved or deleted in this process. */
+  invalidate(): void
+}
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (roles as readonly string[]).includes(value)
+}
+
+export function describeGrants(grants: readonly Grant[]): string {
+  if (grants.length === 0) return 'no role'
+  return grants.map((grant) => `${grant.role} in ${grant.tenantId === null ? 'central IT' : `tenant ${grant.tenantId}`}`).join(', ')
+}
+
+/**
+ * The scope of a call allowed for `allowed` roles, or null when none of the principal's
+ * grants has one of them.
+ */
+export async function scopeForRoles(principal: Principal, allowed: readonly Role[], tree: TenantTree, actor?: AuditActor): Promise<AccessScope | null> {
+  const usable = principal.grants.filter((grant) => allowed.includes(grant.role))
+  if (usable.length === 0) return null
+  if (usable.some((grant) => grant.tenantId === null)) return Object.freeze({ kind: 'all', ...(actor ? { actor } : {}) })
+  const ids: string[] = []
+  for (const grant of usable) {
+    for (const id of await tree.withDepartments(grant.tenantId!)) if (!ids.includes(id)) ids.push(id)
+  }
+  return Object.freeze({ kind: 'tenants', ids: Object.freeze(ids), ...(actor ? { actor } : {}) })
+}
+
+/** A tenant tree over a loader of every tenant, cached for `ttlMs` (tenants change rarely). */
+export function createTenantTree(load: () => Promise<Array<{ id: string; parentId: string | null }>>, options: { ttlMs?: number; now?: () => number } = {}): TenantTree {
+  const ttlMs = options.ttlMs ?? 5_000
+  const now = options.now ?? Date.now
+  let cached: { until: number; children: Promise<Map<string, string[]>> } | undefined
+
+  function children(): Promise<Map<string, string[]>> {
+    if (cached && cached.until > now()) return cached.children
+    const entry = {
+      until: now() + ttlMs,
+      children: load().then((tenants) => {
+        const map = new Map<string, string[]>()
+        for (const tenant of tenants) {
+          if (tenant.parentId === null) continue
+          const list = map.get(tenant.parentId) ?? []
+          list.push(tenant.id)
+          map.set(tenant.parentId, list)
+        }
+        return map
+      }),
+    }
+    entry.children.catch(() => {
+      if (cached === entry) cached = undefined
+    })
+    cached = entry
+    return entry.children
+  }
+
+  return {
+    async withDepartments(tenantId) {
+      return [tenantId, ...((await children()).get(tenantId) ?? [])]
+    },
+    invalidate() {
+      cached = undefined
+    },
+  }
+}
