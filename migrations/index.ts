@@ -8,6 +8,7 @@ import * as m0003 from './0003_push.js'
 import * as m0004 from './0004_admin_api.js'
 import * as m0005 from './0005_enrollment.js'
 import * as m0006 from './0006_ade.js'
+import * as m0007 from './0007_tenants.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -16,4 +17,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0004_admin_api': m0004,
   '0005_enrollment': m0005,
   '0006_ade': m0006,
+  '0007_tenants': m0007,
 })

@@ -39,9 +39,9 @@ t.test('routes and contract agree: every documented operation exists and every r
   t.same(undocumented, [], 'no route outside openapi.yaml')
 })
 
-t.test('every operation names its scope and documents 401/403 when it needs a key', async (t) => {
+t.test('every operation names its roles and documents 401/403 when it needs a key', async (t) => {
   for (const operation of loadOperations().values()) {
-    if (operation.requiredScope === null) continue
+    if (operation.allowedRoles === null) continue
     const statuses = Object.keys((spec.paths[operation.path]![operation.method.toLowerCase()] as { responses: object }).responses)
     t.ok(statuses.includes('401') && statuses.includes('403'), `${operation.operationId} documents 401 and 403`)
   }
