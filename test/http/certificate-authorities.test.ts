@@ -126,8 +126,8 @@ t.test('import validation; trusted CAs for migrated devices; removal', async (t)
     t.match(response.json, { code: 'validation_failed', errors: [{ pointer }] }, name)
   }
   t.equal((await world.database.db.selectFrom('certificate_authorities').select('id').execute()).length, 1, 'nothing stored')
-  const writer = (await api('POST', '/api/v1/api-keys', { body: { name: 'writer', scopes: ['write'] } })).json.key
-  t.equal((await api('POST', '/api/v1/certificate-authorities', { key: writer, body: { certificate_pem: rsa.certificatePem } })).statusCode, 403, 'CAs need the admin scope')
+  const writer = (await api('POST', '/api/v1/api-keys', { body: { name: 'writer', role: 'admin' } })).json.key
+  t.equal((await api('POST', '/api/v1/certificate-authorities', { key: writer, body: { certificate_pem: rsa.certificatePem } })).statusCode, 403, 'CAs are for owners only')
 
   // A device enrolled by another MDM's CA: refused until that CA is trusted, refused again after removal.
   const previousMdm = await createDeviceCa('Previous MDM device CA')

@@ -170,7 +170,7 @@ t.test('enrollment links: create, list, read, revoke; each download is a one-tim
   t.equal((await api('DELETE', '/api/v1/enrollment-links/00000000-0000-4000-8000-000000000000', { key: testApiKey })).statusCode, 404)
 })
 
-t.test('enrollment links: validation, scopes, expiry', async (t) => {
+t.test('enrollment links: validation, roles, expiry', async (t) => {
   const world = await setupEnrollment(t)
   const api = apiClient(world.app)
   const bad = await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: '', max_uses: 0, enrollment_type: 'other' } })
@@ -186,8 +186,8 @@ t.test('enrollment links: validation, scopes, expiry', async (t) => {
   t.equal(unknownTopic.statusCode, 409)
   t.equal(await world.database.db.selectFrom('enrollment_links').select('id').execute().then((r) => r.length), 0, 'nothing stored by refused requests')
 
-  const readKey = (await api('POST', '/api/v1/api-keys', { key: testApiKey, body: { name: 'reader', scopes: ['read'] } })).json.key
-  t.equal((await api('POST', '/api/v1/enrollment-links', { key: readKey, body: { name: 'x' } })).statusCode, 403, 'creating a link needs write')
+  const readKey = (await api('POST', '/api/v1/api-keys', { key: testApiKey, body: { name: 'reader', role: 'auditor' } })).json.key
+  t.equal((await api('POST', '/api/v1/enrollment-links', { key: readKey, body: { name: 'x' } })).statusCode, 403, 'creating a link needs an admin')
   t.equal((await api('GET', '/api/v1/enrollment-links', { key: readKey })).statusCode, 200)
   t.equal((await api('GET', '/api/v1/enrollment-links', { key: null })).statusCode, 401)
 
