@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import { pino } from 'pino'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { OrchardError } from '../../src/errors.js'
-import { createApiKeyService, hasScope, looksLikeApiKey, type ApiKeyServiceDeps } from '../../src/services/api-key-service.js'
+import { createApiKeyService, looksLikeApiKey, type ApiKeyServiceDeps } from '../../src/services/api-key-service.js'
+import { fullAccess, tenantsAccess, type Role } from '../../src/storage/access-scope.js'
 import { createApiKeyStore, type ApiKeyStore } from '../../src/storage/api-key-store.js'
-import { apiKeyScopes, type ApiKeyScope } from '../../src/storage/schema.js'
 import { createTestDatabase } from '../helpers/database.js'
 
 // Not helpers/app.js's testLogger: these tests need no app (nor its imports).
@@ -46,34 +46,34 @@ async function setup(t: Teardown, options: Partial<ApiKeyServiceDeps> = {}) {
   }
 }
 
-t.test('a created key authenticates with its scopes', async (t) => {
+t.test('a created key authenticates with its role', async (t) => {
   const { service, now, touches } = await setup(t)
-  const { key, view } = await service.createKey({ name: '  deploy bot ', scopes: ['read', 'write'] })
+  const { key, view } = await service.createKey(fullAccess, { name: '  deploy bot ', role: 'helpdesk' })
   t.match(key, /^orchard_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/)
   t.ok(looksLikeApiKey(key))
   t.equal(key.split('_')[1], view.id, 'the ID is part of the key')
-  t.same(view, { id: view.id, name: 'deploy bot', scopes: ['read', 'write'], createdAt: now(), lastUsedAt: null, expiresAt: null, revokedAt: null })
-  t.same(await service.authenticate(key), { keyId: view.id, name: 'deploy bot', scopes: ['read', 'write'], source: 'database' })
+  t.same(view, { id: view.id, name: 'deploy bot', role: 'helpdesk', tenantId: null, createdAt: now(), lastUsedAt: null, expiresAt: null, revokedAt: null })
+  t.same(await service.authenticate(key), { id: view.id, name: 'deploy bot', source: 'database', grants: [{ tenantId: null, role: 'helpdesk' }] })
   await Promise.all(touches)
-  t.same(await service.getKey(view.id), { ...view, lastUsedAt: now() })
-  t.same((await service.listKeys()).map((k) => k.id), [view.id])
+  t.same(await service.getKey(fullAccess, view.id), { ...view, lastUsedAt: now() })
+  t.same((await service.listKeys(fullAccess)).map((k) => k.id), [view.id])
 })
 
 t.test('only the SHA-256 of the key is stored: the key text appears nowhere in the row', async (t) => {
   const { service, database } = await setup(t)
-  const { key, view } = await service.createKey({ name: 'secret holder', scopes: ['admin'] })
+  const { key, view } = await service.createKey(fullAccess, { name: 'secret holder', role: 'owner' })
   const secret = key.split('_').slice(2).join('_')
   const row = await database.db.selectFrom('api_keys').selectAll().where('id', '=', view.id).executeTakeFirstOrThrow()
   const rowText = JSON.stringify(row, (_name, value: unknown) => (value instanceof Buffer ? value.toString('latin1') + value.toString('base64') + value.toString('hex') + value.toString('base64url') : value))
   t.notOk(rowText.includes(key), 'no key')
   t.notOk(rowText.includes(secret), 'no secret, in any encoding')
   t.equal(row.key_sha256.length, 32)
-  for (const view of await service.listKeys({ includeRevoked: true })) t.notOk('keySha256' in view || 'key_sha256' in view, 'views carry no hash')
+  for (const view of await service.listKeys(fullAccess, { includeRevoked: true })) t.notOk('keySha256' in view || 'key_sha256' in view, 'views carry no hash')
 })
 
 t.test('wrong, garbled and unknown tokens do not authenticate', async (t) => {
   const { service, lookups } = await setup(t)
-  const { key } = await service.createKey({ name: 'real', scopes: ['read'] })
+  const { key } = await service.createKey(fullAccess, { name: 'real', role: 'auditor' })
   const flipped = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A')
   const unknown = `orchard_${'z'.repeat(12)}_${'A'.repeat(43)}`
   for (const token of [flipped, unknown]) t.equal(await service.authenticate(token), undefined, `well-formed but unknown: ${token.slice(0, 20)}...`)
@@ -86,7 +86,7 @@ t.test('wrong, garbled and unknown tokens do not authenticate', async (t) => {
 
 t.test('successful and failed lookups are cached for the TTL, then asked again', async (t) => {
   const { service, lookups, advance } = await setup(t, { cacheTtlMs: 10_000 })
-  const { key } = await service.createKey({ name: 'hot client', scopes: ['read'] })
+  const { key } = await service.createKey(fullAccess, { name: 'hot client', role: 'auditor' })
   const unknown = `orchard_${'q'.repeat(12)}_${'B'.repeat(43)}`
   const results = await Promise.all([service.authenticate(key), service.authenticate(key), service.authenticate(unknown), service.authenticate(unknown)])
   t.same(results.map((r) => r?.name), ['hot client', 'hot client', undefined, undefined])
@@ -115,7 +115,7 @@ t.test('the cache is bounded: the least recently used entries go first', async (
   }
   let known: Buffer | undefined
   const service = createApiKeyService({ store, configKeys: [], logger: testLogger(), cacheTtlMs: 60_000, now: () => new Date('2030-01-01T00:00:00Z') })
-  const { key } = await service.createKey({ name: 'kept warm', scopes: ['read'] })
+  const { key } = await service.createKey(fullAccess, { name: 'kept warm', role: 'auditor' })
   known = createHash('sha256').update(key).digest()
   t.ok(await service.authenticate(key))
   for (let i = 0; i < 10_050; i++) {
@@ -133,16 +133,16 @@ t.test('the cache is bounded: the least recently used entries go first', async (
 
 t.test('a revoked key fails at once in this process, even when cached', async (t) => {
   const { service, lookups } = await setup(t, { cacheTtlMs: 60_000 })
-  const { key, view } = await service.createKey({ name: 'to revoke', scopes: ['write'] })
+  const { key, view } = await service.createKey(fullAccess, { name: 'to revoke', role: 'admin' })
   t.ok(await service.authenticate(key))
-  t.equal(await service.revokeKey(view.id), 'revoked')
+  t.equal(await service.revokeKey(fullAccess, view.id), 'revoked')
   t.equal(await service.authenticate(key), undefined)
-  t.equal(await service.revokeKey(view.id), 'already_revoked')
-  t.equal(await service.revokeKey('nosuchkey123'), 'not_found')
-  t.equal(await service.revokeKey('../etc/passwd'), 'not_found')
-  t.same((await service.listKeys()).map((k) => k.id), [], 'revoked keys are not listed by default')
-  t.same((await service.listKeys({ includeRevoked: true })).map((k) => k.id), [view.id])
-  t.ok((await service.getKey(view.id))?.revokedAt)
+  t.equal(await service.revokeKey(fullAccess, view.id), 'already_revoked')
+  t.equal(await service.revokeKey(fullAccess, 'nosuchkey123'), 'not_found')
+  t.equal(await service.revokeKey(fullAccess, '../etc/passwd'), 'not_found')
+  t.same((await service.listKeys(fullAccess)).map((k) => k.id), [], 'revoked keys are not listed by default')
+  t.same((await service.listKeys(fullAccess, { includeRevoked: true })).map((k) => k.id), [view.id])
+  t.ok((await service.getKey(fullAccess, view.id))?.revokedAt)
   t.equal(lookups.length, 2, 'revocation dropped the cached answer')
 })
 
@@ -166,11 +166,11 @@ t.test('a revocation during a lookup in flight still wins', async (t) => {
     },
   }
   const service = createApiKeyService({ store, configKeys: [], logger: testLogger(), cacheTtlMs: 60_000, now: () => new Date('2030-01-01T00:00:00Z') })
-  const { key, view } = await service.createKey({ name: 'racing', scopes: ['read'] })
+  const { key, view } = await service.createKey(fullAccess, { name: 'racing', role: 'auditor' })
   gated = true
   const inFlight = service.authenticate(key)
   t.equal(await lookupDone, true, 'the lookup found the key before it was revoked')
-  t.equal(await service.revokeKey(view.id), 'revoked')
+  t.equal(await service.revokeKey(fullAccess, view.id), 'revoked')
   release()
   t.equal(await inFlight, undefined, 'the answer that arrived after the revocation is refused')
   t.equal(await service.authenticate(key), undefined)
@@ -178,7 +178,7 @@ t.test('a revocation during a lookup in flight still wins', async (t) => {
 
 t.test('an expired key fails, even when its lookup is cached', async (t) => {
   const { service, advance, now } = await setup(t, { cacheTtlMs: 60_000 })
-  const { key } = await service.createKey({ name: 'short-lived', scopes: ['read'], expiresAt: new Date(now().getTime() + 5_000) })
+  const { key } = await service.createKey(fullAccess, { name: 'short-lived', role: 'auditor', expiresAt: new Date(now().getTime() + 5_000) })
   t.ok(await service.authenticate(key))
   advance(4_999)
   t.ok(await service.authenticate(key), 'cached, and not expired yet')
@@ -188,68 +188,113 @@ t.test('an expired key fails, even when its lookup is cached', async (t) => {
   t.equal(await service.authenticate(key), undefined, 'and the database agrees')
 })
 
-t.test('config keys authenticate with the admin scope', async (t) => {
+t.test('config keys authenticate as central owners', async (t) => {
   const { service, lookups, database } = await setup(t)
   const other = createApiKeyService({
     store: createApiKeyStore(database.db),
     configKeys: ['first-config-key-0123456789abcdef', 'second-config-key-0123456789abcdef'],
     logger: testLogger(),
   })
-  t.same(await service.authenticate(configKey), { keyId: 'config:0', name: 'config key 1', scopes: ['admin'], source: 'config' })
-  t.same(await other.authenticate('second-config-key-0123456789abcdef'), { keyId: 'config:1', name: 'config key 2', scopes: ['admin'], source: 'config' })
+  t.same(await service.authenticate(configKey), { id: 'config:0', name: 'config key 1', source: 'config', grants: [{ tenantId: null, role: 'owner' }] })
+  t.same(await other.authenticate('second-config-key-0123456789abcdef'), { id: 'config:1', name: 'config key 2', source: 'config', grants: [{ tenantId: null, role: 'owner' }] })
   t.equal(await other.authenticate('second-config-key-0123456789abcdeF'), undefined)
   t.equal(await service.authenticate(configKey.slice(0, -1)), undefined)
   t.equal(lookups.length, 0, 'config keys never reach the database')
 })
 
-t.test('scopes nest: admin includes write, write includes read', async (t) => {
-  const expected: Record<ApiKeyScope, ApiKeyScope[]> = { read: ['read'], write: ['read', 'write'], admin: ['read', 'write', 'admin'] }
-  for (const granted of apiKeyScopes) {
-    for (const required of apiKeyScopes) {
-      t.equal(hasScope([granted], required), expected[granted].includes(required), `${granted} grants ${required}?`)
-    }
+/** The "pointer detail" lines of a validation error thrown by `attempt`. */
+async function validationErrors(t: Test, attempt: () => Promise<unknown>): Promise<string[]> {
+  try {
+    await attempt()
+  } catch (error) {
+    t.ok(error instanceof OrchardError)
+    t.equal((error as OrchardError).code, 'validation_failed')
+    return ((error as OrchardError).details?.['errors'] as Array<{ pointer: string; detail: string }>).map((e) => `${e.pointer} ${e.detail}`)
   }
-  t.equal(hasScope([], 'read'), false, 'nothing granted')
-  t.equal(hasScope(['read', 'admin'], 'write'), true, 'the highest granted scope counts')
+  throw new Error('accepted')
+}
+
+t.test('a key holds one role in one tenant; a tenant-scoped caller reaches only its own keys', async (t) => {
+  const { service, database, touches } = await setup(t)
+  await database.db
+    .insertInto('tenants')
+    .values([
+      { id: 'physics', name: 'Physics', parent_id: null },
+      { id: 'chemistry', name: 'Chemistry', parent_id: null },
+    ])
+    .execute()
+  const physics = tenantsAccess(['physics'])
+
+  const central = await service.createKey(fullAccess, { name: 'central owner', role: 'owner' })
+  const chemistry = await service.createKey(fullAccess, { name: 'chemistry admin', role: 'admin', tenantId: 'chemistry' })
+  const own = await service.createKey(physics, { name: 'physics helpdesk', role: 'helpdesk' })
+  t.equal(central.view.tenantId, null, 'a central caller naming no tenant makes a central key')
+  t.equal(chemistry.view.tenantId, 'chemistry')
+  t.equal(own.view.tenantId, 'physics', "a tenant-scoped caller naming no tenant makes a key of its own tenant")
+  t.same(await service.authenticate(own.key), { id: own.view.id, name: 'physics helpdesk', source: 'database', grants: [{ tenantId: 'physics', role: 'helpdesk' }] })
+  t.same(await service.authenticate(chemistry.key), { id: chemistry.view.id, name: 'chemistry admin', source: 'database', grants: [{ tenantId: 'chemistry', role: 'admin' }] })
+  t.same(await service.authenticate(central.key), { id: central.view.id, name: 'central owner', source: 'database', grants: [{ tenantId: null, role: 'owner' }] })
+  await Promise.all(touches)
+
+  t.same((await service.listKeys(physics, { includeRevoked: true })).map((k) => k.id), [own.view.id], 'only its own tenant is listed')
+  t.same((await service.listKeys(fullAccess)).map((k) => k.id).sort(), [central.view.id, chemistry.view.id, own.view.id].sort(), 'central IT sees every key')
+  t.equal((await service.getKey(physics, own.view.id))?.name, 'physics helpdesk')
+  t.equal(await service.getKey(physics, chemistry.view.id), undefined, "another tenant's key does not exist for it")
+  t.equal(await service.getKey(physics, central.view.id), undefined, 'nor does a central key')
+  t.equal(await service.revokeKey(physics, chemistry.view.id), 'not_found')
+  t.equal(await service.revokeKey(physics, central.view.id), 'not_found')
+  t.ok(await service.authenticate(chemistry.key), 'the other tenant key still works')
+  t.ok(await service.authenticate(central.key), 'the central key still works')
+  t.equal((await service.getKey(fullAccess, chemistry.view.id))?.revokedAt, null)
+  t.equal(await service.revokeKey(physics, own.view.id), 'revoked')
+  t.equal(await service.authenticate(own.key), undefined)
+  t.equal(await service.revokeKey(fullAccess, chemistry.view.id), 'revoked')
+  t.equal(await service.revokeKey(physics, chemistry.view.id), 'not_found', 'a revoked key of another tenant is not found either, not already revoked')
+
+  const before = await database.db.selectFrom('api_keys').select('id').execute()
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'admin', tenantId: 'chemistry' })), ['/tenant_id chemistry is not a tenant you manage'])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'admin', tenantId: 'nosuchtenant' })), ['/tenant_id nosuchtenant is not a tenant you manage'], 'an unknown tenant gets the same answer')
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner' })), ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner', tenantId: 'physics' })), ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'auditor', tenantId: null })), ['/tenant_id only central IT can create central keys'])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner', tenantId: null })), ['/tenant_id only central IT can create central keys'])
+  t.same(await validationErrors(t, () => service.createKey(fullAccess, { name: 'x', role: 'owner', tenantId: 'physics' })), ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'], 'not even central IT makes an owner key in a tenant')
+  t.same(await validationErrors(t, () => service.createKey(fullAccess, { name: 'x', role: 'admin', tenantId: 'nosuchtenant' })), ['/tenant_id no such tenant'], 'central IT is told the tenant does not exist')
+  t.same(await database.db.selectFrom('api_keys').select('id').execute(), before, 'no refused key was stored')
 })
 
 t.test('invalid keys are refused with a pointer per problem', async (t) => {
   const { service, now, database } = await setup(t)
-  const errorsOf = async (input: Parameters<typeof service.createKey>[0]) => {
-    try {
-      await service.createKey(input)
-    } catch (error) {
-      t.ok(error instanceof OrchardError)
-      t.equal((error as OrchardError).code, 'validation_failed')
-      return ((error as OrchardError).details?.['errors'] as Array<{ pointer: string; detail: string }>).map((e) => `${e.pointer} ${e.detail}`)
-    }
-    throw new Error('accepted')
-  }
-  t.same(await errorsOf({ name: '', scopes: ['read'] }), ['/name must be 1 to 200 characters'])
-  t.same(await errorsOf({ name: '   ', scopes: ['read'] }), ['/name must be 1 to 200 characters'])
-  t.same(await errorsOf({ name: 'x'.repeat(201), scopes: ['read'] }), ['/name must be 1 to 200 characters'])
-  t.same(await errorsOf({ name: 'line\nbreak', scopes: ['read'] }), ['/name must not contain control characters'])
-  t.same(await errorsOf({ name: 'ok', scopes: [] }), ['/scopes must list at least one of read, write, admin'])
-  t.same(await errorsOf({ name: 'ok', scopes: ['read', 'root' as ApiKeyScope, 'read'] }), ['/scopes/1 must be one of read, write, admin', '/scopes/2 read is listed twice'])
-  t.same(await errorsOf({ name: 'ok', scopes: ['read'], expiresAt: now() }), ['/expires_at must be in the future'])
-  t.same(await errorsOf({ name: 'ok', scopes: ['read'], expiresAt: new Date('nonsense') }), ['/expires_at must be a date and time'])
-  t.same(await errorsOf({ name: '', scopes: [], expiresAt: new Date(0) }), [
+  const errorsOf = (input: Parameters<typeof service.createKey>[1]) => validationErrors(t, () => service.createKey(fullAccess, input))
+  const roleError = '/role must be one of owner, admin, helpdesk, auditor'
+  t.same(await errorsOf({ name: '', role: 'auditor' }), ['/name must be 1 to 200 characters'])
+  t.same(await errorsOf({ name: '   ', role: 'auditor' }), ['/name must be 1 to 200 characters'])
+  t.same(await errorsOf({ name: 'x'.repeat(201), role: 'auditor' }), ['/name must be 1 to 200 characters'])
+  t.same(await errorsOf({ name: 'line\nbreak', role: 'auditor' }), ['/name must not contain control characters'])
+  t.same(await errorsOf({ name: 42 as unknown as string, role: 'auditor' }), ['/name must be a string'])
+  t.same(await errorsOf({ name: 'ok', role: 'root' as Role }), [roleError])
+  t.same(await errorsOf({ name: 'ok', role: 'read' as Role }), [roleError], 'the old scope names are not roles')
+  t.same(await errorsOf({ name: 'ok', role: undefined as unknown as Role }), [roleError], 'a role is required')
+  t.same(await errorsOf({ name: 'ok', role: 'auditor', expiresAt: now() }), ['/expires_at must be in the future'])
+  t.same(await errorsOf({ name: 'ok', role: 'auditor', expiresAt: new Date('nonsense') }), ['/expires_at must be a date and time'])
+  t.same(await errorsOf({ name: '', role: 'root' as Role, expiresAt: new Date(0) }), ['/name must be 1 to 200 characters', roleError, '/expires_at must be in the future'])
+  t.same(await errorsOf({ name: '', role: 'owner', tenantId: 'physics', expiresAt: new Date(0) }), [
     '/name must be 1 to 200 characters',
-    '/scopes must list at least one of read, write, admin',
+    '/tenant_id owner keys belong to central IT: leave tenant_id out (or null)',
     '/expires_at must be in the future',
   ])
   t.same(await database.db.selectFrom('api_keys').select('id').execute(), [], 'nothing stored')
-  const longest = await service.createKey({ name: 'é'.repeat(200), scopes: ['admin', 'read'], expiresAt: new Date(now().getTime() + 1) })
+  const longest = await service.createKey(fullAccess, { name: 'é'.repeat(200), role: 'owner', expiresAt: new Date(now().getTime() + 1) })
   t.equal(longest.view.name.length, 200, '200 characters is allowed')
 })
 
 t.test('last use is recorded, at most once a minute, without holding up the request', async (t) => {
   const { service, touches, advance, now, database } = await setup(t, { cacheTtlMs: 1_000 })
-  const { key, view } = await service.createKey({ name: 'busy', scopes: ['read'] })
+  const { key, view } = await service.createKey(fullAccess, { name: 'busy', role: 'auditor' })
   await service.authenticate(key)
   t.equal(touches.length, 1)
   await Promise.all(touches)
-  t.same((await service.getKey(view.id))?.lastUsedAt, now())
+  t.same((await service.getKey(fullAccess, view.id))?.lastUsedAt, now())
   const first = now()
   for (let i = 0; i < 59; i++) {
     advance(1_000)
@@ -260,7 +305,7 @@ t.test('last use is recorded, at most once a minute, without holding up the requ
   await service.authenticate(key)
   t.equal(touches.length, 2, 'written again after a minute')
   await Promise.all(touches)
-  t.same((await service.getKey(view.id))?.lastUsedAt, now())
+  t.same((await service.getKey(fullAccess, view.id))?.lastUsedAt, now())
   t.not(now().getTime(), first.getTime())
 
   // A failing write is logged, never thrown into the request.
@@ -283,7 +328,7 @@ t.test('last use is recorded, at most once a minute, without holding up the requ
 
 t.test('a database failure is an error, not a refusal, and is not cached', async (t) => {
   const { service, database } = await setup(t)
-  const { key } = await service.createKey({ name: 'outage', scopes: ['read'] })
+  const { key } = await service.createKey(fullAccess, { name: 'outage', role: 'auditor' })
   await database.kill()
   await t.rejects(service.authenticate(key))
   await t.rejects(service.authenticate(key), 'asked again: the failure was not cached')
