@@ -41,6 +41,9 @@ import { withCheckinEvents, withCommandResultEvents } from './services/webhook-e
 import { createWebhookService, type WebhookService } from './services/webhook-service.js'
 import { createAuditStore } from './storage/audit-store.js'
 import { createTenantStore } from './storage/tenant-store.js'
+import { createReportStore } from './storage/report-store.js'
+import { createTenantReports } from './services/tenant-reports.js'
+import { tenantHandlers } from './http/api/tenant-handlers.js'
 import { createTenantTree } from './services/access-control.js'
 import { createApiKeyStore } from './storage/api-key-store.js'
 import { createCommandAdminStore } from './storage/command-admin-store.js'
@@ -317,6 +320,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...adminHandlers({ apiKeys, webhooks, retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
         ...depHandlers({ dep }),
+        ...tenantHandlers({ tenants: tenantStore, tree: tenantTree, audit, reports: createTenantReports({ reports: createReportStore(db), tenants: tenantStore }) }),
       },
     },
     enrollment: { scep, enrollment, ade },

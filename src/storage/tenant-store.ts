@@ -8,7 +8,7 @@ export type TenantRow = Selectable<TenantsTable>
 
 export type CreateTenantOutcome = { ok: true; tenant: TenantRow } | { ok: false; reason: 'exists' | 'name_taken' | 'parent_not_found' | 'parent_is_nested' }
 export type DeleteTenantOutcome = 'deleted' | 'not_found' | 'in_use'
-export type MoveOutcome = { moved: string[]; unchanged: string[]; notFound: string[] }
+export type MoveOutcome = { ok: true; moved: string[]; unchanged: string[]; notFound: string[] } | { ok: false; reason: 'tenant_not_found' }
 
 export interface TenantStore {
   /** Every tenant with its parent: small, read to resolve a principal's tenants. */
@@ -26,7 +26,8 @@ export interface TenantStore {
 }
 
 const uniqueViolation = '23505'
-const foreignKeyViolation = '23503'
+// RESTRICT foreign keys report restrict_violation (23001), the others foreign_key_violation.
+const foreignKeyViolations = new Set(['23503', '23001'])
 const codeOf = (error: unknown) => (error as { code?: string } | null)?.code
 
 export function createTenantStore(db: Kysely<Database>): TenantStore {
@@ -88,18 +89,33 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
         })
       } catch (error) {
         // Devices, links, tokens, keys or departments still name it.
-        if (codeOf(error) === foreignKeyViolation) return 'in_use'
+        if (foreignKeyViolations.has(codeOf(error) ?? '')) return 'in_use'
         throw error
       }
     },
 
     async moveDevices(scope, deviceIds, tenantId, at) {
+      if (tenantId !== null) {
+        const target = await db.selectFrom('tenants').select('id').where('id', '=', tenantId).executeTakeFirst()
+        if (!target) return { ok: false, reason: 'tenant_not_found' }
+      }
+      try {
+        return await moveInTransaction(scope, deviceIds, tenantId, at)
+      } catch (error) {
+        if (foreignKeyViolations.has(codeOf(error) ?? '')) return { ok: false, reason: 'tenant_not_found' }
+        throw error
+      }
+    },
+  }
+
+  function moveInTransaction(scope: AccessScope, deviceIds: readonly string[], tenantId: string | null, at: Date): Promise<MoveOutcome> {
       return db.transaction().execute(async (trx) => {
         const found = await trx.selectFrom('devices').select(['id', 'tenant_id']).where('id', 'in', deviceIds).where(inScope(scope, 'tenant_id')).forUpdate().execute()
         const byId = new Map(found.map((row) => [row.id, row.tenant_id]))
         const notFound = deviceIds.filter((id) => !byId.has(id))
-        const moving = found.filter((row) => row.tenant_id !== tenantId).map((row) => row.id)
-        const unchanged = found.filter((row) => row.tenant_id === tenantId).map((row) => row.id)
+        // In the order asked for.
+        const moving = deviceIds.filter((id) => byId.has(id) && byId.get(id) !== tenantId)
+        const unchanged = deviceIds.filter((id) => byId.has(id) && byId.get(id) === tenantId)
         if (moving.length > 0) {
           await trx.updateTable('devices').set({ tenant_id: tenantId, updated_at: at }).where('id', 'in', moving).execute()
           // Devices that were being billed somewhere go on being billed in the new tenant.
@@ -134,10 +150,11 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
             await trx.insertInto('audit_events').values(rows).execute()
             actor.recorded = true
           }
+        } else {
+          await recordAdminWrite(trx, scope, { type: 'device', id: null, tenantId, details: { to_tenant_id: tenantId, moved: [], unchanged, not_found: notFound } })
         }
-        return { moved: moving, unchanged, notFound }
+        return { ok: true as const, moved: moving, unchanged, notFound }
       })
-    },
   }
 }
 
