@@ -193,7 +193,22 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const webhookStore = createWebhookStore(db)
   const webhooks = createWebhookService({ store: webhookStore, secretBox, logger })
 
-  const commands = withCommandResultEvents(createCommandService({ queue, inventory, metrics, logger, notNowAlertAfter: config.notNowAlertAfter }), webhooks)
+  const audit = createAuditStore(db)
+
+  const commands = withCommandResultEvents(
+    createCommandService({
+      queue,
+      inventory,
+      metrics,
+      logger,
+      notNowAlertAfter: config.notNowAlertAfter,
+      // An acknowledged EraseDevice: the device is wiping itself; its timeline says so.
+      async acknowledged({ deviceId, enrollmentId, requestType, commandUuid }) {
+        if (requestType === 'EraseDevice' && enrollmentId === deviceId) await audit.appendDeviceEvent({ deviceId, action: 'wiped', details: { command_uuid: commandUuid }, at: new Date() })
+      },
+    }),
+    webhooks,
+  )
 
   const pushStore = createPushStore(db)
   const pushCertificates = createPushCertificateService({
@@ -224,7 +239,6 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
   const tenantStore = createTenantStore(db)
   const tenantTree = createTenantTree(() => tenantStore.allTenants())
-  const audit = createAuditStore(db)
   const scep = createScepService({
     authority,
     store: enrollmentLinks,
@@ -269,6 +283,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         await ade.enrolled(channel, facts)
       },
       checkedOut: (deviceId) => audit.deviceCheckedOut(deviceId, new Date()),
+      identityRenewed: (deviceId, identity) => audit.appendDeviceEvent({ deviceId, action: 'identity_renewed', details: { identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter?.toISOString() ?? null }, at: new Date() }),
     },
     identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
     logger,

@@ -20,6 +20,8 @@ export interface EnrollmentEvents {
   /** The first TokenUpdate after an Authenticate: the channel is newly enrolled. */
   enrolled?(channel: Channel, facts: { awaitingConfiguration: boolean }): void | Promise<void>
   checkedOut?(deviceId: string): void | Promise<void>
+  /** Authenticate with a certificate issued to renew this device's identity. */
+  identityRenewed?(deviceId: string, identity: { certificateSha256: string; notAfter: Date | null }): void | Promise<void>
 }
 
 /** Where identity certificates came from (issued by Orchard's SCEP server), for Authenticate. */
@@ -89,8 +91,10 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
           throw new OrchardError('identity_rejected', `the certificate is already bound to device ${outcome.boundToDeviceId}`)
         }
         if (origin && !renewal) await deps.identityOrigins!.apply(channel.deviceId, origin)
-        if (renewal) log.info({ ...fields, identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter }, 'identity renewed: the device is bound to its new certificate')
-        else log.info({ ...fields, new_device: outcome.newDevice, serial_number: message.serialNumber, enrollment_link_id: origin?.enrollmentLinkId ?? null }, 'device authenticated')
+        if (renewal) {
+          log.info({ ...fields, identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter }, 'identity renewed: the device is bound to its new certificate')
+          await deps.events.identityRenewed?.(channel.deviceId, { certificateSha256: identity.certificateSha256, notAfter: identity.notAfter ?? null })
+        } else log.info({ ...fields, new_device: outcome.newDevice, serial_number: message.serialNumber, enrollment_link_id: origin?.enrollmentLinkId ?? null }, 'device authenticated')
         return emptyReply
       }
 

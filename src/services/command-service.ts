@@ -47,6 +47,8 @@ export interface CommandServiceDeps {
   logger: Logger
   /** Warn once when a device has answered NotNow to the same command this many times. */
   notNowAlertAfter: number
+  /** After a device acknowledged a command (the result is stored). */
+  acknowledged?(event: { deviceId: string; enrollmentId: string; requestType: string; commandUuid: string }): Promise<void>
 }
 
 export function createCommandService(deps: CommandServiceDeps): CommandService {
@@ -87,6 +89,9 @@ export function createCommandService(deps: CommandServiceDeps): CommandService {
         if (status === 'Acknowledged') {
           const update = inventoryFromReport(result.requestType, report.raw)
           if (update) await deps.inventory.applyInventory(channel.deviceId, channel.enrollmentId, update)
+          if (deps.acknowledged && report.commandUuid) {
+            await deps.acknowledged({ deviceId: channel.deviceId, enrollmentId: channel.enrollmentId, requestType: result.requestType, commandUuid: report.commandUuid })
+          }
         }
       }
 

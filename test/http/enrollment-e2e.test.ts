@@ -82,6 +82,9 @@ t.test('link -> profile -> SCEP -> enrolled in the link group -> command -> rene
   t.match((await api('GET', `/api/v1/enrollment-links/${link.id}`)).json, { uses: 1 }, 'a renewal is not a new use of the link')
   const issuance = await world.database.db.selectFrom('issued_certificates').selectAll().where('device_id', '=', device.udid).executeTakeFirstOrThrow()
   t.match(issuance, { authorized_by: 'challenge', device_id: device.udid })
+  const timeline = await api('GET', `/api/v1/audit-events?device_id=${device.udid}&category=device`)
+  t.same(timeline.json.items.map((event: { action: string }) => event.action), ['identity_renewed', 'enrolled'], 'the renewal is in the device\'s timeline')
+  t.match(timeline.json.items[0].details, { identity_sha256: after.identity_sha256 })
 
   // The old certificate is refused now (never with 401).
   const old = await SimulatedDevice.fromIdentity({ certificateDer: oldIdentity.certificateDer, privateKey: await exportKey(oldIdentity.privateKey) }, injectTransport(world.app), { udid: device.udid })

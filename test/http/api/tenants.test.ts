@@ -1,6 +1,7 @@
 import t from 'tap'
 import { apiClient } from '../../helpers/api.js'
 import { setupMdm, type MdmFixture } from '../../helpers/mdm-fixture.js'
+import { commandIn } from '../../helpers/simulated-device.js'
 
 async function keyFor(api: ReturnType<typeof apiClient>, role: string, tenantId: string | null): Promise<string> {
   const created = await api('POST', '/api/v1/api-keys', { body: { name: `${role} ${tenantId ?? 'central'}`, role, tenant_id: tenantId } })
@@ -271,4 +272,20 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
   t.equal(missing.statusCode, 400)
   t.ok(missing.json.errors.some((e: { parameter: string }) => e.parameter === 'to'))
   t.equal((await api('GET', '/api/v1/reports/device-days?from=2026-13-01&to=2026-12-31')).statusCode, 400, 'not a date')
+})
+
+t.test('a device\'s timeline: enrolled, wiped when it acknowledges EraseDevice, checked out', async (t) => {
+  const mdm = await setupMdm(t)
+  const api = apiClient(mdm.app)
+  const device = await mdm.enrolledDevice()
+  const erase = await api('POST', `/api/v1/devices/${device.udid}/erase`, { body: {} })
+  t.equal(erase.statusCode, 201)
+  const sent = commandIn(await device.idle())!
+  t.equal(sent.requestType, 'EraseDevice')
+  const timeline = async () => (await api('GET', `/api/v1/audit-events?device_id=${device.udid}`)).json.items.map((event: { category: string; action: string }) => `${event.category}:${event.action}`)
+  t.same(await timeline(), ['admin:eraseDevice', 'device:enrolled'], 'not wiped while it only has the command')
+  await device.answer(sent.uuid, 'Acknowledged')
+  t.same(await timeline(), ['device:wiped', 'admin:eraseDevice', 'device:enrolled'])
+  await device.checkOut()
+  t.same((await timeline())[0], 'device:checked_out')
 })
