@@ -235,10 +235,10 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const directory = createDeviceDirectoryStore(db)
   const commandAdmin = createCommandAdminStore(db)
   const retention = createRetentionService({ settings, commandAdmin, logger })
-  const dispatcher = createCommandDispatcher({ commands, directory, push, logger })
-  const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
   const tenantStore = createTenantStore(db)
   const tenantTree = createTenantTree(() => tenantStore.allTenants())
+  const dispatcher = createCommandDispatcher({ commands, directory, push, tenants: tenantTree, logger })
+  const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
   const scep = createScepService({
     authority,
     store: enrollmentLinks,

@@ -15,6 +15,8 @@ export interface Principal {
 export interface TenantTree {
   /** The tenant and its departments (an organisation's children), itself first. */
   withDepartments(tenantId: string): Promise<readonly string[]>
+  /** The organisation a tenant belongs to: its parent, or itself when it has none. */
+  organisationOf(tenantId: string): Promise<string>
   /** After a tenant is created, moved or deleted in this process. */
   invalidate(): void
 }
@@ -47,36 +49,63 @@ export async function scopeForRoles(principal: Principal, allowed: readonly Role
 export function createTenantTree(load: () => Promise<Array<{ id: string; parentId: string | null }>>, options: { ttlMs?: number; now?: () => number } = {}): TenantTree {
   const ttlMs = options.ttlMs ?? 5_000
   const now = options.now ?? Date.now
-  let cached: { until: number; children: Promise<Map<string, string[]>> } | undefined
+  interface Shape {
+    children: Map<string, string[]>
+    parents: Map<string, string>
+  }
+  let cached: { until: number; shape: Promise<Shape> } | undefined
 
-  function children(): Promise<Map<string, string[]>> {
-    if (cached && cached.until > now()) return cached.children
+  function shape(): Promise<Shape> {
+    if (cached && cached.until > now()) return cached.shape
     const entry = {
       until: now() + ttlMs,
-      children: load().then((tenants) => {
-        const map = new Map<string, string[]>()
+      shape: load().then((tenants) => {
+        const children = new Map<string, string[]>()
+        const parents = new Map<string, string>()
         for (const tenant of tenants) {
           if (tenant.parentId === null) continue
-          const list = map.get(tenant.parentId) ?? []
+          const list = children.get(tenant.parentId) ?? []
           list.push(tenant.id)
-          map.set(tenant.parentId, list)
+          children.set(tenant.parentId, list)
+          parents.set(tenant.id, tenant.parentId)
         }
-        return map
+        return { children, parents }
       }),
     }
-    entry.children.catch(() => {
+    entry.shape.catch(() => {
       if (cached === entry) cached = undefined
     })
     cached = entry
-    return entry.children
+    return entry.shape
   }
 
   return {
     async withDepartments(tenantId) {
-      return [tenantId, ...((await children()).get(tenantId) ?? [])]
+      return [tenantId, ...((await shape()).children.get(tenantId) ?? [])]
+    },
+    async organisationOf(tenantId) {
+      return (await shape()).parents.get(tenantId) ?? tenantId
     },
     invalidate() {
       cached = undefined
     },
   }
+}
+
+/**
+ * The tenant a command sent to devices of `targetTenants` belongs to, so its sender (and the
+ * right admins) see it: the targets' one tenant; else their common organisation (a command
+ * to several departments of one organisation); else central IT for a central sender, or the
+ * first of the sender's own tenants among the targets'.
+ */
+export async function commandTenant(targetTenants: ReadonlySet<string | null>, scope: AccessScope, tree: Pick<TenantTree, 'organisationOf'>): Promise<string | null> {
+  const tenants = [...targetTenants]
+  if (tenants.length === 1) return tenants[0]!
+  if (tenants.length > 1 && !tenants.includes(null)) {
+    const organisations = new Set(await Promise.all(tenants.map((id) => tree.organisationOf(id!))))
+    const organisation = organisations.size === 1 ? [...organisations][0]! : undefined
+    if (organisation !== undefined && (scope.kind === 'all' || scope.ids.includes(organisation))) return organisation
+  }
+  if (scope.kind === 'all') return null
+  return scope.ids.find((id) => targetTenants.has(id)) ?? null
 }

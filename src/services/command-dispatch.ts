@@ -8,6 +8,7 @@ import { commandApplicability, platformFromProduct, validateTypedCommand, type N
 import type { PlistDict } from '../mdm/plist.js'
 import type { AccessScope } from '../storage/access-scope.js'
 import type { DeviceDirectoryStore, DeviceFilter, TargetFacts } from '../storage/device-directory-store.js'
+import { commandTenant, type TenantTree } from './access-control.js'
 import type { CommandService } from './command-service.js'
 import type { PushReport, PushService } from './push-service.js'
 
@@ -49,7 +50,7 @@ export interface CommandDispatcher {
 /** Most targets one filter may select in one call. */
 export const maxFilterTargets = 100_000
 
-export function createCommandDispatcher(deps: { commands: CommandService; directory: DeviceDirectoryStore; push: PushService; logger: Logger }): CommandDispatcher {
+export function createCommandDispatcher(deps: { commands: CommandService; directory: DeviceDirectoryStore; push: PushService; tenants: Pick<TenantTree, 'organisationOf'>; logger: Logger }): CommandDispatcher {
   const log = deps.logger.child({ service: 'command-dispatch' })
 
   function encode(source: CommandSource): EncodedCommand {
@@ -116,9 +117,7 @@ export function createCommandDispatcher(deps: { commands: CommandService; direct
 
       let stored = false
       if (candidates.length > 0) {
-        // A command belongs to the tenant of its targets when they share one, else to central IT.
-        const tenants = new Set(candidates.map((id) => factsById.get(id)!.tenantId))
-        const tenantId = tenants.size === 1 ? [...tenants][0]! : null
+        const tenantId = await commandTenant(new Set(candidates.map((id) => factsById.get(id)!.tenantId)), scope, deps.tenants)
         const enqueued = await deps.commands.enqueueCommand(candidates, command, { priority: request.priority, expiresAt: request.expiresAt ?? null, tenantId, scope })
         stored = enqueued.stored
         for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })

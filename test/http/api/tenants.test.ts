@@ -80,6 +80,15 @@ t.test('an organisation admin reaches its departments\' devices; a department ad
   t.same((await api('GET', '/api/v1/devices', { key: organisation })).json.items.map((d: { id: string }) => d.id).sort(), [inPhysics, inChemistry].sort())
   t.same((await api('GET', '/api/v1/devices', { key: physics })).json.items.map((d: { id: string }) => d.id), [inPhysics])
   t.equal((await api('POST', `/api/v1/devices/${inChemistry}/lock`, { key: organisation, body: {} })).statusCode, 201)
+
+  const both = await api('POST', '/api/v1/commands', { key: organisation, body: { enrollment_ids: [inPhysics, inChemistry], command: { request_type: 'ProfileList' }, push: false } })
+  t.equal(both.statusCode, 201)
+  const row = await mdm.database.db.selectFrom('commands').select('tenant_id').where('uuid', '=', both.json.command_uuid).executeTakeFirstOrThrow()
+  t.equal(row.tenant_id, 'science', 'a command to two departments belongs to their organisation')
+  t.equal((await api('GET', `/api/v1/commands/${both.json.command_uuid}`, { key: organisation })).statusCode, 200, 'its sender sees it')
+  t.equal((await api('GET', `/api/v1/commands/${both.json.command_uuid}`, { key: physics })).statusCode, 404, 'a department admin does not see the organisation\'s command')
+  const queue = await api('GET', `/api/v1/enrollments/${inPhysics}/commands`, { key: physics })
+  t.ok(queue.json.items.some((item: { command_uuid: string }) => item.command_uuid === both.json.command_uuid), 'but sees it in its own device\'s queue')
 })
 
 t.test('moving devices: billing periods end and start at the same moment, both tenants audit it, the old tenant loses sight of the device', async (t) => {
