@@ -2,7 +2,7 @@
 // operation of the admin API names the roles allowed to call it (openapi.yaml,
 // `security: [{ apiKey: [roles...] }]`), and the scope of the call is the set of tenants
 // where the principal holds one of those roles, with their departments.
-import { roles, type AccessScope, type AuditActor, type Grant, type Role } from '../storage/access-scope.js'
+import { roles, tenantsAccess, type AccessScope, type AuditActor, type Grant, type Role } from '../storage/access-scope.js'
 
 export interface Principal {
   /** `<key id>`, `config:<n>` or `oidc:<subject>`. */
@@ -42,7 +42,7 @@ export async function scopeForRoles(principal: Principal, allowed: readonly Role
   for (const grant of usable) {
     for (const id of await tree.withDepartments(grant.tenantId!)) if (!ids.includes(id)) ids.push(id)
   }
-  return Object.freeze({ kind: 'tenants', ids: Object.freeze(ids), ...(actor ? { actor } : {}) })
+  return tenantsAccess(ids, actor)
 }
 
 /** A tenant tree over a loader of every tenant, cached for `ttlMs` (tenants change rarely). */

@@ -14,7 +14,7 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import type { ApiKeyRow, ApiKeyStore } from '../storage/api-key-store.js'
-import { roles, scopeIncludes, type AccessScope, type Role } from '../storage/access-scope.js'
+import { defaultTenantOf, roles, scopeIncludes, type AccessScope, type Role } from '../storage/access-scope.js'
 import type { Principal } from './access-control.js'
 
 /** What the API and CLI show of a key: never the key or its hash. */
@@ -122,7 +122,7 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
 
     const role = input.role
     if (!(roles as readonly unknown[]).includes(role)) errors.push({ pointer: '/role', detail: `must be one of ${roles.join(', ')}` })
-    const tenantId = input.tenantId === undefined ? (scope.kind === 'all' ? null : (scope.ids[0] ?? null)) : input.tenantId
+    const tenantId = input.tenantId === undefined ? defaultTenantOf(scope) : input.tenantId
     if (role === 'owner' && tenantId !== null) errors.push({ pointer: '/tenant_id', detail: 'owner keys belong to central IT: leave tenant_id out (or null)' })
     if (!scopeIncludes(scope, tenantId)) errors.push({ pointer: '/tenant_id', detail: tenantId === null ? 'only central IT can create central keys' : `${tenantId} is not a tenant you manage` })
 
