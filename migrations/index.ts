@@ -9,6 +9,8 @@ import * as m0004 from './0004_admin_api.js'
 import * as m0005 from './0005_enrollment.js'
 import * as m0006 from './0006_ade.js'
 import * as m0007 from './0007_tenants.js'
+import * as m0008 from './0008_lifecycle.js'
+import * as m0009 from './0009_blueprints.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -18,4 +20,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0005_enrollment': m0005,
   '0006_ade': m0006,
   '0007_tenants': m0007,
+  '0008_lifecycle': m0008,
+  '0009_blueprints': m0009,
 })

@@ -199,6 +199,13 @@ const profilePayloadTypes = [
   'com.apple.security.pkcs1',
   'com.apple.security.pkcs12',
   'com.apple.security.pem',
+  // Payloads admins put into blueprint profiles, with their keys in the digest.
+  'com.apple.wifi.managed',
+  'com.apple.mobiledevice.passwordpolicy',
+  'com.apple.applicationaccess',
+  'com.apple.webClip.managed',
+  'com.apple.vpn.managed',
+  'com.apple.configurationprofile.identification',
 ]
 
 interface ProfileKey {
@@ -250,7 +257,10 @@ function profileKeyLines(keys: ProfileKey[], indent: string): string[] {
 export function generateProfilePayloadSchema(dir: string): string {
   const payloads = JSON.parse(readFileSync(`${dir}/profile-payloads.json`, 'utf8')) as Record<string, { keys: ProfileKey[] }>
   const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
-  const lines = [header(`profile-payloads.json (commit ${meta.commit.slice(0, 8)})`)]
+  const allTypes = Object.keys(JSON.parse(readFileSync(`${dir}/profile-payload-types.json`, 'utf8')) as Record<string, unknown>)
+    .filter((name) => name !== 'TopLevel' && name !== 'CommonPayloadKeys')
+    .sort()
+  const lines = [header(`profile-payloads.json and profile-payload-types.json (commit ${meta.commit.slice(0, 8)})`)]
   lines.push(`import type { PlistKeyType } from './checkin-schema.js'`)
   lines.push('')
   lines.push('export interface ProfileKeySchema {')
@@ -271,6 +281,9 @@ export function generateProfilePayloadSchema(dir: string): string {
   lines.push('export const profileSchemaNames = [', ...profilePayloadTypes.map((name) => `  ${literal(name)},`), '] as const')
   lines.push('')
   lines.push('export type ProfileSchemaName = (typeof profileSchemaNames)[number]')
+  lines.push('')
+  lines.push('/** Every PayloadType in Apple\'s schema (keys known or not). */')
+  lines.push('export const knownPayloadTypes: ReadonlySet<string> = new Set([', ...allTypes.map((name) => `  ${literal(name)},`), '])')
   lines.push('')
   lines.push('/**')
   lines.push(' * Keys of the top-level Configuration dict (TopLevel), of every payload (CommonPayloadKeys),')

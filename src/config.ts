@@ -58,6 +58,7 @@ export interface Config {
   readonly abmUrl: string
   /** How often this process syncs ABM/ASM devices, in seconds; 0 = never (another instance does). */
   readonly depSyncSeconds: number
+  readonly blueprintCheckHours: number
   /** Check that ADE MachineInfo signers chain to one of adeMachineInfoCaFiles. */
   readonly adeVerifyMachineInfo: boolean
   /** PEM files of the CAs that sign devices' MachineInfo (Apple's device CAs). */
@@ -140,6 +141,7 @@ type OptionKey =
   | 'enrollmentProfileIdentifier'
   | 'abmUrl'
   | 'depSyncSeconds'
+  | 'blueprintCheckHours'
   | 'adeVerifyMachineInfo'
   | 'adeMachineInfoCaFiles'
   | 'oidcIssuer'
@@ -184,6 +186,7 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'enrollmentProfileIdentifier', env: 'ORCHARD_ENROLLMENT_PROFILE_IDENTIFIER', flag: '--enrollment-profile-identifier', defaultText: 'orchard.enrollment', description: 'PayloadIdentifier of enrollment profiles. Identity renewal re-installs the profile with it: do not change it while devices are enrolled.' },
   { key: 'abmUrl', env: 'ORCHARD_ABM_URL', flag: '--abm-url', defaultText: 'https://mdmenrollment.apple.com', description: "Apple's device assignment (ADE/DEP) API of Apple Business/School Manager; an http(s):// URL of a test server otherwise." },
   { key: 'depSyncSeconds', env: 'ORCHARD_DEP_SYNC_SECONDS', flag: '--dep-sync-seconds', defaultText: '900', description: 'How often this process syncs the devices of every ABM/ASM token (one instance at a time per token, by lease); 0 = not in this process.' },
+  { key: 'blueprintCheckHours', env: 'ORCHARD_BLUEPRINT_CHECK_HOURS', flag: '--blueprint-check-hours', defaultText: '24', description: 'How often every device with blueprints is asked for its profile and app lists, so drift is repaired; 0 = only on enrollment, changes and sync.' },
   { key: 'adeVerifyMachineInfo', env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO', flag: '--ade-verify-machine-info', defaultText: 'true', description: "`true`: an ADE device's MachineInfo must be signed by a certificate chaining to ORCHARD_ADE_MACHINE_INFO_CA_FILES (ADE enrollment answers 503 until they are set); `false`: the signature is checked, its chain is not." },
   { key: 'adeMachineInfoCaFiles', env: 'ORCHARD_ADE_MACHINE_INFO_CA_FILES', flag: '--ade-machine-info-ca-files', defaultText: '(none)', description: "Comma-separated PEM files with the CAs that issue devices' own identities, for ADE MachineInfo: Apple Root CA and Apple iPhone Device CA (apple.com/certificateauthority; macOS sends no intermediate, so list both). Each is a trust anchor." },
   { key: 'oidcIssuer', env: 'ORCHARD_OIDC_ISSUER', flag: '--oidc-issuer', defaultText: '(unset: API keys only)', description: "Issuer URL of the organisation's OpenID Connect provider: the admin API then also takes its JWTs as bearer tokens (signature from the issuer's JWKS, audience and expiry checked)." },
@@ -417,6 +420,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     abmUrl = url!.toString().replace(/\/+$/, '')
   }
   const depSyncSeconds = integer('depSyncSeconds', 900, 0, 7 * 86_400)
+  const blueprintCheckHours = integer('blueprintCheckHours', 24, 0, 24 * 90)
   const adeVerifyMachineInfo = (raw.adeVerifyMachineInfo ?? 'true').trim().toLowerCase()
   if (adeVerifyMachineInfo !== 'true' && adeVerifyMachineInfo !== 'false') fail('adeVerifyMachineInfo', 'must be true or false')
   const adeMachineInfoCaFiles = fileList('adeMachineInfoCaFiles')
@@ -499,6 +503,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     enrollmentProfileIdentifier,
     abmUrl,
     depSyncSeconds,
+    blueprintCheckHours,
     adeVerifyMachineInfo: adeVerifyMachineInfo === 'true',
     adeMachineInfoCaFiles: Object.freeze(adeMachineInfoCaFiles),
     oidc,
@@ -567,6 +572,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     organization: config.organization,
     abm_url: config.abmUrl,
     dep_sync_seconds: config.depSyncSeconds,
+    blueprint_check_hours: config.blueprintCheckHours,
     ade_verify_machine_info: config.adeVerifyMachineInfo,
     ade_machine_info_ca_files: config.adeMachineInfoCaFiles,
     oidc: config.oidc ? { issuer: config.oidc.issuer, audiences: config.oidc.audiences, groups_claim: config.oidc.groupsClaim, groups: [...config.oidc.groupRoles.keys()] } : null,

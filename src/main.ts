@@ -39,11 +39,18 @@ import { createCommandDispatcher, type CommandDispatcher } from './services/comm
 import { createRetentionService, type RetentionService } from './services/retention.js'
 import { withCheckinEvents, withCommandResultEvents } from './services/webhook-events.js'
 import { createWebhookService, type WebhookService } from './services/webhook-service.js'
+import { fullAccess } from './storage/access-scope.js'
 import { createAuditStore } from './storage/audit-store.js'
 import { createTenantStore } from './storage/tenant-store.js'
 import { createReportStore } from './storage/report-store.js'
 import { createTenantReports } from './services/tenant-reports.js'
 import { tenantHandlers } from './http/api/tenant-handlers.js'
+import { lifecycleHandlers } from './http/api/lifecycle-handlers.js'
+import { blueprintHandlers } from './http/api/blueprint-handlers.js'
+import { createBlueprintService, type BlueprintService } from './services/blueprints.js'
+import { createBlueprintStore } from './storage/blueprint-store.js'
+import { createDeviceLifecycle, type DeviceLifecycle } from './services/device-lifecycle.js'
+import { createLifecycleStore } from './storage/lifecycle-store.js'
 import { createTenantTree } from './services/access-control.js'
 import { createApiKeyStore } from './storage/api-key-store.js'
 import { createCommandAdminStore } from './storage/command-admin-store.js'
@@ -107,6 +114,7 @@ function startBackgroundWork(deps: {
   enrollment: EnrollmentService
   renewal: IdentityRenewalService
   dep: DepService
+  blueprints: BlueprintService
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
@@ -125,6 +133,9 @@ function startBackgroundWork(deps: {
   const seconds = deps.config.repush.loopIntervalSeconds
   if (seconds > 0) {
     tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))
+  }
+  if (deps.config.blueprintCheckHours > 0) {
+    tasks.push(startPeriodicTask('blueprint check', deps.config.blueprintCheckHours * 3_600_000, async () => void (await deps.blueprints.checkAll()), deps.logger))
   }
   if (deps.config.depSyncSeconds > 0) {
     tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))
@@ -194,6 +205,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const webhooks = createWebhookService({ store: webhookStore, secretBox, logger })
 
   const audit = createAuditStore(db)
+  const lifecycleRef: { current?: DeviceLifecycle } = {}
+  const blueprintsRef: { current?: BlueprintService } = {}
 
   const commands = withCommandResultEvents(
     createCommandService({
@@ -202,9 +215,11 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       metrics,
       logger,
       notNowAlertAfter: config.notNowAlertAfter,
-      // An acknowledged EraseDevice: the device is wiping itself; its timeline says so.
-      async acknowledged({ deviceId, enrollmentId, requestType, commandUuid }) {
-        if (requestType === 'EraseDevice' && enrollmentId === deviceId) await audit.appendDeviceEvent({ deviceId, action: 'wiped', details: { command_uuid: commandUuid }, at: new Date() })
+      // Lifecycle actions complete from command results; the service is built further down
+      // (it queues commands through the dispatcher, which needs this command service).
+      async resultRecorded(event) {
+        if ((await lifecycleRef.current?.commandResult(event)) === 'stop') return 'stop'
+        return (await blueprintsRef.current?.commandResult(event)) ? 'more' : undefined
       },
     }),
     webhooks,
@@ -238,6 +253,24 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const tenantStore = createTenantStore(db)
   const tenantTree = createTenantTree(() => tenantStore.allTenants())
   const dispatcher = createCommandDispatcher({ commands, directory, push, tenants: tenantTree, logger })
+  const lifecycleStore = createLifecycleStore(db)
+  const lifecycle = createDeviceLifecycle({
+    store: lifecycleStore,
+    dispatcher,
+    disown: (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials),
+    mdmProfileIdentifier: config.enrollmentProfileIdentifier,
+    deviceEvent: (deviceId, action, details) => audit.appendDeviceEvent({ deviceId, action, details, at: new Date() }),
+    logger,
+  })
+  lifecycleRef.current = lifecycle
+  const blueprints = createBlueprintService({
+    store: createBlueprintStore(db),
+    dispatcher,
+    ...(profileSigner ? { signer: profileSigner } : {}),
+    deviceState: async (deviceId) => (await lifecycleStore.device(fullAccess, deviceId))?.state,
+    logger,
+  })
+  blueprintsRef.current = blueprints
   const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
   const scep = createScepService({
     authority,
@@ -279,10 +312,17 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     userAuthentication: config.userAuthenticate,
     events: {
       async enrolled(channel, facts) {
-        if (channel.kind === 'device') await audit.deviceEnrolled(channel.deviceId, new Date(), { awaiting_configuration: facts.awaitingConfiguration })
+        if (channel.kind === 'device') {
+          await audit.deviceEnrolled(channel.deviceId, new Date(), { awaiting_configuration: facts.awaitingConfiguration })
+          await lifecycle.deviceEnrolled(channel.deviceId)
+          await blueprints.deviceEnrolled(channel.deviceId)
+        }
         await ade.enrolled(channel, facts)
       },
-      checkedOut: (deviceId) => audit.deviceCheckedOut(deviceId, new Date()),
+      async checkedOut(deviceId) {
+        await audit.deviceCheckedOut(deviceId, new Date())
+        await lifecycle.deviceCheckedOut(deviceId)
+      },
       identityRenewed: (deviceId, identity) => audit.appendDeviceEvent({ deviceId, action: 'identity_renewed', details: { identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter?.toISOString() ?? null }, at: new Date() }),
     },
     identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
@@ -290,7 +330,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   })
   const checkin = withCheckinEvents(coreCheckin, webhooks)
   const renewal = createIdentityRenewalService({ store: identities, enrollment, dispatcher, leadDays: config.identityRenewalDays, logger })
-  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, logger })
+  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, blueprints, logger })
 
   const checkReadiness = createReadinessCheck({
     ping: database.ping,
@@ -330,6 +370,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       responseValidation: config.apiResponseValidation,
       handlers: {
         ...deviceHandlers({ directory, dispatcher }),
+        ...lifecycleHandlers({ lifecycle, directory }),
+        ...blueprintHandlers({ blueprints }),
         ...commandHandlers({ dispatcher, commandAdmin, directory }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...adminHandlers({ apiKeys, webhooks, retention }),

@@ -9,6 +9,7 @@ import { certificatesFromPem } from '../crypto/pem.js'
 import type { EnvelopeRecipient } from '../crypto/scep.js'
 import { SecretBoxError, type SecretBox } from '../crypto/secret-box.js'
 import { OrchardError } from '../errors.js'
+import type { AccessScope } from '../storage/access-scope.js'
 import type { CertificateAuthorityRow, CertificateAuthorityStore, NewCertificateAuthority } from '../storage/certificate-authority-store.js'
 
 export interface IssuingAuthority {
@@ -57,9 +58,10 @@ export interface CertificateAuthorityService {
   scepCertificates(): Buffer[]
   trustedCertificates(): Buffer[]
   list(): CertificateAuthorityView[]
-  importAuthority(certificatePem: string, privateKeyPem: string): Promise<CertificateAuthorityView>
-  addTrusted(certificatePem: string): Promise<CertificateAuthorityView>
-  remove(id: string): Promise<void>
+  /** The operator's changes: `scope` carries the caller its audit row (written with the change) is for. */
+  importAuthority(scope: AccessScope, certificatePem: string, privateKeyPem: string): Promise<CertificateAuthorityView>
+  addTrusted(scope: AccessScope, certificatePem: string): Promise<CertificateAuthorityView>
+  remove(scope: AccessScope, id: string): Promise<void>
   issueIdentity(request: { subject: Buffer; publicKeySpki: Buffer }, validityDays: number): IdentityCertificate
 }
 
@@ -300,7 +302,7 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
     trustedCertificates: trustedList,
     list,
 
-    async importAuthority(certificatePem, privateKeyPem) {
+    async importAuthority(scope, certificatePem, privateKeyPem) {
       if (fileAuthority) throw new OrchardError('conflict', 'the issuing CA comes from ORCHARD_CA_CERT_FILE/ORCHARD_CA_KEY_FILE; change those files instead')
       const { der, key } = checkAuthority(certificatePem, privateKeyPem, now())
       const id = sha256(der)
@@ -317,18 +319,18 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
         ra_certificate_der: ra?.certificateDer ?? null,
         ra_private_key_sealed: ra ? sealKey(ra.privateKey, raKeyLabel(id)) : null,
       }
-      await deps.store.activate(row)
+      await deps.store.activate(scope, row)
       issuingAuthority = null
       await load()
       log.info({ ca: id, subject: row.subject, registration_authority: ra !== undefined }, 'imported a device CA; it issues identities from now on')
       return list().find((item) => item.id === id)!
     },
 
-    async addTrusted(certificatePem) {
+    async addTrusted(scope, certificatePem) {
       const { der } = checkAuthority(certificatePem, undefined, now())
       const id = sha256(der)
       const fields = readCertificateFields(der)
-      const added = await deps.store.addTrusted({
+      const added = await deps.store.addTrusted(scope, {
         id,
         certificate_der: der,
         subject: subjectOf(der),
@@ -345,8 +347,8 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
       return list().find((item) => item.id === id)!
     },
 
-    async remove(id) {
-      const outcome = await deps.store.remove(id)
+    async remove(scope, id) {
+      const outcome = await deps.store.remove(scope, id)
       if (outcome === 'not_found') {
         const configured = list().find((item) => item.id === id)
         if (configured) throw new OrchardError('conflict', `CA ${id} comes from the configuration (${configured.source === 'file' ? 'ORCHARD_CA_CERT_FILE' : 'ORCHARD_DEVICE_CA_FILES'}); remove it there`)

@@ -9,6 +9,7 @@ import type { PlistDict } from '../mdm/plist.js'
 import type { AccessScope } from '../storage/access-scope.js'
 import type { DeviceDirectoryStore, DeviceFilter, TargetFacts } from '../storage/device-directory-store.js'
 import { commandTenant, type TenantTree } from './access-control.js'
+import { kindRefusal } from './lifecycle-policy.js'
 import type { CommandService } from './command-service.js'
 import type { PushReport, PushService } from './push-service.js'
 
@@ -31,7 +32,7 @@ export interface DispatchRequest {
 
 export type TargetResult =
   | { enrollmentId: string; result: 'queued' | 'unknown_enrollment' | 'enrollment_disabled' }
-  | { enrollmentId: string; result: 'not_applicable'; reason: NotApplicableReason; detail: string }
+  | { enrollmentId: string; result: 'not_applicable'; reason: NotApplicableReason | 'not_for_personal_device'; detail: string }
 
 export interface DispatchResult {
   commandUuid: string
@@ -71,14 +72,18 @@ export function createCommandDispatcher(deps: { commands: CommandService; direct
     }
   }
 
-  function applicability(requestType: string, facts: TargetFacts) {
-    return commandApplicability(requestType, {
+  function applicability(requestType: string, facts: TargetFacts): { ok: true } | { ok: false; reason: NotApplicableReason | 'not_for_personal_device'; detail: string } {
+    const apple = commandApplicability(requestType, {
       platform: platformFromProduct(facts.productName, facts.model),
       osVersion: facts.osVersion,
       supervised: facts.supervised,
       userEnrollment: facts.userEnrollment,
       channel: facts.channel,
     })
+    if (!apple.ok) return apple
+    // Orchard's own rule, even where Apple would allow it: some commands never go to a personal device.
+    const refusal = kindRefusal(requestType, facts.kind)
+    return refusal ? { ok: false, reason: 'not_for_personal_device', detail: refusal } : apple
   }
 
   // The command is stored: a failing push must not turn the answer into an error (a client

@@ -47,8 +47,13 @@ export interface CommandServiceDeps {
   logger: Logger
   /** Warn once when a device has answered NotNow to the same command this many times. */
   notNowAlertAfter: number
-  /** After a device acknowledged a command (the result is stored). */
-  acknowledged?(event: { deviceId: string; enrollmentId: string; requestType: string; commandUuid: string }): Promise<void>
+  /**
+   * After a device's final answer to a command is stored (Acknowledged, Error,
+   * CommandFormatError). 'more': it queued commands for this channel, which go out in this
+   * same exchange when nothing else was next; 'stop': the device is gone (it acknowledged an
+   * erase), so it gets nothing more.
+   */
+  resultRecorded?(event: { deviceId: string; enrollmentId: string; requestType: string; commandUuid: string; status: 'Acknowledged' | 'Error' | 'CommandFormatError'; report: PlistDict }): Promise<'more' | 'stop' | void>
 }
 
 export function createCommandService(deps: CommandServiceDeps): CommandService {
@@ -76,6 +81,7 @@ export function createCommandService(deps: CommandServiceDeps): CommandService {
       deps.metrics.mdmCommandReports.inc({ status })
       if (outcome.expired > 0) log.info({ ...fields, expired: outcome.expired }, 'commands expired')
 
+      let next = outcome.next
       const result = outcome.result
       if (result && !result.recorded) {
         // A repeated result, or one for a command never sent to this channel: noted, and
@@ -89,15 +95,22 @@ export function createCommandService(deps: CommandServiceDeps): CommandService {
         if (status === 'Acknowledged') {
           const update = inventoryFromReport(result.requestType, report.raw)
           if (update) await deps.inventory.applyInventory(channel.deviceId, channel.enrollmentId, update)
-          if (deps.acknowledged && report.commandUuid) {
-            await deps.acknowledged({ deviceId: channel.deviceId, enrollmentId: channel.enrollmentId, requestType: result.requestType, commandUuid: report.commandUuid })
+        }
+        if (deps.resultRecorded && report.commandUuid && (status === 'Acknowledged' || status === 'Error' || status === 'CommandFormatError')) {
+          const after = await deps.resultRecorded({ deviceId: channel.deviceId, enrollmentId: channel.enrollmentId, requestType: result.requestType, commandUuid: report.commandUuid, status, report: report.raw })
+          // The next command was picked with the result; the hook cancelled it (wiped).
+          if (after === 'stop') return null
+          if (after === 'more' && !next) {
+            // What the answer made us queue (convergence) goes out now, as after an Idle.
+            const again = await deps.queue.processReport({ enrollmentId: channel.enrollmentId, deviceId: channel.deviceId, certificateSha256: identity.certificateSha256, status: 'Idle', raw: body })
+            if (again.accepted) next = again.next
           }
         }
       }
 
-      if (!outcome.next) return null
-      deps.metrics.mdmCommandsDelivered.inc({ request_type: outcome.next.requestType })
-      return outcome.next.payload
+      if (!next) return null
+      deps.metrics.mdmCommandsDelivered.inc({ request_type: next.requestType })
+      return next.payload
     },
 
     async enqueueCommand(targets, input, options = {}) {

@@ -197,6 +197,24 @@ export function createDepService(deps: DepServiceDeps): DepService {
     })
   }
 
+  /**
+   * The serials to send to Apple for `token`, and the others answered here: serials Orchard
+   * knows under another ABM/ASM token (another tenant's, maybe) never leave for Apple in this
+   * token's name; with 'unless_own', neither do serials not synced for this token.
+   */
+  async function splitSerials(token: DepTokenRow, serials: readonly string[], rule: 'known_elsewhere' | 'unless_own'): Promise<{ send: string[]; withheld: AssignOutcome[] }> {
+    const tokens = await deps.store.tokensOfSerials(serials)
+    const send: string[] = []
+    const withheld: AssignOutcome[] = []
+    for (const serialNumber of serials) {
+      const owner = tokens.get(serialNumber)
+      const own = owner === token.id || (owner === undefined && rule === 'known_elsewhere')
+      if (own) send.push(serialNumber)
+      else withheld.push({ serialNumber, status: 'NOT_ACCESSIBLE', detail: owner === undefined ? 'not a device of this ABM/ASM token (sync first)' : 'not a device of this ABM/ASM token', retryAt: null })
+    }
+    return { send, withheld }
+  }
+
   async function assignBatches(token: DepTokenRow, profile: DepProfileRow, serials: readonly string[], scope: AccessScope = fullAccess): Promise<AssignReport> {
     if (!profile.profile_uuid) throw new OrchardError('conflict', `PreStage profile "${profile.name}" is not defined at Apple yet${profile.define_error ? ` (last attempt: ${profile.define_error})` : ''}: POST /api/v1/dep/profiles/${profile.id}/define`)
     const client = clientFor(token)
@@ -546,7 +564,12 @@ export function createDepService(deps: DepServiceDeps): DepService {
       const profile = await profileRow(scope, profileId)
       const token = await tokenRow(scope, profile.token_id)
       try {
-        return await assignBatches(token, profile, [...new Set(serials)], scope)
+        const { send, withheld } = await splitSerials(token, [...new Set(serials)], 'known_elsewhere')
+        const report = send.length > 0 ? await assignBatches(token, profile, send, scope) : { profileUuid: profile.profile_uuid, results: [] }
+        // Withheld serials are not this token's: nothing of them is updated, but a request that
+        // sent nothing to Apple still leaves its audit row.
+        await deps.store.recordAssignments(profile.id, withheld, now(), profile.profile_uuid, scope, token.id)
+        return { ...report, results: [...report.results, ...withheld] }
       } catch (error) {
         if (error instanceof AbmError) await recordFailure(token, error)
         throw asApiError(error)
@@ -555,8 +578,8 @@ export function createDepService(deps: DepServiceDeps): DepService {
 
     async removeProfile(scope, tokenId, serials) {
       const token = await tokenRow(scope, tokenId)
-      const unique = [...new Set(serials)]
       try {
+        const { send: unique, withheld } = await splitSerials(token, [...new Set(serials)], 'known_elsewhere')
         const results: AssignOutcome[] = []
         for (let i = 0; i < unique.length; i += batchSize) {
           const batch = unique.slice(i, i + batchSize)
@@ -564,7 +587,9 @@ export function createDepService(deps: DepServiceDeps): DepService {
           await deps.store.recordAssignments(null, outcomes, now(), null, scope, token.id)
           results.push(...outcomes)
         }
-        return { profileUuid: null, results }
+        // As in assignProfile: the audit row of a request that sent nothing to Apple.
+        await deps.store.recordAssignments(null, withheld, now(), null, scope, token.id)
+        return { profileUuid: null, results: [...results, ...withheld] }
       } catch (error) {
         if (error instanceof AbmError) await recordFailure(token, error)
         throw asApiError(error)
@@ -573,8 +598,9 @@ export function createDepService(deps: DepServiceDeps): DepService {
 
     async disownDevices(scope, tokenId, serials) {
       const token = await tokenRow(scope, tokenId)
-      const unique = [...new Set(serials)]
-      const answer: Record<string, string> = {}
+      // Disowning is permanent: only serials Apple listed for this very token are sent.
+      const { send: unique, withheld } = await splitSerials(token, [...new Set(serials)], 'unless_own')
+      const answer: Record<string, string> = Object.fromEntries(withheld.map((outcome) => [outcome.serialNumber, outcome.status]))
       try {
         for (let i = 0; i < unique.length; i += batchSize) Object.assign(answer, await clientFor(token).disownDevices(unique.slice(i, i + batchSize)))
       } catch (error) {

@@ -2,6 +2,7 @@
 // applies it (finished targets older than the window, then commands left without targets).
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
+import type { AccessScope } from '../storage/access-scope.js'
 import type { CommandAdminStore } from '../storage/command-admin-store.js'
 import type { ServerSettingsStore } from '../storage/server-settings-store.js'
 
@@ -10,7 +11,8 @@ const settingKey = 'command_retention_days'
 
 export interface RetentionSettings {
   retentionDays(): Promise<number>
-  setRetentionDays(days: number): Promise<void>
+  /** `scope` carries the admin caller the change is audited for (in the same transaction). */
+  setRetentionDays(scope: AccessScope, days: number): Promise<void>
 }
 
 export interface RetentionService extends RetentionSettings {
@@ -25,9 +27,9 @@ export function createRetentionService(deps: { settings: ServerSettingsStore; co
       const value = await deps.settings.getSetting(settingKey)
       return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? value : defaultRetentionDays
     },
-    async setRetentionDays(days) {
+    async setRetentionDays(scope, days) {
       if (!Number.isInteger(days) || days < 1 || days > 3650) throw new OrchardError('validation_failed', 'command_retention_days must be a whole number from 1 to 3650')
-      await deps.settings.putSetting(settingKey, days)
+      await deps.settings.putSetting(scope, settingKey, days)
     },
     async prune(now = new Date()) {
       const days = await service.retentionDays()

@@ -14,6 +14,7 @@ import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Logger } from 'pino'
 import type { SecretBox } from '../crypto/secret-box.js'
 import { OrchardError } from '../errors.js'
+import type { AccessScope } from '../storage/access-scope.js'
 import type { DeliveryRow, DueDelivery, WebhookRow, WebhookStore } from '../storage/webhook-store.js'
 
 /** What a webhook can subscribe to; '*' is every event type. */
@@ -101,17 +102,18 @@ export interface RetryPolicy {
   giveUpAfterSeconds: number
 }
 
+/** The writes take the caller's scope: its actor's audit row is written with the change. */
 export interface WebhookService {
-  createWebhook(input: NewWebhookInput): Promise<WebhookWithSecret>
+  createWebhook(scope: AccessScope, input: NewWebhookInput): Promise<WebhookWithSecret>
   listWebhooks(): Promise<WebhookView[]>
   getWebhook(id: string): Promise<WebhookView>
-  updateWebhook(id: string, update: WebhookUpdate): Promise<WebhookView>
-  deleteWebhook(id: string): Promise<void>
+  updateWebhook(scope: AccessScope, id: string, update: WebhookUpdate): Promise<WebhookView>
+  deleteWebhook(scope: AccessScope, id: string): Promise<void>
   /** A new signing secret (generated when absent); the old one stops working at once. */
-  rotateSecret(id: string, secret?: string): Promise<WebhookWithSecret>
+  rotateSecret(scope: AccessScope, id: string, secret?: string): Promise<WebhookWithSecret>
   listDeliveries(id: string, options?: { limit?: number; beforeId?: number }): Promise<DeliveryView[]>
   /** Re-queues a failed delivery for one more attempt now. */
-  retryDelivery(id: string, deliveryId: number): Promise<DeliveryView>
+  retryDelivery(scope: AccessScope, id: string, deliveryId: number): Promise<DeliveryView>
   /** Records an event for its subscribers and wakes the worker. Never throws: errors are logged. */
   emit(type: WebhookEventType, data: unknown): Promise<void>
   /** One delivery round: claims due deliveries and sends them. */
@@ -459,7 +461,7 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
   }
 
   return {
-    async createWebhook(input) {
+    async createWebhook(scope, input) {
       subscriptions = null
       const box = requireSecretBox()
       const url = checkUrl(input.url)
@@ -467,7 +469,7 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
       const description = checkDescription(input.description)
       const secret = checkSecret(input.secret)
       const id = `wh_${randomBytes(12).toString('hex')}`
-      const row = await store.createWebhook({
+      const row = await store.createWebhook(scope, {
         id,
         url,
         eventTypes,
@@ -488,9 +490,9 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
       return view(await existing(id))
     },
 
-    async updateWebhook(id, update) {
+    async updateWebhook(scope, id, update) {
       subscriptions = null
-      const row = await store.updateWebhook(id, {
+      const row = await store.updateWebhook(scope, id, {
         ...(update.url !== undefined ? { url: checkUrl(update.url) } : {}),
         ...(update.eventTypes !== undefined ? { eventTypes: checkEventTypes(update.eventTypes) } : {}),
         ...(update.enabled !== undefined ? { enabled: update.enabled } : {}),
@@ -501,16 +503,16 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
       return view(row)
     },
 
-    async deleteWebhook(id) {
+    async deleteWebhook(scope, id) {
       subscriptions = null
-      if (!(await store.deleteWebhook(id))) throw new OrchardError('not_found', `no webhook ${id}`)
+      if (!(await store.deleteWebhook(scope, id))) throw new OrchardError('not_found', `no webhook ${id}`)
       log.info({ webhook_id: id }, 'webhook deleted')
     },
 
-    async rotateSecret(id, given) {
+    async rotateSecret(scope, id, given) {
       const box = requireSecretBox()
       const secret = checkSecret(given)
-      const row = await store.updateWebhook(id, { secretSealed: box.seal(Buffer.from(secret, 'utf8'), sealedSecret(id)) })
+      const row = await store.updateWebhook(scope, id, { secretSealed: box.seal(Buffer.from(secret, 'utf8'), sealedSecret(id)) })
       if (!row) throw new OrchardError('not_found', `no webhook ${id}`)
       log.info({ webhook_id: id }, 'webhook secret rotated')
       return { ...view(row), secret }
@@ -526,8 +528,8 @@ export function createWebhookService(deps: WebhookServiceDeps): WebhookService {
       return rows.map(deliveryView)
     },
 
-    async retryDelivery(id, deliveryId) {
-      const result = await store.retryDelivery(id, deliveryId, now())
+    async retryDelivery(scope, id, deliveryId) {
+      const result = await store.retryDelivery(scope, id, deliveryId, now())
       if (result.outcome === 'not_found') throw new OrchardError('not_found', `webhook ${id} has no delivery ${deliveryId}`)
       if (result.outcome === 'not_failed') {
         throw new OrchardError('conflict', `delivery ${deliveryId} is ${result.delivery.status}; only a failed delivery can be retried`)

@@ -122,8 +122,11 @@ export function createApiKeyStore(db: Kysely<Database>): ApiKeyStore {
           return 'revoked' as const
         }
         // Keys are never deleted, so a miss is either an earlier revocation or no such key.
-        const existing = await trx.selectFrom('api_keys').select('id').where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
-        return existing ? ('already_revoked' as const) : ('not_found' as const)
+        const existing = await trx.selectFrom('api_keys').select(['id', 'tenant_id']).where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+        if (!existing) return 'not_found' as const
+        // Answered as a success (nothing to do), so audited as one.
+        await recordAdminWrite(trx, scope, { type: 'api_key', id, tenantId: existing.tenant_id, details: { already_revoked: true } })
+        return 'already_revoked' as const
       })
     },
 

@@ -1,19 +1,23 @@
 // The device CAs: the one issuing identities now, older issuing CAs and extra trusted CAs.
 import { sql, type Kysely, type Selectable } from 'kysely'
+import type { AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import type { CertificateAuthoritiesTable, Database } from './schema.js'
 
 export type CertificateAuthorityRow = Selectable<CertificateAuthoritiesTable>
 export type NewCertificateAuthority = Omit<CertificateAuthorityRow, 'created_at' | 'active'>
 
+// The operator's changes (activate, addTrusted, remove) take the caller's scope and write its
+// audit row (installation-wide: tenant null) in the transaction of the change.
 export interface CertificateAuthorityStore {
   list(): Promise<CertificateAuthorityRow[]>
   /** Inserts a generated CA as the active one unless another instance got there first (false). */
   insertActiveIfNone(row: NewCertificateAuthority): Promise<boolean>
   /** An imported CA with its key becomes the active one; the previous one stays trusted. */
-  activate(row: NewCertificateAuthority): Promise<void>
+  activate(scope: AccessScope, row: NewCertificateAuthority): Promise<void>
   /** A CA trusted for device identities, without a key. False when it is already there. */
-  addTrusted(row: NewCertificateAuthority): Promise<boolean>
-  remove(id: string): Promise<'removed' | 'active' | 'not_found'>
+  addTrusted(scope: AccessScope, row: NewCertificateAuthority): Promise<boolean>
+  remove(scope: AccessScope, id: string): Promise<'removed' | 'active' | 'not_found'>
   setRegistrationAuthority(id: string, certificateDer: Buffer, privateKeySealed: Buffer): Promise<void>
 }
 
@@ -50,9 +54,9 @@ export function createCertificateAuthorityStore(db: Kysely<Database>): Certifica
       return inserted.length > 0
     },
 
-    async activate(row) {
+    async activate(scope, row) {
       await db.transaction().execute(async (trx) => {
-        await trx.updateTable('certificate_authorities').set({ active: false }).where('active', '=', true).execute()
+        const previous = await trx.updateTable('certificate_authorities').set({ active: false }).where('active', '=', true).returning('id').executeTakeFirst()
         await trx
           .insertInto('certificate_authorities')
           .values({ ...row, active: true })
@@ -66,20 +70,34 @@ export function createCertificateAuthorityStore(db: Kysely<Database>): Certifica
             }),
           )
           .execute()
+        await recordAdminWrite(trx, scope, {
+          type: 'certificate_authority',
+          id: row.id,
+          tenantId: null,
+          details: { subject: row.subject, source: row.source, active: true, previous_active_id: previous?.id ?? null, registration_authority: row.ra_certificate_der !== null },
+        })
       })
     },
 
-    async addTrusted(row) {
-      const inserted = await db.insertInto('certificate_authorities').values({ ...row, active: false }).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
-      return inserted.length > 0
+    async addTrusted(scope, row) {
+      return db.transaction().execute(async (trx) => {
+        const inserted = await trx.insertInto('certificate_authorities').values({ ...row, active: false }).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
+        if (inserted.length === 0) return false
+        await recordAdminWrite(trx, scope, { type: 'certificate_authority', id: row.id, tenantId: null, details: { subject: row.subject, source: row.source, active: false } })
+        return true
+      })
     },
 
-    async remove(id) {
-      const row = await db.selectFrom('certificate_authorities').select(['active']).where('id', '=', id).executeTakeFirst()
-      if (!row) return 'not_found'
-      if (row.active) return 'active'
-      const deleted = await db.deleteFrom('certificate_authorities').where('id', '=', id).where('active', '=', false).returning('id').execute()
-      return deleted.length > 0 ? 'removed' : 'active'
+    async remove(scope, id) {
+      return db.transaction().execute(async (trx) => {
+        const deleted = await trx.deleteFrom('certificate_authorities').where('id', '=', id).where('active', '=', false).returning(['id', 'subject', 'source']).executeTakeFirst()
+        if (deleted) {
+          await recordAdminWrite(trx, scope, { type: 'certificate_authority', id, tenantId: null, details: { subject: deleted.subject, source: deleted.source } })
+          return 'removed' as const
+        }
+        const row = await trx.selectFrom('certificate_authorities').select('active').where('id', '=', id).executeTakeFirst()
+        return row ? ('active' as const) : ('not_found' as const)
+      })
     },
 
     async setRegistrationAuthority(id, certificateDer, privateKeySealed) {

@@ -1,7 +1,7 @@
 // The command queue as operators see it: commands with status counts, per-target status
 // and results, a channel's queue and history, cancellation, and pruning of old results.
 import { sql, type Kysely } from 'kysely'
-import { inScope, type AccessScope } from './access-scope.js'
+import { defaultTenantOf, inScope, type AccessScope } from './access-scope.js'
 import { recordAdminWrite } from './audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from './pagination.js'
 import type { CommandTargetStatus, Database } from './schema.js'
@@ -56,6 +56,12 @@ export interface CommandAdminStore {
   clearQueue(scope: AccessScope, enrollmentId: string, reason: string): Promise<{ cancelled: number; inFlight: number }>
   /** Deletes finished targets last changed before `before`, then commands left without targets. */
   pruneFinished(before: Date, batchSize?: number): Promise<{ targets: number; commands: number }>
+  /**
+   * Audits a command request answered as a success although no target could take it, so
+   * nothing was stored (no change, hence no transaction to share): filed under the caller's
+   * own tenant, as the caller sees no target's.
+   */
+  recordUnstoredCommand(scope: AccessScope, command: { uuid: string; requestType: string; targets: number }): Promise<void>
 }
 
 const openStatuses = ['Pending', 'NotNow'] as const
@@ -199,6 +205,10 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         await recordAdminWrite(trx, scope, { type: 'enrollment', id: enrollmentId, tenantId: device.tenant_id, deviceId: device.id, details: { cancelled: rows[0]!.cancelled } })
         return { cancelled: rows[0]!.cancelled, inFlight: rows[0]!.in_flight }
       })
+    },
+
+    async recordUnstoredCommand(scope, command) {
+      await recordAdminWrite(db, scope, { type: 'command', id: command.uuid, tenantId: defaultTenantOf(scope), details: { request_type: command.requestType, stored: false, targets: command.targets } })
     },
 
     async pruneFinished(before, batchSize = 5000) {

@@ -80,6 +80,8 @@ export interface DepStore {
   /** Throttled assignments whose retry time has come. */
   dueAssignRetries(now: Date, limit: number): Promise<Array<{ serialNumber: string; tokenId: string; profileId: string }>>
   markRemoved(serials: readonly string[], now: Date, scope?: AccessScope, tokenId?: string): Promise<void>
+  /** The ABM/ASM token each serial is recorded under (serials we have not synced are absent). */
+  tokensOfSerials(serials: readonly string[]): Promise<Map<string, string>>
   adeLookup(serialNumber: string): Promise<AdeDeviceLookup | undefined>
   profileForDevice(deviceId: string): Promise<DepProfileRow | undefined>
   /** Devices each token has now (removed ones aside). */
@@ -411,7 +413,8 @@ export function createDepStore(db: Kysely<Database>): DepStore {
     },
 
     async recordAssignments(profileId, outcomes, now, profileUuid, scope = fullAccess, tokenId) {
-      if (outcomes.length === 0) return
+      // Nothing to record, unless an admin's request must still leave its audit row.
+      if (outcomes.length === 0 && !scope.actor) return
       // One update per distinct answer (Apple mostly answers the same for a whole batch).
       const groups = new Map<string, { outcome: AssignOutcome; serials: string[] }>()
       for (const outcome of outcomes) {
@@ -460,15 +463,26 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       return rows.map((row) => ({ serialNumber: row.serial_number, tokenId: row.token_id, profileId: row.assigned_profile_id! }))
     },
 
+    async tokensOfSerials(serials) {
+      const out = new Map<string, string>()
+      for (let i = 0; i < serials.length; i += 5000) {
+        const rows = await db.selectFrom('dep_devices').select(['serial_number', 'token_id']).where('serial_number', 'in', serials.slice(i, i + 5000)).execute()
+        for (const row of rows) out.set(row.serial_number, row.token_id)
+      }
+      return out
+    },
+
     async markRemoved(serials, now, scope = fullAccess, tokenId) {
-      if (serials.length === 0) return
+      if (serials.length === 0 && !scope.actor) return
       await db.transaction().execute(async (trx) => {
-        await trx
-          .updateTable('dep_devices')
-          .set({ removed_at: now, updated_at: now })
-          .where('serial_number', 'in', serials)
-          .where((eb) => (tokenId ? eb('token_id', '=', tokenId) : eb.lit(true)))
-          .execute()
+        if (serials.length > 0) {
+          await trx
+            .updateTable('dep_devices')
+            .set({ removed_at: now, updated_at: now })
+            .where('serial_number', 'in', serials)
+            .where((eb) => (tokenId ? eb('token_id', '=', tokenId) : eb.lit(true)))
+            .execute()
+        }
         await recordAdminWrite(trx, scope, { type: 'dep_token', id: tokenId ?? null, tenantId: tokenId ? await tenantOfToken(trx, tokenId) : null, details: { removed: serials.length } })
       })
     },

@@ -5,7 +5,7 @@ import { sql, type Kysely, type Selectable } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
 import { closeTenancy, recordAdminWrite } from './audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, parseSort, type Page } from './pagination.js'
-import type { Database, DeviceKind, DevicesTable } from './schema.js'
+import type { Database, DeviceKind, DevicesTable, LifecycleState } from './schema.js'
 
 export interface DeviceFilter {
   serialNumber?: string
@@ -20,6 +20,7 @@ export interface DeviceFilter {
   /** null: central IT's own devices (no tenant). */
   tenantId?: string | null
   kind?: DeviceKind
+  lifecycleState?: LifecycleState
 }
 
 export const deviceSorts = ['created_at', '-created_at', 'last_seen_at', '-last_seen_at', 'serial_number', '-serial_number'] as const
@@ -30,7 +31,7 @@ export type DeviceRow = Pick<
   Selectable<DevicesTable>,
   | 'id' | 'udid' | 'enrollment_id' | 'user_enrollment' | 'serial_number' | 'imei' | 'meid' | 'model' | 'model_name' | 'product_name'
   | 'device_name' | 'os_version' | 'build_version' | 'is_supervised' | 'identity_sha256' | 'identity_not_after' | 'authenticated_at'
-  | 'created_at' | 'updated_at' | 'tenant_id' | 'kind'
+  | 'created_at' | 'updated_at' | 'tenant_id' | 'kind' | 'lifecycle_state' | 'wiped_at' | 'retired_at'
 > & { enrolled: boolean; last_seen_at: Date | null }
 
 export interface DeviceDetail {
@@ -77,6 +78,7 @@ export interface TargetFacts {
   supervised: boolean | null
   userEnrollment: boolean
   tenantId: string | null
+  kind: DeviceKind
 }
 
 export interface DeviceDirectoryStore {
@@ -107,11 +109,13 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         'd.id', 'd.udid', 'd.enrollment_id', 'd.user_enrollment', 'd.serial_number', 'd.imei', 'd.meid', 'd.model', 'd.model_name',
         'd.product_name', 'd.device_name', 'd.os_version', 'd.build_version', 'd.is_supervised', 'd.identity_sha256',
         'd.identity_not_after', 'd.authenticated_at', 'd.created_at', 'd.updated_at', 'e.last_seen_at', 'd.tenant_id', 'd.kind',
+        'd.lifecycle_state', 'd.wiped_at', 'd.retired_at',
         sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'),
       ])
       .where(inScope(scope, 'd.tenant_id'))
     if (filter.tenantId !== undefined) query = query.where('d.tenant_id', filter.tenantId === null ? 'is' : '=', filter.tenantId)
     if (filter.kind !== undefined) query = query.where('d.kind', '=', filter.kind)
+    if (filter.lifecycleState !== undefined) query = query.where('d.lifecycle_state', '=', filter.lifecycleState)
     if (filter.serialNumber !== undefined) query = query.where('d.serial_number', '=', filter.serialNumber)
     if (filter.udid !== undefined) query = query.where('d.udid', '=', filter.udid)
     // ProductName is the model identifier (iPad13,1); Model is the part number (MK2K3LL/A).
@@ -127,7 +131,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
 
   const factsColumns = [
     'e.id as enrollmentId', 'e.device_id as deviceId', 'e.channel', 'e.enabled', 'd.product_name as productName', 'd.model',
-    'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId',
+    'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId', 'd.kind',
   ] as const
 
   return {
@@ -228,7 +232,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         .clearSelect()
         .select([
           't.id as enrollmentId', 't.device_id as deviceId', 't.channel', 't.enabled', 'd.product_name as productName', 'd.model',
-          'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId',
+          'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId', 'd.kind',
         ])
         .orderBy('d.id')
         .limit(limit)

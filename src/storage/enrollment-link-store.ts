@@ -108,8 +108,11 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
           await recordAdminWrite(trx, scope, { type: 'enrollment_link', id, tenantId: updated.tenant_id })
           return 'revoked' as const
         }
-        const exists = await trx.selectFrom('enrollment_links').select('id').where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
-        return exists ? ('already_revoked' as const) : ('not_found' as const)
+        const exists = await trx.selectFrom('enrollment_links').select(['id', 'tenant_id']).where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+        if (!exists) return 'not_found' as const
+        // Answered as a success (nothing to do), so audited as one.
+        await recordAdminWrite(trx, scope, { type: 'enrollment_link', id, tenantId: exists.tenant_id, details: { already_revoked: true } })
+        return 'already_revoked' as const
       })
     },
 

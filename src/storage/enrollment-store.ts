@@ -82,18 +82,21 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           upsert as (
             insert into devices (id, udid, enrollment_id, user_enrollment, serial_number, imei, meid, model, model_name,
               product_name, device_name, os_version, build_version, topic, identity_sha256, identity_not_after,
-              authenticate_raw, authenticated_at)
+              authenticate_raw, authenticated_at, kind)
             select ${facts.deviceId}::text, ${facts.udid ?? null}::text, ${facts.userEnrollmentId ?? null}::text,
               ${facts.udid === undefined && facts.userEnrollmentId !== undefined}::boolean, ${facts.serialNumber ?? null}::text,
               ${facts.imei ?? null}::text, ${facts.meid ?? null}::text, ${facts.model ?? null}::text, ${facts.modelName ?? null}::text,
               ${facts.productName ?? null}::text, ${facts.deviceName ?? null}::text, ${facts.osVersion ?? null}::text,
               ${facts.buildVersion ?? null}::text, ${facts.topic}::text, ${identity.certificateSha256}::text,
-              ${identity.notAfter}::timestamptz, ${facts.raw}::bytea, now()
+              ${identity.notAfter}::timestamptz, ${facts.raw}::bytea, now(),
+              -- A User Enrollment is personal; anything else is work until its origin says otherwise.
+              case when ${facts.udid === undefined && facts.userEnrollmentId !== undefined}::boolean then 'personal' else 'work' end
             where not exists (select 1 from holder)
             on conflict (id) do update set
               udid = coalesce(excluded.udid, devices.udid),
               enrollment_id = coalesce(excluded.enrollment_id, devices.enrollment_id),
               user_enrollment = excluded.user_enrollment,
+              kind = case when excluded.user_enrollment then 'personal' when devices.user_enrollment then 'work' else devices.kind end,
               serial_number = coalesce(excluded.serial_number, devices.serial_number),
               imei = coalesce(excluded.imei, devices.imei),
               meid = coalesce(excluded.meid, devices.meid),

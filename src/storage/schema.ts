@@ -42,7 +42,11 @@ export interface DevicesTable {
   security_info_at: Date | null
   enrollment_link_id: string | null
   enrollment_group: string | null
-  kind: DeviceKind | null
+  kind: Generated<DeviceKind>
+  lifecycle_state: Generated<LifecycleState>
+  lifecycle_changed_at: Date | null
+  wiped_at: Date | null
+  retired_at: Date | null
   identity_renewal_queued_at: Date | null
   identity_renewal_command_uuid: string | null
   dep_profile_id: string | null
@@ -212,6 +216,99 @@ export interface WebhookDeliveriesTable {
 
 export const deviceKinds = ['personal', 'work', 'function'] as const
 export type DeviceKind = (typeof deviceKinds)[number]
+export const lifecycleStates = ['active', 'lost', 'wipe_pending', 'wiped', 'retired'] as const
+export type LifecycleState = (typeof lifecycleStates)[number]
+export const lifecycleActionKinds = ['lost', 'found', 'locate', 'erase', 'selective_wipe', 'reinstall', 'retire', 'kind_changed'] as const
+export type LifecycleActionKind = (typeof lifecycleActionKinds)[number]
+
+export interface LifecycleCommandRef {
+  command_uuid: string
+  request_type: string
+  /** What the command removes or installs: a profile identifier, an app bundle id. */
+  item?: string
+}
+
+export interface LifecycleActionsTable {
+  id: string
+  device_id: string
+  tenant_id: string | null
+  action: LifecycleActionKind
+  status: 'pending' | 'completed' | 'failed' | 'cancelled'
+  principal_id: string | null
+  principal_name: string | null
+  request_id: string | null
+  commands: ColumnType<LifecycleCommandRef[], string, string>
+  details: Json | null
+  created_at: CreatedAt
+  completed_at: Date | null
+}
+
+export interface LibraryProfilesTable {
+  id: string
+  tenant_id: string | null
+  identifier: string
+  payload_uuid: string
+  name: string
+  payload_types: string[]
+  content: Buffer
+  sha256: string
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface BlueprintApplication {
+  bundle_id: string
+  manifest_url?: string
+  itunes_store_id?: number
+}
+
+export interface BlueprintsTable {
+  id: string
+  tenant_id: string | null
+  name: string
+  description: string | null
+  kinds: ColumnType<DeviceKind[], DeviceKind[] | undefined, DeviceKind[]>
+  groups: ColumnType<string[], string[] | undefined, string[]>
+  device_ids: ColumnType<string[], string[] | undefined, string[]>
+  applications: ColumnType<BlueprintApplication[], string | undefined, string>
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
+export interface BlueprintProfilesTable {
+  blueprint_id: string
+  profile_id: string
+}
+
+export type ConfigItemType = 'profile' | 'app'
+export type ConfigItemStatus = 'installing' | 'installed' | 'removing' | 'failed'
+
+export interface DeviceConfigStateTable {
+  device_id: string
+  item_type: ConfigItemType
+  identifier: string
+  profile_id: string | null
+  version: string | null
+  status: ConfigItemStatus
+  command_uuid: string | null
+  detail: string | null
+  updated_at: Timestamp
+}
+
+export interface DeviceLocationsTable {
+  id: Generated<string>
+  device_id: string
+  command_uuid: string | null
+  latitude: number
+  longitude: number
+  horizontal_accuracy: number | null
+  vertical_accuracy: number | null
+  altitude: number | null
+  speed: number | null
+  course: number | null
+  located_at: Date | null
+  received_at: CreatedAt
+}
 
 export interface CertificateAuthoritiesTable {
   id: string
@@ -413,4 +510,10 @@ export interface Database {
   tenants: TenantsTable
   audit_events: AuditEventsTable
   device_tenancy: DeviceTenancyTable
+  lifecycle_actions: LifecycleActionsTable
+  device_locations: DeviceLocationsTable
+  library_profiles: LibraryProfilesTable
+  blueprints: BlueprintsTable
+  blueprint_profiles: BlueprintProfilesTable
+  device_config_state: DeviceConfigStateTable
 }

@@ -1,10 +1,13 @@
 // Installation-wide settings: one JSON value per key (table server_settings).
 import { sql, type Kysely } from 'kysely'
+import type { AccessScope } from './access-scope.js'
+import { recordAdminWrite } from './audit-store.js'
 import type { Database } from './schema.js'
 
 export interface ServerSettingsStore {
   getSetting(key: string): Promise<unknown | undefined>
-  putSetting(key: string, value: unknown): Promise<void>
+  /** Writes the value and, for an admin caller, its audit row (installation-wide), in one transaction. */
+  putSetting(scope: AccessScope, key: string, value: unknown): Promise<void>
 }
 
 export function createServerSettingsStore(db: Kysely<Database>): ServerSettingsStore {
@@ -13,13 +16,16 @@ export function createServerSettingsStore(db: Kysely<Database>): ServerSettingsS
       const row = await db.selectFrom('server_settings').select('value').where('key', '=', key).executeTakeFirst()
       return row?.value
     },
-    async putSetting(key, value) {
+    async putSetting(scope, key, value) {
       const json = JSON.stringify(value)
-      await db
-        .insertInto('server_settings')
-        .values({ key, value: json })
-        .onConflict((oc) => oc.column('key').doUpdateSet({ value: json, updated_at: sql<Date>`now()` }))
-        .execute()
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('server_settings')
+          .values({ key, value: json })
+          .onConflict((oc) => oc.column('key').doUpdateSet({ value: json, updated_at: sql<Date>`now()` }))
+          .execute()
+        await recordAdminWrite(trx, scope, { type: 'settings', id: key, tenantId: null, details: { [key]: value } })
+      })
     },
   }
 }

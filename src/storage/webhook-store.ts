@@ -4,6 +4,8 @@
 // Times that the worker logic depends on are passed in, never SQL now(), so tests drive the clock.
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { preparedStatement } from './database.js'
+import type { AccessScope } from './access-scope.js'
+import { recordAdminWrite, type AdminWriteTarget } from './audit-store.js'
 import type { Database, WebhookDeliveriesTable, WebhooksTable } from './schema.js'
 
 export interface WebhookRow {
@@ -87,13 +89,16 @@ export type RetryDeliveryResult =
   | { outcome: 'not_failed'; delivery: DeliveryRow }
   | { outcome: 'not_found' }
 
+// Webhooks are installation-wide (owners only): the writes below take the caller's scope
+// for its audit row (tenant null), written in the transaction of the change. The audit
+// details name the URL and event types, never the signing secret.
 export interface WebhookStore {
-  createWebhook(row: NewWebhook): Promise<WebhookRow>
+  createWebhook(scope: AccessScope, row: NewWebhook): Promise<WebhookRow>
   listWebhooks(): Promise<WebhookRow[]>
   getWebhook(id: string): Promise<WebhookRow | undefined>
-  updateWebhook(id: string, patch: WebhookPatch): Promise<WebhookRow | undefined>
+  updateWebhook(scope: AccessScope, id: string, patch: WebhookPatch): Promise<WebhookRow | undefined>
   /** Its deliveries go with it (on delete cascade). */
-  deleteWebhook(id: string): Promise<boolean>
+  deleteWebhook(scope: AccessScope, id: string): Promise<boolean>
   /**
    * Fans an event out to every enabled webhook subscribed to its type (or to '*') in one
    * statement. Returns the number of deliveries written; a repeated event ID writes none.
@@ -113,10 +118,15 @@ export interface WebhookStore {
   /** Deletes delivered and failed deliveries created before `olderThan`; returns how many. */
   pruneFinished(olderThan: Date): Promise<number>
   /** Re-queues a failed delivery for an attempt at `now` (one more attempt: it is past its retry window). */
-  retryDelivery(webhookId: string, deliveryId: number, now: Date): Promise<RetryDeliveryResult>
+  retryDelivery(scope: AccessScope, webhookId: string, deliveryId: number, now: Date): Promise<RetryDeliveryResult>
 }
 
 const MAX_ERROR_LENGTH = 1000
+
+/** What the audit row of a change to a webhook says about it: never the secret. */
+function webhookTarget(row: Pick<Selectable<WebhooksTable>, 'id' | 'url' | 'event_types'>, extra: Record<string, unknown> = {}): AdminWriteTarget {
+  return { type: 'webhook', id: row.id, tenantId: null, details: { url: row.url, event_types: row.event_types, ...extra } }
+}
 
 export function createWebhookStore(db: Kysely<Database>): WebhookStore {
   const toWebhook = (r: Selectable<WebhooksTable>): WebhookRow => ({
@@ -144,26 +154,29 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
     deliveredAt: r.delivered_at,
     createdAt: r.created_at,
   })
-  const getDelivery = async (webhookId: string, deliveryId: number) => {
-    const row = await db.selectFrom('webhook_deliveries').selectAll().where('id', '=', deliveryId).where('webhook_id', '=', webhookId).executeTakeFirst()
+  const getDelivery = async (executor: Kysely<Database>, webhookId: string, deliveryId: number) => {
+    const row = await executor.selectFrom('webhook_deliveries').selectAll().where('id', '=', deliveryId).where('webhook_id', '=', webhookId).executeTakeFirst()
     return row ? toDelivery(row) : undefined
   }
 
   return {
-    async createWebhook(row) {
-      const inserted = await db
-        .insertInto('webhooks')
-        .values({
-          id: row.id,
-          url: row.url,
-          secret_sealed: row.secretSealed,
-          event_types: row.eventTypes,
-          enabled: row.enabled ?? true,
-          description: row.description ?? null,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow()
-      return toWebhook(inserted)
+    async createWebhook(scope, row) {
+      return db.transaction().execute(async (trx) => {
+        const inserted = await trx
+          .insertInto('webhooks')
+          .values({
+            id: row.id,
+            url: row.url,
+            secret_sealed: row.secretSealed,
+            event_types: row.eventTypes,
+            enabled: row.enabled ?? true,
+            description: row.description ?? null,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow()
+        await recordAdminWrite(trx, scope, webhookTarget(inserted, { enabled: inserted.enabled }))
+        return toWebhook(inserted)
+      })
     },
 
     async listWebhooks() {
@@ -175,26 +188,39 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
       return row ? toWebhook(row) : undefined
     },
 
-    async updateWebhook(id, patch) {
-      const row = await db
-        .updateTable('webhooks')
-        .set({
-          ...(patch.url !== undefined ? { url: patch.url } : {}),
+    async updateWebhook(scope, id, patch) {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('webhooks')
+          .set({
+            ...(patch.url !== undefined ? { url: patch.url } : {}),
+            ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+            ...(patch.eventTypes !== undefined ? { event_types: patch.eventTypes } : {}),
+            ...(patch.description !== undefined ? { description: patch.description } : {}),
+            ...(patch.secretSealed !== undefined ? { secret_sealed: patch.secretSealed } : {}),
+            updated_at: sql`now()`,
+          })
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirst()
+        if (!row) return undefined
+        const changed = {
           ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
-          ...(patch.eventTypes !== undefined ? { event_types: patch.eventTypes } : {}),
           ...(patch.description !== undefined ? { description: patch.description } : {}),
-          ...(patch.secretSealed !== undefined ? { secret_sealed: patch.secretSealed } : {}),
-          updated_at: sql`now()`,
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirst()
-      return row ? toWebhook(row) : undefined
+          ...(patch.secretSealed !== undefined ? { secret_rotated: true } : {}),
+        }
+        await recordAdminWrite(trx, scope, webhookTarget(row, changed))
+        return toWebhook(row)
+      })
     },
 
-    async deleteWebhook(id) {
-      const result = await db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst()
-      return Number(result.numDeletedRows) > 0
+    async deleteWebhook(scope, id) {
+      return db.transaction().execute(async (trx) => {
+        const deleted = await trx.deleteFrom('webhooks').where('id', '=', id).returning(['id', 'url', 'event_types']).executeTakeFirst()
+        if (!deleted) return false
+        await recordAdminWrite(trx, scope, webhookTarget(deleted))
+        return true
+      })
     },
 
     async enqueueEvent(event) {
@@ -305,18 +331,28 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
       return Number(result.numDeletedRows)
     },
 
-    async retryDelivery(webhookId, deliveryId, now) {
-      const row = await db
-        .updateTable('webhook_deliveries')
-        .set({ status: 'pending', next_attempt_at: now })
-        .where('id', '=', deliveryId)
-        .where('webhook_id', '=', webhookId)
-        .where('status', '=', 'failed')
-        .returningAll()
-        .executeTakeFirst()
-      if (row) return { outcome: 'requeued', delivery: toDelivery(row) }
-      const existing = await getDelivery(webhookId, deliveryId)
-      return existing ? { outcome: 'not_failed', delivery: existing } : { outcome: 'not_found' }
+    async retryDelivery(scope, webhookId, deliveryId, now) {
+      return db.transaction().execute(async (trx): Promise<RetryDeliveryResult> => {
+        const row = await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'pending', next_attempt_at: now })
+          .where('id', '=', deliveryId)
+          .where('webhook_id', '=', webhookId)
+          .where('status', '=', 'failed')
+          .returningAll()
+          .executeTakeFirst()
+        if (row) {
+          await recordAdminWrite(trx, scope, {
+            type: 'webhook_delivery',
+            id: String(row.id),
+            tenantId: null,
+            details: { webhook_id: webhookId, event_id: row.event_id, event_type: row.event_type, attempts: row.attempts },
+          })
+          return { outcome: 'requeued', delivery: toDelivery(row) }
+        }
+        const existing = await getDelivery(trx, webhookId, deliveryId)
+        return existing ? { outcome: 'not_failed', delivery: existing } : { outcome: 'not_found' }
+      })
     },
   }
 }

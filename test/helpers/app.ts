@@ -18,16 +18,18 @@ export interface TestApp {
 
 /**
  * The real app, wired by main.ts's createOrchard, over the given test database.
- * `env` holds configuration variables (e.g. ORCHARD_DEVICE_CA_FILES), as in production.
+ * `env` holds configuration variables (e.g. ORCHARD_DEVICE_CA_FILES), as in production;
+ * `options.logger` replaces the silent test logger (to look at what the app logs).
  */
 export async function buildTestApp(
   t: { teardown(fn: () => unknown): void },
   database: DatabaseHandle,
   env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
 ): Promise<TestApp> {
   // The admin API's responses are checked against openapi.yaml: a mismatch fails the test.
   const config = loadConfig({ ORCHARD_API_RESPONSE_VALIDATION: 'strict', ...env }, [])
-  const orchard = await createOrchard(config, database, testLogger())
+  const orchard = await createOrchard(config, database, options.logger ?? testLogger())
   t.teardown(() => orchard.app.close())
   return { app: orchard.app, metrics: orchard.metrics, orchard }
 }

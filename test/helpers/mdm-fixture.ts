@@ -2,6 +2,7 @@
 // simulated devices that talk to the real app in-process.
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
+import type { Logger } from 'pino'
 import { encodePlist, type PlistDict } from '../../src/mdm/plist.js'
 import { buildTestApp, type TestApp } from './app.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
@@ -21,10 +22,11 @@ export interface MdmFixture extends TestApp {
   targetStatus(enrollmentId: string, commandUuid: string): Promise<Record<string, any> | undefined>
 }
 
-export async function setupMdm(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}): Promise<MdmFixture> {
+/** `options.logger`: the app logs there instead of nowhere (see buildTestApp). */
+export async function setupMdm(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}, options: { logger?: Logger } = {}): Promise<MdmFixture> {
   const database = await createTestDatabase(t)
   const ca = await createDeviceCa()
-  const testApp = await buildTestApp(t, database, { ORCHARD_DEVICE_CA_FILES: ca.pemFile, ORCHARD_API_KEYS: testApiKey, ...env })
+  const testApp = await buildTestApp(t, database, { ORCHARD_DEVICE_CA_FILES: ca.pemFile, ORCHARD_API_KEYS: testApiKey, ...env }, options)
   const transport = injectTransport(testApp.app)
   const db = database.db
   return {

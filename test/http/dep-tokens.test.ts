@@ -269,3 +269,25 @@ t.test('disown removes the devices at Apple and here; deleting a token takes its
   t.equal((await world.database.db.selectFrom('dep_devices').selectAll().execute()).length, 0)
   t.equal((await world.database.db.selectFrom('dep_profiles').selectAll().execute()).length, 0)
 })
+
+t.test('serials Orchard knows under another ABM/ASM token never leave for Apple in this token\'s name; disown sends only its own', async (t) => {
+  const world = await setupDep(t)
+  const serials = world.abm.addDevices(2).map((d) => d.serial_number)
+  const first = await world.connectToken('Physics MDM server')
+  await world.sync(first.id)
+  const second = await world.connectToken('Chemistry MDM server')
+  const profile = (await world.call('POST', '/api/v1/dep/profiles', { body: { token_id: second.id, name: 'Chemistry iPads' } })).json
+  const sentBefore = world.abm.requests.length
+
+  const disowned = await world.call('POST', `/api/v1/dep/tokens/${second.id}/disown`, { body: { serial_numbers: [serials[0], 'NEVERSYNCED1'] } })
+  t.equal(disowned.statusCode, 200)
+  t.same(disowned.json.devices, { [serials[0]!]: 'NOT_ACCESSIBLE', NEVERSYNCED1: 'NOT_ACCESSIBLE' }, 'neither another token\'s device nor an unsynced serial is disowned')
+  t.ok(world.abm.devices.has(serials[0]!), 'the device is still at Apple')
+  t.equal((await world.call('GET', `/api/v1/dep/devices/${serials[0]}`)).json.removed_at, null)
+
+  const assigned = await world.call('POST', `/api/v1/dep/profiles/${profile.id}/assign`, { body: { serial_numbers: [serials[1]] } })
+  t.equal(assigned.statusCode, 200, assigned.body)
+  t.match(assigned.json.results, [{ serial_number: serials[1], status: 'NOT_ACCESSIBLE' }])
+  t.equal(world.abm.requests.length, sentBefore, 'nothing was sent to Apple')
+  t.equal(world.abm.devices.get(serials[1]!)!.profile_uuid ?? null, null)
+})

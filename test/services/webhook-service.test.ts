@@ -12,6 +12,7 @@ import {
   webhookEventTypes,
   type WebhookServiceDeps,
 } from '../../src/services/webhook-service.js'
+import { fullAccess } from '../../src/storage/access-scope.js'
 import { createWebhookStore, type WebhookStore } from '../../src/storage/webhook-store.js'
 import { createTestDatabase } from '../helpers/database.js'
 
@@ -105,11 +106,11 @@ const code = (expected: string) => ({ name: 'OrchardError', code: expected })
 t.test('webhooks are created with a secret shown once, validated, listed without secrets, updated, rotated and deleted', async (t) => {
   const receiver = await startReceiver(t)
   const { service, store } = await setup(t)
-  const created = await service.createWebhook({ url: receiver.url(), eventTypes: ['checkin.authenticate', 'command.result'], description: 'SIEM' })
+  const created = await service.createWebhook(fullAccess, { url: receiver.url(), eventTypes: ['checkin.authenticate', 'command.result'], description: 'SIEM' })
   t.match(created, { url: receiver.url(), eventTypes: ['checkin.authenticate', 'command.result'], enabled: true, description: 'SIEM' })
   t.match(created.id, /^wh_[0-9a-f]{24}$/)
   t.match(created.secret, /^whsec_[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url')
-  const given = await service.createWebhook({ url: 'https://hooks.example.com/orchard?x=1', eventTypes: ['*'], secret: 'a-secret-of-16-chars' })
+  const given = await service.createWebhook(fullAccess, { url: 'https://hooks.example.com/orchard?x=1', eventTypes: ['*'], secret: 'a-secret-of-16-chars' })
   t.equal(given.secret, 'a-secret-of-16-chars')
 
   const listed = await service.listWebhooks()
@@ -131,35 +132,35 @@ t.test('webhooks are created with a secret shown once, validated, listed without
     [{ url: 'https://example.com/', eventTypes: ['*'], secret: 'short' }, 'secret too short'],
     [{ url: 'https://example.com/', eventTypes: ['*'], description: 'x'.repeat(501) }, 'description too long'],
   ] as const) {
-    await t.rejects(service.createWebhook(input), code('validation_failed'), why)
+    await t.rejects(service.createWebhook(fullAccess, input), code('validation_failed'), why)
   }
 
-  const updated = await service.updateWebhook(created.id, { enabled: false, eventTypes: ['*', '*'], description: null })
+  const updated = await service.updateWebhook(fullAccess, created.id, { enabled: false, eventTypes: ['*', '*'], description: null })
   t.match(updated, { id: created.id, enabled: false, eventTypes: ['*'], description: null, url: receiver.url() })
   t.notOk('secret' in updated)
-  await t.rejects(service.updateWebhook(created.id, { url: 'gopher://x' }), code('validation_failed'))
-  await t.rejects(service.updateWebhook('wh_nope', { enabled: true }), code('not_found'))
+  await t.rejects(service.updateWebhook(fullAccess, created.id, { url: 'gopher://x' }), code('validation_failed'))
+  await t.rejects(service.updateWebhook(fullAccess, 'wh_nope', { enabled: true }), code('not_found'))
   await t.rejects(service.getWebhook('wh_nope'), code('not_found'))
 
-  const rotated = await service.rotateSecret(created.id)
+  const rotated = await service.rotateSecret(fullAccess, created.id)
   t.match(rotated, { id: created.id, secret: /^whsec_/ })
   t.not(rotated.secret, created.secret)
-  t.equal((await service.rotateSecret(created.id, 'another-secret-16+')).secret, 'another-secret-16+')
-  await t.rejects(service.rotateSecret('wh_nope'), code('not_found'))
+  t.equal((await service.rotateSecret(fullAccess, created.id, 'another-secret-16+')).secret, 'another-secret-16+')
+  await t.rejects(service.rotateSecret(fullAccess, 'wh_nope'), code('not_found'))
 
-  await service.deleteWebhook(created.id)
-  await t.rejects(service.deleteWebhook(created.id), code('not_found'))
+  await service.deleteWebhook(fullAccess, created.id)
+  await t.rejects(service.deleteWebhook(fullAccess, created.id), code('not_found'))
   t.same((await service.listWebhooks()).map((w) => w.id), [given.id])
   t.ok(webhookEventTypes.includes('*') && webhookEventTypes.includes('command.result'))
 })
 
 t.test('without ORCHARD_SECRET_KEYS webhooks are refused with a clear error', async (t) => {
   const { service } = await setup(t, { secretBox: null })
-  await t.rejects(service.createWebhook({ url: 'https://example.com/', eventTypes: ['*'] }), {
+  await t.rejects(service.createWebhook(fullAccess, { url: 'https://example.com/', eventTypes: ['*'] }), {
     code: 'conflict',
     message: 'webhooks need ORCHARD_SECRET_KEYS to seal their signing secrets',
   })
-  await t.rejects(service.rotateSecret('wh_any'), { code: 'conflict', message: /ORCHARD_SECRET_KEYS/ })
+  await t.rejects(service.rotateSecret(fullAccess, 'wh_any'), { code: 'conflict', message: /ORCHARD_SECRET_KEYS/ })
   t.same(await service.listWebhooks(), [])
   t.same(await service.deliverDue(), { attempted: 0, delivered: 0, failed: 0 })
 })
@@ -168,7 +169,7 @@ t.test('a delivery is signed; the receiver verifies it, and a tampered body fail
   const receiver = await startReceiver(t)
   const { logger, lines } = logCapture()
   const { service, clock } = await setup(t, { logger })
-  const webhook = await service.createWebhook({ url: receiver.url('/orchard'), eventTypes: ['checkin.authenticate'] })
+  const webhook = await service.createWebhook(fullAccess, { url: receiver.url('/orchard'), eventTypes: ['checkin.authenticate'] })
   await service.emit('checkin.authenticate', { udid: 'UDID-1', serial_number: 'C02X' })
   t.same(await service.deliverDue(), { attempted: 1, delivered: 1, failed: 0 })
   t.equal(receiver.requests.length, 1)
@@ -207,7 +208,7 @@ t.test('a delivery is signed; the receiver verifies it, and a tampered body fail
   t.notOk(JSON.stringify(lines).includes(webhook.secret), 'the secret is never logged')
 
   // A rotated secret signs from the next attempt on.
-  const rotated = await service.rotateSecret(webhook.id)
+  const rotated = await service.rotateSecret(fullAccess, webhook.id)
   await service.emit('checkin.authenticate', { udid: 'UDID-3' })
   await service.deliverDue()
   const last = receiver.requests[1]!
@@ -218,11 +219,11 @@ t.test('a delivery is signed; the receiver verifies it, and a tampered body fail
 t.test('events reach only enabled webhooks subscribed to their type, or to *', async (t) => {
   const receiver = await startReceiver(t)
   const { service } = await setup(t)
-  await service.createWebhook({ url: receiver.url('/auth'), eventTypes: ['checkin.authenticate'] })
-  await service.createWebhook({ url: receiver.url('/all'), eventTypes: ['*'] })
-  await service.createWebhook({ url: receiver.url('/results'), eventTypes: ['command.result', 'checkin.checkout'] })
-  const off = await service.createWebhook({ url: receiver.url('/off'), eventTypes: ['*'] })
-  await service.updateWebhook(off.id, { enabled: false })
+  await service.createWebhook(fullAccess, { url: receiver.url('/auth'), eventTypes: ['checkin.authenticate'] })
+  await service.createWebhook(fullAccess, { url: receiver.url('/all'), eventTypes: ['*'] })
+  await service.createWebhook(fullAccess, { url: receiver.url('/results'), eventTypes: ['command.result', 'checkin.checkout'] })
+  const off = await service.createWebhook(fullAccess, { url: receiver.url('/off'), eventTypes: ['*'] })
+  await service.updateWebhook(fullAccess, off.id, { enabled: false })
 
   await service.emit('checkin.authenticate', { n: 1 })
   await service.emit('command.result', { n: 2 })
@@ -236,7 +237,7 @@ t.test('a receiver down for an hour: backoff, then every event delivered once, i
   let up = false
   let receiver = await startReceiver(t, () => (up ? 200 : 503))
   const { service, clock } = await setup(t)
-  const webhook = await service.createWebhook({ url: receiver.url(), eventTypes: ['*'] })
+  const webhook = await service.createWebhook(fullAccess, { url: receiver.url(), eventTypes: ['*'] })
   const eventIds: string[] = []
   for (let i = 0; i < 3; i++) {
     await service.emit('command.result', { seq: i })
@@ -321,7 +322,7 @@ t.test('past the retry window a delivery fails for good; retryDelivery queues it
   let status = 500
   const receiver = await startReceiver(t, () => status)
   const { service, clock } = await setup(t, { retry: { baseSeconds: 10, maxSeconds: 900, giveUpAfterSeconds: 60 } })
-  const webhook = await service.createWebhook({ url: receiver.url(), eventTypes: ['checkin.checkout'] })
+  const webhook = await service.createWebhook(fullAccess, { url: receiver.url(), eventTypes: ['checkin.checkout'] })
   await service.emit('checkin.checkout', { udid: 'U' })
 
   const schedule: Array<number | null> = []
@@ -337,24 +338,24 @@ t.test('past the retry window a delivery fails for good; retryDelivery queues it
   clock.advance(3600)
   t.same(await service.deliverDue(), { attempted: 0, delivered: 0, failed: 0 }, 'a failed delivery is not retried by itself')
 
-  await t.rejects(service.retryDelivery(webhook.id, failed!.id + 1000), code('not_found'))
-  await t.rejects(service.retryDelivery('wh_nope', failed!.id), code('not_found'))
-  const requeued = await service.retryDelivery(webhook.id, failed!.id)
+  await t.rejects(service.retryDelivery(fullAccess, webhook.id, failed!.id + 1000), code('not_found'))
+  await t.rejects(service.retryDelivery(fullAccess, 'wh_nope', failed!.id), code('not_found'))
+  const requeued = await service.retryDelivery(fullAccess, webhook.id, failed!.id)
   t.match(requeued, { id: failed!.id, status: 'pending', attempts: 4 })
   t.same(requeued.nextAttemptAt, clock.now())
   status = 204
   t.same(await service.deliverDue(), { attempted: 1, delivered: 1, failed: 0 })
   t.equal(receiver.requests.at(-1)!.headers['orchard-delivery-attempt'], '5')
   t.match((await service.listDeliveries(webhook.id))[0], { status: 'delivered', lastStatusCode: 204, lastError: null })
-  await t.rejects(service.retryDelivery(webhook.id, failed!.id), code('conflict'), 'only a failed one can be retried')
+  await t.rejects(service.retryDelivery(fullAccess, webhook.id, failed!.id), code('conflict'), 'only a failed one can be retried')
 })
 
 t.test('a receiver that does not answer times out; the rest of its round is not sent', async (t) => {
   const slow = await startReceiver(t, () => 'hang')
   const fine = await startReceiver(t)
   const { service } = await setup(t, { timeoutMs: 100 })
-  const hanging = await service.createWebhook({ url: slow.url(), eventTypes: ['*'] })
-  await service.createWebhook({ url: fine.url(), eventTypes: ['*'] })
+  const hanging = await service.createWebhook(fullAccess, { url: slow.url(), eventTypes: ['*'] })
+  await service.createWebhook(fullAccess, { url: fine.url(), eventTypes: ['*'] })
   await service.emit('checkin.other', { n: 1 })
   await service.emit('checkin.other', { n: 2 })
   t.same(await service.deliverDue(), { attempted: 4, delivered: 2, failed: 2 })
@@ -369,7 +370,7 @@ t.test('the redirect of a receiver is a failed attempt, not followed', async (t)
   const target = await startReceiver(t)
   const redirecting = await startReceiver(t, () => 307)
   const { service } = await setup(t)
-  const webhook = await service.createWebhook({ url: redirecting.url(), eventTypes: ['*'] })
+  const webhook = await service.createWebhook(fullAccess, { url: redirecting.url(), eventTypes: ['*'] })
   await service.emit('checkin.other', {})
   t.same(await service.deliverDue(), { attempted: 1, delivered: 0, failed: 1 })
   t.match((await service.listDeliveries(webhook.id))[0], { lastStatusCode: 307, lastError: 'HTTP 307' })
@@ -383,7 +384,7 @@ t.test('emit never throws into the caller, and writes nothing without subscriber
   t.same(await service.deliverDue(), { attempted: 0, delivered: 0, failed: 0 })
 
   // With a subscriber, emit writes to the outbox; a failing write is logged, not thrown.
-  await service.createWebhook({ url: 'http://127.0.0.1:9/hook', eventTypes: ['*'] })
+  await service.createWebhook(fullAccess, { url: 'http://127.0.0.1:9/hook', eventTypes: ['*'] })
   const broken: WebhookStore = { ...store, enqueueEvent: () => Promise.reject(new Error('database is down')) }
   const failing = createWebhookService({ store: broken, secretBox: createSecretBox([randomBytes(32)]), logger })
   await t.resolves(failing.emit('command.result', { n: 1 }))
@@ -393,7 +394,7 @@ t.test('emit never throws into the caller, and writes nothing without subscriber
 t.test('the loop delivers as soon as an event is emitted, and stop() waits for the round in flight', async (t) => {
   const receiver = await startReceiver(t)
   const { service } = await setup(t)
-  const webhook = await service.createWebhook({ url: receiver.url(), eventTypes: ['*'] })
+  const webhook = await service.createWebhook(fullAccess, { url: receiver.url(), eventTypes: ['*'] })
   service.start(3_600_000) // an hour: only emit's kick can explain a delivery now
   const arrived = receiver.nextRequest()
   await service.emit('checkin.token_update', { n: 1 })
@@ -408,7 +409,7 @@ t.test('the loop delivers as soon as an event is emitted, and stop() waits for t
 t.test('listing deliveries pages newest first', async (t) => {
   const receiver = await startReceiver(t)
   const { service } = await setup(t)
-  const webhook = await service.createWebhook({ url: receiver.url(), eventTypes: ['*'] })
+  const webhook = await service.createWebhook(fullAccess, { url: receiver.url(), eventTypes: ['*'] })
   for (let i = 0; i < 5; i++) await service.emit('checkin.other', { i })
   const page1 = await service.listDeliveries(webhook.id, { limit: 3 })
   t.same(page1.map((d) => (d.payload as { data: { i: number } }).data.i), [4, 3, 2])
@@ -425,7 +426,7 @@ t.test('without a subscriber for the type, emit does not touch the outbox; a new
   const counted = createWebhookService({ store: counting, secretBox: createSecretBox([randomBytes(32)]), logger: pino({ level: 'silent' }) })
   await counted.emit('checkin.authenticate', {})
   t.equal(writes, 0, 'no webhooks: no write')
-  await counted.createWebhook({ url: 'http://127.0.0.1:9/hook', eventTypes: ['command.result'] })
+  await counted.createWebhook(fullAccess, { url: 'http://127.0.0.1:9/hook', eventTypes: ['command.result'] })
   await counted.emit('checkin.authenticate', {})
   t.equal(writes, 0, 'not subscribed to this type: no write')
   await counted.emit('command.result', {})

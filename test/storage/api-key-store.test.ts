@@ -136,7 +136,8 @@ t.test('an insert or revocation with an actor writes one audit row in the same t
   const rows = await database.db.selectFrom('audit_events').select(['action', 'tenant_id', 'target_type', 'target_id', 'principal_id', 'request_id', 'details']).orderBy('id').execute()
   t.match(rows, [
     { action: 'createApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0', details: { name: 'key audited00001', role: 'helpdesk' } },
-    { action: 'revokeApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0' },
+    { action: 'revokeApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0', details: null },
+    { action: 'revokeApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0', details: { already_revoked: true } },
   ])
-  t.equal(rows.length, 2, 'the failed insert and the repeated revocation wrote nothing')
+  t.equal(rows.length, 3, 'the failed insert wrote nothing; the repeated revocation (a success with nothing to do) is audited as such')
 })

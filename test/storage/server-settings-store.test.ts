@@ -1,4 +1,5 @@
 import t from 'tap'
+import { fullAccess } from '../../src/storage/access-scope.js'
 import { createServerSettingsStore } from '../../src/storage/server-settings-store.js'
 import { createTestDatabase } from '../helpers/database.js'
 
@@ -8,7 +9,7 @@ t.test('settings round-trip any JSON value', async (t) => {
   t.equal(await store.getSetting('missing'), undefined)
   const values: unknown[] = ['text', 42, true, null, [1, 'two', { three: 3 }], { nested: { list: [] } }]
   for (const value of values) {
-    await store.putSetting('example.value', value)
+    await store.putSetting(fullAccess, 'example.value', value)
     t.same(await store.getSetting('example.value'), value, JSON.stringify(value))
   }
 })
@@ -22,6 +23,6 @@ t.test('the installation has an id from its first migration', async (t) => {
 t.test('keys are checked by the database', async (t) => {
   const database = await createTestDatabase(t)
   const store = createServerSettingsStore(database.db)
-  await t.rejects(store.putSetting('Bad Key!', 1), /check constraint/)
+  await t.rejects(store.putSetting(fullAccess, 'Bad Key!', 1), /check constraint/)
   t.equal(await store.getSetting('Bad Key!'), undefined, 'nothing written')
 })

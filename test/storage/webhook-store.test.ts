@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import t from 'tap'
 import { openPostgresDatabase } from '../../src/storage/database.js'
+import { fullAccess } from '../../src/storage/access-scope.js'
 import { createWebhookStore, type WebhookStore } from '../../src/storage/webhook-store.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 
@@ -9,13 +10,13 @@ const at = (seconds: number) => new Date(t0.getTime() + seconds * 1000)
 const sealed = Buffer.from('not really sealed')
 
 async function addWebhook(store: WebhookStore, id: string, eventTypes: string[], enabled = true) {
-  return store.createWebhook({ id, url: `http://127.0.0.1/${id}`, secretSealed: sealed, eventTypes, enabled })
+  return store.createWebhook(fullAccess, { id, url: `http://127.0.0.1/${id}`, secretSealed: sealed, eventTypes, enabled })
 }
 
 t.test('webhooks: create, read, update, delete', async (t) => {
   const database = await createTestDatabase(t)
   const store = createWebhookStore(database.db)
-  const created = await store.createWebhook({ id: 'a', url: 'https://example.com/hook', secretSealed: sealed, eventTypes: ['*'], description: 'all' })
+  const created = await store.createWebhook(fullAccess, { id: 'a', url: 'https://example.com/hook', secretSealed: sealed, eventTypes: ['*'], description: 'all' })
   t.match(created, { id: 'a', url: 'https://example.com/hook', eventTypes: ['*'], enabled: true, description: 'all' })
   t.ok(created.secretSealed.equals(sealed))
   t.ok(created.createdAt instanceof Date)
@@ -24,14 +25,14 @@ t.test('webhooks: create, read, update, delete', async (t) => {
   await addWebhook(store, 'b', ['command.result'])
   t.same((await store.listWebhooks()).map((w) => w.id), ['a', 'b'])
 
-  const updated = await store.updateWebhook('a', { enabled: false, eventTypes: ['checkin.authenticate', 'command.result'], description: null, secretSealed: Buffer.from('other') })
+  const updated = await store.updateWebhook(fullAccess, 'a', { enabled: false, eventTypes: ['checkin.authenticate', 'command.result'], description: null, secretSealed: Buffer.from('other') })
   t.match(updated, { id: 'a', url: 'https://example.com/hook', enabled: false, eventTypes: ['checkin.authenticate', 'command.result'], description: null })
   t.ok(updated!.secretSealed.equals(Buffer.from('other')))
-  t.match(await store.updateWebhook('a', { url: 'http://example.net/' }), { url: 'http://example.net/', enabled: false })
-  t.equal(await store.updateWebhook('nope', { enabled: true }), undefined)
+  t.match(await store.updateWebhook(fullAccess, 'a', { url: 'http://example.net/' }), { url: 'http://example.net/', enabled: false })
+  t.equal(await store.updateWebhook(fullAccess, 'nope', { enabled: true }), undefined)
 
-  t.equal(await store.deleteWebhook('a'), true)
-  t.equal(await store.deleteWebhook('a'), false)
+  t.equal(await store.deleteWebhook(fullAccess, 'a'), true)
+  t.equal(await store.deleteWebhook(fullAccess, 'a'), false)
   t.same((await store.listWebhooks()).map((w) => w.id), ['b'])
 })
 
@@ -68,7 +69,7 @@ t.test('claimDue hands out due deliveries once, leased until they are marked or 
   await addWebhook(store, 'a', ['*'])
   await addWebhook(store, 'paused', ['*'])
   for (let i = 1; i <= 3; i++) await store.enqueueEvent({ id: `e${i}`, type: 'checkin.other', payload: { i }, createdAt: at(i) })
-  await store.updateWebhook('paused', { enabled: false })
+  await store.updateWebhook(fullAccess, 'paused', { enabled: false })
 
   t.same(await store.claimDue(at(0), 10, 60), [], 'nothing is due before it happened')
   const claimed = await store.claimDue(at(2), 10, 60)
@@ -100,7 +101,7 @@ t.test('claimDue hands out due deliveries once, leased until they are marked or 
   t.match((await store.listDeliveries('a', { limit: 10 }))[1], { status: 'failed' }, 'a finished delivery is not marked again')
   t.same(await store.claimDue(at(10_000), 10, 60).then((rows) => rows.map((d) => d.eventId)), ['e3'], 'finished ones are never claimed')
 
-  await store.updateWebhook('paused', { enabled: true })
+  await store.updateWebhook(fullAccess, 'paused', { enabled: true })
   t.same((await store.claimDue(at(10_000), 10, 60)).map((d) => d.webhookId), ['paused', 'paused', 'paused'], 'a re-enabled webhook gets what waited')
 })
 
@@ -111,11 +112,11 @@ t.test('a failed delivery can be re-queued; others cannot', async (t) => {
   await addWebhook(store, 'b', ['*'])
   await store.enqueueEvent({ id: 'e1', type: 'checkin.other', payload: {}, createdAt: t0 })
   const [delivery] = await store.claimDue(t0, 10, 60)
-  t.match(await store.retryDelivery('a', delivery!.id, at(1)), { outcome: 'not_failed', delivery: { status: 'pending' } })
+  t.match(await store.retryDelivery(fullAccess, 'a', delivery!.id, at(1)), { outcome: 'not_failed', delivery: { status: 'pending' } })
   await store.markFailedAttempt(delivery!.id, { statusCode: 500, error: 'HTTP 500', nextAttemptAt: null }, at(1))
-  t.same(await store.retryDelivery('b', delivery!.id, at(2)), { outcome: 'not_found' }, 'it belongs to another webhook')
-  t.same(await store.retryDelivery('a', 999_999, at(2)), { outcome: 'not_found' })
-  const retried = await store.retryDelivery('a', delivery!.id, at(5))
+  t.same(await store.retryDelivery(fullAccess, 'b', delivery!.id, at(2)), { outcome: 'not_found' }, 'it belongs to another webhook')
+  t.same(await store.retryDelivery(fullAccess, 'a', 999_999, at(2)), { outcome: 'not_found' })
+  const retried = await store.retryDelivery(fullAccess, 'a', delivery!.id, at(5))
   t.match(retried, { outcome: 'requeued', delivery: { status: 'pending', attempts: 1, lastError: 'HTTP 500' } })
   const claimed = await store.claimDue(at(5), 10, 60)
   t.same(claimed.map((d) => d.id), [delivery!.id])
@@ -144,7 +145,7 @@ t.test('deliveries list newest first with paging, prune finished ones, and go wi
   t.same((await store.listDeliveries('a', { limit: 10 })).map((d) => d.eventId), ['e5', 'e4', 'e3'])
   t.equal(await store.pruneFinished(at(350)), 0)
 
-  t.equal(await store.deleteWebhook('a'), true)
+  t.equal(await store.deleteWebhook(fullAccess, 'a'), true)
   const { rows } = await sql<{ webhook_id: string; n: number }>`select webhook_id, count(*)::int as n from webhook_deliveries group by webhook_id`.execute(database.db)
   t.same(rows, [{ webhook_id: 'b', n: 5 }], 'the deleted webhook’s deliveries are gone, the others stay')
 })

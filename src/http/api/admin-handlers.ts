@@ -62,7 +62,7 @@ export function adminHandlers(deps: AdminHandlerDeps): OperationHandlers {
     },
     async updateSettings(request) {
       const body = request.body as { command_retention_days?: number }
-      if (body.command_retention_days !== undefined) await deps.retention.setRetentionDays(body.command_retention_days)
+      if (body.command_retention_days !== undefined) await deps.retention.setRetentionDays(accessOf(request), body.command_retention_days)
       request.log.info({ settings: body }, 'settings changed')
       return { command_retention_days: await deps.retention.retentionDays() }
     },
@@ -111,7 +111,7 @@ export function adminHandlers(deps: AdminHandlerDeps): OperationHandlers {
     },
     async createWebhook(request, reply) {
       const body = request.body as { url: string; event_types: string[]; description?: string; secret?: string }
-      const created = await deps.webhooks.createWebhook({
+      const created = await deps.webhooks.createWebhook(accessOf(request), {
         url: body.url,
         eventTypes: body.event_types,
         ...(body.description !== undefined ? { description: body.description } : {}),
@@ -124,7 +124,7 @@ export function adminHandlers(deps: AdminHandlerDeps): OperationHandlers {
     },
     async updateWebhook(request) {
       const body = request.body as { url?: string; event_types?: string[]; enabled?: boolean; description?: string | null }
-      const view = await deps.webhooks.updateWebhook((request.params as { webhook_id: string }).webhook_id, {
+      const view = await deps.webhooks.updateWebhook(accessOf(request), (request.params as { webhook_id: string }).webhook_id, {
         ...(body.url !== undefined ? { url: body.url } : {}),
         ...(body.event_types !== undefined ? { eventTypes: body.event_types } : {}),
         ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
@@ -133,11 +133,11 @@ export function adminHandlers(deps: AdminHandlerDeps): OperationHandlers {
       return webhookJson(view)
     },
     async deleteWebhook(request, reply) {
-      await deps.webhooks.deleteWebhook((request.params as { webhook_id: string }).webhook_id)
+      await deps.webhooks.deleteWebhook(accessOf(request), (request.params as { webhook_id: string }).webhook_id)
       return reply.code(204).send()
     },
     async rotateWebhookSecret(request) {
-      const rotated = await deps.webhooks.rotateSecret((request.params as { webhook_id: string }).webhook_id)
+      const rotated = await deps.webhooks.rotateSecret(accessOf(request), (request.params as { webhook_id: string }).webhook_id)
       return { ...webhookJson(rotated), secret: rotated.secret }
     },
     async listWebhookDeliveries(request) {
@@ -151,7 +151,7 @@ export function adminHandlers(deps: AdminHandlerDeps): OperationHandlers {
     },
     async retryWebhookDelivery(request, reply) {
       const { webhook_id: id, delivery_id: deliveryId } = request.params as { webhook_id: string; delivery_id: number }
-      await deps.webhooks.retryDelivery(id, deliveryId)
+      await deps.webhooks.retryDelivery(accessOf(request), id, deliveryId)
       return reply.code(202).send()
     },
   }

@@ -2,7 +2,8 @@
 // with per-target status and results, a channel's queue and history, and cancellation.
 import { OrchardError } from '../../errors.js'
 import { decodeBase64 } from '../../mdm/command-validation.js'
-import type { CommandDispatcher, CommandSource, DispatchTargets } from '../../services/command-dispatch.js'
+import type { CommandDispatcher, CommandSource, DispatchResult, DispatchTargets } from '../../services/command-dispatch.js'
+import type { AccessScope } from '../../storage/access-scope.js'
 import type { CommandAdminStore } from '../../storage/command-admin-store.js'
 import type { DeviceDirectoryStore } from '../../storage/device-directory-store.js'
 import type { CommandTargetStatus } from '../../storage/schema.js'
@@ -35,6 +36,12 @@ function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBod
 }
 
 export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
+  // A stored command was audited with it; one no target could take is answered as a
+  // success all the same (the targets say why), so it is audited here.
+  async function auditIfUnstored(scope: AccessScope, result: DispatchResult): Promise<void> {
+    if (!result.stored) await deps.commandAdmin.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
+  }
+
   return {
     async enqueueCommand(request, reply) {
       const body = request.body as EnqueueBody
@@ -50,13 +57,15 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
         command = { kind: 'typed', json: body.command, pointer: '/command', ...(body.command_uuid !== undefined ? { uuid: body.command_uuid } : {}) }
       }
       const targets: DispatchTargets = body.enrollment_ids !== undefined ? { enrollmentIds: body.enrollment_ids } : { filter: deviceFilterFrom(body.filter ?? {}) }
-      const result = await deps.dispatcher.dispatch(accessOf(request), {
+      const scope = accessOf(request)
+      const result = await deps.dispatcher.dispatch(scope, {
         targets,
         command,
         ...(body.priority !== undefined ? { priority: body.priority } : {}),
         expiresAt: body.expires_at !== undefined ? new Date(body.expires_at) : null,
         push: body.push !== false,
       })
+      await auditIfUnstored(scope, result)
       return reply.code(201).send(dispatchResultJson(result))
     },
 
@@ -68,13 +77,15 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
         throw new OrchardError('validation_failed', 'the body must be a command plist (Content-Type application/x-apple-plist)')
       }
-      const result = await deps.dispatcher.dispatch(accessOf(request), {
+      const scope = accessOf(request)
+      const result = await deps.dispatcher.dispatch(scope, {
         targets: { enrollmentIds },
         command: { kind: 'plist', payload: request.body },
         ...(query.priority !== undefined ? { priority: query.priority } : {}),
         expiresAt: query.expires_at !== undefined ? new Date(query.expires_at) : null,
         push: query.push !== false,
       })
+      await auditIfUnstored(scope, result)
       return reply.code(200).send(dispatchResultJson(result))
     },
 

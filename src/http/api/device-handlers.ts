@@ -4,7 +4,7 @@ import { OrchardError } from '../../errors.js'
 import type { PlistDict } from '../../mdm/plist.js'
 import type { CommandDispatcher, CommandSource, DispatchResult } from '../../services/command-dispatch.js'
 import type { DeviceDirectoryStore, DeviceFilter, DeviceSort } from '../../storage/device-directory-store.js'
-import type { DeviceKind } from '../../storage/schema.js'
+import type { DeviceKind, LifecycleState } from '../../storage/schema.js'
 import { accessOf, type OperationHandlers } from './plugin.js'
 import { deviceJson, deviceSummaryJson, dispatchResultJson } from './views.js'
 
@@ -25,6 +25,7 @@ interface DeviceListQuery {
   last_seen_after?: string
   tenant_id?: string
   kind?: DeviceKind
+  lifecycle_state?: LifecycleState
   sort: DeviceSort
   limit: number
   cursor?: string
@@ -49,6 +50,7 @@ export function deviceFilterFrom(query: Omit<Partial<DeviceListQuery>, 'sort' | 
     ...(query.last_seen_after !== undefined ? { lastSeenAfter: new Date(query.last_seen_after) } : {}),
     ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
     ...(query.kind !== undefined ? { kind: query.kind } : {}),
+    ...(query.lifecycle_state !== undefined ? { lifecycleState: query.lifecycle_state } : {}),
   }
 }
 

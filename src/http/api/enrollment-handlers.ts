@@ -93,13 +93,14 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
     },
     async addCertificateAuthority(request, reply) {
       const body = request.body as { certificate_pem: string; private_key_pem?: string }
-      const view = body.private_key_pem !== undefined ? await deps.authority.importAuthority(body.certificate_pem, body.private_key_pem) : await deps.authority.addTrusted(body.certificate_pem)
+      const scope = accessOf(request)
+      const view = body.private_key_pem !== undefined ? await deps.authority.importAuthority(scope, body.certificate_pem, body.private_key_pem) : await deps.authority.addTrusted(scope, body.certificate_pem)
       request.log.info({ ca: view.id, active: view.active }, body.private_key_pem !== undefined ? 'device CA imported' : 'trusted device CA added')
       return reply.code(201).send(authorityJson(view))
     },
     async removeCertificateAuthority(request, reply) {
       const { ca_id: id } = request.params as { ca_id: string }
-      await deps.authority.remove(id)
+      await deps.authority.remove(accessOf(request), id)
       return reply.code(204).send()
     },
 

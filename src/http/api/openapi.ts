@@ -26,6 +26,8 @@ export interface ApiOperation {
   rawBodyTypes: string[]
   /** `x-audit: outside-transaction`: a write whose change is not in our database (audited after the handler). */
   auditOutsideTransaction: boolean
+  /** `x-installation-wide: true`: about the whole installation, so only central IT's roles count. */
+  installationWide: boolean
   /** From `x-body-limit`, bytes. */
   bodyLimit?: number
   /** JSON response schemas by status code. */
@@ -118,6 +120,7 @@ export function loadOperations(source: unknown = openapiDocument): Map<string, A
         bodyRequired: requestBody?.required === true,
         rawBodyTypes: Object.keys(content).filter((type) => type !== 'application/json'),
         auditOutsideTransaction: operation['x-audit'] === 'outside-transaction',
+        installationWide: operation['x-installation-wide'] === true,
         ...(typeof operation['x-body-limit'] === 'number' ? { bodyLimit: operation['x-body-limit'] } : {}),
         responses,
       })

@@ -19,6 +19,8 @@ declare module 'fastify' {
     operationId?: string
     /** Writes whose change is outside our database: audited after the handler. */
     auditOutsideTransaction?: boolean
+    /** Installation-wide (settings, webhooks, device CAs): only central IT's grants count. */
+    installationWide?: boolean
   }
   interface FastifyRequest {
     /** Who called an admin API operation. */
@@ -68,8 +70,13 @@ async function authenticateRequest(request: FastifyRequest, options: ApiRoutesOp
   const actor: AuditActor | undefined = readMethods.has(request.method)
     ? undefined
     : { principalId: principal.id, principalName: principal.name, principalSource: principal.source, requestId: request.id, action: request.routeOptions.config.operationId ?? 'unknown', recorded: false }
-  const access = await scopeForRoles(principal, allowed, options.tenants, actor)
-  if (!access) throw new OrchardError('forbidden', `this operation needs one of the roles ${allowed.join(', ')}; you have ${describeGrants(principal.grants)}`)
+  const installationWide = request.routeOptions.config.installationWide === true
+  const grants = installationWide ? { ...principal, grants: principal.grants.filter((grant) => grant.tenantId === null) } : principal
+  const access = await scopeForRoles(grants, allowed, options.tenants, actor)
+  if (!access) {
+    const where = installationWide ? ' in central IT (it concerns the whole installation)' : ''
+    throw new OrchardError('forbidden', `this operation needs one of the roles ${allowed.join(', ')}${where}; you have ${describeGrants(principal.grants)}`)
+  }
   request.access = access
 }
 
@@ -186,6 +193,7 @@ function registerOperation(app: FastifyInstance, operation: ApiOperation, handle
       operationId: operation.operationId,
       ...(operation.allowedRoles ? { allowedRoles: operation.allowedRoles } : {}),
       ...(operation.auditOutsideTransaction ? { auditOutsideTransaction: true } : {}),
+      ...(operation.installationWide ? { installationWide: true } : {}),
     },
     schema: {
       ...(operation.params ? { params: operation.params } : {}),

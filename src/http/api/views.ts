@@ -29,6 +29,7 @@ export function deviceSummaryJson(row: DeviceRow) {
     id: row.id,
     tenant_id: row.tenant_id,
     kind: row.kind,
+    lifecycle_state: row.lifecycle_state,
     udid: row.udid,
     enrollment_id: row.enrollment_id,
     serial_number: row.serial_number,
@@ -43,6 +44,8 @@ export function deviceSummaryJson(row: DeviceRow) {
     supervised: row.is_supervised,
     enrolled: row.enrolled,
     last_seen_at: iso(row.last_seen_at),
+    wiped_at: iso(row.wiped_at),
+    retired_at: iso(row.retired_at),
     created_at: iso(row.created_at)!,
     updated_at: iso(row.updated_at)!,
   }

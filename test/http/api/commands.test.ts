@@ -161,7 +161,6 @@ t.test('convenience actions: lock, erase, restart, profile install and removal',
   const lock = await api('POST', `/api/v1/devices/${device.udid}/lock`, { body: { message: 'Lost: call +31 20 555 0100' } })
   t.equal(lock.statusCode, 201)
   t.equal(lock.json.request_type, 'DeviceLock')
-  t.equal((await api('POST', `/api/v1/devices/${device.udid}/erase`, { body: { preserve_data_plan: true } })).json.request_type, 'EraseDevice')
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/restart`)).json.request_type, 'RestartDevice')
   const profile = Buffer.from('<plist version="1.0"><dict/></plist>')
   const install = await api('POST', `/api/v1/devices/${device.udid}/profiles`, { raw: { payload: profile, contentType: 'application/x-apple-aspen-config' } })
@@ -169,6 +168,8 @@ t.test('convenience actions: lock, erase, restart, profile install and removal',
   const remove = await api('DELETE', `/api/v1/devices/${device.udid}/profiles/org.example.wifi`)
   t.equal(remove.statusCode, 201)
   t.equal((await api('POST', '/api/v1/devices/ghost/lock')).statusCode, 404)
+  // Last: once the device acknowledges the erase it is handed nothing more.
+  t.equal((await api('POST', `/api/v1/devices/${device.udid}/erase`, { body: { preserve_data_plan: true } })).json.request_type, 'EraseDevice')
 
   const seen: Array<[string, unknown]> = []
   let response = await device.idle()
@@ -177,7 +178,7 @@ t.test('convenience actions: lock, erase, restart, profile install and removal',
     seen.push([command.requestType, command.command['Message'] ?? command.command['PreserveDataPlan'] ?? command.command['Identifier'] ?? (Buffer.isBuffer(command.command['Payload']) ? 'bytes' : null)])
     response = await device.answer(command.uuid, 'Acknowledged')
   }
-  t.same(seen, [['DeviceLock', 'Lost: call +31 20 555 0100'], ['EraseDevice', true], ['RestartDevice', null], ['InstallProfile', 'bytes'], ['RemoveProfile', 'org.example.wifi']])
+  t.same(seen, [['DeviceLock', 'Lost: call +31 20 555 0100'], ['RestartDevice', null], ['InstallProfile', 'bytes'], ['RemoveProfile', 'org.example.wifi'], ['EraseDevice', true]])
 
   const personal = await mdm.enrolledDevice({ userEnrollment: true })
   const personalId = (await api('GET', '/api/v1/devices?user_enrollment=true')).json.items[0].id

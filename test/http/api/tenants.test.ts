@@ -298,3 +298,17 @@ t.test('a device\'s timeline: enrolled, wiped when it acknowledges EraseDevice, 
   await device.checkOut()
   t.same((await timeline())[0], 'device:checked_out')
 })
+
+t.test('installation-wide operations (settings, webhooks, device CAs) need the role in central IT', async (t) => {
+  const mdm = await setupMdm(t)
+  const api = apiClient(mdm.app)
+  await api('POST', '/api/v1/tenants', { body: { id: 'physics', name: 'Physics' } })
+  const tenantAuditor = await keyFor(api, 'auditor', 'physics')
+  const centralAuditor = await keyFor(api, 'auditor', null)
+  for (const path of ['/api/v1/settings', '/api/v1/webhooks', '/api/v1/certificate-authorities']) {
+    const refused = await api('GET', path, { key: tenantAuditor })
+    t.equal(refused.statusCode, 403, `${path}: a tenant auditor is refused`)
+    t.match(refused.json.detail, /in central IT \(it concerns the whole installation\); you have auditor in tenant physics/)
+    t.equal((await api('GET', path, { key: centralAuditor })).statusCode, 200, `${path}: a central auditor reads it`)
+  }
+})
