@@ -217,6 +217,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
         continue
       }
       if (state.status === 'removing' && state.command_uuid && (await deps.store.commandOpen(deviceId, state.command_uuid))) continue
+      if (state.status === 'failed' && !options.retryFailed) continue
       const uuid = await queue(deviceId, 'RemoveApplication', { Identifier: state.identifier })
       queued ||= uuid !== null
       await deps.store.putState(deviceId, 'app', state.identifier, { profileId: null, version: null, status: uuid ? 'removing' : 'failed', commandUuid: uuid, detail: uuid ? null : 'RemoveApplication could not be queued' })

@@ -271,7 +271,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
         join blueprints b on ${appliesTo}
         cross join lateral jsonb_array_elements(b.applications) as app
         where d.id = ${deviceId}
-        order by app ->> 'bundle_id', (b.tenant_id is not distinct from d.tenant_id) desc, b.updated_at desc`.execute(db)
+        order by app ->> 'bundle_id', (b.tenant_id is not distinct from d.tenant_id) desc, (b.tenant_id is not null) desc, b.updated_at desc`.execute(db)
       return rows.map((row) => row.app)
     },
     async installedProfiles(deviceId) {

@@ -190,7 +190,9 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
       // The device channel's inventory: its enrollment id is the device id.
       const profiles = await db.selectFrom('installed_profiles').select(['identifier', 'is_managed', 'attributes']).where('enrollment_id', '=', deviceId).orderBy('identifier').execute()
       const applications = await db.selectFrom('installed_applications').select(['identifier', 'is_managed']).where('enrollment_id', '=', deviceId).orderBy('identifier').execute()
-      return {
+      // What blueprints installed counts too, even when the device's last lists are older.
+      const ours = await db.selectFrom('device_config_state').select(['item_type', 'identifier']).where('device_id', '=', deviceId).where('status', 'in', ['installed', 'installing', 'failed']).execute()
+      const result: InstalledInventory = {
         profiles: profiles.map((row) => {
           const content = (row.attributes as { PayloadContent?: unknown } | null)?.PayloadContent
           const payloadTypes = Array.isArray(content) ? content.map((payload) => (payload as { PayloadType?: unknown }).PayloadType).filter((type): type is string => typeof type === 'string') : []
@@ -198,6 +200,16 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
         }),
         applications: applications.map((row) => ({ identifier: row.identifier, isManaged: row.is_managed })),
       }
+      for (const row of ours) {
+        const list: Array<{ identifier: string; isManaged: boolean | null }> = row.item_type === 'profile' ? result.profiles : result.applications
+        const known = list.find((item) => item.identifier === row.identifier)
+        if (known) known.isManaged = true
+        else if (row.item_type === 'profile') result.profiles.push({ identifier: row.identifier, isManaged: true, payloadTypes: [] })
+        else result.applications.push({ identifier: row.identifier, isManaged: true })
+      }
+      result.profiles.sort((a, b) => a.identifier.localeCompare(b.identifier))
+      result.applications.sort((a, b) => a.identifier.localeCompare(b.identifier))
+      return result
     },
 
     async begin(scope, action, at) {

@@ -218,3 +218,16 @@ t.test('reinstall needs an ADE device; retire stops management and keeps the his
   t.equal((await api('GET', '/api/v1/devices?lifecycle_state=retired')).json.items.length, 1)
   t.equal((await api('GET', '/api/v1/devices/nope/lifecycle')).statusCode, 404)
 })
+
+t.test('selective wipe also removes what blueprints installed when the device\'s last lists are older', async (t) => {
+  const mdm = await setupMdm(t)
+  const api = apiClient(mdm.app)
+  const device = await mdm.enrolledDevice({ userEnrollment: true })
+  await mdm.database.db.insertInto('device_config_state').values([
+    { device_id: device.udid, item_type: 'profile', identifier: 'council.vpn', status: 'installed' },
+    { device_id: device.udid, item_type: 'app', identifier: 'com.council.mail', status: 'installing' },
+  ]).execute()
+  const wipe = await api('POST', `/api/v1/devices/${encodeURIComponent(device.udid)}/wipe`, { body: {} })
+  t.equal(wipe.statusCode, 201)
+  t.same(wipe.json.commands.map((c: { request_type: string; item: string }) => `${c.request_type} ${c.item}`), ['RemoveApplication com.council.mail', 'RemoveProfile council.vpn', 'RemoveProfile orchard.enrollment'], 'no ProfileList yet: the MDM profile is known by its identifier')
+})
