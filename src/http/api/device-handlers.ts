@@ -121,6 +121,10 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
         results.push(result)
       }
       const queued = results.some((r) => r.targets[0]!.result === 'queued')
+      if (!queued) {
+        const reasons = results.map((r) => { const target = r.targets[0]!; return `${r.requestType}: ${target.result === 'not_applicable' ? target.detail : target.result}` })
+        throw new OrchardError('not_applicable', `none of the inventory commands can go to device ${deviceId} (${reasons.join('; ')})`)
+      }
       // One push wakes the device for all of them.
       const pushed = queued ? await deps.dispatcher.pushOnly(accessOf(request), [deviceId]) : null
       return reply.code(201).send({ commands: results.map((r, i) => dispatchResultJson(i === results.length - 1 ? { ...r, push: pushed } : r)) })
