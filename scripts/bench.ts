@@ -1,5 +1,5 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep] [--pushes 100000] [--dep-devices 20000]`
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
@@ -270,6 +270,12 @@ if (only === undefined || only === 'push') {
     stdio: 'inherit',
     cwd: root,
   })
+}
+if (only === undefined || only === 'reports') {
+  console.log('\n## Reports: device-days (billing) and device counts over a year of history (scripts/bench-reports.ts)')
+  for (const backend of backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]) {
+    execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench-reports.ts'), '--backend', backend, '--devices', args.get('report-devices') ?? '10000'], { stdio: 'inherit', cwd: root })
+  }
 }
 if (only === undefined || only === 'dep') {
   console.log('\n## ADE: ABM/ASM device sync through the fake ABM server (scripts/bench-dep.ts)')
