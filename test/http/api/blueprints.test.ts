@@ -1,66 +1,13 @@
 // Desired configuration end to end: a profile library, blueprints, and a simulated device
-// that keeps its own profiles and apps and reports them faithfully, converging through the
-// real MDM endpoints: install, new version, removal, drift repaired, failure surfaced.
+// (test/helpers/faithful-device.ts) that keeps its own profiles and apps and reports them
+// faithfully, converging through the real MDM endpoints: install, new version, removal,
+// drift repaired, failure surfaced.
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { decodePlist, encodePlist, isPlistDict, type PlistDict } from '../../../src/mdm/plist.js'
+import { encodePlist } from '../../../src/mdm/plist.js'
 import { apiClient } from '../../helpers/api.js'
 import { setupMdm, type MdmFixture } from '../../helpers/mdm-fixture.js'
-import { commandIn, type SimulatedDevice } from '../../helpers/simulated-device.js'
-
-function wifiProfile(identifier: string, ssid: string, uuid: string = randomUUID()): Buffer {
-  return encodePlist({
-    PayloadType: 'Configuration',
-    PayloadVersion: 1,
-    PayloadIdentifier: identifier,
-    PayloadUUID: uuid,
-    PayloadDisplayName: `Wi-Fi ${ssid}`,
-    PayloadContent: [{ PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: `${identifier}.wifi`, PayloadUUID: randomUUID(), SSID_STR: ssid, EncryptionType: 'WPA2' }],
-  })
-}
-
-/** A device that remembers what was installed on it and tells the truth when asked. */
-class FaithfulDevice {
-  readonly profiles = new Map<string, string>()
-  readonly apps = new Set<string>()
-  readonly failing = new Set<string>()
-  readonly ran: string[] = []
-  constructor(readonly device: SimulatedDevice, private readonly bundleOfManifest: Record<string, string> = {}) {}
-
-  /** Runs the queue to the end, answering each command as a real device would. */
-  async sync(): Promise<void> {
-    let next = commandIn(await this.device.idle())
-    while (next) {
-      // A convergence that never ends is a bug, not a slow test.
-      if (this.ran.length > 200) throw new Error(`the queue never empties: ${this.ran.slice(-10).join(', ')}`)
-      const { uuid, requestType, command } = next
-      this.ran.push(`${requestType}${command['Identifier'] ? ` ${String(command['Identifier'])}` : ''}`)
-      let status = 'Acknowledged'
-      let keys: PlistDict = {}
-      if (requestType === 'ProfileList') {
-        keys = { ProfileList: [...this.profiles].map(([identifier, payloadUuid]) => ({ PayloadIdentifier: identifier, PayloadUUID: payloadUuid, IsManaged: true, PayloadContent: [] })) }
-      } else if (requestType === 'InstalledApplicationList') {
-        keys = { InstalledApplicationList: [...this.apps].map((identifier) => ({ Identifier: identifier, Name: identifier, IsManaged: true })) }
-      } else if (requestType === 'InstallProfile') {
-        const profile = decodePlist(command['Payload'] as Buffer)
-        if (!isPlistDict(profile)) throw new Error('not a profile')
-        const identifier = String(profile['PayloadIdentifier'])
-        this.ran[this.ran.length - 1] += ` ${identifier}`
-        if (this.failing.has(identifier)) {
-          status = 'Error'
-          keys = { ErrorChain: [{ ErrorCode: 4001, ErrorDomain: 'MCProfileErrorDomain', LocalizedDescription: 'The Wi-Fi password is wrong.', USEnglishDescription: 'The Wi-Fi password is wrong.' }] }
-        } else this.profiles.set(identifier, String(profile['PayloadUUID']))
-      } else if (requestType === 'RemoveProfile') {
-        this.profiles.delete(String(command['Identifier']))
-      } else if (requestType === 'InstallApplication') {
-        this.apps.add(this.bundleOfManifest[String(command['ManifestURL'] ?? command['iTunesStoreID'])]!)
-      } else if (requestType === 'RemoveApplication') {
-        this.apps.delete(String(command['Identifier']))
-      }
-      next = commandIn(await this.device.answer(uuid, status, keys))
-    }
-  }
-}
+import { FaithfulDevice, wifiProfile } from '../../helpers/faithful-device.js'
 
 async function upload(api: ReturnType<typeof apiClient>, profile: Buffer, query = '') {
   return api('POST', `/api/v1/profiles${query}`, { raw: { payload: profile, contentType: 'application/x-apple-aspen-config' } })
@@ -188,7 +135,7 @@ t.test('targeting: kinds, groups and devices; a new device gets its blueprint at
   await mdm.enqueue([shared.device.udid], 'ProfileList')
   await mdm.enqueue([shared.device.udid], 'InstalledApplicationList')
   await shared.sync()
-  t.same(shared.ran, ['ProfileList', 'InstalledApplicationList', 'InstallProfile council.wifi', 'InstallApplication'])
+  t.same(shared.ran, ['ProfileList', 'InstalledApplicationList', 'InstallProfile council.wifi', `InstallApplication ${manifest}`])
   t.ok(shared.apps.has('com.council.intranet'))
   t.match((await api('GET', `/api/v1/devices/${shared.device.udid}/configuration`)).json, { status: 'in_sync', applications: [{ bundle_id: 'com.council.intranet', status: 'in_sync' }] })
 

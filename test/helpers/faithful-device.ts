@@ -1,0 +1,100 @@
+// A simulated device for desired-configuration tests: it keeps the profiles and apps the
+// server installed on it and answers ProfileList/InstalledApplicationList truthfully, over
+// the real MDM endpoints.
+import { randomUUID } from 'node:crypto'
+import * as pkijs from 'pkijs'
+import { decodePlist, encodePlist, isPlistDict, type PlistDict } from '../../src/mdm/plist.js'
+import { commandIn, type SimulatedDevice } from './simulated-device.js'
+
+export const signedDataOid = '1.2.840.113549.1.7.2'
+
+export function wifiProfile(identifier: string, ssid: string, uuid: string = randomUUID()): Buffer {
+  return encodePlist({
+    PayloadType: 'Configuration',
+    PayloadVersion: 1,
+    PayloadIdentifier: identifier,
+    PayloadUUID: uuid,
+    PayloadDisplayName: `Wi-Fi ${ssid}`,
+    PayloadContent: [{ PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: `${identifier}.wifi`, PayloadUUID: randomUUID(), SSID_STR: ssid, EncryptionType: 'WPA2' }],
+  })
+}
+
+/** The attached content of a CMS SignedData (undefined when it is not one). */
+export function cmsContent(payload: Buffer): Buffer | undefined {
+  if (payload[0] !== 0x30) return undefined
+  const contentInfo = pkijs.ContentInfo.fromBER(payload)
+  if (contentInfo.contentType !== signedDataOid) return undefined
+  const signedData = new pkijs.SignedData({ schema: contentInfo.content })
+  return Buffer.from(signedData.encapContentInfo.eContent!.getValue())
+}
+
+/**
+ * A device that remembers what was installed on it and tells the truth when asked
+ * (it keeps every command it got, opens signed profiles as a device does, and can refuse
+ * profiles, apps and removals, each with the ErrorChain a device gives).
+ */
+export class FaithfulDevice {
+  readonly profiles = new Map<string, string>()
+  readonly apps = new Set<string>()
+  readonly failing = new Set<string>()
+  readonly failingApps = new Set<string>()
+  /** Identifiers (profiles or bundle ids) whose RemoveProfile/RemoveApplication the device refuses. */
+  readonly refusing = new Set<string>()
+  readonly ran: string[] = []
+  readonly commands: Array<{ requestType: string; command: PlistDict }> = []
+  constructor(readonly device: SimulatedDevice, private readonly bundleOfManifest: Record<string, string> = {}) {}
+
+  get udid(): string {
+    return this.device.udid
+  }
+
+  /** Runs the queue to the end, answering each command as a real device would. */
+  async sync(): Promise<void> {
+    let next = commandIn(await this.device.idle())
+    while (next) {
+      // A convergence that never ends is a bug, not a slow test.
+      if (this.ran.length > 200) throw new Error(`the queue never empties: ${this.ran.slice(-10).join(', ')}`)
+      const { uuid, requestType, command } = next
+      this.commands.push({ requestType, command })
+      this.ran.push(`${requestType}${command['Identifier'] ? ` ${String(command['Identifier'])}` : ''}`)
+      let status = 'Acknowledged'
+      let keys: PlistDict = {}
+      if (requestType === 'ProfileList') {
+        keys = { ProfileList: [...this.profiles].map(([identifier, payloadUuid]) => ({ PayloadIdentifier: identifier, PayloadUUID: payloadUuid, IsManaged: true, PayloadContent: [] })) }
+      } else if (requestType === 'InstalledApplicationList') {
+        keys = { InstalledApplicationList: [...this.apps].map((identifier) => ({ Identifier: identifier, Name: identifier, IsManaged: true })) }
+      } else if (requestType === 'InstallProfile') {
+        const payload = command['Payload'] as Buffer
+        const profile = decodePlist(cmsContent(payload) ?? payload)
+        if (!isPlistDict(profile)) throw new Error('not a profile')
+        const identifier = String(profile['PayloadIdentifier'])
+        this.ran[this.ran.length - 1] += ` ${identifier}`
+        if (this.failing.has(identifier)) {
+          status = 'Error'
+          keys = { ErrorChain: [{ ErrorCode: 4001, ErrorDomain: 'MCProfileErrorDomain', LocalizedDescription: 'The Wi-Fi password is wrong.', USEnglishDescription: 'The Wi-Fi password is wrong.' }] }
+        } else this.profiles.set(identifier, String(profile['PayloadUUID']))
+      } else if ((requestType === 'RemoveProfile' || requestType === 'RemoveApplication') && this.refusing.has(String(command['Identifier']))) {
+        status = 'Error'
+        keys = { ErrorChain: [{ ErrorCode: 4002, ErrorDomain: 'MCProfileErrorDomain', LocalizedDescription: 'Removal is not allowed.', USEnglishDescription: 'Removal is not allowed.' }] }
+      } else if (requestType === 'RemoveProfile') {
+        this.profiles.delete(String(command['Identifier']))
+      } else if (requestType === 'InstallApplication') {
+        const source = String(command['ManifestURL'] ?? command['iTunesStoreID'])
+        this.ran[this.ran.length - 1] += ` ${source}`
+        if (this.failingApps.has(source)) {
+          status = 'Error'
+          keys = { ErrorChain: [{ ErrorCode: 12064, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'The app is not available in this storefront.', USEnglishDescription: 'The app is not available in this storefront.' }] }
+        } else this.apps.add(this.bundleOfManifest[source]!)
+      } else if (requestType === 'RemoveApplication') {
+        this.apps.delete(String(command['Identifier']))
+      }
+      next = commandIn(await this.device.answer(uuid, status, keys))
+    }
+  }
+
+  /** Forgets what it ran so far (the device keeps its profiles and apps). */
+  reset(): void {
+    this.ran.length = 0
+    this.commands.length = 0
+  }
+}
