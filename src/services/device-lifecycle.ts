@@ -57,6 +57,9 @@ export interface DeviceLifecycle {
 
 const wipeActions: readonly LifecycleActionKind[] = ['erase', 'selective_wipe', 'reinstall']
 
+/** The RequestTypes lifecycle actions queue: results of other commands skip the lookup (hot path). */
+const lifecycleRequestTypes: ReadonlySet<string> = new Set(['EnableLostMode', 'DeviceLocation', 'PlayLostModeSound', 'DisableLostMode', 'DeviceLock', 'EraseDevice', 'RemoveApplication', 'RemoveProfile'])
+
 function notApplicable(detail: string, reason: string): OrchardError {
   return new OrchardError('not_applicable', detail, { details: { reason } })
 }
@@ -308,6 +311,7 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
           log.warn({ device_id: event.deviceId, command_uuid: event.commandUuid }, 'DeviceLocation answer without a usable Latitude/Longitude')
         }
       }
+      if (!lifecycleRequestTypes.has(event.requestType)) return undefined
       const action = await deps.store.pendingForCommand(event.deviceId, event.commandUuid)
       if (action) return onActionResult(action, event)
       // An EraseDevice queued as a plain command wipes the device just the same.
