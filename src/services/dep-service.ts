@@ -16,6 +16,7 @@ import { fullAccess, tenantForNewRow, type AccessScope } from '../storage/access
 import type { AssignOutcome, DepDeviceFilter, DepDeviceRow, DepProfileRow, DepStore, DepTokenRow } from '../storage/dep-store.js'
 import type { Page } from '../storage/pagination.js'
 import type { DepAssignStatus, DepTokenStatus } from '../storage/schema.js'
+import { isUniqueViolation } from '../storage/pg-errors.js'
 
 /** Apple takes at most 1000 serials per assign/remove/disown call and 1000 devices per page. */
 const batchSize = 1000
@@ -414,7 +415,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
         const created = await deps.store.createToken(scope, { id, name, tenantId, exchangeCertificateDer: identity.certificateDer, exchangePrivateKeySealed: sealedKey })
         if (!created) throw validation('/tenant_id', `no tenant ${tenantId}`)
       } catch (error) {
-        if ((error as { code?: string }).code === '23505') throw new OrchardError('conflict', `an ABM/ASM token named "${name}" exists already`)
+        if (isUniqueViolation(error)) throw new OrchardError('conflict', `an ABM/ASM token named "${name}" exists already`)
         throw error
       }
       log.info({ dep_token_id: id, name }, 'ABM/ASM token created: upload its certificate to Apple Business/School Manager')
@@ -497,7 +498,7 @@ export function createDepService(deps: DepServiceDeps): DepService {
           scope,
         )
       } catch (error) {
-        if ((error as { code?: string }).code === '23505') throw new OrchardError('conflict', `token "${token.name}" has a PreStage named "${input.name}" already`)
+        if (isUniqueViolation(error)) throw new OrchardError('conflict', `token "${token.name}" has a PreStage named "${input.name}" already`)
         throw error
       }
       if (input.isDefault) await deps.store.setDefaultProfile(token.id, id, scope)

@@ -5,6 +5,7 @@ import { preparedStatement } from './database.js'
 import { inScope, type AccessScope, type Role } from './access-scope.js'
 import { recordAdminWrite } from './audit-store.js'
 import type { ApiKeysTable, Database } from './schema.js'
+import { isReferenceViolation } from './pg-errors.js'
 
 export interface ApiKeyRow {
   id: string
@@ -80,7 +81,7 @@ export function createApiKeyStore(db: Kysely<Database>): ApiKeyStore {
           return toRow(row)
         })
       } catch (error) {
-        if ((error as { code?: string } | null)?.code === '23503') return undefined
+        if (isReferenceViolation(error)) return undefined
         throw error
       }
     },

@@ -4,6 +4,7 @@ import { sql, type Kysely, type Selectable } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
 import { recordAdminWrite } from './audit-store.js'
 import type { BlueprintApplication, BlueprintsTable, ConfigItemStatus, ConfigItemType, Database, DeviceConfigStateTable, DeviceKind, LibraryProfilesTable } from './schema.js'
+import { isReferenceViolation, isUniqueViolation } from './pg-errors.js'
 
 export type LibraryProfileRow = Omit<Selectable<LibraryProfilesTable>, 'content'>
 export type BlueprintRow = Selectable<BlueprintsTable> & { profile_ids: string[] }
@@ -78,9 +79,6 @@ export interface BlueprintStore {
   commandOpen(deviceId: string, commandUuid: string): Promise<boolean>
 }
 
-const uniqueViolation = '23505'
-const restrictViolations = new Set(['23503', '23001'])
-const codeOf = (error: unknown) => (error as { code?: string } | null)?.code
 
 const profileColumns = ['id', 'tenant_id', 'identifier', 'payload_uuid', 'name', 'payload_types', 'sha256', 'created_at', 'updated_at'] as const
 
@@ -143,7 +141,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
           return row
         })
       } catch (error) {
-        if (codeOf(error) === uniqueViolation) return 'identifier_taken'
+        if (isUniqueViolation(error)) return 'identifier_taken'
         throw error
       }
     },
@@ -171,7 +169,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
           return 'deleted' as const
         })
       } catch (error) {
-        if (restrictViolations.has(codeOf(error) ?? '')) return 'in_use'
+        if (isReferenceViolation(error)) return 'in_use'
         throw error
       }
     },
@@ -200,7 +198,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
           return (await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()) as BlueprintRow
         })
       } catch (error) {
-        if (codeOf(error) === uniqueViolation) return 'name_taken'
+        if (isUniqueViolation(error)) return 'name_taken'
         throw error
       }
     },
@@ -221,7 +219,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
           return (await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()) as BlueprintRow
         })
       } catch (error) {
-        if (codeOf(error) === uniqueViolation) return 'name_taken'
+        if (isUniqueViolation(error)) return 'name_taken'
         throw error
       }
     },

@@ -5,6 +5,7 @@ import { recordAdminWrite } from './audit-store.js'
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from './database.js'
 import type { Database } from './schema.js'
+import { isUniqueViolation } from './pg-errors.js'
 
 export interface NewCommand {
   uuid: string
@@ -153,7 +154,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
         })
       } catch (error) {
         // Two callers inserting the same CommandUUID at once: the loser sees a unique violation.
-        if ((error as { code?: string }).code === '23505') return { ok: false, reason: 'duplicate_uuid' }
+        if (isUniqueViolation(error)) return { ok: false, reason: 'duplicate_uuid' }
         throw error
       }
     },

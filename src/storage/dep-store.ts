@@ -5,6 +5,7 @@ import { fullAccess, inScope, type AccessScope } from './access-scope.js'
 import { recordAdminWrite } from './audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from './pagination.js'
 import type { Database, DepAssignStatus, DepDevicesTable, DepProfilesTable, DepTokensTable, DepTokenStatus } from './schema.js'
+import { isReferenceViolation } from './pg-errors.js'
 
 export type DepTokenRow = Selectable<DepTokensTable>
 export type DepProfileRow = Selectable<DepProfilesTable> & {
@@ -123,7 +124,7 @@ export function createDepStore(db: Kysely<Database>): DepStore {
           return row
         })
       } catch (error) {
-        if ((error as { code?: string } | null)?.code === '23503') return undefined
+        if (isReferenceViolation(error)) return undefined
         throw error
       }
     },

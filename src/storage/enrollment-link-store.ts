@@ -3,6 +3,7 @@ import { sql, type Kysely, type Selectable } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
 import { recordAdminWrite } from './audit-store.js'
 import type { Database, DeviceKind, EnrollmentLinksTable, IssuedCertificatesTable } from './schema.js'
+import { isReferenceViolation } from './pg-errors.js'
 
 export type EnrollmentLinkRow = Selectable<EnrollmentLinksTable>
 export type NewEnrollmentLink = Omit<EnrollmentLinkRow, 'uses' | 'revoked_at' | 'created_at'>
@@ -82,7 +83,7 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
           return row
         })
       } catch (error) {
-        if ((error as { code?: string } | null)?.code === '23503') return undefined
+        if (isReferenceViolation(error)) return undefined
         throw error
       }
     },

@@ -2,6 +2,7 @@
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from './database.js'
 import type { Database } from './schema.js'
+import { isUniqueViolation } from './pg-errors.js'
 
 export interface DeviceFacts {
   deviceId: string
@@ -132,7 +133,7 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
         return { ok: true, newDevice: row.inserted === true }
       } catch (error) {
         // Another device bound the same certificate at the same moment (unique index).
-        if ((error as { code?: string }).code === '23505') return { ok: false, boundToDeviceId: '(another device, concurrently)' }
+        if (isUniqueViolation(error)) return { ok: false, boundToDeviceId: '(another device, concurrently)' }
         throw error
       }
     },

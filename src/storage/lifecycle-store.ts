@@ -5,6 +5,7 @@ import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
 import { closeTenancy, recordAdminWrite } from './audit-store.js'
 import type { Database, DeviceKind, LifecycleActionKind, LifecycleActionsTable, LifecycleCommandRef, LifecycleState } from './schema.js'
+import { isUniqueViolation } from './pg-errors.js'
 
 type Executor = Kysely<Database> | Transaction<Database>
 
@@ -99,8 +100,6 @@ export interface LifecycleStore {
   listLocations(scope: AccessScope, deviceId: string, limit: number): Promise<LocationRow[]>
 }
 
-const uniqueViolation = '23505'
-const codeOf = (error: unknown) => (error as { code?: string } | null)?.code
 
 export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
   async function withCommandStatus(rows: LifecycleActionRow[]): Promise<LifecycleActionView[]> {
@@ -217,7 +216,7 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
         await db.transaction().execute((trx) => insertAction(trx, scope, action, 'pending', at))
         return 'ok'
       } catch (error) {
-        if (codeOf(error) === uniqueViolation) return 'busy'
+        if (isUniqueViolation(error)) return 'busy'
         throw error
       }
     },

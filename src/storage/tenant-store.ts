@@ -3,6 +3,7 @@ import { type Kysely, type Selectable } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
 import { closeTenancy, recordAdminWrite } from './audit-store.js'
 import type { Database, TenantsTable } from './schema.js'
+import { isReferenceViolation, isUniqueViolation } from './pg-errors.js'
 
 export type TenantRow = Selectable<TenantsTable>
 
@@ -25,10 +26,6 @@ export interface TenantStore {
   moveDevices(scope: AccessScope, deviceIds: readonly string[], tenantId: string | null, at: Date): Promise<MoveOutcome>
 }
 
-const uniqueViolation = '23505'
-// RESTRICT foreign keys report restrict_violation (23001), the others foreign_key_violation.
-const foreignKeyViolations = new Set(['23503', '23001'])
-const codeOf = (error: unknown) => (error as { code?: string } | null)?.code
 
 export function createTenantStore(db: Kysely<Database>): TenantStore {
   return {
@@ -61,7 +58,7 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
           return { ok: true as const, tenant }
         })
       } catch (error) {
-        if (codeOf(error) === uniqueViolation) return { ok: false, reason: (error as { constraint?: string }).constraint === 'tenants_name_key' ? 'name_taken' : 'exists' }
+        if (isUniqueViolation(error)) return { ok: false, reason: (error as { constraint?: string }).constraint === 'tenants_name_key' ? 'name_taken' : 'exists' }
         throw error
       }
     },
@@ -74,7 +71,7 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
           return tenant
         })
       } catch (error) {
-        if (codeOf(error) === uniqueViolation) return 'name_taken'
+        if (isUniqueViolation(error)) return 'name_taken'
         throw error
       }
     },
@@ -89,7 +86,7 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
         })
       } catch (error) {
         // Devices, links, tokens, keys or departments still name it.
-        if (foreignKeyViolations.has(codeOf(error) ?? '')) return 'in_use'
+        if (isReferenceViolation(error)) return 'in_use'
         throw error
       }
     },
@@ -102,7 +99,7 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
       try {
         return await moveInTransaction(scope, deviceIds, tenantId, at)
       } catch (error) {
-        if (foreignKeyViolations.has(codeOf(error) ?? '')) return { ok: false, reason: 'tenant_not_found' }
+        if (isReferenceViolation(error)) return { ok: false, reason: 'tenant_not_found' }
         throw error
       }
     },
