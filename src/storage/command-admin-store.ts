@@ -66,6 +66,14 @@ export interface CommandAdminStore {
 
 const openStatuses = ['Pending', 'NotNow'] as const
 
+/**
+ * A target (`t`, a command_targets row) may be cancelled while it is queued and the device
+ * has not fetched it, or after the device refused it (NotNow: it is not running). Checked
+ * again under the row lock, so a device fetching it at the same moment either gets it or
+ * finds it cancelled.
+ */
+export const cancellableTarget = sql<boolean>`(t.status = 'NotNow' or (t.status = 'Pending' and t.first_delivered_at is null))`
+
 export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore {
   function targetsQuery() {
     return db
@@ -76,11 +84,6 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         't.last_delivered_at', 't.result_at', 't.result_raw', 't.error_chain', 't.cancel_reason', 't.created_at', 't.updated_at',
       ])
   }
-
-  // A target may be cancelled while it is queued and the device has not fetched it, or
-  // after the device refused it (NotNow: it is not running). Checked again under the row
-  // lock, so a device fetching it at the same moment either gets it or finds it cancelled.
-  const cancellable = sql<boolean>`(t.status = 'NotNow' or (t.status = 'Pending' and t.first_delivered_at is null))`
 
   return {
     async listCommands(scope, filter, page) {
@@ -154,7 +157,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
             set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
             where t.command_uuid = ${uuid}
               and (${named === null}::boolean or t.enrollment_id = any(${named ?? []}::text[]))
-              and ${cancellable}
+              and ${cancellableTarget}
             returning t.enrollment_id
           ),
           others as (
@@ -195,7 +198,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
           with cancelled as (
             update command_targets t
             set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
-            where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow') and ${cancellable}
+            where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow') and ${cancellableTarget}
             returning t.command_uuid
           )
           select (select count(*) from cancelled)::int as cancelled,

@@ -6,6 +6,7 @@ import { inScope, type AccessScope } from './access-scope.js'
 import { closeTenancy, recordAdminWrite } from './audit-store.js'
 import type { Database, DeviceKind, LifecycleActionKind, LifecycleActionsTable, LifecycleCommandRef, LifecycleState } from './schema.js'
 import { isUniqueViolation } from './pg-errors.js'
+import { cancellableTarget } from './command-admin-store.js'
 
 type Executor = Kysely<Database> | Transaction<Database>
 
@@ -285,7 +286,7 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
           with cancelled as (
             update command_targets t set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
             where t.enrollment_id = ${action.device_id} and t.command_uuid in (${sql.join(uuids)})
-              and (t.status = 'NotNow' or (t.status = 'Pending' and t.first_delivered_at is null))
+              and ${cancellableTarget}
             returning t.command_uuid
           )
           select (select count(*) from cancelled)::int as cancelled,

@@ -7,6 +7,8 @@ import type { DeviceDirectoryStore, DeviceFilter, DeviceSort } from '../../stora
 import type { DeviceKind, LifecycleState } from '../../storage/schema.js'
 import { accessOf, type OperationHandlers } from './plugin.js'
 import { deviceJson, deviceSummaryJson, dispatchResultJson } from './views.js'
+import { eraseCommand } from '../../services/lifecycle-policy.js'
+import { eraseInput } from './lifecycle-handlers.js'
 
 export interface DeviceHandlerDeps {
   directory: DeviceDirectoryStore
@@ -140,12 +142,8 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
     },
 
     async eraseDevice(request, reply) {
-      const body = (request.body ?? {}) as { pin?: string; preserve_data_plan?: boolean; disallow_proximity_setup?: boolean }
-      const keys: PlistDict = {}
-      if (body.pin !== undefined) keys['PIN'] = body.pin
-      if (body.preserve_data_plan !== undefined) keys['PreserveDataPlan'] = body.preserve_data_plan
-      if (body.disallow_proximity_setup !== undefined) keys['DisallowProximitySetup'] = body.disallow_proximity_setup
-      return sendToDevice(request, reply, built('EraseDevice', keys))
+      const erase = eraseCommand(eraseInput((request.body ?? {}) as Parameters<typeof eraseInput>[0]))
+      return sendToDevice(request, reply, built(erase.requestType, erase.keys))
     },
 
     async restartDevice(request, reply) {

@@ -52,7 +52,8 @@ function locationJson(row: LocationRow) {
   }
 }
 
-function eraseInput(body: { pin?: string; preserve_data_plan?: boolean; disallow_proximity_setup?: boolean }): EraseInput {
+/** The EraseOptions of openapi.yaml (wipe, reinstall, erase). */
+export function eraseInput(body: { pin?: string; preserve_data_plan?: boolean; disallow_proximity_setup?: boolean }): EraseInput {
   return {
     ...(body.pin !== undefined ? { pin: body.pin } : {}),
     ...(body.preserve_data_plan !== undefined ? { preserveDataPlan: body.preserve_data_plan } : {}),
