@@ -6,7 +6,7 @@
 // by the admin API after the handler (appendAdminEvent). Device-side events (enrolled,
 // checked out, identity renewed, wiped) come from the check-in path (appendDeviceEvent).
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
-import { inScope, type AccessScope } from './access-scope.js'
+import { inScope, type AccessScope, type AuditActor } from './access-scope.js'
 import { OrchardError } from '../errors.js'
 import { decodeCursor, pageOf, type Page } from './pagination.js'
 import type { AuditEventsTable, Database } from './schema.js'
@@ -31,25 +31,27 @@ export interface AdminWriteTarget {
 export async function recordAdminWrite(trx: Executor, scope: AccessScope, target: AdminWriteTarget): Promise<void> {
   const actor = scope.actor
   if (!actor || actor.recorded) return
-  await trx
-    .insertInto('audit_events')
-    .values({
-      category: 'admin',
-      tenant_id: target.tenantId,
-      principal_id: actor.principalId,
-      principal_name: actor.principalName,
-      principal_source: actor.principalSource,
-      action: actor.action,
-      target_type: target.type,
-      target_id: target.id,
-      device_id: target.deviceId ?? null,
-      request_id: actor.requestId,
-      outcome: 'success',
-      status_code: null,
-      details: target.details ? JSON.stringify(target.details) : null,
-    })
-    .execute()
+  await trx.insertInto('audit_events').values(adminWriteRow(actor, target)).execute()
   actor.recorded = true
+}
+
+/** The audit row of a successful admin write by `actor` (for stores writing several at once). */
+export function adminWriteRow(actor: AuditActor, target: AdminWriteTarget) {
+  return {
+    category: 'admin' as const,
+    tenant_id: target.tenantId,
+    principal_id: actor.principalId,
+    principal_name: actor.principalName,
+    principal_source: actor.principalSource,
+    action: actor.action,
+    target_type: target.type,
+    target_id: target.id,
+    device_id: target.deviceId ?? null,
+    request_id: actor.requestId,
+    outcome: 'success' as const,
+    status_code: null,
+    details: target.details ? JSON.stringify(target.details) : null,
+  }
 }
 
 /** Opens a tenancy period for an enrolled device unless one is open (same transaction as the change). */

@@ -1,7 +1,7 @@
 // Tenants (departments), nested at most one level: an organisation and its departments.
 import { type Kysely, type Selectable } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
-import { closeTenancy, recordAdminWrite } from './audit-store.js'
+import { adminWriteRow, closeTenancy, recordAdminWrite } from './audit-store.js'
 import type { Database, TenantsTable } from './schema.js'
 import { isReferenceViolation, isUniqueViolation } from './pg-errors.js'
 
@@ -127,22 +127,8 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
             // One row on each side, so both tenants' auditors see the move.
             const rows = moving.flatMap((deviceId) => {
               const from = byId.get(deviceId) ?? null
-              const details = JSON.stringify({ from_tenant_id: from, to_tenant_id: tenantId })
-              const row = {
-                category: 'admin' as const,
-                principal_id: actor.principalId,
-                principal_name: actor.principalName,
-                principal_source: actor.principalSource,
-                action: actor.action,
-                target_type: 'device',
-                target_id: deviceId,
-                device_id: deviceId,
-                request_id: actor.requestId,
-                outcome: 'success' as const,
-                status_code: null,
-                details,
-              }
-              return from === null || tenantId === null ? [{ ...row, tenant_id: from ?? tenantId }] : [{ ...row, tenant_id: from }, { ...row, tenant_id: tenantId }]
+              const row = (side: string | null) => adminWriteRow(actor, { type: 'device', id: deviceId, deviceId, tenantId: side, details: { from_tenant_id: from, to_tenant_id: tenantId } })
+              return from === null || tenantId === null ? [row(from ?? tenantId)] : [row(from), row(tenantId)]
             })
             await trx.insertInto('audit_events').values(rows).execute()
             actor.recorded = true
