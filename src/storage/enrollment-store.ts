@@ -67,6 +67,20 @@ export interface EnrollmentStore {
   getBootstrapToken(deviceId: string): Promise<Buffer | undefined>
 }
 
+/**
+ * Cancels what is queued for a device's channels (Pending or NotNow): on check-out, or when
+ * an erase or retirement ends management without the device saying so. Without `at`, the
+ * database's clock.
+ */
+export async function cancelQueuedForDevice(trx: Kysely<Database>, deviceId: string, reason: string, at?: Date): Promise<void> {
+  await trx
+    .updateTable('command_targets')
+    .set({ status: 'Cancelled', cancel_reason: reason, updated_at: at ?? sql<Date>`now()` })
+    .where('enrollment_id', 'in', trx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId))
+    .where('status', 'in', ['Pending', 'NotNow'])
+    .execute()
+}
+
 export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
   return {
     async authenticate(facts, identity, options = {}) {
@@ -182,12 +196,7 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           .set({ enabled: false, checked_out_at: sql`now()`, updated_at: sql`now()` })
           .where('device_id', '=', deviceId)
           .executeTakeFirst()
-        await trx
-          .updateTable('command_targets')
-          .set({ status: 'Cancelled', cancel_reason: 'checked out', updated_at: sql`now()` })
-          .where('enrollment_id', 'in', trx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId))
-          .where('status', 'in', ['Pending', 'NotNow'])
-          .execute()
+        await cancelQueuedForDevice(trx, deviceId, 'checked out')
         return Number(result.numUpdatedRows) > 0
       })
     },

@@ -4,6 +4,7 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
 import { closeTenancy, recordAdminWrite } from './audit-store.js'
+import { cancelQueuedForDevice } from './enrollment-store.js'
 import type { Database, DeviceKind, LifecycleActionKind, LifecycleActionsTable, LifecycleCommandRef, LifecycleState } from './schema.js'
 import { isUniqueViolation } from './pg-errors.js'
 import { cancellableTarget } from './command-admin-store.js'
@@ -152,10 +153,18 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
       })
       .execute()
     if (action.state) {
-      await trx.updateTable('devices').set({ lifecycle_state: action.state, lifecycle_changed_at: at, updated_at: at }).where('id', '=', action.deviceId).execute()
+      await setLifecycleState(trx, action.deviceId, action.state, at)
     }
     await recordAdminWrite(trx, scope, { type: 'device', id: action.deviceId, tenantId: action.tenantId, deviceId: action.deviceId, details: { lifecycle_action: action.action, lifecycle_action_id: action.id, ...(action.details ?? {}) } })
   }
+
+  /** The device's lifecycle state from `at`, with any other columns that change with it. */
+  async function setLifecycleState(executor: Executor, deviceId: string, state: LifecycleState, at: Date, also: { wiped_at?: Date; retired_at?: null } = {}) {
+    await executor.updateTable('devices').set({ lifecycle_state: state, lifecycle_changed_at: at, updated_at: at, ...also }).where('id', '=', deviceId).execute()
+  }
+
+  /** Merges keys into an action's details (jsonb ||). */
+  const mergedDetails = (details: Record<string, unknown>) => sql`coalesce(details, '{}'::jsonb) || ${JSON.stringify(details)}::jsonb` as never
 
   const store: LifecycleStore = {
     async device(scope, deviceId) {
@@ -225,7 +234,7 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
     async attachCommands(actionId, commands, details) {
       await db
         .updateTable('lifecycle_actions')
-        .set({ commands: JSON.stringify(commands), ...(details ? { details: sql`coalesce(details, '{}'::jsonb) || ${JSON.stringify(details)}::jsonb` as never } : {}) })
+        .set({ commands: JSON.stringify(commands), ...(details ? { details: mergedDetails(details) } : {}) })
         .where('id', '=', actionId)
         .execute()
     },
@@ -237,14 +246,14 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
           .set({
             status,
             completed_at: at,
-            ...(options.details ? { details: sql`coalesce(details, '{}'::jsonb) || ${JSON.stringify(options.details)}::jsonb` as never } : {}),
+            ...(options.details ? { details: mergedDetails(options.details) } : {}),
           })
           .where('id', '=', actionId)
           .where('status', '=', 'pending')
           .returning('device_id')
           .executeTakeFirst()
         if (!row) return false
-        if (options.state) await trx.updateTable('devices').set({ lifecycle_state: options.state, lifecycle_changed_at: at, updated_at: at }).where('id', '=', row.device_id).execute()
+        if (options.state) await setLifecycleState(trx, row.device_id, options.state, at)
         return true
       })
     },
@@ -299,28 +308,19 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
     },
 
     async setState(deviceId, state, at) {
-      await db
-        .updateTable('devices')
-        .set({ lifecycle_state: state, lifecycle_changed_at: at, updated_at: at, ...(state === 'active' ? { retired_at: null } : {}) })
-        .where('id', '=', deviceId)
-        .execute()
+      await setLifecycleState(db, deviceId, state, at, state === 'active' ? { retired_at: null } : {})
     },
 
     async markWiped(deviceId, at) {
       await db.transaction().execute(async (trx) => {
-        await trx.updateTable('devices').set({ lifecycle_state: 'wiped', lifecycle_changed_at: at, wiped_at: at, updated_at: at }).where('id', '=', deviceId).execute()
+        await setLifecycleState(trx, deviceId, 'wiped', at, { wiped_at: at })
         await store.stopManaging(trx, deviceId, at, 'device wiped')
       })
     },
 
     async stopManaging(trx, deviceId, at, reason) {
       await trx.updateTable('enrollments').set({ enabled: false, checked_out_at: at, updated_at: at }).where('device_id', '=', deviceId).where('enabled', '=', true).execute()
-      await trx
-        .updateTable('command_targets')
-        .set({ status: 'Cancelled', cancel_reason: reason, updated_at: at })
-        .where('enrollment_id', 'in', trx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId))
-        .where('status', 'in', ['Pending', 'NotNow'])
-        .execute()
+      await cancelQueuedForDevice(trx, deviceId, reason, at)
       await closeTenancy(trx, [deviceId], at)
     },
 
