@@ -14,7 +14,7 @@ import { decodePlist, isPlistDict, type PlistDict } from '../mdm/plist.js'
 import { validateProfile } from '../mdm/profile-validation.js'
 import { fullAccess, tenantForNewRow, type AccessScope } from '../storage/access-scope.js'
 import type { BlueprintInput, BlueprintRow, BlueprintStore, ConfigStateRow, LibraryProfileRow } from '../storage/blueprint-store.js'
-import type { BlueprintApplication } from '../storage/schema.js'
+import type { BlueprintApplication, ConfigItemType } from '../storage/schema.js'
 import type { CommandDispatcher } from './command-dispatch.js'
 import type { CommandResultEvent } from './device-lifecycle.js'
 
@@ -145,84 +145,85 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     return state === 'active' || state === 'lost'
   }
 
-  async function convergeProfiles(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
+  interface DesiredItem {
+    identifier: string
+    /** The version wanted (a profile's PayloadUUID); null for apps, which have none. */
+    version: string | null
+    profileId: string | null
+    install(): { requestType: string; keys: PlistDict }
+  }
+
+  /**
+   * One device's items of one type against what it reported (identifier -> version): installs
+   * what is missing or outdated, removes what a blueprint put there and no blueprint wants,
+   * never while a command for the item is in flight, and leaves failures for a sync.
+   */
+  async function converge(deviceId: string, type: ConfigItemType, desired: readonly DesiredItem[], installed: ReadonlyMap<string, string | null>, removeRequestType: string, options: { retryFailed: boolean }): Promise<boolean> {
     let queued = false
-    const desired = await deps.store.desiredProfiles(deviceId)
-    const installed = await deps.store.installedProfiles(deviceId)
-    const states = new Map((await deps.store.states(deviceId)).filter((row) => row.item_type === 'profile').map((row) => [row.identifier, row]))
+    const states = new Map((await deps.store.states(deviceId)).filter((row) => row.item_type === type).map((row) => [row.identifier, row]))
+    const inFlight = async (state: ConfigStateRow) => state.command_uuid !== null && (await deps.store.commandOpen(deviceId, state.command_uuid))
     for (const wanted of desired) {
       const state = states.get(wanted.identifier)
-      if (installed.get(wanted.identifier) === wanted.payloadUuid) {
-        if (state?.status !== 'installed' || state.version !== wanted.payloadUuid || state.detail !== null) {
-          await deps.store.putState(deviceId, 'profile', wanted.identifier, { profileId: wanted.profileId, version: wanted.payloadUuid, status: 'installed', commandUuid: null, detail: null })
+      if (installed.has(wanted.identifier) && (wanted.version === null || installed.get(wanted.identifier) === wanted.version)) {
+        if (state?.status !== 'installed' || state.version !== wanted.version || state.detail !== null) {
+          await deps.store.putState(deviceId, type, wanted.identifier, { profileId: wanted.profileId, version: wanted.version, status: 'installed', commandUuid: null, detail: null })
         }
         continue
       }
-      if (state && state.version === wanted.payloadUuid) {
-        if (state.status === 'installing' && state.command_uuid && (await deps.store.commandOpen(deviceId, state.command_uuid))) continue
+      if (state && state.version === wanted.version) {
+        if (state.status === 'installing' && (await inFlight(state))) continue
         if (state.status === 'failed' && !options.retryFailed) continue
       }
-      const drifted = state?.status === 'installed' && state.version === wanted.payloadUuid
-      const payload = deps.signer ? signProfile(wanted.content, deps.signer, now()) : wanted.content
-      const uuid = await queue(deviceId, 'InstallProfile', { Payload: payload })
+      // Only a versioned item tells a lost install from a new version.
+      const drifted = state?.status === 'installed' && wanted.version !== null && state.version === wanted.version
+      const { requestType, keys } = wanted.install()
+      const uuid = await queue(deviceId, requestType, keys)
       queued ||= uuid !== null
-      await deps.store.putState(deviceId, 'profile', wanted.identifier, {
+      await deps.store.putState(deviceId, type, wanted.identifier, {
         profileId: wanted.profileId,
-        version: wanted.payloadUuid,
+        version: wanted.version,
         status: uuid ? 'installing' : 'failed',
         commandUuid: uuid,
-        detail: uuid ? (drifted ? 'the device no longer reported it: installing it again' : null) : 'InstallProfile could not be queued for this device',
+        detail: uuid ? (drifted ? 'the device no longer reported it: installing it again' : null) : `${requestType} could not be queued for this device`,
       })
     }
     const wantedIds = new Set(desired.map((wanted) => wanted.identifier))
     for (const state of states.values()) {
       if (wantedIds.has(state.identifier)) continue
       if (!installed.has(state.identifier)) {
-        if (state.status !== 'installing' || !state.command_uuid || !(await deps.store.commandOpen(deviceId, state.command_uuid))) await deps.store.deleteState(deviceId, 'profile', state.identifier)
+        if (state.status !== 'installing' || !(await inFlight(state))) await deps.store.deleteState(deviceId, type, state.identifier)
         continue
       }
-      if (state.status === 'removing' && state.command_uuid && (await deps.store.commandOpen(deviceId, state.command_uuid))) continue
+      if (state.status === 'removing' && (await inFlight(state))) continue
+      // A failed removal (no profile wanted any more) waits for a sync.
       if (state.status === 'failed' && state.profile_id === null && !options.retryFailed) continue
-      const uuid = await queue(deviceId, 'RemoveProfile', { Identifier: state.identifier })
+      const uuid = await queue(deviceId, removeRequestType, { Identifier: state.identifier })
       queued ||= uuid !== null
-      await deps.store.putState(deviceId, 'profile', state.identifier, { profileId: null, version: null, status: uuid ? 'removing' : 'failed', commandUuid: uuid, detail: uuid ? null : 'RemoveProfile could not be queued' })
+      await deps.store.putState(deviceId, type, state.identifier, { profileId: null, version: null, status: uuid ? 'removing' : 'failed', commandUuid: uuid, detail: uuid ? null : `${removeRequestType} could not be queued` })
     }
     return queued
   }
 
+  async function convergeProfiles(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
+    const desired = (await deps.store.desiredProfiles(deviceId)).map((wanted) => ({
+      identifier: wanted.identifier,
+      version: wanted.payloadUuid,
+      profileId: wanted.profileId,
+      install: () => ({ requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(wanted.content, deps.signer, now()) : wanted.content } }),
+    }))
+    return converge(deviceId, 'profile', desired, await deps.store.installedProfiles(deviceId), 'RemoveProfile', options)
+  }
+
   async function convergeApplications(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
-    let queued = false
-    const desired = await deps.store.desiredApplications(deviceId)
-    const installed = await deps.store.installedApplications(deviceId)
-    const states = new Map((await deps.store.states(deviceId)).filter((row) => row.item_type === 'app').map((row) => [row.identifier, row]))
-    for (const app of desired) {
-      const state = states.get(app.bundle_id)
-      if (installed.has(app.bundle_id)) {
-        if (state?.status !== 'installed' || state.detail !== null) await deps.store.putState(deviceId, 'app', app.bundle_id, { profileId: null, version: null, status: 'installed', commandUuid: null, detail: null })
-        continue
-      }
-      if (state?.status === 'installing' && state.command_uuid && (await deps.store.commandOpen(deviceId, state.command_uuid))) continue
-      if (state?.status === 'failed' && !options.retryFailed) continue
+    const desired = (await deps.store.desiredApplications(deviceId)).map((app) => ({
+      identifier: app.bundle_id,
+      version: null,
+      profileId: null,
       // ManagementFlags 1: the app goes when the device leaves management.
-      const keys: PlistDict = { ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }), ManagementFlags: 1 }
-      const uuid = await queue(deviceId, 'InstallApplication', keys)
-      queued ||= uuid !== null
-      await deps.store.putState(deviceId, 'app', app.bundle_id, { profileId: null, version: null, status: uuid ? 'installing' : 'failed', commandUuid: uuid, detail: uuid ? null : 'InstallApplication could not be queued for this device' })
-    }
-    const wanted = new Set(desired.map((app) => app.bundle_id))
-    for (const state of states.values()) {
-      if (wanted.has(state.identifier)) continue
-      if (!installed.has(state.identifier)) {
-        if (state.status !== 'installing' || !state.command_uuid || !(await deps.store.commandOpen(deviceId, state.command_uuid))) await deps.store.deleteState(deviceId, 'app', state.identifier)
-        continue
-      }
-      if (state.status === 'removing' && state.command_uuid && (await deps.store.commandOpen(deviceId, state.command_uuid))) continue
-      if (state.status === 'failed' && !options.retryFailed) continue
-      const uuid = await queue(deviceId, 'RemoveApplication', { Identifier: state.identifier })
-      queued ||= uuid !== null
-      await deps.store.putState(deviceId, 'app', state.identifier, { profileId: null, version: null, status: uuid ? 'removing' : 'failed', commandUuid: uuid, detail: uuid ? null : 'RemoveApplication could not be queued' })
-    }
-    return queued
+      install: () => ({ requestType: 'InstallApplication', keys: { ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }), ManagementFlags: 1 } as PlistDict }),
+    }))
+    const installed = new Map([...(await deps.store.installedApplications(deviceId))].map((identifier) => [identifier, null]))
+    return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
   }
 
   async function hasConfiguration(deviceId: string): Promise<{ any: boolean; apps: boolean }> {
