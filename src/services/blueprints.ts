@@ -150,7 +150,8 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     /** The version wanted (a profile's PayloadUUID); null for apps, which have none. */
     version: string | null
     profileId: string | null
-    install(): { requestType: string; keys: PlistDict }
+    /** The command that installs it; undefined when the item changed meanwhile (its change asks again). */
+    install(): Promise<{ requestType: string; keys: PlistDict } | undefined>
   }
 
   /**
@@ -176,7 +177,9 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       }
       // Only a versioned item tells a lost install from a new version.
       const drifted = state?.status === 'installed' && wanted.version !== null && state.version === wanted.version
-      const { requestType, keys } = wanted.install()
+      const command = await wanted.install()
+      if (!command) continue
+      const { requestType, keys } = command
       const uuid = await queue(deviceId, requestType, keys)
       queued ||= uuid !== null
       await deps.store.putState(deviceId, type, wanted.identifier, {
@@ -209,7 +212,10 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       identifier: wanted.identifier,
       version: wanted.payloadUuid,
       profileId: wanted.profileId,
-      install: () => ({ requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(wanted.content, deps.signer, now()) : wanted.content } }),
+      async install() {
+        const content = await deps.store.profileVersionContent(wanted.profileId, wanted.payloadUuid)
+        return content && { requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(content, deps.signer, now()) : content } }
+      },
     }))
     return converge(deviceId, 'profile', desired, await deps.store.installedProfiles(deviceId), 'RemoveProfile', options)
   }
@@ -220,7 +226,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       version: null,
       profileId: null,
       // ManagementFlags 1: the app goes when the device leaves management.
-      install: () => ({ requestType: 'InstallApplication', keys: { ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }), ManagementFlags: 1 } as PlistDict }),
+      install: async () => ({ requestType: 'InstallApplication', keys: { ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }), ManagementFlags: 1 } as PlistDict }),
     }))
     const installed = new Map([...(await deps.store.installedApplications(deviceId))].map((identifier) => [identifier, null]))
     return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)

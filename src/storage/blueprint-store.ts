@@ -36,7 +36,6 @@ export interface DesiredProfile {
   identifier: string
   payloadUuid: string
   name: string
-  content: Buffer
 }
 
 export interface ConvergenceDevice {
@@ -66,7 +65,10 @@ export interface BlueprintStore {
   device(scope: AccessScope, deviceId: string): Promise<ConvergenceDevice | undefined>
   /** Enrolled devices a blueprint of `tenantId` may reach: the tenant and its departments; every device for central IT. */
   enrolledDevicesOfTenant(tenantId: string | null): Promise<string[]>
+  /** Without their content (up to 4 MiB each): see profileVersionContent. */
   desiredProfiles(deviceId: string): Promise<DesiredProfile[]>
+  /** A profile's bytes while it is still at this version (undefined once replaced or deleted). */
+  profileVersionContent(profileId: string, payloadUuid: string): Promise<Buffer | undefined>
   desiredApplications(deviceId: string): Promise<BlueprintApplication[]>
   /** What the device reported last (its device channel): identifier → PayloadUUID; bundle ids. */
   installedProfiles(deviceId: string): Promise<Map<string, string | null>>
@@ -252,15 +254,18 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     },
     async desiredProfiles(deviceId) {
       // One profile per identifier: the device's own tenant's first, then its organisation's, then central IT's.
-      const { rows } = await sql<{ id: string; identifier: string; payload_uuid: string; name: string; content: Buffer }>`
-        select distinct on (p.identifier) p.id, p.identifier, p.payload_uuid, p.name, p.content
+      const { rows } = await sql<{ id: string; identifier: string; payload_uuid: string; name: string }>`
+        select distinct on (p.identifier) p.id, p.identifier, p.payload_uuid, p.name
         from devices d
         join blueprints b on ${appliesTo}
         join blueprint_profiles bp on bp.blueprint_id = b.id
         join library_profiles p on p.id = bp.profile_id
         where d.id = ${deviceId}
         order by p.identifier, (p.tenant_id is not distinct from d.tenant_id) desc, (p.tenant_id is not null) desc, p.updated_at desc`.execute(db)
-      return rows.map((row) => ({ profileId: row.id, identifier: row.identifier, payloadUuid: row.payload_uuid, name: row.name, content: row.content }))
+      return rows.map((row) => ({ profileId: row.id, identifier: row.identifier, payloadUuid: row.payload_uuid, name: row.name }))
+    },
+    async profileVersionContent(profileId, payloadUuid) {
+      return (await db.selectFrom('library_profiles').select('content').where('id', '=', profileId).where('payload_uuid', '=', payloadUuid).executeTakeFirst())?.content
     },
     async desiredApplications(deviceId) {
       const { rows } = await sql<{ app: BlueprintApplication }>`
