@@ -65,7 +65,7 @@ function notApplicable(detail: string, reason: string): OrchardError {
 }
 
 function factsOf(device: LifecycleDevice): LifecycleDeviceFacts {
-  return { kind: device.kind, productName: device.productName, model: device.model, supervised: device.supervised, userEnrollment: device.userEnrollment, ade: device.depTokenId !== null }
+  return { kind: device.kind, productName: device.productName, model: device.model, supervised: device.supervised, userEnrollment: device.userEnrollment }
 }
 
 const num = (dict: PlistDict, key: string): number | null => (typeof dict[key] === 'number' ? (dict[key] as number) : null)

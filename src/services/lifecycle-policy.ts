@@ -24,8 +24,6 @@ export interface LifecycleDeviceFacts {
   model: string | null
   supervised: boolean | null
   userEnrollment: boolean
-  /** Assigned to us in ABM/ASM (it comes back through its PreStage after an erase). */
-  ade: boolean
 }
 
 export interface PlannedCommand {
