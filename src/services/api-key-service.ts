@@ -57,12 +57,19 @@ export interface ApiKeyServiceDeps {
 }
 
 const keyIdPattern = /^[a-z0-9]{12}$/
-const keyPattern = /^orchard_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$/
+// The secret is base64url, whose alphabet has `_`: split a key with this pattern, never on `_`.
+const keyPattern = /^orchard_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/
 const idAlphabet = 'abcdefghijklmnopqrstuvwxyz0123456789'
 
 /** Whether a bearer token has the shape of a database key (only those are looked up). */
 export function looksLikeApiKey(token: string): boolean {
   return keyPattern.test(token)
+}
+
+/** The two parts of a key `orchard_<id>_<secret>`, or null when it has not that shape. */
+export function splitApiKey(token: string): { id: string; secret: string } | null {
+  const match = keyPattern.exec(token)
+  return match ? { id: match[1]!, secret: match[2]! } : null
 }
 
 function generateKey(): { id: string; key: string } {

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { apiKeysUsage, runApiKeysCli } from '../../src/cli/api-keys.js'
-import { createApiKeyService } from '../../src/services/api-key-service.js'
+import { createApiKeyService, splitApiKey } from '../../src/services/api-key-service.js'
 import { createApiKeyStore } from '../../src/storage/api-key-store.js'
 import { openPgliteDatabase, type DatabaseHandle } from '../../src/storage/database.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
@@ -70,19 +70,19 @@ t.test('create, list, revoke: a round trip', async (t) => {
   t.equal(created.code, 0, created.stderr)
   t.match(created.stdout, /^orchard_[a-z0-9]{12}_[A-Za-z0-9_-]{43}\n$/, 'stdout is the key alone, on its own line')
   const key = created.stdout.trim()
-  const id = key.split('_')[1]!
+  const { id, secret } = splitApiKey(key)!
   t.match(created.stderr, new RegExp(`API key ${id} "deploy bot" \\(admin in physics, expires 2099-01-31T12:00:00Z\\) created`))
   t.match(created.stderr, /not shown again/)
 
   const second = await cli(['create', '--name=read only', '--role=auditor'], env)
   t.equal(second.code, 0, second.stderr)
-  const secondId = second.stdout.trim().split('_')[1]!
+  const secondId = splitApiKey(second.stdout.trim())!.id
   t.match(second.stderr, new RegExp(`API key ${secondId} "read only" \\(auditor\\) created`), 'no --tenant: central IT')
 
   const third = await cli(['create', '--name', 'break glass', '--role', 'owner'], env)
   t.equal(third.code, 0, third.stderr)
   const ownerKey = third.stdout.trim()
-  const thirdId = ownerKey.split('_')[1]!
+  const thirdId = splitApiKey(ownerKey)!.id
   t.match(third.stderr, new RegExp(`API key ${thirdId} "break glass" \\(owner\\) created`))
 
   // The keys work for the server's service over the same database, with their role and tenant.
@@ -112,7 +112,8 @@ t.test('create, list, revoke: a round trip', async (t) => {
   t.match(row(id), new RegExp(`^${id} +deploy bot +admin +physics +${time} +${time} +2099-01-31T12:00:00Z +-$`), 'last used is set')
   t.match(row(secondId), new RegExp(`^${secondId} +read only +auditor +\\(central\\) +${time} +- +- +-$`))
   t.match(row(thirdId), new RegExp(`^${thirdId} +break glass +owner +\\(central\\) +${time} +${time} +- +-$`))
-  t.notOk(listed.stdout.includes(key.split('_')[2]!), 'the secret is never listed')
+  t.equal(secret.length, 43, 'the whole secret, underscores and all')
+  t.notOk(listed.stdout.includes(secret), 'the secret is never listed')
 
   const revoked = await cli(['revoke', id], env)
   t.equal(revoked.code, 0, revoked.stderr)
