@@ -59,6 +59,16 @@ t.test('a created key authenticates with its role', async (t) => {
   t.same((await service.listKeys(fullAccess)).map((k) => k.id), [view.id])
 })
 
+t.test('a key splits into its ID and its whole secret, underscores in the secret included', async (t) => {
+  // base64url has '_' and '-': secrets that start, end or are full of them.
+  for (const secret of ['_'.repeat(43), `_${'a'.repeat(41)}_`, `ab_${'-'.repeat(38)}_c`, 'A'.repeat(43)]) {
+    t.same(splitApiKey(`orchard_abcdefghij12_${secret}`), { id: 'abcdefghij12', secret })
+  }
+  for (const bad of ['orchard_abcdefghij12', 'orchard_ABCDEFGHIJ12_' + 'a'.repeat(43), 'orchard_abcdefghij12_' + 'a'.repeat(42), 'x_abcdefghij12_' + 'a'.repeat(43)]) {
+    t.equal(splitApiKey(bad), null, `${bad.slice(0, 30)}... has not the shape of a key`)
+  }
+})
+
 t.test('only the SHA-256 of the key is stored: the key text appears nowhere in the row', async (t) => {
   const { service, database } = await setup(t)
   const { key, view } = await service.createKey(fullAccess, { name: 'secret holder', role: 'owner' })
