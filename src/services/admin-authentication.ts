@@ -19,7 +19,8 @@ export interface OidcPrincipalRules {
 /** The grants the token's groups give (each distinct grant once). */
 export function grantsFromClaims(claims: Record<string, unknown>, rules: OidcPrincipalRules): Grant[] {
   const value = claims[rules.groupsClaim]
-  const groups = Array.isArray(value) ? value.filter((g): g is string => typeof g === 'string') : typeof value === 'string' ? [value] : []
+  // Keycloak and Entra ID can send one group as a plain string: that one group, never split.
+  const groups = typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((g): g is string => typeof g === 'string') : []
   const grants: Grant[] = []
   for (const group of groups) {
     const grant = rules.groupRoles.get(group)

@@ -1,20 +1,25 @@
 // Verification of OIDC bearer tokens (JWT access or ID tokens) issued by an organisation's
-// identity provider: the compact JWS is parsed strictly, its signature checked against the
-// issuer's JWKS, then `iss`, `aud`, `exp`, `nbf` and `iat` (with a small clock skew).
-// https://www.rfc-editor.org/rfc/rfc7515 (JWS), rfc7517 (JWK), rfc7518 (algorithms), rfc7519 (JWT)
+// identity provider. jose (https://github.com/panva/jose) checks the JWS signature with a key
+// of the issuer's JWKS and the claims `iss`, `aud`, `exp` and `nbf` (with a small clock skew).
+// This file fetches and caches the JWKS itself (discovery, size and time limits, rate-limited
+// refetch): jose's createRemoteJWKSet reads Date.now() for its cache, where we inject a clock.
 // https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig
 //
 // Traps this file guards against:
 // - `alg` comes from the attacker: only an allow-list of asymmetric algorithms is accepted,
-//   never `none`, never HMAC (a public key used as an HMAC secret forges anything), and
-//   the algorithm must fit the key it names (kty, EC curve, the key's own `alg`).
+//   never `none`, never HMAC (a public key used as an HMAC secret forges anything); jose only
+//   picks a key that fits the algorithm (kty, EC curve, the key's own `alg`).
 // - Keys only ever come from the configured JWKS: `jwk`, `jku`, `x5u`, `x5c` in the header are ignored.
+// - jose decodes base64url leniently and the payload only after the signature: the strict
+//   parse below keeps malformed tokens from ever costing a JWKS fetch.
 // - Unknown `kid`s refetch the JWKS (key rotation) at most once per minimumRefetchMs, so forged
 //   kids cannot make us hammer the IdP. Concurrent verifications share one in-flight fetch.
 // - A failed fetch is not cached (the next verification asks again); a JWKS already held is
 //   used while it is fresh (cacheTtlMs) even when a refetch fails.
-// - Messages name the issuer, the alg and the kid, never the token.
-import { constants, createPublicKey, verify as verifySignature, type JsonWebKey, type KeyObject } from 'node:crypto'
+// - Messages name the issuer, the alg and the kid, never the token; jose's claim errors carry
+//   the whole payload, so they are never kept as a cause.
+import { createPublicKey, type JsonWebKey } from 'node:crypto'
+import { createLocalJWKSet, errors, jwtVerify, type CryptoKey, type JWK, type JWSHeaderParameters, type JWTPayload, type LocalJWKSet } from 'jose'
 
 export interface OidcVerifierOptions {
   /** Exact `iss` expected, e.g. https://login.example.org/realms/uni */
@@ -83,40 +88,15 @@ const maxDocumentBytes = 512 * 1024
 const maxJwksKeys = 100
 const minimumRsaBits = 2048
 
-const algorithms = {
-  RS256: { kty: 'RSA', hash: 'sha256' },
-  RS384: { kty: 'RSA', hash: 'sha384' },
-  RS512: { kty: 'RSA', hash: 'sha512' },
-  PS256: { kty: 'RSA', hash: 'sha256', pss: true },
-  ES256: { kty: 'EC', hash: 'sha256', crv: 'P-256', signatureBytes: 64 },
-  ES384: { kty: 'EC', hash: 'sha384', crv: 'P-384', signatureBytes: 96 },
-} as const satisfies Record<string, { kty: 'RSA' | 'EC'; hash: string; pss?: true; crv?: string; signatureBytes?: number }>
-
-type Algorithm = keyof typeof algorithms
-type AlgorithmSpec = { kty: 'RSA' | 'EC'; hash: string; pss?: true; crv?: string; signatureBytes?: number }
-
-const isAlgorithm = (alg: string): alg is Algorithm => Object.hasOwn(algorithms, alg)
-
-interface VerificationKey {
-  kid: string | undefined
-  kty: 'RSA' | 'EC'
-  crv: 'P-256' | 'P-384' | undefined
-  /** The JWK's own `alg`, when it pins one. */
-  alg: Algorithm | undefined
-  key: KeyObject
-}
-
-interface KeySet {
-  keys: VerificationKey[]
-  byKid: Map<string, VerificationKey[]>
-}
+const allowedAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384']
+const keyTypeOf = (alg: string): 'RSA' | 'EC' => (alg.startsWith('ES') ? 'EC' : 'RSA')
 
 type Json = Record<string, unknown>
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
-const isNumericDate = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value)
-/** A header value, quoted and cut short: it comes from the caller. */
+/** A header or claim value, quoted and cut short: it comes from the caller. */
 const show = (value: string): string => JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value)
+const isoTime = (seconds: unknown): string => (typeof seconds === 'number' ? new Date(seconds * 1000).toISOString() : String(seconds))
 
 const base64urlSegment = /^[A-Za-z0-9_-]*$/
 const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
@@ -143,121 +123,137 @@ function jsonObject(bytes: Buffer, what: string): Json {
   return value
 }
 
-interface ParsedToken {
-  header: Json
-  claims: Json
-  signature: Buffer
-  signingInput: Buffer
-}
-
-function parseCompactJws(token: unknown): ParsedToken {
+/** The header of a strictly encoded compact JWS whose header and payload are JSON objects. */
+function parseHeader(token: unknown): Json {
   if (typeof token !== 'string' || token.length === 0) throw malformed('the token is empty')
   if (token.length > maxTokenLength) throw malformed(`the token is longer than ${maxTokenLength} characters`)
   const parts = token.split('.')
   if (parts.length !== 3) throw malformed(`a compact JWS has 3 parts, this token has ${parts.length}`)
   const [headerPart, payloadPart, signaturePart] = parts as [string, string, string]
   if (headerPart === '' || payloadPart === '') throw malformed('the token has an empty header or payload')
-  return {
-    header: jsonObject(decodeSegment(headerPart, 'header'), 'header'),
-    claims: jsonObject(decodeSegment(payloadPart, 'payload'), 'payload'),
-    signature: decodeSegment(signaturePart, 'signature'),
-    signingInput: Buffer.from(`${headerPart}.${payloadPart}`, 'ascii'),
-  }
+  const header = jsonObject(decodeSegment(headerPart, 'header'), 'header')
+  jsonObject(decodeSegment(payloadPart, 'payload'), 'payload')
+  decodeSegment(signaturePart, 'signature')
+  // RFC 7515 §4.1.11: extensions we do not understand must not be ignored; we understand none.
+  if (header['crit'] !== undefined) throw malformed('the token header has crit parameters, none is supported')
+  if (header['kid'] !== undefined && typeof header['kid'] !== 'string') throw malformed('the token header kid is not a string')
+  return header
 }
 
-/** The JWK as a verification key, or undefined when it cannot verify any allowed algorithm. */
-function importJwk(jwk: unknown): VerificationKey | undefined {
+/**
+ * The JWK's public members when it can verify one of the allowed algorithms, else undefined:
+ * issuers publish encryption keys too, so other keys are skipped, not refused.
+ */
+function publicSigningKey(jwk: unknown): JWK | undefined {
   if (!isObject(jwk)) return undefined
-  if (jwk['use'] !== undefined && jwk['use'] !== 'sig') return undefined
-  const ops = jwk['key_ops']
+  const { kty, kid, alg, use, key_ops: ops, crv } = jwk
+  if (use !== undefined && use !== 'sig') return undefined
   if (ops !== undefined && !(Array.isArray(ops) && ops.includes('verify'))) return undefined
-  const kid = jwk['kid']
   if (kid !== undefined && typeof kid !== 'string') return undefined
-  const alg = jwk['alg']
-  if (alg !== undefined && (typeof alg !== 'string' || !isAlgorithm(alg))) return undefined
-  // Only the public members go to createPublicKey: never `d` or an `oct` secret.
+  if (alg !== undefined && !allowedAlgorithms.includes(alg as string)) return undefined
+  // Only the public members go on: never `d` or an `oct` secret.
+  const members =
+    kty === 'RSA'
+      ? { kty, n: jwk['n'], e: jwk['e'] }
+      : kty === 'EC' && (crv === 'P-256' || crv === 'P-384')
+        ? { kty, crv, x: jwk['x'], y: jwk['y'] }
+        : undefined
+  if (!members) return undefined
   try {
-    if (jwk['kty'] === 'RSA' && typeof jwk['n'] === 'string' && typeof jwk['e'] === 'string') {
-      const key = createPublicKey({ key: { kty: 'RSA', n: jwk['n'], e: jwk['e'] } satisfies JsonWebKey, format: 'jwk' })
-      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < minimumRsaBits) return undefined
-      if (alg !== undefined && algorithms[alg].kty !== 'RSA') return undefined
-      return { kid, kty: 'RSA', crv: undefined, alg, key }
-    }
-    const crv = jwk['crv']
-    if (jwk['kty'] === 'EC' && (crv === 'P-256' || crv === 'P-384') && typeof jwk['x'] === 'string' && typeof jwk['y'] === 'string') {
-      const key = createPublicKey({ key: { kty: 'EC', crv, x: jwk['x'], y: jwk['y'] } satisfies JsonWebKey, format: 'jwk' })
-      if (alg !== undefined && (algorithms[alg] as AlgorithmSpec).crv !== crv) return undefined
-      return { kid, kty: 'EC', crv, alg, key }
-    }
+    // jose would only refuse these while verifying; here they count as absent.
+    const key = createPublicKey({ key: members as JsonWebKey, format: 'jwk' }) // throws for a point off the curve
+    if (kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < minimumRsaBits) return undefined
   } catch {
-    return undefined // not a valid key (bad modulus, point not on the curve ...)
+    return undefined
   }
-  return undefined
+  return { ...members, ...(kid === undefined ? {} : { kid }), ...(alg === undefined ? {} : { alg }) } as JWK
 }
 
-function parseJwks(body: unknown): KeySet {
+interface KeySet {
+  keys: JWK[]
+  select: LocalJWKSet
+}
+
+function keySetFrom(body: unknown): KeySet {
   if (!isObject(body) || !Array.isArray(body['keys'])) throw new Error('the JWKS is not a JSON object with a keys array')
-  const keys: VerificationKey[] = []
-  for (const jwk of body['keys'].slice(0, maxJwksKeys)) {
-    const key = importJwk(jwk)
-    if (key) keys.push(key)
-  }
-  const byKid = new Map<string, VerificationKey[]>()
-  for (const key of keys) {
-    if (key.kid === undefined) continue
-    const same = byKid.get(key.kid)
-    if (same) same.push(key)
-    else byKid.set(key.kid, [key])
-  }
-  return { keys, byKid }
+  const keys = body['keys']
+    .slice(0, maxJwksKeys)
+    .map(publicSigningKey)
+    .filter((key): key is JWK => key !== undefined)
+  return { keys, select: createLocalJWKSet({ keys }) }
 }
 
-const fits = (key: VerificationKey, alg: Algorithm): boolean => {
-  const spec: AlgorithmSpec = algorithms[alg]
-  return key.kty === spec.kty && (spec.crv === undefined || key.crv === spec.crv) && (key.alg === undefined || key.alg === alg)
-}
+const describeKey = (key: JWK): string => `${key.kty}${key.crv ? ` ${key.crv}` : ''}${key.alg ? ` for ${key.alg}` : ''}`
 
-const describeKey = (key: VerificationKey): string => `${key.kty}${key.crv ? ` ${key.crv}` : ''}${key.alg ? ` for ${key.alg}` : ''}`
+/** A key, or a refusal; `refetchMayHelp` when the key is missing (it may have been rotated in). */
+type Selection = { key: CryptoKey } | { rejected: TokenRejected; refetchMayHelp: boolean }
 
-/** A key, or `missing` (a refetch may find it), or a refusal no refetch can change. */
-type Selection = { key: VerificationKey } | { missing: string } | { refused: TokenRejected }
-
-function selectKey(set: KeySet, kid: string | undefined, alg: Algorithm, issuer: string): Selection {
-  const spec: AlgorithmSpec = algorithms[alg]
-  if (kid !== undefined) {
-    const candidates = set.byKid.get(kid)
-    if (!candidates) return { missing: `the JWKS of ${issuer} has no signing key with kid ${show(kid)}` }
-    const key = candidates.find((candidate) => fits(candidate, alg))
-    if (!key) return { refused: new TokenRejected('unsupported_algorithm', `the key with kid ${show(kid)} (${describeKey(candidates[0]!)}) cannot verify ${alg}`) }
-    return { key }
-  }
-  const sameType = set.keys.filter((candidate) => candidate.kty === spec.kty)
-  if (sameType.length === 0) return { missing: `the token names no kid and the JWKS of ${issuer} has no ${spec.kty} signing key` }
-  if (sameType.length > 1) return { refused: new TokenRejected('unknown_key', `the token names no kid and the JWKS of ${issuer} has ${sameType.length} ${spec.kty} signing keys`) }
-  const key = sameType[0]!
-  if (!fits(key, alg)) return { refused: new TokenRejected('unsupported_algorithm', `the only ${spec.kty} key of ${issuer} (${describeKey(key)}) cannot verify ${alg}`) }
-  return { key }
-}
-
-function signatureMatches(parsed: ParsedToken, alg: Algorithm, key: KeyObject): boolean {
-  const spec: AlgorithmSpec = algorithms[alg]
-  if (parsed.signature.length === 0) return false
-  // JWS ECDSA signatures are raw r||s of fixed length (RFC 7518 §3.4), not DER.
-  if (spec.signatureBytes !== undefined && parsed.signature.length !== spec.signatureBytes) return false
+/** `alg` is one of allowedAlgorithms: jose checks it before asking for a key. */
+async function selectKey(set: KeySet, header: JWSHeaderParameters, issuer: string): Promise<Selection> {
+  const { alg = '', kid } = header
+  const named = kid === undefined ? 'the token names no kid and ' : `kid ${show(kid)}: `
   try {
-    return verifySignature(
-      spec.hash,
-      parsed.signingInput,
-      spec.kty === 'EC'
-        ? { key, dsaEncoding: 'ieee-p1363' }
-        : spec.pss
-          ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
-          : { key, padding: constants.RSA_PKCS1_PADDING },
-      parsed.signature,
-    )
-  } catch {
-    return false
+    return { key: await set.select(header) }
+  } catch (error) {
+    if (error instanceof errors.JWKSMultipleMatchingKeys) {
+      return { rejected: new TokenRejected('unknown_key', `${named}the JWKS of ${issuer} has several keys for ${alg}`), refetchMayHelp: false }
+    }
+    if (!(error instanceof errors.JWKSNoMatchingKey)) throw error
   }
+  // Nothing fits: either the key the token names (without kid: every key of the alg's type)
+  // is for another algorithm, or there is no such key.
+  const kty = keyTypeOf(alg)
+  const candidates = set.keys.filter((key) => (kid === undefined ? key.kty === kty : key.kid === kid))
+  if (candidates.length > 0) {
+    const which = kid === undefined ? `the ${kty} keys of ${issuer}` : `the key with kid ${show(kid)}`
+    return { rejected: new TokenRejected('unsupported_algorithm', `${which} (${candidates.map(describeKey).join(', ')}) cannot verify ${alg}`), refetchMayHelp: false }
+  }
+  const missing = kid === undefined ? `${named}the JWKS of ${issuer} has no ${kty} signing key` : `the JWKS of ${issuer} has no signing key with kid ${show(kid)}`
+  return { rejected: new TokenRejected('unknown_key', missing), refetchMayHelp: true }
+}
+
+/** jose's refusal as a TokenRejected; anything else is passed on. */
+function rejectionFor(error: unknown, header: Json, issuer: string): unknown {
+  if (error instanceof TokenRejected) return error
+  const alg = String(header['alg'])
+  if (error instanceof errors.JOSEAlgNotAllowed) {
+    const why = alg === 'none' ? 'unsigned tokens are refused' : /^HS/i.test(alg) ? 'HMAC tokens are refused' : `accepted: ${allowedAlgorithms.join(', ')}`
+    return new TokenRejected('unsupported_algorithm', `alg ${show(alg)}: ${why}`)
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    const kid = header['kid']
+    return new TokenRejected('bad_signature', `the ${alg} signature does not verify${typeof kid === 'string' ? ` with kid ${show(kid)}` : ''}`)
+  }
+  if (error instanceof errors.JWTExpired) return new TokenRejected('expired', `the token expired at ${isoTime(error.payload['exp'])}`)
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const { claim, reason, payload } = error
+    const { iss, aud } = payload
+    if (claim === 'iss') {
+      return new TokenRejected('wrong_issuer', typeof iss === 'string' ? `the token was issued by ${show(iss)}, not ${issuer}` : 'the token has no iss claim')
+    }
+    if (claim === 'aud') {
+      if (reason === 'missing') return new TokenRejected('wrong_audience', 'the token has no aud claim')
+      const shown = (typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : []).slice(0, 5).map((a) => show(String(a)))
+      return new TokenRejected('wrong_audience', `the token is not meant for this server (aud ${shown.join(', ') || 'empty'})`)
+    }
+    if (claim === 'nbf' && reason === 'check_failed') return new TokenRejected('not_yet_valid', `the token is not valid before ${isoTime(payload['nbf'])}`)
+    return malformed(`the token's claims: ${error.message}`)
+  }
+  // JWSInvalid (no alg), JWTInvalid ...
+  if (error instanceof errors.JOSEError) return malformed(`the token is not a valid JWT: ${error.message}`)
+  return error
+}
+
+/** What jose leaves to us: `aud` members all strings, an `iat` not in the future, a `sub`. */
+function acceptedToken(payload: JWTPayload, issuer: string, nowSeconds: number, clockSkewSeconds: number): VerifiedToken {
+  const { aud, iat } = payload
+  if (Array.isArray(aud) && !aud.every((a: unknown) => typeof a === 'string')) throw malformed('the aud claim is not a string or a list of strings')
+  // jose checks a future iat only with maxTokenAge, which would also make iat required.
+  if (iat !== undefined && nowSeconds + clockSkewSeconds < iat) {
+    throw new TokenRejected('not_yet_valid', `the token was issued in the future (${isoTime(iat)})`)
+  }
+  if (typeof payload.sub !== 'string' || payload.sub === '') throw malformed('the token has no sub claim')
+  return { subject: payload.sub, issuer, claims: payload, expiresAt: new Date((payload.exp as number) * 1000) }
 }
 
 /** A discovery or JWKS fetch that did not give a usable answer. */
@@ -308,7 +304,7 @@ function checkOptions(options: OidcVerifierOptions): void {
 export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
   checkOptions(options)
   const issuer = options.issuer
-  const audiences: ReadonlySet<string> = new Set(typeof options.audience === 'string' ? [options.audience] : options.audience)
+  const audiences = typeof options.audience === 'string' ? [options.audience] : [...options.audience]
   const clockSkewSeconds = options.clockSkewSeconds ?? 60
   const cacheTtlMs = options.cacheTtlMs ?? 10 * 60_000
   const minimumRefetchMs = options.minimumRefetchMs ?? 60_000
@@ -379,7 +375,7 @@ export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
       throw error
     }
     try {
-      return parseJwks(body)
+      return keySetFrom(body)
     } catch (error) {
       discoveredJwksUrl = undefined
       throw new FetchFailed(`GET ${url} (JWKS): ${(error as Error).message}`)
@@ -417,44 +413,18 @@ export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
     return { keys: await refetchOrReject(), fetched: true }
   }
 
-  async function resolveKey(kid: string | undefined, alg: Algorithm): Promise<KeyObject> {
+  /** For jose: the key of the token's kid and alg. Throws TokenRejected, which jose passes on. */
+  async function keyFor(header: JWSHeaderParameters): Promise<CryptoKey> {
     const current = await currentKeys()
-    let selection = selectKey(current.keys, kid, alg, issuer)
-    // Key rotation: an unknown kid refetches, once, and not more often than minimumRefetchMs
+    let selection = await selectKey(current.keys, header, issuer)
+    // Key rotation: a missing key refetches, once, and not more often than minimumRefetchMs
     // (joining a fetch already running costs nothing).
-    if ('missing' in selection && !current.fetched && (inFlight !== undefined || nowMs() - lastFetchStartedAt >= minimumRefetchMs)) {
-      selection = selectKey(await refetchOrReject(), kid, alg, issuer)
+    const mayRefetch = !current.fetched && (inFlight !== undefined || nowMs() - lastFetchStartedAt >= minimumRefetchMs)
+    if ('rejected' in selection && selection.refetchMayHelp && mayRefetch) {
+      selection = await selectKey(await refetchOrReject(), header, issuer)
     }
-    if ('refused' in selection) throw selection.refused
-    if ('missing' in selection) throw new TokenRejected('unknown_key', selection.missing)
-    return selection.key.key
-  }
-
-  function checkClaims(claims: Json): VerifiedToken {
-    if (claims['iss'] !== issuer) {
-      throw new TokenRejected('wrong_issuer', typeof claims['iss'] === 'string' ? `the token was issued by ${show(claims['iss'])}, not ${issuer}` : 'the token has no iss claim')
-    }
-    const aud = claims['aud']
-    if (aud === undefined) throw new TokenRejected('wrong_audience', 'the token has no aud claim')
-    const tokenAudiences = typeof aud === 'string' ? [aud] : aud
-    if (!Array.isArray(tokenAudiences) || !tokenAudiences.every((a): a is string => typeof a === 'string')) throw malformed('the aud claim is not a string or a list of strings')
-    if (!tokenAudiences.some((a) => audiences.has(a))) throw new TokenRejected('wrong_audience', `the token is not meant for this server (aud ${tokenAudiences.slice(0, 5).map(show).join(', ') || 'empty'})`)
-
-    const exp = claims['exp']
-    if (exp === undefined) throw malformed('the token has no exp claim')
-    for (const name of ['exp', 'nbf', 'iat'] as const) {
-      if (claims[name] !== undefined && !isNumericDate(claims[name])) throw malformed(`the ${name} claim is not a number of seconds`)
-    }
-    const nowSeconds = nowMs() / 1000
-    if (nowSeconds >= (exp as number) + clockSkewSeconds) throw new TokenRejected('expired', `the token expired at ${new Date((exp as number) * 1000).toISOString()}`)
-    const nbf = claims['nbf'] as number | undefined
-    if (nbf !== undefined && nowSeconds + clockSkewSeconds < nbf) throw new TokenRejected('not_yet_valid', `the token is not valid before ${new Date(nbf * 1000).toISOString()}`)
-    const iat = claims['iat'] as number | undefined
-    if (iat !== undefined && nowSeconds + clockSkewSeconds < iat) throw new TokenRejected('not_yet_valid', `the token was issued in the future (${new Date(iat * 1000).toISOString()})`)
-
-    const sub = claims['sub']
-    if (typeof sub !== 'string' || sub === '') throw malformed('the token has no sub claim')
-    return { subject: sub, issuer, claims, expiresAt: new Date((exp as number) * 1000) }
+    if ('rejected' in selection) throw selection.rejected
+    return selection.key
   }
 
   return {
@@ -463,22 +433,22 @@ export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
     },
 
     async verify(token) {
-      const parsed = parseCompactJws(token)
-      const { header } = parsed
-      const alg = header['alg']
-      if (typeof alg !== 'string') throw malformed('the token header has no alg')
-      if (!isAlgorithm(alg)) {
-        const why = alg === 'none' ? 'unsigned tokens are refused' : /^HS/i.test(alg) ? 'HMAC tokens are refused' : `accepted: ${Object.keys(algorithms).join(', ')}`
-        throw new TokenRejected('unsupported_algorithm', `alg ${show(alg)}: ${why}`)
+      const header = parseHeader(token)
+      const at = now()
+      let verified: { payload: JWTPayload }
+      try {
+        verified = await jwtVerify(token, keyFor, {
+          algorithms: allowedAlgorithms,
+          issuer,
+          audience: audiences,
+          clockTolerance: clockSkewSeconds,
+          currentDate: at,
+          requiredClaims: ['exp', 'sub'],
+        })
+      } catch (error) {
+        throw rejectionFor(error, header, issuer)
       }
-      // RFC 7515 §4.1.11: extensions we do not understand must not be ignored; we understand none.
-      if (header['crit'] !== undefined) throw malformed('the token header has crit parameters, none is supported')
-      const kid = header['kid']
-      if (kid !== undefined && typeof kid !== 'string') throw malformed('the token header kid is not a string')
-
-      const key = await resolveKey(kid, alg)
-      if (!signatureMatches(parsed, alg, key)) throw new TokenRejected('bad_signature', `the ${alg} signature does not verify${kid !== undefined ? ` with kid ${show(kid)}` : ''}`)
-      return checkClaims(parsed.claims)
+      return acceptedToken(verified.payload, issuer, Math.floor(at.getTime() / 1000), clockSkewSeconds)
     },
   }
 }

@@ -343,6 +343,14 @@ t.test('the JWKS keeps only signature keys it can use', async (t) => {
   t.ok(await verifier.verify(idp.sign()), 'key_ops with verify')
 })
 
+t.test('only the public members of a JWKS key reach jose', async (t) => {
+  const idp = await startTestOidcIssuer({ now })
+  t.teardown(() => idp.close())
+  // A careless IdP: a private member, a non-boolean ext, a repeated key_ops entry.
+  idp.setJwks({ keys: [{ ...idp.publicJwk('rsa'), d: 'AQAB', ext: 'yes', key_ops: ['verify', 'verify'] }] })
+  t.equal((await verifierFor(idp).verify(idp.sign({ sub: 'dana' }))).subject, 'dana')
+})
+
 t.test('issuer unavailable: jwks_unavailable, a fresh cache keeps working, failures are not cached', async (t) => {
   const idp = await startTestOidcIssuer({ now })
   t.teardown(() => idp.close())

@@ -27,6 +27,9 @@ t.test('OIDC bearer tokens through the admin API', async (t) => {
   t.equal((await api('GET', '/api/v1/api-keys', { key: physics })).statusCode, 403, 'helpdesk cannot list keys')
   t.equal((await api('GET', '/api/v1/api-keys', { key: issuer.sign({ sub: 'carla', groups: ['mdm-admins'] }) })).statusCode, 200)
   t.equal((await api('GET', '/api/v1/devices', { key: issuer.sign({ sub: 'ec-user', groups: ['servicedesk'] }, { key: 'ec' }) })).statusCode, 200, 'an ES256 token')
+  const oneGroup = issuer.sign({ sub: 'erik', groups: 'servicedesk' })
+  t.equal((await api('GET', '/api/v1/devices', { key: oneGroup })).statusCode, 200, 'a groups claim that is one string is that group')
+  t.equal((await api('POST', '/api/v1/commands', { key: oneGroup, body: { enrollment_ids: ['x'], command: { request_type: 'ProfileList' } } })).statusCode, 403, 'and only that group')
 
   const noGroup = await api('GET', '/api/v1/devices', { key: issuer.sign({ sub: 'dirk', groups: ['staff'] }) })
   t.equal(noGroup.statusCode, 403)
@@ -65,6 +68,8 @@ t.test('group claims to grants, and the configuration', async (t) => {
   const rules = { groupsClaim: 'roles', groupRoles: new Map([['a', { role: 'auditor', tenantId: null }], ['b', { role: 'admin', tenantId: 'physics' }], ['c', { role: 'admin', tenantId: 'physics' }]] as const) }
   t.same(grantsFromClaims({ roles: ['x', 'a', 'b', 'c'] }, rules), [{ role: 'auditor', tenantId: null }, { role: 'admin', tenantId: 'physics' }], 'each distinct grant once')
   t.same(grantsFromClaims({ roles: 'a' }, rules), [{ role: 'auditor', tenantId: null }])
+  t.same(grantsFromClaims({ roles: 'a,b' }, rules), [], 'a string is one group name, never split on commas')
+  t.same(grantsFromClaims({ roles: 'a b' }, rules), [], 'nor on spaces')
   t.same(grantsFromClaims({ roles: [1, null] }, rules), [])
   t.same(grantsFromClaims({ groups: ['b'] }, rules), [], 'only the configured claim counts')
   t.throws(() => loadConfig({ ORCHARD_OIDC_ISSUER: 'https://idp.test' }, []), { message: /^ORCHARD_OIDC_AUDIENCE: is required/ })
