@@ -3,7 +3,8 @@
 // enrollment groups or devices. Orchard converges each device to its blueprints from what
 // the device reports: a ProfileList (or InstalledApplicationList) answer is compared with
 // what is desired, and InstallProfile/RemoveProfile (InstallApplication/RemoveApplication)
-// are queued for the difference, never twice while one is in flight. Triggers: enrollment,
+// are queued for the difference, never twice while one is in flight. A profile's version is
+// its content (the sha256 of the uploaded bytes), not its PayloadUUID. Triggers: enrollment,
 // a blueprint or profile change, a periodic check, and an admin's sync; each asks the device
 // for its lists, and the answers drive the convergence.
 import { createHash, randomUUID } from 'node:crypto'
@@ -147,17 +148,28 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
 
   interface DesiredItem {
     identifier: string
-    /** The version wanted (a profile's PayloadUUID); null for apps, which have none. */
+    /** The version wanted: a profile's content hash (library_profiles.sha256); null for apps. */
     version: string | null
+    /** What the device lists when it has it: a profile's PayloadUUID; null for apps (listed is enough). */
+    reported: string | null
     profileId: string | null
     /** The command that installs it; undefined when the item changed meanwhile (its change asks again). */
     install(): Promise<{ requestType: string; keys: PlistDict } | undefined>
   }
 
   /**
-   * One device's items of one type against what it reported (identifier -> version): installs
+   * One device's items of one type against what it reported (identifier -> PayloadUUID): installs
    * what is missing or outdated, removes what a blueprint put there and no blueprint wants,
    * never while a command for the item is in flight, and leaves failures for a sync.
+   *
+   * A profile is in sync when the device lists its identifier with the desired PayloadUUID AND
+   * the state records that the device acknowledged an InstallProfile of the desired content
+   * (its sha256). A PayloadUUID says nothing about content (an edited profile may keep it), so:
+   * - listed with the desired PayloadUUID but no acknowledged install of this content (none
+   *   recorded, an older version, a row from before versions were hashes, whose version is a
+   *   PayloadUUID): we cannot tell what is on the device, so it is installed once;
+   * - listed with another PayloadUUID (installed by hand, or an older version): not ours, the
+   *   blueprint's version is installed over it (a device keeps one profile per identifier).
    */
   async function converge(deviceId: string, type: ConfigItemType, desired: readonly DesiredItem[], installed: ReadonlyMap<string, string | null>, removeRequestType: string, options: { retryFailed: boolean }): Promise<boolean> {
     let queued = false
@@ -165,8 +177,11 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     const inFlight = async (state: ConfigStateRow) => state.command_uuid !== null && (await deps.store.commandOpen(deviceId, state.command_uuid))
     for (const wanted of desired) {
       const state = states.get(wanted.identifier)
-      if (installed.has(wanted.identifier) && (wanted.version === null || installed.get(wanted.identifier) === wanted.version)) {
-        if (state?.status !== 'installed' || state.version !== wanted.version || state.detail !== null) {
+      const reported = installed.get(wanted.identifier)
+      const listed = installed.has(wanted.identifier) && (wanted.reported === null || reported === wanted.reported)
+      const acknowledged = state?.status === 'installed' && state.version === wanted.version
+      if (listed && (wanted.version === null || acknowledged)) {
+        if (!acknowledged || state.detail !== null || state.profile_id !== wanted.profileId) {
           await deps.store.putState(deviceId, type, wanted.identifier, { profileId: wanted.profileId, version: wanted.version, status: 'installed', commandUuid: null, detail: null })
         }
         continue
@@ -175,8 +190,11 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
         if (state.status === 'installing' && (await inFlight(state))) continue
         if (state.status === 'failed' && !options.retryFailed) continue
       }
-      // Only a versioned item tells a lost install from a new version.
-      const drifted = state?.status === 'installed' && wanted.version !== null && state.version === wanted.version
+      // Only a versioned item tells a lost (or replaced) install from a new version.
+      const drifted = acknowledged && wanted.version !== null
+      const driftDetail = installed.has(wanted.identifier)
+        ? `the device reported another version of it (PayloadUUID ${String(reported)}): installing it again`
+        : 'the device no longer reported it: installing it again'
       const command = await wanted.install()
       if (!command) continue
       const { requestType, keys } = command
@@ -187,7 +205,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
         version: wanted.version,
         status: uuid ? 'installing' : 'failed',
         commandUuid: uuid,
-        detail: uuid ? (drifted ? 'the device no longer reported it: installing it again' : null) : `${requestType} could not be queued for this device`,
+        detail: uuid ? (drifted ? driftDetail : null) : `${requestType} could not be queued for this device`,
       })
     }
     const wantedIds = new Set(desired.map((wanted) => wanted.identifier))
@@ -210,10 +228,11 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
   async function convergeProfiles(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
     const desired = (await deps.store.desiredProfiles(deviceId)).map((wanted) => ({
       identifier: wanted.identifier,
-      version: wanted.payloadUuid,
+      version: wanted.sha256,
+      reported: wanted.payloadUuid,
       profileId: wanted.profileId,
       async install() {
-        const content = await deps.store.profileVersionContent(wanted.profileId, wanted.payloadUuid)
+        const content = await deps.store.profileVersionContent(wanted.profileId, wanted.sha256)
         return content && { requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(content, deps.signer, now()) : content } }
       },
     }))
@@ -224,6 +243,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     const desired = (await deps.store.desiredApplications(deviceId)).map((app) => ({
       identifier: app.bundle_id,
       version: null,
+      reported: null,
       profileId: null,
       // ManagementFlags 1: the app goes when the device leaves management.
       install: async () => ({ requestType: 'InstallApplication', keys: { ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }), ManagementFlags: 1 } as PlistDict }),
@@ -322,7 +342,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       const profiles = [
         ...desired.map((wanted) => {
           const state = byKey.get(`profile ${wanted.identifier}`)
-          return { identifier: wanted.identifier, name: wanted.name, profileId: wanted.profileId, status: statusOf(state, wanted.payloadUuid), detail: state?.detail ?? null, commandUuid: state?.command_uuid ?? null, updatedAt: state?.updated_at ?? null }
+          return { identifier: wanted.identifier, name: wanted.name, profileId: wanted.profileId, status: statusOf(state, wanted.sha256), detail: state?.detail ?? null, commandUuid: state?.command_uuid ?? null, updatedAt: state?.updated_at ?? null }
         }),
         // Profiles on their way out (no longer desired).
         ...states

@@ -35,6 +35,8 @@ export interface DesiredProfile {
   profileId: string
   identifier: string
   payloadUuid: string
+  /** The version: the sha256 of the uploaded (unsigned) bytes, which change exactly when what is installed does. */
+  sha256: string
   name: string
 }
 
@@ -67,12 +69,17 @@ export interface BlueprintStore {
   enrolledDevicesOfTenant(tenantId: string | null): Promise<string[]>
   /** Without their content (up to 4 MiB each): see profileVersionContent. */
   desiredProfiles(deviceId: string): Promise<DesiredProfile[]>
-  /** A profile's bytes while it is still at this version (undefined once replaced or deleted). */
-  profileVersionContent(profileId: string, payloadUuid: string): Promise<Buffer | undefined>
+  /** A profile's bytes while it is still at this version, its sha256 (undefined once replaced or deleted). */
+  profileVersionContent(profileId: string, sha256: string): Promise<Buffer | undefined>
   desiredApplications(deviceId: string): Promise<BlueprintApplication[]>
   /** What the device reported last (its device channel): identifier → PayloadUUID; bundle ids. */
   installedProfiles(deviceId: string): Promise<Map<string, string | null>>
   installedApplications(deviceId: string): Promise<Set<string>>
+  /**
+   * Per item: its version is the content hash being installed, acknowledged as installed, or
+   * failed (for profiles; null for apps). Rows written before versions were hashes hold a
+   * PayloadUUID, which matches no hash: their profile is installed once more.
+   */
   states(deviceId: string): Promise<ConfigStateRow[]>
   putState(deviceId: string, type: ConfigItemType, identifier: string, state: { profileId: string | null; version: string | null; status: ConfigItemStatus; commandUuid: string | null; detail: string | null }): Promise<void>
   deleteState(deviceId: string, type: ConfigItemType, identifier: string): Promise<void>
@@ -254,18 +261,18 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     },
     async desiredProfiles(deviceId) {
       // One profile per identifier: the device's own tenant's first, then its organisation's, then central IT's.
-      const { rows } = await sql<{ id: string; identifier: string; payload_uuid: string; name: string }>`
-        select distinct on (p.identifier) p.id, p.identifier, p.payload_uuid, p.name
+      const { rows } = await sql<{ id: string; identifier: string; payload_uuid: string; sha256: string; name: string }>`
+        select distinct on (p.identifier) p.id, p.identifier, p.payload_uuid, p.sha256, p.name
         from devices d
         join blueprints b on ${appliesTo}
         join blueprint_profiles bp on bp.blueprint_id = b.id
         join library_profiles p on p.id = bp.profile_id
         where d.id = ${deviceId}
         order by p.identifier, (p.tenant_id is not distinct from d.tenant_id) desc, (p.tenant_id is not null) desc, p.updated_at desc`.execute(db)
-      return rows.map((row) => ({ profileId: row.id, identifier: row.identifier, payloadUuid: row.payload_uuid, name: row.name }))
+      return rows.map((row) => ({ profileId: row.id, identifier: row.identifier, payloadUuid: row.payload_uuid, sha256: row.sha256, name: row.name }))
     },
-    async profileVersionContent(profileId, payloadUuid) {
-      return (await db.selectFrom('library_profiles').select('content').where('id', '=', profileId).where('payload_uuid', '=', payloadUuid).executeTakeFirst())?.content
+    async profileVersionContent(profileId, sha256) {
+      return (await db.selectFrom('library_profiles').select('content').where('id', '=', profileId).where('sha256', '=', sha256).executeTakeFirst())?.content
     },
     async desiredApplications(deviceId) {
       const { rows } = await sql<{ app: BlueprintApplication }>`

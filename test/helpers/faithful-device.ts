@@ -42,6 +42,8 @@ export class FaithfulDevice {
   readonly refusing = new Set<string>()
   readonly ran: string[] = []
   readonly commands: Array<{ requestType: string; command: PlistDict }> = []
+  /** Called with each command before the device answers it (to look at the server meanwhile). */
+  beforeAnswer: ((requestType: string, command: PlistDict) => Promise<void>) | undefined
   constructor(readonly device: SimulatedDevice, private readonly bundleOfManifest: Record<string, string> = {}) {}
 
   get udid(): string {
@@ -88,6 +90,7 @@ export class FaithfulDevice {
       } else if (requestType === 'RemoveApplication') {
         this.apps.delete(String(command['Identifier']))
       }
+      await this.beforeAnswer?.(requestType, command)
       next = commandIn(await this.device.answer(uuid, status, keys))
     }
   }

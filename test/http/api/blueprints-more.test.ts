@@ -418,6 +418,13 @@ t.test('signed delivery: the device gets a CMS SignedData of the uploaded bytes;
   t.ok(Buffer.from(stored.content).equals(body), 'the library keeps the unsigned upload')
   t.equal(stored.sha256, sha256(body))
   t.equal((await api('GET', `/api/v1/profiles/${uploaded.json.id}`)).json.sha256, sha256(body))
+
+  // The version is the uploaded bytes, not the signed ones (a new signature every delivery).
+  device.reset()
+  await mdm.enqueue([device.udid], 'ProfileList')
+  await device.sync()
+  t.same(device.ran, ['ProfileList'], 'signed and acknowledged: in sync, not installed again')
+  t.match(await configuration(api, device.udid), { status: 'in_sync', profiles: [{ identifier: 'council.wifi', status: 'in_sync' }] })
 })
 
 t.test('library edge cases: Apple payload types outside the digest, binary plists, the 4 MiB limit', async (t) => {
