@@ -1,7 +1,7 @@
 // Opens the database: a pg Pool when DATABASE_URL is set, else PGlite persisted in the
 // data directory. Both give the same Kysely<Database>, the same SQL and the same
 // migrations; values come back in the same JavaScript types (see the type parsers).
-import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs'
+import { openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
 import { createHash } from 'node:crypto'
@@ -10,6 +10,7 @@ import pg from 'pg'
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import { PgliteDialect } from './pglite-dialect.js'
+import { makePrivateDirectory, PrivateNodeFS, privateFileMode, repairPrivateEntries } from './private-files.js'
 import type { Database } from './schema.js'
 
 export type DatabaseKind = 'postgres' | 'pglite'
@@ -151,17 +152,27 @@ export function databaseFromPglite(pglite: PGlite, onClose: () => void = () => {
   }
 }
 
+/** What Orchard keeps in the data directory; start-up makes these owner-only. */
+export const dataDirEntries = ['pglite', 'pglite.lock', 'secret.key'] as const
+
 /**
  * PGlite persisted in `<dataDir>/pglite`. A lock file keeps a second Orchard process
  * from opening the same files (PGlite has no locking of its own and would corrupt them).
+ * The data directory is owner-only (directories 0700, files 0600, whatever the umask):
+ * start-up repairs what an older version or a copy left group- or world-accessible.
  */
-export async function openPgliteDatabase(dataDir: string): Promise<DatabaseHandle> {
-  mkdirSync(dataDir, { recursive: true })
+export async function openPgliteDatabase(dataDir: string, logger?: Logger): Promise<DatabaseHandle> {
+  makePrivateDirectory(dataDir)
   const directory = join(dataDir, 'pglite')
   const lockFile = join(dataDir, 'pglite.lock')
   takeLock(lockFile, directory)
   try {
-    const pglite = await PGlite.create(directory, pgliteTypeOptions)
+    const repaired = repairPrivateEntries(dataDir, dataDirEntries)
+    if (repaired.directories + repaired.files > 0) {
+      const fields = { data_dir: dataDir, directories: repaired.directories, files: repaired.files }
+      logger?.warn(fields, 'made the data directory owner-only (directories 0700, files 0600)')
+    }
+    const pglite = await PGlite.create({ dataDir: directory, fs: new PrivateNodeFS(directory), ...pgliteTypeOptions })
     return databaseFromPglite(pglite, () => rmSync(lockFile, { force: true }))
   } catch (error) {
     rmSync(lockFile, { force: true })
@@ -172,7 +183,7 @@ export async function openPgliteDatabase(dataDir: string): Promise<DatabaseHandl
 function takeLock(lockFile: string, directory: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(lockFile, 'wx')
+      const fd = openSync(lockFile, 'wx', privateFileMode)
       writeSync(fd, String(process.pid))
       closeSync(fd)
       return
@@ -218,7 +229,7 @@ export async function openDatabase(settings: DatabaseSettings, logger: Logger): 
     logger.info({ database: 'postgres', pool_max: settings.databasePoolMax }, 'database connected')
     return handle
   }
-  const handle = await openPgliteDatabase(settings.dataDir)
+  const handle = await openPgliteDatabase(settings.dataDir, logger)
   logger.info({ database: 'pglite', data_dir: settings.dataDir }, 'embedded database opened')
   return handle
 }
