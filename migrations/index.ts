@@ -11,6 +11,7 @@ import * as m0006 from './0006_ade.js'
 import * as m0007 from './0007_tenants.js'
 import * as m0008 from './0008_lifecycle.js'
 import * as m0009 from './0009_blueprints.js'
+import * as m0010 from './0010_device_trust.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -22,4 +23,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0007_tenants': m0007,
   '0008_lifecycle': m0008,
   '0009_blueprints': m0009,
+  '0010_device_trust': m0010,
 })

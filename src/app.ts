@@ -31,6 +31,8 @@ export interface AppDeps {
    * but not required by TLS: the MDM surface checks it against the device CAs itself.
    */
   tls?: { cert: Buffer; key: Buffer; requestClientCertificate?: boolean } | null
+  /** What stops slow or idle clients from holding connections (config.ts documents each). */
+  connectionLimits: ConnectionLimits
   /** Largest request body accepted by default, in bytes. */
   bodyLimit?: number
   /** The device-facing MDM endpoints. */
@@ -39,6 +41,29 @@ export interface AppDeps {
   api?: ApiRoutesOptions
   /** SCEP and enrollment profile downloads. */
   enrollment?: EnrollmentRoutesOptions
+}
+
+export interface ConnectionLimits {
+  readonly headersTimeoutMs: number
+  readonly requestTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+  /** 0 = no cap. */
+  readonly maxConnections: number
+}
+
+/**
+ * Node's limits, given where the HTTP or HTTPS server is created. Node enforces the headers
+ * and request timeouts by sweeping connections on an interval, 30 s by default, which would
+ * let a slow client stay that much longer: sweep every quarter of the headers timeout, at
+ * least every second.
+ */
+function serverTimeouts(limits: ConnectionLimits) {
+  return {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionsCheckingInterval: Math.max(25, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+  }
 }
 
 /** One access-log line per request, with snake_case keys; none on arrival. */
@@ -72,6 +97,7 @@ export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const limits = deps.connectionLimits
   const app = Fastify({
     loggerInstance: deps.logger,
     logController: new AccessLog(),
@@ -87,10 +113,37 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // connections with 503, closes idle connections, and waits for in-flight requests.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Fastify copies these two onto the server after creating it (its defaults: 72 s and none).
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
     ...(deps.tls
-      ? { https: { cert: deps.tls.cert, key: deps.tls.key, requestCert: deps.tls.requestClientCertificate === true, rejectUnauthorized: false } }
-      : {}),
+      ? {
+          https: {
+            cert: deps.tls.cert,
+            key: deps.tls.key,
+            requestCert: deps.tls.requestClientCertificate === true,
+            rejectUnauthorized: false,
+            ...serverTimeouts(limits),
+            // A client that never finishes the TLS handshake gets no longer than one that never sends headers.
+            handshakeTimeout: limits.headersTimeoutMs,
+          },
+        }
+      : { http: serverTimeouts(limits) }),
   }) as unknown as FastifyInstance
+
+  if (limits.maxConnections > 0) {
+    // Node closes connections beyond the cap on arrival; warn at most once a minute.
+    app.server.maxConnections = limits.maxConnections
+    let refused = 0
+    let warnedAt = 0
+    app.server.on('drop', () => {
+      refused++
+      if (Date.now() - warnedAt < 60_000) return
+      deps.logger.warn({ max_connections: limits.maxConnections, refused_connections: refused }, 'connections refused: the connection cap is reached')
+      warnedAt = Date.now()
+      refused = 0
+    })
+  }
 
   await app.register(fastifySensible)
   app.setErrorHandler(problemErrorHandler)

@@ -25,6 +25,14 @@ export interface Config {
   readonly apnsUrl: string
   readonly tls: TlsFiles | null
   readonly shutdownTimeoutMs: number
+  /** What stops slow or idle clients from holding connections (HTTP and TLS alike). */
+  readonly connectionLimits: {
+    readonly headersTimeoutMs: number
+    readonly requestTimeoutMs: number
+    readonly keepAliveTimeoutMs: number
+    /** 0 = no cap. */
+    readonly maxConnections: number
+  }
   /** PEM files of the CAs whose certificates identify devices. */
   readonly deviceCaFiles: readonly string[]
   /** Lower-case header in which a TLS proxy forwards the client certificate, or null. */
@@ -59,6 +67,8 @@ export interface Config {
   /** How often this process syncs ABM/ASM devices, in seconds; 0 = never (another instance does). */
   readonly depSyncSeconds: number
   readonly blueprintCheckHours: number
+  /** Destructive commands (EraseDevice, DeleteUser, removing the enrollment profile) to more devices than this need the owner role. */
+  readonly destructiveOwnerLimit: number
   /** Check that ADE MachineInfo signers chain to one of adeMachineInfoCaFiles. */
   readonly adeVerifyMachineInfo: boolean
   /** PEM files of the CAs that sign devices' MachineInfo (Apple's device CAs). */
@@ -119,6 +129,10 @@ type OptionKey =
   | 'tlsCertFile'
   | 'tlsKeyFile'
   | 'shutdownTimeoutMs'
+  | 'httpHeadersTimeoutMs'
+  | 'httpRequestTimeoutMs'
+  | 'httpKeepAliveTimeoutMs'
+  | 'httpMaxConnections'
   | 'deviceCaFiles'
   | 'clientCertHeader'
   | 'mdmBodyLimit'
@@ -142,6 +156,7 @@ type OptionKey =
   | 'abmUrl'
   | 'depSyncSeconds'
   | 'blueprintCheckHours'
+  | 'destructiveOwnerLimit'
   | 'adeVerifyMachineInfo'
   | 'adeMachineInfoCaFiles'
   | 'oidcIssuer'
@@ -192,15 +207,20 @@ export const configOptions: readonly OptionSpec[] = [
   { key: 'oidcIssuer', env: 'ORCHARD_OIDC_ISSUER', flag: '--oidc-issuer', defaultText: '(unset: API keys only)', description: "Issuer URL of the organisation's OpenID Connect provider: the admin API then also takes its JWTs as bearer tokens (signature from the issuer's JWKS, audience and expiry checked)." },
   { key: 'oidcAudience', env: 'ORCHARD_OIDC_AUDIENCE', flag: '--oidc-audience', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `aud` values a token must carry one of (the client ID registered for Orchard).' },
   { key: 'oidcJwksUrl', env: 'ORCHARD_OIDC_JWKS_URL', flag: '--oidc-jwks-url', defaultText: '(discovered from the issuer)', description: 'JWKS URL, when the issuer has no /.well-known/openid-configuration.' },
-  { key: 'oidcGroupsClaim', env: 'ORCHARD_OIDC_GROUPS_CLAIM', flag: '--oidc-groups-claim', defaultText: 'groups', description: "Token claim with the person's groups (an array of names)." },
+  { key: 'oidcGroupsClaim', env: 'ORCHARD_OIDC_GROUPS_CLAIM', flag: '--oidc-groups-claim', defaultText: 'groups', description: "Token claim with the person's groups: an array of names, or a single name as a string (taken whole, never split)." },
   { key: 'oidcGroupRoles', env: 'ORCHARD_OIDC_GROUP_ROLES', flag: '--oidc-group-roles', defaultText: '(required with ORCHARD_OIDC_ISSUER)', description: 'Comma-separated `group=role` (central IT) or `group=role@tenant` pairs; roles owner (central only), admin, helpdesk, auditor. E.g. `mdm-central=owner,physics-it=admin@physics,physics-desk=helpdesk@physics`. A person holds the grants of all their listed groups; none without one.' },
   { key: 'clientCertHeader', env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)', description: 'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.' },
   { key: 'mdmBodyLimit', env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', defaultText: '1048576', description: 'Largest request body a device may send, in bytes (larger: 413).' },
   { key: 'userAuthenticate', env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', defaultText: 'allow', description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).' },
   { key: 'apiResponseValidation', env: 'ORCHARD_API_RESPONSE_VALIDATION', flag: '--api-response-validation', defaultText: 'log', description: 'Check admin API responses against openapi.yaml: `log` logs a mismatch, `strict` answers 500 instead (tests), `off` skips the check.' },
   { key: 'webhookWorker', env: 'ORCHARD_WEBHOOK_WORKER', flag: '--webhook-worker', defaultText: 'true', description: 'Deliver webhook events from this process. `false`: events are still recorded in the outbox, and another instance (or a later start) delivers them.' },
+  { key: 'destructiveOwnerLimit', env: 'ORCHARD_DESTRUCTIVE_OWNER_LIMIT', flag: '--destructive-owner-limit', defaultText: '10', description: 'Destructive commands (EraseDevice, DeleteUser, RemoveProfile of the enrollment profile) sent to more devices than this in one call need the owner role for every target\'s tenant. Any such command to a filter or to several devices also takes two steps: a dry run, then the call with its confirmation token.' },
   { key: 'notNowAlertAfter', env: 'ORCHARD_NOT_NOW_ALERT_AFTER', flag: '--not-now-alert-after', defaultText: '5', description: 'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; its NotNow count is kept).' },
   { key: 'shutdownTimeoutMs', env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', defaultText: '10000', description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).' },
+  { key: 'httpHeadersTimeoutMs', env: 'ORCHARD_HTTP_HEADERS_TIMEOUT_MS', flag: '--http-headers-timeout-ms', defaultText: '15000', description: 'Time a client has to send its request line and headers, from connecting (on a kept-alive connection, from its next first byte); then 408 and the connection is closed. Stops slow-header clients and connections that send nothing. With TLS, the handshake gets the same time before it. Checked every min(1 s, a quarter of this), so a client may get up to that much longer.' },
+  { key: 'httpRequestTimeoutMs', env: 'ORCHARD_HTTP_REQUEST_TIMEOUT_MS', flag: '--http-request-timeout-ms', defaultText: '60000', description: 'Time a client has to send a whole request, headers and body, from its first byte; then 408 and the connection is closed. Stops slow-body clients; the handler and the response are not limited. 60 s lets a 1 MiB device report through at about 150 kbit/s and a 16 MiB admin upload at about 2.3 Mbit/s. At least ORCHARD_HTTP_HEADERS_TIMEOUT_MS.' },
+  { key: 'httpKeepAliveTimeoutMs', env: 'ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS', flag: '--http-keep-alive-timeout-ms', defaultText: '5000', description: 'How long an idle connection stays open after a response for the next request (advertised in `Keep-Alive: timeout=`; Node waits 1 s more). Short by default: devices check in now and then, and idle connections count toward ORCHARD_HTTP_MAX_CONNECTIONS. Behind a load balancer or proxy that reuses connections, set it above that idle timeout (AWS ALB, nginx: 60 s, so 65000), or it may reuse one Orchard is closing (a 502).' },
+  { key: 'httpMaxConnections', env: 'ORCHARD_HTTP_MAX_CONNECTIONS', flag: '--http-max-connections', defaultText: '10000', description: 'Most TCP connections (HTTP or TLS, idle ones included) open at once; further ones are closed on arrival, with a warning in the log, while open ones carry on. 0 = no cap. Keep it below the open-file limit of the process (`ulimit -n`).' },
 ]
 
 const apnsAliases: Record<string, string> = {
@@ -339,6 +359,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
   const shutdownTimeoutMs = integer('shutdownTimeoutMs', 10_000, 100, 600_000)
 
+  const headersTimeoutMs = integer('httpHeadersTimeoutMs', 15_000, 100, 600_000)
+  const requestTimeoutMs = integer('httpRequestTimeoutMs', 60_000, 100, 3_600_000)
+  // Node refuses a headers timeout above the request timeout; say so in our terms.
+  if (requestTimeoutMs < headersTimeoutMs) fail('httpRequestTimeoutMs', `must be at least ORCHARD_HTTP_HEADERS_TIMEOUT_MS (${headersTimeoutMs})`)
+  const connectionLimits = Object.freeze({
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: integer('httpKeepAliveTimeoutMs', 5_000, 100, 3_600_000),
+    maxConnections: integer('httpMaxConnections', 10_000, 0, 1_000_000),
+  })
+
   /** A comma-separated list of readable files, resolved. */
   const fileList = (key: OptionKey): string[] => {
     const files: string[] = []
@@ -421,6 +452,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
   }
   const depSyncSeconds = integer('depSyncSeconds', 900, 0, 7 * 86_400)
   const blueprintCheckHours = integer('blueprintCheckHours', 24, 0, 24 * 90)
+  const destructiveOwnerLimit = integer('destructiveOwnerLimit', 10, 0, 1_000_000)
   const adeVerifyMachineInfo = (raw.adeVerifyMachineInfo ?? 'true').trim().toLowerCase()
   if (adeVerifyMachineInfo !== 'true' && adeVerifyMachineInfo !== 'false') fail('adeVerifyMachineInfo', 'must be true or false')
   const adeMachineInfoCaFiles = fileList('adeMachineInfoCaFiles')
@@ -485,6 +517,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     apnsUrl,
     tls,
     shutdownTimeoutMs,
+    connectionLimits,
     deviceCaFiles: Object.freeze(deviceCaFiles),
     clientCertHeader,
     mdmBodyLimit,
@@ -504,6 +537,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
     abmUrl,
     depSyncSeconds,
     blueprintCheckHours,
+    destructiveOwnerLimit,
     adeVerifyMachineInfo: adeVerifyMachineInfo === 'true',
     adeMachineInfoCaFiles: Object.freeze(adeMachineInfoCaFiles),
     oidc,
@@ -556,6 +590,12 @@ export function describeConfig(config: Config): Record<string, unknown> {
     api_keys: config.apiKeys.length,
     apns_url: config.apnsUrl,
     tls: config.tls !== null,
+    connection_limits: {
+      headers_timeout_ms: config.connectionLimits.headersTimeoutMs,
+      request_timeout_ms: config.connectionLimits.requestTimeoutMs,
+      keep_alive_timeout_ms: config.connectionLimits.keepAliveTimeoutMs,
+      max_connections: config.connectionLimits.maxConnections,
+    },
     device_ca_files: config.deviceCaFiles,
     client_cert_header: config.clientCertHeader,
     mdm_body_limit: config.mdmBodyLimit,

@@ -7,11 +7,17 @@ export const errorCodes = {
   bad_request: 400,
   invalid_json: 400,
   validation_failed: 400,
+  /** A pagination cursor this server did not issue (tampered, or for another sort). */
+  invalid_cursor: 400,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
   conflict: 409,
+  /** A destructive command to several devices without the confirmation token of a dry run. */
+  confirmation_required: 428,
+  /** A confirmation token that is expired, for another command or caller, or for targets that changed. */
+  confirmation_invalid: 409,
   /** The resource existed but cannot be used any more (a revoked or used-up enrollment link). */
   gone: 410,
   /** A valid command that a target cannot run (platform, supervision, enrollment type). */
@@ -30,6 +36,8 @@ export const errorCodes = {
   identity_rejected: 400,
   unknown_enrollment: 400,
   user_declined: 410,
+  /** Authenticate claiming an active enrollment bound to another certificate, on no accepted ground. */
+  reenrollment_refused: 403,
   unrecognized_device: 403,
 } as const
 

@@ -1,8 +1,8 @@
 // Composition root: loadConfig -> logger -> database -> migrations -> stores -> services
 // -> buildApp -> listen. Everything is wired here by hand, top to bottom; tests build the
 // app through createOrchard too, so they run the same wiring.
-import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createHmac, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
@@ -34,8 +34,11 @@ import { createScepService } from './services/scep-service.js'
 import { createCertificateAuthorityStore } from './storage/certificate-authority-store.js'
 import { createEnrollmentLinkStore } from './storage/enrollment-link-store.js'
 import { createIdentityStore } from './storage/identity-store.js'
-import { createCheckinService } from './services/checkin-service.js'
+import { createCheckinService, type IdentityChange } from './services/checkin-service.js'
+import { createDeviceSecrets, type DeviceSecrets } from './services/device-secrets.js'
+import { createDeviceSecretStore } from './storage/device-secret-store.js'
 import { createCommandDispatcher, type CommandDispatcher } from './services/command-dispatch.js'
+import { createConfirmationTokens } from './services/destructive-guard.js'
 import { createRetentionService, type RetentionService } from './services/retention.js'
 import { withCheckinEvents, withCommandResultEvents } from './services/webhook-events.js'
 import { createWebhookService, type WebhookService } from './services/webhook-service.js'
@@ -68,6 +71,7 @@ import { createPushStore } from './storage/push-store.js'
 import { createReadinessCheck } from './services/readiness.js'
 import { createGracefulShutdown } from './shutdown.js'
 import { openDatabase, type DatabaseHandle } from './storage/database.js'
+import { makePrivateDirectory, privateFileMode } from './storage/private-files.js'
 import { createCommandQueueStore } from './storage/command-queue-store.js'
 import { createDdmStatusStore } from './storage/ddm-store.js'
 import { createEnrollmentStore } from './storage/enrollment-store.js'
@@ -98,6 +102,7 @@ export interface Orchard {
   dispatcher: CommandDispatcher
   dep: DepService
   ade: AdeEnrollmentService
+  deviceSecrets: DeviceSecrets
 }
 
 /**
@@ -156,6 +161,26 @@ function startBackgroundWork(deps: {
   void warnExpiring().catch((error: unknown) => deps.logger.error({ err: error }, 'push certificate expiry check failed'))
   tasks.push(startPeriodicTask('push certificate expiry check', 86_400_000, warnExpiring, deps.logger))
   return { stop: async () => void (await Promise.all(tasks.map((task) => task.stop()))) }
+}
+
+/**
+ * The key of confirmation tokens (dry runs of destructive commands): derived from the first
+ * master key, so every instance on one database accepts the others' tokens; without master
+ * keys, one per process.
+ */
+function confirmationKey(config: Config): Buffer | undefined {
+  const master = config.secretKeys[0]
+  return master ? createHmac('sha256', master).update('orchard confirmation tokens').digest() : undefined
+}
+
+/** The audit and webhook fields of a new identity meeting a device bound to another. */
+function identityChangeDetails(facts: IdentityChange) {
+  return {
+    identity_sha256: facts.presentedSha256,
+    bound_identity_sha256: facts.boundSha256,
+    enrollment_path: facts.enrollmentPath,
+    reported_serial_number: facts.reportedSerialNumber,
+  }
 }
 
 /** Wires stores, services and HTTP surfaces over an open, migrated database. */
@@ -252,7 +277,14 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const retention = createRetentionService({ settings, commandAdmin, logger })
   const tenantStore = createTenantStore(db)
   const tenantTree = createTenantTree(() => tenantStore.allTenants())
-  const dispatcher = createCommandDispatcher({ commands, directory, push, tenants: tenantTree, logger })
+  const dispatcher = createCommandDispatcher({
+    commands,
+    directory,
+    push,
+    tenants: tenantTree,
+    destructive: { mdmProfileIdentifier: config.enrollmentProfileIdentifier, tokens: createConfirmationTokens({ key: confirmationKey(config) }), ownerLimit: config.destructiveOwnerLimit },
+    logger,
+  })
   const lifecycleStore = createLifecycleStore(db)
   const lifecycle = createDeviceLifecycle({
     store: lifecycleStore,
@@ -305,8 +337,10 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     machineInfoCas: config.adeMachineInfoCaFiles.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file)),
     logger,
   })
+  const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
   const coreCheckin = createCheckinService({
     enrollments,
+    secrets: deviceSecrets,
     declarativeManagement: createEmptyDeclarativeManagement(ddmStatus),
     tokenServices: {},
     userAuthentication: config.userAuthenticate,
@@ -324,8 +358,19 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         await lifecycle.deviceCheckedOut(deviceId)
       },
       identityRenewed: (deviceId, identity) => audit.appendDeviceEvent({ deviceId, action: 'identity_renewed', details: { identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter?.toISOString() ?? null }, at: new Date() }),
+      async reenrolled(deviceId, facts) {
+        const details = identityChangeDetails(facts)
+        await audit.appendDeviceEvent({ deviceId, action: 'reenrolled', details: { ...details, reason: facts.because }, at: new Date() })
+        await webhooks.emit('device.reenrolled', { device_id: deviceId, ...details, reason: facts.because })
+      },
+      async identityConflict(deviceId, facts) {
+        const details = { ...identityChangeDetails(facts), reason: facts.because, detail: facts.detail }
+        await audit.appendDeviceEvent({ deviceId, action: 'identity_conflict', outcome: 'failure', details, at: new Date() })
+        await webhooks.emit('device.identity_conflict', { device_id: deviceId, tenant_id: facts.tenantId, ...details })
+      },
+      foreignPath: (deviceId, facts) => audit.appendDeviceEvent({ deviceId, action: 'foreign_enrollment_path', details: { enrollment_path: facts.enrollmentPath, path_tenant_id: facts.pathTenantId }, at: new Date() }),
     },
-    identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin) => identities.applyOrigin(deviceId, origin) },
+    identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin, options) => identities.applyOrigin(deviceId, origin, options) },
     logger,
   })
   const checkin = withCheckinEvents(coreCheckin, webhooks)
@@ -346,6 +391,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     metrics,
     checkReadiness,
     tls,
+    connectionLimits: config.connectionLimits,
     mdm: {
       resolveIdentity,
       checkin,
@@ -369,10 +415,10 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       audit,
       responseValidation: config.apiResponseValidation,
       handlers: {
-        ...deviceHandlers({ directory, dispatcher }),
+        ...deviceHandlers({ directory, dispatcher, secrets: deviceSecrets }),
         ...lifecycleHandlers({ lifecycle, directory }),
         ...blueprintHandlers({ blueprints }),
-        ...commandHandlers({ dispatcher, commandAdmin, directory }),
+        ...commandHandlers({ dispatcher, commandAdmin, directory, tenants: tenantTree }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...adminHandlers({ apiKeys, webhooks, retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
@@ -386,7 +432,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     await background.stop()
     await push.close()
   })
-  return { app, metrics, commands, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade }
+  return { app, metrics, commands, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, deviceSecrets }
 }
 
 /**
@@ -399,11 +445,11 @@ export function withEmbeddedSecretKey(config: Config, logger: Logger): Config {
   if (config.secretKeys.length > 0 || config.databaseUrl !== null) return config
   const file = join(config.dataDir, 'secret.key')
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true })
-    writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' })
+    makePrivateDirectory(config.dataDir)
+    writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: privateFileMode, flag: 'wx' })
     logger.info({ file }, 'created the master key of the embedded database (set ORCHARD_SECRET_KEYS to manage keys yourself)')
   }
-  chmodSync(file, 0o600)
+  chmodSync(file, privateFileMode)
   return Object.freeze({ ...config, secretKeys: Object.freeze([parseMasterKey(readFileSync(file, 'utf8').trim())]) })
 }
 
@@ -413,7 +459,9 @@ export async function startOrchard(givenConfig: Config, logger: Logger): Promise
   try {
     const applied = await migrateToLatest(database.db)
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated')
-    const { app } = await createOrchard(config, database, logger)
+    const { app, deviceSecrets } = await createOrchard(config, database, logger)
+    // Rows written before device secrets were sealed (migration 0010): sealed now, once.
+    await deviceSecrets.sealClearSecrets()
     const address = await app.listen({ host: config.host, port: config.port })
     return {
       app,

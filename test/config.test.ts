@@ -130,6 +130,32 @@ t.test('TLS files must both be given and be readable', async (t) => {
   t.equal(config.publicUrl, 'https://localhost:8443', 'the default public URL follows TLS')
 })
 
+t.test('connection limits: defaults, variables, flags and bounds', async (t) => {
+  t.same(loadConfig({}, []).connectionLimits, { headersTimeoutMs: 15_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxConnections: 10_000 })
+  const env = {
+    ORCHARD_HTTP_HEADERS_TIMEOUT_MS: '300',
+    ORCHARD_HTTP_REQUEST_TIMEOUT_MS: '300',
+    ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS: '65000',
+    ORCHARD_HTTP_MAX_CONNECTIONS: '0',
+  }
+  const config = loadConfig(env, [])
+  t.same(config.connectionLimits, { headersTimeoutMs: 300, requestTimeoutMs: 300, keepAliveTimeoutMs: 65_000, maxConnections: 0 }, 'equal timeouts are fine; 0 = no cap')
+  t.ok(Object.isFrozen(config.connectionLimits))
+  t.match(describeConfig(config), { connection_limits: { headers_timeout_ms: 300, request_timeout_ms: 300, keep_alive_timeout_ms: 65_000, max_connections: 0 } })
+  const withFlags = loadConfig(env, ['--http-max-connections', '500', '--http-request-timeout-ms=90000'])
+  t.match(withFlags.connectionLimits, { maxConnections: 500, requestTimeoutMs: 90_000, headersTimeoutMs: 300 }, 'flags win')
+
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ ORCHARD_HTTP_HEADERS_TIMEOUT_MS: '50' }, /^ORCHARD_HTTP_HEADERS_TIMEOUT_MS: must be a whole number from 100 to 600000 \(got "50"\)$/],
+    [{ ORCHARD_HTTP_REQUEST_TIMEOUT_MS: '1m' }, /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be a whole number from 100 to 3600000/],
+    [{ ORCHARD_HTTP_REQUEST_TIMEOUT_MS: '10000' }, /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be at least ORCHARD_HTTP_HEADERS_TIMEOUT_MS \(15000\) \(got "10000"\)$/],
+    [{ ORCHARD_HTTP_HEADERS_TIMEOUT_MS: '120000' }, /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be at least ORCHARD_HTTP_HEADERS_TIMEOUT_MS \(120000\)$/],
+    [{ ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS: '0' }, /^ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS: must be a whole number from 100 to 3600000/],
+    [{ ORCHARD_HTTP_MAX_CONNECTIONS: '-1' }, /^ORCHARD_HTTP_MAX_CONNECTIONS: must be a whole number from 0 to 1000000/],
+  ]
+  for (const [env, expected] of cases) t.throws(() => loadConfig(env, []), { name: 'ConfigError', message: expected }, JSON.stringify(env))
+})
+
 t.test('--help lists every option', async (t) => {
   try {
     loadConfig({}, ['--help'])

@@ -59,8 +59,9 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
         return reply.type(contentType).send(body)
       }
       case 'PKIOperation': {
-        const message = request.query['message']
-        if (!message) throw new OrchardError('bad_request', 'GET PKIOperation needs the base64 message parameter')
+        const message: unknown = request.query['message']
+        // A repeated parameter arrives as an array.
+        if (typeof message !== 'string' || !message) throw new OrchardError('bad_request', 'GET PKIOperation needs one base64 message parameter')
         return pkiOperation(request, reply, decodeGetMessage(message))
       }
       default:

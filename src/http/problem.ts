@@ -4,7 +4,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorObject } from 'ajv'
 import { errorCodes, OrchardError, type ErrorCode } from '../errors.js'
-import { fieldProblems } from './api/validation.js'
+import { fieldProblems, type FieldProblem } from './api/validation.js'
 
 export const problemContentType = 'application/problem+json'
 
@@ -23,11 +23,14 @@ const titles: Record<ErrorCode, string> = {
   bad_request: 'Bad request',
   invalid_json: 'Invalid JSON',
   validation_failed: 'Validation failed',
+  invalid_cursor: 'Invalid cursor',
   unauthorized: 'Unauthorized',
   forbidden: 'Forbidden',
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   conflict: 'Conflict',
+  confirmation_required: 'Confirmation required',
+  confirmation_invalid: 'Confirmation invalid',
   gone: 'Gone',
   not_applicable: 'Command not applicable',
   payload_too_large: 'Payload too large',
@@ -42,6 +45,7 @@ const titles: Record<ErrorCode, string> = {
   identity_rejected: 'Device identity rejected',
   unknown_enrollment: 'Unknown enrollment',
   user_declined: 'User declined',
+  reenrollment_refused: 'Re-enrollment refused',
   unrecognized_device: 'Unrecognized device',
 }
 
@@ -49,17 +53,19 @@ export function problemType(code: ErrorCode): string {
   return `urn:orchard:problem:${code}`
 }
 
+/** validation_failed naming the first bad field (a parameter, or a pointer into the body); all of them in `errors`. */
+export function validationFailed(errors: FieldProblem[], fallback = 'the request is not valid', cause?: unknown): OrchardError {
+  const first = errors[0]
+  const where = first?.parameter !== undefined ? `parameter ${first.parameter}` : first?.pointer ? `request body field ${first.pointer}` : 'request body'
+  const summary = first ? `${where} ${first.detail}` : fallback
+  return new OrchardError('validation_failed', errors.length > 1 ? `${summary} (and ${errors.length - 1} more)` : summary, { cause, details: { errors } })
+}
+
 /** Turns any thrown value into an OrchardError; unknown errors become `internal`. */
 export function toOrchardError(error: unknown): OrchardError {
   if (error instanceof OrchardError) return error
   const e = error as FastifyError & { validation?: Array<Partial<ErrorObject>>; validationContext?: string }
-  if (e?.validation) {
-    const errors = fieldProblems(e.validation, e.validationContext)
-    const first = errors[0]
-    const where = first?.parameter !== undefined ? `parameter ${first.parameter}` : first?.pointer ? `request body field ${first.pointer}` : 'request body'
-    const summary = first ? `${where} ${first.detail}` : e.message
-    return new OrchardError('validation_failed', errors.length > 1 ? `${summary} (and ${errors.length - 1} more)` : summary, { cause: error, details: { errors } })
-  }
+  if (e?.validation) return validationFailed(fieldProblems(e.validation, e.validationContext), e.message, error)
   switch (e?.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new OrchardError('payload_too_large', 'the request body is larger than this endpoint accepts', { cause: error })

@@ -109,15 +109,27 @@ function checkKeyTypes(type: CheckinMessageType, dict: PlistDict): void {
   }
 }
 
+/**
+ * Longest string value taken from a check-in. Real values are short (a topic, a version, a
+ * serial number); a longer one is refused rather than stored: an index entry of PostgreSQL
+ * holds at most ~2.7 KB, and 512 characters stay under it even as 4-byte UTF-8.
+ */
+export const maxCheckinStringLength = 512
+
+function bounded(value: string, key: string): string {
+  if (value.length > maxCheckinStringLength) throw malformed(`${key} is longer than ${maxCheckinStringLength} characters`)
+  return value
+}
+
 function requireString(dict: PlistDict, key: string, type: string): string {
   const value = dict[key]
   if (typeof value !== 'string' || value === '') throw malformed(`${type}: ${key} is required`)
-  return value
+  return bounded(value, `${type}: ${key}`)
 }
 
 const optionalString = (dict: PlistDict, key: string): string | undefined => {
   const value = dict[key]
-  return typeof value === 'string' && value !== '' ? value : undefined
+  return typeof value === 'string' && value !== '' ? bounded(value, key) : undefined
 }
 
 const optionalData = (dict: PlistDict, key: string): Buffer | undefined => {

@@ -2,7 +2,7 @@
 // https://developer.apple.com/documentation/devicemanagement/commands-and-queries
 import { randomUUID } from 'node:crypto'
 import { OrchardError } from '../errors.js'
-import { decodePlist, encodePlist, isPlistDict, type PlistDict, type PlistValue } from './plist.js'
+import { decodePlist, encodePlist, isPlistDict, PlistError, type PlistDict, type PlistValue } from './plist.js'
 
 export interface EncodedCommand {
   uuid: string
@@ -19,7 +19,13 @@ export function buildCommand(requestType: string, keys: PlistDict = {}, uuid: st
   if (!requestTypePattern.test(requestType)) throw new OrchardError('validation_failed', `RequestType ${JSON.stringify(requestType)} is not a valid name`)
   const command: PlistDict = { RequestType: requestType }
   for (const [key, value] of Object.entries(keys)) if (key !== 'RequestType') command[key] = value
-  return { uuid, requestType, payload: encodePlist({ CommandUUID: uuid, Command: command }) }
+  try {
+    return { uuid, requestType, payload: encodePlist({ CommandUUID: uuid, Command: command }) }
+  } catch (error) {
+    // Text a plist cannot carry (control characters, U+FFFE...) came with the request.
+    if (error instanceof PlistError) throw new OrchardError('validation_failed', `the command cannot be sent: ${error.message}`, { cause: error })
+    throw error
+  }
 }
 
 /** Checks a command plist given as bytes (kept byte for byte) and reads its UUID and type. */

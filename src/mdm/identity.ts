@@ -45,6 +45,7 @@ export function resolveChannel(dict: PlistDict): Channel {
   const userId = idValue(dict, 'UserID')
   const userShortName = idValue(dict, 'UserShortName')
   const userLongName = typeof dict['UserLongName'] === 'string' ? dict['UserLongName'] : undefined
+  if (userLongName !== undefined && userLongName.length > 512) throw new OrchardError('malformed_message', 'UserLongName is longer than 512 characters')
   const enrollmentUserId = idValue(dict, 'EnrollmentUserID')
   const common = {
     deviceId,

@@ -54,7 +54,10 @@ export function isPlistDict(value: unknown): value is PlistDict {
 /**
  * Decodes an XML or binary (bplist00) property list, told apart by their first bytes.
  * XML must be UTF-8 (a BOM and leading whitespace are allowed) with a <plist> root holding
- * exactly one value. Throws PlistError and nothing else for any input bytes.
+ * exactly one value. Strings and keys holding U+0000 are refused (plist_unsupported: PostgreSQL
+ * text cannot store NUL), and so are unpaired surrogates in binary UTF-16 strings
+ * (plist_malformed); both messages name the key path. Throws PlistError and nothing else for
+ * any input bytes.
  */
 export function decodePlist(bytes: Buffer, limits?: Partial<PlistLimits>): PlistValue {
   const raw: unknown = bytes
@@ -110,6 +113,36 @@ function short(name: string): string {
 /** A short, quoted excerpt of untrusted text for an error message. */
 function quote(text: string): string {
   return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)
+}
+
+/** A key path for messages: $, $.Command.Message, $.ErrorChain[0], $["odd key"]. */
+function formatPath(segments: readonly (string | number)[]): string {
+  let path = '$'
+  for (const segment of segments) {
+    if (typeof segment === 'number') path += `[${segment}]`
+    else path += /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment) ? `.${segment}` : `[${quote(segment)}]`
+  }
+  return path
+}
+
+/** The key under which `child` (a container still being filled, so the newest entry) sits. */
+function keyOf(dict: PlistDict, child: PlistValue): string {
+  let found = ''
+  for (const key of Object.keys(dict)) if (dict[key] === child) found = key
+  return found
+}
+
+const NUL = '\u0000'
+
+// Only UTF-16 strings of binary plists can hold one (XML is checked UTF-8, character references must be characters).
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+function textMessage(what: 'key' | 'string', path: string, value: string, problem: string): string {
+  return what === 'key' ? `key ${quote(value)} in ${path} ${problem}` : `string at ${path} ${problem}`
+}
+
+function nulMessage(what: 'key' | 'string', path: string, value: string): string {
+  return textMessage(what, path, value, 'contains U+0000 (NUL), which Orchard does not accept')
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,13 +205,17 @@ class XmlDecoder {
   private pos = 0
   private elements = 0
   private selfClosing = false
+  /** The text holds a raw NUL somewhere: strings and keys are checked for it as they are read. */
+  private readonly hasNul: boolean
 
   constructor(
     private readonly text: string,
     private readonly byteLength: number,
     private readonly base: number,
     private readonly limits: PlistLimits,
-  ) {}
+  ) {
+    this.hasNul = text.includes(NUL)
+  }
 
   decode(): PlistValue {
     this.prolog()
@@ -279,6 +316,7 @@ class XmlDecoder {
         if (top === undefined || top.dict === undefined) this.fail('plist_malformed', '<key> outside a <dict>', at)
         if (top.key !== undefined) this.fail('plist_malformed', `key ${quote(top.key)} has no value`, at)
         const key = selfClosing ? '' : this.readText('key', at)
+        if (this.hasNul && key.includes(NUL)) this.fail('plist_unsupported', nulMessage('key', this.pathOf(stack), key), at)
         if (Object.hasOwn(top.dict, key)) this.fail('plist_malformed', `duplicate key ${quote(key)}`, at)
         top.key = key
         continue
@@ -302,6 +340,10 @@ class XmlDecoder {
         if (!selfClosing) frame = { name, dict, array, openedAt: at, key: undefined }
       } else {
         value = this.leaf(name, selfClosing, at)
+        if (this.hasNul && typeof value === 'string' && value.includes(NUL)) {
+          const slot = top === undefined ? [] : top.array !== undefined ? [top.array.length] : [top.key!]
+          this.fail('plist_unsupported', nulMessage('string', this.pathOf(stack, slot), value), at)
+        }
       }
 
       if (top === undefined) {
@@ -314,6 +356,17 @@ class XmlDecoder {
       }
       if (frame !== undefined) stack.push(frame)
     }
+  }
+
+  /** The key path of the innermost open container, plus `slot` (only computed for messages). */
+  private pathOf(stack: readonly XmlFrame[], slot: readonly (string | number)[] = []): string {
+    const segments: (string | number)[] = []
+    for (let i = 1; i < stack.length; i++) {
+      const parent = stack[i - 1]!
+      const child = stack[i]!
+      segments.push(parent.array !== undefined ? parent.array.length - 1 : keyOf(parent.dict!, (child.dict ?? child.array)!))
+    }
+    return formatPath([...segments, ...slot])
   }
 
   /** After </plist>: only whitespace, comments and processing instructions. */
@@ -723,7 +776,7 @@ class BinaryDecoder {
       const i = frame.next++
       if (frame.dict !== undefined) {
         const keyAt = frame.refsAt + i * refSize
-        const key = this.key(this.ref(keyAt))
+        const key = this.key(this.ref(keyAt), keyAt)
         if (Object.hasOwn(frame.dict, key)) this.fail('plist_malformed', `duplicate key ${quote(key)} in dict #${frame.index}`, keyAt)
         setEntry(frame.dict, key, this.object(this.ref(frame.refsAt + (frame.count + i) * refSize)))
       } else {
@@ -820,8 +873,11 @@ class BinaryDecoder {
         return Buffer.from(buf.subarray(payloadAt, payloadAt + payloadLength))
       }
       case 0x5:
-      case 0x6:
-        return this.string(index, at, marker)
+      case 0x6: {
+        const value = this.string(index, at, marker)
+        this.checkText('string', value, marker, this.stack.length, at)
+        return value
+      }
       case 0x8:
         return this.fail('plist_unsupported', `UID (object #${index}; keyed archives are not supported)`, at)
       case 0xa:
@@ -847,12 +903,43 @@ class BinaryDecoder {
     return this.fail('plist_malformed', `unknown object marker 0x${marker.toString(16).padStart(2, '0')} (object #${index})`, at)
   }
 
-  private key(index: number): string {
+  private key(index: number, refAt: number): string {
     const at = this.offsetOf(index)
     const marker = this.buf[at]!
     const type = marker >> 4
     if (type !== 0x5 && type !== 0x6) this.fail('plist_malformed', `dict key object #${index} is not a string`, at)
-    return this.string(index, at, marker)
+    const key = this.string(index, at, marker)
+    // The frame being filled is on top of the stack: the key's path is that of its ancestors.
+    this.checkText('key', key, marker, this.stack.length - 1, refAt)
+    return key
+  }
+
+  /** Refuses NUL, and unpaired surrogates in UTF-16 strings (no character, and no column takes them). */
+  private checkText(what: 'key' | 'string', value: string, marker: number, depth: number, at: number): void {
+    if (value.includes(NUL)) this.fail('plist_unsupported', nulMessage(what, this.pathOf(depth), value), at)
+    if (marker >> 4 === 0x6 && UNPAIRED_SURROGATE.test(value)) {
+      this.fail('plist_malformed', textMessage(what, this.pathOf(depth), value, 'is not valid UTF-16 (an unpaired surrogate)'), at)
+    }
+  }
+
+  /**
+   * The key path of the value being read, inside the first `depth` frames of the stack
+   * (each frame's current slot is its last read entry; only computed for messages).
+   */
+  private pathOf(depth: number): string {
+    const segments: (string | number)[] = []
+    for (let i = 0; i < depth; i++) {
+      const frame = this.stack[i]!
+      const slot = frame.next - 1
+      if (frame.array !== undefined) {
+        segments.push(slot)
+      } else {
+        const keyIndex = this.ref(frame.refsAt + slot * this.refSize)
+        const keyAt = this.offsetOf(keyIndex)
+        segments.push(this.string(keyIndex, keyAt, this.buf[keyAt]!))
+      }
+    }
+    return formatPath(segments)
   }
 
   // Strings are immutable, so one decoding serves every reference to the object.
@@ -1017,11 +1104,7 @@ class XmlEncoder {
   }
 
   private fail(message: string, code: PlistErrorCode = 'plist_unsupported'): never {
-    let where = '$'
-    for (const segment of this.path) {
-      where += typeof segment === 'number' ? `[${segment}]` : /^[A-Za-z_][A-Za-z0-9_]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`
-    }
-    throw new PlistError(code, `${message} at ${where}`)
+    throw new PlistError(code, `${message} at ${formatPath(this.path)}`)
   }
 }
 

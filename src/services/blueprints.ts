@@ -94,6 +94,10 @@ export function parseLibraryProfile(body: Buffer): ParsedProfile {
     throw new OrchardError('validation_failed', 'the profile needs a PayloadIdentifier and a PayloadUUID')
   }
   const name = typeof profile['PayloadDisplayName'] === 'string' && profile['PayloadDisplayName'] !== '' ? (profile['PayloadDisplayName'] as string) : identifier
+  // The columns' limits (migration 0009), in characters as PostgreSQL counts them.
+  for (const [key, value, max] of [['PayloadIdentifier', identifier, 500], ['PayloadUUID', payloadUuid, 200], ['PayloadDisplayName', name, 500]] as const) {
+    if (value.length > max && [...value].length > max) throw new OrchardError('validation_failed', `the profile's ${key} is longer than ${max} characters`)
+  }
   return { identifier, payloadUuid, name, payloadTypes: [...new Set(payloadTypes)] }
 }
 
@@ -264,8 +268,9 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     return input
   }
 
-  function blueprintOutcome<T>(outcome: T | 'name_taken' | { profileNotUsable: string }, name: string): T {
+  function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }, name: string): T {
     if (outcome === 'name_taken') throw new OrchardError('conflict', `a blueprint called ${name} exists already in this tenant`)
+    if (outcome === 'unknown_tenant') throw validation('/tenant_id', 'no such tenant')
     if (outcome && typeof outcome === 'object' && 'profileNotUsable' in outcome) {
       throw validation('/profile_ids', `profile ${(outcome as { profileNotUsable: string }).profileNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`)
     }
@@ -281,6 +286,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       const tenantId = tenantForNewRow(scope, requestedTenant)
       const row = await deps.store.insertProfile(scope, { id: randomUUID(), tenantId, ...parsed, content: body, sha256: createHash('sha256').update(body).digest('hex') })
       if (row === 'identifier_taken') throw new OrchardError('conflict', `the library has a profile ${parsed.identifier} already: upload the new version with PUT /api/v1/profiles/{id}`)
+      if (row === 'unknown_tenant') throw new OrchardError('validation_failed', `parameter tenant_id: no tenant ${tenantId}`, { details: { errors: [{ parameter: 'tenant_id', detail: 'no such tenant' }] } })
       log.info({ profile_id: row.id, identifier: row.identifier, tenant_id: row.tenant_id }, 'profile added to the library')
       return row
     },

@@ -6,10 +6,11 @@ import { OrchardError } from '../errors.js'
 import { buildCommand, readCommandPlist, type EncodedCommand } from '../mdm/command.js'
 import { commandApplicability, platformFromProduct, validateTypedCommand, type NotApplicableReason } from '../mdm/command-validation.js'
 import type { PlistDict } from '../mdm/plist.js'
-import type { AccessScope } from '../storage/access-scope.js'
+import { scopeIncludes, type AccessScope } from '../storage/access-scope.js'
 import type { DeviceDirectoryStore, DeviceFilter, TargetFacts } from '../storage/device-directory-store.js'
 import { commandTenant, type TenantTree } from './access-control.js'
 import { kindRefusal } from './lifecycle-policy.js'
+import { commandDigest, destructiveReason, type ConfirmationTokens } from './destructive-guard.js'
 import type { CommandService } from './command-service.js'
 import type { PushReport, PushService } from './push-service.js'
 
@@ -28,6 +29,36 @@ export interface DispatchRequest {
   priority?: number
   expiresAt?: Date | null
   push?: boolean
+  /**
+   * Who sends it, for the guard on destructive commands to a filter or several devices: the
+   * confirmation token of their dry run, and the scope where they hold the owner role.
+   */
+  caller?: DispatchCaller
+}
+
+export interface DispatchCaller {
+  principalId: string
+  confirmationToken?: string
+  /** Where the caller is an owner (null: nowhere); needed above the destructive-command limit. */
+  ownerScope: AccessScope | null
+}
+
+export interface DryRunResult {
+  requestType: string
+  /** The devices that would get the command. */
+  count: number
+  /** The first of them. */
+  targets: TargetFacts[]
+  notApplicable: number
+  unknown: number
+  /** Why the command is destructive, or null. */
+  destructive: string | null
+  /** Whether the real call must carry the confirmation token. */
+  confirmationRequired: boolean
+  /** Whether the real call needs the owner role (more devices than the limit). */
+  ownerRequired: boolean
+  confirmationToken: string
+  expiresAt: Date
 }
 
 export type TargetResult =
@@ -44,6 +75,8 @@ export interface DispatchResult {
 
 export interface CommandDispatcher {
   dispatch(scope: AccessScope, request: DispatchRequest): Promise<DispatchResult>
+  /** What dispatch would do, without queueing: the targets, and the confirmation token a destructive command needs. */
+  dryRun(scope: AccessScope, request: DispatchRequest): Promise<DryRunResult>
   /** Pushes channels that just got commands queued with push: false; never throws. */
   pushOnly(scope: AccessScope, enrollmentIds: readonly string[]): Promise<PushReport | { error: string }>
 }
@@ -51,7 +84,20 @@ export interface CommandDispatcher {
 /** Most targets one filter may select in one call. */
 export const maxFilterTargets = 100_000
 
-export function createCommandDispatcher(deps: { commands: CommandService; directory: DeviceDirectoryStore; push: PushService; tenants: Pick<TenantTree, 'organisationOf'>; logger: Logger }): CommandDispatcher {
+/** Targets a dry run lists. */
+const dryRunListed = 20
+
+export interface CommandDispatcherDeps {
+  commands: CommandService
+  directory: DeviceDirectoryStore
+  push: PushService
+  tenants: Pick<TenantTree, 'organisationOf'>
+  /** Destructive commands: the enrollment profile's identifier, the tokens, and the most devices a non-owner may target at once. */
+  destructive: { mdmProfileIdentifier: string; tokens: ConfirmationTokens; ownerLimit: number }
+  logger: Logger
+}
+
+export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDispatcher {
   const log = deps.logger.child({ service: 'command-dispatch' })
 
   function encode(source: CommandSource): EncodedCommand {
@@ -97,29 +143,76 @@ export function createCommandDispatcher(deps: { commands: CommandService; direct
     }
   }
 
+  interface Resolved {
+    command: EncodedCommand
+    /** Every target asked for, in order. */
+    order: string[]
+    factsById: Map<string, TargetFacts>
+    results: Map<string, TargetResult>
+    /** Targets the command can go to. */
+    candidates: string[]
+    destructive: string | null
+    /** A destructive command to a filter or several devices: two steps. */
+    guarded: boolean
+    ownerRequired: boolean
+  }
+
+  async function resolve(scope: AccessScope, request: DispatchRequest): Promise<Resolved> {
+    const command = encode(request.command)
+    const targetSpec = request.targets
+    const named = 'enrollmentIds' in targetSpec ? [...new Set(targetSpec.enrollmentIds)] : undefined
+    const facts = 'enrollmentIds' in targetSpec ? await deps.directory.targetFacts(scope, named!) : await deps.directory.findTargets(scope, targetSpec.filter, maxFilterTargets + 1)
+    if (!named && facts.length > maxFilterTargets) {
+      throw new OrchardError('validation_failed', `the filter selects more than ${maxFilterTargets} devices; narrow it or send several requests`)
+    }
+    const factsById = new Map(facts.map((f) => [f.enrollmentId, f]))
+    const results = new Map<string, TargetResult>()
+    const candidates: string[] = []
+    const order = named ?? facts.map((f) => f.enrollmentId)
+    for (const id of order) {
+      const target = factsById.get(id)
+      if (!target) {
+        results.set(id, { enrollmentId: id, result: 'unknown_enrollment' })
+        continue
+      }
+      const verdict = applicability(command.requestType, target)
+      if (!verdict.ok) results.set(id, { enrollmentId: id, result: 'not_applicable', reason: verdict.reason, detail: verdict.detail })
+      else candidates.push(id)
+    }
+    const destructive = destructiveReason(command, deps.destructive.mdmProfileIdentifier)
+    const guarded = destructive !== null && (named === undefined || named.length > 1)
+    return { command, order, factsById, results, candidates, destructive, guarded, ownerRequired: destructive !== null && candidates.length > deps.destructive.ownerLimit }
+  }
+
+  function bindingOf(resolved: Resolved, caller: DispatchCaller) {
+    return { principalId: caller.principalId, requestType: resolved.command.requestType, commandDigest: commandDigest(resolved.command), targetIds: resolved.candidates }
+  }
+
+  // The guard on destructive commands: the caller's confirmation of this very target set,
+  // and the owner role for every target's tenant above the limit.
+  function checkGuard(resolved: Resolved, caller: DispatchCaller | undefined): void {
+    if (!resolved.guarded && !resolved.ownerRequired) return
+    if (!caller) throw new OrchardError('internal', `a destructive command (${resolved.command.requestType}) to several devices needs a caller to confirm it`)
+    if (resolved.ownerRequired) {
+      const owner = caller.ownerScope
+      const outside = resolved.candidates.filter((id) => !owner || !scopeIncludes(owner, resolved.factsById.get(id)!.tenantId))
+      if (outside.length > 0) {
+        throw new OrchardError('forbidden', `${resolved.destructive}: sending it to ${resolved.candidates.length} devices (more than ${deps.destructive.ownerLimit}, ORCHARD_DESTRUCTIVE_OWNER_LIMIT) needs the owner role for every target's tenant (${outside.length} are outside it)`)
+      }
+    }
+    if (!resolved.guarded) return
+    if (caller.confirmationToken === undefined) {
+      throw new OrchardError('confirmation_required', `${resolved.destructive}, and this call targets ${resolved.candidates.length} device(s) by ${resolved.order.length > 1 ? 'a list' : 'a filter'}: run it with dry_run first, check the targets, then send it again with the confirmation_token the dry run answered`)
+    }
+    const check = deps.destructive.tokens.check(caller.confirmationToken, bindingOf(resolved, caller))
+    if (!check.ok) throw new OrchardError('confirmation_invalid', check.detail, { details: { problem: check.problem } })
+  }
+
   return {
     async dispatch(scope, request) {
-      const command = encode(request.command)
-      const targetSpec = request.targets
-      const named = 'enrollmentIds' in targetSpec ? [...new Set(targetSpec.enrollmentIds)] : undefined
-      const facts = 'enrollmentIds' in targetSpec ? await deps.directory.targetFacts(scope, named!) : await deps.directory.findTargets(scope, targetSpec.filter, maxFilterTargets + 1)
-      if (!named && facts.length > maxFilterTargets) {
-        throw new OrchardError('validation_failed', `the filter selects more than ${maxFilterTargets} devices; narrow it or send several requests`)
-      }
-      const factsById = new Map(facts.map((f) => [f.enrollmentId, f]))
-      const results = new Map<string, TargetResult>()
-      const candidates: string[] = []
-      for (const id of named ?? facts.map((f) => f.enrollmentId)) {
-        const target = factsById.get(id)
-        if (!target) {
-          results.set(id, { enrollmentId: id, result: 'unknown_enrollment' })
-          continue
-        }
-        const verdict = applicability(command.requestType, target)
-        if (!verdict.ok) results.set(id, { enrollmentId: id, result: 'not_applicable', reason: verdict.reason, detail: verdict.detail })
-        else candidates.push(id)
-      }
-
+      const resolved = await resolve(scope, request)
+      checkGuard(resolved, request.caller)
+      const { command, factsById, results, candidates } = resolved
       let stored = false
       if (candidates.length > 0) {
         const tenantId = await commandTenant(new Set(candidates.map((id) => factsById.get(id)!.tenantId)), scope, deps.tenants)
@@ -127,11 +220,31 @@ export function createCommandDispatcher(deps: { commands: CommandService; direct
         stored = enqueued.stored
         for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })
       }
-      const targets = (named ?? facts.map((f) => f.enrollmentId)).map((id) => results.get(id)!)
+      const targets = resolved.order.map((id) => results.get(id)!)
       const queued = targets.filter((t) => t.result === 'queued').map((t) => t.enrollmentId)
+      if (resolved.destructive !== null) log.warn({ request_type: command.requestType, command_uuid: command.uuid, targets: queued.length, principal_id: request.caller?.principalId }, `destructive command queued: ${resolved.destructive}`)
 
       const push = request.push !== false && queued.length > 0 ? await pushQuietly(queued) : null
       return { commandUuid: command.uuid, requestType: command.requestType, stored, targets, push }
+    },
+
+    async dryRun(scope, request) {
+      if (!request.caller) throw new OrchardError('internal', 'a dry run needs a caller')
+      const resolved = await resolve(scope, request)
+      const { token, expiresAt } = deps.destructive.tokens.issue(bindingOf(resolved, request.caller))
+      const values = [...resolved.results.values()]
+      return {
+        requestType: resolved.command.requestType,
+        count: resolved.candidates.length,
+        targets: resolved.candidates.slice(0, dryRunListed).map((id) => resolved.factsById.get(id)!),
+        notApplicable: values.filter((r) => r.result === 'not_applicable').length,
+        unknown: values.filter((r) => r.result === 'unknown_enrollment').length,
+        destructive: resolved.destructive,
+        confirmationRequired: resolved.guarded,
+        ownerRequired: resolved.ownerRequired,
+        confirmationToken: token,
+        expiresAt,
+      }
     },
 
     async pushOnly(_scope, enrollmentIds) {

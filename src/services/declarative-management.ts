@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto'
 import { OrchardError } from '../errors.js'
 import type { Channel } from '../mdm/identity.js'
+import { unstorableFields } from '../storable-text.js'
 import type { DdmStatusStore } from '../storage/ddm-store.js'
 import { emptyReply, jsonReply, type MdmReply } from './mdm-types.js'
 
@@ -42,6 +43,8 @@ export function createEmptyDeclarativeManagement(store: DdmStatusStore): Declara
         if (typeof report !== 'object' || report === null || Array.isArray(report)) {
           throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data must be a JSON object')
         }
+        const unstorable = unstorableFields(report, 1)[0]
+        if (unstorable) throw new OrchardError('malformed_message', `DeclarativeManagement status: Data at ${unstorable.pointer || '/'} ${unstorable.detail}`)
         await store.storeStatusReport(channel.enrollmentId, JSON.stringify(report))
         return emptyReply
       }

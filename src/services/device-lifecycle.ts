@@ -44,7 +44,11 @@ export interface DeviceLifecycle {
   wipe(scope: AccessScope, deviceId: string, input: EraseInput): Promise<LifecycleActionView>
   reinstall(scope: AccessScope, deviceId: string, input: EraseInput): Promise<LifecycleActionView>
   retire(scope: AccessScope, deviceId: string, options: { disown: boolean }): Promise<LifecycleActionView>
-  setKind(scope: AccessScope, deviceId: string, kind: DeviceKind): Promise<'changed' | 'unchanged'>
+  /**
+   * A User Enrollment stays personal; any other personal device leaves `personal` only for
+   * an owner in central IT (`centralOwner`) who gives a reason.
+   */
+  setKind(scope: AccessScope, deviceId: string, kind: DeviceKind, options?: { reason?: string; centralOwner?: boolean }): Promise<'changed' | 'unchanged'>
   cancel(scope: AccessScope, deviceId: string, actionId: string): Promise<LifecycleActionView>
   listActions(scope: AccessScope, deviceId: string): Promise<LifecycleActionView[]>
   getAction(scope: AccessScope, deviceId: string, actionId: string): Promise<LifecycleActionView>
@@ -199,6 +203,9 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
   return {
     async lost(scope, deviceId, input) {
       const device = await enrolledDevice(scope, deviceId)
+      if (device.kind === 'personal') {
+        throw notApplicable(`device ${deviceId} is a personal device: it is never put in Lost Mode, located or locked as lost; its owner uses Find My, and POST /api/v1/devices/${deviceId}/wipe removes what the organisation installed`, 'not_for_personal_device')
+      }
       return run(scope, device, 'lost', lostCommands(factsOf(device), input), {
         state: 'lost',
         restoreState: device.state,
@@ -262,13 +269,24 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
       return view(scope, deviceId, id)
     },
 
-    async setKind(scope, deviceId, kind) {
-      const outcome = await deps.store.setKind(scope, deviceId, kind, randomUUID(), now())
+    async setKind(scope, deviceId, kind, options = {}) {
+      // A personal device may be erased, located and put in Lost Mode once it is not personal:
+      // that step is for central IT's owners, with a reason kept in the audit trail.
+      const leavePersonal = options.centralOwner === true && options.reason !== undefined ? { reason: options.reason } : undefined
+      const outcome = await deps.store.setKind(scope, deviceId, kind, randomUUID(), now(), leavePersonal ? { leavePersonal } : {})
       if (outcome === 'not_found') throw new OrchardError('not_found', `no device ${deviceId}`)
       if (outcome === 'user_enrollment') {
         const detail = 'a User Enrollment is always personal'
         throw new OrchardError('validation_failed', `kind: ${detail}`, { details: { errors: [{ pointer: '/kind', detail }] } })
       }
+      if (outcome === 'leaving_personal') {
+        if (options.centralOwner !== true) {
+          throw new OrchardError('forbidden', `device ${deviceId} is personal: only an owner in central IT may change its kind (it would become erasable)`)
+        }
+        const detail = 'a reason is needed to change the kind of a personal device'
+        throw new OrchardError('validation_failed', `reason: ${detail}`, { details: { errors: [{ pointer: '/reason', detail }] } })
+      }
+      if (outcome === 'ok') log.info({ device_id: deviceId, kind, reason: options.reason ?? null }, 'device kind changed')
       return outcome === 'ok' ? 'changed' : 'unchanged'
     },
 

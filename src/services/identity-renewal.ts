@@ -18,6 +18,11 @@ export interface IdentityRenewalService {
   /** Queues a renewal for one device now, whatever its expiry. */
   renewDevice(scope: AccessScope, deviceId: string): Promise<DispatchResult>
   listExpiring(scope: AccessScope, withinDays: number, page: { limit: number; cursor?: string }): Promise<Page<ExpiringIdentity>>
+  /**
+   * Lets one new identity take over the device's enrollment until `minutes` from now (a
+   * re-enrollment that reenrollment-policy.ts would otherwise refuse); audited with `reason`.
+   */
+  allowReenrollment(scope: AccessScope, deviceId: string, options: { minutes: number; reason: string }): Promise<Date>
 }
 
 export interface IdentityRenewalDeps {
@@ -102,6 +107,13 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
 
     listExpiring(scope, withinDays, page) {
       return deps.store.listExpiring(scope, new Date(now().getTime() + withinDays * day), page)
+    },
+
+    async allowReenrollment(scope, deviceId, options) {
+      const until = new Date(now().getTime() + options.minutes * 60_000)
+      if (!(await deps.store.allowReenrollment(scope, deviceId, until, options.reason))) throw new OrchardError('not_found', `no device ${deviceId}`)
+      log.warn({ device_id: deviceId, until, reason: options.reason, principal_id: scope.actor?.principalId }, 're-enrollment allowed: a new identity may take over the device')
+      return until
     },
   }
 }

@@ -26,6 +26,10 @@ export const webhookEventTypes = [
   'checkin.other',
   /** A device answered a command: Acknowledged, Error, CommandFormatError or NotNow. */
   'command.result',
+  /** A new identity claimed an enrolled device bound to another certificate and was refused. */
+  'device.identity_conflict',
+  /** A new identity took over an enrolled device (wiped, checked out, allowed by an admin...). */
+  'device.reenrolled',
   '*',
 ] as const
 

@@ -7,7 +7,6 @@
 // checked out, identity renewed, wiped) come from the check-in path (appendDeviceEvent).
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
 import { inScope, type AccessScope, type AuditActor } from './access-scope.js'
-import { OrchardError } from '../errors.js'
 import { decodeCursor, pageOf, type Page } from './pagination.js'
 import type { AuditEventsTable, Database } from './schema.js'
 
@@ -101,8 +100,10 @@ export interface AdminEventInput {
 
 export interface DeviceEventInput {
   deviceId: string
-  action: 'enrolled' | 'checked_out' | 'identity_renewed' | 'wiped' | 'deleted'
+  action: 'enrolled' | 'checked_out' | 'identity_renewed' | 'reenrolled' | 'identity_conflict' | 'foreign_enrollment_path' | 'wiped' | 'deleted'
   details?: Record<string, unknown>
+  /** Default success; a refused device request (identity_conflict) is a failure. */
+  outcome?: 'success' | 'failure'
   at: Date
 }
 
@@ -125,7 +126,7 @@ export function createAuditStore(db: Kysely<Database>): AuditStore {
   async function deviceEvent(trx: Executor, event: DeviceEventInput): Promise<void> {
     await sql`
       insert into audit_events (at, category, tenant_id, action, target_type, target_id, device_id, outcome, details)
-      select ${event.at}, 'device', d.tenant_id, ${event.action}, 'device', ${event.deviceId}, ${event.deviceId}, 'success', ${event.details ? JSON.stringify(event.details) : null}::jsonb
+      select ${event.at}, 'device', d.tenant_id, ${event.action}, 'device', ${event.deviceId}, ${event.deviceId}, ${event.outcome ?? 'success'}, ${event.details ? JSON.stringify(event.details) : null}::jsonb
       from (select ${event.deviceId}::text as id) as wanted left join devices d on d.id = wanted.id`.execute(trx)
   }
 
@@ -180,8 +181,7 @@ export function createAuditStore(db: Kysely<Database>): AuditStore {
       if (filter.since !== undefined) query = query.where('at', '>=', filter.since)
       if (filter.until !== undefined) query = query.where('at', '<', filter.until)
       if (page.cursor) {
-        const cursor = decodeCursor(page.cursor, sortName)
-        if (!/^[0-9]{1,19}$/.test(cursor.id)) throw new OrchardError('validation_failed', 'cursor is not a cursor this server issued')
+        const cursor = decodeCursor(page.cursor, sortName, { value: 'bigint', id: 'bigint' })
         query = query.where('id', '<', cursor.id as never)
       }
       const rows = await query.orderBy('id', 'desc').limit(page.limit + 1).execute()

@@ -50,7 +50,8 @@ export interface BlueprintStore {
   listProfiles(scope: AccessScope): Promise<LibraryProfileRow[]>
   getProfile(scope: AccessScope, id: string): Promise<LibraryProfileRow | undefined>
   getProfileContent(scope: AccessScope, id: string): Promise<Buffer | undefined>
-  insertProfile(scope: AccessScope, profile: NewLibraryProfile): Promise<LibraryProfileRow | 'identifier_taken'>
+  /** 'unknown_tenant': the profile's tenant does not exist. */
+  insertProfile(scope: AccessScope, profile: NewLibraryProfile): Promise<LibraryProfileRow | 'identifier_taken' | 'unknown_tenant'>
   /** A new version of a profile (same identifier): content, PayloadUUID, name, payload types. */
   replaceProfile(scope: AccessScope, id: string, profile: Omit<NewLibraryProfile, 'id' | 'tenantId'>): Promise<LibraryProfileRow | undefined | 'identifier_changed'>
   deleteProfile(scope: AccessScope, id: string): Promise<'deleted' | 'not_found' | 'in_use'>
@@ -60,7 +61,7 @@ export interface BlueprintStore {
   listBlueprints(scope: AccessScope): Promise<BlueprintRow[]>
   getBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow | undefined>
   /** 'profile_not_usable': a profile outside the scope, or of another tenant than the blueprint's. */
-  createBlueprint(scope: AccessScope, id: string, tenantId: string | null, input: BlueprintInput): Promise<BlueprintRow | 'name_taken' | { profileNotUsable: string }>
+  createBlueprint(scope: AccessScope, id: string, tenantId: string | null, input: BlueprintInput): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }>
   updateBlueprint(scope: AccessScope, id: string, input: BlueprintInput): Promise<BlueprintRow | undefined | 'name_taken' | { profileNotUsable: string }>
   deleteBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow | undefined>
 
@@ -151,6 +152,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
         })
       } catch (error) {
         if (isUniqueViolation(error)) return 'identifier_taken'
+        if (isReferenceViolation(error)) return 'unknown_tenant'
         throw error
       }
     },
@@ -208,6 +210,8 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
         })
       } catch (error) {
         if (isUniqueViolation(error)) return 'name_taken'
+        // Its profiles were checked inside the transaction: what is missing is the tenant.
+        if (isReferenceViolation(error)) return 'unknown_tenant'
         throw error
       }
     },

@@ -62,6 +62,8 @@ export interface CommandAdminStore {
    * own tenant, as the caller sees no target's.
    */
   recordUnstoredCommand(scope: AccessScope, command: { uuid: string; requestType: string; targets: number }): Promise<void>
+  /** Audits a dry run (who looked at which targets for a command), which queues nothing. */
+  recordDryRun(scope: AccessScope, dryRun: { requestType: string; count: number; destructive: string | null }): Promise<void>
 }
 
 const openStatuses = ['Pending', 'NotNow'] as const
@@ -95,7 +97,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       if (filter.requestType !== undefined) query = query.where('c.request_type', '=', filter.requestType)
       if (filter.createdBefore !== undefined) query = query.where('c.created_at', '<', filter.createdBefore)
       if (filter.createdAfter !== undefined) query = query.where('c.created_at', '>', filter.createdAfter)
-      if (page.cursor !== undefined) query = query.where(afterCursor('c.created_at', 'c.uuid', 'desc', decodeCursor(page.cursor, sort), 'timestamptz'))
+      if (page.cursor !== undefined) query = query.where(afterCursor('c.created_at', 'c.uuid', 'desc', decodeCursor(page.cursor, sort, { value: 'timestamptz', id: 'text' }), 'timestamptz'))
       const rows = await query.orderBy(orderFor('c.created_at', 'c.uuid', 'desc')).limit(page.limit + 1).execute()
       return pageOf(rows, page.limit, sort, (row) => ({ value: row.sort_key, id: row.uuid }), ({ sort_key: _key, ...row }) => row)
     },
@@ -125,7 +127,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       const sort = 'enrollment_id'
       let query = targetsQuery().where('t.command_uuid', '=', uuid).where(inScope(scope, 'c.tenant_id'))
       if (filter.status !== undefined) query = query.where('t.status', '=', filter.status)
-      if (page.cursor !== undefined) query = query.where('t.enrollment_id', '>', decodeCursor(page.cursor, sort).id)
+      if (page.cursor !== undefined) query = query.where('t.enrollment_id', '>', decodeCursor(page.cursor, sort, { value: null, id: 'text' }).id)
       const rows = await query.orderBy('t.enrollment_id').limit(page.limit + 1).execute()
       return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.enrollment_id }), (row) => row)
     },
@@ -141,7 +143,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         .where(inScope(scope, 'd.tenant_id'))
       if (state === 'open') query = query.where('t.status', 'in', openStatuses)
       if (state === 'finished') query = query.where('t.status', 'not in', openStatuses)
-      if (page.cursor !== undefined) query = query.where(sql<boolean>`t.seq < ${decodeCursor(page.cursor, sort).id}::bigint`)
+      if (page.cursor !== undefined) query = query.where(sql<boolean>`t.seq < ${decodeCursor(page.cursor, sort, { value: null, id: 'bigint' }).id}::bigint`)
       const rows = await query.orderBy('t.seq', 'desc').limit(page.limit + 1).execute()
       return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.seq }), ({ seq: _seq, ...row }) => row)
     },
@@ -212,6 +214,10 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
 
     async recordUnstoredCommand(scope, command) {
       await recordAdminWrite(db, scope, { type: 'command', id: command.uuid, tenantId: defaultTenantOf(scope), details: { request_type: command.requestType, stored: false, targets: command.targets } })
+    },
+
+    async recordDryRun(scope, dryRun) {
+      await recordAdminWrite(db, scope, { type: 'command', id: null, tenantId: defaultTenantOf(scope), details: { dry_run: true, request_type: dryRun.requestType, targets: dryRun.count, destructive: dryRun.destructive } })
     },
 
     async pruneFinished(before, batchSize = 5000) {

@@ -382,7 +382,7 @@ export function createDepStore(db: Kysely<Database>): DepStore {
       if (filter.assignStatus) query = query.where('assign_status', '=', filter.assignStatus)
       if (!filter.includeRemoved) query = query.where('removed_at', 'is', null)
       if (page.cursor) {
-        const cursor = decodeCursor(page.cursor, sort)
+        const cursor = decodeCursor(page.cursor, sort, { value: 'text', id: 'text' })
         query = query.where(afterCursor('serial_number', 'serial_number', 'asc', cursor, 'text'))
       }
       const rows = await query.orderBy(orderFor('serial_number', 'serial_number', 'asc')).limit(page.limit + 1).execute()

@@ -40,6 +40,9 @@ export interface DeviceDetail {
     device_information_at: Date | null
     security_info: unknown
     security_info_at: Date | null
+    reenrollment_allowed_until: Date | null
+    unlock_token_escrowed: boolean
+    bootstrap_token_escrowed: boolean
   }
   enrollments: Array<{
     id: string
@@ -79,6 +82,7 @@ export interface TargetFacts {
   userEnrollment: boolean
   tenantId: string | null
   kind: DeviceKind
+  serialNumber: string | null
 }
 
 export interface DeviceDirectoryStore {
@@ -132,6 +136,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
   const factsColumns = [
     'e.id as enrollmentId', 'e.device_id as deviceId', 'e.channel', 'e.enabled', 'd.product_name as productName', 'd.model',
     'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId', 'd.kind',
+    'd.serial_number as serialNumber',
   ] as const
 
   return {
@@ -140,7 +145,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
       const { column, cast } = sortColumns[field]!
       let query = devicesQuery(scope, filter).select(sql<string | null>`${sql.ref(column)}::text`.as('sort_key'))
       if (page.cursor !== undefined) {
-        const cursor = decodeCursor(page.cursor, page.sort)
+        const cursor = decodeCursor(page.cursor, page.sort, { value: cast, id: 'text' })
         query = query.where(afterCursor(column, 'd.id', direction, cursor, cast))
       }
       const rows = await query.orderBy(orderFor(column, 'd.id', direction)).limit(page.limit + 1).execute()
@@ -149,7 +154,9 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
 
     async getDevice(scope, deviceId) {
       const device = await devicesQuery(scope, {})
-        .select(['d.device_information', 'd.device_information_at', 'd.security_info', 'd.security_info_at'])
+        .select(['d.device_information', 'd.device_information_at', 'd.security_info', 'd.security_info_at', 'd.reenrollment_allowed_until'])
+        .select(sql<boolean>`coalesce(e.unlock_token_sealed is not null, false)`.as('unlock_token_escrowed'))
+        .select(sql<boolean>`exists (select 1 from bootstrap_tokens b where b.device_id = d.id and b.token_sealed is not null)`.as('bootstrap_token_escrowed'))
         .where('d.id', '=', deviceId)
         .executeTakeFirst()
       if (!device) return undefined
@@ -233,6 +240,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         .select([
           't.id as enrollmentId', 't.device_id as deviceId', 't.channel', 't.enabled', 'd.product_name as productName', 'd.model',
           'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId', 'd.kind',
+          'd.serial_number as serialNumber',
         ])
         .orderBy('d.id')
         .limit(limit)

@@ -99,6 +99,9 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
     },
 
     async linkByToken(token) {
+      // The token comes from the URL of a request without an API key: one with NUL (which no
+      // text column holds) was never issued.
+      if (token.includes('\u0000')) return undefined
       return db.selectFrom('enrollment_links').selectAll().where('token', '=', token).executeTakeFirst()
     },
 

@@ -1,7 +1,7 @@
 // Devices, their enrollment channels and the certificate each device is bound to.
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from './database.js'
-import type { Database } from './schema.js'
+import type { Database, LifecycleState } from './schema.js'
 import { isUniqueViolation } from './pg-errors.js'
 
 export interface DeviceFacts {
@@ -26,7 +26,25 @@ export interface BoundIdentity {
   notAfter: Date | null
 }
 
-export type AuthenticateOutcome = { ok: true; newDevice: boolean } | { ok: false; boundToDeviceId: string }
+export type AuthenticateOutcome =
+  | { ok: true; newDevice: boolean }
+  | { ok: false; reason: 'bound_elsewhere'; boundToDeviceId: string }
+  /** The device's binding changed since it was read (`expectedIdentity`): judge again. */
+  | { ok: false; reason: 'binding_changed' }
+
+/** What an Authenticate is judged against: the device as it is bound now. */
+export interface DeviceBinding {
+  identitySha256: string | null
+  tenantId: string | null
+  serialNumber: string | null
+  lifecycleState: LifecycleState
+  /** The device channel is enabled: the enrollment is active. */
+  active: boolean
+  /** The device channel exists: a TokenUpdate completed an enrollment once. */
+  everEnrolled: boolean
+  checkedOut: boolean
+  reenrollmentAllowedUntil: Date | null
+}
 
 export interface ChannelFacts {
   enrollmentId: string
@@ -41,19 +59,24 @@ export interface TokenFacts extends ChannelFacts {
   topic: string
   token: Buffer
   pushMagic: string
-  unlockToken?: Buffer
+  /** Sealed by the caller (SecretBox, associated data `unlock-token:<enrollment id>`). */
+  unlockTokenSealed?: Buffer
   awaitingConfiguration: boolean
 }
 
 export type TokenUpdateOutcome = { ok: true; tokenUpdateCount: number } | { ok: false; reason: 'unknown_device' | 'identity_mismatch' }
 
 export interface EnrollmentStore {
+  /** The device's current binding and state; undefined: no such device. */
+  bindingOf(deviceId: string): Promise<DeviceBinding | undefined>
   /**
    * Records the device, binds the certificate, disables its channels and cancels what was
    * queued. An identity renewal (`renewal`: the certificate was issued for this device) only
-   * moves the binding: the channels stay enabled and the queue stays.
+   * moves the binding: the channels stay enabled and the queue stays. Only when the device
+   * is still bound to `expectedIdentity` (null: not bound, or no such device), as read by
+   * bindingOf. Never changes the device's tenant, nor a serial number it already has.
    */
-  authenticate(facts: DeviceFacts, identity: BoundIdentity, options?: { renewal?: boolean }): Promise<AuthenticateOutcome>
+  authenticate(facts: DeviceFacts, identity: BoundIdentity, options: { renewal?: boolean; expectedIdentity: string | null }): Promise<AuthenticateOutcome>
   /**
    * Stores push facts and enables the channel, if its device is bound to this certificate;
    * counts token updates since the last Authenticate.
@@ -63,8 +86,6 @@ export interface EnrollmentStore {
   checkOut(deviceId: string): Promise<boolean>
   /** The certificate hash bound to a device (undefined = no such device). */
   boundIdentity(deviceId: string): Promise<string | null | undefined>
-  setBootstrapToken(deviceId: string, token: Buffer | undefined): Promise<void>
-  getBootstrapToken(deviceId: string): Promise<Buffer | undefined>
 }
 
 /**
@@ -83,7 +104,27 @@ export async function cancelQueuedForDevice(trx: Kysely<Database>, deviceId: str
 
 export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
   return {
-    async authenticate(facts, identity, options = {}) {
+    async bindingOf(deviceId) {
+      const row = await db
+        .selectFrom('devices as d')
+        .leftJoin('enrollments as e', (join) => join.onRef('e.id', '=', 'd.id').on('e.channel', '=', 'device'))
+        .select(['d.identity_sha256', 'd.tenant_id', 'd.serial_number', 'd.lifecycle_state', 'd.reenrollment_allowed_until', 'e.id as enrollment_id', 'e.enabled', 'e.checked_out_at'])
+        .where('d.id', '=', deviceId)
+        .executeTakeFirst()
+      if (!row) return undefined
+      return {
+        identitySha256: row.identity_sha256,
+        tenantId: row.tenant_id,
+        serialNumber: row.serial_number,
+        lifecycleState: row.lifecycle_state,
+        active: row.enabled === true,
+        everEnrolled: row.enrollment_id !== null,
+        checkedOut: row.checked_out_at !== null,
+        reenrollmentAllowedUntil: row.reenrollment_allowed_until,
+      }
+    },
+
+    async authenticate(facts, identity, options) {
       const renewal = options.renewal === true
       // One statement: refuse a certificate bound to another device; otherwise record the
       // device and bind the certificate, and start clean: what was queued is cancelled and
@@ -112,7 +153,8 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
               enrollment_id = coalesce(excluded.enrollment_id, devices.enrollment_id),
               user_enrollment = excluded.user_enrollment,
               kind = case when excluded.user_enrollment then 'personal' when devices.user_enrollment then 'work' else devices.kind end,
-              serial_number = coalesce(excluded.serial_number, devices.serial_number),
+              -- A device's serial number never changes: the one first stored stays.
+              serial_number = coalesce(devices.serial_number, excluded.serial_number),
               imei = coalesce(excluded.imei, devices.imei),
               meid = coalesce(excluded.meid, devices.meid),
               model = coalesce(excluded.model, devices.model),
@@ -129,7 +171,10 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
               -- A new certificate ends the renewal of the old one.
               identity_renewal_queued_at = case when devices.identity_sha256 is distinct from excluded.identity_sha256 then null else devices.identity_renewal_queued_at end,
               identity_renewal_command_uuid = case when devices.identity_sha256 is distinct from excluded.identity_sha256 then null else devices.identity_renewal_command_uuid end,
+              -- A permission to re-enroll is used up by the identity it let in.
+              reenrollment_allowed_until = case when devices.identity_sha256 is distinct from excluded.identity_sha256 then null else devices.reenrollment_allowed_until end,
               updated_at = now()
+            where devices.identity_sha256 is not distinct from ${options.expectedIdentity}::text
             returning (xmax = 0) as inserted
           ),
           cancelled as (
@@ -143,11 +188,12 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           )
           select (select id from holder) as holder, (select inserted from upsert) as inserted`.execute(db)
         const row = rows[0]!
-        if (row.holder !== null) return { ok: false, boundToDeviceId: row.holder }
-        return { ok: true, newDevice: row.inserted === true }
+        if (row.holder !== null) return { ok: false, reason: 'bound_elsewhere', boundToDeviceId: row.holder }
+        if (row.inserted === null) return { ok: false, reason: 'binding_changed' }
+        return { ok: true, newDevice: row.inserted }
       } catch (error) {
         // Another device bound the same certificate at the same moment (unique index).
-        if (isUniqueViolation(error)) return { ok: false, boundToDeviceId: '(another device, concurrently)' }
+        if (isUniqueViolation(error)) return { ok: false, reason: 'bound_elsewhere', boundToDeviceId: '(another device, concurrently)' }
         throw error
       }
     },
@@ -157,10 +203,10 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
       // bound to this certificate; the first TokenUpdate after Authenticate counts 1.
       const { rows } = await sql<{ token_update_count: number }>`${sql.raw(preparedStatement)}
         insert into enrollments (id, device_id, channel, user_id, user_short_name, user_long_name, topic, push_token,
-          push_magic, unlock_token, awaiting_configuration, enabled, token_update_count, token_updated_at, last_seen_at)
+          push_magic, unlock_token_sealed, awaiting_configuration, enabled, token_update_count, token_updated_at, last_seen_at)
         select ${facts.enrollmentId}, d.id, ${facts.channel}, ${facts.userId ?? null}, ${facts.userShortName ?? null},
           ${facts.userLongName ?? null}, ${facts.topic}, ${facts.token}::bytea, ${facts.pushMagic},
-          ${facts.unlockToken ?? null}::bytea, ${facts.awaitingConfiguration}, true, 1, now(), now()
+          ${facts.unlockTokenSealed ?? null}::bytea, ${facts.awaitingConfiguration}, true, 1, now(), now()
         from devices d
         where d.id = ${facts.deviceId} and d.identity_sha256 = ${certificateSha256}
         on conflict (id) do update set
@@ -168,7 +214,8 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           push_token = excluded.push_token,
           push_magic = excluded.push_magic,
           -- A TokenUpdate without UnlockToken does not invalidate the one we have.
-          unlock_token = coalesce(excluded.unlock_token, enrollments.unlock_token),
+          unlock_token_sealed = coalesce(excluded.unlock_token_sealed, enrollments.unlock_token_sealed),
+          unlock_token = case when excluded.unlock_token_sealed is null then enrollments.unlock_token end,
           awaiting_configuration = excluded.awaiting_configuration,
           user_short_name = coalesce(excluded.user_short_name, enrollments.user_short_name),
           user_long_name = coalesce(excluded.user_long_name, enrollments.user_long_name),
@@ -204,23 +251,6 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
     async boundIdentity(deviceId) {
       const row = await db.selectFrom('devices').select('identity_sha256').where('id', '=', deviceId).executeTakeFirst()
       return row ? row.identity_sha256 : undefined
-    },
-
-    async setBootstrapToken(deviceId, token) {
-      if (!token || token.length === 0) {
-        await db.deleteFrom('bootstrap_tokens').where('device_id', '=', deviceId).execute()
-        return
-      }
-      await db
-        .insertInto('bootstrap_tokens')
-        .values({ device_id: deviceId, token })
-        .onConflict((oc) => oc.column('device_id').doUpdateSet({ token, updated_at: sql`now()` }))
-        .execute()
-    },
-
-    async getBootstrapToken(deviceId) {
-      const row = await db.selectFrom('bootstrap_tokens').select('token').where('device_id', '=', deviceId).executeTakeFirst()
-      return row?.token
     },
   }
 }

@@ -2,7 +2,7 @@
 // and where a new enrollment came from (link, group, kind).
 import { sql, type Kysely } from 'kysely'
 import { inScope, type AccessScope } from './access-scope.js'
-import { closeTenancy } from './audit-store.js'
+import { closeTenancy, recordAdminWrite } from './audit-store.js'
 import type { IdentityOrigin } from './enrollment-link-store.js'
 import { afterCursor, decodeCursor, pageOf, type Page } from './pagination.js'
 import type { Database } from './schema.js'
@@ -45,8 +45,14 @@ export interface IdentityStore {
   /** Gives a claim back when its renewal could not be queued. */
   releaseRenewal(deviceId: string, at: Date): Promise<void>
   listExpiring(scope: AccessScope, before: Date, page: { limit: number; cursor?: string }): Promise<Page<ExpiringIdentity>>
-  /** Records a new enrollment's origin on its device; a User Enrollment without a link is personal. */
-  applyOrigin(deviceId: string, origin: IdentityOrigin): Promise<void>
+  /**
+   * Records an enrollment's origin on its device. A new device (`newDevice`: also one that
+   * never completed an enrollment) takes the origin's tenant, link, group and kind (a User Enrollment without a link is personal); an existing one
+   * keeps its tenant and kind, and records link and group only from a path of its own tenant.
+   */
+  applyOrigin(deviceId: string, origin: IdentityOrigin, options: { newDevice: boolean }): Promise<'applied' | 'foreign_path'>
+  /** Sets until when a new identity may take over the device (audited with `reason`); false: no such device in scope. */
+  allowReenrollment(scope: AccessScope, deviceId: string, until: Date, reason: string): Promise<boolean>
 }
 
 const sortName = 'identity_not_after'
@@ -123,7 +129,7 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         .where('d.identity_not_after', 'is not', null)
         .where('d.identity_not_after', '<', before)
         .where(inScope(scope, 'd.tenant_id'))
-      if (page.cursor) query = query.where(afterCursor('d.identity_not_after', 'd.id', 'asc', decodeCursor(page.cursor, sortName), 'timestamptz'))
+      if (page.cursor) query = query.where(afterCursor('d.identity_not_after', 'd.id', 'asc', decodeCursor(page.cursor, sortName, { value: 'timestamptz', id: 'text' }), 'timestamptz'))
       const rows = await query.orderBy('d.identity_not_after').orderBy('d.id').limit(page.limit + 1).execute()
       return pageOf(
         rows,
@@ -134,30 +140,57 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
       )
     },
 
-    async applyOrigin(deviceId, origin) {
-      await db.transaction().execute(async (trx) => {
-        // A link or a PreStage puts the device in its tenant; open enrollment leaves it where it was.
+    async applyOrigin(deviceId, origin, options) {
+      return db.transaction().execute(async (trx) => {
+        // A link or a PreStage puts a new device in its tenant; open enrollment in central IT.
         const placed = origin.enrollmentLinkId !== null || origin.depProfileId !== null
-        if (placed) {
-          const current = await trx.selectFrom('devices').select('tenant_id').where('id', '=', deviceId).forUpdate().executeTakeFirst()
-          // Billing: the period in the old tenant ends; the enrollment opens one in the new.
-          if (current && current.tenant_id !== origin.tenantId) await closeTenancy(trx, [deviceId], new Date())
+        const current = await trx.selectFrom('devices').select('tenant_id').where('id', '=', deviceId).forUpdate().executeTakeFirst()
+        if (!current) return 'applied' as const
+        if (!options.newDevice) {
+          // An existing device keeps its tenant and its kind (only POST /devices/move and
+          // PATCH /devices/{id} change those); a path of its own tenant records link and group.
+          if (!placed) return 'applied' as const
+          if (origin.tenantId !== current.tenant_id) return 'foreign_path' as const
+          await trx
+            .updateTable('devices')
+            .set({ enrollment_link_id: origin.enrollmentLinkId, enrollment_group: origin.groupName, dep_profile_id: origin.depProfileId })
+            .where('id', '=', deviceId)
+            .execute()
+        } else {
+          // Billing: a period left open in another tenant ends (a device moved before it enrolled).
+          if (placed && current.tenant_id !== origin.tenantId) await closeTenancy(trx, [deviceId], new Date())
+          await trx
+            .updateTable('devices')
+            .set({
+              ...(placed ? { tenant_id: origin.tenantId } : {}),
+              enrollment_link_id: origin.enrollmentLinkId,
+              enrollment_group: origin.groupName,
+              kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,
+              dep_profile_id: origin.depProfileId,
+            })
+            .where('id', '=', deviceId)
+            .execute()
         }
-        await trx
-          .updateTable('devices')
-          .set({
-            ...(placed ? { tenant_id: origin.tenantId } : {}),
-            enrollment_link_id: origin.enrollmentLinkId,
-            enrollment_group: origin.groupName,
-            kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,
-            dep_profile_id: origin.depProfileId,
-          })
-          .where('id', '=', deviceId)
-          .execute()
         // An ADE enrollment links the serial's DEP record to the enrolled device.
         if (origin.adeSerialNumber) {
           await trx.updateTable('dep_devices').set({ device_id: deviceId, updated_at: new Date() }).where('serial_number', '=', origin.adeSerialNumber).execute()
         }
+        return 'applied' as const
+      })
+    },
+
+    async allowReenrollment(scope, deviceId, until, reason) {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('devices')
+          .set({ reenrollment_allowed_until: until })
+          .where('id', '=', deviceId)
+          .where(inScope(scope, 'tenant_id'))
+          .returning(['tenant_id', 'identity_sha256'])
+          .executeTakeFirst()
+        if (!row) return false
+        await recordAdminWrite(trx, scope, { type: 'device', id: deviceId, tenantId: row.tenant_id, deviceId, details: { reenrollment_allowed_until: until.toISOString(), reason, bound_identity_sha256: row.identity_sha256 } })
+        return true
       })
     },
   }

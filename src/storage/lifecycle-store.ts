@@ -97,7 +97,11 @@ export interface LifecycleStore {
   /** The device no longer answers to us: its channels are disabled, queued commands cancelled, billing stops. */
   stopManaging(trx: Executor, deviceId: string, at: Date, reason: string): Promise<void>
   retire(scope: AccessScope, action: BeginAction, at: Date): Promise<void>
-  setKind(scope: AccessScope, deviceId: string, kind: DeviceKind, actionId: string, at: Date): Promise<'ok' | 'unchanged' | 'not_found' | 'user_enrollment'>
+  /**
+   * Changes the kind under the device's row lock. Away from personal only when
+   * `leavePersonal` says so (the caller is a central owner and gave a reason, kept in the action).
+   */
+  setKind(scope: AccessScope, deviceId: string, kind: DeviceKind, actionId: string, at: Date, options?: { leavePersonal?: { reason: string } }): Promise<'ok' | 'unchanged' | 'not_found' | 'user_enrollment' | 'leaving_personal'>
   recordLocation(location: LocationInput): Promise<void>
   listLocations(scope: AccessScope, deviceId: string, limit: number): Promise<LocationRow[]>
 }
@@ -332,14 +336,21 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
       })
     },
 
-    async setKind(scope, deviceId, kind, actionId, at) {
+    async setKind(scope, deviceId, kind, actionId, at, options = {}) {
       return db.transaction().execute(async (trx) => {
         const device = await trx.selectFrom('devices').select(['kind', 'tenant_id', 'user_enrollment']).where('id', '=', deviceId).where(inScope(scope, 'tenant_id')).forUpdate().executeTakeFirst()
         if (!device) return 'not_found' as const
-        if (device.kind === kind) return 'unchanged' as const
+        if (device.kind === kind) {
+          // Answered as a success (nothing to do), so audited as one.
+          await recordAdminWrite(trx, scope, { type: 'device', id: deviceId, tenantId: device.tenant_id, deviceId, details: { kind, unchanged: true } })
+          return 'unchanged' as const
+        }
         if (device.user_enrollment && kind !== 'personal') return 'user_enrollment' as const
+        const leaving = device.kind === 'personal'
+        if (leaving && !options.leavePersonal) return 'leaving_personal' as const
         await trx.updateTable('devices').set({ kind, updated_at: at }).where('id', '=', deviceId).execute()
-        await insertAction(trx, scope, { id: actionId, deviceId, tenantId: device.tenant_id, action: 'kind_changed', details: { from: device.kind, to: kind } }, 'completed', at)
+        const details = { from: device.kind, to: kind, ...(leaving ? { reason: options.leavePersonal!.reason } : {}) }
+        await insertAction(trx, scope, { id: actionId, deviceId, tenantId: device.tenant_id, action: 'kind_changed', details }, 'completed', at)
         return 'ok' as const
       })
     },

@@ -4,6 +4,7 @@
 // values sort as the largest (Postgres' default: last ascending, first descending).
 import { sql, type RawBuilder, type SqlBool } from 'kysely'
 import { OrchardError } from '../errors.js'
+import { unstorableDetail } from '../storable-text.js'
 
 export type SortDirection = 'asc' | 'desc'
 
@@ -24,22 +25,66 @@ export function encodeCursor(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify([cursor.sort, cursor.value, cursor.id])).toString('base64url')
 }
 
-function badCursor(detail: string): OrchardError {
-  return new OrchardError('validation_failed', `cursor ${detail}`, { details: { errors: [{ parameter: 'cursor', detail }] } })
+/** The SQL type a cursor's sort key or id is compared as. */
+export type CursorKeyType = 'timestamptz' | 'text' | 'bigint'
+
+/** What a sort's cursor holds: the sort key's type (null: the cursor carries no key) and the id's. */
+export interface CursorShape {
+  value: CursorKeyType | null
+  id: CursorKeyType
 }
 
-export function decodeCursor(text: string, sort: string): PageCursor {
+function badCursor(detail: string): OrchardError {
+  return new OrchardError('invalid_cursor', `cursor ${detail}`, { details: { errors: [{ parameter: 'cursor', detail }] } })
+}
+
+const notIssued = 'is not a cursor this server issued'
+
+/**
+ * Decodes a cursor and checks that its key and id parse as the sort's column types: a
+ * tampered cursor is the caller's error (400 invalid_cursor), never a database error.
+ */
+export function decodeCursor(text: string, sort: string, shape: CursorShape = { value: 'text', id: 'text' }): PageCursor {
   let parsed: unknown
   try {
     parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
   } catch {
-    throw badCursor('is not a cursor this server issued')
+    throw badCursor(notIssued)
   }
   if (!Array.isArray(parsed) || parsed.length !== 3 || typeof parsed[0] !== 'string' || (parsed[1] !== null && typeof parsed[1] !== 'string') || typeof parsed[2] !== 'string') {
-    throw badCursor('is not a cursor this server issued')
+    throw badCursor(notIssued)
   }
-  if (parsed[0] !== sort) throw badCursor(`belongs to sort ${parsed[0]}, not ${sort}: keep the sort while paging`)
-  return { sort: parsed[0], value: parsed[1], id: parsed[2] }
+  const [cursorSort, value, id] = parsed as [string, string | null, string]
+  if (cursorSort !== sort) throw badCursor(`belongs to sort ${JSON.stringify(cursorSort.slice(0, 64))}, not ${sort}: keep the sort while paging`)
+  if (value !== null && shape.value === null) throw badCursor(notIssued)
+  if (value !== null && shape.value !== null && !parsesAs(value, shape.value)) throw badCursor(`${notIssued} (its sort key is not a valid ${shape.value})`)
+  if (!parsesAs(id, shape.id)) throw badCursor(`${notIssued} (its id is not a valid ${shape.id})`)
+  return { sort: cursorSort, value, id }
+}
+
+// What `column::text` gives for timestamptz (DateStyle ISO), e.g. 2026-01-31 12:00:00.123456+00.
+const timestampText = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?(?:Z|[+-](\d{2})(?::?(\d{2}))?(?::(\d{2}))?)?$/
+const int64Text = /^-?[0-9]{1,19}$/
+
+function parsesAs(text: string, type: CursorKeyType): boolean {
+  if (unstorableDetail(text) !== undefined) return false
+  switch (type) {
+    case 'text':
+      return true
+    case 'bigint':
+      return int64Text.test(text) && BigInt(text) >= -(2n ** 63n) && BigInt(text) < 2n ** 63n
+    case 'timestamptz': {
+      const match = timestampText.exec(text)
+      if (!match) return false
+      type Fields = [number, number, number, number, number, number, number, number, number]
+      const [year, month, day, hour, minute, second, offsetHours, offsetMinutes, offsetSeconds] = match.slice(1).map((part) => Number(part ?? 0)) as Fields
+      const date = new Date(0)
+      date.setUTCFullYear(year, month - 1, day) // a real day: not 2023-02-29, not 2024-13-45
+      const validDay = year > 0 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+      // PostgreSQL takes zone displacements up to 15:59:59.
+      return validDay && hour < 24 && minute < 60 && second < 60 && offsetHours < 16 && offsetMinutes < 60 && offsetSeconds < 60
+    }
+  }
 }
 
 /**

@@ -50,6 +50,7 @@ export interface DevicesTable {
   identity_renewal_queued_at: Date | null
   identity_renewal_command_uuid: string | null
   dep_profile_id: string | null
+  reenrollment_allowed_until: Date | null
   created_at: CreatedAt
   updated_at: Timestamp
   tenant_id: TenantColumn
@@ -66,7 +67,9 @@ export interface EnrollmentsTable {
   topic: string | null
   push_token: Buffer | null
   push_magic: string | null
+  /** Legacy clear column: emptied by sealClearDeviceSecrets at start-up. */
   unlock_token: Buffer | null
+  unlock_token_sealed: Buffer | null
   awaiting_configuration: Generated<boolean>
   token_update_count: Generated<number>
   token_updated_at: Date | null
@@ -133,7 +136,9 @@ export interface CommandTargetsTable {
 
 export interface BootstrapTokensTable {
   device_id: string
-  token: Buffer
+  /** Legacy clear column: emptied by sealClearDeviceSecrets at start-up. */
+  token: Buffer | null
+  token_sealed: Buffer | null
   updated_at: Timestamp
 }
 

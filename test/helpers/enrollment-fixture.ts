@@ -2,6 +2,7 @@
 // set), an https public URL, a push certificate uploaded, and helpers to download profiles
 // and run SCEP through app.inject().
 import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
 import { decodePlist, isPlistDict, type PlistDict } from '../../src/mdm/plist.js'
 import { mintPushCertificate } from './fake-apns.js'
 import { apiClient } from './api.js'
@@ -20,9 +21,9 @@ export interface EnrollmentFixture extends MdmFixture {
   download(path: string): Promise<{ statusCode: number; body: Buffer; headers: Record<string, unknown>; profile?: PlistDict; json?: any }>
 }
 
-export async function setupEnrollment(t: Parameters<typeof setupMdm>[0], env: Record<string, string> = {}, options: { pushCertificate?: boolean } = {}): Promise<EnrollmentFixture> {
+export async function setupEnrollment(t: Parameters<typeof setupMdm>[0], env: Record<string, string> = {}, options: { pushCertificate?: boolean; logger?: Logger } = {}): Promise<EnrollmentFixture> {
   // Pushes (renewals push at once) go to a closed loopback port: never to Apple, no network.
-  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_APNS_URL: 'https://127.0.0.1:9', ...env })
+  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_APNS_URL: 'https://127.0.0.1:9', ...env }, options.logger ? { logger: options.logger } : {})
   const client = apiClient(mdm.app)
   const api: EnrollmentFixture['api'] = (method, url, body) => client(method, url, body === undefined ? {} : { body })
   if (options.pushCertificate !== false) {

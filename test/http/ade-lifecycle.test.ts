@@ -213,7 +213,8 @@ t.test('reinstall: EraseDevice first, wiped when acknowledged, completed when th
   t.same(steps[0]!.command['Queries'], ['DeviceName', 'OSVersion'])
   t.notOk(steps.some((c) => c.uuid === earlier.uuid), 'what was queued before the erase is not delivered after it')
 
-  t.same((await deviceEvents(w, udid)).map((e) => e.action), ['enrolled', 'wiped', 'enrolled'], 'the device timeline, newest first')
+  t.same((await deviceEvents(w, udid)).map((e) => e.action), ['enrolled', 'reenrolled', 'wiped', 'enrolled'], 'the device timeline, newest first')
+  t.match((await deviceEvents(w, udid))[1], { details: { reason: 'wiped', enrollment_path: /^ade:/ } }, 'the new identity was accepted because the device was wiped')
   const history = await world.call('GET', `/api/v1/devices/${id}/lifecycle`)
   t.equal(history.statusCode, 200)
   t.same(history.json.items.map((a: { action: string; status: string }) => `${a.action}:${a.status}`), ['reinstall:completed'])
@@ -403,4 +404,28 @@ t.test('retiring and the refusals', async (t) => {
     t.match((await world.call('GET', `/api/v1/devices/${udid}`)).json, { lifecycle_state: 'active', enrolled: true })
     t.same(await world.database.db.selectFrom('commands').select('request_type').where('request_type', '=', 'EraseDevice').execute(), [], 'still no erase stored')
   })
+})
+
+t.test('re-enrollment through ADE: an active device back through its PreStage is accepted for its serial; a MachineInfo of another serial is refused', async (t) => {
+  const w = await adeWorld(t, 'function', ['DMPBIOREENR1', 'DMPBIOREENR2'])
+  const udid = randomUUID().toUpperCase()
+  const first = await adeEnroll(t, w, udid)
+  // Erased on the device itself (Settings, Erase All Content): no CheckOut reached us.
+  const back = await adeEnroll(t, w, udid)
+  t.equal((await first.idle()).status, 400, 'the old identity no longer works')
+  t.equal((await back.idle()).status, 200, 'the device is back with its new identity')
+  t.match((await deviceEvents(w, udid))[1], { action: 'reenrolled', tenant_id: tenantId, details: { reason: 'ade_serial', enrollment_path: /^ade:/ } }, 'accepted: ADE issued the identity for this serial')
+
+  // Another iPad of the same PreStage (a real MachineInfo, another serial) claiming this UDID.
+  const other = { ...w, serial: 'DMPBIOREENR2' }
+  const info: PlistDict = { UDID: udid, SERIAL: other.serial, PRODUCT: 'iPad13,18', VERSION: '22B83', OS_VERSION: '18.1', LANGUAGE: 'nl-NL' }
+  const response = await w.world.app.inject({ method: 'POST', url: '/enroll/ade', headers: { 'content-type': 'application/pkcs7-signature' }, payload: signMachineInfo(info, apple.device) })
+  const parts = profileParts(decodePlist(response.rawPayload) as PlistDict)
+  const scep = await scepEnroll(w.world.scepHttp, { challenge: parts.challenge, subject: { commonName: 'Biology iPad', organization: 'University' } })
+  const claimant = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(w.world.app), { udid, serialNumber: other.serial })
+  const refused = await claimant.authenticate()
+  t.equal(refused.status, 403)
+  t.match(refused.body.toString(), /reports SerialNumber "DMPBIOREENR2", the device has DMPBIOREENR1/)
+  t.equal((await back.idle()).status, 200, 'the device keeps its enrollment')
+  t.match((await deviceEvents(w, udid))[0], { action: 'identity_conflict', details: { reason: 'serial_mismatch' } })
 })

@@ -1,12 +1,16 @@
 // The eight check-in messages through the real HTTP surface, for every enrollment kind.
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { decodePlist } from '../../src/mdm/plist.js'
 import { sharedIPadUserId } from '../../src/mdm/identity.js'
 import { commandIn } from '../helpers/simulated-device.js'
 import { setupMdm } from '../helpers/mdm-fixture.js'
+import { createSecretBox } from '../../src/crypto/secret-box.js'
+
+const secretKey = randomBytes(32).toString('hex')
 
 t.test('Authenticate records the device but does not enroll it; TokenUpdate does', async (t) => {
-  const mdm = await setupMdm(t)
+  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: secretKey })
   const device = await mdm.newDevice()
   const auth = await device.authenticate()
   t.equal(auth.status, 200)
@@ -22,7 +26,9 @@ t.test('Authenticate records the device but does not enroll it; TokenUpdate does
   const enrollment = await db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow()
   t.match(enrollment, { device_id: device.udid, channel: 'device', enabled: true, topic: device.topic, push_magic: device.pushMagic, token_update_count: 1, awaiting_configuration: false })
   t.same(enrollment.push_token, device.token)
-  t.same(enrollment.unlock_token, device.unlockToken)
+  t.equal(enrollment.unlock_token, null, 'the UnlockToken is not stored in clear')
+  t.notOk(enrollment.unlock_token_sealed!.includes(device.unlockToken), 'nor inside its sealed form')
+  t.same(createSecretBox([Buffer.from(secretKey, 'hex')]).open(enrollment.unlock_token_sealed!, `unlock-token:${device.udid}`), device.unlockToken, 'it is sealed for this channel')
 
   t.equal((await device.tokenUpdate({ PushMagic: 'rotated' })).status, 200)
   t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow(), { push_magic: 'rotated', token_update_count: 2 })
@@ -74,15 +80,28 @@ t.test('UserAuthenticate: empty DigestChallenge, AuthToken on the second request
   t.equal((await other.checkin({ MessageType: 'UserAuthenticate', UserID: 'U1' })).status, 410)
 })
 
-t.test('bootstrap token: set, get, delete with empty data', async (t) => {
-  const mdm = await setupMdm(t)
+t.test('bootstrap token: set, get, delete with empty data; sealed at rest', async (t) => {
+  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: secretKey })
   const mac = await mdm.enrolledDevice()
   const none = await mac.checkin({ MessageType: 'GetBootstrapToken' })
   t.same(decodePlist(none.body), {}, 'none stored: the key is omitted')
   t.equal((await mac.checkin({ MessageType: 'SetBootstrapToken', BootstrapToken: Buffer.from('secret-token') })).status, 200)
+  const row = await mdm.database.db.selectFrom('bootstrap_tokens').selectAll().executeTakeFirstOrThrow()
+  t.equal(row.token, null, 'not stored in clear')
+  t.notOk(row.token_sealed!.includes(Buffer.from('secret-token')), 'nor inside its sealed form')
   t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken', AwaitingConfiguration: false })).body), { BootstrapToken: Buffer.from('secret-token') })
   t.equal((await mac.checkin({ MessageType: 'SetBootstrapToken', BootstrapToken: Buffer.alloc(0) })).status, 200)
   t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken' })).body), {})
+})
+
+t.test('without a master key (ORCHARD_SECRET_KEYS) device secrets are not kept at all', async (t) => {
+  const mdm = await setupMdm(t)
+  const mac = await mdm.enrolledDevice()
+  const enrollment = await mdm.database.db.selectFrom('enrollments').selectAll().where('id', '=', mac.udid).executeTakeFirstOrThrow()
+  t.match(enrollment, { enabled: true, unlock_token: null, unlock_token_sealed: null }, 'enrolled, with no UnlockToken kept')
+  t.equal((await mac.checkin({ MessageType: 'SetBootstrapToken', BootstrapToken: Buffer.from('secret-token') })).status, 200, 'the device is not refused')
+  t.equal((await mdm.database.db.selectFrom('bootstrap_tokens').selectAll().execute()).length, 0, 'nothing stored')
+  t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken' })).body), {}, 'so none is given back')
 })
 
 t.test('DeclarativeManagement: an empty valid declaration set, 404 for declarations, status reports kept', async (t) => {

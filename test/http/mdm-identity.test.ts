@@ -4,6 +4,7 @@ import t from 'tap'
 import { encodePlist } from '../../src/mdm/plist.js'
 import { createDeviceCa, SimulatedDevice, injectTransport } from '../helpers/simulated-device.js'
 import { setupMdm } from '../helpers/mdm-fixture.js'
+import { apiClient } from '../helpers/api.js'
 
 t.test('rejected requests: right status, nothing changed', async (t) => {
   const mdm = await setupMdm(t, { ORCHARD_MDM_BODY_LIMIT: '4096' })
@@ -23,7 +24,8 @@ t.test('rejected requests: right status, nothing changed', async (t) => {
     ['Alice body replayed with a signature over another body', () => alice.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', alice.sign(Buffer.from(`${idleBody.toString()} `))), 400, /^identity_rejected/],
     ['certificate from a CA we do not trust', () => stranger.authenticate(), 400, /^identity_rejected: certificate_untrusted/],
     ['expired certificate', () => expired.authenticate(), 400, /^identity_rejected: certificate_expired/],
-    ['Bob re-authenticating as Alice', () => bob.send('/mdm/checkin', encodePlist({ MessageType: 'Authenticate', UDID: alice.udid, Topic: alice.topic }), 'application/x-apple-aspen-mdm-checkin'), 400, /^identity_rejected: the certificate is already bound to device/],
+    // Never 401: a real device that got it would unenroll itself.
+    ['Bob re-authenticating as Alice', () => bob.send('/mdm/checkin', encodePlist({ MessageType: 'Authenticate', UDID: alice.udid, Topic: alice.topic, SerialNumber: alice.serialNumber }), 'application/x-apple-aspen-mdm-checkin'), 403, /^reenrollment_refused: device .* is enrolled with another identity certificate/],
     ['Bob sending a TokenUpdate for Alice', () => bob.send('/mdm/checkin', encodePlist({ MessageType: 'TokenUpdate', UDID: alice.udid, Topic: alice.topic, Token: Buffer.alloc(32), PushMagic: 'x' }), 'application/x-apple-aspen-mdm-checkin'), 400, /^identity_rejected/],
     ['device that never enrolled', async () => (await mdm.newDevice()).idle(), 400, /^unknown_enrollment/],
     ['TokenUpdate before any Authenticate', async () => (await mdm.newDevice()).tokenUpdate(), 400, /^unknown_enrollment/],
@@ -45,16 +47,32 @@ t.test('rejected requests: right status, nothing changed', async (t) => {
   t.same(await mdm.snapshot(), before, 'no rejected request changed the database')
 })
 
-t.test('identity renewal: a new certificate from our CA rebinds at Authenticate; the old one no longer works', async (t) => {
+t.test('a new identity from a trusted CA takes over an enrolled device only once an admin allows it; then the old one no longer works', async (t) => {
   const mdm = await setupMdm(t)
+  const api = apiClient(mdm.app)
   const device = await mdm.enrolledDevice()
   const oldSign = device.sign
+  const idleBody = encodePlist({ UDID: device.udid, Status: 'Idle' })
+  const before = await mdm.snapshot()
   await device.renewIdentity(mdm.ca)
   t.equal((await device.idle()).status, 400, 'the new certificate is not bound before Authenticate')
+  const refused = await device.authenticate()
+  t.equal(refused.status, 403, 'an unbound certificate of a trusted CA is not an enrollment path: refused, never 401')
+  t.match(refused.body.toString(), /^reenrollment_refused: .*\(external\).*allow-reenrollment/)
+  t.same(await mdm.snapshot(), before, 'the refusal changed nothing')
+  t.equal((await device.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', oldSign(idleBody))).status, 200, 'the enrolled certificate still works')
+
+  const allowed = await api('POST', `/api/v1/devices/${device.udid}/allow-reenrollment`, { body: { minutes: 30, reason: 'new certificate from the customer CA' } })
+  t.equal(allowed.statusCode, 200)
+  t.match(allowed.json, { device_id: device.udid, reenrollment_allowed_until: String })
+  t.match((await api('GET', `/api/v1/devices/${device.udid}`)).json.identity, { reenrollment_allowed_until: allowed.json.reenrollment_allowed_until })
   await device.enroll()
   t.equal((await device.idle()).status, 200, 'bound after Authenticate')
-  const body = encodePlist({ UDID: device.udid, Status: 'Idle' })
-  t.equal((await device.send('/mdm/connect', body, 'application/x-apple-aspen-mdm', oldSign(body))).status, 400, 'the replaced certificate is refused')
+  t.equal((await device.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', oldSign(idleBody))).status, 400, 'the replaced certificate is refused')
+  t.match((await api('GET', `/api/v1/devices/${device.udid}`)).json.identity, { reenrollment_allowed_until: null }, 'the permission is used up')
+
+  const timeline = (await api('GET', `/api/v1/audit-events?device_id=${device.udid}`)).json.items.map((e: { action: string; outcome: string }) => `${e.action}:${e.outcome}`)
+  t.same(timeline, ['enrolled:success', 'reenrolled:success', 'allowDeviceReenrollment:success', 'identity_conflict:failure', 'enrolled:success'], 'the timeline, newest first')
 })
 
 t.test('signatures of every shape real devices send are accepted', async (t) => {

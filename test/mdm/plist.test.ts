@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import * as plist from 'plist'
 import t, { type Test } from 'tap'
+import { encodeBinaryPlist } from '../helpers/binary-plist.js'
 import { seededRandom as prng } from '../helpers/random.js'
 import {
   decodePlist,
@@ -1234,6 +1235,37 @@ t.test('round trip: the plist package reads what we write', async (t) => {
 
 // ---------------------------------------------------------------------------------------
 // Fuzzing: mutated documents may decode or fail, but only ever with PlistError.
+
+// PostgreSQL text cannot hold U+0000: a string or key with one is refused where the plist is
+// decoded (the MDM surface answers 400, never 500), naming where it is.
+t.test('NUL in strings and keys is refused with its key path, XML and binary', async (t) => {
+  const cases: Array<[PlistValue, RegExp]> = [
+    [{ UDID: 'ABC\u0000' }, /^string at \$\.UDID contains U\+0000 \(NUL\)/],
+    [{ QueryResponses: { Apps: ['ok', { Name: '\u0000' }] } }, /^string at \$\.QueryResponses\.Apps\[1\]\.Name contains U\+0000/],
+    [{ Command: { 'Message\u0000': 'x' } }, /^key "Message\\u0000" in \$\.Command contains U\+0000/],
+    [{ '\u0000': 1 }, /^key "\\u0000" in \$ contains U\+0000/],
+    [{ 'odd key': [{ Deep: 'x\u0000y' }] }, /^string at \$\["odd key"\]\[0\]\.Deep contains U\+0000/],
+    ['just\u0000text', /^string at \$ contains U\+0000/],
+  ]
+  // encodePlist refuses NUL: write a marker, then put a raw NUL in its place (as broken writers do).
+  const withRawNul = (value: PlistValue) =>
+    Buffer.from(encodePlist(JSON.parse(JSON.stringify(value).replace(/\\u0000/g, 'NUL-HERE')) as PlistValue).toString('utf8').replace(/NUL-HERE/g, '\u0000'))
+  for (const [value, message] of cases) {
+    rejects(t, withRawNul(value), 'plist_unsupported', message)
+    rejects(t, encodeBinaryPlist(value), 'plist_unsupported', message)
+  }
+  rejects(t, doc('<dict><key>A</key><string><![CDATA[x\u0000]]></string></dict>'), 'plist_unsupported', /^string at \$\.A contains U\+0000/, '<string>')
+  rejects(t, doc('<array><string>ok</string><string>\u0000</string></array>'), 'plist_unsupported', /^string at \$\[1\] contains/)
+  rejects(t, doc('<string>&#0;</string>'), 'plist_malformed', /character reference &#0; is not an XML character/, '&#0;')
+  t.strictSame(decodeText(doc('<!-- \u0000 --><dict><key>A</key><data>AA==</data></dict>')), { A: Buffer.alloc(1) }, 'NUL outside strings and keys (a comment) and in <data> bytes is fine')
+  t.strictSame(decodePlist(encodeBinaryPlist({ A: Buffer.alloc(4) })), { A: Buffer.alloc(4) }, 'binary <data> may hold zero bytes')
+})
+
+t.test('binary: an unpaired surrogate in a UTF-16 string or key is malformed', async (t) => {
+  rejects(t, encodeBinaryPlist({ A: [{ B: 'x\ud800' }] }), 'plist_malformed', /^string at \$\.A\[0\]\.B is not valid UTF-16 \(an unpaired surrogate\)/)
+  rejects(t, encodeBinaryPlist({ 'k\udc00': 1 }), 'plist_malformed', /^key "k\\udc00" in \$ is not valid UTF-16/)
+  t.strictSame(decodePlist(encodeBinaryPlist({ A: '😀 é ✓' })), { A: '😀 é ✓' }, 'pairs are characters')
+})
 
 t.test('fuzz: mutated plists throw nothing but PlistError', async (t) => {
   const random = prng(0x0ddba11)

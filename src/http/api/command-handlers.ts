@@ -2,7 +2,9 @@
 // with per-target status and results, a channel's queue and history, and cancellation.
 import { OrchardError } from '../../errors.js'
 import { decodeBase64 } from '../../mdm/command-validation.js'
-import type { CommandDispatcher, CommandSource, DispatchResult, DispatchTargets } from '../../services/command-dispatch.js'
+import type { FastifyRequest } from 'fastify'
+import { scopeForRoles, type TenantTree } from '../../services/access-control.js'
+import type { CommandDispatcher, CommandSource, DispatchCaller, DispatchResult, DispatchTargets, DryRunResult } from '../../services/command-dispatch.js'
 import type { AccessScope } from '../../storage/access-scope.js'
 import type { CommandAdminStore } from '../../storage/command-admin-store.js'
 import type { DeviceDirectoryStore } from '../../storage/device-directory-store.js'
@@ -15,6 +17,7 @@ export interface CommandHandlerDeps {
   dispatcher: CommandDispatcher
   commandAdmin: CommandAdminStore
   directory: DeviceDirectoryStore
+  tenants: TenantTree
 }
 
 interface EnqueueBody {
@@ -26,6 +29,8 @@ interface EnqueueBody {
   priority?: number
   expires_at?: string
   push?: boolean
+  dry_run?: boolean
+  confirmation_token?: string
 }
 
 function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBody): void {
@@ -35,11 +40,41 @@ function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBod
   }
 }
 
+export function dryRunJson(result: DryRunResult) {
+  return {
+    dry_run: true as const,
+    request_type: result.requestType,
+    count: result.count,
+    targets: result.targets.map((t) => ({ enrollment_id: t.enrollmentId, device_id: t.deviceId, serial_number: t.serialNumber, tenant_id: t.tenantId, kind: t.kind })),
+    not_applicable: result.notApplicable,
+    unknown: result.unknown,
+    destructive: result.destructive,
+    confirmation_required: result.confirmationRequired,
+    owner_required: result.ownerRequired,
+    confirmation_token: result.confirmationToken,
+    expires_at: result.expiresAt.toISOString(),
+  }
+}
+
 export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
+  // Destructive commands to several devices are checked against the caller: its dry run's
+  // token, and where it is an owner (command-dispatch.ts).
+  async function callerOf(request: FastifyRequest, confirmationToken: string | undefined): Promise<DispatchCaller> {
+    const principal = request.principal
+    if (!principal) throw new OrchardError('unauthorized', 'not authenticated')
+    return { principalId: principal.id, ownerScope: await scopeForRoles(principal, ['owner'], deps.tenants), ...(confirmationToken !== undefined ? { confirmationToken } : {}) }
+  }
+
   // A stored command was audited with it; one no target could take is answered as a
   // success all the same (the targets say why), so it is audited here.
   async function auditIfUnstored(scope: AccessScope, result: DispatchResult): Promise<void> {
     if (!result.stored) await deps.commandAdmin.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
+  }
+
+  async function dryRun(scope: AccessScope, dispatchRequest: Parameters<CommandDispatcher['dryRun']>[1]) {
+    const result = await deps.dispatcher.dryRun(scope, dispatchRequest)
+    await deps.commandAdmin.recordDryRun(scope, result)
+    return dryRunJson(result)
   }
 
   return {
@@ -58,33 +93,39 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       }
       const targets: DispatchTargets = body.enrollment_ids !== undefined ? { enrollmentIds: body.enrollment_ids } : { filter: deviceFilterFrom(body.filter ?? {}) }
       const scope = accessOf(request)
-      const result = await deps.dispatcher.dispatch(scope, {
+      const dispatchRequest = {
         targets,
         command,
         ...(body.priority !== undefined ? { priority: body.priority } : {}),
         expiresAt: body.expires_at !== undefined ? new Date(body.expires_at) : null,
         push: body.push !== false,
-      })
+        caller: await callerOf(request, body.confirmation_token),
+      }
+      if (body.dry_run === true) return reply.code(200).send(await dryRun(scope, dispatchRequest))
+      const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
       await auditIfUnstored(scope, result)
       return reply.code(201).send(dispatchResultJson(result))
     },
 
     async enqueueRawCommand(request, reply) {
       const { ids } = request.params as { ids: string }
-      const query = request.query as { priority?: number; expires_at?: string; push?: boolean }
+      const query = request.query as { priority?: number; expires_at?: string; push?: boolean; dry_run?: boolean; confirmation_token?: string }
       const enrollmentIds = ids.split(',').map((id) => id.trim()).filter((id) => id !== '')
       if (enrollmentIds.length === 0) throw new OrchardError('validation_failed', 'name at least one enrollment ID in the path')
       if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
         throw new OrchardError('validation_failed', 'the body must be a command plist (Content-Type application/x-apple-plist)')
       }
       const scope = accessOf(request)
-      const result = await deps.dispatcher.dispatch(scope, {
+      const dispatchRequest = {
         targets: { enrollmentIds },
-        command: { kind: 'plist', payload: request.body },
+        command: { kind: 'plist' as const, payload: request.body },
         ...(query.priority !== undefined ? { priority: query.priority } : {}),
         expiresAt: query.expires_at !== undefined ? new Date(query.expires_at) : null,
         push: query.push !== false,
-      })
+        caller: await callerOf(request, query.confirmation_token),
+      }
+      if (query.dry_run === true) return reply.code(200).send(await dryRun(scope, dispatchRequest))
+      const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
       await auditIfUnstored(scope, result)
       return reply.code(200).send(dispatchResultJson(result))
     },

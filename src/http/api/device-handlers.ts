@@ -9,10 +9,12 @@ import { accessOf, type OperationHandlers } from './plugin.js'
 import { deviceJson, deviceSummaryJson, dispatchResultJson } from './views.js'
 import { eraseCommand } from '../../services/lifecycle-policy.js'
 import { eraseInput } from './lifecycle-handlers.js'
+import type { DeviceSecrets } from '../../services/device-secrets.js'
 
 export interface DeviceHandlerDeps {
   directory: DeviceDirectoryStore
   dispatcher: CommandDispatcher
+  secrets: Pick<DeviceSecrets, 'reveal' | 'unlockTokenFor'>
 }
 
 interface DeviceListQuery {
@@ -157,6 +159,19 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
         throw new OrchardError('validation_failed', 'the body must be the .mobileconfig file (Content-Type application/x-apple-aspen-config)')
       }
       return sendToDevice(request, reply, built('InstallProfile', { Payload: profile }))
+    },
+
+    async revealDeviceSecrets(request) {
+      const { device_id: deviceId } = request.params as { device_id: string }
+      const secrets = await deps.secrets.reveal(accessOf(request), deviceId)
+      return { device_id: deviceId, unlock_token: secrets.unlockToken?.toString('base64') ?? null, bootstrap_token: secrets.bootstrapToken?.toString('base64') ?? null }
+    },
+
+    async clearDevicePasscode(request, reply) {
+      const { device_id: deviceId } = request.params as { device_id: string }
+      const unlockToken = await deps.secrets.unlockTokenFor(accessOf(request), deviceId)
+      if (!unlockToken) throw new OrchardError('not_applicable', `device ${deviceId} has no escrowed UnlockToken (User Enrollment, Shared iPad, or enrolled without ORCHARD_SECRET_KEYS)`)
+      return sendToDevice(request, reply, built('ClearPasscode', { UnlockToken: unlockToken }))
     },
 
     async removeDeviceProfile(request, reply) {

@@ -127,5 +127,12 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
       const result = await deps.renewal.renewDevice(accessOf(request), id)
       return reply.code(201).send(dispatchResultJson(result))
     },
+
+    async allowDeviceReenrollment(request) {
+      const { device_id: id } = request.params as { device_id: string }
+      const body = request.body as { minutes: number; reason: string }
+      const until = await deps.renewal.allowReenrollment(accessOf(request), id, { minutes: body.minutes, reason: body.reason })
+      return { device_id: id, reenrollment_allowed_until: until.toISOString() }
+    },
   }
 }

@@ -67,8 +67,9 @@ export function lifecycleHandlers(deps: LifecycleHandlerDeps): OperationHandlers
     async updateDevice(request) {
       const deviceId = deviceIdOf(request.params)
       const scope = accessOf(request)
-      const { kind } = request.body as { kind: DeviceKind }
-      const outcome = await deps.lifecycle.setKind(scope, deviceId, kind)
+      const { kind, reason } = request.body as { kind: DeviceKind; reason?: string }
+      const centralOwner = request.principal?.grants.some((grant) => grant.tenantId === null && grant.role === 'owner') === true
+      const outcome = await deps.lifecycle.setKind(scope, deviceId, kind, { centralOwner, ...(reason !== undefined ? { reason } : {}) })
       request.log.info({ device_id: deviceId, kind, outcome }, 'device kind')
       const detail = await deps.directory.getDevice(scope, deviceId)
       if (!detail) throw new OrchardError('not_found', `no device ${deviceId}`)

@@ -6,11 +6,13 @@ import fastifySwaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { OrchardError } from '../../errors.js'
 import { describeGrants, scopeForRoles, type Principal, type TenantTree } from '../../services/access-control.js'
+import { storableText, unstorableFields } from '../../storable-text.js'
 import type { AccessScope, AuditActor, Role } from '../../storage/access-scope.js'
 import type { AuditStore } from '../../storage/audit-store.js'
 import { openapiDocument, openapiYaml } from '../generated/openapi-document.js'
+import { validationFailed } from '../problem.js'
 import { loadOperations, type ApiOperation } from './openapi.js'
-import { compileResponseValidator, fieldProblems, validatorCompiler } from './validation.js'
+import { compileResponseValidator, fieldProblems, unstorableParameters, validatorCompiler } from './validation.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -112,8 +114,9 @@ async function auditWrite(request: FastifyRequest, reply: FastifyReply, options:
     outcome: failed ? 'failure' : 'success',
     statusCode: reply.statusCode,
     targetType: target ? target[0].replace(/_id$|_uuid$/, '') : null,
-    targetId: target ? String(target[1]).slice(0, 300) : null,
-    deviceId: typeof params['device_id'] === 'string' ? params['device_id'] : null,
+    // A refused request's parameters may hold anything: the row records them storably.
+    targetId: target ? storableText(String(target[1]).slice(0, 300)) : null,
+    deviceId: typeof params['device_id'] === 'string' ? storableText(params['device_id'].slice(0, 300)) : null,
     details: failed ? null : { outside_transaction: true, expected: config.auditOutsideTransaction === true },
   })
   if (actor) actor.recorded = true
@@ -130,6 +133,12 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   app.setValidatorCompiler(validatorCompiler)
   app.addContentTypeParser(rawContentTypes, { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   app.addHook('onRequest', async (request) => authenticateRequest(request, options))
+  // Decoded input that no column can hold (NUL, unpaired surrogates) is the caller's error,
+  // found here once for every operation rather than by the database (raw bodies: the plist decoder).
+  app.addHook('preValidation', async (request) => {
+    const problems = [...unstorableParameters(request.params), ...unstorableParameters(request.query), ...(Buffer.isBuffer(request.body) ? [] : unstorableFields(request.body))]
+    if (problems.length > 0) throw validationFailed(problems)
+  })
   app.addHook('onSend', async (request, reply, payload) => {
     try {
       await auditWrite(request, reply, options)

@@ -5,6 +5,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js'
 import * as ajvFormats from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
+import { unstorableDetail } from '../../storable-text.js'
 import type { JsonSchema } from './openapi.js'
 
 export interface FieldProblem {
@@ -44,17 +45,51 @@ export function compileResponseValidator(schema: JsonSchema): ValidateFunction {
   return responseAjv.compile(schema)
 }
 
+/** A JSON pointer token (RFC 6901). */
+const pointerToken = (name: string) => name.replace(/~/g, '~0').replace(/\//g, '~1')
+
+/** decodeURIComponent, or the text as it is when it is not valid percent-encoding. */
+function decodeName(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
 /** Ajv errors as problem entries: a JSON pointer for body fields, the name for parameters. */
 export function fieldProblems(errors: readonly Partial<ErrorObject>[], part: string | undefined): FieldProblem[] {
   return errors.map((error) => {
     const params = (error.params ?? {}) as Record<string, unknown>
-    const child = typeof params['missingProperty'] === 'string' ? params['missingProperty'] : typeof params['additionalProperty'] === 'string' ? params['additionalProperty'] : undefined
-    const pointer = `${error.instancePath ?? ''}${child === undefined ? '' : `/${child.replace(/~/g, '~0').replace(/\//g, '~1')}`}`
-    const detail = typeof params['additionalProperty'] === 'string' ? 'is not a known field' : (error.message ?? 'is invalid')
+    // additionalProperties: false, or unevaluatedProperties: false where allOf composes a schema.
+    const unknownField = [params['additionalProperty'], params['unevaluatedProperty']].find((name): name is string => typeof name === 'string')
+    const child = typeof params['missingProperty'] === 'string' ? params['missingProperty'] : unknownField
+    const pointer = `${error.instancePath ?? ''}${child === undefined ? '' : `/${pointerToken(child)}`}`
+    const detail = unknownField !== undefined ? 'is not a known field' : (error.message ?? 'is invalid')
     if (part === 'querystring' || part === 'params') {
-      const name = decodeURIComponent(pointer.split('/')[1] ?? '').replace(/~1/g, '/').replace(/~0/g, '~')
-      return { parameter: name, detail: typeof params['additionalProperty'] === 'string' ? 'is not a known parameter' : detail }
+      const name = decodeName(pointer.split('/')[1] ?? '').replace(/~1/g, '/').replace(/~0/g, '~')
+      return { parameter: name, detail: unknownField !== undefined ? 'is not a known parameter' : detail }
     }
     return { pointer, detail }
   })
+}
+
+/** Path or query parameters (strings, or arrays of them) whose name or value no column can hold (see storable-text.ts). */
+export function unstorableParameters(parameters: unknown): FieldProblem[] {
+  if (typeof parameters !== 'object' || parameters === null) return []
+  const problems: FieldProblem[] = []
+  for (const [name, value] of Object.entries(parameters)) {
+    const nameDetail = unstorableDetail(name)
+    if (nameDetail !== undefined) {
+      problems.push({ parameter: name, detail: `(its name) ${nameDetail}` })
+      continue
+    }
+    for (const item of [value].flat()) {
+      const detail = typeof item === 'string' ? unstorableDetail(item) : undefined
+      if (detail === undefined) continue
+      problems.push({ parameter: name, detail })
+      break
+    }
+  }
+  return problems
 }

@@ -57,7 +57,13 @@ export function deviceJson(detail: DeviceDetail) {
     ...deviceSummaryJson(device),
     imei: device.imei,
     meid: device.meid,
-    identity: { certificate_sha256: device.identity_sha256, not_after: iso(device.identity_not_after), authenticated_at: iso(device.authenticated_at) },
+    identity: {
+      certificate_sha256: device.identity_sha256,
+      not_after: iso(device.identity_not_after),
+      authenticated_at: iso(device.authenticated_at),
+      reenrollment_allowed_until: iso(device.reenrollment_allowed_until),
+    },
+    escrow: { unlock_token: device.unlock_token_escrowed, bootstrap_token: device.bootstrap_token_escrowed },
     enrollments: detail.enrollments.map((e) => ({
       id: e.id,
       channel: e.channel,

@@ -181,6 +181,7 @@ const samples: Record<string, Sample | Sample[]> = {
   ],
   enqueueDeviceCommand: { request: () => ({ query: { push: false }, body: { request_type: 'ProfileList' } }) },
   lockDevice: { request: () => ({ body: { message: 'property test' } }) },
+  allowDeviceReenrollment: { request: () => ({ body: { minutes: 5, reason: 'property test' } }) },
   eraseDevice: { request: () => ({ body: {} }) },
   restartDevice: { request: () => ({ body: {} }) },
   installDeviceProfile: { request: () => ({ raw: { payload: mobileconfig(), contentType: 'application/x-apple-aspen-config' } }) },

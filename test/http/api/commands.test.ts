@@ -89,7 +89,10 @@ t.test('targets by filter; not-applicable targets are skipped and reported', asy
   const b = await mdm.enrolledDevice()
   const personal = await mdm.enrolledDevice({ userEnrollment: true })
   await mdm.newDevice() // never enrolled: never targeted by a filter
-  const erase = await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'EraseDevice' }, push: false } })
+  // An erase by filter takes two steps (destructive-commands.test.ts): the dry run first.
+  const dry = await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'EraseDevice' }, dry_run: true } })
+  t.match(dry.json, { count: 2, not_applicable: 1, unknown: 0 })
+  const erase = await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'EraseDevice' }, push: false, confirmation_token: dry.json.confirmation_token } })
   t.equal(erase.statusCode, 201)
   const byId = Object.fromEntries(erase.json.targets.map((x: { enrollment_id: string }) => [x.enrollment_id, x]))
   t.equal(Object.keys(byId).length, 3)

@@ -111,7 +111,9 @@ t.test('a personal device is never erased, located or put in Lost Mode, whatever
   t.equal((await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/locate`)).statusCode, 422)
   t.equal((await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/reinstall`)).statusCode, 422)
   const lost = await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/lost`, { body: { message: 'Lost?' } })
-  t.match(lost.json, { details: { lost_mode: false }, commands: [{ request_type: 'DeviceLock' }] }, 'a lock, never Lost Mode')
+  t.equal(lost.statusCode, 422, 'never reported lost: no Lost Mode, no location, no lock as lost')
+  t.equal(lost.json.reason, 'not_for_personal_device')
+  t.equal((await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/lock`, { body: { message: 'Locked by IT at your request' } })).statusCode, 201, 'a plain lock is allowed (Apple allows DeviceLock)')
 
   const toWork = await api('PATCH', `/api/v1/devices/${encodeURIComponent(userEnrollment.udid)}`, { body: { kind: 'work' } })
   t.equal(toWork.statusCode, 400, 'a User Enrollment stays personal')
@@ -230,4 +232,38 @@ t.test('selective wipe also removes what blueprints installed when the device\'s
   const wipe = await api('POST', `/api/v1/devices/${encodeURIComponent(device.udid)}/wipe`, { body: {} })
   t.equal(wipe.statusCode, 201)
   t.same(wipe.json.commands.map((c: { request_type: string; item: string }) => `${c.request_type} ${c.item}`), ['RemoveApplication com.council.mail', 'RemoveProfile council.vpn', 'RemoveProfile orchard.enrollment'], 'no ProfileList yet: the MDM profile is known by its identifier')
+})
+
+t.test('a personal device becomes erasable only through a central owner with a reason', async (t) => {
+  const mdm = await setupMdm(t)
+  const api = apiClient(mdm.app)
+  t.equal((await api('POST', '/api/v1/tenants', { body: { id: 'council', name: 'Council' } })).statusCode, 201)
+  const key = async (role: string, tenantId: string | null) => (await api('POST', '/api/v1/api-keys', { body: { name: `${role} ${tenantId}`, role, tenant_id: tenantId } })).json.key as string
+  const tenantAdmin = await key('admin', 'council')
+  const centralAdmin = await key('admin', null)
+  const device = await mdm.enrolledDevice()
+  await mdm.database.db.updateTable('devices').set({ tenant_id: 'council', kind: 'personal' }).where('id', '=', device.udid).execute()
+
+  // The careless (or hostile) admin's path: make it a work phone, then erase it.
+  for (const [who, k] of [['tenant admin', tenantAdmin], ['central admin', centralAdmin]] as const) {
+    const patched = await api('PATCH', `/api/v1/devices/${device.udid}`, { key: k, body: { kind: 'work', reason: 'leaver' } })
+    t.equal(patched.statusCode, 403, `${who}: refused`)
+    t.match(patched.json.detail, /only an owner in central IT/)
+  }
+  t.equal((await api('POST', `/api/v1/devices/${device.udid}/erase`, { key: tenantAdmin, body: {} })).statusCode, 422, 'so the erase stays refused')
+  const noReason = await api('PATCH', `/api/v1/devices/${device.udid}`, { body: { kind: 'work' } })
+  t.equal(noReason.statusCode, 400, 'a central owner must give a reason')
+  t.same(noReason.json.errors.map((e: { pointer: string }) => e.pointer), ['/reason'])
+  t.equal((await api('GET', `/api/v1/devices/${device.udid}`)).json.kind, 'personal', 'nothing changed')
+
+  const changed = await api('PATCH', `/api/v1/devices/${device.udid}`, { body: { kind: 'work', reason: 'the employee sold the phone to the council' } })
+  t.equal(changed.statusCode, 200)
+  t.equal(changed.json.kind, 'work')
+  const history = (await api('GET', `/api/v1/devices/${device.udid}/lifecycle`)).json.items
+  t.match(history[0], { action: 'kind_changed', details: { from: 'personal', to: 'work', reason: 'the employee sold the phone to the council' } })
+  const audit = (await api('GET', `/api/v1/audit-events?device_id=${device.udid}&action=updateDevice`)).json.items
+  t.equal(audit.filter((e: { outcome: string }) => e.outcome === 'failure').length, 3, 'each refusal is audited')
+  t.equal(audit.filter((e: { outcome: string }) => e.outcome === 'success').length, 1)
+  // Back to personal needs no special role.
+  t.equal((await api('PATCH', `/api/v1/devices/${device.udid}`, { key: tenantAdmin, body: { kind: 'personal' } })).statusCode, 200)
 })
