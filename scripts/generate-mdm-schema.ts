@@ -1,11 +1,12 @@
-// Generates src/mdm/generated/*.ts from Apple's schema digest in ../shared/apple-schema.
-// Run `npm run generate` after the digest changes; test/mdm/generated.test.ts fails when
-// the checked-in files are stale. The server never reads ../shared at run time.
+// Generates src/mdm/generated/*.ts from Apple's schema digest in schema/apple/ (a copy kept
+// in the repository, see its README). Run `npm run generate` after the digest changes;
+// test/mdm/generated.test.ts fails when the checked-in files are stale. The server never
+// reads schema/ at run time.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
-const schemaDir = process.env['APPLE_SCHEMA_DIR'] ?? `${root}../shared/apple-schema`
+const schemaDir = process.env['APPLE_SCHEMA_DIR'] ?? `${root}schema/apple`
 
 interface CheckinKey {
   type: string

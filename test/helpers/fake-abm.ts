@@ -1,6 +1,6 @@
 // A fake Apple Automated Device Enrollment (ABM/ASM "DEP") server for tests: plain HTTP on
-// loopback, speaking the wire protocol of https://mdmenrollment.apple.com as described in
-// /work/shared/apple-protocol.md §7 (OAuth 1.0a HMAC-SHA1 on GET /session, X-ADM-Auth-Session
+// loopback, speaking the wire protocol of https://mdmenrollment.apple.com as Apple documents it
+// (https://developer.apple.com/documentation/devicemanagement/device-assignment) (OAuth 1.0a HMAC-SHA1 on GET /session, X-ADM-Auth-Session
 // on everything else, plain-string error bodies like Apple's). Deterministic: no timers; the
 // clock is injectable and cursors carry their issue time.
 //
