@@ -3,7 +3,7 @@
 // device secrets sealed at rest (the UnlockToken of TokenUpdate, the BootstrapToken).
 // The clear columns stay only until start-up has sealed what they hold: a migration has no
 // master key (ORCHARD_SECRET_KEYS), so the server seals them once it has opened its keys
-// (src/storage/device-secret-store.ts, sealClearDeviceSecrets) and empties them.
+// (src/device/device-secrets.ts, sealClearSecrets) and empties them.
 import { sql, type Kysely } from 'kysely'
 
 export async function up(db: Kysely<any>): Promise<void> {

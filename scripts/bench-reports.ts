@@ -3,8 +3,8 @@
 // re-enrolled once, some moved between tenants), on PGlite or PostgreSQL.
 // Run: npx tsx scripts/bench-reports.ts [--backend postgres|pglite] [--devices 10000]
 import { sql } from 'kysely'
-import { fullAccess, tenantsAccess } from '../src/storage/access-scope.js'
-import { createReportStore } from '../src/storage/report-store.js'
+import { fullAccess, tenantsAccess } from '../src/model/access.js'
+import { createReportStore } from '../src/tenancy/report-store.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')

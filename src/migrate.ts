@@ -1,8 +1,8 @@
 // `npm run migrate`: apply pending migrations and exit (the server also does this at start).
 import { ConfigError, HelpRequested, loadConfig } from './config.js'
 import { createLogger } from './logger.js'
-import { openDatabase } from './storage/database.js'
-import { migrateToLatest } from './storage/migrations.js'
+import { openDatabase } from './db/database.js'
+import { migrateToLatest } from './db/migrations.js'
 
 try {
   const config = loadConfig(process.env, process.argv.slice(2))

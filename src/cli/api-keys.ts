@@ -8,11 +8,11 @@ import { pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import { ConfigError, loadConfig } from '../config.js'
 import { OrchardError } from '../errors.js'
-import { createApiKeyService, type ApiKeyService, type ApiKeyView } from '../services/api-key-service.js'
-import { createApiKeyStore } from '../storage/api-key-store.js'
-import { openDatabase, type DatabaseHandle } from '../storage/database.js'
-import { migrateToLatest } from '../storage/migrations.js'
-import { fullAccess, type Role } from '../storage/access-scope.js'
+import { createApiKeyService, type ApiKeyService, type ApiKeyView } from '../access/api-key-service.js'
+import { createApiKeyStore } from '../access/api-key-store.js'
+import { openDatabase, type DatabaseHandle } from '../db/database.js'
+import { migrateToLatest } from '../db/migrations.js'
+import { fullAccess, type Role } from '../model/access.js'
 
 export interface CliOutput {
   write(text: string): unknown

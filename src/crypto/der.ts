@@ -204,14 +204,6 @@ export function integerBytes(element: DerElement, what: string): Buffer {
   return element.value
 }
 
-/** A small non-negative INTEGER (versions). */
-export function decodeSmallInteger(element: DerElement, what: string): number {
-  const bytes = integerBytes(element, what)
-  if (bytes.length > 4 || (bytes[0]! & 0x80) !== 0) throw new DerError(`${what}: INTEGER out of range`)
-  let value = 0
-  for (const byte of bytes) value = value * 256 + byte
-  return value
-}
 
 /** OCTET STRING content (primitive only: DER). */
 export function octetString(element: DerElement, what: string): Buffer {

@@ -4,7 +4,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { ErrorObject } from 'ajv'
 import { errorCodes, OrchardError, type ErrorCode } from '../errors.js'
-import { fieldProblems, type FieldProblem } from './api/validation.js'
+import { fieldProblems, type FieldProblem } from './validation.js'
 
 export const problemContentType = 'application/problem+json'
 

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { apiKeysUsage, runApiKeysCli } from '../../src/cli/api-keys.js'
-import { createApiKeyService, splitApiKey } from '../../src/services/api-key-service.js'
-import { createApiKeyStore } from '../../src/storage/api-key-store.js'
-import { openPgliteDatabase, type DatabaseHandle } from '../../src/storage/database.js'
+import { createApiKeyService, splitApiKey } from '../../src/access/api-key-service.js'
+import { createApiKeyStore } from '../../src/access/api-key-store.js'
+import { openPgliteDatabase, type DatabaseHandle } from '../../src/db/database.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 
 // Not helpers/app.js's testLogger: these tests need no app (nor its imports).

@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { loadConfig } from '../../src/config.js'
 import { createOrchard, type Orchard } from '../../src/main.js'
-import type { Metrics } from '../../src/metrics.js'
-import type { DatabaseHandle } from '../../src/storage/database.js'
+import type { Metrics } from '../../src/ops/metrics.js'
+import type { DatabaseHandle } from '../../src/db/database.js'
 
 /** Tests log nothing unless ORCHARD_TEST_LOG_LEVEL asks for it. */
 export function testLogger(): Logger {

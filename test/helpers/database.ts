@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
-import { databaseFromPglite, openPostgresDatabase, pgliteTypeOptions, type DatabaseHandle } from '../../src/storage/database.js'
-import { migrateToLatest } from '../../src/storage/migrations.js'
+import { databaseFromPglite, openPostgresDatabase, pgliteTypeOptions, type DatabaseHandle } from '../../src/db/database.js'
+import { migrateToLatest } from '../../src/db/migrations.js'
 
 export type TestBackend = 'pglite' | 'postgres'
 

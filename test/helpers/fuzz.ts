@@ -1,4 +1,4 @@
-// Building blocks of the fuzz tests (test/http/api/api-fuzz.test.ts, test/http/mdm-fuzz.test.ts):
+// Building blocks of the fuzz tests (test/http/api-fuzz.test.ts, test/device/device-fuzz.test.ts):
 // hostile strings and values, and in-place mutations of plist and JSON trees. Everything draws
 // from a seeded PRNG (./random.ts), so a run can be repeated exactly.
 import type { PlistDict, PlistValue } from '../../src/mdm/plist.js'

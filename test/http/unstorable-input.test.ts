@@ -1,7 +1,7 @@
 // Input no column can hold (U+0000, unpaired surrogates) and tampered pagination cursors are
 // the caller's error, answered where the input is decoded: 400 naming the parameter, the body
 // field or the plist key path, never a 500 from the database (issue 17; the fuzz tests
-// test/http/api/api-fuzz.test.ts and test/http/mdm-fuzz.test.ts look for more).
+// test/http/api-fuzz.test.ts and test/device/device-fuzz.test.ts look for more).
 import t from 'tap'
 import { encodePlist, type PlistDict } from '../../src/mdm/plist.js'
 import { apiClient } from '../helpers/api.js'

@@ -1,0 +1,104 @@
+// Inventory parsed from query responses (the raw reports stay in command_targets).
+import { sql, type Kysely } from 'kysely'
+import type { InventoryUpdate } from '../mdm/inventory.js'
+import { preparedStatement } from '../db/database.js'
+import type { Database } from '../db/schema.js'
+
+export interface InventoryStore {
+  /** Applies one query response's inventory to the device (device information, security) or channel (lists). */
+  applyInventory(deviceId: string, enrollmentId: string, update: InventoryUpdate): Promise<void>
+}
+
+export function createInventoryStore(db: Kysely<Database>): InventoryStore {
+  return {
+    async applyInventory(deviceId, enrollmentId, update) {
+      switch (update.kind) {
+        case 'device_information': {
+          const f = update.facts
+          // Only the device channel's answer describes the device (a user channel's is about the user).
+          if (deviceId !== enrollmentId) return
+          await sql`
+            update devices set
+              device_name = coalesce(${f.deviceName ?? null}, device_name),
+              os_version = coalesce(${f.osVersion ?? null}, os_version),
+              build_version = coalesce(${f.buildVersion ?? null}, build_version),
+              model = coalesce(${f.model ?? null}, model),
+              model_name = coalesce(${f.modelName ?? null}, model_name),
+              product_name = coalesce(${f.productName ?? null}, product_name),
+              serial_number = coalesce(${f.serialNumber ?? null}, serial_number),
+              imei = coalesce(${f.imei ?? null}, imei),
+              meid = coalesce(${f.meid ?? null}, meid),
+              is_supervised = coalesce(${f.isSupervised ?? null}::boolean, is_supervised),
+              device_information = coalesce(device_information, '{}'::jsonb) || ${JSON.stringify(f.all)}::text::jsonb,
+              device_information_at = now(),
+              updated_at = now()
+            where id = ${deviceId}`.execute(db)
+          return
+        }
+        case 'security_info':
+          if (deviceId !== enrollmentId) return
+          await db
+            .updateTable('devices')
+            .set({ security_info: JSON.stringify(update.info), security_info_at: sql`now()`, updated_at: sql`now()` })
+            .where('id', '=', deviceId)
+            .execute()
+          return
+        case 'applications':
+          // One statement per list: upsert what the device reported, delete what it no longer has.
+          await sql`${sql.raw(preparedStatement)}
+            with incoming as (
+              select * from jsonb_to_recordset(${JSON.stringify(dedupe(update.applications, (a) => a.identifier))}::text::jsonb)
+                as x(identifier text, name text, version text, "shortVersion" text, "bundleSize" bigint, "isManaged" boolean, attributes jsonb)
+            ),
+            upserted as (
+              insert into installed_applications (enrollment_id, identifier, name, version, short_version, bundle_size, is_managed, attributes)
+              select ${enrollmentId}::text, identifier, name, version, "shortVersion", "bundleSize", "isManaged", attributes from incoming
+              on conflict (enrollment_id, identifier) do update set name = excluded.name, version = excluded.version,
+                short_version = excluded.short_version, bundle_size = excluded.bundle_size, is_managed = excluded.is_managed,
+                attributes = excluded.attributes, updated_at = now()
+            )
+            delete from installed_applications
+            where enrollment_id = ${enrollmentId}::text and identifier not in (select identifier from incoming)`.execute(db)
+          return
+        case 'profiles':
+          await sql`${sql.raw(preparedStatement)}
+            with incoming as (
+              select * from jsonb_to_recordset(${JSON.stringify(dedupe(update.profiles, (p) => p.identifier))}::text::jsonb)
+                as x(identifier text, uuid text, "displayName" text, "isManaged" boolean, attributes jsonb)
+            ),
+            upserted as (
+              insert into installed_profiles (enrollment_id, identifier, uuid, display_name, is_managed, attributes)
+              select ${enrollmentId}::text, identifier, uuid, "displayName", "isManaged", attributes from incoming
+              on conflict (enrollment_id, identifier) do update set uuid = excluded.uuid, display_name = excluded.display_name,
+                is_managed = excluded.is_managed, attributes = excluded.attributes, updated_at = now()
+            )
+            delete from installed_profiles
+            where enrollment_id = ${enrollmentId}::text and identifier not in (select identifier from incoming)`.execute(db)
+          return
+        case 'certificates': {
+          const certificates = dedupe(update.certificates, (c) => c.sha256).map((c) => ({ ...c, data: c.data.toString('base64') }))
+          await sql`${sql.raw(preparedStatement)}
+            with incoming as (
+              select * from jsonb_to_recordset(${JSON.stringify(certificates)}::text::jsonb)
+                as x(sha256 text, "commonName" text, "isIdentity" boolean, data text)
+            ),
+            upserted as (
+              insert into installed_certificates (enrollment_id, sha256, common_name, is_identity, data)
+              select ${enrollmentId}::text, sha256, "commonName", "isIdentity", decode(data, 'base64') from incoming
+              on conflict (enrollment_id, sha256) do update set common_name = excluded.common_name,
+                is_identity = excluded.is_identity, updated_at = now()
+            )
+            delete from installed_certificates
+            where enrollment_id = ${enrollmentId}::text and sha256 not in (select sha256 from incoming)`.execute(db)
+          return
+        }
+      }
+    },
+  }
+}
+
+function dedupe<T>(items: T[], key: (item: T) => string): T[] {
+  const seen = new Map<string, T>()
+  for (const item of items) seen.set(key(item), item)
+  return [...seen.values()]
+}

@@ -1,0 +1,265 @@
+// The command queue: commands stored once, one command_targets row per target enrollment
+// holding its delivery state and result.
+import type { AccessScope } from '../model/access.js'
+import { recordAdminWrite } from '../tenancy/audit-store.js'
+import { sql, type Kysely } from 'kysely'
+import { preparedStatement } from '../db/database.js'
+import type { Database } from '../db/schema.js'
+import { isUniqueViolation } from '../db/pg-errors.js'
+
+export interface NewCommand {
+  uuid: string
+  requestType: string
+  payload: Buffer
+  priority: number
+  expiresAt: Date | null
+  /** The tenant all its targets belong to; null when central IT or several tenants. */
+  tenantId?: string | null
+}
+
+export type TargetOutcome = 'queued' | 'unknown_enrollment' | 'enrollment_disabled'
+
+export type InsertCommandOutcome =
+  | { ok: true; stored: boolean; targets: Array<{ enrollmentId: string; outcome: TargetOutcome }> }
+  | { ok: false; reason: 'duplicate_uuid' }
+
+export interface NextCommand {
+  uuid: string
+  requestType: string
+  payload: Buffer
+}
+
+export type ResultOutcome =
+  | { recorded: true; requestType: string; notNowCount: number }
+  /** Already answered (a repeated report), cancelled or expired meanwhile, or never sent here. */
+  | { recorded: false; reason: 'already_answered' | 'unknown_command' }
+
+export interface ReportInput {
+  enrollmentId: string
+  deviceId: string
+  certificateSha256: string
+  status: 'Idle' | 'Acknowledged' | 'Error' | 'CommandFormatError' | 'NotNow'
+  /** Absent on Idle. */
+  commandUuid?: string
+  raw: Buffer
+  errorChain?: unknown
+}
+
+export type ReportOutcome =
+  | { accepted: false; reason: 'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch' }
+  | { accepted: true; result?: ResultOutcome; expired: number; next?: NextCommand }
+
+export interface CommandQueueStore {
+  /** Stores the command once and queues it for each enabled target, in one transaction. */
+  /** `scope` carries the admin who queued it, audited in the same transaction. */
+  insertCommand(command: NewCommand, targets: readonly string[], scope?: AccessScope): Promise<InsertCommandOutcome>
+  /**
+   * A device's report, in one round trip: the channel must be enabled and its device bound
+   * to this certificate; a result is recorded (NotNow keeps the command queued); Idle
+   * expires overdue commands; and the next command (highest priority, then oldest) is
+   * marked delivered and returned.
+   */
+  processReport(report: ReportInput): Promise<ReportOutcome>
+}
+
+export interface CommandQueueStoreOptions {
+  /** When a device with queued commands is pushed again if it has not connected (see push-store). */
+  repushAfterSeconds: number
+}
+
+export function createCommandQueueStore(db: Kysely<Database>, options: CommandQueueStoreOptions): CommandQueueStore {
+  // The rare refusal path explains itself with a second look.
+  async function explainRefusal(report: ReportInput): Promise<'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch'> {
+    const row = await db
+      .selectFrom('enrollments as e')
+      .innerJoin('devices as d', 'd.id', 'e.device_id')
+      .select(['e.enabled', 'e.device_id', 'd.identity_sha256'])
+      .where('e.id', '=', report.enrollmentId)
+      .executeTakeFirst()
+    if (!row || row.device_id !== report.deviceId) return 'unknown_enrollment'
+    if (row.identity_sha256 !== report.certificateSha256) return 'identity_mismatch'
+    return 'enrollment_disabled'
+  }
+
+  async function commandTargetExists(enrollmentId: string, commandUuid: string): Promise<boolean> {
+    const row = await db
+      .selectFrom('command_targets')
+      .select('status')
+      .where('enrollment_id', '=', enrollmentId)
+      .where('command_uuid', '=', commandUuid)
+      .executeTakeFirst()
+    return row !== undefined
+  }
+
+  return {
+    async insertCommand(command, targets, scope) {
+      const unique = [...new Set(targets)]
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const known = unique.length
+            ? await trx.selectFrom('enrollments').select(['id', 'enabled']).where('id', 'in', unique).execute()
+            : []
+          const enabled = new Map(known.map((row) => [row.id, row.enabled]))
+          const queued = unique.filter((id) => enabled.get(id) === true)
+          const targetOutcomes = unique.map((enrollmentId) => ({
+            enrollmentId,
+            outcome: (!enabled.has(enrollmentId) ? 'unknown_enrollment' : enabled.get(enrollmentId) ? 'queued' : 'enrollment_disabled') as TargetOutcome,
+          }))
+          // A command no target can receive is not stored.
+          if (queued.length === 0) return { ok: true as const, stored: false, targets: targetOutcomes }
+
+          const inserted = await trx
+            .insertInto('commands')
+            .values({
+              uuid: command.uuid,
+              request_type: command.requestType,
+              payload: command.payload,
+              priority: command.priority,
+              expires_at: command.expiresAt,
+              tenant_id: command.tenantId ?? null,
+            })
+            .onConflict((oc) => oc.column('uuid').doNothing())
+            .returning('uuid')
+            .executeTakeFirst()
+          if (!inserted) return { ok: false as const, reason: 'duplicate_uuid' as const }
+          // A device that does not answer the push is pushed again after the re-push interval.
+          await trx
+            .updateTable('enrollments')
+            .set({ next_repush_at: sql`least(coalesce(next_repush_at, 'infinity'::timestamptz), now() + make_interval(secs => ${options.repushAfterSeconds}::int))` })
+            .where('id', 'in', queued)
+            .execute()
+          for (let i = 0; i < queued.length; i += 1000) {
+            await trx
+              .insertInto('command_targets')
+              .values(
+                queued.slice(i, i + 1000).map((enrollmentId) => ({
+                  enrollment_id: enrollmentId,
+                  command_uuid: command.uuid,
+                  priority: command.priority,
+                  expires_at: command.expiresAt,
+                })),
+              )
+              .execute()
+          }
+          if (scope) {
+            await recordAdminWrite(trx, scope, {
+              type: 'command',
+              id: command.uuid,
+              tenantId: command.tenantId ?? null,
+              deviceId: queued.length === 1 ? queued[0]! : null,
+              details: { request_type: command.requestType, queued: queued.length },
+            })
+          }
+          return { ok: true as const, stored: true, targets: targetOutcomes }
+        })
+      } catch (error) {
+        // Two callers inserting the same CommandUUID at once: the loser sees a unique violation.
+        if (isUniqueViolation(error)) return { ok: false, reason: 'duplicate_uuid' }
+        throw error
+      }
+    },
+
+    async processReport(report) {
+      const isIdle = report.status === 'Idle'
+      const notNow = report.status === 'NotNow'
+      // One statement, one round trip: check the channel (enabled, bound to this
+      // certificate) and touch it, record the result, expire overdue commands on Idle, and
+      // take the next command (served by command_targets_next_idx) marking it delivered.
+      // All parts see the snapshot from before the statement, so the command answered
+      // now is excluded from "next" by its UUID.
+      const { rows } = await sql<{
+        gate_ok: number
+        recorded_type: string | null
+        not_now_count: number | null
+        expired: number
+        next_uuid: string | null
+        next_type: string | null
+        next_payload: Buffer | null
+      }>`${sql.raw(preparedStatement)}
+        with gate as (
+          update enrollments e
+          set last_seen_at = now(),
+              -- It answered: the re-push backoff starts over.
+              repush_count = 0,
+              next_repush_at = now() + make_interval(secs => ${options.repushAfterSeconds}::int),
+              not_now_this_session = case ${report.status}::text when 'Idle' then false when 'NotNow' then true else e.not_now_this_session end
+          from devices d
+          where e.id = ${report.enrollmentId} and e.device_id = ${report.deviceId} and e.enabled
+            and d.id = e.device_id and d.identity_sha256 = ${report.certificateSha256}
+          returning e.not_now_this_session
+        ),
+        recorded as (
+          update command_targets t
+          set status = ${report.status}::text,
+              not_now_count = t.not_now_count + ${notNow ? 1 : 0}::int,
+              last_not_now_at = case when ${notNow}::boolean then now() else t.last_not_now_at end,
+              result_at = case when ${notNow}::boolean then t.result_at else now() end,
+              result_raw = ${isIdle ? null : report.raw}::bytea,
+              error_chain = ${report.errorChain === undefined ? null : JSON.stringify(report.errorChain)}::text::jsonb,
+              updated_at = now()
+          from commands c
+          where not ${isIdle}::boolean and exists (select 1 from gate)
+            and t.enrollment_id = ${report.enrollmentId} and t.command_uuid = ${report.commandUuid ?? null}::text
+            and t.status in ('Pending', 'NotNow') and c.uuid = t.command_uuid
+          returning c.request_type, t.not_now_count
+        ),
+        expired as (
+          -- Undelivered or refused (NotNow) ones only: a command the device fetched and may
+          -- be running (delivered, no answer yet) is not expired under it.
+          update command_targets
+          set status = 'Expired', updated_at = now()
+          where ${isIdle}::boolean and exists (select 1 from gate) and enrollment_id = ${report.enrollmentId}
+            and status in ('Pending', 'NotNow') and expires_at <= now()
+            and (status = 'NotNow' or first_delivered_at is null)
+          returning command_uuid
+        ),
+        head as (
+          select enrollment_id, command_uuid from command_targets
+          where exists (select 1 from gate) and enrollment_id = ${report.enrollmentId}
+            and status in ('Pending', 'NotNow')
+            and command_uuid is distinct from ${report.commandUuid ?? null}::text
+            -- After a NotNow, until the next Idle: only commands never answered.
+            and (status = 'Pending' or not (select not_now_this_session from gate))
+            and (expires_at is null or expires_at > now() or (status = 'Pending' and first_delivered_at is not null))
+          order by priority desc, seq
+          limit 1
+          -- An operator cancelling this row right now holds its lock: take the next one
+          -- rather than wait, and never hand out a row the cancel is about to commit.
+          for update skip locked
+        ),
+        delivered as (
+          update command_targets t
+          set delivery_count = t.delivery_count + 1,
+              first_delivered_at = coalesce(t.first_delivered_at, now()),
+              last_delivered_at = now(),
+              updated_at = now()
+          from head
+          where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid
+            and t.status in ('Pending', 'NotNow')
+          returning t.command_uuid
+        )
+        select (select count(*) from gate)::int as gate_ok,
+               (select request_type from recorded) as recorded_type,
+               (select not_now_count from recorded) as not_now_count,
+               (select count(*) from expired)::int as expired,
+               c.uuid as next_uuid, c.request_type as next_type, c.payload as next_payload
+        from (select 1) as one
+        left join delivered on true
+        left join commands c on c.uuid = delivered.command_uuid`.execute(db)
+      const row = rows[0]!
+      if (row.gate_ok === 0) return { accepted: false, reason: await explainRefusal(report) }
+      let result: ResultOutcome | undefined
+      if (!isIdle) {
+        result = row.recorded_type !== null
+          ? { recorded: true, requestType: row.recorded_type, notNowCount: row.not_now_count ?? 0 }
+          : { recorded: false, reason: (await commandTargetExists(report.enrollmentId, report.commandUuid!)) ? 'already_answered' : 'unknown_command' }
+      }
+      return {
+        accepted: true,
+        result,
+        expired: row.expired,
+        next: row.next_uuid !== null ? { uuid: row.next_uuid, requestType: row.next_type!, payload: row.next_payload! } : undefined,
+      }
+    },
+  }
+}

@@ -1,0 +1,205 @@
+// Admin API: tenants, moving devices between them, the audit log and the reports.
+import type { FastifyReply } from 'fastify'
+import { OrchardError } from '../errors.js'
+import type { TenantTree } from '../access/access-control.js'
+import { toCsv, type TenantReports } from './tenant-reports.js'
+import { tenantForNewRow } from '../model/access.js'
+import type { AuditEventRow, AuditFilter, AuditStore } from './audit-store.js'
+import type { TenantRow, TenantStore } from './tenant-store.js'
+import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import { iso } from '../http/views.js'
+
+export interface TenantHandlerDeps {
+  tenants: TenantStore
+  tree: TenantTree
+  audit: Pick<AuditStore, 'listEvents'>
+  reports: TenantReports
+  now?: () => Date
+}
+
+function tenantJson(row: TenantRow) {
+  return { id: row.id, name: row.name, parent_id: row.parent_id, created_at: iso(row.created_at)!, updated_at: iso(row.updated_at)! }
+}
+
+function auditEventJson(row: AuditEventRow) {
+  return {
+    id: String(row.id),
+    at: iso(row.at)!,
+    category: row.category,
+    tenant_id: row.tenant_id,
+    principal: row.principal_id === null ? null : { id: row.principal_id, name: row.principal_name ?? '', source: row.principal_source ?? 'database' },
+    action: row.action,
+    target_type: row.target_type,
+    target_id: row.target_id,
+    device_id: row.device_id,
+    request_id: row.request_id,
+    outcome: row.outcome,
+    status_code: row.status_code,
+    details: (row.details ?? null) as Record<string, unknown> | null,
+  }
+}
+
+function tenantProblem(pointer: string, detail: string): OrchardError {
+  return new OrchardError('validation_failed', `${pointer.slice(1)}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
+}
+
+function sendCsv(reply: FastifyReply, name: string, csv: string) {
+  return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(csv)
+}
+
+export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
+  const now = deps.now ?? (() => new Date())
+  return {
+    async listTenants(request) {
+      return { items: (await deps.tenants.listTenants(accessOf(request))).map(tenantJson) }
+    },
+    async createTenant(request, reply) {
+      const body = request.body as { id: string; name: string; parent_id?: string | null }
+      const outcome = await deps.tenants.createTenant(accessOf(request), { id: body.id, name: body.name, parentId: body.parent_id ?? null })
+      if (!outcome.ok) {
+        switch (outcome.reason) {
+          case 'exists':
+            throw new OrchardError('conflict', `a tenant ${body.id} exists already`)
+          case 'name_taken':
+            throw new OrchardError('conflict', `another tenant is called ${body.name}`)
+          case 'parent_not_found':
+            throw tenantProblem('/parent_id', `no tenant ${body.parent_id}`)
+          case 'parent_is_nested':
+            throw tenantProblem('/parent_id', `${body.parent_id} is itself a department: tenants nest one level`)
+        }
+      }
+      deps.tree.invalidate()
+      request.log.info({ tenant_id: outcome.tenant.id, parent_id: outcome.tenant.parent_id }, 'tenant created')
+      return reply.code(201).send(tenantJson(outcome.tenant))
+    },
+    async getTenant(request) {
+      const { tenant_id: id } = request.params as { tenant_id: string }
+      const tenant = await deps.tenants.getTenant(accessOf(request), id)
+      if (!tenant) throw new OrchardError('not_found', `no tenant ${id}`)
+      return tenantJson(tenant)
+    },
+    async updateTenant(request) {
+      const { tenant_id: id } = request.params as { tenant_id: string }
+      const { name } = request.body as { name: string }
+      const outcome = await deps.tenants.renameTenant(accessOf(request), id, name)
+      if (outcome === 'name_taken') throw new OrchardError('conflict', `another tenant is called ${name}`)
+      if (!outcome) throw new OrchardError('not_found', `no tenant ${id}`)
+      return tenantJson(outcome)
+    },
+    async deleteTenant(request, reply) {
+      const { tenant_id: id } = request.params as { tenant_id: string }
+      const outcome = await deps.tenants.deleteTenant(accessOf(request), id)
+      if (outcome === 'not_found') throw new OrchardError('not_found', `no tenant ${id}`)
+      if (outcome === 'in_use') throw new OrchardError('conflict', `tenant ${id} still has devices, enrollment links, commands, ABM/ASM tokens, push certificates, API keys or departments`)
+      deps.tree.invalidate()
+      request.log.info({ tenant_id: id }, 'tenant deleted')
+      return reply.code(204).send()
+    },
+
+    async moveDevices(request) {
+      const body = request.body as { device_ids: string[]; tenant_id: string | null }
+      const scope = accessOf(request)
+      // The destination must be one of the caller's tenants (central IT only for central callers).
+      const tenantId = tenantForNewRow(scope, body.tenant_id)
+      const outcome = await deps.tenants.moveDevices(scope, body.device_ids, tenantId, now())
+      if (!outcome.ok) throw tenantProblem('/tenant_id', `no tenant ${tenantId}`)
+      request.log.info({ tenant_id: tenantId, moved: outcome.moved.length, unchanged: outcome.unchanged.length, not_found: outcome.notFound.length }, 'devices moved')
+      return { tenant_id: tenantId, moved: outcome.moved, unchanged: outcome.unchanged, not_found: outcome.notFound }
+    },
+
+    async listAuditEvents(request) {
+      const query = request.query as {
+        tenant_id?: string
+        device_id?: string
+        principal_id?: string
+        action?: string
+        category?: 'admin' | 'device'
+        outcome?: 'success' | 'failure'
+        since?: string
+        until?: string
+        limit: number
+        cursor?: string
+      }
+      const filter: AuditFilter = {
+        ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
+        ...(query.device_id !== undefined ? { deviceId: query.device_id } : {}),
+        ...(query.principal_id !== undefined ? { principalId: query.principal_id } : {}),
+        ...(query.action !== undefined ? { action: query.action } : {}),
+        ...(query.category !== undefined ? { category: query.category } : {}),
+        ...(query.outcome !== undefined ? { outcome: query.outcome } : {}),
+        ...(query.since !== undefined ? { since: new Date(query.since) } : {}),
+        ...(query.until !== undefined ? { until: new Date(query.until) } : {}),
+      }
+      const page = await deps.audit.listEvents(accessOf(request), filter, { limit: query.limit, ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) })
+      return { items: page.items.map(auditEventJson), next_cursor: page.nextCursor }
+    },
+
+    async getDeviceReport(request, reply) {
+      const query = request.query as { tenant_id?: string; format: 'json' | 'csv' }
+      const generatedAt = now()
+      const items = await deps.reports.deviceCounts(accessOf(request), query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}, generatedAt)
+      if (query.format === 'csv') {
+        const rows: Array<Array<string | number | null>> = []
+        for (const item of items) {
+          const base = [item.tenantId, item.tenantName]
+          rows.push([...base, 'total', null, item.total], [...base, 'enrolled', null, item.enrolled], [...base, 'unenrolled', null, item.unenrolled])
+          for (const [bucket, count] of Object.entries({ within_1d: item.lastSeen.within1d, within_7d: item.lastSeen.within7d, within_30d: item.lastSeen.within30d, older: item.lastSeen.older, never: item.lastSeen.never })) {
+            rows.push([...base, 'last_seen', bucket, count])
+          }
+          for (const entry of item.byKind) rows.push([...base, 'kind', entry.value, entry.count])
+          for (const entry of item.byModel) rows.push([...base, 'model', entry.value, entry.count])
+          for (const entry of item.byOsVersion) rows.push([...base, 'os_version', entry.value, entry.count])
+        }
+        return sendCsv(reply, `devices-${generatedAt.toISOString().slice(0, 10)}`, toCsv(['tenant_id', 'tenant_name', 'dimension', 'value', 'count'], rows))
+      }
+      return {
+        generated_at: generatedAt.toISOString(),
+        items: items.map((item) => ({
+          tenant_id: item.tenantId,
+          tenant_name: item.tenantName,
+          total: item.total,
+          enrolled: item.enrolled,
+          unenrolled: item.unenrolled,
+          last_seen: { within_1d: item.lastSeen.within1d, within_7d: item.lastSeen.within7d, within_30d: item.lastSeen.within30d, older: item.lastSeen.older, never: item.lastSeen.never },
+          by_kind: item.byKind,
+          by_model: item.byModel,
+          by_os_version: item.byOsVersion,
+        })),
+      }
+    },
+
+    async getDeviceDaysReport(request, reply) {
+      const query = request.query as { from: string; to: string; tenant_id?: string; per_device: boolean; format: 'json' | 'csv' }
+      const generatedAt = now()
+      const report = await deps.reports.deviceDays(accessOf(request), { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) }, generatedAt)
+      if (query.format === 'csv') {
+        const name = `device-days-${query.from}-${query.to}`
+        if (query.per_device) {
+          const rows = report.devices.map((row) => [row.tenantId, row.deviceId, row.serialNumber, row.deviceDays, row.firstDay, row.lastDay])
+          return sendCsv(reply, name, toCsv(['tenant_id', 'device_id', 'serial_number', 'device_days', 'first_day', 'last_day'], rows))
+        }
+        const rows = report.tenants.map((row) => [row.tenantId, row.tenantName, row.devices, row.deviceDays])
+        return sendCsv(reply, name, toCsv(['tenant_id', 'tenant_name', 'devices', 'device_days'], rows))
+      }
+      return {
+        from: report.from,
+        to: report.to,
+        generated_at: generatedAt.toISOString(),
+        total_device_days: report.totalDeviceDays,
+        items: report.tenants.map((row) => ({ tenant_id: row.tenantId, tenant_name: row.tenantName, devices: row.devices, device_days: row.deviceDays })),
+        ...(query.per_device
+          ? {
+              devices: report.devices.map((row) => ({
+                tenant_id: row.tenantId,
+                device_id: row.deviceId,
+                serial_number: row.serialNumber,
+                device_days: row.deviceDays,
+                first_day: row.firstDay,
+                last_day: row.lastDay,
+              })),
+            }
+          : {}),
+      }
+    },
+  }
+}

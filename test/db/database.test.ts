@@ -1,0 +1,88 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { sql } from 'kysely'
+import t from 'tap'
+import { openPgliteDatabase } from '../../src/db/database.js'
+import { createTestDatabase, testBackend } from '../helpers/database.js'
+
+t.test('values come back in the same JavaScript types on both backends', async (t) => {
+  const database = await createTestDatabase(t)
+  const { rows } = await sql<Record<string, unknown>>`
+    select 9007199254740991::int8 as big, count(*) as n, ${Buffer.from([1, 2, 255])}::bytea as bytes,
+           '2026-01-02T03:04:05.678Z'::timestamptz as at, '{"a":[1,2]}'::jsonb as doc,
+           ${JSON.stringify([1, { b: 2 }])}::text::jsonb as sent_json, 1.25::numeric as num, true as flag
+    from (values (1), (2)) v(x)`.execute(database.db)
+  const row = rows[0]!
+  t.equal(row['big'], 9007199254740991)
+  t.equal(row['n'], 2, 'count(*) is a number')
+  t.ok(Buffer.isBuffer(row['bytes']), 'bytea is a Buffer')
+  t.same([...(row['bytes'] as Buffer)], [1, 2, 255])
+  t.ok(row['at'] instanceof Date)
+  t.equal((row['at'] as Date).toISOString(), '2026-01-02T03:04:05.678Z')
+  t.same(row['doc'], { a: [1, 2] })
+  t.same(row['sent_json'], [1, { b: 2 }])
+  t.equal(row['num'], '1.25', 'numeric stays exact, as a string')
+  t.equal(row['flag'], true)
+})
+
+t.test('a transaction is isolated from concurrent queries and rolls back on error', async (t) => {
+  const database = await createTestDatabase(t)
+  const db = database.db
+  await sql`create table scratch (n int primary key)`.execute(db)
+
+  let releaseTransaction!: () => void
+  const held = new Promise<void>((resolve) => (releaseTransaction = resolve))
+  let inside!: () => void
+  const entered = new Promise<void>((resolve) => (inside = resolve))
+  const transaction = db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`insert into scratch values (1)`.execute(trx)
+      inside()
+      await held
+      throw new Error('abort')
+    })
+    .catch((error: Error) => error.message)
+
+  await entered
+  // A query from outside while the transaction is open must not see (or join) it.
+  const outside = sql<{ n: number }>`select count(*)::int as n from scratch`.execute(db)
+  releaseTransaction()
+  t.equal(await transaction, 'abort')
+  t.equal((await outside).rows[0]!.n, 0, 'uncommitted and then rolled-back row never visible')
+  const after = await sql<{ n: number }>`select count(*)::int as n from scratch`.execute(db)
+  t.equal(after.rows[0]!.n, 0)
+})
+
+t.test('pool statistics are reported', async (t) => {
+  const database = await createTestDatabase(t)
+  await database.ping()
+  const stats = database.poolStats()
+  t.ok(stats.total >= 1)
+  t.ok(stats.idle >= 0 && stats.idle <= stats.total)
+  t.equal(stats.waiting, 0)
+})
+
+t.test('embedded database: persisted, and one process at a time', { skip: testBackend !== 'pglite' && 'PGlite only' }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'orchard-pglite-'))
+  const first = await openPgliteDatabase(dataDir)
+  await sql`create table kept (v text)`.execute(first.db)
+  await sql`insert into kept values ('still here')`.execute(first.db)
+  t.ok(existsSync(join(dataDir, 'pglite.lock')))
+
+  // A second open while the first holds the lock (simulating another live process).
+  writeFileSync(join(dataDir, 'pglite.lock'), String(process.ppid))
+  await t.rejects(openPgliteDatabase(dataDir), { code: 'database_unavailable', message: /is in use by process \d+/ })
+  writeFileSync(join(dataDir, 'pglite.lock'), String(process.pid))
+
+  await first.close()
+  t.notOk(existsSync(join(dataDir, 'pglite.lock')), 'lock removed on close')
+
+  // A stale lock (its process is gone) does not keep the database closed.
+  writeFileSync(join(dataDir, 'pglite.lock'), '999999999')
+  const second = await openPgliteDatabase(dataDir)
+  const { rows } = await sql<{ v: string }>`select v from kept`.execute(second.db)
+  t.same(rows, [{ v: 'still here' }], 'data survives a restart')
+  await second.close()
+})
