@@ -12,32 +12,11 @@ import type { EnrollmentStore } from './enrollment-store.js'
 import type { DeclarativeManagementHandler } from './declarative-management.js'
 import type { DeviceSecrets } from './device-secrets.js'
 import { emptyReply, plistReply, type DeviceIdentity, type MdmReply } from './mdm-types.js'
-import { describePath, enrollmentPathOf, judgeAuthenticate, type AcceptedBecause, type RefusedBecause } from './reenrollment-policy.js'
+import type { DeviceEvents, IdentityChange } from './events.js'
+import { describePath, enrollmentPathOf, judgeAuthenticate } from './reenrollment-policy.js'
 
 /** GetToken: one handler per TokenServiceType, answering the token bytes. */
 export type TokenServiceHandler = (channel: Channel, parameters: PlistDict | undefined) => Promise<Buffer>
-
-/** Hooks for later features (push on enrollment, inventory refresh, audit). */
-export interface EnrollmentEvents {
-  /** The first TokenUpdate after an Authenticate: the channel is newly enrolled. */
-  enrolled?(channel: Channel, facts: { awaitingConfiguration: boolean }): void | Promise<void>
-  checkedOut?(deviceId: string): void | Promise<void>
-  /** Authenticate with a certificate issued to renew this device's identity. */
-  identityRenewed?(deviceId: string, identity: { certificateSha256: string; notAfter: Date | null }): void | Promise<void>
-  /** A new identity took over an enrollment bound to another certificate, on the ground `because`. */
-  reenrolled?(deviceId: string, facts: IdentityChange & { because: AcceptedBecause }): void | Promise<void>
-  /** A new identity claimed an enrollment bound to another certificate and was refused; nothing changed. */
-  identityConflict?(deviceId: string, facts: IdentityChange & { because: RefusedBecause; detail: string; tenantId: string | null }): void | Promise<void>
-  /** The identity came through another tenant's enrollment path: the device stays in its tenant. */
-  foreignPath?(deviceId: string, facts: { enrollmentPath: string; pathTenantId: string | null; tenantId: string | null }): void | Promise<void>
-}
-
-export interface IdentityChange {
-  presentedSha256: string
-  boundSha256: string | null
-  enrollmentPath: string
-  reportedSerialNumber: string | null
-}
 
 /** Where identity certificates came from (issued by Orchard's SCEP server), for Authenticate. */
 export interface IdentityOrigins {
@@ -57,7 +36,8 @@ export interface CheckinServiceDeps {
   tokenServices: Readonly<Record<string, TokenServiceHandler>>
   /** UserAuthenticate: 'allow' answers an empty DigestChallenge, 'decline' answers 410. */
   userAuthentication: 'allow' | 'decline'
-  events: EnrollmentEvents
+  /** Where what other features must learn leaves the pipeline (events.ts). */
+  events: DeviceEvents
   identityOrigins?: IdentityOrigins
   logger: Logger
   now?: () => Date
@@ -88,6 +68,7 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
     const origin = await deps.identityOrigins?.lookup(identity.certificateSha256)
     const path = enrollmentPathOf(origin)
     const change = (boundSha256: string | null): IdentityChange => ({
+      deviceId: channel.deviceId,
       presentedSha256: identity.certificateSha256,
       boundSha256,
       enrollmentPath: describePath(path),
@@ -99,7 +80,7 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
       const verdict = judgeAuthenticate(current, { deviceId: channel.deviceId, identitySha256: identity.certificateSha256, reportedSerial: message.serialNumber, path, now: now() })
       if (!verdict.accept) {
         log.warn({ ...fields, reason: verdict.because, identity_sha256: identity.certificateSha256, bound_sha256: current!.identitySha256, enrollment_path: describePath(path), serial_number: message.serialNumber }, `re-enrollment refused: ${verdict.detail}`)
-        await deps.events.identityConflict?.(channel.deviceId, { ...change(current!.identitySha256), because: verdict.because, detail: verdict.detail, tenantId: current!.tenantId })
+        await deps.events.emit({ type: 'identity_conflict', ...change(current!.identitySha256), because: verdict.because, detail: verdict.detail, tenantId: current!.tenantId })
         throw new OrchardError('reenrollment_refused', `device ${channel.deviceId} is enrolled with another identity certificate: ${verdict.detail}; an admin of its tenant can allow a re-enrollment (POST /api/v1/devices/{id}/allow-reenrollment)`)
       }
       const renewal = verdict.because === 'renewal'
@@ -130,10 +111,10 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
       }
       if (renewal) {
         log.info({ ...fields, identity_sha256: identity.certificateSha256, identity_not_after: identity.notAfter }, 'identity renewed: the device is bound to its new certificate')
-        await deps.events.identityRenewed?.(channel.deviceId, { certificateSha256: identity.certificateSha256, notAfter: identity.notAfter ?? null })
+        await deps.events.emit({ type: 'identity_renewed', deviceId: channel.deviceId, certificateSha256: identity.certificateSha256, notAfter: identity.notAfter ?? null })
       } else if (verdict.because !== 'new_device' && verdict.because !== 'same_identity' && verdict.because !== 'unbound') {
         log.info({ ...fields, reason: verdict.because, identity_sha256: identity.certificateSha256, bound_sha256: current!.identitySha256, enrollment_path: describePath(path) }, 're-enrollment accepted: the device is bound to a new certificate')
-        await deps.events.reenrolled?.(channel.deviceId, { ...change(current!.identitySha256), because: verdict.because })
+        await deps.events.emit({ type: 'reenrolled', ...change(current!.identitySha256), because: verdict.because })
       } else {
         log.info({ ...fields, new_device: outcome.newDevice, serial_number: message.serialNumber, enrollment_path: describePath(path) }, 'device authenticated')
       }
@@ -143,15 +124,14 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
         const applied = await deps.identityOrigins!.apply(channel.deviceId, origin, { newDevice: outcome.newDevice || current?.everEnrolled === false })
         if (applied === 'foreign_path') {
           log.warn({ ...fields, enrollment_path: describePath(path), tenant_id: current?.tenantId ?? null, path_tenant_id: origin.tenantId }, 'the device enrolled through an enrollment path of another tenant: it stays in its tenant (move it with POST /api/v1/devices/move)')
-          await deps.events.foreignPath?.(channel.deviceId, { enrollmentPath: describePath(path), pathTenantId: origin.tenantId, tenantId: current?.tenantId ?? null })
+          await deps.events.emit({ type: 'foreign_enrollment_path', deviceId: channel.deviceId, enrollmentPath: describePath(path), pathTenantId: origin.tenantId, tenantId: current?.tenantId ?? null })
         }
       }
       return emptyReply
     }
   }
 
-  return {
-    async handleCheckin(message, identity, body) {
+  async function answer(message: CheckinMessage, identity: DeviceIdentity, body: Buffer): Promise<MdmReply> {
       const channel = message.channel
       const fields = { enrollment_id: channel.enrollmentId, device_id: channel.deviceId, message_type: message.type }
 
@@ -183,7 +163,7 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
           }
           if (outcome.tokenUpdateCount === 1) {
             log.info({ ...fields, channel: channel.kind }, 'enrolled')
-            await deps.events.enrolled?.(channel, { awaitingConfiguration: message.awaitingConfiguration })
+            await deps.events.emit({ type: 'enrolled', channel, awaitingConfiguration: message.awaitingConfiguration })
           } else {
             log.debug(fields, 'token updated')
           }
@@ -192,7 +172,7 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
         case 'CheckOut':
           await deps.enrollments.checkOut(channel.deviceId)
           log.info(fields, 'device checked out')
-          await deps.events.checkedOut?.(channel.deviceId)
+          await deps.events.emit({ type: 'checked_out', deviceId: channel.deviceId })
           return emptyReply
         case 'UserAuthenticate':
           if (deps.userAuthentication === 'decline') {
@@ -221,6 +201,13 @@ export function createCheckinService(deps: CheckinServiceDeps): CheckinService {
           return plistReply(encodePlist({ TokenData: await handler(channel, message.tokenParameters) }))
         }
       }
+  }
+
+  return {
+    async handleCheckin(message, identity, body) {
+      const reply = await answer(message, identity, body)
+      await deps.events.emit({ type: 'checkin', messageType: message.type, channel: message.channel, raw: message.raw })
+      return reply
     },
   }
 }

@@ -10,7 +10,7 @@ import { decodePlist, PlistError } from '../mdm/plist.js'
 import { parseCommandReport } from '../mdm/report.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { CheckinService } from './checkin-service.js'
-import type { CommandService } from './command-service.js'
+import type { ReportService } from './report-service.js'
 import type { IdentityResolver } from './identity-resolver.js'
 import type { MdmReply } from './mdm-types.js'
 import { toOrchardError } from '../http/problem.js'
@@ -18,7 +18,7 @@ import { toOrchardError } from '../http/problem.js'
 export interface MdmRoutesOptions {
   resolveIdentity: IdentityResolver
   checkin: CheckinService
-  commands: CommandService
+  reports: ReportService
   metrics: Metrics
   /** Largest body accepted, in bytes (larger: 413). */
   bodyLimit: number
@@ -102,7 +102,7 @@ export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions)
     const body = bodyOf(request)
     const identity = identityOf(request, body)
     const report = parseCommandReport(decode(body))
-    const next = await options.commands.handleReport(report, identity, body)
+    const next = await options.reports.handleReport(report, identity, body)
     // No more commands: 200 with a zero-byte body, not an empty plist.
     if (next === null) return reply.code(200).send()
     return reply.code(200).type('application/xml').send(next)

@@ -55,6 +55,15 @@ export function commandDigest(command: EncodedCommand): string {
 const targetSetDigest = (ids: readonly string[]) => createHash('sha256').update([...ids].sort().join('\n')).digest('base64url').slice(0, 22)
 
 /**
+ * The key of confirmation tokens, derived from the first master key so that every instance
+ * on one database accepts the others' tokens; without master keys, one per process.
+ */
+export function confirmationKeyFrom(secretKeys: readonly Buffer[]): Buffer | undefined {
+  const master = secretKeys[0]
+  return master ? createHmac('sha256', master).update('orchard confirmation tokens').digest() : undefined
+}
+
+/**
  * Tokens are `<payload>.<HMAC>`: the payload (base64url JSON) holds the expiry, the size and
  * a digest of the target set, so a refusal can say what changed. `key` must be the same on
  * every instance sharing a database (main.ts derives it from ORCHARD_SECRET_KEYS).

@@ -11,7 +11,7 @@ import type { DeviceDirectoryStore, DeviceFilter, TargetFacts } from '../fleet/d
 import { commandTenant, type TenantTree } from '../access/access-control.js'
 import { kindRefusal } from '../fleet/lifecycle-policy.js'
 import { commandDigest, destructiveReason, type ConfirmationTokens } from './destructive-guard.js'
-import type { CommandService } from '../device/command-service.js'
+import type { CommandEnqueuer } from './enqueue.js'
 import type { PushReport, PushService } from '../push/push-service.js'
 
 export type CommandSource =
@@ -88,7 +88,7 @@ export const maxFilterTargets = 100_000
 const dryRunListed = 20
 
 export interface CommandDispatcherDeps {
-  commands: CommandService
+  enqueuer: CommandEnqueuer
   directory: DeviceDirectoryStore
   push: PushService
   tenants: Pick<TenantTree, 'organisationOf'>
@@ -216,7 +216,7 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
       let stored = false
       if (candidates.length > 0) {
         const tenantId = await commandTenant(new Set(candidates.map((id) => factsById.get(id)!.tenantId)), scope, deps.tenants)
-        const enqueued = await deps.commands.enqueueCommand(candidates, command, { priority: request.priority, expiresAt: request.expiresAt ?? null, tenantId, scope })
+        const enqueued = await deps.enqueuer.enqueueCommand(candidates, command, { priority: request.priority, expiresAt: request.expiresAt ?? null, tenantId, scope })
         stored = enqueued.stored
         for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })
       }

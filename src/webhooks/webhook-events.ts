@@ -1,10 +1,9 @@
-// Decorators that turn check-ins and command results into webhook events. They wrap the
-// core services and forward everything; an event is recorded (outbox) after the message
-// was handled, and never changes the device's answer.
+// Device events as webhook events: check-ins and command reports become outbox rows after the
+// message was handled (the device's answer never waits on a receiver), without the secrets a
+// device sends; identity conflicts and re-enrollments as device.* events.
+import { identityChangeJson, type DeviceEventListeners } from '../device/events.js'
 import { plistToJson } from '../mdm/json.js'
 import type { PlistDict } from '../mdm/plist.js'
-import type { CheckinService } from '../device/checkin-service.js'
-import type { CommandService } from '../device/command-service.js'
 import type { WebhookEventType, WebhookService } from './webhook-service.js'
 
 type Emit = Pick<WebhookService, 'emit'>
@@ -24,39 +23,33 @@ const checkinEventTypes: Record<string, WebhookEventType> = {
   CheckOut: 'checkin.checkout',
 }
 
-export function withCheckinEvents(inner: CheckinService, webhooks: Emit): CheckinService {
+/** The device events that feed webhooks. */
+export function webhookDeviceListeners(webhooks: Emit): DeviceEventListeners {
   return {
-    async handleCheckin(message, identity, body) {
-      const reply = await inner.handleCheckin(message, identity, body)
-      const { channel } = message
-      await webhooks.emit(checkinEventTypes[message.type] ?? 'checkin.other', {
-        message_type: message.type,
-        device_id: channel.deviceId,
-        enrollment_id: channel.enrollmentId,
-        channel: channel.kind,
-        message: withoutSecrets(message.raw),
-      })
-      return reply
-    },
-  }
-}
-
-export function withCommandResultEvents(inner: CommandService, webhooks: Emit): CommandService {
-  return {
-    ...inner,
-    async handleReport(report, identity, body) {
-      const next = await inner.handleReport(report, identity, body)
-      if (report.status !== 'Idle') {
-        await webhooks.emit('command.result', {
+    reenrolled: [(event) => webhooks.emit('device.reenrolled', { device_id: event.deviceId, ...identityChangeJson(event), reason: event.because })],
+    identity_conflict: [
+      (event) => webhooks.emit('device.identity_conflict', { device_id: event.deviceId, tenant_id: event.tenantId, ...identityChangeJson(event), reason: event.because, detail: event.detail }),
+    ],
+    checkin: [
+      ({ messageType, channel, raw }) =>
+        webhooks.emit(checkinEventTypes[messageType] ?? 'checkin.other', {
+          message_type: messageType,
+          device_id: channel.deviceId,
+          enrollment_id: channel.enrollmentId,
+          channel: channel.kind,
+          message: withoutSecrets(raw),
+        }),
+    ],
+    report: [
+      ({ report }) =>
+        webhooks.emit('command.result', {
           device_id: report.channel.deviceId,
           enrollment_id: report.channel.enrollmentId,
           command_uuid: report.commandUuid ?? null,
           status: report.status,
           error_chain: report.errorChain ?? null,
           result: withoutSecrets(report.raw),
-        })
-      }
-      return next
-    },
+        }),
+    ],
   }
 }

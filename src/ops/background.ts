@@ -1,0 +1,72 @@
+// The periodic work of a running server, started once the app is built and stopped with it.
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import type { DepService } from '../ade/dep-service.js'
+import { depTokenWarningDays } from '../ade/api.js'
+import type { CertificateAuthorityService } from '../enrollment/certificate-authority.js'
+import type { EnrollmentService } from '../enrollment/enrollment-service.js'
+import type { IdentityRenewalService } from '../enrollment/identity-renewal.js'
+import type { BlueprintService } from '../fleet/blueprints.js'
+import type { PushCertificateService } from '../push/push-certificates.js'
+import type { PushService } from '../push/push-service.js'
+import type { RetentionService } from '../queue/retention.js'
+import type { WebhookService } from '../webhooks/webhook-service.js'
+import { startPeriodicTask, type PeriodicTask } from './periodic-task.js'
+
+/**
+ * The re-push loop, the daily push-certificate expiry warning, the daily pruning of old
+ * command results, and webhook delivery; all stop with the app.
+ */
+export function startBackgroundWork(deps: {
+  config: Config
+  push: PushService
+  pushCertificates: PushCertificateService
+  retention: RetentionService
+  webhooks: WebhookService
+  authority: CertificateAuthorityService
+  enrollment: EnrollmentService
+  renewal: IdentityRenewalService
+  dep: DepService
+  blueprints: BlueprintService
+  logger: Logger
+}) {
+  const tasks: PeriodicTask[] = []
+  // Another instance may import or remove a CA: pick it up within a minute.
+  tasks.push(startPeriodicTask('device CA refresh', 60_000, () => deps.authority.refresh(), deps.logger))
+  tasks.push(startPeriodicTask('SCEP challenge pruning', 86_400_000, async () => void (await deps.enrollment.pruneChallenges()), deps.logger))
+  if (deps.config.identityRenewalDays > 0) {
+    tasks.push(startPeriodicTask('identity renewal', 3_600_000, async () => void (await deps.renewal.renewDue()), deps.logger))
+  }
+  tasks.push(startPeriodicTask('command result pruning', 86_400_000, async () => void (await deps.retention.prune()), deps.logger))
+  // Emitting an event wakes the webhook worker at once; the interval only picks up retries.
+  if (deps.config.webhookWorker) {
+    deps.webhooks.start(5_000)
+    tasks.push({ stop: () => deps.webhooks.stop() })
+  }
+  const seconds = deps.config.repush.loopIntervalSeconds
+  if (seconds > 0) {
+    tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))
+  }
+  if (deps.config.blueprintCheckHours > 0) {
+    tasks.push(startPeriodicTask('blueprint check', deps.config.blueprintCheckHours * 3_600_000, async () => void (await deps.blueprints.checkAll()), deps.logger))
+  }
+  if (deps.config.depSyncSeconds > 0) {
+    tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))
+    tasks.push(startPeriodicTask('ADE assignment retry', 60_000, async () => void (await deps.dep.retryThrottled()), deps.logger))
+  }
+  const warnExpiringDepTokens = async () => {
+    for (const token of await deps.dep.expiringTokens(depTokenWarningDays)) {
+      deps.logger.warn({ dep_token_id: token.id, name: token.name, access_token_expiry: token.access_token_expiry, days_left: token.daysLeft }, `ABM/ASM server token "${token.name}" expires in ${token.daysLeft} days: download a new one in Apple Business/School Manager and upload it`)
+    }
+  }
+  void warnExpiringDepTokens().catch((error: unknown) => deps.logger.error({ err: error }, 'ABM/ASM token expiry check failed'))
+  tasks.push(startPeriodicTask('ABM/ASM token expiry check', 86_400_000, warnExpiringDepTokens, deps.logger))
+  const warnExpiring = async () => {
+    for (const certificate of await deps.pushCertificates.expiring(30)) {
+      deps.logger.warn({ topic: certificate.topic, not_after: certificate.notAfter, days_left: certificate.daysLeft }, `push certificate for ${certificate.topic} expires in ${certificate.daysLeft} days: renew it in the Apple Push Certificates Portal with the same Apple Account`)
+    }
+  }
+  void warnExpiring().catch((error: unknown) => deps.logger.error({ err: error }, 'push certificate expiry check failed'))
+  tasks.push(startPeriodicTask('push certificate expiry check', 86_400_000, warnExpiring, deps.logger))
+  return { stop: async () => void (await Promise.all(tasks.map((task) => task.stop()))) }
+}
