@@ -4,6 +4,7 @@ import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import type { LifecycleState } from '../model/devices.js'
 import { isUniqueViolation } from '../db/pg-errors.js'
+import { isOpen } from '../queue/queue-sql.js'
 
 export interface DeviceFacts {
   deviceId: string
@@ -99,7 +100,7 @@ export async function cancelQueuedForDevice(trx: Kysely<Database>, deviceId: str
     .updateTable('command_targets')
     .set({ status: 'Cancelled', cancel_reason: reason, updated_at: at ?? sql<Date>`now()` })
     .where('enrollment_id', 'in', trx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId))
-    .where('status', 'in', ['Pending', 'NotNow'])
+    .where(isOpen())
     .execute()
 }
 
@@ -180,7 +181,7 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           ),
           cancelled as (
             update command_targets set status = 'Cancelled', cancel_reason = 're-authenticated', updated_at = now()
-            where exists (select 1 from upsert) and not ${renewal}::boolean and status in ('Pending', 'NotNow')
+            where exists (select 1 from upsert) and not ${renewal}::boolean and ${isOpen()}
               and enrollment_id in (select id from enrollments where device_id = ${facts.deviceId})
           ),
           disabled as (

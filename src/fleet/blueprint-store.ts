@@ -6,6 +6,7 @@ import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 import type { BlueprintApplication, BlueprintsTable, ConfigItemStatus, ConfigItemType, Database, DeviceConfigStateTable, LibraryProfilesTable } from '../db/schema.js'
 import type { DeviceKind } from '../model/devices.js'
+import { isOpenCommandStatus } from '../model/commands.js'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 
 export type LibraryProfileRow = Omit<Selectable<LibraryProfilesTable>, 'content'>
@@ -317,7 +318,7 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     },
     async commandOpen(deviceId, commandUuid) {
       const row = await db.selectFrom('command_targets').select('status').where('enrollment_id', '=', deviceId).where('command_uuid', '=', commandUuid).executeTakeFirst()
-      return row?.status === 'Pending' || row?.status === 'NotNow'
+      return isOpenCommandStatus(row?.status)
     },
   }
 }

@@ -9,7 +9,7 @@ import { cancelQueuedForDevice } from '../device/enrollment-store.js'
 import type { Database, LifecycleActionsTable, LifecycleCommandRef } from '../db/schema.js'
 import type { DeviceKind, LifecycleActionKind, LifecycleState } from '../model/devices.js'
 import { isUniqueViolation } from '../db/pg-errors.js'
-import { cancellableTarget } from '../queue/command-admin-store.js'
+import { isCancellable, isInFlight } from '../queue/queue-sql.js'
 
 type Executor = Kysely<Database> | Transaction<Database>
 
@@ -301,12 +301,12 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
           with cancelled as (
             update command_targets t set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
             where t.enrollment_id = ${action.device_id} and t.command_uuid in (${sql.join(uuids)})
-              and ${cancellableTarget}
+              and ${isCancellable('t')}
             returning t.command_uuid
           )
           select (select count(*) from cancelled)::int as cancelled,
             (select count(*) from command_targets t where t.enrollment_id = ${action.device_id} and t.command_uuid in (${sql.join(uuids)})
-              and t.status = 'Pending' and t.first_delivered_at is not null)::int as fetched`.execute(trx)
+              and ${isInFlight('t')})::int as fetched`.execute(trx)
         const outcome = rows[0]!
         await recordAdminWrite(trx, scope, { type: 'device', id: action.device_id, tenantId: action.tenant_id, deviceId: action.device_id, details: { lifecycle_action_id: action.id, cancelled: outcome.cancelled, fetched: outcome.fetched } })
         return outcome

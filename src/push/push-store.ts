@@ -5,6 +5,7 @@ import { fullAccess, type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 import type { Database, PushCertificatesTable } from '../db/schema.js'
+import { isOpen } from '../queue/queue-sql.js'
 
 export interface PushCertificateRow {
   topic: string
@@ -182,7 +183,7 @@ export function createPushStore(db: Kysely<Database>): PushStore {
       const { rows } = await sql<{ id: string; push: boolean }>`${sql.raw(preparedStatement)}
         with due as (
           select e.id,
-                 exists (select 1 from command_targets t where t.enrollment_id = e.id and t.status in ('Pending', 'NotNow')) as has_pending,
+                 exists (select 1 from command_targets t where t.enrollment_id = e.id and ${isOpen('t')}) as has_pending,
                  coalesce(e.last_seen_at, e.token_updated_at, e.created_at) > now() - make_interval(secs => ${schedule.giveUpAfterSeconds}::int) as alive
           from enrollments e
           where e.enabled and e.push_invalid_at is null and e.next_repush_at <= now()

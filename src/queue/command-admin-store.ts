@@ -7,6 +7,7 @@ import { recordAdminWrite } from '../tenancy/audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, type Page } from '../db/pagination.js'
 import type { Database } from '../db/schema.js'
 import type { CommandTargetStatus } from '../model/commands.js'
+import { isCancellable, isFinished, isOpen } from './queue-sql.js'
 
 export interface CommandRow {
   uuid: string
@@ -67,16 +68,6 @@ export interface CommandAdminStore {
   /** Audits a dry run (who looked at which targets for a command), which queues nothing. */
   recordDryRun(scope: AccessScope, dryRun: { requestType: string; count: number; destructive: string | null }): Promise<void>
 }
-
-const openStatuses = ['Pending', 'NotNow'] as const
-
-/**
- * A target (`t`, a command_targets row) may be cancelled while it is queued and the device
- * has not fetched it, or after the device refused it (NotNow: it is not running). Checked
- * again under the row lock, so a device fetching it at the same moment either gets it or
- * finds it cancelled.
- */
-export const cancellableTarget = sql<boolean>`(t.status = 'NotNow' or (t.status = 'Pending' and t.first_delivered_at is null))`
 
 export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore {
   function targetsQuery() {
@@ -143,8 +134,8 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         .select(sql<string>`t.seq::text`.as('seq'))
         .where('t.enrollment_id', '=', enrollmentId)
         .where(inScope(scope, 'd.tenant_id'))
-      if (state === 'open') query = query.where('t.status', 'in', openStatuses)
-      if (state === 'finished') query = query.where('t.status', 'not in', openStatuses)
+      if (state === 'open') query = query.where(isOpen('t'))
+      if (state === 'finished') query = query.where(isFinished('t'))
       if (page.cursor !== undefined) query = query.where(sql<boolean>`t.seq < ${decodeCursor(page.cursor, sort, { value: null, id: 'bigint' }).id}::bigint`)
       const rows = await query.orderBy('t.seq', 'desc').limit(page.limit + 1).execute()
       return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.seq }), ({ seq: _seq, ...row }) => row)
@@ -161,7 +152,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
             set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
             where t.command_uuid = ${uuid}
               and (${named === null}::boolean or t.enrollment_id = any(${named ?? []}::text[]))
-              and ${cancellableTarget}
+              and ${isCancellable('t')}
             returning t.enrollment_id
           ),
           others as (
@@ -173,8 +164,8 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
           select (select count(*) from cancelled)::int as cancelled,
                  -- Open but not cancellable: fetched by the device, maybe just now by a poll
                  -- this statement waited for (the snapshot still shows it undelivered).
-                 (select count(*) from others where status in ('Pending', 'NotNow'))::int as in_flight,
-                 (select count(*) from others where status not in ('Pending', 'NotNow'))::int as finished,
+                 (select count(*) from others where ${isOpen()})::int as in_flight,
+                 (select count(*) from others where ${isFinished()})::int as finished,
                  ((select count(*) from cancelled) + (select count(*) from others))::int as targeted`.execute(trx)
         const row = rows[0]!
         await recordAdminWrite(trx, scope, { type: 'command', id: uuid, tenantId: command.tenant_id, details: { cancelled: row.cancelled, in_flight: row.in_flight } })
@@ -202,12 +193,12 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
           with cancelled as (
             update command_targets t
             set status = 'Cancelled', cancel_reason = ${reason}, updated_at = now()
-            where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow') and ${cancellableTarget}
+            where t.enrollment_id = ${enrollmentId} and ${isOpen('t')} and ${isCancellable('t')}
             returning t.command_uuid
           )
           select (select count(*) from cancelled)::int as cancelled,
                  (select count(*) from command_targets t
-                  where t.enrollment_id = ${enrollmentId} and t.status in ('Pending', 'NotNow')
+                  where t.enrollment_id = ${enrollmentId} and ${isOpen('t')}
                     and t.command_uuid not in (select command_uuid from cancelled))::int as in_flight`.execute(trx)
         await recordAdminWrite(trx, scope, { type: 'enrollment', id: enrollmentId, tenantId: device.tenant_id, deviceId: device.id, details: { cancelled: rows[0]!.cancelled } })
         return { cancelled: rows[0]!.cancelled, inFlight: rows[0]!.in_flight }
@@ -229,7 +220,7 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
         const result = await sql`
           delete from command_targets where (enrollment_id, command_uuid) in (
             select enrollment_id, command_uuid from command_targets
-            where status not in ('Pending', 'NotNow') and updated_at < ${before}
+            where ${isFinished()} and updated_at < ${before}
             limit ${batchSize})
           returning 1`.execute(db)
         // Counted from the returned rows: PGlite reports no affected-row count for raw SQL.

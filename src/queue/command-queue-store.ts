@@ -6,6 +6,7 @@ import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import { isUniqueViolation } from '../db/pg-errors.js'
+import { deliveryOrder, isDueToExpire, isOfferable, isOpen, notNowThisSessionAfter } from './queue-sql.js'
 
 export interface NewCommand {
   uuid: string
@@ -182,7 +183,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
               -- It answered: the re-push backoff starts over.
               repush_count = 0,
               next_repush_at = now() + make_interval(secs => ${options.repushAfterSeconds}::int),
-              not_now_this_session = case ${report.status}::text when 'Idle' then false when 'NotNow' then true else e.not_now_this_session end
+              not_now_this_session = ${notNowThisSessionAfter(report.status, 'e')}
           from devices d
           where e.id = ${report.enrollmentId} and e.device_id = ${report.deviceId} and e.enabled
             and d.id = e.device_id and d.identity_sha256 = ${report.certificateSha256}
@@ -200,7 +201,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
           from commands c
           where not ${isIdle}::boolean and exists (select 1 from gate)
             and t.enrollment_id = ${report.enrollmentId} and t.command_uuid = ${report.commandUuid ?? null}::text
-            and t.status in ('Pending', 'NotNow') and c.uuid = t.command_uuid
+            and ${isOpen('t')} and c.uuid = t.command_uuid
           returning c.request_type, t.not_now_count
         ),
         expired as (
@@ -209,19 +210,16 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
           update command_targets
           set status = 'Expired', updated_at = now()
           where ${isIdle}::boolean and exists (select 1 from gate) and enrollment_id = ${report.enrollmentId}
-            and status in ('Pending', 'NotNow') and expires_at <= now()
-            and (status = 'NotNow' or first_delivered_at is null)
+            and ${isDueToExpire()}
           returning command_uuid
         ),
         head as (
           select enrollment_id, command_uuid from command_targets
           where exists (select 1 from gate) and enrollment_id = ${report.enrollmentId}
-            and status in ('Pending', 'NotNow')
             and command_uuid is distinct from ${report.commandUuid ?? null}::text
             -- After a NotNow, until the next Idle: only commands never answered.
-            and (status = 'Pending' or not (select not_now_this_session from gate))
-            and (expires_at is null or expires_at > now() or (status = 'Pending' and first_delivered_at is not null))
-          order by priority desc, seq
+            and ${isOfferable(undefined, sql`(select not_now_this_session from gate)`)}
+          order by ${deliveryOrder()}
           limit 1
           -- An operator cancelling this row right now holds its lock: take the next one
           -- rather than wait, and never hand out a row the cancel is about to commit.
@@ -235,7 +233,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
               updated_at = now()
           from head
           where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid
-            and t.status in ('Pending', 'NotNow')
+            and ${isOpen('t')}
           returning t.command_uuid
         )
         select (select count(*) from gate)::int as gate_ok,
