@@ -15,9 +15,10 @@ import { OrchardError } from '../errors.js'
 import type { Channel } from '../mdm/identity.js'
 import { decodeMachineInfo, type MachineInfo } from '../mdm/machine-info.js'
 import { fullAccess } from '../model/access.js'
-import type { DepStore } from './dep-store.js'
+import type { DeviceStore } from './device-store.js'
+import type { ProfileStore } from './profile-store.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
-import { compareVersions } from './dep-service.js'
+import { compareVersions } from './profiles.js'
 import type { EnrollmentProfile, EnrollmentService } from '../enrollment/enrollment-service.js'
 
 export type AdeEnrollmentResult =
@@ -32,7 +33,7 @@ export interface AdeEnrollmentService {
 }
 
 export interface AdeEnrollmentDeps {
-  store: DepStore
+  store: Pick<DeviceStore, 'adeLookup'> & Pick<ProfileStore, 'profileForDevice'>
   enrollment: EnrollmentService
   dispatcher: CommandDispatcher
   /** Whether MachineInfo signers must chain to `machineInfoCas` (Apple's device CAs); the signature itself is always checked. */
