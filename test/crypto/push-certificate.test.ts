@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs'
 import * as asn1js from 'asn1js'
 import * as pkijs from 'pkijs'
 import t, { type Test } from 'tap'
+import { pkcs12Kdf } from '../../src/crypto/pkcs12.js'
 import {
   parsePushCertificatePem,
   parsePushCertificatePkcs12,
-  pkcs12Kdf,
   PushCertificateError,
   type PushCertificate,
   type PushCertificateErrorCode,
