@@ -19,6 +19,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# Served as is at GET /api/openapi.yaml (src/http/openapi.ts finds it next to package.json).
+COPY openapi.yaml ./
 RUN mkdir -p /var/lib/orchard && chown node:node /var/lib/orchard
 USER node
 VOLUME ["/var/lib/orchard"]

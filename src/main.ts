@@ -45,6 +45,7 @@ import { createBlueprintStore } from './fleet/blueprint-store.js'
 import { createBlueprintService } from './fleet/blueprints.js'
 import { blueprintHandlers } from './fleet/blueprints-api.js'
 import { createDeviceDirectoryStore } from './fleet/device-directory-store.js'
+import { createDeviceDirectory } from './fleet/device-directory.js'
 import { createDeviceLifecycle } from './fleet/device-lifecycle.js'
 import { deviceHandlers } from './fleet/devices-api.js'
 import { lifecycleHandlers } from './fleet/lifecycle-api.js'
@@ -63,6 +64,7 @@ import { createPushService, type PushService } from './push/push-service.js'
 import { createPushStore } from './push/push-store.js'
 import { commandHandlers } from './queue/api.js'
 import { createCommandAdminStore } from './queue/command-admin-store.js'
+import { createCommandAdmin } from './queue/command-admin.js'
 import { createCommandQueueStore } from './queue/command-queue-store.js'
 import { confirmationKeyFrom, createConfirmationTokens } from './queue/destructive-guard.js'
 import { createCommandDispatcher, type CommandDispatcher } from './queue/dispatch.js'
@@ -73,6 +75,7 @@ import { auditDeviceListeners } from './tenancy/audit-listeners.js'
 import { createAuditStore } from './tenancy/audit-store.js'
 import { createReportStore } from './tenancy/report-store.js'
 import { createTenantReports } from './tenancy/tenant-reports.js'
+import { createTenantService } from './tenancy/tenant-service.js'
 import { createTenantStore } from './tenancy/tenant-store.js'
 import { webhookHandlers } from './webhooks/api.js'
 import { webhookDeviceListeners } from './webhooks/webhook-events.js'
@@ -206,6 +209,9 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   }
   const checkReadiness = createReadinessCheck({ ping: database.ping, migrationStatus: () => migrationStatus(db), expiringPushCertificates: () => pushCertificates.expiring(30), timeoutMs: 5_000 })
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: authority.trustedCertificates().length > 0 }
+  const deviceDirectory = createDeviceDirectory(directory)
+  const commands = createCommandAdmin({ store: commandAdmin, requireEnrollment: deviceDirectory.requireEnrollment })
+  const tenants = createTenantService({ store: tenantStore, audit, tree: tenantTree })
   const app = await buildApp({
     logger,
     metrics,
@@ -219,17 +225,17 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       audit,
       responseValidation: config.apiResponseValidation,
       handlers: {
-        ...deviceHandlers({ directory, dispatcher, secrets: deviceSecrets }),
-        ...lifecycleHandlers({ lifecycle, directory }),
+        ...deviceHandlers({ directory: deviceDirectory, dispatcher, secrets: deviceSecrets }),
+        ...lifecycleHandlers({ lifecycle, directory: deviceDirectory }),
         ...blueprintHandlers({ blueprints }),
-        ...commandHandlers({ dispatcher, commandAdmin, directory, tenants: tenantTree }),
-        ...pushHandlers({ push, certificates: pushCertificates, directory }),
+        ...commandHandlers({ dispatcher, commands, tenants: tenantTree }),
+        ...pushHandlers({ push, certificates: pushCertificates, directory: deviceDirectory }),
         ...apiKeyHandlers({ apiKeys }),
         ...webhookHandlers({ webhooks }),
         ...settingsHandlers({ retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
         ...depHandlers({ dep }),
-        ...tenantHandlers({ tenants: tenantStore, tree: tenantTree, audit, reports: createTenantReports({ reports: createReportStore(db), tenants: tenantStore }) }),
+        ...tenantHandlers({ tenants, reports: createTenantReports({ reports: createReportStore(db), tenants: tenantStore }) }),
       },
     },
     enrollment: { scep, enrollment, ade },

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { parse } from 'yaml'
-import { generateOpenapiModule, openapiModulePath } from '../scripts/generate-openapi.js'
+import { parse, stringify } from 'yaml'
+import { generateModules, generateOperationsModule, openapiModulePath, operationsModulePath } from '../scripts/generate-openapi.js'
 import { registeredRoutes } from '../src/app.js'
 import { errorCodes } from '../src/errors.js'
 import { loadOperations } from '../src/http/openapi.js'
@@ -23,8 +23,67 @@ t.test('openapi.yaml is OpenAPI 3.1 with the bearer API key scheme', async (t) =
   t.equal(spec.components.securitySchemes['apiKey']?.scheme, 'bearer')
 })
 
-t.test('the generated module is up to date with openapi.yaml (run `npm run generate` when this fails)', async (t) => {
-  t.equal(readFileSync(new URL(`../${openapiModulePath}`, import.meta.url), 'utf8'), generateOpenapiModule(yamlText))
+t.test('the generated modules are up to date with openapi.yaml (run `npm run generate` when this fails)', async (t) => {
+  const modules = generateModules(yamlText)
+  t.same(Object.keys(modules).sort(), [openapiModulePath, operationsModulePath].sort())
+  for (const [path, text] of Object.entries(modules)) t.equal(readFileSync(new URL(`../${path}`, import.meta.url), 'utf8'), text, path)
+})
+
+t.test('operation types follow the JSON Schemas: refs, allOf, oneOf, enum, const, null, closed objects, defaults', async (t) => {
+  const document = {
+    openapi: '3.1.0',
+    paths: {
+      '/api/things/{thing_id}': {
+        parameters: [{ name: 'thing_id', in: 'path', required: true, schema: { type: 'string' } }],
+        put: {
+          operationId: 'putThing',
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', default: 50 } },
+            { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          ],
+          requestBody: { required: true, content: { 'application/json': { schema: { allOf: [{ $ref: '#/components/schemas/Fields' }, { required: ['name'] }] } } } },
+          responses: {
+            '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } }, 'text/csv': { schema: { type: 'string' } } } },
+            '204': { description: 'none' },
+            '404': { description: 'no', content: { 'application/json': { schema: { type: 'object' } } } },
+          },
+        },
+        post: {
+          operationId: 'uploadThing',
+          requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+          responses: { '201': { description: 'ok', content: { 'application/json': { schema: { oneOf: [{ $ref: '#/components/schemas/Thing' }, { const: 'later' }] } } } } },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        Fields: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { name: { type: 'string' }, tags: { type: 'array', items: { type: 'string' }, default: [] }, choice: { oneOf: [{ $ref: '#/components/schemas/Kind' }, { type: 'null' }] } },
+        },
+        Kind: { enum: ['a', 'b'] },
+        Thing: {
+          type: 'object',
+          required: ['id', 'note', 'extra'],
+          properties: { id: { type: 'string' }, note: { type: ['string', 'null'] }, extra: { type: 'object', additionalProperties: { type: 'integer' } }, free: { type: 'object' } },
+        },
+      },
+    },
+  }
+  const text = generateOperationsModule(stringify(document))
+  const squeezed = text.replace(/\s+/g, ' ')
+  t.match(squeezed, 'params: { thing_id: string }', 'path parameters, shared by the path item')
+  t.match(squeezed, 'query: { limit: number cursor?: string }', 'a parameter with a default is present after validation')
+  t.match(squeezed, 'body: WithRequired<FieldsIn, "name">', 'allOf with a required-only branch')
+  t.match(squeezed, 'export type FieldsIn = { name?: string tags: string[] choice?: Kind | null }', 'defaults fill in request bodies (a variant named ...In)')
+  t.notMatch(squeezed, 'export type Fields =', 'no response uses Fields as sent')
+  t.match(squeezed, '200: { "application/json": Thing "text/csv": string } 204: {} }', '2xx responses by media type; none for 4xx')
+  t.match(squeezed, 'body: Buffer', 'raw bodies are bytes')
+  t.match(squeezed, '"application/json": Thing | "later"', 'oneOf and const')
+  t.match(squeezed, 'export type Kind = "a" | "b"', 'enum')
+  t.match(squeezed, 'export type Thing = { id: string note: string | null extra: { [key: string]: number } free?: { [key: string]: unknown } }', 'nullable types, maps, free-form objects; objects with properties are closed')
+  t.match(squeezed, 'export type ApiOperationId = | "putThing" | "uploadThing"')
 })
 
 t.test('routes and contract agree: every documented operation exists and every route is documented', async (t) => {

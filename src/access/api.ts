@@ -1,11 +1,11 @@
 // Admin API: API keys.
 import { OrchardError } from '../errors.js'
 import type { ApiKeyService, ApiKeyView } from './api-key-service.js'
-import type { Role } from '../model/access.js'
+import type { ApiKey } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { iso } from '../http/views.js'
 
-function apiKeyJson(view: ApiKeyView) {
+function apiKeyJson(view: ApiKeyView): ApiKey {
   return {
     id: view.id,
     name: view.name,
@@ -21,11 +21,11 @@ function apiKeyJson(view: ApiKeyView) {
 export function apiKeyHandlers(deps: { apiKeys: ApiKeyService }): OperationHandlers {
   return {
     async listApiKeys(request) {
-      const { include_revoked: includeRevoked } = request.query as { include_revoked: boolean }
+      const { include_revoked: includeRevoked } = request.query
       return { items: (await deps.apiKeys.listKeys(accessOf(request), { includeRevoked })).map(apiKeyJson) }
     },
     async createApiKey(request, reply) {
-      const body = request.body as { name: string; role: Role; tenant_id?: string | null; expires_at?: string }
+      const { body } = request
       // No one hands out more than they hold: only owners create owner keys.
       if (body.role === 'owner' && !request.principal?.grants.some((grant) => grant.role === 'owner')) {
         throw new OrchardError('forbidden', 'only an owner can create an owner key')
@@ -40,13 +40,13 @@ export function apiKeyHandlers(deps: { apiKeys: ApiKeyService }): OperationHandl
       return reply.code(201).send({ ...apiKeyJson(created.view), key: created.key })
     },
     async getApiKey(request) {
-      const { key_id: id } = request.params as { key_id: string }
+      const id = request.params.key_id
       const view = await deps.apiKeys.getKey(accessOf(request), id)
       if (!view) throw new OrchardError('not_found', `no API key ${id}`)
       return apiKeyJson(view)
     },
     async revokeApiKey(request, reply) {
-      const { key_id: id } = request.params as { key_id: string }
+      const id = request.params.key_id
       const scope = accessOf(request)
       const view = await deps.apiKeys.getKey(scope, id)
       if (!view) throw new OrchardError('not_found', `no API key ${id}`)

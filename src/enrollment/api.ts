@@ -2,9 +2,10 @@
 import type { CertificateAuthorityService, CertificateAuthorityView } from './certificate-authority.js'
 import type { EnrollmentLinkView, EnrollmentService } from './enrollment-service.js'
 import type { IdentityRenewalService } from './identity-renewal.js'
-import type { DeviceKind } from '../model/devices.js'
+import type { CertificateAuthority, EnrollmentLink } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
-import { dispatchResultJson, iso } from '../http/views.js'
+import { iso } from '../http/views.js'
+import { dispatchResultJson } from '../queue/command-json.js'
 
 export interface EnrollmentHandlerDeps {
   enrollment: EnrollmentService
@@ -12,7 +13,7 @@ export interface EnrollmentHandlerDeps {
   renewal: IdentityRenewalService
 }
 
-function linkJson(link: EnrollmentLinkView) {
+function linkJson(link: EnrollmentLinkView): EnrollmentLink {
   return {
     id: link.id,
     tenant_id: link.tenant_id,
@@ -32,7 +33,7 @@ function linkJson(link: EnrollmentLinkView) {
   }
 }
 
-function authorityJson(view: CertificateAuthorityView) {
+function authorityJson(view: CertificateAuthorityView): CertificateAuthority {
   return {
     id: view.id,
     subject: view.subject,
@@ -50,21 +51,11 @@ function authorityJson(view: CertificateAuthorityView) {
 export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandlers {
   return {
     async listEnrollmentLinks(request) {
-      const { include_revoked: includeRevoked } = request.query as { include_revoked: boolean }
+      const { include_revoked: includeRevoked } = request.query
       return { items: (await deps.enrollment.listLinks(accessOf(request), includeRevoked)).map(linkJson) }
     },
     async createEnrollmentLink(request, reply) {
-      const body = request.body as {
-        name: string
-        enrollment_type?: 'device' | 'user_enrollment'
-        device_kind?: DeviceKind
-        group?: string
-        managed_apple_id?: string
-        push_topic?: string
-        expires_at?: string
-        max_uses?: number
-        tenant_id?: string | null
-      }
+      const { body } = request
       const link = await deps.enrollment.createLink(accessOf(request), {
         ...(body.tenant_id !== undefined ? { tenantId: body.tenant_id } : {}),
         name: body.name,
@@ -79,12 +70,10 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
       return reply.code(201).send(linkJson(link))
     },
     async getEnrollmentLink(request) {
-      const { link_id: id } = request.params as { link_id: string }
-      return linkJson(await deps.enrollment.getLink(accessOf(request), id))
+      return linkJson(await deps.enrollment.getLink(accessOf(request), request.params.link_id))
     },
     async revokeEnrollmentLink(request, reply) {
-      const { link_id: id } = request.params as { link_id: string }
-      await deps.enrollment.revokeLink(accessOf(request), id)
+      await deps.enrollment.revokeLink(accessOf(request), request.params.link_id)
       return reply.code(204).send()
     },
 
@@ -92,20 +81,19 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
       return { items: deps.authority.list().map(authorityJson), issuing_available: deps.authority.available() }
     },
     async addCertificateAuthority(request, reply) {
-      const body = request.body as { certificate_pem: string; private_key_pem?: string }
+      const { body } = request
       const scope = accessOf(request)
       const view = body.private_key_pem !== undefined ? await deps.authority.importAuthority(scope, body.certificate_pem, body.private_key_pem) : await deps.authority.addTrusted(scope, body.certificate_pem)
       request.log.info({ ca: view.id, active: view.active }, body.private_key_pem !== undefined ? 'device CA imported' : 'trusted device CA added')
       return reply.code(201).send(authorityJson(view))
     },
     async removeCertificateAuthority(request, reply) {
-      const { ca_id: id } = request.params as { ca_id: string }
-      await deps.authority.remove(accessOf(request), id)
+      await deps.authority.remove(accessOf(request), request.params.ca_id)
       return reply.code(204).send()
     },
 
     async listExpiringIdentities(request) {
-      const query = request.query as { within_days: number; limit: number; cursor?: string }
+      const { query } = request
       const page = await deps.renewal.listExpiring(accessOf(request), query.within_days, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
       return {
         items: page.items.map((row) => ({
@@ -123,14 +111,13 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
       }
     },
     async renewDeviceIdentity(request, reply) {
-      const { device_id: id } = request.params as { device_id: string }
-      const result = await deps.renewal.renewDevice(accessOf(request), id)
+      const result = await deps.renewal.renewDevice(accessOf(request), request.params.device_id)
       return reply.code(201).send(dispatchResultJson(result))
     },
 
     async allowDeviceReenrollment(request) {
-      const { device_id: id } = request.params as { device_id: string }
-      const body = request.body as { minutes: number; reason: string }
+      const id = request.params.device_id
+      const { body } = request
       const until = await deps.renewal.allowReenrollment(accessOf(request), id, { minutes: body.minutes, reason: body.reason })
       return { device_id: id, reenrollment_allowed_until: until.toISOString() }
     },

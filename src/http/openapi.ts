@@ -2,6 +2,7 @@
 // path, query and body, the response schemas, and the roles allowed to call each operation. So the
 // routes cannot drift from the contract; test/openapi.test.ts checks the other direction
 // (every route is documented, every operation has a handler).
+import { readFileSync } from 'node:fs'
 import { roles, type Role } from '../model/access.js'
 import { openapiDocument } from './generated/openapi-document.js'
 
@@ -127,4 +128,21 @@ export function loadOperations(source: unknown = openapiDocument): Map<string, A
     }
   }
   return operations
+}
+
+/**
+ * openapi.yaml as written, served at GET /api/openapi.yaml: found next to package.json
+ * whether we run from src/ (tsx) or dist/src/ (npm run build; the Dockerfile copies it).
+ */
+export function readOpenapiYaml(): string {
+  for (const relative of ['../../openapi.yaml', '../../../openapi.yaml']) {
+    let text: string
+    try {
+      text = readFileSync(new URL(relative, import.meta.url), 'utf8')
+    } catch {
+      continue // try the next location
+    }
+    if (text.startsWith('openapi:')) return text
+  }
+  throw new Error('openapi.yaml not found next to package.json: it must ship with the server (GET /api/openapi.yaml serves it)')
 }

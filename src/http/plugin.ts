@@ -1,6 +1,7 @@
 // The admin REST API: one encapsulated Fastify plugin whose routes are the operations of
-// openapi.yaml. Each operation gets its handler from a map; a documented operation without
-// a handler (or a handler without an operation) stops the server from starting.
+// openapi.yaml. Each operation gets its handler from a map typed by the generated operation
+// types (generated/operations.ts); a documented operation without a handler (or a handler
+// without an operation) stops the server from starting.
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -9,9 +10,10 @@ import { describeGrants, scopeForRoles, type Principal, type TenantTree } from '
 import { storableText, unstorableFields } from '../model/storable-text.js'
 import type { AccessScope, AuditActor, Role } from '../model/access.js'
 import type { AuditStore } from '../tenancy/audit-store.js'
-import { openapiDocument, openapiYaml } from './generated/openapi-document.js'
+import { openapiDocument } from './generated/openapi-document.js'
+import type { ApiOperationId, Body, OperationId, Params, Query, Replies } from './generated/operations.js'
 import { validationFailed } from './problem.js'
-import { loadOperations, type ApiOperation } from './openapi.js'
+import { loadOperations, readOpenapiYaml, type ApiOperation } from './openapi.js'
 import { compileResponseValidator, fieldProblems, unstorableParameters, validatorCompiler } from './validation.js'
 
 declare module 'fastify' {
@@ -32,8 +34,28 @@ declare module 'fastify' {
   }
 }
 
-export type OperationHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
-export type OperationHandlers = Record<string, OperationHandler>
+/** The admin API operations handlers serve (the plugin serves openapi.yaml itself). */
+export type HandledOperationId = Exclude<ApiOperationId, 'getOpenApiDocument'>
+
+/** An operation as Fastify sees it: what validation let through, and the payload of each 2xx status. */
+interface OperationRoute<K extends OperationId> {
+  Params: Params<K>
+  Querystring: Query<K>
+  Body: Body<K>
+  Reply: Replies<K>
+}
+export type ApiRequest<K extends OperationId> = FastifyRequest<OperationRoute<K>>
+/** `reply.code(status).send(payload)` accepts only the documented 2xx statuses and their payloads. */
+export type ApiReply<K extends OperationId> = FastifyReply<OperationRoute<K>>
+/** What a handler returns: the 200 payload, or the reply it sent. */
+export type HandlerResult<K extends OperationId> = (200 extends keyof Replies<K> ? Replies<K>[200] : never) | ApiReply<K>
+
+export type OperationHandler<K extends HandledOperationId> = (request: ApiRequest<K>, reply: ApiReply<K>) => Promise<HandlerResult<K>>
+/** Handlers by operationId; each feature's api.ts gives a part of the map. */
+export type OperationHandlers = { [K in HandledOperationId]?: OperationHandler<K> }
+
+/** How the plugin calls a handler (the route's schemas make the request what the handler's type says). */
+type RouteHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 
 export type ResponseValidation = 'strict' | 'log' | 'off'
 
@@ -50,7 +72,7 @@ export interface ApiRoutesOptions {
 const rawContentTypes = ['application/x-apple-plist', 'application/xml', 'text/xml', 'application/octet-stream', 'application/x-apple-aspen-config', 'application/pkcs7-mime']
 
 /** The caller's view of the fleet in this operation (see model/access.ts). */
-export function accessOf(request: FastifyRequest): AccessScope {
+export function accessOf(request: Pick<FastifyRequest, 'access'>): AccessScope {
   if (!request.access) throw new OrchardError('unauthorized', 'not authenticated')
   return request.access
 }
@@ -129,6 +151,7 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   if (unhandled.length) throw new Error(`openapi.yaml operations without a handler: ${unhandled.map((o) => o.operationId).join(', ')}`)
   const unknown = Object.keys(options.handlers).filter((id) => !operations.has(id))
   if (unknown.length) throw new Error(`handlers for operations openapi.yaml does not have: ${unknown.join(', ')}`)
+  const openapiYaml = readOpenapiYaml()
 
   app.setValidatorCompiler(validatorCompiler)
   app.addContentTypeParser(rawContentTypes, { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
@@ -174,8 +197,9 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
     })
   }
 
+  const serveDocument: RouteHandler = async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(openapiYaml)
   for (const operation of apiOperations) {
-    const handler = operation.operationId === 'getOpenApiDocument' ? serveDocument : options.handlers[operation.operationId]!
+    const handler = operation.operationId === 'getOpenApiDocument' ? serveDocument : (options.handlers[operation.operationId as HandledOperationId] as RouteHandler)
     registerOperation(app, operation, handler)
   }
 
@@ -184,11 +208,7 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true })
 }
 
-async function serveDocument(_request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  return reply.type('application/yaml; charset=utf-8').send(openapiYaml)
-}
-
-function registerOperation(app: FastifyInstance, operation: ApiOperation, handler: OperationHandler): void {
+function registerOperation(app: FastifyInstance, operation: ApiOperation, handler: RouteHandler): void {
   const body = operation.jsonBody
     ? operation.rawBodyTypes.length
       ? { content: { 'application/json': { schema: operation.jsonBody } } }

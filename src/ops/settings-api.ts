@@ -8,7 +8,7 @@ export function settingsHandlers(deps: { retention: RetentionSettings }): Operat
       return { command_retention_days: await deps.retention.retentionDays() }
     },
     async updateSettings(request) {
-      const body = request.body as { command_retention_days?: number }
+      const { body } = request
       if (body.command_retention_days !== undefined) await deps.retention.setRetentionDays(accessOf(request), body.command_retention_days)
       request.log.info({ settings: body }, 'settings changed')
       return { command_retention_days: await deps.retention.retentionDays() }

@@ -2,23 +2,15 @@
 import { OrchardError } from '../errors.js'
 import type { PushCertificateService, PushCertificateUpload, PushCertificateView } from './push-certificates.js'
 import type { PushService } from './push-service.js'
-import type { DeviceDirectoryStore } from '../fleet/device-directory-store.js'
+import type { DeviceDirectory } from '../fleet/device-directory.js'
+import type { PushCertificate, PushCertificateUpload as UploadBody } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
-import { pushReportJson } from '../http/views.js'
+import { pushReportJson } from './push-json.js'
 
 export interface PushHandlerDeps {
   push: PushService
   certificates: PushCertificateService
-  directory: Pick<DeviceDirectoryStore, 'targetFacts'>
-}
-
-interface UploadBody {
-  certificate_pem?: string
-  private_key_pem?: string
-  tenant_id?: string | null
-  passphrase?: string
-  pkcs12_base64?: string
-  password?: string
+  directory: Pick<DeviceDirectory, 'visibleEnrollments'>
 }
 
 function uploadFrom(body: UploadBody): PushCertificateUpload {
@@ -36,7 +28,7 @@ function uploadFrom(body: UploadBody): PushCertificateUpload {
   return { kind: 'pem', certificatePem: body.certificate_pem, privateKeyPem: body.private_key_pem, passphrase: body.passphrase }
 }
 
-export function certificateJson(view: PushCertificateView) {
+export function certificateJson(view: PushCertificateView): PushCertificate {
   return {
     topic: view.topic,
     tenant_id: view.tenantId,
@@ -56,22 +48,19 @@ export function pushHandlers(deps: PushHandlerDeps): OperationHandlers {
       return { push_certificates: (await deps.certificates.list(accessOf(request))).map(certificateJson) }
     },
     async getPushCertificate(request) {
-      return certificateJson(await deps.certificates.get((request.params as { topic: string }).topic, accessOf(request)))
+      return certificateJson(await deps.certificates.get(request.params.topic, accessOf(request)))
     },
     async addPushCertificate(request, reply) {
-      const body = request.body as UploadBody
-      const view = await deps.certificates.add(uploadFrom(body), accessOf(request), body.tenant_id)
+      const view = await deps.certificates.add(uploadFrom(request.body), accessOf(request), request.body.tenant_id)
       return reply.code(201).send(certificateJson(view))
     },
     async renewPushCertificate(request) {
-      const { topic } = request.params as { topic: string }
-      const force = (request.query as { force: boolean }).force
-      return certificateJson(await deps.certificates.replace(topic, uploadFrom(request.body as UploadBody), force, accessOf(request)))
+      return certificateJson(await deps.certificates.replace(request.params.topic, uploadFrom(request.body), request.query.force, accessOf(request)))
     },
     async pushEnrollments(request) {
-      const requested = [...new Set((request.body as { enrollment_ids: string[] }).enrollment_ids)]
+      const requested = [...new Set(request.body.enrollment_ids)]
       // Channels outside the caller's tenants are reported as unknown, as if they did not exist.
-      const visible = new Set((await deps.directory.targetFacts(accessOf(request), requested)).map((facts) => facts.enrollmentId))
+      const visible = await deps.directory.visibleEnrollments(accessOf(request), requested)
       const report = visible.size > 0 ? await deps.push.pushEnrollments(requested.filter((id) => visible.has(id))) : { results: [], topicErrors: [] }
       const byId = new Map(report.results.map((result) => [result.enrollmentId, result]))
       const results = requested.map((enrollmentId) => byId.get(enrollmentId) ?? { enrollmentId, status: 'skipped' as const, reason: 'unknown enrollment' })

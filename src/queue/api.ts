@@ -2,36 +2,22 @@
 // with per-target status and results, a channel's queue and history, and cancellation.
 import { OrchardError } from '../errors.js'
 import { decodeBase64 } from '../mdm/command-validation.js'
-import type { FastifyRequest } from 'fastify'
-import { scopeForRoles, type TenantTree } from '../access/access-control.js'
-import type { CommandDispatcher, CommandSource, DispatchCaller, DispatchResult, DispatchTargets, DryRunResult } from './dispatch.js'
+import { scopeForRoles, type Principal, type TenantTree } from '../access/access-control.js'
+import type { CommandDispatcher, CommandSource, DispatchCaller, DispatchRequest, DispatchResult, DispatchTargets } from './dispatch.js'
 import type { AccessScope } from '../model/access.js'
-import type { CommandAdminStore } from './command-admin-store.js'
-import type { DeviceDirectoryStore } from '../fleet/device-directory-store.js'
-import type { CommandTargetStatus } from '../model/commands.js'
-import { deviceFilterFrom } from '../fleet/devices-api.js'
+import type { CommandAdmin } from './command-admin.js'
+import { deviceFilterFrom } from '../fleet/device-json.js'
+import type { Body } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
-import { commandJson, commandSummaryJson, commandTargetJson, dispatchResultJson } from '../http/views.js'
+import { commandJson, commandSummaryJson, commandTargetJson, dispatchResultJson, dryRunJson } from './command-json.js'
 
 export interface CommandHandlerDeps {
   dispatcher: CommandDispatcher
-  commandAdmin: CommandAdminStore
-  directory: DeviceDirectoryStore
+  commands: CommandAdmin
   tenants: TenantTree
 }
 
-interface EnqueueBody {
-  enrollment_ids?: string[]
-  filter?: Record<string, unknown>
-  command?: Record<string, unknown>
-  plist_base64?: string
-  command_uuid?: string
-  priority?: number
-  expires_at?: string
-  push?: boolean
-  dry_run?: boolean
-  confirmation_token?: string
-}
+type EnqueueBody = Body<'enqueueCommand'>
 
 function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBody): void {
   const count = Number(body[a] !== undefined) + Number(body[b] !== undefined)
@@ -40,46 +26,33 @@ function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBod
   }
 }
 
-export function dryRunJson(result: DryRunResult) {
-  return {
-    dry_run: true as const,
-    request_type: result.requestType,
-    count: result.count,
-    targets: result.targets.map((t) => ({ enrollment_id: t.enrollmentId, device_id: t.deviceId, serial_number: t.serialNumber, tenant_id: t.tenantId, kind: t.kind })),
-    not_applicable: result.notApplicable,
-    unknown: result.unknown,
-    destructive: result.destructive,
-    confirmation_required: result.confirmationRequired,
-    owner_required: result.ownerRequired,
-    confirmation_token: result.confirmationToken,
-    expires_at: result.expiresAt.toISOString(),
-  }
-}
-
 export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
   // Destructive commands to several devices are checked against the caller: its dry run's
   // token, and where it is an owner (dispatch.ts).
-  async function callerOf(request: FastifyRequest, confirmationToken: string | undefined): Promise<DispatchCaller> {
-    const principal = request.principal
+  async function callerOf(principal: Principal | undefined, confirmationToken: string | undefined): Promise<DispatchCaller> {
     if (!principal) throw new OrchardError('unauthorized', 'not authenticated')
     return { principalId: principal.id, ownerScope: await scopeForRoles(principal, ['owner'], deps.tenants), ...(confirmationToken !== undefined ? { confirmationToken } : {}) }
   }
 
   // A stored command was audited with it; one no target could take is answered as a
   // success all the same (the targets say why), so it is audited here.
-  async function auditIfUnstored(scope: AccessScope, result: DispatchResult): Promise<void> {
-    if (!result.stored) await deps.commandAdmin.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
+  async function dispatch(scope: AccessScope, dispatchRequest: DispatchRequest): Promise<DispatchResult> {
+    const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
+    if (!result.stored) await deps.commands.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
+    return result
   }
 
-  async function dryRun(scope: AccessScope, dispatchRequest: Parameters<CommandDispatcher['dryRun']>[1]) {
+  async function dryRun(scope: AccessScope, dispatchRequest: DispatchRequest) {
     const result = await deps.dispatcher.dryRun(scope, dispatchRequest)
-    await deps.commandAdmin.recordDryRun(scope, result)
+    await deps.commands.recordDryRun(scope, result)
     return dryRunJson(result)
   }
 
+  const page = (query: { limit: number; cursor?: string }) => ({ limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
+
   return {
     async enqueueCommand(request, reply) {
-      const body = request.body as EnqueueBody
+      const { body } = request
       exactlyOne(body, 'enrollment_ids', 'filter')
       exactlyOne(body, 'command', 'plist_base64')
       let command: CommandSource
@@ -99,91 +72,74 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
         ...(body.priority !== undefined ? { priority: body.priority } : {}),
         expiresAt: body.expires_at !== undefined ? new Date(body.expires_at) : null,
         push: body.push !== false,
-        caller: await callerOf(request, body.confirmation_token),
+        caller: await callerOf(request.principal, body.confirmation_token),
       }
       if (body.dry_run === true) return reply.code(200).send(await dryRun(scope, dispatchRequest))
-      const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
-      await auditIfUnstored(scope, result)
-      return reply.code(201).send(dispatchResultJson(result))
+      return reply.code(201).send(dispatchResultJson(await dispatch(scope, dispatchRequest)))
     },
 
     async enqueueRawCommand(request, reply) {
-      const { ids } = request.params as { ids: string }
-      const query = request.query as { priority?: number; expires_at?: string; push?: boolean; dry_run?: boolean; confirmation_token?: string }
-      const enrollmentIds = ids.split(',').map((id) => id.trim()).filter((id) => id !== '')
+      const { query } = request
+      const enrollmentIds = request.params.ids.split(',').map((id) => id.trim()).filter((id) => id !== '')
       if (enrollmentIds.length === 0) throw new OrchardError('validation_failed', 'name at least one enrollment ID in the path')
-      if (!Buffer.isBuffer(request.body) || request.body.length === 0) {
+      // A body in another content type still reaches the handler: it is refused here.
+      const payload: unknown = request.body
+      if (!Buffer.isBuffer(payload) || payload.length === 0) {
         throw new OrchardError('validation_failed', 'the body must be a command plist (Content-Type application/x-apple-plist)')
       }
       const scope = accessOf(request)
       const dispatchRequest = {
         targets: { enrollmentIds },
-        command: { kind: 'plist' as const, payload: request.body },
+        command: { kind: 'plist' as const, payload },
         ...(query.priority !== undefined ? { priority: query.priority } : {}),
         expiresAt: query.expires_at !== undefined ? new Date(query.expires_at) : null,
         push: query.push !== false,
-        caller: await callerOf(request, query.confirmation_token),
+        caller: await callerOf(request.principal, query.confirmation_token),
       }
       if (query.dry_run === true) return reply.code(200).send(await dryRun(scope, dispatchRequest))
-      const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
-      await auditIfUnstored(scope, result)
-      return reply.code(200).send(dispatchResultJson(result))
+      return reply.code(200).send(dispatchResultJson(await dispatch(scope, dispatchRequest)))
     },
 
     async listCommands(request) {
-      const query = request.query as { request_type?: string; created_before?: string; created_after?: string; limit: number; cursor?: string }
-      const page = await deps.commandAdmin.listCommands(
+      const { query } = request
+      const commands = await deps.commands.listCommands(
         accessOf(request),
         {
           ...(query.request_type !== undefined ? { requestType: query.request_type } : {}),
           ...(query.created_before !== undefined ? { createdBefore: new Date(query.created_before) } : {}),
           ...(query.created_after !== undefined ? { createdAfter: new Date(query.created_after) } : {}),
         },
-        { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) },
+        page(query),
       )
-      return { items: page.items.map(commandSummaryJson), next_cursor: page.nextCursor }
+      return { items: commands.items.map(commandSummaryJson), next_cursor: commands.nextCursor }
     },
 
     async getCommand(request) {
-      const { command_uuid: uuid } = request.params as { command_uuid: string }
-      const command = await deps.commandAdmin.getCommand(accessOf(request), uuid)
-      if (!command) throw new OrchardError('not_found', `no command ${uuid}`)
-      return commandJson(command)
+      return commandJson(await deps.commands.getCommand(accessOf(request), request.params.command_uuid))
     },
 
     async listCommandTargets(request) {
-      const { command_uuid: uuid } = request.params as { command_uuid: string }
-      const query = request.query as { status?: CommandTargetStatus; limit: number; cursor?: string }
-      const scope = accessOf(request)
-      const page = await deps.commandAdmin.listCommandTargets(scope, uuid, query.status ? { status: query.status } : {}, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
-      if (page.items.length === 0 && !query.cursor && !(await deps.commandAdmin.commandExists(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
-      return { items: page.items.map(commandTargetJson), next_cursor: page.nextCursor }
+      const { query } = request
+      const targets = await deps.commands.listCommandTargets(accessOf(request), request.params.command_uuid, query.status ? { status: query.status } : {}, page(query))
+      return { items: targets.items.map(commandTargetJson), next_cursor: targets.nextCursor }
     },
 
     async cancelCommand(request) {
-      const { command_uuid: uuid } = request.params as { command_uuid: string }
-      const body = (request.body ?? {}) as { enrollment_ids?: string[] }
-      const scope = accessOf(request)
-      if (!(await deps.commandAdmin.commandExists(scope, uuid))) throw new OrchardError('not_found', `no command ${uuid}`)
-      const outcome = await deps.commandAdmin.cancelCommand(scope, uuid, body.enrollment_ids, `cancelled by ${request.principal?.id ?? 'unknown'}`)
+      const uuid = request.params.command_uuid
+      const outcome = await deps.commands.cancelCommand(accessOf(request), uuid, request.body.enrollment_ids, `cancelled by ${request.principal?.id ?? 'unknown'}`)
       request.log.info({ command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight }, 'command cancelled')
       return { command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight, finished: outcome.finished, not_targeted: outcome.notTargeted }
     },
 
     async listEnrollmentCommands(request) {
-      const { enrollment_id: enrollmentId } = request.params as { enrollment_id: string }
-      const query = request.query as { state: 'open' | 'finished' | 'all'; limit: number; cursor?: string }
-      const scope = accessOf(request)
-      if (!(await deps.directory.enrollmentExists(scope, enrollmentId))) throw new OrchardError('not_found', `no enrollment ${enrollmentId}`)
-      const page = await deps.commandAdmin.listEnrollmentCommands(scope, enrollmentId, query.state, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
-      return { items: page.items.map(commandTargetJson), next_cursor: page.nextCursor }
+      const { query } = request
+      const commands = await deps.commands.listEnrollmentCommands(accessOf(request), request.params.enrollment_id, query.state, page(query))
+      return { items: commands.items.map(commandTargetJson), next_cursor: commands.nextCursor }
     },
 
     async clearEnrollmentQueue(request) {
-      const { enrollment_id: enrollmentId } = request.params as { enrollment_id: string }
-      const scope = accessOf(request)
-      if (!(await deps.directory.enrollmentExists(scope, enrollmentId))) throw new OrchardError('not_found', `no enrollment ${enrollmentId}`)
-      const outcome = await deps.commandAdmin.clearQueue(scope, enrollmentId, `queue cleared by ${request.principal?.id ?? 'unknown'}`)
+      const enrollmentId = request.params.enrollment_id
+      const outcome = await deps.commands.clearQueue(accessOf(request), enrollmentId, `queue cleared by ${request.principal?.id ?? 'unknown'}`)
       request.log.info({ enrollment_id: enrollmentId, cancelled: outcome.cancelled }, 'queue cleared')
       return { cancelled: outcome.cancelled, in_flight: outcome.inFlight }
     },

@@ -1,42 +1,16 @@
 // Admin API: tenants, moving devices between them, the audit log and the reports.
 import type { FastifyReply } from 'fastify'
 import { OrchardError } from '../errors.js'
-import type { TenantTree } from '../access/access-control.js'
 import { toCsv, type TenantReports } from './tenant-reports.js'
 import { tenantForNewRow } from '../model/access.js'
-import type { AuditEventRow, AuditFilter, AuditStore } from './audit-store.js'
-import type { TenantRow, TenantStore } from './tenant-store.js'
+import type { AuditFilter, TenantService } from './tenant-service.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
-import { iso } from '../http/views.js'
+import { auditEventJson, tenantJson } from './tenant-json.js'
 
 export interface TenantHandlerDeps {
-  tenants: TenantStore
-  tree: TenantTree
-  audit: Pick<AuditStore, 'listEvents'>
+  tenants: TenantService
   reports: TenantReports
   now?: () => Date
-}
-
-function tenantJson(row: TenantRow) {
-  return { id: row.id, name: row.name, parent_id: row.parent_id, created_at: iso(row.created_at)!, updated_at: iso(row.updated_at)! }
-}
-
-function auditEventJson(row: AuditEventRow) {
-  return {
-    id: String(row.id),
-    at: iso(row.at)!,
-    category: row.category,
-    tenant_id: row.tenant_id,
-    principal: row.principal_id === null ? null : { id: row.principal_id, name: row.principal_name ?? '', source: row.principal_source ?? 'database' },
-    action: row.action,
-    target_type: row.target_type,
-    target_id: row.target_id,
-    device_id: row.device_id,
-    request_id: row.request_id,
-    outcome: row.outcome,
-    status_code: row.status_code,
-    details: (row.details ?? null) as Record<string, unknown> | null,
-  }
 }
 
 function tenantProblem(pointer: string, detail: string): OrchardError {
@@ -54,7 +28,7 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
       return { items: (await deps.tenants.listTenants(accessOf(request))).map(tenantJson) }
     },
     async createTenant(request, reply) {
-      const body = request.body as { id: string; name: string; parent_id?: string | null }
+      const { body } = request
       const outcome = await deps.tenants.createTenant(accessOf(request), { id: body.id, name: body.name, parentId: body.parent_id ?? null })
       if (!outcome.ok) {
         switch (outcome.reason) {
@@ -68,36 +42,34 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
             throw tenantProblem('/parent_id', `${body.parent_id} is itself a department: tenants nest one level`)
         }
       }
-      deps.tree.invalidate()
       request.log.info({ tenant_id: outcome.tenant.id, parent_id: outcome.tenant.parent_id }, 'tenant created')
       return reply.code(201).send(tenantJson(outcome.tenant))
     },
     async getTenant(request) {
-      const { tenant_id: id } = request.params as { tenant_id: string }
+      const id = request.params.tenant_id
       const tenant = await deps.tenants.getTenant(accessOf(request), id)
       if (!tenant) throw new OrchardError('not_found', `no tenant ${id}`)
       return tenantJson(tenant)
     },
     async updateTenant(request) {
-      const { tenant_id: id } = request.params as { tenant_id: string }
-      const { name } = request.body as { name: string }
+      const id = request.params.tenant_id
+      const { name } = request.body
       const outcome = await deps.tenants.renameTenant(accessOf(request), id, name)
       if (outcome === 'name_taken') throw new OrchardError('conflict', `another tenant is called ${name}`)
       if (!outcome) throw new OrchardError('not_found', `no tenant ${id}`)
       return tenantJson(outcome)
     },
     async deleteTenant(request, reply) {
-      const { tenant_id: id } = request.params as { tenant_id: string }
+      const id = request.params.tenant_id
       const outcome = await deps.tenants.deleteTenant(accessOf(request), id)
       if (outcome === 'not_found') throw new OrchardError('not_found', `no tenant ${id}`)
       if (outcome === 'in_use') throw new OrchardError('conflict', `tenant ${id} still has devices, enrollment links, commands, ABM/ASM tokens, push certificates, API keys or departments`)
-      deps.tree.invalidate()
       request.log.info({ tenant_id: id }, 'tenant deleted')
       return reply.code(204).send()
     },
 
     async moveDevices(request) {
-      const body = request.body as { device_ids: string[]; tenant_id: string | null }
+      const { body } = request
       const scope = accessOf(request)
       // The destination must be one of the caller's tenants (central IT only for central callers).
       const tenantId = tenantForNewRow(scope, body.tenant_id)
@@ -108,18 +80,7 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
     },
 
     async listAuditEvents(request) {
-      const query = request.query as {
-        tenant_id?: string
-        device_id?: string
-        principal_id?: string
-        action?: string
-        category?: 'admin' | 'device'
-        outcome?: 'success' | 'failure'
-        since?: string
-        until?: string
-        limit: number
-        cursor?: string
-      }
+      const { query } = request
       const filter: AuditFilter = {
         ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
         ...(query.device_id !== undefined ? { deviceId: query.device_id } : {}),
@@ -130,12 +91,12 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
         ...(query.since !== undefined ? { since: new Date(query.since) } : {}),
         ...(query.until !== undefined ? { until: new Date(query.until) } : {}),
       }
-      const page = await deps.audit.listEvents(accessOf(request), filter, { limit: query.limit, ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) })
+      const page = await deps.tenants.listAuditEvents(accessOf(request), filter, { limit: query.limit, ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) })
       return { items: page.items.map(auditEventJson), next_cursor: page.nextCursor }
     },
 
     async getDeviceReport(request, reply) {
-      const query = request.query as { tenant_id?: string; format: 'json' | 'csv' }
+      const { query } = request
       const generatedAt = now()
       const items = await deps.reports.deviceCounts(accessOf(request), query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}, generatedAt)
       if (query.format === 'csv') {
@@ -169,7 +130,7 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
     },
 
     async getDeviceDaysReport(request, reply) {
-      const query = request.query as { from: string; to: string; tenant_id?: string; per_device: boolean; format: 'json' | 'csv' }
+      const { query } = request
       const generatedAt = now()
       const report = await deps.reports.deviceDays(accessOf(request), { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) }, generatedAt)
       if (query.format === 'csv') {

@@ -1,10 +1,11 @@
 // Admin API: webhook subscriptions and their deliveries.
 import type { DeliveryView, WebhookService, WebhookView } from './webhook-service.js'
 import { decodeCursor, pageOf } from '../db/pagination.js'
+import type { Webhook, WebhookDelivery } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { iso } from '../http/views.js'
 
-function webhookJson(view: WebhookView) {
+function webhookJson(view: WebhookView): Webhook {
   return {
     id: view.id,
     url: view.url,
@@ -16,7 +17,7 @@ function webhookJson(view: WebhookView) {
   }
 }
 
-function deliveryJson(view: DeliveryView) {
+function deliveryJson(view: DeliveryView): WebhookDelivery {
   return {
     id: view.id,
     event_id: view.eventId,
@@ -38,7 +39,7 @@ export function webhookHandlers(deps: { webhooks: WebhookService }): OperationHa
       return { items: (await deps.webhooks.listWebhooks()).map(webhookJson) }
     },
     async createWebhook(request, reply) {
-      const body = request.body as { url: string; event_types: string[]; description?: string; secret?: string }
+      const { body } = request
       const created = await deps.webhooks.createWebhook(accessOf(request), {
         url: body.url,
         eventTypes: body.event_types,
@@ -48,11 +49,11 @@ export function webhookHandlers(deps: { webhooks: WebhookService }): OperationHa
       return reply.code(201).send({ ...webhookJson(created), secret: created.secret })
     },
     async getWebhook(request) {
-      return webhookJson(await deps.webhooks.getWebhook((request.params as { webhook_id: string }).webhook_id))
+      return webhookJson(await deps.webhooks.getWebhook(request.params.webhook_id))
     },
     async updateWebhook(request) {
-      const body = request.body as { url?: string; event_types?: string[]; enabled?: boolean; description?: string | null }
-      const view = await deps.webhooks.updateWebhook(accessOf(request), (request.params as { webhook_id: string }).webhook_id, {
+      const { body } = request
+      const view = await deps.webhooks.updateWebhook(accessOf(request), request.params.webhook_id, {
         ...(body.url !== undefined ? { url: body.url } : {}),
         ...(body.event_types !== undefined ? { eventTypes: body.event_types } : {}),
         ...(body.enabled !== undefined ? { enabled: body.enabled } : {}),
@@ -61,16 +62,16 @@ export function webhookHandlers(deps: { webhooks: WebhookService }): OperationHa
       return webhookJson(view)
     },
     async deleteWebhook(request, reply) {
-      await deps.webhooks.deleteWebhook(accessOf(request), (request.params as { webhook_id: string }).webhook_id)
+      await deps.webhooks.deleteWebhook(accessOf(request), request.params.webhook_id)
       return reply.code(204).send()
     },
     async rotateWebhookSecret(request) {
-      const rotated = await deps.webhooks.rotateSecret(accessOf(request), (request.params as { webhook_id: string }).webhook_id)
+      const rotated = await deps.webhooks.rotateSecret(accessOf(request), request.params.webhook_id)
       return { ...webhookJson(rotated), secret: rotated.secret }
     },
     async listWebhookDeliveries(request) {
-      const { webhook_id: id } = request.params as { webhook_id: string }
-      const query = request.query as { limit: number; cursor?: string }
+      const id = request.params.webhook_id
+      const { query } = request
       const sort = '-id'
       const beforeId = query.cursor ? Number(decodeCursor(query.cursor, sort).id) : undefined
       const rows = await deps.webhooks.listDeliveries(id, { limit: query.limit + 1, ...(beforeId !== undefined && Number.isSafeInteger(beforeId) ? { beforeId } : {}) })
@@ -78,7 +79,7 @@ export function webhookHandlers(deps: { webhooks: WebhookService }): OperationHa
       return { items: page.items, next_cursor: page.nextCursor }
     },
     async retryWebhookDelivery(request, reply) {
-      const { webhook_id: id, delivery_id: deliveryId } = request.params as { webhook_id: string; delivery_id: number }
+      const { webhook_id: id, delivery_id: deliveryId } = request.params
       await deps.webhooks.retryDelivery(accessOf(request), id, deliveryId)
       return reply.code(202).send()
     },
