@@ -21,7 +21,15 @@ const database = await createTestDatabase({ teardown: (fn) => void cleanups.push
 const abm = await startFakeAbm()
 const apiKey = 'bench-api-key-0123456789abcdef'
 const config = loadConfig(
-  { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: 'https://mdm.example.test', ORCHARD_API_KEYS: apiKey, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_WEBHOOK_WORKER: 'false', ORCHARD_ABM_URL: abm.url, ORCHARD_DEP_SYNC_SECONDS: '0' },
+  {
+    ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'),
+    ORCHARD_PUBLIC_URL: 'https://mdm.example.test',
+    ORCHARD_API_KEYS: apiKey,
+    ORCHARD_REPUSH_LOOP_SECONDS: '0',
+    ORCHARD_WEBHOOK_WORKER: 'false',
+    ORCHARD_ABM_URL: abm.url,
+    ORCHARD_DEP_SYNC_SECONDS: '0',
+  },
   [],
 )
 const { app, dep } = await createOrchard(config, database, pino({ level: 'silent' }))
@@ -33,7 +41,12 @@ const call = async (method: 'POST' | 'PUT', url: string, payload: unknown, conte
 
 try {
   const token = await call('POST', '/api/v1/dep/tokens', JSON.stringify({ name: 'bench' }))
-  await call('PUT', `/api/v1/dep/tokens/${token.id}/server-token`, sealServerToken(serverTokenMessage(abm.credentials), token.certificate_pem), 'application/pkcs7-mime')
+  await call(
+    'PUT',
+    `/api/v1/dep/tokens/${token.id}/server-token`,
+    sealServerToken(serverTokenMessage(abm.credentials), token.certificate_pem),
+    'application/pkcs7-mime',
+  )
   abm.addDevices(devices)
 
   const time = async (label: string, count: number, run: () => Promise<unknown>) => {
@@ -42,7 +55,9 @@ try {
     await run()
     const ms = performance.now() - started
     const used = process.cpuUsage(cpu)
-    console.log(`${backend}: ${label}: ${count} devices in ${(ms / 1000).toFixed(2)} s = ${Math.round(count / (ms / 1000))}/s (${((used.user + used.system) / 1000 / count).toFixed(3)} ms CPU per device, fake server included)`)
+    console.log(
+      `${backend}: ${label}: ${count} devices in ${(ms / 1000).toFixed(2)} s = ${Math.round(count / (ms / 1000))}/s (${((used.user + used.system) / 1000 / count).toFixed(3)} ms CPU per device, fake server included)`,
+    )
   }
   await time('full fetch', devices, () => dep.syncToken(token.id))
   const serials = [...abm.devices.keys()]

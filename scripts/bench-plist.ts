@@ -70,7 +70,17 @@ const deviceInformationReport: PlistValue = {
     ProductName: 'iPhone12,8',
     SerialNumber: 'F17ZK0XLN735',
     ServiceSubscriptions: [
-      { CarrierSettingsVersion: '56.0', CurrentCarrierNetwork: 'Carrier', ICCID: '8901410427075561947', IMEI: '35 328509 482917 4', IsDataPreferred: true, IsRoaming: false, IsVoicePreferred: true, Label: 'Primary', Slot: 'CTSubscriptionSlotOne' },
+      {
+        CarrierSettingsVersion: '56.0',
+        CurrentCarrierNetwork: 'Carrier',
+        ICCID: '8901410427075561947',
+        IMEI: '35 328509 482917 4',
+        IsDataPreferred: true,
+        IsRoaming: false,
+        IsVoicePreferred: true,
+        Label: 'Primary',
+        Slot: 'CTSubscriptionSlotOne',
+      },
     ],
     SubscriberCarrierNetwork: 'Carrier',
     SupplementalBuildVersion: '21E236',
@@ -84,7 +94,24 @@ const deviceInformationReport: PlistValue = {
 
 const deviceInformationCommand: PlistValue = {
   Command: {
-    Queries: ['DeviceName', 'OSVersion', 'BuildVersion', 'ModelName', 'Model', 'ProductName', 'SerialNumber', 'DeviceCapacity', 'AvailableDeviceCapacity', 'BatteryLevel', 'IMEI', 'MEID', 'WiFiMAC', 'BluetoothMAC', 'IsSupervised', 'OSUpdateSettings'],
+    Queries: [
+      'DeviceName',
+      'OSVersion',
+      'BuildVersion',
+      'ModelName',
+      'Model',
+      'ProductName',
+      'SerialNumber',
+      'DeviceCapacity',
+      'AvailableDeviceCapacity',
+      'BatteryLevel',
+      'IMEI',
+      'MEID',
+      'WiFiMAC',
+      'BluetoothMAC',
+      'IsSupervised',
+      'OSUpdateSettings',
+    ],
     RequestType: 'DeviceInformation',
   },
   CommandUUID: '0F1D2C3B-4A59-4687-9A0B-1C2D3E4F5A6B',
@@ -136,21 +163,46 @@ const messages: [string, PlistValue][] = [
 for (const [name, value] of messages) {
   const xml = encodePlist(value)
   const xmlText = xml.toString('utf8')
-  row('decode XML', name, xml.length, measure(() => decodePlist(xml)), measure(() => plist.parse(xmlText)))
+  row(
+    'decode XML',
+    name,
+    xml.length,
+    measure(() => decodePlist(xml)),
+    measure(() => plist.parse(xmlText)),
+  )
 }
 for (const [name, value] of messages) {
   const binary = Buffer.from(plist.buildBinary(value as plist.PlistValue))
-  row('decode binary', name, binary.length, measure(() => decodePlist(binary)), measure(() => plist.parseBinary(binary)))
+  row(
+    'decode binary',
+    name,
+    binary.length,
+    measure(() => decodePlist(binary)),
+    measure(() => plist.parseBinary(binary)),
+  )
 }
-for (const [name, value] of [...messages, ['DeviceInformation command', deviceInformationCommand], ['InstallProfile command', installProfileCommand]] as [string, PlistValue][]) {
+for (const [name, value] of [...messages, ['DeviceInformation command', deviceInformationCommand], ['InstallProfile command', installProfileCommand]] as [
+  string,
+  PlistValue,
+][]) {
   const bytes = encodePlist(value).length
   // Both sides produce bytes ready to send: the package builds a string, so add the UTF-8 encoding.
-  row('encode XML', name, bytes, measure(() => encodePlist(value)), measure(() => Buffer.from(plist.build(value as plist.PlistValue), 'utf8')))
+  row(
+    'encode XML',
+    name,
+    bytes,
+    measure(() => encodePlist(value)),
+    measure(() => Buffer.from(plist.build(value as plist.PlistValue), 'utf8')),
+  )
 }
 
 const header = ['operation', 'message', 'size', 'ours (per op, ops/s)', 'plist package', 'speed-up']
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+const line = (cells: string[]) =>
+  cells
+    .map((c, i) => c.padEnd(widths[i]!))
+    .join('  ')
+    .trimEnd()
 console.log(`Node ${process.version}, ${process.arch}`)
 console.log(line(header))
 console.log(line(widths.map((w) => '-'.repeat(w))))

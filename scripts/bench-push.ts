@@ -42,7 +42,11 @@ async function serve(): Promise<void> {
   process.on('message', async (message: ServeRequest | 'usage' | 'stop') => {
     if (message === 'usage') {
       const cpu = process.cpuUsage()
-      const usage: ServerReplies['usage'] = { cpuSeconds: (cpu.user + cpu.system) / 1e6, received: fake?.stats.received ?? 0, maxInFlight: fake?.stats.maxInFlight ?? 0 }
+      const usage: ServerReplies['usage'] = {
+        cpuSeconds: (cpu.user + cpu.system) / 1e6,
+        received: fake?.stats.received ?? 0,
+        maxInFlight: fake?.stats.maxInFlight ?? 0,
+      }
       process.send!({ usage })
     } else if (message === 'stop') {
       await fake?.close()
@@ -64,7 +68,7 @@ function ask<K extends keyof ServerReplies>(child: ChildProcess, message: ServeR
       if (value === undefined) return
       child.off('message', onMessage)
       child.off('exit', onExit)
-      resolve(value as ServerReplies[K])
+      resolve(value)
     }
     const onExit = (code: number | null) => reject(new Error(`fake APNs exited (${code})`))
     child.on('message', onMessage)
@@ -128,9 +132,15 @@ async function bench(): Promise<void> {
   const rate = count / seconds
   const senderCpu = (cpu.user + cpu.system) / 1e6
   const serverCpu = after.cpuSeconds - before.cpuSeconds
-  console.log(`pushes:  ${count.toLocaleString('en')} in ${seconds.toFixed(2)} s = ${Math.round(rate).toLocaleString('en')} pushes/s (${failed.length} failed, results in order: ${inOrder})`)
-  console.log(`sender:  cpu ${senderCpu.toFixed(2)} s (${((senderCpu / count) * 1e6).toFixed(0)} µs/push); rss ${mb(rssBefore)} before, peak ${mb(peak.rss)}; at the peak ${peak.heap}`)
-  console.log(`server:  cpu ${serverCpu.toFixed(2)} s (${((serverCpu / count) * 1e6).toFixed(0)} µs/push); ${after.received - before.received} requests, at most ${after.maxInFlight} in flight`)
+  console.log(
+    `pushes:  ${count.toLocaleString('en')} in ${seconds.toFixed(2)} s = ${Math.round(rate).toLocaleString('en')} pushes/s (${failed.length} failed, results in order: ${inOrder})`,
+  )
+  console.log(
+    `sender:  cpu ${senderCpu.toFixed(2)} s (${((senderCpu / count) * 1e6).toFixed(0)} µs/push); rss ${mb(rssBefore)} before, peak ${mb(peak.rss)}; at the peak ${peak.heap}`,
+  )
+  console.log(
+    `server:  cpu ${serverCpu.toFixed(2)} s (${((serverCpu / count) * 1e6).toFixed(0)} µs/push); ${after.received - before.received} requests, at most ${after.maxInFlight} in flight`,
+  )
   console.log(`target:  >= 10,000 pushes/s ${rate >= 10_000 ? 'met' : 'MISSED'}; peak RSS < 300 MB ${peak.rss < 300 * 1048576 ? 'met' : 'MISSED'}`)
   if (failed.length > 0) console.log(`first failure: ${JSON.stringify(failed[0])}`)
 

@@ -27,7 +27,9 @@ try {
       case when g % 3 = 0 then timestamptz '2026-06-01' + (g % 30) * interval '1 hour' when g % 20 = 1 then timestamptz '2026-09-01' end
     from generate_series(1, ${devices}) g`.execute(db)
   await sql`insert into device_tenancy (device_id, tenant_id, started_at)
-    select 'dev-' || g, 't' || (g % 20), timestamptz '2026-06-01' + (g % 30) * interval '1 hour' + interval '2 hours' from generate_series(1, ${devices}) g where g % 3 = 0`.execute(db)
+    select 'dev-' || g, 't' || (g % 20), timestamptz '2026-06-01' + (g % 30) * interval '1 hour' + interval '2 hours' from generate_series(1, ${devices}) g where g % 3 = 0`.execute(
+    db,
+  )
   await sql`insert into device_tenancy (device_id, tenant_id, started_at)
     select 'dev-' || g, 't' || ((g + 1) % 20), timestamptz '2026-09-01' from generate_series(1, ${devices}) g where g % 20 = 1 and g % 3 <> 0`.execute(db)
   await sql`analyze`.execute(db)

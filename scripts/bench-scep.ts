@@ -23,10 +23,24 @@ const { createTestDatabase } = await import('../test/helpers/database.js')
 const cleanups: Array<() => unknown> = []
 const database = await createTestDatabase({ teardown: (fn) => void cleanups.push(fn) })
 const apiKey = 'bench-api-key-0123456789abcdef'
-const config = loadConfig({ ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: 'https://mdm.example.test', ORCHARD_API_KEYS: apiKey, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_WEBHOOK_WORKER: 'false' }, [])
+const config = loadConfig(
+  {
+    ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'),
+    ORCHARD_PUBLIC_URL: 'https://mdm.example.test',
+    ORCHARD_API_KEYS: apiKey,
+    ORCHARD_REPUSH_LOOP_SECONDS: '0',
+    ORCHARD_WEBHOOK_WORKER: 'false',
+  },
+  [],
+)
 const { app } = await createOrchard(config, database, pino({ level: 'silent' }))
 const push = await mintPushCertificate(await createTestCa('Bench push CA', 'rsa-2048'), testTopic)
-await app.inject({ method: 'POST', url: '/api/v1/push-certificates', headers: { authorization: `Bearer ${apiKey}` }, payload: { certificate_pem: push.certificatePem, private_key_pem: push.privateKeyPem } })
+await app.inject({
+  method: 'POST',
+  url: '/api/v1/push-certificates',
+  headers: { authorization: `Bearer ${apiKey}` },
+  payload: { certificate_pem: push.certificatePem, private_key_pem: push.privateKeyPem },
+})
 
 async function timed<T>(label: string, items: T[], run: (item: T) => Promise<void>): Promise<void> {
   const cpu = process.cpuUsage()
@@ -39,16 +53,22 @@ async function timed<T>(label: string, items: T[], run: (item: T) => Promise<voi
   )
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   const used = process.cpuUsage(cpu)
-  console.log(`${label.padEnd(26)} ${(items.length / seconds).toFixed(0).padStart(6)}/s  ${(((used.user + used.system) / 1000) / items.length).toFixed(2)} ms CPU each (server process, incl. ${backend === 'pglite' ? 'PGlite' : 'pg client'})`)
+  console.log(
+    `${label.padEnd(26)} ${(items.length / seconds).toFixed(0).padStart(6)}/s  ${((used.user + used.system) / 1000 / items.length).toFixed(2)} ms CPU each (server process, incl. ${backend === 'pglite' ? 'PGlite' : 'pg client'})`,
+  )
 }
 
 // 1. Profile downloads: each mints and stores a one-time challenge.
 const challenges: string[] = []
-await timed('GET /enroll', Array.from({ length: count }, (_, i) => i), async () => {
-  const response = await app.inject({ method: 'GET', url: '/enroll' })
-  if (response.statusCode !== 200) throw new Error(`enroll ${response.statusCode}: ${response.body}`)
-  challenges.push(/<key>Challenge<\/key>\s*<string>([^<]+)<\/string>/.exec(response.body)![1]!)
-})
+await timed(
+  'GET /enroll',
+  Array.from({ length: count }, (_, i) => i),
+  async () => {
+    const response = await app.inject({ method: 'GET', url: '/enroll' })
+    if (response.statusCode !== 200) throw new Error(`enroll ${response.statusCode}: ${response.body}`)
+    challenges.push(/<key>Challenge<\/key>\s*<string>([^<]+)<\/string>/.exec(response.body)![1]!)
+  },
+)
 
 // 2. PKIOperations, prepared first (RSA key generation dominates a real client).
 const caResponse = await app.inject({ method: 'GET', url: '/scep?operation=GetCACert' })
@@ -57,14 +77,25 @@ console.log(`preparing ${count} requests (RSA-2048 keys)...`)
 const requests = challenges.map((challenge) => {
   const key = generateRsaKey()
   const subject = { commonName: 'bench device', organization: 'Bench' }
-  const built = buildPkiOperation({ csrDer: buildCsr({ key, subject, challenge }), recipientCertificateDer: recipient, signerCertificateDer: selfSignedCertificate(key, subject), signerKey: key.privateKey })
+  const built = buildPkiOperation({
+    csrDer: buildCsr({ key, subject, challenge }),
+    recipientCertificateDer: recipient,
+    signerCertificateDer: selfSignedCertificate(key, subject),
+    signerKey: key.privateKey,
+  })
   return { der: built.der, key }
 })
 let verified = 0
 await timed('POST /scep PKIOperation', requests, async (request) => {
-  const response = await app.inject({ method: 'POST', url: '/scep?operation=PKIOperation', payload: request.der, headers: { 'content-type': 'application/x-pki-message' } })
+  const response = await app.inject({
+    method: 'POST',
+    url: '/scep?operation=PKIOperation',
+    payload: request.der,
+    headers: { 'content-type': 'application/x-pki-message' },
+  })
   if (response.statusCode !== 200) throw new Error(`scep ${response.statusCode}: ${response.body}`)
-  if (verified++ < 5 && parseCertRep(response.rawPayload, { recipientKey: request.key.privateKey }).pkiStatus !== 'SUCCESS') throw new Error('SCEP did not succeed')
+  if (verified++ < 5 && parseCertRep(response.rawPayload, { recipientKey: request.key.privateKey }).pkiStatus !== 'SUCCESS')
+    throw new Error('SCEP did not succeed')
 })
 
 console.log(`${backend}, ${count} each, ${concurrency} concurrent, Node ${process.version}`)

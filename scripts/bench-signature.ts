@@ -7,7 +7,7 @@ import { createCertificate, generateKeyPair, type KeyAlgorithm } from '../src/cr
 import { verifyMdmSignature } from '../src/crypto/mdm-signature.js'
 import { signDetached, type SignDetachedOptions } from '../test/helpers/cms-signer.js'
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 const iterations = Number(process.argv[2] ?? 1000)
 
 // A check-in body of realistic size.
@@ -38,7 +38,13 @@ async function pkijsVerify(header: string): Promise<void> {
 }
 
 const caKeys = await generateKeyPair('ec-p256')
-const ca = await createCertificate({ subject: { commonName: 'Bench CA' }, publicKey: caKeys.publicKey, selfSignKey: caKeys.privateKey, validDays: 1, usage: 'ca' })
+const ca = await createCertificate({
+  subject: { commonName: 'Bench CA' },
+  publicKey: caKeys.publicKey,
+  selfSignKey: caKeys.privateKey,
+  validDays: 1,
+  usage: 'ca',
+})
 
 const cases: Array<[KeyAlgorithm, SignDetachedOptions]> = [
   ['rsa-2048', { digest: 'SHA-1', encoding: 'apple-ber' }],

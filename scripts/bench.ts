@@ -209,7 +209,11 @@ async function benchBackend(backend: Backend): Promise<void> {
     let command = commandIn(await timed(drainLatency, () => device.idle()))
     while (command) {
       const uuid = command.uuid
-      command = commandIn(await timed(drainLatency, () => device.answer(uuid, 'Acknowledged', command!.requestType === 'ProfileList' ? { ProfileList: [] } : { SecurityInfo: { PasscodePresent: true } })))
+      command = commandIn(
+        await timed(drainLatency, () =>
+          device.answer(uuid, 'Acknowledged', command!.requestType === 'ProfileList' ? { ProfileList: [] } : { SecurityInfo: { PasscodePresent: true } }),
+        ),
+      )
       drained++
     }
   })
@@ -239,16 +243,26 @@ async function benchBackend(backend: Backend): Promise<void> {
     const commandsForFill = Math.ceil(fillRows / enrollmentsForFill)
     const fillStart = performance.now()
     await backend.withDatabase(async (query) => {
-      await query(`insert into devices (id, udid, topic) select 'FILL-' || i, 'FILL-' || i, 'com.apple.mgmt.fill' from generate_series(1, ${enrollmentsForFill}) i`)
-      await query(`insert into enrollments (id, device_id, channel, enabled) select 'FILL-' || i, 'FILL-' || i, 'device', true from generate_series(1, ${enrollmentsForFill}) i`)
-      await query(`insert into commands (uuid, request_type, payload) select 'FILL-CMD-' || c, 'ProfileList', '\\x00'::bytea from generate_series(1, ${commandsForFill}) c`)
-      await query(`insert into command_targets (enrollment_id, command_uuid) select 'FILL-' || i, 'FILL-CMD-' || c from generate_series(1, ${commandsForFill}) c, generate_series(1, ${enrollmentsForFill}) i`)
+      await query(
+        `insert into devices (id, udid, topic) select 'FILL-' || i, 'FILL-' || i, 'com.apple.mgmt.fill' from generate_series(1, ${enrollmentsForFill}) i`,
+      )
+      await query(
+        `insert into enrollments (id, device_id, channel, enabled) select 'FILL-' || i, 'FILL-' || i, 'device', true from generate_series(1, ${enrollmentsForFill}) i`,
+      )
+      await query(
+        `insert into commands (uuid, request_type, payload) select 'FILL-CMD-' || c, 'ProfileList', '\\x00'::bytea from generate_series(1, ${commandsForFill}) c`,
+      )
+      await query(
+        `insert into command_targets (enrollment_id, command_uuid) select 'FILL-' || i, 'FILL-CMD-' || c from generate_series(1, ${commandsForFill}) c, generate_series(1, ${enrollmentsForFill}) i`,
+      )
       // Vacuum and checkpoint now, so neither autovacuum nor the checkpointer works through
       // the fresh rows during the measurement.
       await query('vacuum analyze')
       await query('checkpoint')
     })
-    console.log(`fill:    ${(enrollmentsForFill * commandsForFill).toLocaleString('en')} pending commands for ${enrollmentsForFill.toLocaleString('en')} other enrollments (${((performance.now() - fillStart) / 1000).toFixed(1)} s)`)
+    console.log(
+      `fill:    ${(enrollmentsForFill * commandsForFill).toLocaleString('en')} pending commands for ${enrollmentsForFill.toLocaleString('en')} other enrollments (${((performance.now() - fillStart) / 1000).toFixed(1)} s)`,
+    )
     ;({ server, address } = await startServer(backend, ca))
     probe.transport = httpTransport(address)
     await measureNext(`with ${(enrollmentsForFill * commandsForFill).toLocaleString('en')} queued for others`)
@@ -258,28 +272,40 @@ async function benchBackend(backend: Backend): Promise<void> {
 
 const only = args.get('only')
 if (only === undefined || only === 'mdm') {
-console.log('building (npm run build) ...')
-execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
-console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores; simulator and server on this machine`)
-if (backendArg === 'postgres' || backendArg === 'both') await benchBackend(await postgresBackend())
-if (backendArg === 'pglite' || backendArg === 'both') await benchBackend(pgliteBackend())
+  console.log('building (npm run build) ...')
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
+  console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores; simulator and server on this machine`)
+  if (backendArg === 'postgres' || backendArg === 'both') await benchBackend(await postgresBackend())
+  if (backendArg === 'pglite' || backendArg === 'both') await benchBackend(pgliteBackend())
 }
 if (only === undefined || only === 'push') {
   console.log('\n## push: through the fake APNs (sender process started as `npm start` starts the server: --max-old-space-size=1024)')
-  execFileSync(process.execPath, ['--max-old-space-size=1024', '--import', 'tsx', join(root, 'scripts/bench-push.ts'), '--count', args.get('pushes') ?? '100000'], {
-    stdio: 'inherit',
-    cwd: root,
-  })
+  execFileSync(
+    process.execPath,
+    ['--max-old-space-size=1024', '--import', 'tsx', join(root, 'scripts/bench-push.ts'), '--count', args.get('pushes') ?? '100000'],
+    {
+      stdio: 'inherit',
+      cwd: root,
+    },
+  )
 }
 if (only === undefined || only === 'reports') {
   console.log('\n## Reports: device-days (billing) and device counts over a year of history (scripts/bench-reports.ts)')
   for (const backend of backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]) {
-    execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench-reports.ts'), '--backend', backend, '--devices', args.get('report-devices') ?? '10000'], { stdio: 'inherit', cwd: root })
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'scripts/bench-reports.ts'), '--backend', backend, '--devices', args.get('report-devices') ?? '10000'],
+      { stdio: 'inherit', cwd: root },
+    )
   }
 }
 if (only === undefined || only === 'dep') {
   console.log('\n## ADE: ABM/ASM device sync through the fake ABM server (scripts/bench-dep.ts)')
   for (const backend of backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]) {
-    execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/bench-dep.ts'), '--backend', backend, '--devices', args.get('dep-devices') ?? '20000'], { stdio: 'inherit', cwd: root })
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'scripts/bench-dep.ts'), '--backend', backend, '--devices', args.get('dep-devices') ?? '20000'],
+      { stdio: 'inherit', cwd: root },
+    )
   }
 }

@@ -283,7 +283,7 @@ export function generateProfilePayloadSchema(dir: string): string {
   lines.push('')
   lines.push('export type ProfileSchemaName = (typeof profileSchemaNames)[number]')
   lines.push('')
-  lines.push('/** Every PayloadType in Apple\'s schema (keys known or not). */')
+  lines.push("/** Every PayloadType in Apple's schema (keys known or not). */")
   lines.push('export const knownPayloadTypes: ReadonlySet<string> = new Set([', ...allTypes.map((name) => `  ${literal(name)},`), '])')
   lines.push('')
   lines.push('/**')

@@ -155,16 +155,23 @@ class TypeWriter {
     // oneOf/anyOf: a union; Ajv applies no defaults inside them.
     for (const keyword of ['oneOf', 'anyOf'] as const) {
       const branches = schema[keyword]
-      if (Array.isArray(branches)) parts.push(union(branches.map((branch) => this.type(branch, 'out', depth)), depth))
+      if (Array.isArray(branches))
+        parts.push(
+          union(
+            branches.map((branch) => this.type(branch, 'out', depth)),
+            depth,
+          ),
+        )
     }
     // `required` naming properties another allOf branch defines: present, with that branch's type.
     const alsoRequired: string[] = []
     if (Array.isArray(schema['allOf'])) {
-      const own = new Set(Object.keys((schema['properties'] ?? {}) as object))
+      const own = new Set(Object.keys(schema['properties'] ?? {}))
       for (const name of (schema['required'] as string[] | undefined) ?? []) if (!own.has(name)) alsoRequired.push(name)
       for (const branch of schema['allOf']) {
         const keys = branch !== null && typeof branch === 'object' ? Object.keys(branch) : []
-        if (keys.includes('required') && keys.every((key) => key === 'required' || key === 'description')) alsoRequired.push(...((branch as Schema)['required'] as string[]))
+        if (keys.includes('required') && keys.every((key) => key === 'required' || key === 'description'))
+          alsoRequired.push(...((branch as Schema)['required'] as string[]))
         else parts.push(this.type(branch, mode, depth))
       }
     }
@@ -189,7 +196,11 @@ class TypeWriter {
   /** The type the schema's own keywords (const, enum, type, properties, items) give, if any. */
   private ownType(schema: Schema, mode: Mode, depth: number): string | undefined {
     if ('const' in schema) return JSON.stringify(schema['const'])
-    if (Array.isArray(schema['enum'])) return union(schema['enum'].map((value) => JSON.stringify(value)), depth)
+    if (Array.isArray(schema['enum']))
+      return union(
+        schema['enum'].map((value) => JSON.stringify(value)),
+        depth,
+      )
     const declared = schema['type']
     const types = Array.isArray(declared) ? (declared as string[]) : typeof declared === 'string' ? [declared] : []
     const objectLike = ['properties', 'required', 'additionalProperties'].some((key) => key in schema)
@@ -260,7 +271,7 @@ class TypeWriter {
     const out: string[] = []
     const schemas = Object.keys((this.document['components'] as { schemas: Record<string, unknown> }).schemas)
     // Rendering a schema may need others: render until nothing new is needed.
-    for (let size = -1; size !== this.size(); ) {
+    for (let size = -1; size !== this.size();) {
       size = this.size()
       for (const [name, modes] of [...this.needed]) for (const mode of modes) this.body(name, mode)
     }
@@ -329,15 +340,25 @@ export function generateOperationsModule(yamlText: string): string {
       for (const [status, response] of Object.entries((operation['responses'] ?? {}) as Record<string, unknown>)) {
         if (!/^2\d\d$/.test(status)) continue
         const content = (writer.resolve(response) as MediaTypes).content ?? {}
-        const entries = Object.entries(content).map(([mediaType, media]) => after(`${indentOf(4)}${JSON.stringify(mediaType)}:`, contentType(writer, mediaType, media.schema, 'out', 4)))
+        const entries = Object.entries(content).map(([mediaType, media]) =>
+          after(`${indentOf(4)}${JSON.stringify(mediaType)}:`, contentType(writer, mediaType, media.schema, 'out', 4)),
+        )
         responses.push(entries.length === 0 ? `${indentOf(3)}${status}: {}` : `${indentOf(3)}${status}: {\n${entries.join('\n')}\n${indentOf(3)}}`)
       }
       operations.push(
         [
           `  /** ${method.toUpperCase()} ${path} */`,
           `  ${operationId}: {`,
-          `    params: ${parametersType(writer, parameters.filter((p) => p.in === 'path'), 2)}`,
-          `    query: ${parametersType(writer, parameters.filter((p) => p.in === 'query'), 2)}`,
+          `    params: ${parametersType(
+            writer,
+            parameters.filter((p) => p.in === 'path'),
+            2,
+          )}`,
+          `    query: ${parametersType(
+            writer,
+            parameters.filter((p) => p.in === 'query'),
+            2,
+          )}`,
           after('    body:', body),
           `    responses: {\n${responses.join('\n')}\n    }`,
           '  }',

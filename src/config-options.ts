@@ -31,54 +31,83 @@ export type LogLevel = (typeof logLevels)[number]
 
 export const options = {
   host: option({
-    env: 'ORCHARD_HOST', flag: '--host', default: '127.0.0.1', parse: hostName,
+    env: 'ORCHARD_HOST',
+    flag: '--host',
+    default: '127.0.0.1',
+    parse: hostName,
     description: 'Address to listen on (0.0.0.0 for all interfaces; the Docker image sets it).',
   }),
   port: option({
-    env: 'ORCHARD_PORT', flag: '--port', default: '8080', parse: integer(0, 65535),
+    env: 'ORCHARD_PORT',
+    flag: '--port',
+    default: '8080',
+    parse: integer(0, 65535),
     description: 'TCP port to listen on (0 picks a free port).',
   }),
   publicUrl: option({
-    env: 'ORCHARD_PUBLIC_URL', flag: '--public-url', defaultText: 'http(s)://localhost:<port>',
+    env: 'ORCHARD_PUBLIC_URL',
+    flag: '--public-url',
+    defaultText: 'http(s)://localhost:<port>',
     parse: optional(httpBaseUrl('must be an absolute http:// or https:// URL', true)),
     description: 'Base URL devices and API clients use to reach Orchard (https in production: devices require it).',
   }),
   databaseUrl: option({
-    env: 'DATABASE_URL', flag: '--database-url', defaultText: '(unset: embedded PGlite)',
-    secret: true, parse: optional(postgresUrl),
+    env: 'DATABASE_URL',
+    flag: '--database-url',
+    defaultText: '(unset: embedded PGlite)',
+    secret: true,
+    parse: optional(postgresUrl),
     description: 'postgres:// URL of a PostgreSQL database. Unset = embedded PGlite stored in the data directory.',
   }),
   databasePoolMax: option({
-    env: 'DATABASE_POOL_MAX', flag: '--database-pool-max', default: '10', parse: integer(1, 1000),
+    env: 'DATABASE_POOL_MAX',
+    flag: '--database-pool-max',
+    default: '10',
+    parse: integer(1, 1000),
     description: 'Maximum PostgreSQL connections in the pool (1-1000). Ignored for PGlite, which has one.',
   }),
   dataDir: option({
-    env: 'ORCHARD_DATA_DIR', flag: '--data-dir', default: './data', parse: path,
+    env: 'ORCHARD_DATA_DIR',
+    flag: '--data-dir',
+    default: './data',
+    parse: path,
     description: 'Directory for local state: the embedded database lives in <data-dir>/pglite.',
   }),
   logLevel: option({
-    env: 'ORCHARD_LOG_LEVEL', flag: '--log-level', default: 'info',
+    env: 'ORCHARD_LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
     parse: oneOf(logLevels, `must be one of ${logLevels.join(', ')}`),
     description: `Log level: ${logLevels.join(', ')}.`,
   }),
   apiKeys: option({
-    env: 'ORCHARD_API_KEYS', flag: '--api-keys', defaultText: '(none: admin API refuses every request)',
-    secret: true, parse: apiKeys,
+    env: 'ORCHARD_API_KEYS',
+    flag: '--api-keys',
+    defaultText: '(none: admin API refuses every request)',
+    secret: true,
+    parse: apiKeys,
     description: 'Comma-separated bearer keys for the admin API, each at least 24 characters (e.g. `openssl rand -hex 32`).',
   }),
   apnsUrl: option({
-    env: 'ORCHARD_APNS_URL', flag: '--apns-url', default: 'production', parse: apnsUrl,
+    env: 'ORCHARD_APNS_URL',
+    flag: '--apns-url',
+    default: 'production',
+    parse: apnsUrl,
     description: 'APNs endpoint: `production`, `development`, or an https:// URL (e.g. a test server).',
   }),
   apnsCaFile: option({
-    env: 'ORCHARD_APNS_CA_FILE', flag: '--apns-ca-file', defaultText: '(unset: system CAs)',
+    env: 'ORCHARD_APNS_CA_FILE',
+    flag: '--apns-ca-file',
+    defaultText: '(unset: system CAs)',
     parse: optional(readableFile),
     description: 'PEM file of an extra CA to trust for the APNs endpoint (a test APNs server). Not needed for Apple.',
   }),
   secretKeys: option({
-    env: 'ORCHARD_SECRET_KEYS', flag: '--secret-keys',
+    env: 'ORCHARD_SECRET_KEYS',
+    flag: '--secret-keys',
     defaultText: '(unset: <data-dir>/secret.key with the embedded database; none on PostgreSQL)',
-    secret: true, parse: secretKeys,
+    secret: true,
+    parse: secretKeys,
     description:
       'Comma-separated master keys (64 hex characters or base64 of 32 bytes, e.g. ' +
       '`openssl rand -hex 32`) that encrypt private keys at rest (device CA, push certificates, webhook secrets). ' +
@@ -86,128 +115,179 @@ export const options = {
       'needs the same keys.',
   }),
   repushAfter: option({
-    env: 'ORCHARD_REPUSH_AFTER_SECONDS', flag: '--repush-after-seconds', default: '300',
+    env: 'ORCHARD_REPUSH_AFTER_SECONDS',
+    flag: '--repush-after-seconds',
+    default: '300',
     parse: integer(10, 30 * 86_400),
     description: 'A device with pending commands that has not connected for this long is pushed again, with exponential backoff.',
   }),
   repushMaxInterval: option({
-    env: 'ORCHARD_REPUSH_MAX_INTERVAL_SECONDS', flag: '--repush-max-interval-seconds', default: '21600',
+    env: 'ORCHARD_REPUSH_MAX_INTERVAL_SECONDS',
+    flag: '--repush-max-interval-seconds',
+    default: '21600',
     parse: integer(10, 30 * 86_400),
     description: 'Ceiling of the re-push backoff.',
   }),
   repushGiveUpAfter: option({
-    env: 'ORCHARD_REPUSH_GIVE_UP_AFTER_SECONDS', flag: '--repush-give-up-after-seconds', default: '2592000',
+    env: 'ORCHARD_REPUSH_GIVE_UP_AFTER_SECONDS',
+    flag: '--repush-give-up-after-seconds',
+    default: '2592000',
     parse: integer(60, 365 * 86_400),
     description: 'Devices silent for longer than this (default 30 days) are not re-pushed any more.',
   }),
   repushLoopInterval: option({
-    env: 'ORCHARD_REPUSH_LOOP_SECONDS', flag: '--repush-loop-seconds', default: '30', parse: integer(0, 86_400),
+    env: 'ORCHARD_REPUSH_LOOP_SECONDS',
+    flag: '--repush-loop-seconds',
+    default: '30',
+    parse: integer(0, 86_400),
     description: 'How often this process looks for devices to re-push (0 = never; several replicas share the work safely).',
   }),
   tlsCertFile: option({
-    env: 'ORCHARD_TLS_CERT_FILE', flag: '--tls-cert-file', defaultText: '(unset: plain HTTP)',
-    requires: 'tlsKeyFile', parse: optional(readableFile),
+    env: 'ORCHARD_TLS_CERT_FILE',
+    flag: '--tls-cert-file',
+    defaultText: '(unset: plain HTTP)',
+    requires: 'tlsKeyFile',
+    parse: optional(readableFile),
     description: 'PEM certificate (chain) to serve HTTPS directly. Needs ORCHARD_TLS_KEY_FILE.',
   }),
   tlsKeyFile: option({
-    env: 'ORCHARD_TLS_KEY_FILE', flag: '--tls-key-file', defaultText: '(unset)',
-    requires: 'tlsCertFile', parse: optional(readableFile),
+    env: 'ORCHARD_TLS_KEY_FILE',
+    flag: '--tls-key-file',
+    defaultText: '(unset)',
+    requires: 'tlsCertFile',
+    parse: optional(readableFile),
     description: 'PEM private key for ORCHARD_TLS_CERT_FILE.',
   }),
   deviceCaFiles: option({
-    env: 'ORCHARD_DEVICE_CA_FILES', flag: '--device-ca-files', defaultText: '(none)', parse: fileList,
+    env: 'ORCHARD_DEVICE_CA_FILES',
+    flag: '--device-ca-files',
+    defaultText: '(none)',
+    parse: fileList,
     description:
       'Comma-separated PEM files with extra CA certificates whose device identities are trusted (e.g. ' +
       "another MDM's SCEP CA after a migration). Orchard's own device CA is always trusted.",
   }),
   organization: option({
-    env: 'ORCHARD_ORGANIZATION', flag: '--organization', default: 'Orchard',
+    env: 'ORCHARD_ORGANIZATION',
+    flag: '--organization',
+    default: 'Orchard',
     parse: text((name) => name !== '' && name.length <= 100, 'must have 1 to 100 characters'),
     description: 'Organization name shown in enrollment profiles and in the generated device CA.',
   }),
   caCertFile: option({
-    env: 'ORCHARD_CA_CERT_FILE', flag: '--ca-cert-file', defaultText: '(unset: generated on first start, kept in the database)',
-    requires: 'caKeyFile', parse: optional(readableFile),
+    env: 'ORCHARD_CA_CERT_FILE',
+    flag: '--ca-cert-file',
+    defaultText: '(unset: generated on first start, kept in the database)',
+    requires: 'caKeyFile',
+    parse: optional(readableFile),
     description:
       'PEM certificate of the CA that issues device identities over SCEP. Needs ORCHARD_CA_KEY_FILE. ' +
       'Unset: Orchard creates its device CA on first start and seals its key with ORCHARD_SECRET_KEYS.',
   }),
   caKeyFile: option({
-    env: 'ORCHARD_CA_KEY_FILE', flag: '--ca-key-file', defaultText: '(unset)',
-    requires: 'caCertFile', parse: optional(readableFile),
+    env: 'ORCHARD_CA_KEY_FILE',
+    flag: '--ca-key-file',
+    defaultText: '(unset)',
+    requires: 'caCertFile',
+    parse: optional(readableFile),
     description: 'PEM private key (RSA, or EC P-256/P-384 with a generated RSA RA) of ORCHARD_CA_CERT_FILE.',
   }),
   scepChallenge: option({
-    env: 'ORCHARD_SCEP_CHALLENGE', flag: '--scep-challenge', defaultText: '(unset: one-time challenges only)',
-    secret: true, parse: optional(scepChallenge),
-    description:
-      'A static SCEP challenge for profiles made by hand (at least 16 characters). ' +
-      "Orchard's own profiles always carry one-time challenges.",
+    env: 'ORCHARD_SCEP_CHALLENGE',
+    flag: '--scep-challenge',
+    defaultText: '(unset: one-time challenges only)',
+    secret: true,
+    parse: optional(scepChallenge),
+    description: 'A static SCEP challenge for profiles made by hand (at least 16 characters). ' + "Orchard's own profiles always carry one-time challenges.",
   }),
   identityValidityDays: option({
-    env: 'ORCHARD_IDENTITY_VALIDITY_DAYS', flag: '--identity-validity-days', default: '365', parse: integer(1, 3650),
+    env: 'ORCHARD_IDENTITY_VALIDITY_DAYS',
+    flag: '--identity-validity-days',
+    default: '365',
+    parse: integer(1, 3650),
     description: 'Validity of issued device identity certificates, in days.',
   }),
   identityRenewalDays: option({
-    env: 'ORCHARD_IDENTITY_RENEWAL_DAYS', flag: '--identity-renewal-days', default: '60', parse: integer(0, 3650),
+    env: 'ORCHARD_IDENTITY_RENEWAL_DAYS',
+    flag: '--identity-renewal-days',
+    default: '60',
+    parse: integer(0, 3650),
     description: 'Queue a fresh enrollment profile (InstallProfile) this many days before a device identity expires; 0 = never.',
   }),
   enrollmentChallengeHours: option({
-    env: 'ORCHARD_ENROLLMENT_CHALLENGE_HOURS', flag: '--enrollment-challenge-hours', default: '72',
+    env: 'ORCHARD_ENROLLMENT_CHALLENGE_HOURS',
+    flag: '--enrollment-challenge-hours',
+    default: '72',
     parse: integer(1, 24 * 365),
     description: 'How long the one-time SCEP challenge in a downloaded enrollment profile stays valid.',
   }),
   openEnrollment: option({
-    env: 'ORCHARD_OPEN_ENROLLMENT', flag: '--open-enrollment', default: 'true', parse: boolean,
-    description:
-      '`true`: anyone reaching GET /enroll gets an enrollment profile. `false`: ' +
-      'only enrollment links (GET /enroll/<token>) hand out profiles.',
+    env: 'ORCHARD_OPEN_ENROLLMENT',
+    flag: '--open-enrollment',
+    default: 'true',
+    parse: boolean,
+    description: '`true`: anyone reaching GET /enroll gets an enrollment profile. `false`: ' + 'only enrollment links (GET /enroll/<token>) hand out profiles.',
   }),
   profileSigningCertFile: option({
-    env: 'ORCHARD_PROFILE_SIGNING_CERT_FILE', flag: '--profile-signing-cert-file', defaultText: '(unset: profiles unsigned)',
-    requires: 'profileSigningKeyFile', parse: optional(readableFile),
+    env: 'ORCHARD_PROFILE_SIGNING_CERT_FILE',
+    flag: '--profile-signing-cert-file',
+    defaultText: '(unset: profiles unsigned)',
+    requires: 'profileSigningKeyFile',
+    parse: optional(readableFile),
     description: 'PEM certificate (then its chain) that signs enrollment profiles. Needs ORCHARD_PROFILE_SIGNING_KEY_FILE.',
   }),
   profileSigningKeyFile: option({
-    env: 'ORCHARD_PROFILE_SIGNING_KEY_FILE', flag: '--profile-signing-key-file', defaultText: '(unset)',
-    requires: 'profileSigningCertFile', parse: optional(readableFile),
+    env: 'ORCHARD_PROFILE_SIGNING_KEY_FILE',
+    flag: '--profile-signing-key-file',
+    defaultText: '(unset)',
+    requires: 'profileSigningCertFile',
+    parse: optional(readableFile),
     description: 'PEM private key of ORCHARD_PROFILE_SIGNING_CERT_FILE.',
   }),
   enrollmentProfileIdentifier: option({
-    env: 'ORCHARD_ENROLLMENT_PROFILE_IDENTIFIER', flag: '--enrollment-profile-identifier', default: 'orchard.enrollment',
+    env: 'ORCHARD_ENROLLMENT_PROFILE_IDENTIFIER',
+    flag: '--enrollment-profile-identifier',
+    default: 'orchard.enrollment',
     parse: reverseDnsIdentifier,
     description:
-      'PayloadIdentifier of enrollment profiles. Identity renewal re-installs the profile with it: ' +
-      'do not change it while devices are enrolled.',
+      'PayloadIdentifier of enrollment profiles. Identity renewal re-installs the profile with it: ' + 'do not change it while devices are enrolled.',
   }),
   abmUrl: option({
-    env: 'ORCHARD_ABM_URL', flag: '--abm-url', default: 'https://mdmenrollment.apple.com',
+    env: 'ORCHARD_ABM_URL',
+    flag: '--abm-url',
+    default: 'https://mdmenrollment.apple.com',
     parse: httpBaseUrl('must be an http:// or https:// URL'),
-    description:
-      "Apple's device assignment (ADE/DEP) API of Apple Business/School Manager; " +
-      'an http(s):// URL of a test server otherwise.',
+    description: "Apple's device assignment (ADE/DEP) API of Apple Business/School Manager; " + 'an http(s):// URL of a test server otherwise.',
   }),
   depSyncSeconds: option({
-    env: 'ORCHARD_DEP_SYNC_SECONDS', flag: '--dep-sync-seconds', default: '900', parse: integer(0, 7 * 86_400),
-    description:
-      'How often this process syncs the devices of every ABM/ASM token (one instance at a time per token, by lease); ' +
-      '0 = not in this process.',
+    env: 'ORCHARD_DEP_SYNC_SECONDS',
+    flag: '--dep-sync-seconds',
+    default: '900',
+    parse: integer(0, 7 * 86_400),
+    description: 'How often this process syncs the devices of every ABM/ASM token (one instance at a time per token, by lease); ' + '0 = not in this process.',
   }),
   blueprintCheckHours: option({
-    env: 'ORCHARD_BLUEPRINT_CHECK_HOURS', flag: '--blueprint-check-hours', default: '24', parse: integer(0, 24 * 90),
+    env: 'ORCHARD_BLUEPRINT_CHECK_HOURS',
+    flag: '--blueprint-check-hours',
+    default: '24',
+    parse: integer(0, 24 * 90),
     description:
-      'How often every device with blueprints is asked for its profile and app lists, so drift is repaired; ' +
-      '0 = only on enrollment, changes and sync.',
+      'How often every device with blueprints is asked for its profile and app lists, so drift is repaired; ' + '0 = only on enrollment, changes and sync.',
   }),
   adeVerifyMachineInfo: option({
-    env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO', flag: '--ade-verify-machine-info', default: 'true', parse: boolean,
+    env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO',
+    flag: '--ade-verify-machine-info',
+    default: 'true',
+    parse: boolean,
     description:
       "`true`: an ADE device's MachineInfo must be signed by a certificate chaining to " +
       'ORCHARD_ADE_MACHINE_INFO_CA_FILES (ADE enrollment answers 503 until they are set); ' +
       '`false`: the signature is checked, its chain is not.',
   }),
   adeMachineInfoCaFiles: option({
-    env: 'ORCHARD_ADE_MACHINE_INFO_CA_FILES', flag: '--ade-machine-info-ca-files', defaultText: '(none)',
+    env: 'ORCHARD_ADE_MACHINE_INFO_CA_FILES',
+    flag: '--ade-machine-info-ca-files',
+    defaultText: '(none)',
     parse: fileList,
     description:
       "Comma-separated PEM files with the CAs that issue devices' own identities, for ADE MachineInfo: " +
@@ -215,31 +295,43 @@ export const options = {
       'macOS sends no intermediate, so list both). Each is a trust anchor.',
   }),
   oidcIssuer: option({
-    env: 'ORCHARD_OIDC_ISSUER', flag: '--oidc-issuer', defaultText: '(unset: API keys only)',
+    env: 'ORCHARD_OIDC_ISSUER',
+    flag: '--oidc-issuer',
+    defaultText: '(unset: API keys only)',
     parse: optional(httpUrlText),
     description:
       "Issuer URL of the organisation's OpenID Connect provider: the admin API then also takes its JWTs as bearer " +
       "tokens (signature from the issuer's JWKS, audience and expiry checked).",
   }),
   oidcAudience: option({
-    env: 'ORCHARD_OIDC_AUDIENCE', flag: '--oidc-audience', defaultText: '(required with ORCHARD_OIDC_ISSUER)',
-    requires: 'oidcIssuer', parse: list,
+    env: 'ORCHARD_OIDC_AUDIENCE',
+    flag: '--oidc-audience',
+    defaultText: '(required with ORCHARD_OIDC_ISSUER)',
+    requires: 'oidcIssuer',
+    parse: list,
     description: 'Comma-separated `aud` values a token must carry one of (the client ID registered for Orchard).',
   }),
   oidcJwksUrl: option({
-    env: 'ORCHARD_OIDC_JWKS_URL', flag: '--oidc-jwks-url', defaultText: '(discovered from the issuer)',
-    requires: 'oidcIssuer', parse: optional(anyUrl),
+    env: 'ORCHARD_OIDC_JWKS_URL',
+    flag: '--oidc-jwks-url',
+    defaultText: '(discovered from the issuer)',
+    requires: 'oidcIssuer',
+    parse: optional(anyUrl),
     description: 'JWKS URL, when the issuer has no /.well-known/openid-configuration.',
   }),
   oidcGroupsClaim: option({
-    env: 'ORCHARD_OIDC_GROUPS_CLAIM', flag: '--oidc-groups-claim', default: 'groups', parse: (value) => value.trim(),
-    description:
-      "Token claim with the person's groups: an array of names, or a single name as a string (taken whole, " +
-      'never split).',
+    env: 'ORCHARD_OIDC_GROUPS_CLAIM',
+    flag: '--oidc-groups-claim',
+    default: 'groups',
+    parse: (value) => value.trim(),
+    description: "Token claim with the person's groups: an array of names, or a single name as a string (taken whole, " + 'never split).',
   }),
   oidcGroupRoles: option({
-    env: 'ORCHARD_OIDC_GROUP_ROLES', flag: '--oidc-group-roles', defaultText: '(required with ORCHARD_OIDC_ISSUER)',
-    requires: 'oidcIssuer', parse: groupRoles,
+    env: 'ORCHARD_OIDC_GROUP_ROLES',
+    flag: '--oidc-group-roles',
+    defaultText: '(required with ORCHARD_OIDC_ISSUER)',
+    requires: 'oidcIssuer',
+    parse: groupRoles,
     description:
       'Comma-separated `group=role` (central IT) or `group=role@tenant` pairs; ' +
       'roles owner (central only), admin, helpdesk, auditor. E.g. ' +
@@ -247,36 +339,47 @@ export const options = {
       'A person holds the grants of all their listed groups; none without one.',
   }),
   clientCertHeader: option({
-    env: 'ORCHARD_CLIENT_CERT_HEADER', flag: '--client-cert-header', defaultText: '(unset: not trusted)',
+    env: 'ORCHARD_CLIENT_CERT_HEADER',
+    flag: '--client-cert-header',
+    defaultText: '(unset: not trusted)',
     parse: optional(headerName),
     description:
       'Header in which a TLS-terminating proxy forwards the device client certificate (RFC 9440 `Client-Cert`, ' +
       'or URL-escaped PEM as nginx sends it). Set it only behind such a proxy.',
   }),
   mdmBodyLimit: option({
-    env: 'ORCHARD_MDM_BODY_LIMIT', flag: '--mdm-body-limit', default: '1048576',
+    env: 'ORCHARD_MDM_BODY_LIMIT',
+    flag: '--mdm-body-limit',
+    default: '1048576',
     parse: integer(1024, 100 * 1024 * 1024),
     description: 'Largest request body a device may send, in bytes (larger: 413).',
   }),
   userAuthenticate: option({
-    env: 'ORCHARD_USER_AUTHENTICATE', flag: '--user-authenticate', default: 'allow', parse: oneOf(['allow', 'decline']),
+    env: 'ORCHARD_USER_AUTHENTICATE',
+    flag: '--user-authenticate',
+    default: 'allow',
+    parse: oneOf(['allow', 'decline']),
     description: 'macOS user channels (UserAuthenticate): `allow` (no AuthToken needed) or `decline` (410: no user channels).',
   }),
   apiResponseValidation: option({
-    env: 'ORCHARD_API_RESPONSE_VALIDATION', flag: '--api-response-validation', default: 'log',
+    env: 'ORCHARD_API_RESPONSE_VALIDATION',
+    flag: '--api-response-validation',
+    default: 'log',
     parse: oneOf(['strict', 'log', 'off']),
-    description:
-      'Check admin API responses against openapi.yaml: `log` logs a mismatch, `strict` answers 500 instead (tests), ' +
-      '`off` skips the check.',
+    description: 'Check admin API responses against openapi.yaml: `log` logs a mismatch, `strict` answers 500 instead (tests), ' + '`off` skips the check.',
   }),
   webhookWorker: option({
-    env: 'ORCHARD_WEBHOOK_WORKER', flag: '--webhook-worker', default: 'true', parse: boolean,
+    env: 'ORCHARD_WEBHOOK_WORKER',
+    flag: '--webhook-worker',
+    default: 'true',
+    parse: boolean,
     description:
-      'Deliver webhook events from this process. `false`: events are still recorded in the outbox, ' +
-      'and another instance (or a later start) delivers them.',
+      'Deliver webhook events from this process. `false`: events are still recorded in the outbox, ' + 'and another instance (or a later start) delivers them.',
   }),
   destructiveOwnerLimit: option({
-    env: 'ORCHARD_DESTRUCTIVE_OWNER_LIMIT', flag: '--destructive-owner-limit', default: '10',
+    env: 'ORCHARD_DESTRUCTIVE_OWNER_LIMIT',
+    flag: '--destructive-owner-limit',
+    default: '10',
     parse: integer(0, 1_000_000),
     description:
       'Destructive commands (EraseDevice, DeleteUser, RemoveProfile of the enrollment profile) sent to more devices ' +
@@ -284,17 +387,24 @@ export const options = {
       'devices also takes two steps: a dry run, then the call with its confirmation token.',
   }),
   notNowAlertAfter: option({
-    env: 'ORCHARD_NOT_NOW_ALERT_AFTER', flag: '--not-now-alert-after', default: '5', parse: integer(1, 1_000_000),
+    env: 'ORCHARD_NOT_NOW_ALERT_AFTER',
+    flag: '--not-now-alert-after',
+    default: '5',
+    parse: integer(1, 1_000_000),
     description:
-      'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; ' +
-      'its NotNow count is kept).',
+      'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; ' + 'its NotNow count is kept).',
   }),
   shutdownTimeoutMs: option({
-    env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', default: '10000', parse: integer(100, 600_000),
+    env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS',
+    flag: '--shutdown-timeout-ms',
+    default: '10000',
+    parse: integer(100, 600_000),
     description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (exit code 1).',
   }),
   httpHeadersTimeoutMs: option({
-    env: 'ORCHARD_HTTP_HEADERS_TIMEOUT_MS', flag: '--http-headers-timeout-ms', default: '15000',
+    env: 'ORCHARD_HTTP_HEADERS_TIMEOUT_MS',
+    flag: '--http-headers-timeout-ms',
+    default: '15000',
     parse: integer(100, 600_000),
     description:
       'Time a client has to send its request line and headers, from connecting (on a kept-alive connection, ' +
@@ -303,7 +413,9 @@ export const options = {
       'so a client may get up to that much longer.',
   }),
   httpRequestTimeoutMs: option({
-    env: 'ORCHARD_HTTP_REQUEST_TIMEOUT_MS', flag: '--http-request-timeout-ms', default: '60000',
+    env: 'ORCHARD_HTTP_REQUEST_TIMEOUT_MS',
+    flag: '--http-request-timeout-ms',
+    default: '60000',
     parse: integer(100, 3_600_000),
     description:
       'Time a client has to send a whole request, headers and body, from its first byte; ' +
@@ -312,7 +424,9 @@ export const options = {
       'At least ORCHARD_HTTP_HEADERS_TIMEOUT_MS.',
   }),
   httpKeepAliveTimeoutMs: option({
-    env: 'ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS', flag: '--http-keep-alive-timeout-ms', default: '5000',
+    env: 'ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    flag: '--http-keep-alive-timeout-ms',
+    default: '5000',
     parse: integer(100, 3_600_000),
     description:
       'How long an idle connection stays open after a response for the next request (advertised in `Keep-Alive: ' +
@@ -322,7 +436,10 @@ export const options = {
       'or it may reuse one Orchard is closing (a 502).',
   }),
   httpMaxConnections: option({
-    env: 'ORCHARD_HTTP_MAX_CONNECTIONS', flag: '--http-max-connections', default: '10000', parse: integer(0, 1_000_000),
+    env: 'ORCHARD_HTTP_MAX_CONNECTIONS',
+    flag: '--http-max-connections',
+    default: '10000',
+    parse: integer(0, 1_000_000),
     description:
       'Most TCP connections (HTTP or TLS, idle ones included) open at once; further ones are closed on arrival, ' +
       'with a warning in the log, while open ones carry on. 0 = no cap. Keep it below the open-file limit of the ' +

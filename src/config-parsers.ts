@@ -33,9 +33,7 @@ interface Declared {
 /** An option with a default value: parsed like a given value, and shown as the default. */
 export function option<T>(spec: Declared & { default: string; parse: Parse<T> }): ConfigOption<T>
 /** An option without one: `defaultText` says what unset means; `parse` gets undefined then. */
-export function option<T>(
-  spec: Declared & { defaultText: string; parse: (value: string | undefined, fail: Fail) => T },
-): ConfigOption<T>
+export function option<T>(spec: Declared & { defaultText: string; parse: (value: string | undefined, fail: Fail) => T }): ConfigOption<T>
 export function option<T>(spec: Declared & { default?: string; defaultText?: string; parse: Parse<T> }): ConfigOption<T> {
   const { default: fallback, defaultText, parse, secret, requires, ...documented } = spec
   return Object.freeze({
@@ -66,14 +64,11 @@ export const integer =
 
 /** Case-insensitive; the problem reads "must be a, b or c" unless given. */
 export const oneOf =
-  <const V extends readonly string[]>(
-    values: V,
-    problem = `must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}`,
-  ): Parse<V[number]> =>
+  <const V extends readonly string[]>(values: V, problem = `must be ${values.slice(0, -1).join(', ')} or ${values.at(-1)}`): Parse<V[number]> =>
   (value, fail) => {
     const chosen = value.trim().toLowerCase()
     if (!values.includes(chosen)) fail(problem)
-    return chosen as V[number]
+    return chosen
   }
 
 const trueOrFalse = oneOf(['true', 'false'])
@@ -233,7 +228,7 @@ export const groupRoles = (value: string | undefined, fail: Fail): ReadonlyMap<s
     if (!match || match[1]!.trim() === '') {
       fail(`"${pair}" is not group=role or group=role@tenant (roles owner, admin, helpdesk, auditor)`)
     }
-    const [, group, role, tenantId] = match!
+    const [, group, role, tenantId] = match
     if (role === 'owner' && tenantId !== undefined) fail(`"${pair}": owner is a central IT role, without @tenant`)
     grants.set(group!.trim(), Object.freeze({ role: role as Role, tenantId: tenantId ?? null }))
   }

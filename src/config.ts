@@ -88,10 +88,25 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 function assemble(values: OptionValues, fail: FailOption) {
   const {
     publicUrl,
-    tlsCertFile, tlsKeyFile, caCertFile, caKeyFile, profileSigningCertFile, profileSigningKeyFile,
-    httpHeadersTimeoutMs, httpRequestTimeoutMs, httpKeepAliveTimeoutMs, httpMaxConnections,
-    repushAfter, repushMaxInterval, repushGiveUpAfter, repushLoopInterval,
-    oidcIssuer, oidcAudience, oidcJwksUrl, oidcGroupsClaim, oidcGroupRoles,
+    tlsCertFile,
+    tlsKeyFile,
+    caCertFile,
+    caKeyFile,
+    profileSigningCertFile,
+    profileSigningKeyFile,
+    httpHeadersTimeoutMs,
+    httpRequestTimeoutMs,
+    httpKeepAliveTimeoutMs,
+    httpMaxConnections,
+    repushAfter,
+    repushMaxInterval,
+    repushGiveUpAfter,
+    repushLoopInterval,
+    oidcIssuer,
+    oidcAudience,
+    oidcJwksUrl,
+    oidcGroupsClaim,
+    oidcGroupRoles,
     ...plain
   } = values
 

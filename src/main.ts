@@ -116,8 +116,20 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   // Device identities and the CA that issues them.
   const trustedDeviceCas = pemFiles(config.deviceCaFiles)
   const verifier = createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas })
-  const fileAuthority = config.caFiles && { certificatePem: readFileSync(config.caFiles.certFile, 'utf8'), privateKeyPem: readFileSync(config.caFiles.keyFile, 'utf8'), source: config.caFiles.certFile }
-  const authority = createCertificateAuthorityService({ store: createCertificateAuthorityStore(db), secretBox, fileAuthority: fileAuthority || undefined, configTrusted: trustedDeviceCas, organization: config.organization, onTrustChange: (certificates) => verifier.replaceTrustedCas(certificates), logger })
+  const fileAuthority = config.caFiles && {
+    certificatePem: readFileSync(config.caFiles.certFile, 'utf8'),
+    privateKeyPem: readFileSync(config.caFiles.keyFile, 'utf8'),
+    source: config.caFiles.certFile,
+  }
+  const authority = createCertificateAuthorityService({
+    store: createCertificateAuthorityStore(db),
+    secretBox,
+    fileAuthority: fileAuthority || undefined,
+    configTrusted: trustedDeviceCas,
+    organization: config.organization,
+    onTrustChange: (certificates) => verifier.replaceTrustedCas(certificates),
+    logger,
+  })
   try {
     await authority.start()
   } catch (error) {
@@ -125,14 +137,23 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     if (config.caFiles) throw new Error(`ORCHARD_CA_CERT_FILE/ORCHARD_CA_KEY_FILE: ${(error as Error).message}`, { cause: error })
     logger.error({ err: error }, 'the device CA could not be loaded')
   }
-  const profileSigner = config.profileSigningFiles ? loadProfileSigner(readFileSync(config.profileSigningFiles.certFile, 'utf8'), readFileSync(config.profileSigningFiles.keyFile, 'utf8')) : null
+  const profileSigner = config.profileSigningFiles
+    ? loadProfileSigner(readFileSync(config.profileSigningFiles.certFile, 'utf8'), readFileSync(config.profileSigningFiles.keyFile, 'utf8'))
+    : null
 
   // Push, the command queue and its dispatcher (typed commands, targets, the destructive-command guard).
   const pushStore = createPushStore(db)
   const pushCertificates = createPushCertificateService({ store: pushStore, secretBox, logger })
   const apnsCa = config.apnsCaFile ? readFileSync(config.apnsCaFile, 'utf8') : undefined
   const createSender = (certificate: Parameters<typeof pushCertificates.privateKeyPem>[0]) =>
-    createApnsSender({ topic: certificate.topic, certificatePem: certificate.certificatePem, privateKeyPem: pushCertificates.privateKeyPem(certificate), endpoint: config.apnsUrl, ca: apnsCa, logger })
+    createApnsSender({
+      topic: certificate.topic,
+      certificatePem: certificate.certificatePem,
+      privateKeyPem: pushCertificates.privateKeyPem(certificate),
+      endpoint: config.apnsUrl,
+      ca: apnsCa,
+      logger,
+    })
   const push = createPushService({ store: pushStore, createSender, schedule: config.repush, metrics, logger })
   const queue = createCommandQueueStore(db, { repushAfterSeconds: config.repush.afterSeconds })
   const directory = createDeviceDirectoryStore(db)
@@ -147,15 +168,43 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   // Enrollment, ADE, fleet (lifecycle, blueprints), access, tenancy, webhooks.
   const enrollmentLinks = createEnrollmentLinkStore(db)
   const identities = createIdentityStore(db)
-  const scep = createScepService({ authority, store: enrollmentLinks, verifyIdentity: (der) => verifier.verify(der), staticChallenge: config.scepChallenge, identityValidityDays: config.identityValidityDays, countOutcome: (outcome) => metrics.scepIssuances.inc({ outcome }), logger })
-  const pushTopics = async () => (await pushCertificates.list()).sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime()).map((certificate) => certificate.topic)
+  const scep = createScepService({
+    authority,
+    store: enrollmentLinks,
+    verifyIdentity: (der) => verifier.verify(der),
+    staticChallenge: config.scepChallenge,
+    identityValidityDays: config.identityValidityDays,
+    countOutcome: (outcome) => metrics.scepIssuances.inc({ outcome }),
+    logger,
+  })
+  const pushTopics = async () =>
+    (await pushCertificates.list()).sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime()).map((certificate) => certificate.topic)
   // A renewal challenge must outlive a device that is off for a while, but not its identity.
   const renewalChallengeDays = Math.max(1, Math.min(30, config.identityRenewalDays))
-  const enrollment = createEnrollmentService({ store: enrollmentLinks, authority, pushTopics, signer: profileSigner, publicUrl: config.publicUrl, organization: config.organization, profileIdentifier: config.enrollmentProfileIdentifier, openEnrollment: config.openEnrollment, challengeTtlHours: config.enrollmentChallengeHours, renewalChallengeDays, logger })
+  const enrollment = createEnrollmentService({
+    store: enrollmentLinks,
+    authority,
+    pushTopics,
+    signer: profileSigner,
+    publicUrl: config.publicUrl,
+    organization: config.organization,
+    profileIdentifier: config.enrollmentProfileIdentifier,
+    openEnrollment: config.openEnrollment,
+    challengeTtlHours: config.enrollmentChallengeHours,
+    renewalChallengeDays,
+    logger,
+  })
   const renewal = createIdentityRenewalService({ store: identities, enrollment, dispatcher, leadDays: config.identityRenewalDays, logger })
   const depStore = createDepStore(db)
   const dep = createDepService({ store: depStore, secretBox, abmUrl: config.abmUrl, publicUrl: config.publicUrl, organization: config.organization, logger })
-  const ade = createAdeEnrollmentService({ store: depStore, enrollment, dispatcher, verifyMachineInfoChain: config.adeVerifyMachineInfo, machineInfoCas: pemFiles(config.adeMachineInfoCaFiles), logger })
+  const ade = createAdeEnrollmentService({
+    store: depStore,
+    enrollment,
+    dispatcher,
+    verifyMachineInfoChain: config.adeVerifyMachineInfo,
+    machineInfoCas: pemFiles(config.adeMachineInfoCaFiles),
+    logger,
+  })
   const audit = createAuditStore(db)
   const lifecycleStore = createLifecycleStore(db)
   const lifecycle = createDeviceLifecycle({
@@ -167,7 +216,13 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     logger,
   })
   const deviceState = async (deviceId: string) => (await lifecycleStore.device(fullAccess, deviceId))?.state
-  const blueprints = createBlueprintService({ store: createBlueprintStore(db), dispatcher, ...(profileSigner ? { signer: profileSigner } : {}), deviceState, logger })
+  const blueprints = createBlueprintService({
+    store: createBlueprintStore(db),
+    dispatcher,
+    ...(profileSigner ? { signer: profileSigner } : {}),
+    deviceState,
+    logger,
+  })
   const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
@@ -176,7 +231,12 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const audited = auditDeviceListeners(audit)
   const hooked = webhookDeviceListeners(webhooks)
   const events = createDeviceEvents({
-    enrolled: [...(audited.enrolled ?? []), ({ channel }) => channel.kind === 'device' && lifecycle.deviceEnrolled(channel.deviceId), ({ channel }) => channel.kind === 'device' && blueprints.deviceEnrolled(channel.deviceId), ({ channel, awaitingConfiguration }) => ade.enrolled(channel, { awaitingConfiguration })],
+    enrolled: [
+      ...(audited.enrolled ?? []),
+      ({ channel }) => channel.kind === 'device' && lifecycle.deviceEnrolled(channel.deviceId),
+      ({ channel }) => channel.kind === 'device' && blueprints.deviceEnrolled(channel.deviceId),
+      ({ channel, awaitingConfiguration }) => ade.enrolled(channel, { awaitingConfiguration }),
+    ],
     checked_out: [...(audited.checked_out ?? []), ({ deviceId }) => lifecycle.deviceCheckedOut(deviceId)],
     identity_renewed: audited.identity_renewed ?? [],
     reenrolled: [...(audited.reenrolled ?? []), ...(hooked.reenrolled ?? [])],
@@ -196,19 +256,42 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     tokenServices: {},
     userAuthentication: config.userAuthenticate,
     events,
-    identityOrigins: { lookup: (sha256) => enrollmentLinks.identityOrigin(sha256), apply: (deviceId, origin, options) => identities.applyOrigin(deviceId, origin, options) },
+    identityOrigins: {
+      lookup: (sha256) => enrollmentLinks.identityOrigin(sha256),
+      apply: (deviceId, origin, options) => identities.applyOrigin(deviceId, origin, options),
+    },
     logger,
   })
   const reports = createReportService({ queue, inventory: createInventoryStore(db), events, metrics, notNowAlertAfter: config.notNowAlertAfter, logger })
-  const mdm = { resolveIdentity: createIdentityResolver(verifier), checkin, reports, metrics, bodyLimit: config.mdmBodyLimit, clientCertificateHeader: config.clientCertHeader }
+  const mdm = {
+    resolveIdentity: createIdentityResolver(verifier),
+    checkin,
+    reports,
+    metrics,
+    bodyLimit: config.mdmBodyLimit,
+    clientCertificateHeader: config.clientCertHeader,
+  }
 
   // The admin API and the app.
   const oidc = config.oidc && {
-    verifier: createOidcVerifier({ issuer: config.oidc.issuer, audience: config.oidc.audiences, ...(config.oidc.jwksUrl ? { jwksUrl: config.oidc.jwksUrl } : {}) }),
+    verifier: createOidcVerifier({
+      issuer: config.oidc.issuer,
+      audience: config.oidc.audiences,
+      ...(config.oidc.jwksUrl ? { jwksUrl: config.oidc.jwksUrl } : {}),
+    }),
     rules: { groupsClaim: config.oidc.groupsClaim, groupRoles: config.oidc.groupRoles },
   }
-  const checkReadiness = createReadinessCheck({ ping: database.ping, migrationStatus: () => migrationStatus(db), expiringPushCertificates: () => pushCertificates.expiring(30), timeoutMs: 5_000 })
-  const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile), requestClientCertificate: authority.trustedCertificates().length > 0 }
+  const checkReadiness = createReadinessCheck({
+    ping: database.ping,
+    migrationStatus: () => migrationStatus(db),
+    expiringPushCertificates: () => pushCertificates.expiring(30),
+    timeoutMs: 5_000,
+  })
+  const tls = config.tls && {
+    cert: readFileSync(config.tls.certFile),
+    key: readFileSync(config.tls.keyFile),
+    requestClientCertificate: authority.trustedCertificates().length > 0,
+  }
   const deviceDirectory = createDeviceDirectory(directory)
   const commands = createCommandAdmin({ store: commandAdmin, requireEnrollment: deviceDirectory.requireEnrollment })
   const tenants = createTenantService({ store: tenantStore, audit, tree: tenantTree })

@@ -84,7 +84,11 @@ t.test('each wrong value fails with one line naming the variable and the problem
     [{ ORCHARD_ABM_URL: 'https://abm.test/?x=1' }, [], /^ORCHARD_ABM_URL: must not have a query string/],
     [{ ORCHARD_DEP_SYNC_SECONDS: 'often' }, [], /^ORCHARD_DEP_SYNC_SECONDS: must be a whole number from 0 to 604800/],
     [{ ORCHARD_ADE_VERIFY_MACHINE_INFO: 'yes' }, [], /^ORCHARD_ADE_VERIFY_MACHINE_INFO: must be true or false/],
-    [{ ORCHARD_ADE_MACHINE_INFO_CA_FILES: '/nonexistent/apple-root.pem' }, [], /^ORCHARD_ADE_MACHINE_INFO_CA_FILES: file \/nonexistent\/apple-root.pem does not exist/],
+    [
+      { ORCHARD_ADE_MACHINE_INFO_CA_FILES: '/nonexistent/apple-root.pem' },
+      [],
+      /^ORCHARD_ADE_MACHINE_INFO_CA_FILES: file \/nonexistent\/apple-root.pem does not exist/,
+    ],
     [{}, ['--nope', '1'], /^--nope: unknown flag/],
     [{}, ['serve'], /^serve: unexpected argument/],
     [{}, ['--port', '1', '--port', '2'], /^--port: given more than once$/],
@@ -139,16 +143,25 @@ t.test('connection limits: defaults, variables, flags and bounds', async (t) => 
     ORCHARD_HTTP_MAX_CONNECTIONS: '0',
   }
   const config = loadConfig(env, [])
-  t.same(config.connectionLimits, { headersTimeoutMs: 300, requestTimeoutMs: 300, keepAliveTimeoutMs: 65_000, maxConnections: 0 }, 'equal timeouts are fine; 0 = no cap')
+  t.same(
+    config.connectionLimits,
+    { headersTimeoutMs: 300, requestTimeoutMs: 300, keepAliveTimeoutMs: 65_000, maxConnections: 0 },
+    'equal timeouts are fine; 0 = no cap',
+  )
   t.ok(Object.isFrozen(config.connectionLimits))
-  t.match(describeConfig(config), { connection_limits: { headers_timeout_ms: 300, request_timeout_ms: 300, keep_alive_timeout_ms: 65_000, max_connections: 0 } })
+  t.match(describeConfig(config), {
+    connection_limits: { headers_timeout_ms: 300, request_timeout_ms: 300, keep_alive_timeout_ms: 65_000, max_connections: 0 },
+  })
   const withFlags = loadConfig(env, ['--http-max-connections', '500', '--http-request-timeout-ms=90000'])
   t.match(withFlags.connectionLimits, { maxConnections: 500, requestTimeoutMs: 90_000, headersTimeoutMs: 300 }, 'flags win')
 
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ ORCHARD_HTTP_HEADERS_TIMEOUT_MS: '50' }, /^ORCHARD_HTTP_HEADERS_TIMEOUT_MS: must be a whole number from 100 to 600000 \(got "50"\)$/],
     [{ ORCHARD_HTTP_REQUEST_TIMEOUT_MS: '1m' }, /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be a whole number from 100 to 3600000/],
-    [{ ORCHARD_HTTP_REQUEST_TIMEOUT_MS: '10000' }, /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be at least ORCHARD_HTTP_HEADERS_TIMEOUT_MS \(15000\) \(got "10000"\)$/],
+    [
+      { ORCHARD_HTTP_REQUEST_TIMEOUT_MS: '10000' },
+      /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be at least ORCHARD_HTTP_HEADERS_TIMEOUT_MS \(15000\) \(got "10000"\)$/,
+    ],
     [{ ORCHARD_HTTP_HEADERS_TIMEOUT_MS: '120000' }, /^ORCHARD_HTTP_REQUEST_TIMEOUT_MS: must be at least ORCHARD_HTTP_HEADERS_TIMEOUT_MS \(120000\)$/],
     [{ ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS: '0' }, /^ORCHARD_HTTP_KEEP_ALIVE_TIMEOUT_MS: must be a whole number from 100 to 3600000/],
     [{ ORCHARD_HTTP_MAX_CONNECTIONS: '-1' }, /^ORCHARD_HTTP_MAX_CONNECTIONS: must be a whole number from 0 to 1000000/],

@@ -41,9 +41,15 @@ t.test('operation types follow the JSON Schemas: refs, allOf, oneOf, enum, const
             { name: 'limit', in: 'query', schema: { type: 'integer', default: 50 } },
             { name: 'cursor', in: 'query', schema: { type: 'string' } },
           ],
-          requestBody: { required: true, content: { 'application/json': { schema: { allOf: [{ $ref: '#/components/schemas/Fields' }, { required: ['name'] }] } } } },
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { allOf: [{ $ref: '#/components/schemas/Fields' }, { required: ['name'] }] } } },
+          },
           responses: {
-            '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } }, 'text/csv': { schema: { type: 'string' } } } },
+            '200': {
+              description: 'ok',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Thing' } }, 'text/csv': { schema: { type: 'string' } } },
+            },
             '204': { description: 'none' },
             '404': { description: 'no', content: { 'application/json': { schema: { type: 'object' } } } },
           },
@@ -51,7 +57,9 @@ t.test('operation types follow the JSON Schemas: refs, allOf, oneOf, enum, const
         post: {
           operationId: 'uploadThing',
           requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-          responses: { '201': { description: 'ok', content: { 'application/json': { schema: { oneOf: [{ $ref: '#/components/schemas/Thing' }, { const: 'later' }] } } } } },
+          responses: {
+            '201': { description: 'ok', content: { 'application/json': { schema: { oneOf: [{ $ref: '#/components/schemas/Thing' }, { const: 'later' }] } } } },
+          },
         },
       },
     },
@@ -60,13 +68,22 @@ t.test('operation types follow the JSON Schemas: refs, allOf, oneOf, enum, const
         Fields: {
           type: 'object',
           additionalProperties: false,
-          properties: { name: { type: 'string' }, tags: { type: 'array', items: { type: 'string' }, default: [] }, choice: { oneOf: [{ $ref: '#/components/schemas/Kind' }, { type: 'null' }] } },
+          properties: {
+            name: { type: 'string' },
+            tags: { type: 'array', items: { type: 'string' }, default: [] },
+            choice: { oneOf: [{ $ref: '#/components/schemas/Kind' }, { type: 'null' }] },
+          },
         },
         Kind: { enum: ['a', 'b'] },
         Thing: {
           type: 'object',
           required: ['id', 'note', 'extra'],
-          properties: { id: { type: 'string' }, note: { type: ['string', 'null'] }, extra: { type: 'object', additionalProperties: { type: 'integer' } }, free: { type: 'object' } },
+          properties: {
+            id: { type: 'string' },
+            note: { type: ['string', 'null'] },
+            extra: { type: 'object', additionalProperties: { type: 'integer' } },
+            free: { type: 'object' },
+          },
         },
       },
     },
@@ -82,7 +99,11 @@ t.test('operation types follow the JSON Schemas: refs, allOf, oneOf, enum, const
   t.match(squeezed, 'body: Buffer', 'raw bodies are bytes')
   t.match(squeezed, '"application/json": Thing | "later"', 'oneOf and const')
   t.match(squeezed, 'export type Kind = "a" | "b"', 'enum')
-  t.match(squeezed, 'export type Thing = { id: string note: string | null extra: { [key: string]: number } free?: { [key: string]: unknown } }', 'nullable types, maps, free-form objects; objects with properties are closed')
+  t.match(
+    squeezed,
+    'export type Thing = { id: string note: string | null extra: { [key: string]: number } free?: { [key: string]: unknown } }',
+    'nullable types, maps, free-form objects; objects with properties are closed',
+  )
   t.match(squeezed, 'export type ApiOperationId = | "putThing" | "uploadThing"')
 })
 
@@ -136,9 +157,12 @@ function openObjects(document: Schema, schema: unknown, where: string, closedAbo
   if (schema === null || typeof schema !== 'object') return []
   const node = schema as Schema
   if (typeof node['$ref'] === 'string') {
-    const ref = node['$ref'] as string
+    const ref = node['$ref']
     if (ref in openOnPurpose || seen.includes(ref)) return []
-    const target = ref.slice(2).split('/').reduce<any>((at, part) => at?.[part.replace(/~1/g, '/').replace(/~0/g, '~')], document)
+    const target = ref
+      .slice(2)
+      .split('/')
+      .reduce<any>((at, part) => at?.[part.replace(/~1/g, '/').replace(/~0/g, '~')], document)
     return openObjects(document, target, ref, closedAbove, [...seen, ref])
   }
   const types = [node['type']].flat()
@@ -146,14 +170,18 @@ function openObjects(document: Schema, schema: unknown, where: string, closedAbo
   const closesBelow = closedAbove || node['unevaluatedProperties'] === false
   const open: string[] = []
   if (isObject && !closesBelow && node['additionalProperties'] !== false && typeof node['additionalProperties'] !== 'object') open.push(where)
-  for (const [name, property] of Object.entries((node['properties'] ?? {}) as Record<string, unknown>)) open.push(...openObjects(document, property, `${where}/properties/${name}`, false, seen))
-  if (typeof node['additionalProperties'] === 'object') open.push(...openObjects(document, node['additionalProperties'], `${where}/additionalProperties`, false, seen))
+  for (const [name, property] of Object.entries((node['properties'] ?? {}) as Record<string, unknown>))
+    open.push(...openObjects(document, property, `${where}/properties/${name}`, false, seen))
+  if (typeof node['additionalProperties'] === 'object')
+    open.push(...openObjects(document, node['additionalProperties'], `${where}/additionalProperties`, false, seen))
   for (const key of ['items', 'prefixItems'] as const) {
-    for (const [index, item] of [node[key]].flat().entries()) open.push(...openObjects(document, item, `${where}/${key}${Array.isArray(node[key]) ? `/${index}` : ''}`, false, seen))
+    for (const [index, item] of [node[key]].flat().entries())
+      open.push(...openObjects(document, item, `${where}/${key}${Array.isArray(node[key]) ? `/${index}` : ''}`, false, seen))
   }
   // unevaluatedProperties sees the properties every branch evaluated: it closes them all.
   for (const key of ['allOf', 'oneOf', 'anyOf'] as const) {
-    for (const [index, branch] of ((node[key] ?? []) as unknown[]).entries()) open.push(...openObjects(document, branch, `${where}/${key}/${index}`, closesBelow, seen))
+    for (const [index, branch] of ((node[key] ?? []) as unknown[]).entries())
+      open.push(...openObjects(document, branch, `${where}/${key}/${index}`, closesBelow, seen))
   }
   return open
 }
@@ -187,13 +215,24 @@ t.test('the open-object check finds what it must', async (t) => {
   t.same(openObjects(document, ref('Open'), 'body'), ['#/components/schemas/Open'])
   t.same(openObjects(document, ref('Closed'), 'body'), ['#/components/schemas/Closed/properties/nested'], 'nested objects too')
   t.same(openObjects(document, { type: 'array', items: ref('Open') }, 'body'), ['#/components/schemas/Open'], 'array items too')
-  t.same(openObjects(document, { allOf: [ref('Composed'), { type: 'object', properties: { tenant_id: {} } }] }, 'body'), ['#/components/schemas/Composed', 'body/allOf/1'])
-  t.same(openObjects(document, { allOf: [ref('Composed'), { type: 'object', properties: { tenant_id: {} } }], unevaluatedProperties: false }, 'body'), [], 'unevaluatedProperties closes what allOf composes')
-  t.same(openObjects(document, { type: 'object', additionalProperties: { type: 'object', properties: {} } }, 'body'), ['body/additionalProperties'], 'the values of a map')
+  t.same(openObjects(document, { allOf: [ref('Composed'), { type: 'object', properties: { tenant_id: {} } }] }, 'body'), [
+    '#/components/schemas/Composed',
+    'body/allOf/1',
+  ])
+  t.same(
+    openObjects(document, { allOf: [ref('Composed'), { type: 'object', properties: { tenant_id: {} } }], unevaluatedProperties: false }, 'body'),
+    [],
+    'unevaluatedProperties closes what allOf composes',
+  )
+  t.same(
+    openObjects(document, { type: 'object', additionalProperties: { type: 'object', properties: {} } }, 'body'),
+    ['body/additionalProperties'],
+    'the values of a map',
+  )
   t.same(openObjects(document, { type: 'object', additionalProperties: true }, 'body'), ['body'])
 })
 
-t.test('TypedCommand is open in the schema, and its keys are checked against Apple\'s', async (t) => {
+t.test("TypedCommand is open in the schema, and its keys are checked against Apple's", async (t) => {
   t.equal(spec.components.schemas['TypedCommand'].additionalProperties, true)
   const checked = validateTypedCommand({ request_type: 'DeviceLock', Mesage: 'Call IT' })
   t.same(checked, { ok: false, errors: [{ pointer: '/Mesage', detail: 'is not a key of DeviceLock' }] }, 'a misspelt key is refused with a pointer')
@@ -206,13 +245,19 @@ t.test('a blueprint with "apps" (the field is "applications") is refused with a 
   const apps = [{ bundle_id: 'com.example.app', itunes_store_id: 1 }]
   const created = await api('POST', '/api/v1/blueprints', { body: { name: 'With apps', apps } })
   t.equal(created.statusCode, 400)
-  t.match(created.json, { code: 'validation_failed', detail: 'request body field /apps is not a known field', errors: [{ pointer: '/apps', detail: 'is not a known field' }] })
+  t.match(created.json, {
+    code: 'validation_failed',
+    detail: 'request body field /apps is not a known field',
+    errors: [{ pointer: '/apps', detail: 'is not a known field' }],
+  })
   const blueprint = await api('POST', '/api/v1/blueprints', { body: { name: 'With applications', applications: apps, tenant_id: null } })
   t.equal(blueprint.statusCode, 201, 'the documented fields, tenant_id included, still pass')
   t.same(blueprint.json.applications, apps)
   const replaced = await api('PUT', `/api/v1/blueprints/${blueprint.json.id}`, { body: { name: 'With apps', apps } })
   t.equal(replaced.statusCode, 400)
   t.match(replaced.json.errors, [{ pointer: '/apps', detail: 'is not a known field' }])
-  const nested = await api('POST', '/api/v1/blueprints', { body: { name: 'Nested', applications: [{ bundle_id: 'com.example.app', itunes_store_id: 1, version: '2' }] } })
+  const nested = await api('POST', '/api/v1/blueprints', {
+    body: { name: 'Nested', applications: [{ bundle_id: 'com.example.app', itunes_store_id: 1, version: '2' }] },
+  })
   t.match(nested.json.errors, [{ pointer: '/applications/0/version', detail: 'is not a known field' }], 'nested objects name the field too')
 })

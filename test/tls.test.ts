@@ -72,7 +72,13 @@ t.test('direct mTLS: a device presenting its identity certificate needs no Mdm-S
     new Promise<number>((resolve, reject) => {
       const req = request(
         `${server.address}/mdm/checkin`,
-        { method: 'PUT', agent: false, ca, ...(clientCert ? { cert: certPem, key: keyPem } : {}), headers: { 'content-type': 'application/x-apple-aspen-mdm-checkin' } },
+        {
+          method: 'PUT',
+          agent: false,
+          ca,
+          ...(clientCert ? { cert: certPem, key: keyPem } : {}),
+          headers: { 'content-type': 'application/x-apple-aspen-mdm-checkin' },
+        },
         (res) => {
           res.resume()
           res.on('end', () => resolve(res.statusCode ?? 0))

@@ -42,7 +42,10 @@ export async function scopeForRoles(principal: Principal, allowed: readonly Role
 }
 
 /** A tenant tree over a loader of every tenant, cached for `ttlMs` (tenants change rarely). */
-export function createTenantTree(load: () => Promise<Array<{ id: string; parentId: string | null }>>, options: { ttlMs?: number; now?: () => number } = {}): TenantTree {
+export function createTenantTree(
+  load: () => Promise<Array<{ id: string; parentId: string | null }>>,
+  options: { ttlMs?: number; now?: () => number } = {},
+): TenantTree {
   const ttlMs = options.ttlMs ?? 5_000
   const now = options.now ?? Date.now
   interface Shape {
@@ -94,7 +97,11 @@ export function createTenantTree(load: () => Promise<Array<{ id: string; parentI
  * to several departments of one organisation); else central IT for a central sender, or the
  * first of the sender's own tenants among the targets'.
  */
-export async function commandTenant(targetTenants: ReadonlySet<string | null>, scope: AccessScope, tree: Pick<TenantTree, 'organisationOf'>): Promise<string | null> {
+export async function commandTenant(
+  targetTenants: ReadonlySet<string | null>,
+  scope: AccessScope,
+  tree: Pick<TenantTree, 'organisationOf'>,
+): Promise<string | null> {
   const tenants = [...targetTenants]
   if (tenants.length === 1) return tenants[0]!
   if (tenants.length > 1 && !tenants.includes(null)) {

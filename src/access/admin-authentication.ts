@@ -29,7 +29,11 @@ export function grantsFromClaims(claims: Record<string, unknown>, rules: OidcPri
   return grants
 }
 
-export function createAdminAuthenticator(deps: { apiKeys: ApiKeyService; oidc: { verifier: OidcVerifier; rules: OidcPrincipalRules } | null; logger: Logger }): (token: string) => Promise<Principal | undefined> {
+export function createAdminAuthenticator(deps: {
+  apiKeys: ApiKeyService
+  oidc: { verifier: OidcVerifier; rules: OidcPrincipalRules } | null
+  logger: Logger
+}): (token: string) => Promise<Principal | undefined> {
   const log = deps.logger.child({ service: 'admin-authentication' })
   const oidc = deps.oidc
   return async (token) => {
@@ -49,7 +53,10 @@ export function createAdminAuthenticator(deps: { apiKeys: ApiKeyService; oidc: {
     const grants = grantsFromClaims(verified.claims, oidc.rules)
     if (grants.length === 0) {
       log.info({ subject: verified.subject }, 'OIDC token valid, but none of its groups grants a role')
-      throw new OrchardError('forbidden', `${verified.subject} is in none of the groups that give access to Orchard (claim ${oidc.rules.groupsClaim}; ORCHARD_OIDC_GROUP_ROLES)`)
+      throw new OrchardError(
+        'forbidden',
+        `${verified.subject} is in none of the groups that give access to Orchard (claim ${oidc.rules.groupsClaim}; ORCHARD_OIDC_GROUP_ROLES)`,
+      )
     }
     const name = typeof verified.claims['preferred_username'] === 'string' ? verified.claims['preferred_username'] : verified.subject
     return { id: `oidc:${verified.subject}`, name, grants, source: 'oidc' }

@@ -131,7 +131,8 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
     if (!(roles as readonly unknown[]).includes(role)) errors.push({ pointer: '/role', detail: `must be one of ${roles.join(', ')}` })
     const tenantId = input.tenantId === undefined ? defaultTenantOf(scope) : input.tenantId
     if (role === 'owner' && tenantId !== null) errors.push({ pointer: '/tenant_id', detail: 'owner keys belong to central IT: leave tenant_id out (or null)' })
-    if (!scopeIncludes(scope, tenantId)) errors.push({ pointer: '/tenant_id', detail: tenantId === null ? 'only central IT can create central keys' : `${tenantId} is not a tenant you manage` })
+    if (!scopeIncludes(scope, tenantId))
+      errors.push({ pointer: '/tenant_id', detail: tenantId === null ? 'only central IT can create central keys' : `${tenantId} is not a tenant you manage` })
 
     const expiresAt = input.expiresAt ?? null
     if (expiresAt !== null) {
@@ -203,9 +204,19 @@ export function createApiKeyService(deps: ApiKeyServiceDeps): ApiKeyService {
       const valid = validate(scope, input, at)
       const { id, key } = generateKey()
       const digest = sha256(key)
-      const row = await deps.store.insertKey(scope, { id, name: valid.name, role: valid.role, tenantId: valid.tenantId, keySha256: digest, createdAt: at, expiresAt: valid.expiresAt })
+      const row = await deps.store.insertKey(scope, {
+        id,
+        name: valid.name,
+        role: valid.role,
+        tenantId: valid.tenantId,
+        keySha256: digest,
+        createdAt: at,
+        expiresAt: valid.expiresAt,
+      })
       if (!row) {
-        throw new OrchardError('validation_failed', `invalid API key: tenant_id ${valid.tenantId} does not exist`, { details: { errors: [{ pointer: '/tenant_id', detail: 'no such tenant' }] } })
+        throw new OrchardError('validation_failed', `invalid API key: tenant_id ${valid.tenantId} does not exist`, {
+          details: { errors: [{ pointer: '/tenant_id', detail: 'no such tenant' }] },
+        })
       }
       cache.delete(digest.toString('base64'))
       log.info({ key_id: id, name: valid.name, role: valid.role, tenant_id: valid.tenantId, expires_at: valid.expiresAt }, 'API key created')

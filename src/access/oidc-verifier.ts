@@ -53,15 +53,7 @@ export interface VerifiedToken {
 }
 
 export type TokenRejectionReason =
-  | 'malformed'
-  | 'unsupported_algorithm'
-  | 'unknown_key'
-  | 'bad_signature'
-  | 'wrong_issuer'
-  | 'wrong_audience'
-  | 'expired'
-  | 'not_yet_valid'
-  | 'jwks_unavailable'
+  'malformed' | 'unsupported_algorithm' | 'unknown_key' | 'bad_signature' | 'wrong_issuer' | 'wrong_audience' | 'expired' | 'not_yet_valid' | 'jwks_unavailable'
 
 export class TokenRejected extends Error {
   override readonly name = 'TokenRejected'
@@ -206,9 +198,13 @@ async function selectKey(set: KeySet, header: JWSHeaderParameters, issuer: strin
   const candidates = set.keys.filter((key) => (kid === undefined ? key.kty === kty : key.kid === kid))
   if (candidates.length > 0) {
     const which = kid === undefined ? `the ${kty} keys of ${issuer}` : `the key with kid ${show(kid)}`
-    return { rejected: new TokenRejected('unsupported_algorithm', `${which} (${candidates.map(describeKey).join(', ')}) cannot verify ${alg}`), refetchMayHelp: false }
+    return {
+      rejected: new TokenRejected('unsupported_algorithm', `${which} (${candidates.map(describeKey).join(', ')}) cannot verify ${alg}`),
+      refetchMayHelp: false,
+    }
   }
-  const missing = kid === undefined ? `${named}the JWKS of ${issuer} has no ${kty} signing key` : `the JWKS of ${issuer} has no signing key with kid ${show(kid)}`
+  const missing =
+    kid === undefined ? `${named}the JWKS of ${issuer} has no ${kty} signing key` : `the JWKS of ${issuer} has no signing key with kid ${show(kid)}`
   return { rejected: new TokenRejected('unknown_key', missing), refetchMayHelp: true }
 }
 
@@ -403,7 +399,9 @@ export function createOidcVerifier(options: OidcVerifierOptions): OidcVerifier {
     try {
       return await refetch()
     } catch (error) {
-      throw new TokenRejected('jwks_unavailable', `cannot get the signing keys of ${issuer}: ${error instanceof Error ? error.message : String(error)}`, { cause: error })
+      throw new TokenRejected('jwks_unavailable', `cannot get the signing keys of ${issuer}: ${error instanceof Error ? error.message : String(error)}`, {
+        cause: error,
+      })
     }
   }
 

@@ -135,7 +135,10 @@ export function createAbmAccess(deps: AbmAccessDeps): AbmAccess {
     async assign(token, profile, serials, scope = fullAccess) {
       if (!profile.profile_uuid) {
         const lastAttempt = profile.define_error ? ` (last attempt: ${profile.define_error})` : ''
-        throw new OrchardError('conflict', `PreStage profile "${profile.name}" is not defined at Apple yet${lastAttempt}: POST /api/v1/dep/profiles/${profile.id}/define`)
+        throw new OrchardError(
+          'conflict',
+          `PreStage profile "${profile.name}" is not defined at Apple yet${lastAttempt}: POST /api/v1/dep/profiles/${profile.id}/define`,
+        )
       }
       const abm = client(token)
       const results: AssignOutcome[] = []
@@ -147,7 +150,10 @@ export function createAbmAccess(deps: AbmAccessDeps): AbmAccess {
         results.push(...outcomes)
       }
       const counts = results.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {})
-      log.info({ dep_token_id: token.id, dep_profile_id: profile.id, profile_uuid: profile.profile_uuid, ...counts }, `PreStage "${profile.name}" assigned to ${serials.length} device(s)`)
+      log.info(
+        { dep_token_id: token.id, dep_profile_id: profile.id, profile_uuid: profile.profile_uuid, ...counts },
+        `PreStage "${profile.name}" assigned to ${serials.length} device(s)`,
+      )
       return { profileUuid: profile.profile_uuid, results }
     },
   }

@@ -114,13 +114,17 @@ function classify(status: number, body: string, retryAfter: number | null, what:
   const appleCode = appleErrorCode(body)
   const details = { status, appleCode, ...(retryAfter !== null ? { retryAfterSeconds: retryAfter } : {}) }
   const say = (text: string) => `${what}: ${text} (HTTP ${status}${appleCode ? ` ${appleCode}` : ''})`
-  if (status === 403 && appleCode === 'T_C_NOT_SIGNED') return new AbmError('terms_not_signed', say('the Terms and Conditions in Apple Business/School Manager must be accepted by an administrator'), details)
+  if (status === 403 && appleCode === 'T_C_NOT_SIGNED')
+    return new AbmError('terms_not_signed', say('the Terms and Conditions in Apple Business/School Manager must be accepted by an administrator'), details)
   if (appleCode === 'EXPIRED_CURSOR') return new AbmError('expired_cursor', say('the sync cursor expired (older than 7 days)'), details)
   if (appleCode === 'INVALID_CURSOR') return new AbmError('invalid_cursor', say('Apple does not know the cursor'), details)
   if (appleCode === 'EXHAUSTED_CURSOR') return new AbmError('exhausted_cursor', say('the full fetch is complete'), details)
-  if (status === 429 || status === 503) return new AbmError('throttled', say(`Apple asks to retry after ${retryAfter ?? 'a while'}${retryAfter !== null ? ' s' : ''}`), details)
-  if (appleCode === 'TOKEN_EXPIRED' || appleCode === 'ACCESS_DENIED_TOKEN_EXPIRED') return new AbmError('token_expired', say('the server token expired: download a new one from Apple Business/School Manager'), details)
-  if (status === 401 || status === 403) return new AbmError('token_rejected', say('Apple refused the server token: upload a new one from Apple Business/School Manager'), details)
+  if (status === 429 || status === 503)
+    return new AbmError('throttled', say(`Apple asks to retry after ${retryAfter ?? 'a while'}${retryAfter !== null ? ' s' : ''}`), details)
+  if (appleCode === 'TOKEN_EXPIRED' || appleCode === 'ACCESS_DENIED_TOKEN_EXPIRED')
+    return new AbmError('token_expired', say('the server token expired: download a new one from Apple Business/School Manager'), details)
+  if (status === 401 || status === 403)
+    return new AbmError('token_rejected', say('Apple refused the server token: upload a new one from Apple Business/School Manager'), details)
   if (status >= 500) return new AbmError('server_error', say('Apple answered with a server error'), details)
   return new AbmError('bad_request', say('Apple refused the request'), details)
 }
@@ -145,7 +149,12 @@ function devicePage(body: unknown, what: string): AbmDevicePage {
     if (typeof (device as AbmDevice | null)?.serial_number !== 'string') throw new AbmError('bad_response', `${what}: a device has no serial_number`)
   }
   if (typeof page['cursor'] !== 'string') throw new AbmError('bad_response', `${what}: the answer has no cursor`)
-  return { devices: devices as AbmDevice[], cursor: page['cursor'], fetchedUntil: typeof page['fetched_until'] === 'string' ? page['fetched_until'] : null, moreToFollow: page['more_to_follow'] === true }
+  return {
+    devices: devices as AbmDevice[],
+    cursor: page['cursor'],
+    fetchedUntil: typeof page['fetched_until'] === 'string' ? page['fetched_until'] : null,
+    moreToFollow: page['more_to_follow'] === true,
+  }
 }
 
 export function createAbmClient(options: AbmClientOptions): AbmClient {
@@ -159,7 +168,12 @@ export function createAbmClient(options: AbmClientOptions): AbmClient {
     try {
       return await fetch(`${base}${path}`, {
         method,
-        headers: { 'x-server-protocol-version': protocolVersion, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json;charset=UTF8' } : {}), ...headers },
+        headers: {
+          'x-server-protocol-version': protocolVersion,
+          accept: 'application/json',
+          ...(body !== undefined ? { 'content-type': 'application/json;charset=UTF8' } : {}),
+          ...headers,
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(timeoutMs),
       })
@@ -176,7 +190,8 @@ export function createAbmClient(options: AbmClientOptions): AbmClient {
     if (response.status !== 200) {
       const error = classify(response.status, text, retryAfterSeconds(response.headers.get('retry-after'), now()), 'GET /session')
       // Any refusal of the OAuth request itself means the token's credentials do not work.
-      if (error.code === 'bad_request' && (response.status === 400 || response.status === 401)) throw new AbmError('token_rejected', error.message, error.details)
+      if (error.code === 'bad_request' && (response.status === 400 || response.status === 401))
+        throw new AbmError('token_rejected', error.message, error.details)
       throw error
     }
     let token: unknown
@@ -216,7 +231,7 @@ export function createAbmClient(options: AbmClientOptions): AbmClient {
 
   return {
     async account() {
-      return requireObject(await call('GET', '/account'), 'GET /account') as AbmAccount
+      return requireObject(await call('GET', '/account'), 'GET /account')
     },
     async fetchDevices(cursor, limit) {
       return devicePage(await call('POST', '/server/devices', { limit, ...(cursor ? { cursor } : {}) }), 'POST /server/devices')
@@ -230,7 +245,8 @@ export function createAbmClient(options: AbmClientOptions): AbmClient {
     },
     async defineProfile(profile) {
       const answer = requireObject(await call('POST', '/profile', profile), 'POST /profile')
-      if (typeof answer['profile_uuid'] !== 'string' || answer['profile_uuid'] === '') throw new AbmError('bad_response', 'POST /profile: no profile_uuid in the answer')
+      if (typeof answer['profile_uuid'] !== 'string' || answer['profile_uuid'] === '')
+        throw new AbmError('bad_response', 'POST /profile: no profile_uuid in the answer')
       return { profileUuid: answer['profile_uuid'], devices: stringMap(answer['devices'], 'POST /profile') }
     },
     async getProfile(profileUuid) {
@@ -246,7 +262,10 @@ export function createAbmClient(options: AbmClientOptions): AbmClient {
       }
     },
     async removeProfile(serials) {
-      return stringMap(requireObject(await call('DELETE', '/profile/devices', { devices: serials }), 'DELETE /profile/devices')['devices'], 'DELETE /profile/devices')
+      return stringMap(
+        requireObject(await call('DELETE', '/profile/devices', { devices: serials }), 'DELETE /profile/devices')['devices'],
+        'DELETE /profile/devices',
+      )
     },
     async disownDevices(serials) {
       return stringMap(requireObject(await call('POST', '/devices/disown', { devices: serials }), 'POST /devices/disown')['devices'], 'POST /devices/disown')

@@ -22,8 +22,7 @@ import { compareVersions } from './profiles.js'
 import type { EnrollmentProfile, EnrollmentService } from '../enrollment/enrollment-service.js'
 
 export type AdeEnrollmentResult =
-  | { kind: 'profile'; profile: EnrollmentProfile; machineInfo: MachineInfo }
-  | { kind: 'software_update_required'; osVersion: string; machineInfo: MachineInfo }
+  { kind: 'profile'; profile: EnrollmentProfile; machineInfo: MachineInfo } | { kind: 'software_update_required'; osVersion: string; machineInfo: MachineInfo }
 
 export interface AdeEnrollmentService {
   /** Answers a MachineInfo request body. */
@@ -50,7 +49,10 @@ export function createAdeEnrollmentService(deps: AdeEnrollmentDeps): AdeEnrollme
   return {
     async enroll(body) {
       if (deps.verifyMachineInfoChain && deps.machineInfoCas.length === 0) {
-        throw new OrchardError('not_ready', 'ADE enrollment needs the CAs that sign MachineInfo: set ORCHARD_ADE_MACHINE_INFO_CA_FILES (Apple Root CA and Apple iPhone Device CA), or ORCHARD_ADE_VERIFY_MACHINE_INFO=false')
+        throw new OrchardError(
+          'not_ready',
+          'ADE enrollment needs the CAs that sign MachineInfo: set ORCHARD_ADE_MACHINE_INFO_CA_FILES (Apple Root CA and Apple iPhone Device CA), or ORCHARD_ADE_VERIFY_MACHINE_INFO=false',
+        )
       }
       let content: Buffer
       try {
@@ -73,7 +75,10 @@ export function createAdeEnrollmentService(deps: AdeEnrollmentDeps): AdeEnrollme
       }
       if (!found.profile) {
         log.warn({ ...fields, dep_token_id: found.token.id }, 'ADE enrollment refused: no PreStage for this device')
-        throw new OrchardError('forbidden', `device ${machineInfo.serialNumber} has no PreStage profile (assign one, or set a default profile on token "${found.token.name}")`)
+        throw new OrchardError(
+          'forbidden',
+          `device ${machineInfo.serialNumber} has no PreStage profile (assign one, or set a default profile on token "${found.token.name}")`,
+        )
       }
       const profile = found.profile
       const minimum = profile.minimum_os_version
@@ -83,7 +88,10 @@ export function createAdeEnrollmentService(deps: AdeEnrollmentDeps): AdeEnrollme
           return { kind: 'software_update_required', osVersion: minimum, machineInfo }
         }
         // Older devices cannot update from Setup Assistant: refusing would only strand them.
-        log.warn({ ...fields, dep_profile_id: profile.id, minimum_os_version: minimum }, 'ADE enrollment below the PreStage minimum OS: the device cannot update during Setup Assistant, so it enrolls')
+        log.warn(
+          { ...fields, dep_profile_id: profile.id, minimum_os_version: minimum },
+          'ADE enrollment below the PreStage minimum OS: the device cannot update during Setup Assistant, so it enrolls',
+        )
       }
       const enrollmentProfile = await deps.enrollment.adeProfile({ depProfileId: profile.id, serialNumber: machineInfo.serialNumber })
       log.info({ ...fields, dep_profile_id: profile.id, dep_token_id: found.token.id }, 'ADE enrollment: profile handed out')
@@ -98,13 +106,21 @@ export function createAdeEnrollmentService(deps: AdeEnrollmentDeps): AdeEnrollme
         const steps = profile?.enrollment_commands ?? []
         const targets = { enrollmentIds: [channel.enrollmentId] }
         for (const [index, json] of steps.entries()) {
-          const result = await deps.dispatcher.dispatch(fullAccess, { targets, command: { kind: 'typed', json, pointer: `/enrollment_commands/${index}` }, push: false })
+          const result = await deps.dispatcher.dispatch(fullAccess, {
+            targets,
+            command: { kind: 'typed', json, pointer: `/enrollment_commands/${index}` },
+            push: false,
+          })
           const target = result.targets[0]
-          if (target?.result !== 'queued') log.warn({ ...fields, request_type: result.requestType, result: target?.result }, 'a PreStage enrollment step was not queued')
+          if (target?.result !== 'queued')
+            log.warn({ ...fields, request_type: result.requestType, result: target?.result }, 'a PreStage enrollment step was not queued')
         }
         // Even without a known PreStage a device waiting here must be released.
         const configured = await deps.dispatcher.dispatch(fullAccess, { targets, command: { kind: 'built', requestType: 'DeviceConfigured', keys: {} } })
-        log.info({ ...fields, dep_profile_id: profile?.id ?? null, steps: steps.length, command_uuid: configured.commandUuid }, 'device awaits configuration: enrollment steps and DeviceConfigured queued')
+        log.info(
+          { ...fields, dep_profile_id: profile?.id ?? null, steps: steps.length, command_uuid: configured.commandUuid },
+          'device awaits configuration: enrollment steps and DeviceConfigured queued',
+        )
       } catch (error) {
         // The TokenUpdate itself succeeded; a failure here must not make the device retry it.
         log.error({ ...fields, err: error }, 'queueing the enrollment steps of an ADE device failed')

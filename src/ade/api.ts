@@ -41,7 +41,11 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
     async getDepTokenCertificate(request, reply) {
       const id = request.params.token_id
       const token = await dep.getToken(accessOf(request), id)
-      return reply.type('application/x-pem-file').header('content-disposition', `attachment; filename="orchard-ade-${id}.pem"`).code(200).send(token.certificatePem)
+      return reply
+        .type('application/x-pem-file')
+        .header('content-disposition', `attachment; filename="orchard-ade-${id}.pem"`)
+        .code(200)
+        .send(token.certificatePem)
     },
     async uploadDepServerToken(request) {
       // A body in another content type still reaches the handler: it is refused here.
@@ -66,7 +70,12 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
     },
     async createDepProfile(request, reply) {
       const { body } = request
-      const profile = await dep.createProfile(accessOf(request), { tokenId: body.token_id, name: body.name, settings: body.settings ?? {}, ...profileFields(body) })
+      const profile = await dep.createProfile(accessOf(request), {
+        tokenId: body.token_id,
+        name: body.name,
+        settings: body.settings ?? {},
+        ...profileFields(body),
+      })
       return reply.code(201).send(profileJson(profile))
     },
     async getDepProfile(request) {

@@ -17,7 +17,8 @@ export function validation(pointer: string, detail: string): OrchardError {
 /** Apple refusing an admin's request is a 502 with Apple's reason, never an opaque 500. */
 export function asApiError(error: unknown): unknown {
   if (!(error instanceof AbmError)) return error
-  if (error.code === 'throttled') return new OrchardError('not_ready', error.message, { cause: error, details: { apple_code: error.details.appleCode ?? null } })
+  if (error.code === 'throttled')
+    return new OrchardError('not_ready', error.message, { cause: error, details: { apple_code: error.details.appleCode ?? null } })
   return new OrchardError('upstream_failed', error.message, { cause: error, details: { apple_code: error.details.appleCode ?? null } })
 }
 

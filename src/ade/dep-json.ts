@@ -97,5 +97,8 @@ export function syncJson(report: SyncReport): DepSyncReport {
 }
 
 export function assignJson(report: AssignReport): DepAssignReport {
-  return { profile_uuid: report.profileUuid, results: report.results.map((r) => ({ serial_number: r.serialNumber, status: r.status, detail: r.detail, retry_at: iso(r.retryAt) })) }
+  return {
+    profile_uuid: report.profileUuid,
+    results: report.results.map((r) => ({ serial_number: r.serialNumber, status: r.status, detail: r.detail, retry_at: iso(r.retryAt) })),
+  }
 }

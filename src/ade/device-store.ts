@@ -33,7 +33,14 @@ export interface DeviceStore {
   getDevice(scope: AccessScope, serialNumber: string): Promise<DepDeviceRow | undefined>
   /** Of these serials, the ones still ours that have no profile from Apple and none being assigned. */
   withoutProfile(tokenId: string, serials: readonly string[]): Promise<string[]>
-  recordAssignments(profileId: string | null, outcomes: readonly AssignOutcome[], now: Date, profileUuid: string | null, scope?: AccessScope, tokenId?: string): Promise<void>
+  recordAssignments(
+    profileId: string | null,
+    outcomes: readonly AssignOutcome[],
+    now: Date,
+    profileUuid: string | null,
+    scope?: AccessScope,
+    tokenId?: string,
+  ): Promise<void>
   /** Throttled assignments whose retry time has come. */
   dueAssignRetries(now: Date, limit: number): Promise<Array<{ serialNumber: string; tokenId: string; profileId: string }>>
   markRemoved(serials: readonly string[], now: Date, scope?: AccessScope, tokenId?: string): Promise<void>
@@ -69,12 +76,26 @@ export function createDeviceStore(db: Kysely<Database>): DeviceStore {
         const cursor = decodeCursor(page.cursor, sort, { value: 'text', id: 'text' })
         query = query.where(afterCursor('serial_number', 'serial_number', 'asc', cursor, 'text'))
       }
-      const rows = await query.orderBy(orderFor('serial_number', 'serial_number', 'asc')).limit(page.limit + 1).execute()
-      return pageOf(rows, page.limit, sort, (row) => ({ value: row.serial_number, id: row.serial_number }), (row) => row)
+      const rows = await query
+        .orderBy(orderFor('serial_number', 'serial_number', 'asc'))
+        .limit(page.limit + 1)
+        .execute()
+      return pageOf(
+        rows,
+        page.limit,
+        sort,
+        (row) => ({ value: row.serial_number, id: row.serial_number }),
+        (row) => row,
+      )
     },
 
     async getDevice(scope, serialNumber) {
-      return db.selectFrom('dep_devices').selectAll().where('serial_number', '=', serialNumber).where('token_id', 'in', tokenIdsInScope(db, scope)).executeTakeFirst()
+      return db
+        .selectFrom('dep_devices')
+        .selectAll()
+        .where('serial_number', '=', serialNumber)
+        .where('token_id', 'in', tokenIdsInScope(db, scope))
+        .executeTakeFirst()
     },
 
     async withoutProfile(tokenId, serials) {
@@ -104,9 +125,11 @@ export function createDeviceStore(db: Kysely<Database>): DeviceStore {
               assign_status: outcome.status,
               assign_detail: outcome.detail,
               assigned_at: now,
-              assign_retry_at: outcome.status === 'THROTTLED' ? outcome.retryAt ?? now : null,
+              assign_retry_at: outcome.status === 'THROTTLED' ? (outcome.retryAt ?? now) : null,
               // What Apple now holds for the device, until the next sync says otherwise.
-              ...(outcome.status === 'SUCCESS' ? { profile_uuid: profileUuid, profile_status: profileUuid ? 'assigned' : 'removed', profile_assign_time: now } : {}),
+              ...(outcome.status === 'SUCCESS'
+                ? { profile_uuid: profileUuid, profile_status: profileUuid ? 'assigned' : 'removed', profile_assign_time: now }
+                : {}),
               updated_at: now,
             })
             .where('serial_number', 'in', serials)
@@ -117,7 +140,12 @@ export function createDeviceStore(db: Kysely<Database>): DeviceStore {
         const tenantId = profileId ? await tenantOfProfile(trx, profileId) : tokenId ? await tenantOfToken(trx, tokenId) : null
         const counts: Record<string, number> = {}
         for (const outcome of outcomes) counts[outcome.status] = (counts[outcome.status] ?? 0) + 1
-        await recordAdminWrite(trx, scope, { type: profileId ? 'dep_profile' : 'dep_token', id: profileId ?? tokenId ?? null, tenantId, details: { devices: outcomes.length, ...counts } })
+        await recordAdminWrite(trx, scope, {
+          type: profileId ? 'dep_profile' : 'dep_token',
+          id: profileId ?? tokenId ?? null,
+          tenantId,
+          details: { devices: outcomes.length, ...counts },
+        })
       })
     },
 
@@ -146,14 +174,23 @@ export function createDeviceStore(db: Kysely<Database>): DeviceStore {
             .where((eb) => (tokenId ? eb('token_id', '=', tokenId) : eb.lit(true)))
             .execute()
         }
-        await recordAdminWrite(trx, scope, { type: 'dep_token', id: tokenId ?? null, tenantId: tokenId ? await tenantOfToken(trx, tokenId) : null, details: { removed: serials.length } })
+        await recordAdminWrite(trx, scope, {
+          type: 'dep_token',
+          id: tokenId ?? null,
+          tenantId: tokenId ? await tenantOfToken(trx, tokenId) : null,
+          details: { removed: serials.length },
+        })
       })
     },
 
     async tokensOfSerials(serials) {
       const out = new Map<string, string>()
       for (let i = 0; i < serials.length; i += 5000) {
-        const rows = await db.selectFrom('dep_devices').select(['serial_number', 'token_id']).where('serial_number', 'in', serials.slice(i, i + 5000)).execute()
+        const rows = await db
+          .selectFrom('dep_devices')
+          .select(['serial_number', 'token_id'])
+          .where('serial_number', 'in', serials.slice(i, i + 5000))
+          .execute()
         for (const row of rows) out.set(row.serial_number, row.token_id)
       }
       return out
@@ -166,8 +203,12 @@ export function createDeviceStore(db: Kysely<Database>): DeviceStore {
       const profiles = () => profilesInScope(db)
       // The PreStage we assigned, else the one whose Apple UUID the device carries, else the token's default.
       const profile =
-        (device.assigned_profile_id && device.assign_status === 'SUCCESS' ? await profiles().where('p.id', '=', device.assigned_profile_id).executeTakeFirst() : undefined) ??
-        (device.profile_uuid ? await profiles().where('p.profile_uuid', '=', device.profile_uuid).where('p.token_id', '=', device.token_id).executeTakeFirst() : undefined) ??
+        (device.assigned_profile_id && device.assign_status === 'SUCCESS'
+          ? await profiles().where('p.id', '=', device.assigned_profile_id).executeTakeFirst()
+          : undefined) ??
+        (device.profile_uuid
+          ? await profiles().where('p.profile_uuid', '=', device.profile_uuid).where('p.token_id', '=', device.token_id).executeTakeFirst()
+          : undefined) ??
         (token.default_profile_id ? await profiles().where('p.id', '=', token.default_profile_id).executeTakeFirst() : undefined)
       return { device, profile, token }
     },

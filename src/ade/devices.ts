@@ -36,7 +36,11 @@ export function createDepDevices(deps: DepDevicesDeps): DepDevices {
    * knows under another ABM/ASM token (another tenant's, maybe) never leave for Apple in this
    * token's name; with 'unless_own', neither do serials not synced for this token.
    */
-  async function splitSerials(token: DepTokenRow, serials: readonly string[], rule: 'known_elsewhere' | 'unless_own'): Promise<{ send: string[]; withheld: AssignOutcome[] }> {
+  async function splitSerials(
+    token: DepTokenRow,
+    serials: readonly string[],
+    rule: 'known_elsewhere' | 'unless_own',
+  ): Promise<{ send: string[]; withheld: AssignOutcome[] }> {
     const tokens = await store.tokensOfSerials(serials)
     const send: string[] = []
     const withheld: AssignOutcome[] = []

@@ -46,6 +46,10 @@ export function oauth1Authorization(method: string, url: string, credentials: OA
   const baseString = [method.toUpperCase(), percentEncode(baseStringUri(target)), percentEncode(parameters)].join('&')
   const key = `${percentEncode(credentials.consumerSecret)}&${percentEncode(credentials.accessSecret)}`
   const signature = createHmac('sha1', key).update(baseString).digest('base64')
-  const fields = [...(options.realm !== undefined ? [['realm', options.realm] as [string, string]] : []), ...protocol, ['oauth_signature', signature] as [string, string]]
+  const fields = [
+    ...(options.realm !== undefined ? [['realm', options.realm] as [string, string]] : []),
+    ...protocol,
+    ['oauth_signature', signature] as [string, string],
+  ]
   return `OAuth ${fields.map(([name, value]) => `${name}="${percentEncode(value)}"`).join(', ')}`
 }

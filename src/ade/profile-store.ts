@@ -43,7 +43,12 @@ export function createProfileStore(db: Kysely<Database>): ProfileStore {
             enrollment_commands: JSON.stringify(profile.enrollmentCommands),
           })
           .execute()
-        await recordAdminWrite(trx, scope, { type: 'dep_profile', id: profile.id, tenantId: await tenantOfToken(trx, profile.tokenId), details: { name: profile.name } })
+        await recordAdminWrite(trx, scope, {
+          type: 'dep_profile',
+          id: profile.id,
+          tenantId: await tenantOfToken(trx, profile.tokenId),
+          details: { name: profile.name },
+        })
       })
     },
 
@@ -89,7 +94,11 @@ export function createProfileStore(db: Kysely<Database>): ProfileStore {
       await db.transaction().execute(async (trx) => {
         await trx
           .updateTable('dep_profiles')
-          .set('error' in outcome ? { define_error: outcome.error.slice(0, 2000), updated_at: now } : { profile_uuid: outcome.profileUuid, defined_at: outcome.at, define_error: null, updated_at: now })
+          .set(
+            'error' in outcome
+              ? { define_error: outcome.error.slice(0, 2000), updated_at: now }
+              : { profile_uuid: outcome.profileUuid, defined_at: outcome.at, define_error: null, updated_at: now },
+          )
           .where('id', '=', id)
           .execute()
         const details = 'error' in outcome ? { define_error: outcome.error.slice(0, 500) } : { profile_uuid: outcome.profileUuid }

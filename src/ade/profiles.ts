@@ -63,7 +63,10 @@ function appleProfile(name: string, settings: Record<string, unknown>, defaultUr
     if (!Array.isArray(skip)) throw validation('/settings/skip_setup_items', 'must be an array of Setup Assistant pane names')
     skip.forEach((item, index) => {
       if (typeof item !== 'string' || !(item in setupSkipKeys)) {
-        throw validation(`/settings/skip_setup_items/${index}`, `${JSON.stringify(item)} is not a Setup Assistant skip key (known: ${Object.keys(setupSkipKeys).join(', ')})`)
+        throw validation(
+          `/settings/skip_setup_items/${index}`,
+          `${JSON.stringify(item)} is not a Setup Assistant skip key (known: ${Object.keys(setupSkipKeys).join(', ')})`,
+        )
       }
     })
   }
@@ -110,7 +113,10 @@ export function createDepProfiles(deps: DepProfilesDeps): DepProfiles {
     try {
       const defined = await abm.client(token).defineProfile(profile.profile)
       await store.recordDefinition(profile.id, { profileUuid: defined.profileUuid, at: now() }, scope)
-      log.info({ dep_profile_id: profile.id, profile_uuid: defined.profileUuid, previous_uuid: profile.profile_uuid }, `PreStage "${profile.name}" defined at Apple`)
+      log.info(
+        { dep_profile_id: profile.id, profile_uuid: defined.profileUuid, previous_uuid: profile.profile_uuid },
+        `PreStage "${profile.name}" defined at Apple`,
+      )
     } catch (error) {
       if (!(error instanceof AbmError)) throw error
       await store.recordDefinition(profile.id, { error: error.message }, scope)
@@ -122,9 +128,11 @@ export function createDepProfiles(deps: DepProfilesDeps): DepProfiles {
   /** Assigns the newly defined PreStage to the devices that had (or were getting) its previous definition. */
   async function moveDevices(token: DepTokenRow, defined: DepProfileRow, scope: AccessScope): Promise<void> {
     const assigned: string[] = []
-    for (let cursor: string | undefined; ; ) {
+    for (let cursor: string | undefined; ;) {
       const page = await store.listDevices(scope, { profileId: defined.id, includeRemoved: false }, { limit: 500, ...(cursor ? { cursor } : {}) })
-      assigned.push(...page.items.filter((device) => device.assign_status === 'SUCCESS' || device.assign_status === 'THROTTLED').map((device) => device.serial_number))
+      assigned.push(
+        ...page.items.filter((device) => device.assign_status === 'SUCCESS' || device.assign_status === 'THROTTLED').map((device) => device.serial_number),
+      )
       if (!page.nextCursor) break
       cursor = page.nextCursor
     }
@@ -200,7 +208,8 @@ export function createDepProfiles(deps: DepProfilesDeps): DepProfiles {
     async defineProfile(scope, id) {
       const row = await requireProfile(store, scope, id)
       const token = await requireToken(store, scope, row.token_id)
-      if (!token.credentials_sealed) throw new OrchardError('conflict', `ABM/ASM token "${token.name}" has no server token yet: upload the .p7m from Apple first`)
+      if (!token.credentials_sealed)
+        throw new OrchardError('conflict', `ABM/ASM token "${token.name}" has no server token yet: upload the .p7m from Apple first`)
       return define(row, scope)
     },
   }

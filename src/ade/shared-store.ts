@@ -33,6 +33,11 @@ export async function tenantOfToken(trx: Kysely<Database>, tokenId: string): Pro
 }
 
 export async function tenantOfProfile(trx: Kysely<Database>, profileId: string): Promise<string | null> {
-  const row = await trx.selectFrom('dep_profiles as p').innerJoin('dep_tokens as t', 't.id', 'p.token_id').select('t.tenant_id').where('p.id', '=', profileId).executeTakeFirst()
+  const row = await trx
+    .selectFrom('dep_profiles as p')
+    .innerJoin('dep_tokens as t', 't.id', 'p.token_id')
+    .select('t.tenant_id')
+    .where('p.id', '=', profileId)
+    .executeTakeFirst()
   return row?.tenant_id ?? null
 }

@@ -89,7 +89,12 @@ export function createSyncStore(db: Kysely<Database>): SyncStore {
     },
 
     async releaseSyncLease(id, owner) {
-      await db.updateTable('dep_tokens').set({ sync_lease_owner: null, sync_lease_until: null }).where('id', '=', id).where('sync_lease_owner', '=', owner).execute()
+      await db
+        .updateTable('dep_tokens')
+        .set({ sync_lease_owner: null, sync_lease_until: null })
+        .where('id', '=', id)
+        .where('sync_lease_owner', '=', owner)
+        .execute()
     },
 
     async saveCursor(id, owner, state) {
@@ -114,7 +119,12 @@ export function createSyncStore(db: Kysely<Database>): SyncStore {
       const latest = latestBySerial(devices)
       const serials = [...latest.keys()]
       return db.transaction().execute(async (trx) => {
-        const before = await trx.selectFrom('dep_devices').select(['serial_number', 'token_id', 'removed_at']).where('serial_number', 'in', serials).forUpdate().execute()
+        const before = await trx
+          .selectFrom('dep_devices')
+          .select(['serial_number', 'token_id', 'removed_at'])
+          .where('serial_number', 'in', serials)
+          .forUpdate()
+          .execute()
         const known = new Map(before.map((row) => [row.serial_number, row]))
         const records = [...latest.values()]
         // Only the token that has a device can lose it (it may have moved to another already).

@@ -79,7 +79,12 @@ export function createDepSync(deps: DepSyncDeps): DepSync {
       cursor = page.cursor
       const fetchDone = phase === 'fetch' && !page.moreToFollow
       if (fetchDone) phase = 'sync'
-      const kept = await store.saveCursor(token.id, instanceId, { phase, cursor, ...(fetchDone ? { fetchCompletedAt: now() } : {}), ...(!page.moreToFollow ? { syncedAt: now() } : {}) })
+      const kept = await store.saveCursor(token.id, instanceId, {
+        phase,
+        cursor,
+        ...(fetchDone ? { fetchCompletedAt: now() } : {}),
+        ...(!page.moreToFollow ? { syncedAt: now() } : {}),
+      })
       if (!kept) throw new Error('the sync lease was lost to another instance')
       if (!page.moreToFollow) break
       await store.claimSyncLease(token.id, instanceId, now(), new Date(now().getTime() + leaseMs))
@@ -92,7 +97,10 @@ export function createDepSync(deps: DepSyncDeps): DepSync {
     if (!token.default_profile_id || added.length === 0) return
     const profile = await store.getProfile({ kind: 'all' }, token.default_profile_id)
     if (!profile?.profile_uuid) {
-      log.warn({ dep_token_id: token.id, dep_profile_id: token.default_profile_id }, `the default PreStage of "${token.name}" is not defined at Apple: ${added.length} new device(s) left unassigned`)
+      log.warn(
+        { dep_token_id: token.id, dep_profile_id: token.default_profile_id },
+        `the default PreStage of "${token.name}" is not defined at Apple: ${added.length} new device(s) left unassigned`,
+      )
       return
     }
     const serials = await store.withoutProfile(token.id, added)
@@ -123,7 +131,16 @@ export function createDepSync(deps: DepSyncDeps): DepSync {
   }
 
   async function syncToken(id: string): Promise<SyncReport> {
-    const report: SyncReport = { tokenId: id, outcome: 'skipped', pages: 0, devices: 0, added: 0, restartedFetch: false, status: 'awaiting_token', detail: null }
+    const report: SyncReport = {
+      tokenId: id,
+      outcome: 'skipped',
+      pages: 0,
+      devices: 0,
+      added: 0,
+      restartedFetch: false,
+      status: 'awaiting_token',
+      detail: null,
+    }
     const at = now()
     const token = await store.claimSyncLease(id, instanceId, at, new Date(at.getTime() + leaseMs))
     if (!token) {
@@ -146,7 +163,10 @@ export function createDepSync(deps: DepSyncDeps): DepSync {
         await retryDue(id)
         const detail = `synced ${report.devices} device record(s) in ${report.pages} page(s)${report.restartedFetch ? ' (the cursor had expired: full fetch)' : ''}`
         await store.setStatus(id, 'ok', detail, now())
-        log.info({ dep_token_id: id, pages: report.pages, devices: report.devices, added: report.added, restarted_fetch: report.restartedFetch }, `ABM/ASM token "${token.name}" synced`)
+        log.info(
+          { dep_token_id: id, pages: report.pages, devices: report.devices, added: report.added, restarted_fetch: report.restartedFetch },
+          `ABM/ASM token "${token.name}" synced`,
+        )
         return { ...report, outcome: 'synced', status: 'ok', detail }
       } catch (error) {
         const failure = await abm.recordFailure(token, error)

@@ -43,7 +43,13 @@ export function createTokenStore(db: Kysely<Database>): TokenStore {
         return await db.transaction().execute(async (trx) => {
           const row = await trx
             .insertInto('dep_tokens')
-            .values({ id: token.id, name: token.name, tenant_id: token.tenantId, exchange_certificate_der: token.exchangeCertificateDer, exchange_private_key_sealed: token.exchangePrivateKeySealed })
+            .values({
+              id: token.id,
+              name: token.name,
+              tenant_id: token.tenantId,
+              exchange_certificate_der: token.exchangeCertificateDer,
+              exchange_private_key_sealed: token.exchangePrivateKeySealed,
+            })
             .returningAll()
             .executeTakeFirstOrThrow()
           await recordAdminWrite(trx, scope, { type: 'dep_token', id: row.id, tenantId: row.tenant_id, details: { name: row.name } })
@@ -65,7 +71,13 @@ export function createTokenStore(db: Kysely<Database>): TokenStore {
 
     async deleteToken(scope, id) {
       return db.transaction().execute(async (trx) => {
-        const token = await trx.selectFrom('dep_tokens').select(['id', 'tenant_id']).where('id', '=', id).where(inScope(scope, 'tenant_id')).forUpdate().executeTakeFirst()
+        const token = await trx
+          .selectFrom('dep_tokens')
+          .select(['id', 'tenant_id'])
+          .where('id', '=', id)
+          .where(inScope(scope, 'tenant_id'))
+          .forUpdate()
+          .executeTakeFirst()
         if (!token) return false
         // Profiles reference the token and the token its default profile: clear that first.
         await trx.updateTable('dep_tokens').set({ default_profile_id: null }).where('id', '=', id).execute()
@@ -91,14 +103,25 @@ export function createTokenStore(db: Kysely<Database>): TokenStore {
           })
           .where('id', '=', id)
           .execute()
-        await recordAdminWrite(trx, scope, { type: 'dep_token', id, tenantId: await tenantOfToken(trx, id), details: { access_token_expiry: accessTokenExpiry } })
+        await recordAdminWrite(trx, scope, {
+          type: 'dep_token',
+          id,
+          tenantId: await tenantOfToken(trx, id),
+          details: { access_token_expiry: accessTokenExpiry },
+        })
       })
     },
 
     async storeAccount(id, account) {
       await db
         .updateTable('dep_tokens')
-        .set({ server_name: account.serverName, server_uuid: account.serverUuid, org_name: account.orgName, account: JSON.stringify(account.raw), updated_at: new Date() })
+        .set({
+          server_name: account.serverName,
+          server_uuid: account.serverUuid,
+          org_name: account.orgName,
+          account: JSON.stringify(account.raw),
+          updated_at: new Date(),
+        })
         .where('id', '=', id)
         .execute()
     },

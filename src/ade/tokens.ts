@@ -65,7 +65,13 @@ export function createDepTokens(deps: DepTokensDeps): DepTokens {
       const identity = generateTokenExchangeIdentity({ name, organization: deps.organization, now: now() })
       const sealedKey = secretBox.seal(identity.privateKey.export({ type: 'pkcs8', format: 'der' }), keyAad(id))
       try {
-        const created = await store.createToken(scope, { id, name, tenantId, exchangeCertificateDer: identity.certificateDer, exchangePrivateKeySealed: sealedKey })
+        const created = await store.createToken(scope, {
+          id,
+          name,
+          tenantId,
+          exchangeCertificateDer: identity.certificateDer,
+          exchangePrivateKeySealed: sealedKey,
+        })
         if (!created) throw validation('/tenant_id', `no tenant ${tenantId}`)
       } catch (error) {
         if (isUniqueViolation(error)) throw new OrchardError('conflict', `an ABM/ASM token named "${name}" exists already`)

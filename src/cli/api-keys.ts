@@ -149,7 +149,12 @@ async function runCommand(command: Exclude<Command, { kind: 'help' }>, service: 
   switch (command.kind) {
     case 'create': {
       // The CLI runs with the database's own authority: central IT.
-      const { key, view } = await service.createKey(fullAccess, { name: command.name, role: command.role as Role, tenantId: command.tenantId, expiresAt: command.expiresAt })
+      const { key, view } = await service.createKey(fullAccess, {
+        name: command.name,
+        role: command.role as Role,
+        tenantId: command.tenantId,
+        expiresAt: command.expiresAt,
+      })
       io.stdout.write(`${key}\n`)
       io.stderr.write(
         `API key ${view.id} "${view.name}" (${view.role}${view.tenantId ? ` in ${view.tenantId}` : ''}${view.expiresAt ? `, expires ${time(view.expiresAt)}` : ''}) created. ` +
@@ -202,7 +207,7 @@ export async function runApiKeysCli(argv: readonly string[], env: Readonly<Recor
     throw error
   }
   // Quiet unless asked: stdout carries the key, and "database opened" is noise here.
-  const logger = pino({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, base: { service: 'orchard-api-keys' } }, io.stderr as { write(text: string): void })
+  const logger = pino({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, base: { service: 'orchard-api-keys' } }, io.stderr)
 
   let database: DatabaseHandle
   try {

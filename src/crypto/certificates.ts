@@ -7,7 +7,7 @@ import * as pkijs from 'pkijs'
 
 type CryptoKey = webcrypto.CryptoKey
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 
 export type KeyAlgorithm = 'ec-p256' | 'rsa-2048'
 
@@ -21,7 +21,7 @@ export async function generateKeyPair(algorithm: KeyAlgorithm = 'ec-p256'): Prom
     algorithm === 'ec-p256'
       ? { name: 'ECDSA', namedCurve: 'P-256' }
       : { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
-  return (await webcrypto.subtle.generateKey(params, true, ['sign', 'verify'])) as KeyPair
+  return await webcrypto.subtle.generateKey(params, true, ['sign', 'verify'])
 }
 
 export interface Subject {
@@ -163,7 +163,10 @@ function ipBytes(ip: string): ArrayBuffer {
 }
 
 function pem(label: string, der: ArrayBuffer): string {
-  const base64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
+  const base64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')
   return `-----BEGIN ${label}-----\n${base64}\n-----END ${label}-----\n`
 }
 

@@ -41,7 +41,8 @@ export function generateTokenExchangeIdentity(options: { name: string; organizat
   return { certificateDer: issued.der, privateKey }
 }
 
-const invalid = (detail: string) => new OrchardError('validation_failed', `the server token is not usable: ${detail}`, { details: { errors: [{ pointer: '', detail }] } })
+const invalid = (detail: string) =>
+  new OrchardError('validation_failed', `the server token is not usable: ${detail}`, { details: { errors: [{ pointer: '', detail }] } })
 
 /** The CMS bytes of a token file: S/MIME (headers + base64 body), PEM, base64 or DER. */
 function envelopeBytes(file: Buffer): Buffer {
@@ -55,7 +56,8 @@ function envelopeBytes(file: Buffer): Buffer {
     if (/^[A-Za-z-]+:/.test(text) && headerEnd) body = text.slice(headerEnd.index + headerEnd[0].length)
   }
   const compact = body.replace(/\s+/g, '')
-  if (compact === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) throw invalid('expected the .p7m file from Apple Business/School Manager (S/MIME, PEM or DER CMS)')
+  if (compact === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(compact))
+    throw invalid('expected the .p7m file from Apple Business/School Manager (S/MIME, PEM or DER CMS)')
   return Buffer.from(compact, 'base64')
 }
 
@@ -96,5 +98,11 @@ export function openServerToken(file: Buffer, recipient: TokenExchangeIdentity):
     if (Number.isNaN(parsed.getTime())) throw invalid(`access_token_expiry ${JSON.stringify(expiryText.slice(0, 40))} is not a date`)
     accessTokenExpiry = parsed
   }
-  return { consumerKey: text('consumer_key'), consumerSecret: text('consumer_secret'), accessToken: text('access_token'), accessSecret: text('access_secret'), accessTokenExpiry }
+  return {
+    consumerKey: text('consumer_key'),
+    consumerSecret: text('consumer_secret'),
+    accessToken: text('access_token'),
+    accessSecret: text('access_secret'),
+    accessTokenExpiry,
+  }
 }

@@ -204,7 +204,6 @@ export function integerBytes(element: DerElement, what: string): Buffer {
   return element.value
 }
 
-
 /** OCTET STRING content (primitive only: DER). */
 export function octetString(element: DerElement, what: string): Buffer {
   return expectTag(element, Tag.octetString, what).value

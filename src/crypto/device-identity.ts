@@ -111,7 +111,8 @@ export function createDeviceCertificateVerifier(options: DeviceCertificateVerifi
     const { fields, x509 } = parseCertificate(der, `device certificate ${sha256}`)
     const subject = nameOf(fields.subject, () => x509().subject)
     const describe = `device certificate "${subject}" (sha256 ${sha256})`
-    if (trusted.some((ca) => ca.der.equals(der))) throw new IdentityError('certificate_untrusted', `${describe} is a trusted CA certificate, not a device identity`)
+    if (trusted.some((ca) => ca.der.equals(der)))
+      throw new IdentityError('certificate_untrusted', `${describe} is a trusted CA certificate, not a device identity`)
     // Several CAs may share a subject (re-keyed CA): any one whose key verifies will do.
     const candidates = trusted.filter((ca) => ca.subject.equals(fields.issuer))
     if (candidates.length === 0) {
@@ -120,7 +121,11 @@ export function createDeviceCertificateVerifier(options: DeviceCertificateVerifi
     }
     chainValidationCount++
     const signedByCa = candidates.some((ca) => signedBy(fields, x509, ca.publicKey))
-    if (!signedByCa) throw new IdentityError('certificate_untrusted', `${describe} names trusted CA "${oneLineName(x509().issuer)}" as issuer, but its signature does not verify with that CA's key`)
+    if (!signedByCa)
+      throw new IdentityError(
+        'certificate_untrusted',
+        `${describe} names trusted CA "${oneLineName(x509().issuer)}" as issuer, but its signature does not verify with that CA's key`,
+      )
     return { notBefore: fields.notBefore, notAfter: fields.notAfter, subject }
   }
 
@@ -134,10 +139,16 @@ export function createDeviceCertificateVerifier(options: DeviceCertificateVerifi
     // RFC 5280 §4.1.2.5: valid from notBefore through notAfter, both inclusive.
     const time = now()
     if (time.getTime() < entry.notBefore.getTime()) {
-      throw new IdentityError('certificate_not_yet_valid', `device certificate "${entry.subject}" (sha256 ${sha256}) is not valid before ${entry.notBefore.toISOString()} (now ${time.toISOString()})`)
+      throw new IdentityError(
+        'certificate_not_yet_valid',
+        `device certificate "${entry.subject}" (sha256 ${sha256}) is not valid before ${entry.notBefore.toISOString()} (now ${time.toISOString()})`,
+      )
     }
     if (time.getTime() > entry.notAfter.getTime()) {
-      throw new IdentityError('certificate_expired', `device certificate "${entry.subject}" (sha256 ${sha256}) expired at ${entry.notAfter.toISOString()} (now ${time.toISOString()})`)
+      throw new IdentityError(
+        'certificate_expired',
+        `device certificate "${entry.subject}" (sha256 ${sha256}) expired at ${entry.notAfter.toISOString()} (now ${time.toISOString()})`,
+      )
     }
     return { sha256, notAfter: entry.notAfter, subject: entry.subject }
   }

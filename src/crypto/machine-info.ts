@@ -107,8 +107,10 @@ const oneLine = (name: string) => name.split('\n').join(', ')
 
 function validityProblem(certificate: ChainCertificate, now: Date, what: string): string | undefined {
   // RFC 5280 §4.1.2.5: valid from notBefore through notAfter, both inclusive.
-  if (now.getTime() < certificate.notBefore.getTime()) return `${what} "${oneLine(certificate.x509.subject)}" is not valid before ${certificate.notBefore.toISOString()} (now ${now.toISOString()})`
-  if (now.getTime() > certificate.notAfter.getTime()) return `${what} "${oneLine(certificate.x509.subject)}" expired at ${certificate.notAfter.toISOString()} (now ${now.toISOString()})`
+  if (now.getTime() < certificate.notBefore.getTime())
+    return `${what} "${oneLine(certificate.x509.subject)}" is not valid before ${certificate.notBefore.toISOString()} (now ${now.toISOString()})`
+  if (now.getTime() > certificate.notAfter.getTime())
+    return `${what} "${oneLine(certificate.x509.subject)}" expired at ${certificate.notAfter.toISOString()} (now ${now.toISOString()})`
   return undefined
 }
 
@@ -161,7 +163,9 @@ function verifyChain(signerDer: Buffer, included: readonly Buffer[], anchors: re
     return false
   }
   if (search(leaf, [])) return
-  throw untrusted(problem ?? `${describe} (issuer "${oneLine(leaf.x509.issuer)}") does not chain to a trusted CA through the ${pool.length} included CA certificate(s)`)
+  throw untrusted(
+    problem ?? `${describe} (issuer "${oneLine(leaf.x509.issuer)}") does not chain to a trusted CA through the ${pool.length} included CA certificate(s)`,
+  )
 }
 
 /**

@@ -7,7 +7,15 @@
 // This proves only that the body was signed by the key of the embedded certificate.
 // Whether that certificate is one of ours is device-identity.ts's question.
 import { createHash, type KeyObject } from 'node:crypto'
-import { SignedDataError, readSignedData, signerPublicKey, verifySignerSignature, type DigestAlgorithm, type SignedDataErrorKind, type SignedDataParts } from './signed-data.js'
+import {
+  SignedDataError,
+  readSignedData,
+  signerPublicKey,
+  verifySignerSignature,
+  type DigestAlgorithm,
+  type SignedDataErrorKind,
+  type SignedDataParts,
+} from './signed-data.js'
 
 // device-identity.ts and scep.ts take these from here.
 export { signatureAlgorithms, type DigestAlgorithm } from './signed-data.js'

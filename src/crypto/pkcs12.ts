@@ -103,7 +103,8 @@ export interface Pkcs12Contents {
 /** The certificates and private keys of a PKCS#12 file; checks the MAC first when there is one. */
 export function readPkcs12(bytes: Buffer, password: string): Pkcs12Contents {
   if (bytes.length === 0) throw invalid('the PKCS#12 file is empty')
-  if (bytes.length > MAX_PKCS12_BYTES) throw invalid(`the PKCS#12 file is ${bytes.length} bytes; a push certificate file is a few kilobytes (at most ${MAX_PKCS12_BYTES})`)
+  if (bytes.length > MAX_PKCS12_BYTES)
+    throw invalid(`the PKCS#12 file is ${bytes.length} bytes; a push certificate file is a few kilobytes (at most ${MAX_PKCS12_BYTES})`)
   const head = bytes.subarray(0, 64).toString('latin1')
   if (head.startsWith('-----BEGIN')) throw invalid('this is PEM text, not a PKCS#12 file: upload it as a certificate and a private key instead')
   if (/^\s*MII[A-Za-z0-9+/]/.test(head)) throw invalid('this is base64 text, not a PKCS#12 file: decode it to binary first')
@@ -151,7 +152,14 @@ export function readPkcs12(bytes: Buffer, password: string): Pkcs12Contents {
       }
       const content = encrypted.encryptedContentInfo
       if (!content.encryptedContent) throw invalid(`${what}: the EncryptedData has no encrypted content`)
-      plain = decryptPbe(content.contentEncryptionAlgorithm, Buffer.from(content.getEncryptedContent()), password12, password, `the certificates (${what})`, macVerified)
+      plain = decryptPbe(
+        content.contentEncryptionAlgorithm,
+        Buffer.from(content.getEncryptedContent()),
+        password12,
+        password,
+        `the certificates (${what})`,
+        macVerified,
+      )
     } else if (info.contentType === OID.envelopedData) {
       throw unsupported(`PKCS#12 public-key privacy mode (${describeOid(info.contentType)}); only password privacy is supported`)
     } else {
@@ -169,7 +177,15 @@ export function readPkcs12(bytes: Buffer, password: string): Pkcs12Contents {
   return contents
 }
 
-function collectBags(safeContents: pkijs.SafeContents, into: Pkcs12Contents, password12: Buffer, password: string, macVerified: boolean, what: string, depth: number): void {
+function collectBags(
+  safeContents: pkijs.SafeContents,
+  into: Pkcs12Contents,
+  password12: Buffer,
+  password: string,
+  macVerified: boolean,
+  what: string,
+  depth: number,
+): void {
   if (depth > MAX_NESTING) throw invalid(`${what}: SafeContents nested deeper than ${MAX_NESTING} levels`)
   for (const bag of safeContents.safeBags) {
     switch (bag.bagId) {
@@ -181,7 +197,9 @@ function collectBags(safeContents: pkijs.SafeContents, into: Pkcs12Contents, pas
       }
       case OID.shroudedKeyBag: {
         const keyBag = bag.bagValue as pkijs.PKCS8ShroudedKeyBag
-        into.keys.push(decryptPbe(keyBag.encryptionAlgorithm, octets(keyBag.encryptedData, `${what}: key bag`), password12, password, 'the private key', macVerified))
+        into.keys.push(
+          decryptPbe(keyBag.encryptionAlgorithm, octets(keyBag.encryptedData, `${what}: key bag`), password12, password, 'the private key', macVerified),
+        )
         break
       }
       case OID.keyBag:
@@ -392,7 +410,8 @@ function decryptPbe(algorithm: pkijs.AlgorithmIdentifier, data: Buffer, password
     } catch (error) {
       throw invalid(`${what}: the PBES2 parameters do not parse: ${(error as Error).message}`, error)
     }
-    if (params.keyDerivationFunc.algorithmId !== OID.pbkdf2) throw unsupported(`${what} is encrypted with PBES2 key derivation ${describeOid(params.keyDerivationFunc.algorithmId)}`)
+    if (params.keyDerivationFunc.algorithmId !== OID.pbkdf2)
+      throw unsupported(`${what} is encrypted with PBES2 key derivation ${describeOid(params.keyDerivationFunc.algorithmId)}`)
     const schemeOid = params.encryptionScheme.algorithmId
     const scheme = PBES2_CIPHERS[schemeOid]
     if (!scheme) throw unsupported(`${what} is encrypted with PBES2 cipher ${describeOid(schemeOid)}`)
@@ -418,7 +437,8 @@ function decryptPbe(algorithm: pkijs.AlgorithmIdentifier, data: Buffer, password
     if (error instanceof Pkcs12Error) throw error
     // CBC padding that does not check out: with a verified MAC the password is right, so
     // the contents are damaged or were encrypted under another password.
-    if (macVerified) throw wrongPassword(`${what} does not decrypt with this password, although the MAC verified: the file uses a second password, or is damaged`, error)
+    if (macVerified)
+      throw wrongPassword(`${what} does not decrypt with this password, although the MAC verified: the file uses a second password, or is damaged`, error)
     throw wrongPassword(`wrong password: ${what} does not decrypt`, error)
   }
 }
@@ -475,5 +495,5 @@ function integer(value: unknown, what: string): number {
 
 function sequenceItems(value: unknown, count: number, what: string): asn1js.AsnType[] {
   if (!(value instanceof asn1js.Sequence) || value.valueBlock.value.length !== count) throw invalid(`${what} are not a SEQUENCE of ${count} elements`)
-  return value.valueBlock.value as asn1js.AsnType[]
+  return value.valueBlock.value
 }

@@ -23,11 +23,7 @@ export interface PushCertificate {
 }
 
 export type PushCertificateErrorCode =
-  | 'push_certificate_invalid'
-  | 'push_certificate_password'
-  | 'push_certificate_unsupported'
-  | 'push_certificate_key_mismatch'
-  | 'push_certificate_topic'
+  'push_certificate_invalid' | 'push_certificate_password' | 'push_certificate_unsupported' | 'push_certificate_key_mismatch' | 'push_certificate_topic'
 
 export class PushCertificateError extends Error {
   override readonly name = 'PushCertificateError'
@@ -81,7 +77,9 @@ export function parsePushCertificatePem(certificatePem: string, privateKeyPem: s
     }
     throw invalid('the certificate PEM has no "-----BEGIN CERTIFICATE-----" block')
   }
-  const parsed = certificates.map((block, index) => readCertificate(block.der, certificates.length === 1 ? 'the certificate' : `certificate #${index + 1} of the PEM`))
+  const parsed = certificates.map((block, index) =>
+    readCertificate(block.der, certificates.length === 1 ? 'the certificate' : `certificate #${index + 1} of the PEM`),
+  )
   const key = privateKeyFromPem(privateKeyPem, passphrase)
   return selectPushCertificate(parsed, [key])
 }
@@ -206,11 +204,15 @@ function selectPushCertificate(certificates: ParsedCertificate[], keys: KeyObjec
 
   const certificate = paired[0]!
   const topics = certificate.uids.filter((uid) => uid.startsWith(TOPIC_PREFIX))
-  if (topics.length > 1) throw new PushCertificateError('push_certificate_topic', `the certificate has ${topics.length} push topics in its UID attributes: ${topics.join(', ')}`)
+  if (topics.length > 1)
+    throw new PushCertificateError('push_certificate_topic', `the certificate has ${topics.length} push topics in its UID attributes: ${topics.join(', ')}`)
   const topic = topics[0]!
   // The topic goes into the apns-topic header and into admin API paths.
   if (!/^com\.apple\.mgmt\.[A-Za-z0-9][A-Za-z0-9._-]*$/.test(topic)) {
-    throw new PushCertificateError('push_certificate_topic', `the push topic ${JSON.stringify(topic)} has characters a topic cannot have (letters, digits, ".", "_" and "-" only)`)
+    throw new PushCertificateError(
+      'push_certificate_topic',
+      `the push topic ${JSON.stringify(topic)} has characters a topic cannot have (letters, digits, ".", "_" and "-" only)`,
+    )
   }
   const key = keys.find((k) => matches(certificate, k))!
   return {
@@ -274,7 +276,9 @@ function privateKeyFromPem(privateKeyPem: string, passphrase: string | undefined
   if (keys.length === 0) {
     const labels = [...new Set(blocks.map((block) => block.label))].join(', ')
     if (labels === 'CERTIFICATE') throw invalid('the private key PEM holds a certificate, not a private key: were the certificate and the key swapped?')
-    throw invalid(`the private key PEM has no private key block (found ${labels}; expected PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY)`)
+    throw invalid(
+      `the private key PEM has no private key block (found ${labels}; expected PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED PRIVATE KEY)`,
+    )
   }
   if (keys.length > 1) throw invalid(`the private key PEM holds ${keys.length} private keys; expected one`)
   const block = keys[0]!
@@ -287,7 +291,8 @@ function privateKeyFromPem(privateKeyPem: string, passphrase: string | undefined
 
   if (block.encryptedHeaders) {
     // OpenSSL "traditional" encryption (Proc-Type: 4,ENCRYPTED + DEK-Info): node:crypto reads it.
-    if (passphrase === undefined || passphrase === '') throw wrongPassword(`the private key is encrypted (${block.label} with DEK-Info): a passphrase is needed`)
+    if (passphrase === undefined || passphrase === '')
+      throw wrongPassword(`the private key is encrypted (${block.label} with DEK-Info): a passphrase is needed`)
     try {
       return createPrivateKey({ key: block.text, format: 'pem', passphrase })
     } catch (error) {

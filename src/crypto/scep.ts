@@ -12,7 +12,20 @@
 // - Clients sign with rsaEncryption as the "signature algorithm" and name the hash only
 //   in digestAlgorithm; both SHA-1 and SHA-256 are in use.
 // - The encrypted content and eContent may arrive as constructed (chunked) OCTET STRINGs.
-import { constants, createCipheriv, createDecipheriv, createHash, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createPublicKey,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  sign,
+  timingSafeEqual,
+  verify,
+  type KeyObject,
+} from 'node:crypto'
 import { ChildCursor, childrenOf, decodeElement, decodeOid, DerError, readCertificateFields, readIssuerAndSerialNumber, Tag, type DerElement } from './der.js'
 import * as der from './der-writer.js'
 import { signatureAlgorithms, type DigestAlgorithm } from './mdm-signature.js'
@@ -235,11 +248,19 @@ export function readPkiMessage(message: Buffer): PkiMessage {
 }
 
 /** RFC 5652 §5.4/§5.6: messageDigest equals the content hash; the signature is over the attributes as a SET. */
-function checkSignature(certificateDer: Buffer, digest: DigestAlgorithm, signatureOid: string, attributes: SignedAttributes, signature: Buffer, content: Buffer): string | undefined {
+function checkSignature(
+  certificateDer: Buffer,
+  digest: DigestAlgorithm,
+  signatureOid: string,
+  attributes: SignedAttributes,
+  signature: Buffer,
+  content: Buffer,
+): string | undefined {
   const messageDigest = attributes.values.get(ScepOid.messageDigest)
   if (!messageDigest || messageDigest.tag !== Tag.octetString) return 'signed attributes lack messageDigest'
   const expected = createHash(digest).update(content).digest()
-  if (messageDigest.value.length !== expected.length || !timingSafeEqual(messageDigest.value, expected)) return `messageDigest does not match the ${digest} digest of the content`
+  if (messageDigest.value.length !== expected.length || !timingSafeEqual(messageDigest.value, expected))
+    return `messageDigest does not match the ${digest} digest of the content`
   const algorithm = signatureAlgorithms[signatureOid]
   if (!algorithm) return `signature algorithm ${signatureOid} is not supported`
   if (algorithm.hash && algorithm.hash !== digest) return `signature algorithm ${algorithm.name} disagrees with digest algorithm ${digest}`
@@ -422,7 +443,13 @@ export function readCertificationRequest(csr: Buffer, describeName: (nameDer: Bu
     } catch {
       subjectText = '(unreadable subject)'
     }
-    return { subject: Buffer.from(subject), subjectText, publicKeySpki: Buffer.from(spki), publicKey, ...(challengePassword !== undefined ? { challengePassword } : {}) }
+    return {
+      subject: Buffer.from(subject),
+      subjectText,
+      publicKeySpki: Buffer.from(spki),
+      publicKey,
+      ...(challengePassword !== undefined ? { challengePassword } : {}),
+    }
   } catch (error) {
     if (error instanceof ScepFailure) throw error
     if (error instanceof DerError) throw new ScepFailure('badRequest', `the certificate request does not parse: ${error.message}`)
@@ -451,7 +478,8 @@ function issuerAndSerialNumber(certificateDer: Buffer): Buffer {
 /** The requester's key, which the answer is encrypted to: RSA key transport only. Throws ScepFailure badAlg. */
 export function requesterKey(certificateDer: Buffer): KeyObject {
   const key = createPublicKey({ key: readCertificateFields(certificateDer).subjectPublicKeyInfo, format: 'der', type: 'spki' })
-  if (key.asymmetricKeyType !== 'rsa') throw new ScepFailure('badAlg', `the requester's key is ${key.asymmetricKeyType}: SCEP answers can only be encrypted to an RSA key`)
+  if (key.asymmetricKeyType !== 'rsa')
+    throw new ScepFailure('badAlg', `the requester's key is ${key.asymmetricKeyType}: SCEP answers can only be encrypted to an RSA key`)
   return key
 }
 
@@ -465,9 +493,17 @@ export function envelope(content: Buffer, recipientCertificateDer: Buffer, encry
   const encrypted = Buffer.concat([cipher.update(content), cipher.final()])
   // PKCS#1 v1.5 encryption is still allowed (only private decryption was restricted).
   const encryptedKey = publicEncrypt({ key: recipientKey, padding: constants.RSA_PKCS1_PADDING }, key)
-  const recipientInfo = der.sequence(der.smallInteger(0), issuerAndSerialNumber(recipientCertificateDer), der.algorithm(ScepOid.rsaEncryption, der.nullValue()), der.octetString(encryptedKey))
+  const recipientInfo = der.sequence(
+    der.smallInteger(0),
+    issuerAndSerialNumber(recipientCertificateDer),
+    der.algorithm(ScepOid.rsaEncryption, der.nullValue()),
+    der.octetString(encryptedKey),
+  )
   const encryptedContentInfo = der.sequence(der.oid(ScepOid.data), der.algorithm(spec.oid, der.octetString(iv)), der.contextPrimitive(0, encrypted))
-  return der.sequence(der.oid(ScepOid.envelopedData), der.contextConstructed(0, der.sequence(der.smallInteger(0), der.setOf(recipientInfo), encryptedContentInfo)))
+  return der.sequence(
+    der.oid(ScepOid.envelopedData),
+    der.contextConstructed(0, der.sequence(der.smallInteger(0), der.setOf(recipientInfo), encryptedContentInfo)),
+  )
 }
 
 export interface CertRepSigner {
@@ -496,7 +532,14 @@ export function buildCertRep(options: CertRepOptions): Buffer {
   const attributes = [
     attribute(ScepOid.contentType, der.oid(ScepOid.data)),
     attribute(ScepOid.signingTime, der.time(options.now ?? new Date())),
-    attribute(ScepOid.messageDigest, der.octetString(createHash(digest).update(content ?? Buffer.alloc(0)).digest())),
+    attribute(
+      ScepOid.messageDigest,
+      der.octetString(
+        createHash(digest)
+          .update(content ?? Buffer.alloc(0))
+          .digest(),
+      ),
+    ),
     attribute(ScepOid.messageType, der.printableString(String(ScepMessageType.CertRep))),
     attribute(ScepOid.pkiStatus, der.printableString(result.status === 'SUCCESS' ? '0' : '2')),
     ...(result.status === 'FAILURE' ? [attribute(ScepOid.failInfo, der.printableString(String(failInfoCodes[result.failInfo])))] : []),
@@ -507,13 +550,31 @@ export function buildCertRep(options: CertRepOptions): Buffer {
   const signedAttributes = der.setOf(...attributes)
   const keyType = signer.privateKey.asymmetricKeyType
   const signature = sign(digest, signedAttributes, keyType === 'ec' ? { key: signer.privateKey, dsaEncoding: 'der' } : signer.privateKey)
-  const ecdsaOids: Partial<Record<DigestAlgorithm, string>> = { sha1: '1.2.840.10045.4.1', sha256: '1.2.840.10045.4.3.2', sha384: '1.2.840.10045.4.3.3', sha512: '1.2.840.10045.4.3.4' }
+  const ecdsaOids: Partial<Record<DigestAlgorithm, string>> = {
+    sha1: '1.2.840.10045.4.1',
+    sha256: '1.2.840.10045.4.3.2',
+    sha384: '1.2.840.10045.4.3.3',
+    sha512: '1.2.840.10045.4.3.4',
+  }
   const signatureAlgorithm = keyType === 'ec' ? der.algorithm(ecdsaOids[digest]!) : der.algorithm(ScepOid.rsaEncryption, der.nullValue())
   // [0] IMPLICIT in the SignerInfo: the SET's tag replaced, content unchanged.
   const implicitAttributes = Buffer.from(signedAttributes)
   implicitAttributes[0] = Tag.context(0)
-  const signerInfo = der.sequence(der.smallInteger(1), issuerAndSerialNumber(signer.certificateDer), der.algorithm(digestOidOf[digest]), implicitAttributes, signatureAlgorithm, der.octetString(signature))
+  const signerInfo = der.sequence(
+    der.smallInteger(1),
+    issuerAndSerialNumber(signer.certificateDer),
+    der.algorithm(digestOidOf[digest]),
+    implicitAttributes,
+    signatureAlgorithm,
+    der.octetString(signature),
+  )
   const encapsulated = der.sequence(der.oid(ScepOid.data), ...(content ? [der.contextConstructed(0, der.octetString(content))] : []))
-  const signedData = der.sequence(der.smallInteger(1), der.setOf(der.algorithm(digestOidOf[digest])), encapsulated, der.contextConstructed(0, signer.certificateDer), der.setOf(signerInfo))
+  const signedData = der.sequence(
+    der.smallInteger(1),
+    der.setOf(der.algorithm(digestOidOf[digest])),
+    encapsulated,
+    der.contextConstructed(0, signer.certificateDer),
+    der.setOf(signerInfo),
+  )
   return der.sequence(der.oid(ScepOid.signedData), der.contextConstructed(0, signedData))
 }

@@ -9,7 +9,20 @@
 // This proves only that the content was signed by the key of the included signer
 // certificate: whether to trust that certificate is the caller's question.
 import { createHash, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
-import { ChildCursor, DerError, Tag, berOctetString, childrenOf, decodeElement, decodeOid, expectTag, octetString, readCertificateFields, readIssuerAndSerialNumber, type DerElement } from './der.js'
+import {
+  ChildCursor,
+  DerError,
+  Tag,
+  berOctetString,
+  childrenOf,
+  decodeElement,
+  decodeOid,
+  expectTag,
+  octetString,
+  readCertificateFields,
+  readIssuerAndSerialNumber,
+  type DerElement,
+} from './der.js'
 
 export type DigestAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512'
 

@@ -40,7 +40,7 @@ const BYTEA_OID = 17
 const pgTypes = {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
     if (oid === INT8_OID && format !== 'binary') return (value: string) => Number(value)
-    return pg.types.getTypeParser(oid, format as 'text')
+    return pg.types.getTypeParser(oid, format)
   },
 }
 
@@ -106,7 +106,9 @@ function preparingPool(pool: pg.Pool): PostgresPool {
       if (!wrapper) {
         wrapper = {
           query: ((text: string, values: unknown[]) =>
-            text.startsWith(preparedStatement) ? client.query({ name: statementName(text), text, values }) : client.query(text, values)) as unknown as PostgresPoolClient['query'],
+            text.startsWith(preparedStatement)
+              ? client.query({ name: statementName(text), text, values })
+              : client.query(text, values)) as unknown as PostgresPoolClient['query'],
           release: () => client.release(),
         }
         wrappers.set(client, wrapper)

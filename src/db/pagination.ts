@@ -51,7 +51,13 @@ export function decodeCursor(text: string, sort: string, shape: CursorShape = { 
   } catch {
     throw badCursor(notIssued)
   }
-  if (!Array.isArray(parsed) || parsed.length !== 3 || typeof parsed[0] !== 'string' || (parsed[1] !== null && typeof parsed[1] !== 'string') || typeof parsed[2] !== 'string') {
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 3 ||
+    typeof parsed[0] !== 'string' ||
+    (parsed[1] !== null && typeof parsed[1] !== 'string') ||
+    typeof parsed[2] !== 'string'
+  ) {
     throw badCursor(notIssued)
   }
   const [cursorSort, value, id] = parsed as [string, string | null, string]
@@ -91,7 +97,13 @@ function parsesAs(text: string, type: CursorKeyType): boolean {
  * Rows after the cursor in the order `column <direction>, id <direction>`. `cast` names
  * the SQL type the text key is read back as (timestamptz, text, bigint).
  */
-export function afterCursor(column: string, idColumn: string, direction: SortDirection, cursor: PageCursor, cast: 'timestamptz' | 'text' | 'bigint'): RawBuilder<SqlBool> {
+export function afterCursor(
+  column: string,
+  idColumn: string,
+  direction: SortDirection,
+  cursor: PageCursor,
+  cast: 'timestamptz' | 'text' | 'bigint',
+): RawBuilder<SqlBool> {
   const col = sql.ref(column)
   const id = sql.ref(idColumn)
   const value = sql`${cursor.value}::${sql.raw(cast)}`
@@ -118,7 +130,13 @@ export function parseSort(sort: string): { field: string; direction: SortDirecti
 }
 
 /** Builds a page from limit+1 fetched rows. */
-export function pageOf<Row, T>(rows: Row[], limit: number, sort: string, keyOf: (row: Row) => { value: string | null; id: string }, map: (row: Row) => T): Page<T> {
+export function pageOf<Row, T>(
+  rows: Row[],
+  limit: number,
+  sort: string,
+  keyOf: (row: Row) => { value: string | null; id: string },
+  map: (row: Row) => T,
+): Page<T> {
   const more = rows.length > limit
   const shown = more ? rows.slice(0, limit) : rows
   const last = shown[shown.length - 1]

@@ -67,7 +67,11 @@ export function createDeviceSecrets(deps: { store: DeviceSecretStore; secretBox:
       const row = await deps.store.readForAdmin(scope, deviceId, { revealed: ['unlock_token', 'bootstrap_token'] })
       if (!row) throw new OrchardError('not_found', `no device ${deviceId}`)
       log.warn({ device_id: deviceId, principal_id: scope.actor?.principalId }, 'escrowed device secrets revealed to an admin')
-      return { deviceId, unlockToken: open(row.unlockTokenSealed, unlockLabel(deviceId)), bootstrapToken: open(row.bootstrapTokenSealed, bootstrapLabel(deviceId)) }
+      return {
+        deviceId,
+        unlockToken: open(row.unlockTokenSealed, unlockLabel(deviceId)),
+        bootstrapToken: open(row.bootstrapTokenSealed, bootstrapLabel(deviceId)),
+      }
     },
 
     async unlockTokenFor(scope, deviceId) {

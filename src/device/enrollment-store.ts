@@ -110,7 +110,16 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
       const row = await db
         .selectFrom('devices as d')
         .leftJoin('enrollments as e', (join) => join.onRef('e.id', '=', 'd.id').on('e.channel', '=', 'device'))
-        .select(['d.identity_sha256', 'd.tenant_id', 'd.serial_number', 'd.lifecycle_state', 'd.reenrollment_allowed_until', 'e.id as enrollment_id', 'e.enabled', 'e.checked_out_at'])
+        .select([
+          'd.identity_sha256',
+          'd.tenant_id',
+          'd.serial_number',
+          'd.lifecycle_state',
+          'd.reenrollment_allowed_until',
+          'e.id as enrollment_id',
+          'e.enabled',
+          'e.checked_out_at',
+        ])
         .where('d.id', '=', deviceId)
         .executeTakeFirst()
       if (!row) return undefined

@@ -41,7 +41,15 @@ export type DeviceEvent =
   /** Any check-in message the device got an answer to. */
   | { type: 'checkin'; messageType: string; channel: Channel; raw: PlistDict }
   /** A device's final answer to a command was stored (see CommandResultListener). */
-  | { type: 'command_result'; deviceId: string; enrollmentId: string; requestType: string; commandUuid: string; status: 'Acknowledged' | 'Error' | 'CommandFormatError'; report: PlistDict }
+  | {
+      type: 'command_result'
+      deviceId: string
+      enrollmentId: string
+      requestType: string
+      commandUuid: string
+      status: 'Acknowledged' | 'Error' | 'CommandFormatError'
+      report: PlistDict
+    }
   /** Any report that is not Idle (NotNow and unrecorded repeats included), after it was handled. */
   | { type: 'report'; report: CommandReport }
 

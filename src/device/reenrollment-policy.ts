@@ -94,15 +94,24 @@ export function judgeAuthenticate(current: DeviceBinding | undefined, claim: Aut
   if (current.lifecycleState === 'wiped') return { accept: true, because: 'wiped' }
   if (current.lifecycleState === 'retired') return { accept: true, because: 'retired' }
   if (!current.active) return { accept: true, because: current.checkedOut ? 'checked_out' : 'not_active' }
-  if (current.reenrollmentAllowedUntil !== null && current.reenrollmentAllowedUntil.getTime() > claim.now.getTime()) return { accept: true, because: 'admin_allowed' }
+  if (current.reenrollmentAllowedUntil !== null && current.reenrollmentAllowedUntil.getTime() > claim.now.getTime())
+    return { accept: true, because: 'admin_allowed' }
   const path = claim.path
   if (path.kind === 'ade' && path.serialNumber !== null && path.serialNumber === current.serialNumber) return { accept: true, because: 'ade_serial' }
   const tenant = pathTenant(path)
   if (tenant === undefined) {
-    return { accept: false, because: 'no_enrollment_path', detail: `the new certificate came through no enrollment path of the device's tenant (${describePath(path)})` }
+    return {
+      accept: false,
+      because: 'no_enrollment_path',
+      detail: `the new certificate came through no enrollment path of the device's tenant (${describePath(path)})`,
+    }
   }
   if (tenant !== current.tenantId) {
-    return { accept: false, because: 'foreign_tenant_path', detail: `the new certificate came through an enrollment path of another tenant (${describePath(path)})` }
+    return {
+      accept: false,
+      because: 'foreign_tenant_path',
+      detail: `the new certificate came through an enrollment path of another tenant (${describePath(path)})`,
+    }
   }
   return { accept: true, because: 'own_tenant_path' }
 }

@@ -46,7 +46,10 @@ export function createReportService(deps: ReportServiceDeps): ReportService {
       if (outcome.reason === 'identity_mismatch') {
         throw new OrchardError('identity_rejected', `the certificate is not the one bound to device ${channel.deviceId}`)
       }
-      throw new OrchardError('unknown_enrollment', `enrollment ${channel.enrollmentId} is ${outcome.reason === 'enrollment_disabled' ? 'not enabled' : 'unknown'}`)
+      throw new OrchardError(
+        'unknown_enrollment',
+        `enrollment ${channel.enrollmentId} is ${outcome.reason === 'enrollment_disabled' ? 'not enabled' : 'unknown'}`,
+      )
     }
     deps.metrics.mdmCommandReports.inc({ status })
     if (outcome.expired > 0) log.info({ ...fields, expired: outcome.expired }, 'commands expired')
@@ -67,12 +70,26 @@ export function createReportService(deps: ReportServiceDeps): ReportService {
         if (update) await deps.inventory.applyInventory(channel.deviceId, channel.enrollmentId, update)
       }
       if (report.commandUuid && (status === 'Acknowledged' || status === 'Error' || status === 'CommandFormatError')) {
-        const after = await deps.events.commandResult({ type: 'command_result', deviceId: channel.deviceId, enrollmentId: channel.enrollmentId, requestType: result.requestType, commandUuid: report.commandUuid, status, report: report.raw })
+        const after = await deps.events.commandResult({
+          type: 'command_result',
+          deviceId: channel.deviceId,
+          enrollmentId: channel.enrollmentId,
+          requestType: result.requestType,
+          commandUuid: report.commandUuid,
+          status,
+          report: report.raw,
+        })
         // The next command was picked with the result; a listener cancelled it (wiped).
         if (after === 'stop') return null
         if (after === 'more' && !next) {
           // What the answer made us queue (convergence) goes out now, as after an Idle.
-          const again = await deps.queue.processReport({ enrollmentId: channel.enrollmentId, deviceId: channel.deviceId, certificateSha256: identity.certificateSha256, status: 'Idle', raw: body })
+          const again = await deps.queue.processReport({
+            enrollmentId: channel.enrollmentId,
+            deviceId: channel.deviceId,
+            certificateSha256: identity.certificateSha256,
+            status: 'Idle',
+            raw: body,
+          })
           if (again.accepted) next = again.next
         }
       }

@@ -43,7 +43,11 @@ function authorityJson(view: CertificateAuthorityView): CertificateAuthority {
     not_after: iso(view.notAfter)!,
     certificate_pem: view.certificatePem,
     registration_authority: view.registrationAuthority
-      ? { subject: view.registrationAuthority.subject, not_after: iso(view.registrationAuthority.notAfter)!, certificate_pem: view.registrationAuthority.certificatePem }
+      ? {
+          subject: view.registrationAuthority.subject,
+          not_after: iso(view.registrationAuthority.notAfter)!,
+          certificate_pem: view.registrationAuthority.certificatePem,
+        }
       : null,
   }
 }
@@ -83,7 +87,10 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
     async addCertificateAuthority(request, reply) {
       const { body } = request
       const scope = accessOf(request)
-      const view = body.private_key_pem !== undefined ? await deps.authority.importAuthority(scope, body.certificate_pem, body.private_key_pem) : await deps.authority.addTrusted(scope, body.certificate_pem)
+      const view =
+        body.private_key_pem !== undefined
+          ? await deps.authority.importAuthority(scope, body.certificate_pem, body.private_key_pem)
+          : await deps.authority.addTrusted(scope, body.certificate_pem)
       request.log.info({ ca: view.id, active: view.active }, body.private_key_pem !== undefined ? 'device CA imported' : 'trusted device CA added')
       return reply.code(201).send(authorityJson(view))
     },
@@ -94,7 +101,10 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
 
     async listExpiringIdentities(request) {
       const { query } = request
-      const page = await deps.renewal.listExpiring(accessOf(request), query.within_days, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
+      const page = await deps.renewal.listExpiring(accessOf(request), query.within_days, {
+        limit: query.limit,
+        ...(query.cursor ? { cursor: query.cursor } : {}),
+      })
       return {
         items: page.items.map((row) => ({
           device_id: row.device_id,

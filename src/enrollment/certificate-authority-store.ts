@@ -31,7 +31,18 @@ export function createCertificateAuthorityStore(db: Kysely<Database>): Certifica
       // The partial unique index on active makes two instances starting at once safe.
       const inserted = await db
         .insertInto('certificate_authorities')
-        .columns(['id', 'certificate_der', 'subject', 'not_before', 'not_after', 'source', 'private_key_sealed', 'ra_certificate_der', 'ra_private_key_sealed', 'active'])
+        .columns([
+          'id',
+          'certificate_der',
+          'subject',
+          'not_before',
+          'not_after',
+          'source',
+          'private_key_sealed',
+          'ra_certificate_der',
+          'ra_private_key_sealed',
+          'active',
+        ])
         .expression(
           db
             .selectNoFrom([
@@ -74,25 +85,51 @@ export function createCertificateAuthorityStore(db: Kysely<Database>): Certifica
           type: 'certificate_authority',
           id: row.id,
           tenantId: null,
-          details: { subject: row.subject, source: row.source, active: true, previous_active_id: previous?.id ?? null, registration_authority: row.ra_certificate_der !== null },
+          details: {
+            subject: row.subject,
+            source: row.source,
+            active: true,
+            previous_active_id: previous?.id ?? null,
+            registration_authority: row.ra_certificate_der !== null,
+          },
         })
       })
     },
 
     async addTrusted(scope, row) {
       return db.transaction().execute(async (trx) => {
-        const inserted = await trx.insertInto('certificate_authorities').values({ ...row, active: false }).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
+        const inserted = await trx
+          .insertInto('certificate_authorities')
+          .values({ ...row, active: false })
+          .onConflict((oc) => oc.column('id').doNothing())
+          .returning('id')
+          .execute()
         if (inserted.length === 0) return false
-        await recordAdminWrite(trx, scope, { type: 'certificate_authority', id: row.id, tenantId: null, details: { subject: row.subject, source: row.source, active: false } })
+        await recordAdminWrite(trx, scope, {
+          type: 'certificate_authority',
+          id: row.id,
+          tenantId: null,
+          details: { subject: row.subject, source: row.source, active: false },
+        })
         return true
       })
     },
 
     async remove(scope, id) {
       return db.transaction().execute(async (trx) => {
-        const deleted = await trx.deleteFrom('certificate_authorities').where('id', '=', id).where('active', '=', false).returning(['id', 'subject', 'source']).executeTakeFirst()
+        const deleted = await trx
+          .deleteFrom('certificate_authorities')
+          .where('id', '=', id)
+          .where('active', '=', false)
+          .returning(['id', 'subject', 'source'])
+          .executeTakeFirst()
         if (deleted) {
-          await recordAdminWrite(trx, scope, { type: 'certificate_authority', id, tenantId: null, details: { subject: deleted.subject, source: deleted.source } })
+          await recordAdminWrite(trx, scope, {
+            type: 'certificate_authority',
+            id,
+            tenantId: null,
+            details: { subject: deleted.subject, source: deleted.source },
+          })
           return 'removed' as const
         }
         const row = await trx.selectFrom('certificate_authorities').select('active').where('id', '=', id).executeTakeFirst()
@@ -101,7 +138,11 @@ export function createCertificateAuthorityStore(db: Kysely<Database>): Certifica
     },
 
     async setRegistrationAuthority(id, certificateDer, privateKeySealed) {
-      await db.updateTable('certificate_authorities').set({ ra_certificate_der: certificateDer, ra_private_key_sealed: privateKeySealed }).where('id', '=', id).execute()
+      await db
+        .updateTable('certificate_authorities')
+        .set({ ra_certificate_der: certificateDer, ra_private_key_sealed: privateKeySealed })
+        .where('id', '=', id)
+        .execute()
     },
   }
 }

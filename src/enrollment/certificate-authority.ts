@@ -99,12 +99,15 @@ function checkAuthority(certificatePem: string, privateKeyPem: string | undefine
     if (certificates.length !== 1) throw new Error(`expected one certificate, found ${certificates.length}`)
     der = certificates[0]!
   } catch (error) {
-    throw new OrchardError('validation_failed', (error as Error).message, { details: { errors: [{ pointer: '/certificate_pem', detail: (error as Error).message }] } })
+    throw new OrchardError('validation_failed', (error as Error).message, {
+      details: { errors: [{ pointer: '/certificate_pem', detail: (error as Error).message }] },
+    })
   }
   const x509 = new X509Certificate(der)
   const invalid = (pointer: string, detail: string) => new OrchardError('validation_failed', detail, { details: { errors: [{ pointer, detail }] } })
   if (!x509.ca) throw invalid('/certificate_pem', 'the certificate is not a CA certificate (basicConstraints cA is not true)')
-  if (new Date(x509.validTo).getTime() < now.getTime()) throw invalid('/certificate_pem', `the CA certificate expired on ${new Date(x509.validTo).toISOString()}`)
+  if (new Date(x509.validTo).getTime() < now.getTime())
+    throw invalid('/certificate_pem', `the CA certificate expired on ${new Date(x509.validTo).toISOString()}`)
   if (privateKeyPem === undefined) return { der }
   let key: KeyObject
   try {
@@ -184,7 +187,13 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
           if (active.ra_certificate_der && active.ra_private_key_sealed) {
             registrationAuthority = { certificateDer: active.ra_certificate_der, privateKey: openKey(active.ra_private_key_sealed, raKeyLabel(active.id)) }
           }
-          issuingAuthority = { id: active.id, certificateDer: active.certificate_der, privateKey, notAfter: active.not_after, ...(registrationAuthority ? { registrationAuthority } : {}) }
+          issuingAuthority = {
+            id: active.id,
+            certificateDer: active.certificate_der,
+            privateKey,
+            notAfter: active.not_after,
+            ...(registrationAuthority ? { registrationAuthority } : {}),
+          }
         } catch (error) {
           issuingAuthority = null
           unavailable =
@@ -202,11 +211,17 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
 
   async function generate(): Promise<void> {
     if (!deps.secretBox) {
-      unavailable = 'no device CA: set ORCHARD_SECRET_KEYS so Orchard can create one and seal its key, or configure ORCHARD_CA_CERT_FILE and ORCHARD_CA_KEY_FILE'
+      unavailable =
+        'no device CA: set ORCHARD_SECRET_KEYS so Orchard can create one and seal its key, or configure ORCHARD_CA_CERT_FILE and ORCHARD_CA_KEY_FILE'
       log.warn(unavailable)
       return
     }
-    const generated = generateCertificateAuthority({ commonName: `${deps.organization} Device CA`, organization: deps.organization, validDays: 3650, now: now() })
+    const generated = generateCertificateAuthority({
+      commonName: `${deps.organization} Device CA`,
+      organization: deps.organization,
+      validDays: 3650,
+      now: now(),
+    })
     const id = sha256(generated.certificateDer)
     const fields = readCertificateFields(generated.certificateDer)
     const inserted = await deps.store.insertActiveIfNone({
@@ -268,7 +283,13 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
       if (deps.fileAuthority) {
         const { der, key } = checkAuthority(deps.fileAuthority.certificatePem, deps.fileAuthority.privateKeyPem, now())
         const ra = key!.asymmetricKeyType === 'rsa' ? undefined : newRegistrationAuthority(der, key!)
-        fileAuthority = { id: sha256(der), certificateDer: der, privateKey: key!, notAfter: readCertificateFields(der).notAfter, ...(ra ? { registrationAuthority: ra } : {}) }
+        fileAuthority = {
+          id: sha256(der),
+          certificateDer: der,
+          privateKey: key!,
+          notAfter: readCertificateFields(der).notAfter,
+          ...(ra ? { registrationAuthority: ra } : {}),
+        }
       }
       await load()
       if (!issuingAuthority && !fileAuthority && !rows.some((row) => row.active)) {
@@ -351,7 +372,11 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
       const outcome = await deps.store.remove(scope, id)
       if (outcome === 'not_found') {
         const configured = list().find((item) => item.id === id)
-        if (configured) throw new OrchardError('conflict', `CA ${id} comes from the configuration (${configured.source === 'file' ? 'ORCHARD_CA_CERT_FILE' : 'ORCHARD_DEVICE_CA_FILES'}); remove it there`)
+        if (configured)
+          throw new OrchardError(
+            'conflict',
+            `CA ${id} comes from the configuration (${configured.source === 'file' ? 'ORCHARD_CA_CERT_FILE' : 'ORCHARD_DEVICE_CA_FILES'}); remove it there`,
+          )
         throw new OrchardError('not_found', `no CA ${id}`)
       }
       if (outcome === 'active') throw new OrchardError('conflict', `CA ${id} issues identities now; import another CA first`)

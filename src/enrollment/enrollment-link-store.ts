@@ -81,7 +81,12 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
       try {
         return await db.transaction().execute(async (trx) => {
           const row = await trx.insertInto('enrollment_links').values(link).returningAll().executeTakeFirstOrThrow()
-          await recordAdminWrite(trx, scope, { type: 'enrollment_link', id: row.id, tenantId: row.tenant_id, details: { name: row.name, enrollment_type: row.enrollment_type } })
+          await recordAdminWrite(trx, scope, {
+            type: 'enrollment_link',
+            id: row.id,
+            tenantId: row.tenant_id,
+            details: { name: row.name, enrollment_type: row.enrollment_type },
+          })
           return row
         })
       } catch (error) {
@@ -109,12 +114,24 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
 
     async revokeLink(scope, id, now) {
       return db.transaction().execute(async (trx) => {
-        const updated = await trx.updateTable('enrollment_links').set({ revoked_at: now }).where('id', '=', id).where('revoked_at', 'is', null).where(inScope(scope, 'tenant_id')).returning(['id', 'tenant_id']).executeTakeFirst()
+        const updated = await trx
+          .updateTable('enrollment_links')
+          .set({ revoked_at: now })
+          .where('id', '=', id)
+          .where('revoked_at', 'is', null)
+          .where(inScope(scope, 'tenant_id'))
+          .returning(['id', 'tenant_id'])
+          .executeTakeFirst()
         if (updated) {
           await recordAdminWrite(trx, scope, { type: 'enrollment_link', id, tenantId: updated.tenant_id })
           return 'revoked' as const
         }
-        const exists = await trx.selectFrom('enrollment_links').select(['id', 'tenant_id']).where('id', '=', id).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+        const exists = await trx
+          .selectFrom('enrollment_links')
+          .select(['id', 'tenant_id'])
+          .where('id', '=', id)
+          .where(inScope(scope, 'tenant_id'))
+          .executeTakeFirst()
         if (!exists) return 'not_found' as const
         // Answered as a success (nothing to do), so audited as one.
         await recordAdminWrite(trx, scope, { type: 'enrollment_link', id, tenantId: exists.tenant_id, details: { already_revoked: true } })
@@ -142,7 +159,19 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
         const row = await trx
           .selectFrom('scep_challenges as c')
           .leftJoin('enrollment_links as l', 'l.id', 'c.enrollment_link_id')
-          .select(['c.purpose', 'c.enrollment_link_id', 'c.device_id', 'c.dep_profile_id', 'c.ade_serial_number', 'c.expires_at', 'c.used_at', 'l.revoked_at', 'l.expires_at as link_expires_at', 'l.max_uses', 'l.uses'])
+          .select([
+            'c.purpose',
+            'c.enrollment_link_id',
+            'c.device_id',
+            'c.dep_profile_id',
+            'c.ade_serial_number',
+            'c.expires_at',
+            'c.used_at',
+            'l.revoked_at',
+            'l.expires_at as link_expires_at',
+            'l.max_uses',
+            'l.uses',
+          ])
           .where('c.challenge_sha256', '=', sha256)
           .forUpdate('c')
           .executeTakeFirst()
@@ -161,7 +190,13 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
             .execute()
           if (counted.length === 0) return { ok: false, reason: 'link_exhausted' } as const
         }
-        const issuance = issue({ purpose: row.purpose, enrollmentLinkId: row.enrollment_link_id, deviceId: row.device_id, depProfileId: row.dep_profile_id, adeSerialNumber: row.ade_serial_number })
+        const issuance = issue({
+          purpose: row.purpose,
+          enrollmentLinkId: row.enrollment_link_id,
+          deviceId: row.device_id,
+          depProfileId: row.dep_profile_id,
+          adeSerialNumber: row.ade_serial_number,
+        })
         await trx.updateTable('scep_challenges').set({ used_at: now }).where('challenge_sha256', '=', sha256).execute()
         await insertIssuance(trx, issuance)
         return { ok: true, issuance } as const
@@ -175,7 +210,24 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
     async previousIssuance(challengeSha256, transactionId, publicKeySha256) {
       return db
         .selectFrom('issued_certificates')
-        .select(['serial_number', 'ca_sha256', 'sha256', 'subject', 'public_key_sha256', 'not_before', 'not_after', 'authorized_by', 'challenge_sha256', 'renewal_of_sha256', 'enrollment_link_id', 'device_id', 'transaction_id', 'certificate_der', 'dep_profile_id', 'ade_serial_number'])
+        .select([
+          'serial_number',
+          'ca_sha256',
+          'sha256',
+          'subject',
+          'public_key_sha256',
+          'not_before',
+          'not_after',
+          'authorized_by',
+          'challenge_sha256',
+          'renewal_of_sha256',
+          'enrollment_link_id',
+          'device_id',
+          'transaction_id',
+          'certificate_der',
+          'dep_profile_id',
+          'ade_serial_number',
+        ])
         .where('challenge_sha256', '=', challengeSha256)
         .where('transaction_id', '=', transactionId)
         .where('public_key_sha256', '=', publicKeySha256)
@@ -189,8 +241,16 @@ export function createEnrollmentLinkStore(db: Kysely<Database>): EnrollmentLinkS
         .leftJoin('dep_profiles as p', 'p.id', 'i.dep_profile_id')
         .leftJoin('dep_tokens as t', 't.id', 'p.token_id')
         .select([
-          'i.authorized_by', 'i.device_id', 'i.enrollment_link_id', 'l.group_name', 'l.device_kind', 'i.dep_profile_id', 'i.ade_serial_number',
-          'p.device_kind as dep_device_kind', 'l.tenant_id as link_tenant_id', 't.tenant_id as token_tenant_id',
+          'i.authorized_by',
+          'i.device_id',
+          'i.enrollment_link_id',
+          'l.group_name',
+          'l.device_kind',
+          'i.dep_profile_id',
+          'i.ade_serial_number',
+          'p.device_kind as dep_device_kind',
+          'l.tenant_id as link_tenant_id',
+          't.tenant_id as token_tenant_id',
         ])
         .where('i.sha256', '=', certificateSha256)
         .executeTakeFirst()

@@ -91,7 +91,8 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
   async function topicFor(preferred: string | null): Promise<string> {
     const topics = await deps.pushTopics()
     if (preferred) {
-      if (!topics.includes(preferred)) throw new OrchardError('conflict', `no push certificate for topic ${preferred}: upload it first (POST /api/v1/push-certificates)`)
+      if (!topics.includes(preferred))
+        throw new OrchardError('conflict', `no push certificate for topic ${preferred}: upload it first (POST /api/v1/push-certificates)`)
       return preferred
     }
     const topic = topics[0]
@@ -99,7 +100,13 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
     return topic
   }
 
-  async function build(options: { variant: 'device' | 'user-enrollment'; topic: string; challenge: string; managedAppleId?: string; signed: boolean }): Promise<EnrollmentProfile> {
+  async function build(options: {
+    variant: 'device' | 'user-enrollment'
+    topic: string
+    challenge: string
+    managedAppleId?: string
+    signed: boolean
+  }): Promise<EnrollmentProfile> {
     if (!deps.publicUrl.startsWith('https://')) {
       throw new OrchardError('conflict', `ORCHARD_PUBLIC_URL is ${deps.publicUrl}: devices only enroll with an https:// server URL`)
     }
@@ -132,14 +139,31 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
     return { body: signProfile(body, deps.signer!, now()), signed: true, variant: options.variant }
   }
 
-  async function mintChallenge(purpose: 'enrollment' | 'renewal', link: string | null, deviceId: string | null, ttlMs: number, ade?: { depProfileId: string; serialNumber: string }): Promise<string> {
+  async function mintChallenge(
+    purpose: 'enrollment' | 'renewal',
+    link: string | null,
+    deviceId: string | null,
+    ttlMs: number,
+    ade?: { depProfileId: string; serialNumber: string },
+  ): Promise<string> {
     const challenge = randomBytes(32).toString('base64url')
-    await deps.store.createChallenge({ sha256: challengeHash(challenge), purpose, enrollmentLinkId: link, deviceId, expiresAt: new Date(now().getTime() + ttlMs), ...(ade ? { ade } : {}) })
+    await deps.store.createChallenge({
+      sha256: challengeHash(challenge),
+      purpose,
+      enrollmentLinkId: link,
+      deviceId,
+      expiresAt: new Date(now().getTime() + ttlMs),
+      ...(ade ? { ade } : {}),
+    })
     return challenge
   }
 
   function wantSigned(requested: boolean | undefined): boolean {
-    if (requested === true && !deps.signer) throw new OrchardError('conflict', 'signed=true, but no profile signing identity is configured (ORCHARD_PROFILE_SIGNING_CERT_FILE and ORCHARD_PROFILE_SIGNING_KEY_FILE)')
+    if (requested === true && !deps.signer)
+      throw new OrchardError(
+        'conflict',
+        'signed=true, but no profile signing identity is configured (ORCHARD_PROFILE_SIGNING_CERT_FILE and ORCHARD_PROFILE_SIGNING_KEY_FILE)',
+      )
     return requested ?? deps.signer !== null
   }
 
@@ -148,13 +172,19 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       const tenantId = tenantForNewRow(scope, input.tenantId)
       const deviceKind = input.enrollmentType === 'user_enrollment' ? 'personal' : (input.deviceKind ?? 'work')
       if (input.enrollmentType === 'user_enrollment' && input.deviceKind && input.deviceKind !== 'personal') {
-        throw new OrchardError('validation_failed', 'a User Enrollment link enrolls personal devices', { details: { errors: [{ pointer: '/device_kind', detail: 'must be personal (or left out) for enrollment_type user_enrollment' }] } })
+        throw new OrchardError('validation_failed', 'a User Enrollment link enrolls personal devices', {
+          details: { errors: [{ pointer: '/device_kind', detail: 'must be personal (or left out) for enrollment_type user_enrollment' }] },
+        })
       }
       if (input.enrollmentType === 'device' && input.managedAppleId) {
-        throw new OrchardError('validation_failed', 'managed_apple_id applies to User Enrollment links only', { details: { errors: [{ pointer: '/managed_apple_id', detail: 'only for enrollment_type user_enrollment' }] } })
+        throw new OrchardError('validation_failed', 'managed_apple_id applies to User Enrollment links only', {
+          details: { errors: [{ pointer: '/managed_apple_id', detail: 'only for enrollment_type user_enrollment' }] },
+        })
       }
       if (input.expiresAt && input.expiresAt.getTime() <= now().getTime()) {
-        throw new OrchardError('validation_failed', 'expires_at is in the past', { details: { errors: [{ pointer: '/expires_at', detail: 'must be in the future' }] } })
+        throw new OrchardError('validation_failed', 'expires_at is in the past', {
+          details: { errors: [{ pointer: '/expires_at', detail: 'must be in the future' }] },
+        })
       }
       if (input.pushTopic) await topicFor(input.pushTopic)
       const link = await deps.store.createLink(scope, {
@@ -170,8 +200,21 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
         expires_at: input.expiresAt ?? null,
         max_uses: input.maxUses ?? null,
       })
-      if (!link) throw new OrchardError('validation_failed', `tenant_id: no tenant ${tenantId}`, { details: { errors: [{ pointer: '/tenant_id', detail: 'no such tenant' }] } })
-      log.info({ link_id: link.id, name: link.name, enrollment_type: link.enrollment_type, group: link.group_name, max_uses: link.max_uses, expires_at: link.expires_at }, 'enrollment link created')
+      if (!link)
+        throw new OrchardError('validation_failed', `tenant_id: no tenant ${tenantId}`, {
+          details: { errors: [{ pointer: '/tenant_id', detail: 'no such tenant' }] },
+        })
+      log.info(
+        {
+          link_id: link.id,
+          name: link.name,
+          enrollment_type: link.enrollment_type,
+          group: link.group_name,
+          max_uses: link.max_uses,
+          expires_at: link.expires_at,
+        },
+        'enrollment link created',
+      )
       return toView(link)
     },
 
@@ -205,10 +248,14 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       const variant = link?.enrollment_type === 'user_enrollment' ? 'user-enrollment' : 'device'
       const managedAppleId = link?.managed_apple_id ?? request.managedAppleId
       if (variant === 'device' && request.managedAppleId) {
-        throw new OrchardError('validation_failed', 'managed_apple_id applies to User Enrollment links only', { details: { errors: [{ parameter: 'managed_apple_id', detail: 'only for User Enrollment links' }] } })
+        throw new OrchardError('validation_failed', 'managed_apple_id applies to User Enrollment links only', {
+          details: { errors: [{ parameter: 'managed_apple_id', detail: 'only for User Enrollment links' }] },
+        })
       }
       if (variant === 'user-enrollment' && !managedAppleId) {
-        throw new OrchardError('validation_failed', 'a User Enrollment profile needs the Managed Apple ID of the user', { details: { errors: [{ parameter: 'managed_apple_id', detail: 'required: the link has none' }] } })
+        throw new OrchardError('validation_failed', 'a User Enrollment profile needs the Managed Apple ID of the user', {
+          details: { errors: [{ parameter: 'managed_apple_id', detail: 'required: the link has none' }] },
+        })
       }
       deps.authority.issuing() // a clear 503 before a challenge is minted
       const topic = await topicFor(link?.push_topic ?? null)
@@ -222,7 +269,10 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       deps.authority.issuing()
       const topic = await topicFor(ade.pushTopic ?? null)
       // Setup Assistant runs SCEP right after downloading: a short-lived challenge is enough.
-      const challenge = await mintChallenge('enrollment', null, null, deps.challengeTtlHours * 3_600_000, { depProfileId: ade.depProfileId, serialNumber: ade.serialNumber })
+      const challenge = await mintChallenge('enrollment', null, null, deps.challengeTtlHours * 3_600_000, {
+        depProfileId: ade.depProfileId,
+        serialNumber: ade.serialNumber,
+      })
       const profile = await build({ variant: 'device', topic, challenge, signed: deps.signer !== null })
       log.info({ dep_profile_id: ade.depProfileId, serial_number: ade.serialNumber, signed: profile.signed }, 'ADE enrollment profile handed out')
       return profile
@@ -233,7 +283,13 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       const challenge = await mintChallenge('renewal', null, device.id, deps.renewalChallengeDays * 86_400_000)
       // The InstallProfile payload is delivered over the authenticated MDM channel; signed when we can.
       const managedAppleId = device.userEnrollment ? device.managedAppleId : null
-      return build({ variant: device.userEnrollment ? 'user-enrollment' : 'device', topic, challenge, ...(managedAppleId ? { managedAppleId } : {}), signed: deps.signer !== null })
+      return build({
+        variant: device.userEnrollment ? 'user-enrollment' : 'device',
+        topic,
+        challenge,
+        ...(managedAppleId ? { managedAppleId } : {}),
+        signed: deps.signer !== null,
+      })
     },
 
     async pruneChallenges() {

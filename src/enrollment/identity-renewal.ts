@@ -48,7 +48,12 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
   const batchSize = deps.batchSize ?? 500
 
   async function renew(scope: AccessScope, candidate: RenewalCandidate): Promise<DispatchResult> {
-    const profile = await deps.enrollment.renewalProfile({ id: candidate.deviceId, userEnrollment: candidate.userEnrollment, topic: candidate.topic, managedAppleId: candidate.managedAppleId })
+    const profile = await deps.enrollment.renewalProfile({
+      id: candidate.deviceId,
+      userEnrollment: candidate.userEnrollment,
+      topic: candidate.topic,
+      managedAppleId: candidate.managedAppleId,
+    })
     const result = await deps.dispatcher.dispatch(scope, {
       targets: { enrollmentIds: [candidate.deviceId] },
       command: { kind: 'built', requestType: 'InstallProfile', keys: { Payload: profile.body } },
@@ -67,7 +72,12 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
   return {
     async renewDue() {
       const at = now()
-      const candidates = await deps.store.dueForRenewal(at, new Date(at.getTime() + deps.leadDays * day), new Date(at.getTime() - retryAfterDays * day), batchSize)
+      const candidates = await deps.store.dueForRenewal(
+        at,
+        new Date(at.getTime() + deps.leadDays * day),
+        new Date(at.getTime() - retryAfterDays * day),
+        batchSize,
+      )
       // Each candidate is claimed first: replicas sweeping at once queue one renewal per device.
       const retryBefore = new Date(at.getTime() - retryAfterDays * day)
       let queued = 0
@@ -95,12 +105,18 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
       const candidate = await deps.store.renewalCandidate(scope, deviceId)
       if (!candidate) throw new OrchardError('not_found', `no device ${deviceId} with an identity certificate`)
       if (!candidate.renewable) {
-        throw new OrchardError('conflict', `device ${deviceId}'s identity was not issued by Orchard's CA: its enrollment profile is not ours to replace; re-enroll the device instead`)
+        throw new OrchardError(
+          'conflict',
+          `device ${deviceId}'s identity was not issued by Orchard's CA: its enrollment profile is not ours to replace; re-enroll the device instead`,
+        )
       }
       const result = await renew(scope, candidate)
       const target = result.targets[0]
       if (target?.result !== 'queued') {
-        throw new OrchardError('conflict', `the renewal could not be queued for device ${deviceId}: ${target?.result === 'not_applicable' ? target.detail : target?.result}`)
+        throw new OrchardError(
+          'conflict',
+          `the renewal could not be queued for device ${deviceId}: ${target?.result === 'not_applicable' ? target.detail : target?.result}`,
+        )
       }
       return result
     },
@@ -112,7 +128,10 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
     async allowReenrollment(scope, deviceId, options) {
       const until = new Date(now().getTime() + options.minutes * 60_000)
       if (!(await deps.store.allowReenrollment(scope, deviceId, until, options.reason))) throw new OrchardError('not_found', `no device ${deviceId}`)
-      log.warn({ device_id: deviceId, until, reason: options.reason, principal_id: scope.actor?.principalId }, 're-enrollment allowed: a new identity may take over the device')
+      log.warn(
+        { device_id: deviceId, until, reason: options.reason, principal_id: scope.actor?.principalId },
+        're-enrollment allowed: a new identity may take over the device',
+      )
       return until
     },
   }

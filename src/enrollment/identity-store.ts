@@ -71,13 +71,23 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         .where('d.identity_not_after', '<', cutoff)
         .where('d.identity_not_after', '>', now)
         .where((eb) => eb.or([eb('d.identity_renewal_queued_at', 'is', null), eb('d.identity_renewal_queued_at', '<', retryBefore)]))
-        .where(({ exists, selectFrom }) => exists(selectFrom('enrollments as e').select('e.id').whereRef('e.device_id', '=', 'd.id').where('e.channel', '=', 'device').where('e.enabled', '=', true)))
+        .where(({ exists, selectFrom }) =>
+          exists(
+            selectFrom('enrollments as e').select('e.id').whereRef('e.device_id', '=', 'd.id').where('e.channel', '=', 'device').where('e.enabled', '=', true),
+          ),
+        )
         .where(issuedByUs)
         .orderBy('d.identity_not_after')
         .orderBy('d.id')
         .limit(limit)
         .execute()
-      return rows.map((row) => ({ deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after!, managedAppleId: row.managed_apple_id }))
+      return rows.map((row) => ({
+        deviceId: row.id,
+        userEnrollment: row.user_enrollment,
+        topic: row.topic,
+        identityNotAfter: row.identity_not_after!,
+        managedAppleId: row.managed_apple_id,
+      }))
     },
 
     async renewalCandidate(scope, deviceId) {
@@ -89,7 +99,14 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         .where(inScope(scope, 'd.tenant_id'))
         .executeTakeFirst()
       if (!row || !row.identity_not_after) return undefined
-      return { deviceId: row.id, userEnrollment: row.user_enrollment, topic: row.topic, identityNotAfter: row.identity_not_after, managedAppleId: row.managed_apple_id, renewable: row.renewable }
+      return {
+        deviceId: row.id,
+        userEnrollment: row.user_enrollment,
+        topic: row.topic,
+        identityNotAfter: row.identity_not_after,
+        managedAppleId: row.managed_apple_id,
+        renewable: row.renewable,
+      }
     },
 
     async markRenewalQueued(deviceId, commandUuid, at) {
@@ -108,7 +125,12 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
     },
 
     async releaseRenewal(deviceId, at) {
-      await db.updateTable('devices').set({ identity_renewal_queued_at: null }).where('id', '=', deviceId).where('identity_renewal_queued_at', '=', at).execute()
+      await db
+        .updateTable('devices')
+        .set({ identity_renewal_queued_at: null })
+        .where('id', '=', deviceId)
+        .where('identity_renewal_queued_at', '=', at)
+        .execute()
     },
 
     async listExpiring(scope, before, page) {
@@ -130,8 +152,15 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         .where('d.identity_not_after', 'is not', null)
         .where('d.identity_not_after', '<', before)
         .where(inScope(scope, 'd.tenant_id'))
-      if (page.cursor) query = query.where(afterCursor('d.identity_not_after', 'd.id', 'asc', decodeCursor(page.cursor, sortName, { value: 'timestamptz', id: 'text' }), 'timestamptz'))
-      const rows = await query.orderBy('d.identity_not_after').orderBy('d.id').limit(page.limit + 1).execute()
+      if (page.cursor)
+        query = query.where(
+          afterCursor('d.identity_not_after', 'd.id', 'asc', decodeCursor(page.cursor, sortName, { value: 'timestamptz', id: 'text' }), 'timestamptz'),
+        )
+      const rows = await query
+        .orderBy('d.identity_not_after')
+        .orderBy('d.id')
+        .limit(page.limit + 1)
+        .execute()
       return pageOf(
         rows,
         page.limit,
@@ -174,7 +203,11 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
         }
         // An ADE enrollment links the serial's DEP record to the enrolled device.
         if (origin.adeSerialNumber) {
-          await trx.updateTable('dep_devices').set({ device_id: deviceId, updated_at: new Date() }).where('serial_number', '=', origin.adeSerialNumber).execute()
+          await trx
+            .updateTable('dep_devices')
+            .set({ device_id: deviceId, updated_at: new Date() })
+            .where('serial_number', '=', origin.adeSerialNumber)
+            .execute()
         }
         return 'applied' as const
       })
@@ -190,7 +223,13 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
           .returning(['tenant_id', 'identity_sha256'])
           .executeTakeFirst()
         if (!row) return false
-        await recordAdminWrite(trx, scope, { type: 'device', id: deviceId, tenantId: row.tenant_id, deviceId, details: { reenrollment_allowed_until: until.toISOString(), reason, bound_identity_sha256: row.identity_sha256 } })
+        await recordAdminWrite(trx, scope, {
+          type: 'device',
+          id: deviceId,
+          tenantId: row.tenant_id,
+          deviceId,
+          details: { reenrollment_allowed_until: until.toISOString(), reason, bound_identity_sha256: row.identity_sha256 },
+        })
         return true
       })
     },

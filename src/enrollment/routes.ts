@@ -41,7 +41,9 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
   // Every body as bytes: SCEP clients send application/x-pki-message, octet-stream or nothing.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: scepBodyLimit }, (_request, body, done) => done(null, body))
-  app.setErrorHandler((error, request, reply) => (request.routeOptions.url?.startsWith('/scep') ? scepError(error, request, reply) : problemErrorHandler(error, request, reply)))
+  app.setErrorHandler((error, request, reply) =>
+    request.routeOptions.url?.startsWith('/scep') ? scepError(error, request, reply) : problemErrorHandler(error, request, reply),
+  )
 
   const pkiOperation = async (request: FastifyRequest, reply: FastifyReply, message: Buffer) => {
     if (message.length === 0) throw new OrchardError('bad_request', 'the PKIOperation message is empty')
@@ -65,7 +67,10 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
         return pkiOperation(request, reply, decodeGetMessage(message))
       }
       default:
-        throw new OrchardError('bad_request', operation ? `unknown SCEP operation ${JSON.stringify(operation)} (GetCACaps, GetCACert, PKIOperation)` : 'the operation parameter is missing')
+        throw new OrchardError(
+          'bad_request',
+          operation ? `unknown SCEP operation ${JSON.stringify(operation)} (GetCACaps, GetCACert, PKIOperation)` : 'the operation parameter is missing',
+        )
     }
   })
 
@@ -79,21 +84,28 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
   const sendProfile = async (request: FastifyRequest<{ Params: { token?: string }; Querystring: Record<string, string | undefined> }>, reply: FastifyReply) => {
     const { signed, managed_apple_id: managedAppleId, ...rest } = request.query
     const unknown = Object.keys(rest)
-    if (unknown.length) throw new OrchardError('validation_failed', `unknown query parameter ${unknown[0]}`, { details: { errors: unknown.map((parameter) => ({ parameter, detail: 'unknown parameter' })) } })
+    if (unknown.length)
+      throw new OrchardError('validation_failed', `unknown query parameter ${unknown[0]}`, {
+        details: { errors: unknown.map((parameter) => ({ parameter, detail: 'unknown parameter' })) },
+      })
     if (signed !== undefined && signed !== 'true' && signed !== 'false') {
-      throw new OrchardError('validation_failed', 'signed must be true or false', { details: { errors: [{ parameter: 'signed', detail: 'must be true or false' }] } })
+      throw new OrchardError('validation_failed', 'signed must be true or false', {
+        details: { errors: [{ parameter: 'signed', detail: 'must be true or false' }] },
+      })
     }
     const profile = await options.enrollment.enrollmentProfile({
       ...(request.params.token !== undefined ? { token: request.params.token } : {}),
       ...(signed !== undefined ? { signed: signed === 'true' } : {}),
       ...(managedAppleId !== undefined ? { managedAppleId } : {}),
     })
-    return reply
-      .type('application/x-apple-aspen-config')
-      .header('content-disposition', `attachment; filename="${profile.variant === 'user-enrollment' ? 'user-enrollment' : 'enroll'}.mobileconfig"`)
-      // Each download carries its own one-time challenge: never cache or share it.
-      .header('cache-control', 'no-store')
-      .send(profile.body)
+    return (
+      reply
+        .type('application/x-apple-aspen-config')
+        .header('content-disposition', `attachment; filename="${profile.variant === 'user-enrollment' ? 'user-enrollment' : 'enroll'}.mobileconfig"`)
+        // Each download carries its own one-time challenge: never cache or share it.
+        .header('cache-control', 'no-store')
+        .send(profile.body)
+    )
   }
 
   app.get('/enroll', sendProfile)
@@ -107,7 +119,10 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
       if (result.kind === 'software_update_required') {
         // Apple's body for this 403: the device updates to OSVersion, then retries.
         // https://developer.apple.com/documentation/devicemanagement/errorcodesoftwareupdaterequired
-        return reply.code(403).type('application/json').send({ code: 'com.apple.softwareupdate.required', details: { OSVersion: result.osVersion } })
+        return reply
+          .code(403)
+          .type('application/json')
+          .send({ code: 'com.apple.softwareupdate.required', details: { OSVersion: result.osVersion } })
       }
       return reply.type('application/x-apple-aspen-config').header('cache-control', 'no-store').send(result.profile.body)
     }
@@ -121,7 +136,8 @@ export async function enrollmentRoutes(app: FastifyInstance, options: Enrollment
     // this URL can authenticate the user first).
     app.get('/enroll/ade', async (request, reply) => {
       const header = request.headers['x-apple-aspen-deviceinfo']
-      if (typeof header !== 'string' || header === '') throw new OrchardError('bad_request', 'the x-apple-aspen-deviceinfo header (base64 MachineInfo) is missing: open this URL from Setup Assistant')
+      if (typeof header !== 'string' || header === '')
+        throw new OrchardError('bad_request', 'the x-apple-aspen-deviceinfo header (base64 MachineInfo) is missing: open this URL from Setup Assistant')
       return answer(reply, decodeDeviceInfoHeader(header))
     })
   }

@@ -7,7 +7,21 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Logger } from 'pino'
 import { formatSimpleName } from '../crypto/der.js'
-import { buildCertRep, certsOnly, openEnvelope, readCertificationRequest, readPkiMessage, requesterKey, ScepFailure, ScepMalformed, ScepMessageType, type CertificationRequest, type ContentEncryption, type FailInfo, type PkiMessage } from '../crypto/scep.js'
+import {
+  buildCertRep,
+  certsOnly,
+  openEnvelope,
+  readCertificationRequest,
+  readPkiMessage,
+  requesterKey,
+  ScepFailure,
+  ScepMalformed,
+  ScepMessageType,
+  type CertificationRequest,
+  type ContentEncryption,
+  type FailInfo,
+  type PkiMessage,
+} from '../crypto/scep.js'
 import { OrchardError } from '../errors.js'
 import type { EnrollmentLinkStore, IssuanceRow } from './enrollment-link-store.js'
 import type { CertificateAuthorityService } from './certificate-authority.js'
@@ -48,7 +62,11 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
   const now = deps.now ?? (() => new Date())
   const staticHash = deps.staticChallenge === null ? null : challengeHash(deps.staticChallenge)
 
-  function answer(message: PkiMessage, encryption: ContentEncryption, result: { status: 'SUCCESS'; certificates: Buffer[] } | { status: 'FAILURE'; failInfo: FailInfo }): Buffer {
+  function answer(
+    message: PkiMessage,
+    encryption: ContentEncryption,
+    result: { status: 'SUCCESS'; certificates: Buffer[] } | { status: 'FAILURE'; failInfo: FailInfo },
+  ): Buffer {
     return buildCertRep({ request: message, encryption, signer: deps.authority.scepSigner(), result, now: now() })
   }
 
@@ -58,7 +76,12 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
     return answer(message, 'aes128', { status: 'FAILURE', failInfo })
   }
 
-  function issuanceRow(csr: CertificationRequest, message: PkiMessage, fields: Pick<IssuanceRow, 'authorized_by' | 'challenge_sha256' | 'renewal_of_sha256' | 'enrollment_link_id' | 'device_id'> & Partial<Pick<IssuanceRow, 'dep_profile_id' | 'ade_serial_number'>>): IssuanceRow {
+  function issuanceRow(
+    csr: CertificationRequest,
+    message: PkiMessage,
+    fields: Pick<IssuanceRow, 'authorized_by' | 'challenge_sha256' | 'renewal_of_sha256' | 'enrollment_link_id' | 'device_id'> &
+      Partial<Pick<IssuanceRow, 'dep_profile_id' | 'ade_serial_number'>>,
+  ): IssuanceRow {
     const certificate = deps.authority.issueIdentity({ subject: csr.subject, publicKeySpki: csr.publicKeySpki }, deps.identityValidityDays)
     return {
       serial_number: certificate.serialNumber,
@@ -78,7 +101,16 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
 
   function issued(message: PkiMessage, encryption: ContentEncryption, issuance: IssuanceRow, how: string): Buffer {
     log.info(
-      { transaction_id: message.transactionId, serial_number: issuance.serial_number, subject: issuance.subject, sha256: issuance.sha256, not_after: issuance.not_after, authorized_by: issuance.authorized_by, enrollment_link_id: issuance.enrollment_link_id, device_id: issuance.device_id },
+      {
+        transaction_id: message.transactionId,
+        serial_number: issuance.serial_number,
+        subject: issuance.subject,
+        sha256: issuance.sha256,
+        not_after: issuance.not_after,
+        authorized_by: issuance.authorized_by,
+        enrollment_link_id: issuance.enrollment_link_id,
+        device_id: issuance.device_id,
+      },
       `issued an identity certificate (${how})`,
     )
     deps.countOutcome?.(how.startsWith('retried') ? 'retry' : issuance.authorized_by)
@@ -95,7 +127,13 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
     }
     const subject = await deps.store.renewalSubject(signerSha256)
     if (!subject) return { notOurs: `certificate ${signerSha256} is trusted but was neither issued by Orchard nor bound to a device` }
-    const issuance = issuanceRow(csr, message, { authorized_by: 'renewal', challenge_sha256: null, renewal_of_sha256: signerSha256, enrollment_link_id: null, device_id: subject.deviceId })
+    const issuance = issuanceRow(csr, message, {
+      authorized_by: 'renewal',
+      challenge_sha256: null,
+      renewal_of_sha256: signerSha256,
+      enrollment_link_id: null,
+      device_id: subject.deviceId,
+    })
     await deps.store.recordIssuance(issuance)
     return issued(message, encryption, issuance, `renewal signed by ${signerSha256}`)
   }
@@ -105,19 +143,35 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
     if (challenge === undefined || challenge === '') return refuse(message, 'badRequest', 'the certificate request has no challengePassword')
     const hash = challengeHash(challenge)
     if (staticHash && timingSafeEqual(hash, staticHash)) {
-      const issuance = issuanceRow(csr, message, { authorized_by: 'static_challenge', challenge_sha256: null, renewal_of_sha256: null, enrollment_link_id: null, device_id: null })
+      const issuance = issuanceRow(csr, message, {
+        authorized_by: 'static_challenge',
+        challenge_sha256: null,
+        renewal_of_sha256: null,
+        enrollment_link_id: null,
+        device_id: null,
+      })
       await deps.store.recordIssuance(issuance)
       return issued(message, encryption, issuance, 'static challenge')
     }
     const outcome = await deps.store.issueWithChallenge(hash, now(), (challengeRow) =>
-      issuanceRow(csr, message, { authorized_by: 'challenge', challenge_sha256: hash, renewal_of_sha256: null, enrollment_link_id: challengeRow.enrollmentLinkId, device_id: challengeRow.deviceId, dep_profile_id: challengeRow.depProfileId, ade_serial_number: challengeRow.adeSerialNumber }),
+      issuanceRow(csr, message, {
+        authorized_by: 'challenge',
+        challenge_sha256: hash,
+        renewal_of_sha256: null,
+        enrollment_link_id: challengeRow.enrollmentLinkId,
+        device_id: challengeRow.deviceId,
+        dep_profile_id: challengeRow.depProfileId,
+        ade_serial_number: challengeRow.adeSerialNumber,
+      }),
     )
     if (outcome.ok) return issued(message, encryption, outcome.issuance, 'one-time challenge')
     if (outcome.reason === 'used') {
       // The same client retrying a transaction whose answer it lost gets the same certificate.
       const previous = await deps.store.previousIssuance(hash, message.transactionId, sha256Hex(csr.publicKeySpki))
       if (previous) return issued(message, encryption, previous, 'retried transaction, same certificate')
-      return refuse(message, 'badRequest', `the one-time challenge was already used (at ${outcome.usedAt?.toISOString()}): download a new enrollment profile`, { challenge_sha256: hash.toString('hex').slice(0, 16) })
+      return refuse(message, 'badRequest', `the one-time challenge was already used (at ${outcome.usedAt?.toISOString()}): download a new enrollment profile`, {
+        challenge_sha256: hash.toString('hex').slice(0, 16),
+      })
     }
     const reasons: Record<typeof outcome.reason, string> = {
       unknown: 'the challenge password is wrong',
@@ -153,7 +207,11 @@ export function createScepService(deps: ScepServiceDeps): ScepService {
       try {
         if (message.signatureProblem) return refuse(message, 'badMessageCheck', `the request's signature is invalid: ${message.signatureProblem}`)
         if (message.messageType !== ScepMessageType.PKCSReq && message.messageType !== ScepMessageType.RenewalReq) {
-          return refuse(message, 'badRequest', `messageType ${message.messageType} is not served: requests are answered at once, so there is nothing to poll or fetch`)
+          return refuse(
+            message,
+            'badRequest',
+            `messageType ${message.messageType} is not served: requests are answered at once, so there is nothing to poll or fetch`,
+          )
         }
         // Before anything is issued: the answer must be encryptable to the requester.
         requesterKey(message.signerCertificateDer)

@@ -4,7 +4,15 @@ import { sql, type Kysely, type Selectable } from 'kysely'
 import { type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
-import type { BlueprintApplication, BlueprintsTable, ConfigItemStatus, ConfigItemType, Database, DeviceConfigStateTable, LibraryProfilesTable } from '../db/schema.js'
+import type {
+  BlueprintApplication,
+  BlueprintsTable,
+  ConfigItemStatus,
+  ConfigItemType,
+  Database,
+  DeviceConfigStateTable,
+  LibraryProfilesTable,
+} from '../db/schema.js'
 import type { DeviceKind } from '../model/devices.js'
 import { isOpenCommandStatus } from '../model/commands.js'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
@@ -56,7 +64,11 @@ export interface BlueprintStore {
   /** 'unknown_tenant': the profile's tenant does not exist. */
   insertProfile(scope: AccessScope, profile: NewLibraryProfile): Promise<LibraryProfileRow | 'identifier_taken' | 'unknown_tenant'>
   /** A new version of a profile (same identifier): content, PayloadUUID, name, payload types. */
-  replaceProfile(scope: AccessScope, id: string, profile: Omit<NewLibraryProfile, 'id' | 'tenantId'>): Promise<LibraryProfileRow | undefined | 'identifier_changed'>
+  replaceProfile(
+    scope: AccessScope,
+    id: string,
+    profile: Omit<NewLibraryProfile, 'id' | 'tenantId'>,
+  ): Promise<LibraryProfileRow | undefined | 'identifier_changed'>
   deleteProfile(scope: AccessScope, id: string): Promise<'deleted' | 'not_found' | 'in_use'>
   /** Tenants whose blueprints use the profile (to know whose devices to converge). */
   blueprintTenantsOfProfile(profileId: string): Promise<Array<string | null>>
@@ -64,7 +76,12 @@ export interface BlueprintStore {
   listBlueprints(scope: AccessScope): Promise<BlueprintRow[]>
   getBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow | undefined>
   /** 'profile_not_usable': a profile outside the scope, or of another tenant than the blueprint's. */
-  createBlueprint(scope: AccessScope, id: string, tenantId: string | null, input: BlueprintInput): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }>
+  createBlueprint(
+    scope: AccessScope,
+    id: string,
+    tenantId: string | null,
+    input: BlueprintInput,
+  ): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }>
   updateBlueprint(scope: AccessScope, id: string, input: BlueprintInput): Promise<BlueprintRow | undefined | 'name_taken' | { profileNotUsable: string }>
   deleteBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow | undefined>
 
@@ -85,13 +102,17 @@ export interface BlueprintStore {
    * PayloadUUID, which matches no hash: their profile is installed once more.
    */
   states(deviceId: string): Promise<ConfigStateRow[]>
-  putState(deviceId: string, type: ConfigItemType, identifier: string, state: { profileId: string | null; version: string | null; status: ConfigItemStatus; commandUuid: string | null; detail: string | null }): Promise<void>
+  putState(
+    deviceId: string,
+    type: ConfigItemType,
+    identifier: string,
+    state: { profileId: string | null; version: string | null; status: ConfigItemStatus; commandUuid: string | null; detail: string | null },
+  ): Promise<void>
   deleteState(deviceId: string, type: ConfigItemType, identifier: string): Promise<void>
   stateOfCommand(deviceId: string, commandUuid: string): Promise<ConfigStateRow | undefined>
   /** Whether the command is still queued for the device (Pending or NotNow). */
   commandOpen(deviceId: string, commandUuid: string): Promise<boolean>
 }
-
 
 const profileColumns = ['id', 'tenant_id', 'identifier', 'payload_uuid', 'name', 'payload_types', 'sha256', 'created_at', 'updated_at'] as const
 
@@ -100,20 +121,38 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     return executor
       .selectFrom('blueprints as b')
       .selectAll('b')
-      .select(sql<string[]>`coalesce((select array_agg(bp.profile_id::text order by bp.profile_id) from blueprint_profiles bp where bp.blueprint_id = b.id), '{}')`.as('profile_ids'))
+      .select(
+        sql<
+          string[]
+        >`coalesce((select array_agg(bp.profile_id::text order by bp.profile_id) from blueprint_profiles bp where bp.blueprint_id = b.id), '{}')`.as(
+          'profile_ids',
+        ),
+      )
       .where(inScope(scope, 'b.tenant_id'))
   }
 
   /** Profiles a blueprint of `tenantId` may carry: its tenant's, its organisation's, central IT's. */
-  async function unusableProfile(trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, profileIds: readonly string[]): Promise<string | undefined> {
+  async function unusableProfile(
+    trx: Kysely<Database>,
+    scope: AccessScope,
+    tenantId: string | null,
+    profileIds: readonly string[],
+  ): Promise<string | undefined> {
     if (profileIds.length === 0) return undefined
-    const parent = tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
+    const parent =
+      tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
     const usable = await trx
       .selectFrom('library_profiles')
       .select('id')
       .where('id', 'in', profileIds)
       .where(inScope(scope, 'tenant_id'))
-      .where((eb) => eb.or([eb('tenant_id', 'is', null), ...(tenantId !== null ? [eb('tenant_id', '=', tenantId)] : []), ...(parent !== null ? [eb('tenant_id', '=', parent)] : [])]))
+      .where((eb) =>
+        eb.or([
+          eb('tenant_id', 'is', null),
+          ...(tenantId !== null ? [eb('tenant_id', '=', tenantId)] : []),
+          ...(parent !== null ? [eb('tenant_id', '=', parent)] : []),
+        ]),
+      )
       .execute()
     const ids = new Set(usable.map((row) => row.id))
     return profileIds.find((id) => !ids.has(id))
@@ -121,7 +160,11 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
 
   async function writeProfiles(trx: Kysely<Database>, blueprintId: string, profileIds: readonly string[]) {
     await trx.deleteFrom('blueprint_profiles').where('blueprint_id', '=', blueprintId).execute()
-    if (profileIds.length > 0) await trx.insertInto('blueprint_profiles').values([...new Set(profileIds)].map((profileId) => ({ blueprint_id: blueprintId, profile_id: profileId }))).execute()
+    if (profileIds.length > 0)
+      await trx
+        .insertInto('blueprint_profiles')
+        .values([...new Set(profileIds)].map((profileId) => ({ blueprint_id: blueprintId, profile_id: profileId })))
+        .execute()
   }
 
   const appliesTo = sql<boolean>`
@@ -147,10 +190,24 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
         return await db.transaction().execute(async (trx) => {
           const row = await trx
             .insertInto('library_profiles')
-            .values({ id: profile.id, tenant_id: profile.tenantId, identifier: profile.identifier, payload_uuid: profile.payloadUuid, name: profile.name, payload_types: profile.payloadTypes, content: profile.content, sha256: profile.sha256 })
+            .values({
+              id: profile.id,
+              tenant_id: profile.tenantId,
+              identifier: profile.identifier,
+              payload_uuid: profile.payloadUuid,
+              name: profile.name,
+              payload_types: profile.payloadTypes,
+              content: profile.content,
+              sha256: profile.sha256,
+            })
             .returning(profileColumns)
             .executeTakeFirstOrThrow()
-          await recordAdminWrite(trx, scope, { type: 'profile', id: row.id, tenantId: row.tenant_id, details: { identifier: row.identifier, payload_uuid: row.payload_uuid, sha256: row.sha256 } })
+          await recordAdminWrite(trx, scope, {
+            type: 'profile',
+            id: row.id,
+            tenantId: row.tenant_id,
+            details: { identifier: row.identifier, payload_uuid: row.payload_uuid, sha256: row.sha256 },
+          })
           return row
         })
       } catch (error) {
@@ -161,23 +218,46 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     },
     async replaceProfile(scope, id, profile) {
       return db.transaction().execute(async (trx) => {
-        const current = await trx.selectFrom('library_profiles').select(['identifier', 'tenant_id']).where('id', '=', id).where(inScope(scope, 'tenant_id')).forUpdate().executeTakeFirst()
+        const current = await trx
+          .selectFrom('library_profiles')
+          .select(['identifier', 'tenant_id'])
+          .where('id', '=', id)
+          .where(inScope(scope, 'tenant_id'))
+          .forUpdate()
+          .executeTakeFirst()
         if (!current) return undefined
         if (current.identifier !== profile.identifier) return 'identifier_changed' as const
         const row = await trx
           .updateTable('library_profiles')
-          .set({ payload_uuid: profile.payloadUuid, name: profile.name, payload_types: profile.payloadTypes, content: profile.content, sha256: profile.sha256, updated_at: new Date() })
+          .set({
+            payload_uuid: profile.payloadUuid,
+            name: profile.name,
+            payload_types: profile.payloadTypes,
+            content: profile.content,
+            sha256: profile.sha256,
+            updated_at: new Date(),
+          })
           .where('id', '=', id)
           .returning(profileColumns)
           .executeTakeFirstOrThrow()
-        await recordAdminWrite(trx, scope, { type: 'profile', id, tenantId: row.tenant_id, details: { identifier: row.identifier, payload_uuid: row.payload_uuid, sha256: row.sha256 } })
+        await recordAdminWrite(trx, scope, {
+          type: 'profile',
+          id,
+          tenantId: row.tenant_id,
+          details: { identifier: row.identifier, payload_uuid: row.payload_uuid, sha256: row.sha256 },
+        })
         return row
       })
     },
     async deleteProfile(scope, id) {
       try {
         return await db.transaction().execute(async (trx) => {
-          const row = await trx.deleteFrom('library_profiles').where('id', '=', id).where(inScope(scope, 'tenant_id')).returning(['tenant_id', 'identifier']).executeTakeFirst()
+          const row = await trx
+            .deleteFrom('library_profiles')
+            .where('id', '=', id)
+            .where(inScope(scope, 'tenant_id'))
+            .returning(['tenant_id', 'identifier'])
+            .executeTakeFirst()
           if (!row) return 'not_found' as const
           await recordAdminWrite(trx, scope, { type: 'profile', id, tenantId: row.tenant_id, details: { identifier: row.identifier } })
           return 'deleted' as const
@@ -188,7 +268,13 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
       }
     },
     async blueprintTenantsOfProfile(profileId) {
-      const rows = await db.selectFrom('blueprint_profiles as bp').innerJoin('blueprints as b', 'b.id', 'bp.blueprint_id').select('b.tenant_id').distinct().where('bp.profile_id', '=', profileId).execute()
+      const rows = await db
+        .selectFrom('blueprint_profiles as bp')
+        .innerJoin('blueprints as b', 'b.id', 'bp.blueprint_id')
+        .select('b.tenant_id')
+        .distinct()
+        .where('bp.profile_id', '=', profileId)
+        .execute()
       return rows.map((row) => row.tenant_id)
     },
 
@@ -205,11 +291,20 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
           if (unusable) return { profileNotUsable: unusable }
           await trx
             .insertInto('blueprints')
-            .values({ id, tenant_id: tenantId, name: input.name, description: input.description, kinds: input.kinds, groups: input.groups, device_ids: input.deviceIds, applications: JSON.stringify(input.applications) })
+            .values({
+              id,
+              tenant_id: tenantId,
+              name: input.name,
+              description: input.description,
+              kinds: input.kinds,
+              groups: input.groups,
+              device_ids: input.deviceIds,
+              applications: JSON.stringify(input.applications),
+            })
             .execute()
           await writeProfiles(trx, id, input.profileIds)
           await recordAdminWrite(trx, scope, { type: 'blueprint', id, tenantId, details: { name: input.name, profile_ids: input.profileIds } })
-          return (await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()) as BlueprintRow
+          return await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()
         })
       } catch (error) {
         if (isUniqueViolation(error)) return 'name_taken'
@@ -221,18 +316,37 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     async updateBlueprint(scope, id, input) {
       try {
         return await db.transaction().execute(async (trx) => {
-          const current = await trx.selectFrom('blueprints').select('tenant_id').where('id', '=', id).where(inScope(scope, 'tenant_id')).forUpdate().executeTakeFirst()
+          const current = await trx
+            .selectFrom('blueprints')
+            .select('tenant_id')
+            .where('id', '=', id)
+            .where(inScope(scope, 'tenant_id'))
+            .forUpdate()
+            .executeTakeFirst()
           if (!current) return undefined
           const unusable = await unusableProfile(trx, scope, current.tenant_id, input.profileIds)
           if (unusable) return { profileNotUsable: unusable }
           await trx
             .updateTable('blueprints')
-            .set({ name: input.name, description: input.description, kinds: input.kinds, groups: input.groups, device_ids: input.deviceIds, applications: JSON.stringify(input.applications), updated_at: new Date() })
+            .set({
+              name: input.name,
+              description: input.description,
+              kinds: input.kinds,
+              groups: input.groups,
+              device_ids: input.deviceIds,
+              applications: JSON.stringify(input.applications),
+              updated_at: new Date(),
+            })
             .where('id', '=', id)
             .execute()
           await writeProfiles(trx, id, input.profileIds)
-          await recordAdminWrite(trx, scope, { type: 'blueprint', id, tenantId: current.tenant_id, details: { name: input.name, profile_ids: input.profileIds } })
-          return (await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()) as BlueprintRow
+          await recordAdminWrite(trx, scope, {
+            type: 'blueprint',
+            id,
+            tenantId: current.tenant_id,
+            details: { name: input.name, profile_ids: input.profileIds },
+          })
+          return await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()
         })
       } catch (error) {
         if (isUniqueViolation(error)) return 'name_taken'
@@ -262,7 +376,9 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
     async enrolledDevicesOfTenant(tenantId) {
       let query = db.selectFrom('devices as d').innerJoin('enrollments as e', 'e.id', 'd.id').select('d.id').where('e.enabled', '=', true)
       if (tenantId !== null) {
-        query = query.where((eb) => eb.or([eb('d.tenant_id', '=', tenantId), eb('d.tenant_id', 'in', eb.selectFrom('tenants').select('id').where('parent_id', '=', tenantId))]))
+        query = query.where((eb) =>
+          eb.or([eb('d.tenant_id', '=', tenantId), eb('d.tenant_id', 'in', eb.selectFrom('tenants').select('id').where('parent_id', '=', tenantId))]),
+        )
       }
       return (await query.orderBy('d.id').execute()).map((row) => row.id)
     },
@@ -303,7 +419,14 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
       return db.selectFrom('device_config_state').selectAll().where('device_id', '=', deviceId).orderBy('item_type').orderBy('identifier').execute()
     },
     async putState(deviceId, type, identifier, state) {
-      const values = { profile_id: state.profileId, version: state.version, status: state.status, command_uuid: state.commandUuid, detail: state.detail?.slice(0, 2000) ?? null, updated_at: new Date() }
+      const values = {
+        profile_id: state.profileId,
+        version: state.version,
+        status: state.status,
+        command_uuid: state.commandUuid,
+        detail: state.detail?.slice(0, 2000) ?? null,
+        updated_at: new Date(),
+      }
       await db
         .insertInto('device_config_state')
         .values({ device_id: deviceId, item_type: type, identifier, ...values })
@@ -317,7 +440,12 @@ export function createBlueprintStore(db: Kysely<Database>): BlueprintStore {
       return db.selectFrom('device_config_state').selectAll().where('device_id', '=', deviceId).where('command_uuid', '=', commandUuid).executeTakeFirst()
     },
     async commandOpen(deviceId, commandUuid) {
-      const row = await db.selectFrom('command_targets').select('status').where('enrollment_id', '=', deviceId).where('command_uuid', '=', commandUuid).executeTakeFirst()
+      const row = await db
+        .selectFrom('command_targets')
+        .select('status')
+        .where('enrollment_id', '=', deviceId)
+        .where('command_uuid', '=', commandUuid)
+        .executeTakeFirst()
       return isOpenCommandStatus(row?.status)
     },
   }

@@ -10,7 +10,8 @@ export interface BlueprintHandlerDeps {
 
 /** The raw body (a body in another content type still reaches the handler: it is refused here). */
 function profileBody(body: unknown): Buffer {
-  if (!Buffer.isBuffer(body) || body.length === 0) throw new OrchardError('validation_failed', 'the body must be the .mobileconfig file (Content-Type application/x-apple-aspen-config)')
+  if (!Buffer.isBuffer(body) || body.length === 0)
+    throw new OrchardError('validation_failed', 'the body must be the .mobileconfig file (Content-Type application/x-apple-aspen-config)')
   return body
 }
 

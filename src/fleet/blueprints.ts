@@ -35,7 +35,15 @@ export type ItemStatus = 'in_sync' | 'pending' | 'removing' | 'failed'
 export interface DeviceConfiguration {
   deviceId: string
   status: 'in_sync' | 'pending' | 'failed'
-  profiles: Array<{ identifier: string; name: string | null; profileId: string | null; status: ItemStatus; detail: string | null; commandUuid: string | null; updatedAt: Date | null }>
+  profiles: Array<{
+    identifier: string
+    name: string | null
+    profileId: string | null
+    status: ItemStatus
+    detail: string | null
+    commandUuid: string | null
+    updatedAt: Date | null
+  }>
   applications: Array<{ bundleId: string; status: ItemStatus; detail: string | null; commandUuid: string | null; updatedAt: Date | null }>
 }
 
@@ -60,7 +68,8 @@ export interface BlueprintService {
   deviceEnrolled(deviceId: string): Promise<void>
 }
 
-const validation = (pointer: string, detail: string) => new OrchardError('validation_failed', `${pointer.replace(/^\//, '') || 'body'}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
+const validation = (pointer: string, detail: string) =>
+  new OrchardError('validation_failed', `${pointer.replace(/^\//, '') || 'body'}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
 
 interface ParsedProfile {
   identifier: string
@@ -73,7 +82,8 @@ interface ParsedProfile {
 export function parseLibraryProfile(body: Buffer): ParsedProfile {
   if (body.length === 0) throw new OrchardError('validation_failed', 'the body must be a .mobileconfig file')
   // DER SEQUENCE: a signed profile. Its content cannot be checked or re-signed.
-  if (body[0] === 0x30) throw new OrchardError('validation_failed', 'upload the unsigned profile: Orchard checks it and signs it on delivery when a signing identity is configured')
+  if (body[0] === 0x30)
+    throw new OrchardError('validation_failed', 'upload the unsigned profile: Orchard checks it and signs it on delivery when a signing identity is configured')
   let profile: unknown
   try {
     profile = decodePlist(body)
@@ -83,19 +93,30 @@ export function parseLibraryProfile(body: Buffer): ParsedProfile {
   if (!isPlistDict(profile)) throw new OrchardError('validation_failed', 'the profile must be a dictionary')
   const problems = validateProfile(profile, { anyApplePayloadType: true })
   if (problems.length > 0) {
-    throw new OrchardError('validation_failed', `the profile does not match Apple's schema: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, { details: { errors: problems.map((detail) => ({ pointer: '/', detail })) } })
+    throw new OrchardError(
+      'validation_failed',
+      `the profile does not match Apple's schema: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`,
+      { details: { errors: problems.map((detail) => ({ pointer: '/', detail })) } },
+    )
   }
   const content = Array.isArray(profile['PayloadContent']) ? (profile['PayloadContent'] as unknown[]) : []
-  const payloadTypes = content.map((payload) => (isPlistDict(payload) ? payload['PayloadType'] : undefined)).filter((type): type is string => typeof type === 'string')
-  if (payloadTypes.includes('com.apple.mdm')) throw new OrchardError('validation_failed', 'an MDM payload cannot be part of a blueprint: devices enroll through enrollment links or ADE')
+  const payloadTypes = content
+    .map((payload) => (isPlistDict(payload) ? payload['PayloadType'] : undefined))
+    .filter((type): type is string => typeof type === 'string')
+  if (payloadTypes.includes('com.apple.mdm'))
+    throw new OrchardError('validation_failed', 'an MDM payload cannot be part of a blueprint: devices enroll through enrollment links or ADE')
   const identifier = profile['PayloadIdentifier']
   const payloadUuid = profile['PayloadUUID']
   if (typeof identifier !== 'string' || identifier === '' || typeof payloadUuid !== 'string' || payloadUuid === '') {
     throw new OrchardError('validation_failed', 'the profile needs a PayloadIdentifier and a PayloadUUID')
   }
-  const name = typeof profile['PayloadDisplayName'] === 'string' && profile['PayloadDisplayName'] !== '' ? (profile['PayloadDisplayName'] as string) : identifier
+  const name = typeof profile['PayloadDisplayName'] === 'string' && profile['PayloadDisplayName'] !== '' ? profile['PayloadDisplayName'] : identifier
   // The columns' limits (migration 0009), in characters as PostgreSQL counts them.
-  for (const [key, value, max] of [['PayloadIdentifier', identifier, 500], ['PayloadUUID', payloadUuid, 200], ['PayloadDisplayName', name, 500]] as const) {
+  for (const [key, value, max] of [
+    ['PayloadIdentifier', identifier, 500],
+    ['PayloadUUID', payloadUuid, 200],
+    ['PayloadDisplayName', name, 500],
+  ] as const) {
     if (value.length > max && [...value].length > max) throw new OrchardError('validation_failed', `the profile's ${key} is longer than ${max} characters`)
   }
   return { identifier, payloadUuid, name, payloadTypes: [...new Set(payloadTypes)] }
@@ -111,6 +132,9 @@ function errorDetail(report: PlistDict, status: string): string {
   return `the device answered ${status}`
 }
 
+/** An item no blueprint wants any more: being removed, or its removal failed. */
+const leftoverStatus = (status: string): ItemStatus => (status === 'failed' ? 'failed' : 'removing')
+
 export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintService {
   const log = deps.logger.child({ service: 'blueprints' })
   const now = deps.now ?? (() => new Date())
@@ -125,7 +149,10 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
   async function askForLists(scope: AccessScope, deviceIds: readonly string[], withApps: boolean): Promise<void> {
     if (deviceIds.length === 0) return
     for (const requestType of withApps ? ['ProfileList', 'InstalledApplicationList'] : ['ProfileList']) {
-      await deps.dispatcher.dispatch(scope, { targets: { enrollmentIds: deviceIds }, command: { kind: 'built', requestType, keys: requestType === 'InstalledApplicationList' ? { ManagedAppsOnly: true } : {} } })
+      await deps.dispatcher.dispatch(scope, {
+        targets: { enrollmentIds: deviceIds },
+        command: { kind: 'built', requestType, keys: requestType === 'InstalledApplicationList' ? { ManagedAppsOnly: true } : {} },
+      })
     }
   }
 
@@ -138,7 +165,11 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
   async function queue(deviceId: string, requestType: string, keys: PlistDict): Promise<string | null> {
     // Convergence runs while the device is talking to us: it gets the command in this very
     // exchange, no push needed.
-    const result = await deps.dispatcher.dispatch(fullAccess, { targets: { enrollmentIds: [deviceId] }, command: { kind: 'built', requestType, keys }, push: false })
+    const result = await deps.dispatcher.dispatch(fullAccess, {
+      targets: { enrollmentIds: [deviceId] },
+      command: { kind: 'built', requestType, keys },
+      push: false,
+    })
     const target = result.targets[0]
     if (target?.result === 'queued') return result.commandUuid
     log.warn({ device_id: deviceId, request_type: requestType, result: target }, 'convergence command not queued')
@@ -175,7 +206,14 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
    * - listed with another PayloadUUID (installed by hand, or an older version): not ours, the
    *   blueprint's version is installed over it (a device keeps one profile per identifier).
    */
-  async function converge(deviceId: string, type: ConfigItemType, desired: readonly DesiredItem[], installed: ReadonlyMap<string, string | null>, removeRequestType: string, options: { retryFailed: boolean }): Promise<boolean> {
+  async function converge(
+    deviceId: string,
+    type: ConfigItemType,
+    desired: readonly DesiredItem[],
+    installed: ReadonlyMap<string, string | null>,
+    removeRequestType: string,
+    options: { retryFailed: boolean },
+  ): Promise<boolean> {
     let queued = false
     const states = new Map((await deps.store.states(deviceId)).filter((row) => row.item_type === type).map((row) => [row.identifier, row]))
     const inFlight = async (state: ConfigStateRow) => state.command_uuid !== null && (await deps.store.commandOpen(deviceId, state.command_uuid))
@@ -186,7 +224,13 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       const acknowledged = state?.status === 'installed' && state.version === wanted.version
       if (listed && (wanted.version === null || acknowledged)) {
         if (!acknowledged || state.detail !== null || state.profile_id !== wanted.profileId) {
-          await deps.store.putState(deviceId, type, wanted.identifier, { profileId: wanted.profileId, version: wanted.version, status: 'installed', commandUuid: null, detail: null })
+          await deps.store.putState(deviceId, type, wanted.identifier, {
+            profileId: wanted.profileId,
+            version: wanted.version,
+            status: 'installed',
+            commandUuid: null,
+            detail: null,
+          })
         }
         continue
       }
@@ -224,7 +268,13 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       if (state.status === 'failed' && state.profile_id === null && !options.retryFailed) continue
       const uuid = await queue(deviceId, removeRequestType, { Identifier: state.identifier })
       queued ||= uuid !== null
-      await deps.store.putState(deviceId, type, state.identifier, { profileId: null, version: null, status: uuid ? 'removing' : 'failed', commandUuid: uuid, detail: uuid ? null : `${removeRequestType} could not be queued` })
+      await deps.store.putState(deviceId, type, state.identifier, {
+        profileId: null,
+        version: null,
+        status: uuid ? 'removing' : 'failed',
+        commandUuid: uuid,
+        detail: uuid ? null : `${removeRequestType} could not be queued`,
+      })
     }
     return queued
   }
@@ -250,20 +300,31 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       reported: null,
       profileId: null,
       // ManagementFlags 1: the app goes when the device leaves management.
-      install: async () => ({ requestType: 'InstallApplication', keys: { ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }), ManagementFlags: 1 } as PlistDict }),
+      install: async () => ({
+        requestType: 'InstallApplication',
+        keys: {
+          ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }),
+          ManagementFlags: 1,
+        },
+      }),
     }))
     const installed = new Map([...(await deps.store.installedApplications(deviceId))].map((identifier) => [identifier, null]))
     return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
   }
 
   async function hasConfiguration(deviceId: string): Promise<{ any: boolean; apps: boolean }> {
-    const [profiles, apps, states] = await Promise.all([deps.store.desiredProfiles(deviceId), deps.store.desiredApplications(deviceId), deps.store.states(deviceId)])
+    const [profiles, apps, states] = await Promise.all([
+      deps.store.desiredProfiles(deviceId),
+      deps.store.desiredApplications(deviceId),
+      deps.store.states(deviceId),
+    ])
     return { any: profiles.length > 0 || apps.length > 0 || states.length > 0, apps: apps.length > 0 || states.some((row) => row.item_type === 'app') }
   }
 
   function blueprintInputChecked(input: BlueprintInput): BlueprintInput {
     input.applications.forEach((app, index) => {
-      if ((app.manifest_url === undefined) === (app.itunes_store_id === undefined)) throw validation(`/applications/${index}`, 'give exactly one of manifest_url and itunes_store_id')
+      if ((app.manifest_url === undefined) === (app.itunes_store_id === undefined))
+        throw validation(`/applications/${index}`, 'give exactly one of manifest_url and itunes_store_id')
     })
     return input
   }
@@ -272,9 +333,12 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     if (outcome === 'name_taken') throw new OrchardError('conflict', `a blueprint called ${name} exists already in this tenant`)
     if (outcome === 'unknown_tenant') throw validation('/tenant_id', 'no such tenant')
     if (outcome && typeof outcome === 'object' && 'profileNotUsable' in outcome) {
-      throw validation('/profile_ids', `profile ${(outcome as { profileNotUsable: string }).profileNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`)
+      throw validation(
+        '/profile_ids',
+        `profile ${outcome.profileNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`,
+      )
     }
-    return outcome as T
+    return outcome
   }
 
   return {
@@ -284,9 +348,19 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     async uploadProfile(scope, body, requestedTenant) {
       const parsed = parseLibraryProfile(body)
       const tenantId = tenantForNewRow(scope, requestedTenant)
-      const row = await deps.store.insertProfile(scope, { id: randomUUID(), tenantId, ...parsed, content: body, sha256: createHash('sha256').update(body).digest('hex') })
-      if (row === 'identifier_taken') throw new OrchardError('conflict', `the library has a profile ${parsed.identifier} already: upload the new version with PUT /api/v1/profiles/{id}`)
-      if (row === 'unknown_tenant') throw new OrchardError('validation_failed', `parameter tenant_id: no tenant ${tenantId}`, { details: { errors: [{ parameter: 'tenant_id', detail: 'no such tenant' }] } })
+      const row = await deps.store.insertProfile(scope, {
+        id: randomUUID(),
+        tenantId,
+        ...parsed,
+        content: body,
+        sha256: createHash('sha256').update(body).digest('hex'),
+      })
+      if (row === 'identifier_taken')
+        throw new OrchardError('conflict', `the library has a profile ${parsed.identifier} already: upload the new version with PUT /api/v1/profiles/{id}`)
+      if (row === 'unknown_tenant')
+        throw new OrchardError('validation_failed', `parameter tenant_id: no tenant ${tenantId}`, {
+          details: { errors: [{ parameter: 'tenant_id', detail: 'no such tenant' }] },
+        })
       log.info({ profile_id: row.id, identifier: row.identifier, tenant_id: row.tenant_id }, 'profile added to the library')
       return row
     },
@@ -295,7 +369,8 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       const parsed = parseLibraryProfile(body)
       const row = await deps.store.replaceProfile(scope, id, { ...parsed, content: body, sha256: createHash('sha256').update(body).digest('hex') })
       if (!row) throw new OrchardError('not_found', `no profile ${id}`)
-      if (row === 'identifier_changed') throw new OrchardError('validation_failed', `a new version keeps the PayloadIdentifier; upload ${parsed.identifier} as a new profile instead`)
+      if (row === 'identifier_changed')
+        throw new OrchardError('validation_failed', `a new version keeps the PayloadIdentifier; upload ${parsed.identifier} as a new profile instead`)
       for (const tenantId of await deps.store.blueprintTenantsOfProfile(id)) await refreshTenant(scope, tenantId, false)
       return row
     },
@@ -337,7 +412,11 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
 
     async deviceConfiguration(scope, deviceId) {
       if (!(await deps.store.device(scope, deviceId))) throw new OrchardError('not_found', `no device ${deviceId}`)
-      const [desired, apps, states] = await Promise.all([deps.store.desiredProfiles(deviceId), deps.store.desiredApplications(deviceId), deps.store.states(deviceId)])
+      const [desired, apps, states] = await Promise.all([
+        deps.store.desiredProfiles(deviceId),
+        deps.store.desiredApplications(deviceId),
+        deps.store.states(deviceId),
+      ])
       const byKey = new Map(states.map((row) => [`${row.item_type} ${row.identifier}`, row]))
       const statusOf = (state: ConfigStateRow | undefined, wanted: string | null): ItemStatus => {
         if (!state) return 'pending'
@@ -348,21 +427,49 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       const profiles = [
         ...desired.map((wanted) => {
           const state = byKey.get(`profile ${wanted.identifier}`)
-          return { identifier: wanted.identifier, name: wanted.name, profileId: wanted.profileId, status: statusOf(state, wanted.sha256), detail: state?.detail ?? null, commandUuid: state?.command_uuid ?? null, updatedAt: state?.updated_at ?? null }
+          return {
+            identifier: wanted.identifier,
+            name: wanted.name,
+            profileId: wanted.profileId,
+            status: statusOf(state, wanted.sha256),
+            detail: state?.detail ?? null,
+            commandUuid: state?.command_uuid ?? null,
+            updatedAt: state?.updated_at ?? null,
+          }
         }),
         // Profiles on their way out (no longer desired).
         ...states
           .filter((row) => row.item_type === 'profile' && !desired.some((wanted) => wanted.identifier === row.identifier))
-          .map((row) => ({ identifier: row.identifier, name: null, profileId: row.profile_id, status: (row.status === 'failed' ? 'failed' : 'removing') as ItemStatus, detail: row.detail, commandUuid: row.command_uuid, updatedAt: row.updated_at })),
+          .map((row) => ({
+            identifier: row.identifier,
+            name: null,
+            profileId: row.profile_id,
+            status: leftoverStatus(row.status),
+            detail: row.detail,
+            commandUuid: row.command_uuid,
+            updatedAt: row.updated_at,
+          })),
       ]
       const applications = [
         ...apps.map((app: BlueprintApplication) => {
           const state = byKey.get(`app ${app.bundle_id}`)
-          return { bundleId: app.bundle_id, status: statusOf(state, null), detail: state?.detail ?? null, commandUuid: state?.command_uuid ?? null, updatedAt: state?.updated_at ?? null }
+          return {
+            bundleId: app.bundle_id,
+            status: statusOf(state, null),
+            detail: state?.detail ?? null,
+            commandUuid: state?.command_uuid ?? null,
+            updatedAt: state?.updated_at ?? null,
+          }
         }),
         ...states
           .filter((row) => row.item_type === 'app' && !apps.some((app) => app.bundle_id === row.identifier))
-          .map((row) => ({ bundleId: row.identifier, status: (row.status === 'failed' ? 'failed' : 'removing') as ItemStatus, detail: row.detail, commandUuid: row.command_uuid, updatedAt: row.updated_at })),
+          .map((row) => ({
+            bundleId: row.identifier,
+            status: leftoverStatus(row.status),
+            detail: row.detail,
+            commandUuid: row.command_uuid,
+            updatedAt: row.updated_at,
+          })),
       ]
       const all = [...profiles, ...applications]
       const status = all.some((item) => item.status === 'failed') ? 'failed' : all.every((item) => item.status === 'in_sync') ? 'in_sync' : 'pending'
@@ -375,7 +482,14 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       if (!device.enrolled) throw new OrchardError('conflict', `device ${deviceId} is not enrolled`)
       // An admin's sync tries failed items again once the lists are in.
       for (const state of await deps.store.states(deviceId)) {
-        if (state.status === 'failed') await deps.store.putState(deviceId, state.item_type, state.identifier, { profileId: state.profile_id, version: state.version, status: 'installing', commandUuid: null, detail: 'retrying' })
+        if (state.status === 'failed')
+          await deps.store.putState(deviceId, state.item_type, state.identifier, {
+            profileId: state.profile_id,
+            version: state.version,
+            status: 'installing',
+            commandUuid: null,
+            detail: 'retrying',
+          })
       }
       await askForLists(scope, [deviceId], (await hasConfiguration(deviceId)).apps)
     },
@@ -399,17 +513,32 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       const ok = event.status === 'Acknowledged'
       if (ok && (event.requestType === 'ProfileList' || event.requestType === 'InstalledApplicationList')) {
         if (!(await converging(event.deviceId))) return false
-        return event.requestType === 'ProfileList' ? convergeProfiles(event.deviceId, { retryFailed: false }) : convergeApplications(event.deviceId, { retryFailed: false })
+        return event.requestType === 'ProfileList'
+          ? convergeProfiles(event.deviceId, { retryFailed: false })
+          : convergeApplications(event.deviceId, { retryFailed: false })
       }
       if (!['InstallProfile', 'RemoveProfile', 'InstallApplication', 'RemoveApplication'].includes(event.requestType)) return false
       const state = await deps.store.stateOfCommand(event.deviceId, event.commandUuid)
       if (!state) return false
       const removal = event.requestType.startsWith('Remove')
       if (ok && removal) await deps.store.deleteState(event.deviceId, state.item_type, state.identifier)
-      else if (ok) await deps.store.putState(event.deviceId, state.item_type, state.identifier, { profileId: state.profile_id, version: state.version, status: 'installed', commandUuid: null, detail: null })
+      else if (ok)
+        await deps.store.putState(event.deviceId, state.item_type, state.identifier, {
+          profileId: state.profile_id,
+          version: state.version,
+          status: 'installed',
+          commandUuid: null,
+          detail: null,
+        })
       else {
         const detail = errorDetail(event.report, event.status)
-        await deps.store.putState(event.deviceId, state.item_type, state.identifier, { profileId: state.profile_id, version: state.version, status: 'failed', commandUuid: event.commandUuid, detail })
+        await deps.store.putState(event.deviceId, state.item_type, state.identifier, {
+          profileId: state.profile_id,
+          version: state.version,
+          status: 'failed',
+          commandUuid: event.commandUuid,
+          detail,
+        })
         log.warn({ device_id: event.deviceId, identifier: state.identifier, request_type: event.requestType, detail }, 'blueprint item failed on the device')
       }
       return false
@@ -421,4 +550,3 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     },
   }
 }
-

@@ -31,9 +31,30 @@ export type DeviceSort = (typeof deviceSorts)[number]
 /** A device as listed: its own columns and its device channel's enrollment state. */
 export type DeviceRow = Pick<
   Selectable<DevicesTable>,
-  | 'id' | 'udid' | 'enrollment_id' | 'user_enrollment' | 'serial_number' | 'imei' | 'meid' | 'model' | 'model_name' | 'product_name'
-  | 'device_name' | 'os_version' | 'build_version' | 'is_supervised' | 'identity_sha256' | 'identity_not_after' | 'authenticated_at'
-  | 'created_at' | 'updated_at' | 'tenant_id' | 'kind' | 'lifecycle_state' | 'wiped_at' | 'retired_at'
+  | 'id'
+  | 'udid'
+  | 'enrollment_id'
+  | 'user_enrollment'
+  | 'serial_number'
+  | 'imei'
+  | 'meid'
+  | 'model'
+  | 'model_name'
+  | 'product_name'
+  | 'device_name'
+  | 'os_version'
+  | 'build_version'
+  | 'is_supervised'
+  | 'identity_sha256'
+  | 'identity_not_after'
+  | 'authenticated_at'
+  | 'created_at'
+  | 'updated_at'
+  | 'tenant_id'
+  | 'kind'
+  | 'lifecycle_state'
+  | 'wiped_at'
+  | 'retired_at'
 > & { enrolled: boolean; last_seen_at: Date | null }
 
 export interface DeviceDetail {
@@ -66,7 +87,15 @@ export interface DeviceDetail {
     last_push_result: string | null
     next_repush_at: Date | null
   }>
-  applications: Array<{ enrollment_id: string; identifier: string; name: string | null; version: string | null; short_version: string | null; bundle_size: number | null; is_managed: boolean | null }>
+  applications: Array<{
+    enrollment_id: string
+    identifier: string
+    name: string | null
+    version: string | null
+    short_version: string | null
+    bundle_size: number | null
+    is_managed: boolean | null
+  }>
   profiles: Array<{ enrollment_id: string; identifier: string; uuid: string | null; display_name: string | null; is_managed: boolean | null }>
   certificates: Array<{ enrollment_id: string; sha256: string; common_name: string | null; is_identity: boolean | null }>
 }
@@ -112,10 +141,31 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
       .selectFrom('devices as d')
       .leftJoin('enrollments as e', 'e.id', 'd.id')
       .select([
-        'd.id', 'd.udid', 'd.enrollment_id', 'd.user_enrollment', 'd.serial_number', 'd.imei', 'd.meid', 'd.model', 'd.model_name',
-        'd.product_name', 'd.device_name', 'd.os_version', 'd.build_version', 'd.is_supervised', 'd.identity_sha256',
-        'd.identity_not_after', 'd.authenticated_at', 'd.created_at', 'd.updated_at', 'e.last_seen_at', 'd.tenant_id', 'd.kind',
-        'd.lifecycle_state', 'd.wiped_at', 'd.retired_at',
+        'd.id',
+        'd.udid',
+        'd.enrollment_id',
+        'd.user_enrollment',
+        'd.serial_number',
+        'd.imei',
+        'd.meid',
+        'd.model',
+        'd.model_name',
+        'd.product_name',
+        'd.device_name',
+        'd.os_version',
+        'd.build_version',
+        'd.is_supervised',
+        'd.identity_sha256',
+        'd.identity_not_after',
+        'd.authenticated_at',
+        'd.created_at',
+        'd.updated_at',
+        'e.last_seen_at',
+        'd.tenant_id',
+        'd.kind',
+        'd.lifecycle_state',
+        'd.wiped_at',
+        'd.retired_at',
         sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'),
       ])
       .where(inScope(scope, 'd.tenant_id'))
@@ -136,8 +186,17 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
   }
 
   const factsColumns = [
-    'e.id as enrollmentId', 'e.device_id as deviceId', 'e.channel', 'e.enabled', 'd.product_name as productName', 'd.model',
-    'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId', 'd.kind',
+    'e.id as enrollmentId',
+    'e.device_id as deviceId',
+    'e.channel',
+    'e.enabled',
+    'd.product_name as productName',
+    'd.model',
+    'd.os_version as osVersion',
+    'd.is_supervised as supervised',
+    'd.user_enrollment as userEnrollment',
+    'd.tenant_id as tenantId',
+    'd.kind',
     'd.serial_number as serialNumber',
   ] as const
 
@@ -150,8 +209,17 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         const cursor = decodeCursor(page.cursor, page.sort, { value: cast, id: 'text' })
         query = query.where(afterCursor(column, 'd.id', direction, cursor, cast))
       }
-      const rows = await query.orderBy(orderFor(column, 'd.id', direction)).limit(page.limit + 1).execute()
-      return pageOf(rows, page.limit, page.sort, (row) => ({ value: row.sort_key, id: row.id }), ({ sort_key: _key, ...row }) => row as DeviceRow)
+      const rows = await query
+        .orderBy(orderFor(column, 'd.id', direction))
+        .limit(page.limit + 1)
+        .execute()
+      return pageOf(
+        rows,
+        page.limit,
+        page.sort,
+        (row) => ({ value: row.sort_key, id: row.id }),
+        ({ sort_key: _key, ...row }) => row as DeviceRow,
+      )
     },
 
     async getDevice(scope, deviceId) {
@@ -166,9 +234,24 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         db
           .selectFrom('enrollments')
           .select([
-            'id', 'channel', 'user_id', 'user_short_name', 'user_long_name', 'enabled', 'awaiting_configuration', 'last_seen_at',
-            'checked_out_at', 'created_at', 'topic', sql<boolean>`push_token is not null`.as('has_token'), 'token_updated_at',
-            'push_invalid_at', 'push_invalid_reason', 'last_push_at', 'last_push_result', 'next_repush_at',
+            'id',
+            'channel',
+            'user_id',
+            'user_short_name',
+            'user_long_name',
+            'enabled',
+            'awaiting_configuration',
+            'last_seen_at',
+            'checked_out_at',
+            'created_at',
+            'topic',
+            sql<boolean>`push_token is not null`.as('has_token'),
+            'token_updated_at',
+            'push_invalid_at',
+            'push_invalid_reason',
+            'last_push_at',
+            'last_push_result',
+            'next_repush_at',
           ])
           .where('device_id', '=', deviceId)
           .orderBy(sql`channel = 'device' desc, id`)
@@ -178,32 +261,47 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
           .innerJoin('enrollments as e', 'e.id', 'a.enrollment_id')
           .select(['a.enrollment_id', 'a.identifier', 'a.name', 'a.version', 'a.short_version', 'a.bundle_size', 'a.is_managed'])
           .where('e.device_id', '=', deviceId)
-          .orderBy('a.enrollment_id').orderBy('a.identifier')
+          .orderBy('a.enrollment_id')
+          .orderBy('a.identifier')
           .execute(),
         db
           .selectFrom('installed_profiles as p')
           .innerJoin('enrollments as e', 'e.id', 'p.enrollment_id')
           .select(['p.enrollment_id', 'p.identifier', 'p.uuid', 'p.display_name', 'p.is_managed'])
           .where('e.device_id', '=', deviceId)
-          .orderBy('p.enrollment_id').orderBy('p.identifier')
+          .orderBy('p.enrollment_id')
+          .orderBy('p.identifier')
           .execute(),
         db
           .selectFrom('installed_certificates as c')
           .innerJoin('enrollments as e', 'e.id', 'c.enrollment_id')
           .select(['c.enrollment_id', 'c.sha256', 'c.common_name', 'c.is_identity'])
           .where('e.device_id', '=', deviceId)
-          .orderBy('c.enrollment_id').orderBy('c.common_name').orderBy('c.sha256')
+          .orderBy('c.enrollment_id')
+          .orderBy('c.common_name')
+          .orderBy('c.sha256')
           .execute(),
       ])
-      return { device: device as DeviceDetail['device'], enrollments, applications, profiles, certificates }
+      return { device: device, enrollments, applications, profiles, certificates }
     },
 
     async deleteDevice(scope, deviceId) {
       return db.transaction().execute(async (trx) => {
-        const deleted = await trx.deleteFrom('devices').where('id', '=', deviceId).where(inScope(scope, 'tenant_id')).returning(['id', 'tenant_id', 'serial_number']).executeTakeFirst()
+        const deleted = await trx
+          .deleteFrom('devices')
+          .where('id', '=', deviceId)
+          .where(inScope(scope, 'tenant_id'))
+          .returning(['id', 'tenant_id', 'serial_number'])
+          .executeTakeFirst()
         if (!deleted) return false
         await closeTenancy(trx, [deviceId], new Date())
-        await recordAdminWrite(trx, scope, { type: 'device', id: deviceId, tenantId: deleted.tenant_id, deviceId, details: { serial_number: deleted.serial_number } })
+        await recordAdminWrite(trx, scope, {
+          type: 'device',
+          id: deviceId,
+          tenantId: deleted.tenant_id,
+          deviceId,
+          details: { serial_number: deleted.serial_number },
+        })
         return true
       })
     },
@@ -240,8 +338,17 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         .innerJoin('enrollments as t', 't.id', 'd.id')
         .clearSelect()
         .select([
-          't.id as enrollmentId', 't.device_id as deviceId', 't.channel', 't.enabled', 'd.product_name as productName', 'd.model',
-          'd.os_version as osVersion', 'd.is_supervised as supervised', 'd.user_enrollment as userEnrollment', 'd.tenant_id as tenantId', 'd.kind',
+          't.id as enrollmentId',
+          't.device_id as deviceId',
+          't.channel',
+          't.enabled',
+          'd.product_name as productName',
+          'd.model',
+          'd.os_version as osVersion',
+          'd.is_supervised as supervised',
+          'd.user_enrollment as userEnrollment',
+          'd.tenant_id as tenantId',
+          'd.kind',
           'd.serial_number as serialNumber',
         ])
         .orderBy('d.id')

@@ -21,7 +21,9 @@ export interface DeviceDirectory {
   visibleEnrollments(scope: AccessScope, enrollmentIds: readonly string[]): Promise<Set<string>>
 }
 
-export function createDeviceDirectory(store: Pick<DeviceDirectoryStore, 'listDevices' | 'getDevice' | 'deleteDevice' | 'enrollmentExists' | 'targetFacts'>): DeviceDirectory {
+export function createDeviceDirectory(
+  store: Pick<DeviceDirectoryStore, 'listDevices' | 'getDevice' | 'deleteDevice' | 'enrollmentExists' | 'targetFacts'>,
+): DeviceDirectory {
   const noDevice = (deviceId: string) => new OrchardError('not_found', `no device ${deviceId}`)
   return {
     listDevices: (scope, filter, page) => store.listDevices(scope, filter, page),

@@ -11,7 +11,16 @@ import type { LifecycleActionRow, LifecycleActionView, LifecycleDevice, Lifecycl
 import type { LifecycleCommandRef } from '../db/schema.js'
 import type { DeviceKind, LifecycleActionKind, LifecycleState } from '../model/devices.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
-import { canUseLostMode, eraseCommand, lostCommands, selectiveWipeCommands, type EraseInput, type LifecycleDeviceFacts, type LostInput, type PlannedCommand } from './lifecycle-policy.js'
+import {
+  canUseLostMode,
+  eraseCommand,
+  lostCommands,
+  selectiveWipeCommands,
+  type EraseInput,
+  type LifecycleDeviceFacts,
+  type LostInput,
+  type PlannedCommand,
+} from './lifecycle-policy.js'
 
 export interface DeviceLifecycleDeps {
   store: LifecycleStore
@@ -63,7 +72,16 @@ export interface DeviceLifecycle {
 const wipeActions: readonly LifecycleActionKind[] = ['erase', 'selective_wipe', 'reinstall']
 
 /** The RequestTypes lifecycle actions queue: results of other commands skip the lookup (hot path). */
-const lifecycleRequestTypes: ReadonlySet<string> = new Set(['EnableLostMode', 'DeviceLocation', 'PlayLostModeSound', 'DisableLostMode', 'DeviceLock', 'EraseDevice', 'RemoveApplication', 'RemoveProfile'])
+const lifecycleRequestTypes: ReadonlySet<string> = new Set([
+  'EnableLostMode',
+  'DeviceLocation',
+  'PlayLostModeSound',
+  'DisableLostMode',
+  'DeviceLock',
+  'EraseDevice',
+  'RemoveApplication',
+  'RemoveProfile',
+])
 
 function notApplicable(detail: string, reason: string): OrchardError {
   return new OrchardError('not_applicable', detail, { details: { reason } })
@@ -73,7 +91,7 @@ function factsOf(device: LifecycleDevice): LifecycleDeviceFacts {
   return { kind: device.kind, productName: device.productName, model: device.model, supervised: device.supervised, userEnrollment: device.userEnrollment }
 }
 
-const num = (dict: PlistDict, key: string): number | null => (typeof dict[key] === 'number' ? (dict[key] as number) : null)
+const num = (dict: PlistDict, key: string): number | null => (typeof dict[key] === 'number' ? dict[key] : null)
 
 export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycle {
   const log = deps.logger.child({ service: 'lifecycle' })
@@ -82,7 +100,8 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
   async function enrolledDevice(scope: AccessScope, deviceId: string): Promise<LifecycleDevice> {
     const device = await deps.store.device(scope, deviceId)
     if (!device) throw new OrchardError('not_found', `no device ${deviceId}`)
-    if (!device.enrolled) throw new OrchardError('conflict', `device ${deviceId} is not enrolled (it checked out, was wiped or retired, or has not finished enrolling)`)
+    if (!device.enrolled)
+      throw new OrchardError('conflict', `device ${deviceId} is not enrolled (it checked out, was wiped or retired, or has not finished enrolling)`)
     return device
   }
 
@@ -97,12 +116,32 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
    * matters: if the device cannot take it, the action fails and nothing stays queued
    * for it), then pushes once.
    */
-  async function run(scope: AccessScope, device: LifecycleDevice, action: LifecycleActionKind, planned: PlannedCommand[], options: { state?: LifecycleState; restoreState?: LifecycleState; details?: Record<string, unknown>; priority?: number }) {
+  async function run(
+    scope: AccessScope,
+    device: LifecycleDevice,
+    action: LifecycleActionKind,
+    planned: PlannedCommand[],
+    options: { state?: LifecycleState; restoreState?: LifecycleState; details?: Record<string, unknown>; priority?: number },
+  ) {
     const id = randomUUID()
-    const begun = await deps.store.begin(scope, { id, deviceId: device.id, tenantId: device.tenantId, action, ...(options.state ? { state: options.state } : {}), ...(options.details ? { details: options.details } : {}) }, now())
+    const begun = await deps.store.begin(
+      scope,
+      {
+        id,
+        deviceId: device.id,
+        tenantId: device.tenantId,
+        action,
+        ...(options.state ? { state: options.state } : {}),
+        ...(options.details ? { details: options.details } : {}),
+      },
+      now(),
+    )
     if (begun === 'busy') {
       const [pending] = await deps.store.pendingOfDevice(device.id, wipeActions)
-      throw new OrchardError('conflict', `device ${device.id} already has a pending ${pending?.action ?? 'wipe'} (${pending?.id ?? 'unknown'}): cancel it first or wait for it`)
+      throw new OrchardError(
+        'conflict',
+        `device ${device.id} already has a pending ${pending?.action ?? 'wipe'} (${pending?.id ?? 'unknown'}): cancel it first or wait for it`,
+      )
     }
     const queued: LifecycleCommandRef[] = []
     const skipped: Array<{ request_type: string; detail: string }> = []
@@ -118,22 +157,32 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
         queued.push({ command_uuid: result.commandUuid, request_type: command.requestType, ...(command.item !== undefined ? { item: command.item } : {}) })
         continue
       }
-      const detail = target.result === 'not_applicable' ? target.detail : `the device is ${target.result === 'enrollment_disabled' ? 'not enrolled' : 'unknown'}`
+      const detail =
+        target.result === 'not_applicable' ? target.detail : `the device is ${target.result === 'enrollment_disabled' ? 'not enrolled' : 'unknown'}`
       if (index === 0) {
         await deps.store.finish(id, 'failed', now(), { ...(options.restoreState ? { state: options.restoreState } : {}), details: { error: detail } })
-        throw notApplicable(`${command.requestType} cannot go to device ${device.id}: ${detail}`, target.result === 'not_applicable' ? target.reason : target.result)
+        throw notApplicable(
+          `${command.requestType} cannot go to device ${device.id}: ${detail}`,
+          target.result === 'not_applicable' ? target.reason : target.result,
+        )
       }
       skipped.push({ request_type: command.requestType, detail })
     }
     await deps.store.attachCommands(id, queued, skipped.length > 0 ? { skipped } : undefined)
     const push = await deps.dispatcher.pushOnly(scope, [device.id])
-    log.info({ device_id: device.id, action, lifecycle_action_id: id, commands: queued.length, skipped: skipped.length, push: 'error' in push ? push.error : 'sent' }, `lifecycle: ${action}`)
+    log.info(
+      { device_id: device.id, action, lifecycle_action_id: id, commands: queued.length, skipped: skipped.length, push: 'error' in push ? push.error : 'sent' },
+      `lifecycle: ${action}`,
+    )
     return view(scope, device.id, id)
   }
 
   async function erase(scope: AccessScope, device: LifecycleDevice, input: EraseInput, action: 'erase' | 'reinstall') {
     if (device.kind === 'personal') {
-      throw notApplicable(`device ${device.id} is a personal device: it is never erased; POST /api/v1/devices/${device.id}/wipe removes only what the organisation installed`, 'not_for_personal_device')
+      throw notApplicable(
+        `device ${device.id} is a personal device: it is never erased; POST /api/v1/devices/${device.id}/wipe removes only what the organisation installed`,
+        'not_for_personal_device',
+      )
     }
     // Before everything else queued: a stolen device should not first install an app.
     return run(scope, device, action, [eraseCommand(input)], { state: 'wipe_pending', restoreState: device.state, priority: 100 })
@@ -143,7 +192,9 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
     const inventory = await deps.store.inventory(device.id)
     const mdmProfile = inventory.profiles.find((profile) => profile.payloadTypes.includes('com.apple.mdm'))?.identifier ?? deps.mdmProfileIdentifier
     const items = {
-      profiles: inventory.profiles.filter((profile) => profile.isManaged === true && profile.identifier !== mdmProfile && !profile.payloadTypes.includes('com.apple.mdm')).map((profile) => profile.identifier),
+      profiles: inventory.profiles
+        .filter((profile) => profile.isManaged === true && profile.identifier !== mdmProfile && !profile.payloadTypes.includes('com.apple.mdm'))
+        .map((profile) => profile.identifier),
       applications: inventory.applications.filter((app) => app.isManaged === true).map((app) => app.identifier),
       mdmProfile,
     }
@@ -193,7 +244,10 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
       case 'locate': {
         if (event.commandUuid !== primary?.command_uuid) return undefined
         const state = action.action === 'found' ? (ok ? 'active' : 'lost') : action.action === 'lost' && !ok ? 'active' : undefined
-        await deps.store.finish(action.id, ok ? 'completed' : 'failed', at, { ...(state ? { state } : {}), ...(ok ? {} : { details: { error: `the device answered ${event.status}` } }) })
+        await deps.store.finish(action.id, ok ? 'completed' : 'failed', at, {
+          ...(state ? { state } : {}),
+          ...(ok ? {} : { details: { error: `the device answered ${event.status}` } }),
+        })
         return undefined
       }
       default:
@@ -205,13 +259,21 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
     async lost(scope, deviceId, input) {
       const device = await enrolledDevice(scope, deviceId)
       if (device.kind === 'personal') {
-        throw notApplicable(`device ${deviceId} is a personal device: it is never put in Lost Mode, located or locked as lost; its owner uses Find My, and POST /api/v1/devices/${deviceId}/wipe removes what the organisation installed`, 'not_for_personal_device')
+        throw notApplicable(
+          `device ${deviceId} is a personal device: it is never put in Lost Mode, located or locked as lost; its owner uses Find My, and POST /api/v1/devices/${deviceId}/wipe removes what the organisation installed`,
+          'not_for_personal_device',
+        )
       }
       return run(scope, device, 'lost', lostCommands(factsOf(device), input), {
         state: 'lost',
         restoreState: device.state,
         priority: 100,
-        details: { lost_mode: canUseLostMode(factsOf(device)), message: input.message ?? null, phone_number: input.phoneNumber ?? null, footnote: input.footnote ?? null },
+        details: {
+          lost_mode: canUseLostMode(factsOf(device)),
+          message: input.message ?? null,
+          phone_number: input.phoneNumber ?? null,
+          footnote: input.footnote ?? null,
+        },
       })
     },
 
@@ -229,9 +291,14 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
 
     async locate(scope, deviceId) {
       const device = await enrolledDevice(scope, deviceId)
-      if (!canUseLostMode(factsOf(device))) throw notApplicable(`device ${deviceId} cannot be located: only supervised corporate iPhones and iPads in Lost Mode report their location`, 'requires_supervision')
+      if (!canUseLostMode(factsOf(device)))
+        throw notApplicable(
+          `device ${deviceId} cannot be located: only supervised corporate iPhones and iPads in Lost Mode report their location`,
+          'requires_supervision',
+        )
       // Apple: DeviceLocation answers only while the device is in Lost Mode.
-      if (device.state !== 'lost') throw new OrchardError('conflict', `device ${deviceId} is not in Lost Mode: report it lost first (POST /api/v1/devices/${deviceId}/lost)`)
+      if (device.state !== 'lost')
+        throw new OrchardError('conflict', `device ${deviceId} is not in Lost Mode: report it lost first (POST /api/v1/devices/${deviceId}/lost)`)
       return run(scope, device, 'locate', [{ requestType: 'DeviceLocation', keys: {} }], { priority: 100 })
     },
 
@@ -248,7 +315,10 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
       const device = await enrolledDevice(scope, deviceId)
       if (device.kind === 'personal') throw notApplicable(`device ${deviceId} is a personal device: it is never erased`, 'not_for_personal_device')
       if (device.depTokenId === null) {
-        throw notApplicable(`device ${deviceId} is not assigned to us in Apple Business/School Manager: after an erase it would not come back by itself; use /wipe and enroll it again`, 'not_ade')
+        throw notApplicable(
+          `device ${deviceId} is not assigned to us in Apple Business/School Manager: after an erase it would not come back by itself; use /wipe and enroll it again`,
+          'not_ade',
+        )
       }
       return erase(scope, device, input, 'reinstall')
     },
@@ -259,13 +329,24 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
       if (device.state === 'retired') throw new OrchardError('conflict', `device ${deviceId} is retired already`)
       let disowned: Record<string, string> | null = null
       if (options.disown) {
-        if (!device.depTokenId || !device.serialNumber || !deps.disown) throw notApplicable(`device ${deviceId} is not an ABM/ASM device of ours: nothing to disown`, 'not_ade')
+        if (!device.depTokenId || !device.serialNumber || !deps.disown)
+          throw notApplicable(`device ${deviceId} is not an ABM/ASM device of ours: nothing to disown`, 'not_ade')
         // Audited once, as this retire (with Apple's answer in its details), not as a token write.
         const quiet: AccessScope = scope.kind === 'all' ? { kind: 'all' } : { kind: 'tenants', ids: scope.ids }
         disowned = await deps.disown(quiet, device.depTokenId, [device.serialNumber])
       }
       const id = randomUUID()
-      await deps.store.retire(scope, { id, deviceId, tenantId: device.tenantId, action: 'retire', details: { disown: options.disown, ...(disowned ? { disowned: disowned[device.serialNumber!] ?? null } : {}) } }, now())
+      await deps.store.retire(
+        scope,
+        {
+          id,
+          deviceId,
+          tenantId: device.tenantId,
+          action: 'retire',
+          details: { disown: options.disown, ...(disowned ? { disowned: disowned[device.serialNumber!] ?? null } : {}) },
+        },
+        now(),
+      )
       log.info({ device_id: deviceId, lifecycle_action_id: id, disowned }, 'device retired')
       return view(scope, deviceId, id)
     },
@@ -295,7 +376,8 @@ export function createDeviceLifecycle(deps: DeviceLifecycleDeps): DeviceLifecycl
       const action = await view(scope, deviceId, actionId)
       if (action.status !== 'pending') throw new OrchardError('conflict', `lifecycle action ${actionId} is ${action.status}`)
       const outcome = await deps.store.cancelCommands(scope, action, 'lifecycle action cancelled')
-      if (outcome.fetched > 0) throw new OrchardError('conflict', `the device has fetched the command already (${outcome.fetched}); it may be running and cannot be cancelled`)
+      if (outcome.fetched > 0)
+        throw new OrchardError('conflict', `the device has fetched the command already (${outcome.fetched}); it may be running and cannot be cancelled`)
       await deps.store.finish(actionId, 'cancelled', now(), { state: action.action === 'found' || action.action === 'locate' ? 'lost' : 'active' })
       return view(scope, deviceId, actionId)
     },

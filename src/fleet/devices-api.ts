@@ -35,7 +35,9 @@ function refuse(result: DispatchResult, deviceId: string): never {
     case 'enrollment_disabled':
       throw new OrchardError('conflict', `device ${deviceId} is not enrolled (it checked out or is re-enrolling)`)
     case 'not_applicable':
-      throw new OrchardError('not_applicable', `${result.requestType} cannot go to device ${deviceId}: ${target.detail}`, { details: { reason: target.reason } })
+      throw new OrchardError('not_applicable', `${result.requestType} cannot go to device ${deviceId}: ${target.detail}`, {
+        details: { reason: target.reason },
+      })
   }
 }
 
@@ -59,7 +61,11 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
   return {
     async listDevices(request) {
       const { query } = request
-      const page = await deps.directory.listDevices(accessOf(request), deviceFilterFrom(query), { sort: query.sort, limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) })
+      const page = await deps.directory.listDevices(accessOf(request), deviceFilterFrom(query), {
+        sort: query.sort,
+        limit: query.limit,
+        ...(query.cursor ? { cursor: query.cursor } : {}),
+      })
       return { items: page.items.map(deviceSummaryJson), next_cursor: page.nextCursor }
     },
 
@@ -84,14 +90,21 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
       for (const requestType of ['DeviceInformation', 'SecurityInfo', 'InstalledApplicationList', 'ProfileList', 'CertificateList']) {
         // DeviceInformation without Queries returns only a default set: ask for what inventory shows.
         const keys: PlistDict = requestType === 'DeviceInformation' ? { Queries: inventoryQueries } : {}
-        const result = await deps.dispatcher.dispatch(accessOf(request), { targets: { enrollmentIds: [deviceId] }, command: built(requestType, keys), push: false })
+        const result = await deps.dispatcher.dispatch(accessOf(request), {
+          targets: { enrollmentIds: [deviceId] },
+          command: built(requestType, keys),
+          push: false,
+        })
         const target = result.targets[0]!
         if (target.result === 'unknown_enrollment' || target.result === 'enrollment_disabled') refuse(result, deviceId)
         results.push(result)
       }
       const queued = results.some((r) => r.targets[0]!.result === 'queued')
       if (!queued) {
-        const reasons = results.map((r) => { const target = r.targets[0]!; return `${r.requestType}: ${target.result === 'not_applicable' ? target.detail : target.result}` })
+        const reasons = results.map((r) => {
+          const target = r.targets[0]!
+          return `${r.requestType}: ${target.result === 'not_applicable' ? target.detail : target.result}`
+        })
         throw new OrchardError('not_applicable', `none of the inventory commands can go to device ${deviceId} (${reasons.join('; ')})`)
       }
       // One push wakes the device for all of them.
@@ -129,13 +142,21 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
     async revealDeviceSecrets(request) {
       const deviceId = request.params.device_id
       const secrets = await deps.secrets.reveal(accessOf(request), deviceId)
-      return { device_id: deviceId, unlock_token: secrets.unlockToken?.toString('base64') ?? null, bootstrap_token: secrets.bootstrapToken?.toString('base64') ?? null }
+      return {
+        device_id: deviceId,
+        unlock_token: secrets.unlockToken?.toString('base64') ?? null,
+        bootstrap_token: secrets.bootstrapToken?.toString('base64') ?? null,
+      }
     },
 
     async clearDevicePasscode(request, reply) {
       const deviceId = request.params.device_id
       const unlockToken = await deps.secrets.unlockTokenFor(accessOf(request), deviceId)
-      if (!unlockToken) throw new OrchardError('not_applicable', `device ${deviceId} has no escrowed UnlockToken (User Enrollment, Shared iPad, or enrolled without ORCHARD_SECRET_KEYS)`)
+      if (!unlockToken)
+        throw new OrchardError(
+          'not_applicable',
+          `device ${deviceId} has no escrowed UnlockToken (User Enrollment, Shared iPad, or enrolled without ORCHARD_SECRET_KEYS)`,
+        )
       return reply.code(201).send(await sendToDevice(request, built('ClearPasscode', { UnlockToken: unlockToken })))
     },
 
@@ -147,8 +168,30 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
 
 /** DeviceInformation queries for the inventory view. */
 const inventoryQueries = [
-  'UDID', 'DeviceName', 'OSVersion', 'BuildVersion', 'ModelName', 'Model', 'ProductName', 'SerialNumber', 'IMEI', 'MEID',
-  'DeviceCapacity', 'AvailableDeviceCapacity', 'BatteryLevel', 'IsSupervised', 'IsDeviceLocatorServiceEnabled',
-  'IsActivationLockEnabled', 'IsCloudBackupEnabled', 'WiFiMAC', 'BluetoothMAC', 'EthernetMAC', 'IsMDMLostModeEnabled',
-  'IsMultiUser', 'EASDeviceIdentifier', 'OSUpdateSettings', 'SupplementalBuildVersion', 'SupplementalOSVersionExtra',
+  'UDID',
+  'DeviceName',
+  'OSVersion',
+  'BuildVersion',
+  'ModelName',
+  'Model',
+  'ProductName',
+  'SerialNumber',
+  'IMEI',
+  'MEID',
+  'DeviceCapacity',
+  'AvailableDeviceCapacity',
+  'BatteryLevel',
+  'IsSupervised',
+  'IsDeviceLocatorServiceEnabled',
+  'IsActivationLockEnabled',
+  'IsCloudBackupEnabled',
+  'WiFiMAC',
+  'BluetoothMAC',
+  'EthernetMAC',
+  'IsMDMLostModeEnabled',
+  'IsMultiUser',
+  'EASDeviceIdentifier',
+  'OSUpdateSettings',
+  'SupplementalBuildVersion',
+  'SupplementalOSVersionExtra',
 ]

@@ -51,11 +51,20 @@ export function canUseLostMode(facts: LifecycleDeviceFacts): boolean {
  * corporate iOS device; a DeviceLock with the message and phone number on any other.
  */
 export function lostCommands(facts: LifecycleDeviceFacts, input: LostInput): PlannedCommand[] {
-  const text = { ...(input.message !== undefined ? { Message: input.message } : {}), ...(input.phoneNumber !== undefined ? { PhoneNumber: input.phoneNumber } : {}) }
+  const text = {
+    ...(input.message !== undefined ? { Message: input.message } : {}),
+    ...(input.phoneNumber !== undefined ? { PhoneNumber: input.phoneNumber } : {}),
+  }
   if (canUseLostMode(facts)) {
     return [
       // Apple: EnableLostMode needs at least a Message or a PhoneNumber.
-      { requestType: 'EnableLostMode', keys: { ...(Object.keys(text).length > 0 ? text : { Message: 'This device has been reported lost.' }), ...(input.footnote !== undefined ? { Footnote: input.footnote } : {}) } },
+      {
+        requestType: 'EnableLostMode',
+        keys: {
+          ...(Object.keys(text).length > 0 ? text : { Message: 'This device has been reported lost.' }),
+          ...(input.footnote !== undefined ? { Footnote: input.footnote } : {}),
+        },
+      },
       { requestType: 'DeviceLocation', keys: {} },
       { requestType: 'PlayLostModeSound', keys: {} },
     ]

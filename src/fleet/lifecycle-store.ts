@@ -84,7 +84,12 @@ export interface LifecycleStore {
   /** The commands the action queued, in order. */
   attachCommands(actionId: string, commands: readonly LifecycleCommandRef[], details?: Record<string, unknown>): Promise<void>
   /** Ends a pending action; `state` sets the device's lifecycle state in the same transaction. */
-  finish(actionId: string, status: 'completed' | 'failed' | 'cancelled', at: Date, options?: { state?: LifecycleState; details?: Record<string, unknown> }): Promise<boolean>
+  finish(
+    actionId: string,
+    status: 'completed' | 'failed' | 'cancelled',
+    at: Date,
+    options?: { state?: LifecycleState; details?: Record<string, unknown> },
+  ): Promise<boolean>
   /** An action that is already over when it starts (kind changed, retire). */
   record(scope: AccessScope, action: BeginAction & { commands?: LifecycleCommandRef[] }, at: Date): Promise<void>
   pendingForCommand(deviceId: string, commandUuid: string): Promise<LifecycleActionRow | undefined>
@@ -103,11 +108,17 @@ export interface LifecycleStore {
    * Changes the kind under the device's row lock. Away from personal only when
    * `leavePersonal` says so (the caller is a central owner and gave a reason, kept in the action).
    */
-  setKind(scope: AccessScope, deviceId: string, kind: DeviceKind, actionId: string, at: Date, options?: { leavePersonal?: { reason: string } }): Promise<'ok' | 'unchanged' | 'not_found' | 'user_enrollment' | 'leaving_personal'>
+  setKind(
+    scope: AccessScope,
+    deviceId: string,
+    kind: DeviceKind,
+    actionId: string,
+    at: Date,
+    options?: { leavePersonal?: { reason: string } },
+  ): Promise<'ok' | 'unchanged' | 'not_found' | 'user_enrollment' | 'leaving_personal'>
   recordLocation(location: LocationInput): Promise<void>
   listLocations(scope: AccessScope, deviceId: string, limit: number): Promise<LocationRow[]>
 }
-
 
 export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
   async function withCommandStatus(rows: LifecycleActionRow[]): Promise<LifecycleActionView[]> {
@@ -122,11 +133,20 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
         .where('e.device_id', 'in', [...new Set(wanted.map((w) => w.deviceId))])
         .where('e.channel', '=', 'device')
         .execute()
-      for (const row of found) statuses.set(`${row.device_id} ${row.command_uuid}`, { commandUuid: row.command_uuid, status: row.status, errorChain: row.error_chain, resultAt: row.result_at })
+      for (const row of found)
+        statuses.set(`${row.device_id} ${row.command_uuid}`, {
+          commandUuid: row.command_uuid,
+          status: row.status,
+          errorChain: row.error_chain,
+          resultAt: row.result_at,
+        })
     }
     return rows.map((row) => ({
       ...row,
-      commandStatus: row.commands.map((command) => statuses.get(`${row.device_id} ${command.command_uuid}`) ?? { commandUuid: command.command_uuid, status: null, errorChain: null, resultAt: null }),
+      commandStatus: row.commands.map(
+        (command) =>
+          statuses.get(`${row.device_id} ${command.command_uuid}`) ?? { commandUuid: command.command_uuid, status: null, errorChain: null, resultAt: null },
+      ),
     }))
   }
 
@@ -139,7 +159,13 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
       .where(inScope(scope, 'd.tenant_id'))
   }
 
-  async function insertAction(trx: Executor, scope: AccessScope, action: BeginAction & { commands?: LifecycleCommandRef[] }, status: 'pending' | 'completed', at: Date) {
+  async function insertAction(
+    trx: Executor,
+    scope: AccessScope,
+    action: BeginAction & { commands?: LifecycleCommandRef[] },
+    status: 'pending' | 'completed',
+    at: Date,
+  ) {
     const actor = scope.actor
     await trx
       .insertInto('lifecycle_actions')
@@ -161,12 +187,22 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
     if (action.state) {
       await setLifecycleState(trx, action.deviceId, action.state, at)
     }
-    await recordAdminWrite(trx, scope, { type: 'device', id: action.deviceId, tenantId: action.tenantId, deviceId: action.deviceId, details: { lifecycle_action: action.action, lifecycle_action_id: action.id, ...(action.details ?? {}) } })
+    await recordAdminWrite(trx, scope, {
+      type: 'device',
+      id: action.deviceId,
+      tenantId: action.tenantId,
+      deviceId: action.deviceId,
+      details: { lifecycle_action: action.action, lifecycle_action_id: action.id, ...(action.details ?? {}) },
+    })
   }
 
   /** The device's lifecycle state from `at`, with any other columns that change with it. */
   async function setLifecycleState(executor: Executor, deviceId: string, state: LifecycleState, at: Date, also: { wiped_at?: Date; retired_at?: null } = {}) {
-    await executor.updateTable('devices').set({ lifecycle_state: state, lifecycle_changed_at: at, updated_at: at, ...also }).where('id', '=', deviceId).execute()
+    await executor
+      .updateTable('devices')
+      .set({ lifecycle_state: state, lifecycle_changed_at: at, updated_at: at, ...also })
+      .where('id', '=', deviceId)
+      .execute()
   }
 
   /** Merges keys into an action's details (jsonb ||). */
@@ -179,8 +215,17 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
         .leftJoin('enrollments as e', 'e.id', 'd.id')
         .leftJoin('dep_devices as dd', (join) => join.onRef('dd.serial_number', '=', 'd.serial_number').on('dd.removed_at', 'is', null))
         .select([
-          'd.id', 'd.tenant_id', 'd.kind', 'd.lifecycle_state', 'd.user_enrollment', 'd.is_supervised', 'd.product_name', 'd.model', 'd.serial_number',
-          sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'), 'dd.token_id',
+          'd.id',
+          'd.tenant_id',
+          'd.kind',
+          'd.lifecycle_state',
+          'd.user_enrollment',
+          'd.is_supervised',
+          'd.product_name',
+          'd.model',
+          'd.serial_number',
+          sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'),
+          'dd.token_id',
         ])
         .where('d.id', '=', deviceId)
         .where(inScope(scope, 'd.tenant_id'))
@@ -203,14 +248,31 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
 
     async inventory(deviceId) {
       // The device channel's inventory: its enrollment id is the device id.
-      const profiles = await db.selectFrom('installed_profiles').select(['identifier', 'is_managed', 'attributes']).where('enrollment_id', '=', deviceId).orderBy('identifier').execute()
-      const applications = await db.selectFrom('installed_applications').select(['identifier', 'is_managed']).where('enrollment_id', '=', deviceId).orderBy('identifier').execute()
+      const profiles = await db
+        .selectFrom('installed_profiles')
+        .select(['identifier', 'is_managed', 'attributes'])
+        .where('enrollment_id', '=', deviceId)
+        .orderBy('identifier')
+        .execute()
+      const applications = await db
+        .selectFrom('installed_applications')
+        .select(['identifier', 'is_managed'])
+        .where('enrollment_id', '=', deviceId)
+        .orderBy('identifier')
+        .execute()
       // What blueprints installed counts too, even when the device's last lists are older.
-      const ours = await db.selectFrom('device_config_state').select(['item_type', 'identifier']).where('device_id', '=', deviceId).where('status', 'in', ['installed', 'installing', 'failed']).execute()
+      const ours = await db
+        .selectFrom('device_config_state')
+        .select(['item_type', 'identifier'])
+        .where('device_id', '=', deviceId)
+        .where('status', 'in', ['installed', 'installing', 'failed'])
+        .execute()
       const result: InstalledInventory = {
         profiles: profiles.map((row) => {
           const content = (row.attributes as { PayloadContent?: unknown } | null)?.PayloadContent
-          const payloadTypes = Array.isArray(content) ? content.map((payload) => (payload as { PayloadType?: unknown }).PayloadType).filter((type): type is string => typeof type === 'string') : []
+          const payloadTypes = Array.isArray(content)
+            ? content.map((payload) => (payload as { PayloadType?: unknown }).PayloadType).filter((type): type is string => typeof type === 'string')
+            : []
           return { identifier: row.identifier, isManaged: row.is_managed, payloadTypes }
         }),
         applications: applications.map((row) => ({ identifier: row.identifier, isManaged: row.is_managed })),
@@ -280,7 +342,14 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
 
     async pendingOfDevice(deviceId, actions) {
       if (actions.length === 0) return []
-      return db.selectFrom('lifecycle_actions').selectAll().where('device_id', '=', deviceId).where('status', '=', 'pending').where('action', 'in', actions).orderBy('created_at').execute()
+      return db
+        .selectFrom('lifecycle_actions')
+        .selectAll()
+        .where('device_id', '=', deviceId)
+        .where('status', '=', 'pending')
+        .where('action', 'in', actions)
+        .orderBy('created_at')
+        .execute()
     },
 
     async listActions(scope, deviceId) {
@@ -308,7 +377,13 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
             (select count(*) from command_targets t where t.enrollment_id = ${action.device_id} and t.command_uuid in (${sql.join(uuids)})
               and ${isInFlight('t')})::int as fetched`.execute(trx)
         const outcome = rows[0]!
-        await recordAdminWrite(trx, scope, { type: 'device', id: action.device_id, tenantId: action.tenant_id, deviceId: action.device_id, details: { lifecycle_action_id: action.id, cancelled: outcome.cancelled, fetched: outcome.fetched } })
+        await recordAdminWrite(trx, scope, {
+          type: 'device',
+          id: action.device_id,
+          tenantId: action.tenant_id,
+          deviceId: action.device_id,
+          details: { lifecycle_action_id: action.id, cancelled: outcome.cancelled, fetched: outcome.fetched },
+        })
         return outcome
       })
     },
@@ -325,7 +400,12 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
     },
 
     async stopManaging(trx, deviceId, at, reason) {
-      await trx.updateTable('enrollments').set({ enabled: false, checked_out_at: at, updated_at: at }).where('device_id', '=', deviceId).where('enabled', '=', true).execute()
+      await trx
+        .updateTable('enrollments')
+        .set({ enabled: false, checked_out_at: at, updated_at: at })
+        .where('device_id', '=', deviceId)
+        .where('enabled', '=', true)
+        .execute()
       await cancelQueuedForDevice(trx, deviceId, reason, at)
       await closeTenancy(trx, [deviceId], at)
     },
@@ -340,7 +420,13 @@ export function createLifecycleStore(db: Kysely<Database>): LifecycleStore {
 
     async setKind(scope, deviceId, kind, actionId, at, options = {}) {
       return db.transaction().execute(async (trx) => {
-        const device = await trx.selectFrom('devices').select(['kind', 'tenant_id', 'user_enrollment']).where('id', '=', deviceId).where(inScope(scope, 'tenant_id')).forUpdate().executeTakeFirst()
+        const device = await trx
+          .selectFrom('devices')
+          .select(['kind', 'tenant_id', 'user_enrollment'])
+          .where('id', '=', deviceId)
+          .where(inScope(scope, 'tenant_id'))
+          .forUpdate()
+          .executeTakeFirst()
         if (!device) return 'not_found' as const
         if (device.kind === kind) {
           // Answered as a success (nothing to do), so audited as one.

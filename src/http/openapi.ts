@@ -105,7 +105,9 @@ export function loadOperations(source: unknown = openapiDocument): Map<string, A
       const requestBody = operation['requestBody'] as { required?: boolean; content?: Record<string, { schema?: JsonSchema }> } | undefined
       const content = requestBody?.content ?? {}
       const responses: Record<string, JsonSchema> = {}
-      for (const [status, response] of Object.entries((operation['responses'] as Record<string, { content?: Record<string, { schema?: JsonSchema }> }>) ?? {})) {
+      for (const [status, response] of Object.entries(
+        (operation['responses'] as Record<string, { content?: Record<string, { schema?: JsonSchema }> }>) ?? {},
+      )) {
         const schema = response.content?.['application/json']?.schema ?? response.content?.['application/problem+json']?.schema
         if (schema) responses[status] = schema
       }

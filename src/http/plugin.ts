@@ -69,7 +69,14 @@ export interface ApiRoutesOptions {
 }
 
 /** Request content types taken as raw bytes (command plists, configuration profiles). */
-const rawContentTypes = ['application/x-apple-plist', 'application/xml', 'text/xml', 'application/octet-stream', 'application/x-apple-aspen-config', 'application/pkcs7-mime']
+const rawContentTypes = [
+  'application/x-apple-plist',
+  'application/xml',
+  'text/xml',
+  'application/octet-stream',
+  'application/x-apple-aspen-config',
+  'application/pkcs7-mime',
+]
 
 /** The caller's view of the fleet in this operation (see model/access.ts). */
 export function accessOf(request: Pick<FastifyRequest, 'access'>): AccessScope {
@@ -93,7 +100,14 @@ async function authenticateRequest(request: FastifyRequest, options: ApiRoutesOp
   request.log = request.log.child({ principal_id: principal.id })
   const actor: AuditActor | undefined = readMethods.has(request.method)
     ? undefined
-    : { principalId: principal.id, principalName: principal.name, principalSource: principal.source, requestId: request.id, action: request.routeOptions.config.operationId ?? 'unknown', recorded: false }
+    : {
+        principalId: principal.id,
+        principalName: principal.name,
+        principalSource: principal.source,
+        requestId: request.id,
+        action: request.routeOptions.config.operationId ?? 'unknown',
+        recorded: false,
+      }
   const installationWide = request.routeOptions.config.installationWide === true
   const grants = installationWide ? { ...principal, grants: principal.grants.filter((grant) => grant.tenantId === null) } : principal
   const access = await scopeForRoles(grants, allowed, options.tenants, actor)
@@ -159,7 +173,11 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   // Decoded input that no column can hold (NUL, unpaired surrogates) is the caller's error,
   // found here once for every operation rather than by the database (raw bodies: the plist decoder).
   app.addHook('preValidation', async (request) => {
-    const problems = [...unstorableParameters(request.params), ...unstorableParameters(request.query), ...(Buffer.isBuffer(request.body) ? [] : unstorableFields(request.body))]
+    const problems = [
+      ...unstorableParameters(request.params),
+      ...unstorableParameters(request.query),
+      ...(Buffer.isBuffer(request.body) ? [] : unstorableFields(request.body)),
+    ]
     if (problems.length > 0) throw validationFailed(problems)
   })
   app.addHook('onSend', async (request, reply, payload) => {
@@ -191,7 +209,8 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
       if (!validate(payload)) {
         const problems = fieldProblems(validate.errors ?? [], 'body')
         request.log.error({ operation_id: operationId, errors: problems }, 'response does not match openapi.yaml')
-        if (options.responseValidation === 'strict') throw new OrchardError('internal', `response of ${operationId} does not match openapi.yaml: ${JSON.stringify(problems)}`)
+        if (options.responseValidation === 'strict')
+          throw new OrchardError('internal', `response of ${operationId} does not match openapi.yaml: ${JSON.stringify(problems)}`)
       }
       return payload
     })
@@ -199,7 +218,8 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
 
   const serveDocument: RouteHandler = async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(openapiYaml)
   for (const operation of apiOperations) {
-    const handler = operation.operationId === 'getOpenApiDocument' ? serveDocument : (options.handlers[operation.operationId as HandledOperationId] as RouteHandler)
+    const handler =
+      operation.operationId === 'getOpenApiDocument' ? serveDocument : (options.handlers[operation.operationId as HandledOperationId] as RouteHandler)
     registerOperation(app, operation, handler)
   }
 
@@ -239,7 +259,10 @@ function registerOperation(app: FastifyInstance, operation: ApiOperation, handle
       : {}),
     handler: async (request, reply) => {
       if (operation.bodyRequired && (request.body === undefined || request.body === null)) {
-        throw new OrchardError('validation_failed', `this operation needs a request body (${[operation.jsonBody ? 'application/json' : undefined, ...operation.rawBodyTypes].filter(Boolean).join(' or ')})`)
+        throw new OrchardError(
+          'validation_failed',
+          `this operation needs a request body (${[operation.jsonBody ? 'application/json' : undefined, ...operation.rawBodyTypes].filter(Boolean).join(' or ')})`,
+        )
       }
       return handler(request, reply)
     },

@@ -17,7 +17,7 @@ export interface FieldProblem {
 }
 
 type AddFormats = (ajv: Ajv2020) => Ajv2020
-const addFormats = ((ajvFormats as unknown as { default: AddFormats }).default ?? (ajvFormats as unknown as AddFormats)) as AddFormats
+const addFormats = (ajvFormats as unknown as { default: AddFormats }).default ?? (ajvFormats as unknown as AddFormats)
 
 function createAjv(options: { coerceTypes: boolean; useDefaults: boolean }): Ajv2020 {
   const ajv = new Ajv2020({
@@ -67,7 +67,9 @@ export function fieldProblems(errors: readonly Partial<ErrorObject>[], part: str
     const pointer = `${error.instancePath ?? ''}${child === undefined ? '' : `/${pointerToken(child)}`}`
     const detail = unknownField !== undefined ? 'is not a known field' : (error.message ?? 'is invalid')
     if (part === 'querystring' || part === 'params') {
-      const name = decodeName(pointer.split('/')[1] ?? '').replace(/~1/g, '/').replace(/~0/g, '~')
+      const name = decodeName(pointer.split('/')[1] ?? '')
+        .replace(/~1/g, '/')
+        .replace(/~0/g, '~')
       return { parameter: name, detail: unknownField !== undefined ? 'is not a known parameter' : detail }
     }
     return { pointer, detail }

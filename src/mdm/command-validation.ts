@@ -35,8 +35,7 @@ class Errors {
 
 const child = (pointer: string, token: string | number) => `${pointer}/${String(token).replace(/~/g, '~0').replace(/\//g, '~1')}`
 
-const isJsonObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+const isJsonObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** Sets an own property even for '__proto__', which plain assignment would turn into a prototype change. */
 function setKey(dict: PlistDict, key: string, value: PlistValue): void {
@@ -160,9 +159,10 @@ function pickAlternative(shapes: readonly CommandKeySchema[], element: unknown, 
   const items = shapes.flatMap((shape) => shape.subkeys?.find((subkey) => subkey.key === 'Item')?.allowedValues ?? [])
   const item = element['Item']
   if (item === undefined) return errors.add(child(pointer, 'Item'), 'is required')
-  const shape = typeof item === 'string'
-    ? shapes.find((candidate) => candidate.subkeys?.some((subkey) => subkey.key === 'Item' && subkey.allowedValues?.includes(item)))
-    : undefined
+  const shape =
+    typeof item === 'string'
+      ? shapes.find((candidate) => candidate.subkeys?.some((subkey) => subkey.key === 'Item' && subkey.allowedValues?.includes(item)))
+      : undefined
   if (!shape) return errors.add(child(pointer, 'Item'), `must be one of ${items.map((name) => JSON.stringify(name)).join(', ')}`)
   return shape
 }
@@ -228,12 +228,7 @@ export interface CommandTargetFacts {
 }
 
 export type NotApplicableReason =
-  | 'unsupported_platform'
-  | 'os_too_old'
-  | 'requires_supervision'
-  | 'not_for_user_enrollment'
-  | 'not_for_user_channel'
-  | 'not_for_device_channel'
+  'unsupported_platform' | 'os_too_old' | 'requires_supervision' | 'not_for_user_enrollment' | 'not_for_user_channel' | 'not_for_device_channel'
 
 /**
  * Whether a command can go to a target, judged only on facts that are known (unknown facts never

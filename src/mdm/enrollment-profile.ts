@@ -136,7 +136,10 @@ function checkOptions({ identifier, organization, variant, scep, mdm }: Enrollme
   if (!organization.trim()) fail('organization must not be empty')
   if (variant !== 'device' && variant !== 'user-enrollment') fail(`unknown variant ${JSON.stringify(variant)}`)
   if (!mdm.topic.startsWith('com.apple.mgmt.')) fail(`topic ${JSON.stringify(mdm.topic)} does not start with com.apple.mgmt.`)
-  for (const [name, url] of [['serverUrl', mdm.serverUrl], ['checkInUrl', mdm.checkInUrl]] as const) {
+  for (const [name, url] of [
+    ['serverUrl', mdm.serverUrl],
+    ['checkInUrl', mdm.checkInUrl],
+  ] as const) {
     if (!/^https:\/\/[^/]/.test(url)) fail(`${name} ${JSON.stringify(url)} must be an https:// URL`)
   }
   if (!/^https?:\/\/[^/]/.test(scep.url)) fail(`scep url ${JSON.stringify(scep.url)} must be an http(s) URL`)

@@ -102,7 +102,8 @@ export function decodeMachineInfo(content: Buffer): MachineInfo {
   const serialNumber = requiredIdentifier(value, 'SERIAL')
   for (const [key, expected] of Object.entries(machineInfoKeys)) {
     const entry = value[key]
-    if (entry !== undefined && typeOf(entry) !== expected) throw malformed(`${key} must be ${expected === 'data' ? 'data' : `a ${expected}`}, got ${typeOf(entry)}`)
+    if (entry !== undefined && typeOf(entry) !== expected)
+      throw malformed(`${key} must be ${expected === 'data' ? 'data' : `a ${expected}`}, got ${typeOf(entry)}`)
   }
   const pairingToken = value['PAIRING_TOKEN']
   return {
@@ -135,7 +136,8 @@ export function decodeDeviceInfoHeader(value: string): Buffer {
   // A missing header arrives as undefined from untyped callers: refuse it like an empty one.
   const text = typeof value === 'string' ? value.trim() : ''
   if (text.length === 0) throw new OrchardError('malformed_message', 'x-apple-aspen-deviceinfo: header is empty')
-  if (text.length > maxHeaderLength) throw new OrchardError('malformed_message', `x-apple-aspen-deviceinfo: header is longer than ${maxHeaderLength} characters`)
+  if (text.length > maxHeaderLength)
+    throw new OrchardError('malformed_message', `x-apple-aspen-deviceinfo: header is longer than ${maxHeaderLength} characters`)
   // Buffer.from skips junk, accepts the URL alphabet and missing padding: the canonical
   // re-encoding is equal only for strict input (and refuses non-zero padding bits too).
   const bytes = text.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, 'base64') : undefined

@@ -3,7 +3,13 @@
 // of PayloadContent against CommonPayloadKeys plus the keys of its PayloadType. Proves
 // that the profiles Orchard builds are well-formed before a device sees them. Pure: no I/O.
 // https://developer.apple.com/documentation/devicemanagement/toplevel
-import { knownPayloadTypes, profilePayloadSchema, profileSchemaNames, type ProfileKeySchema, type ProfileSchemaName } from './generated/profile-payload-schema.js'
+import {
+  knownPayloadTypes,
+  profilePayloadSchema,
+  profileSchemaNames,
+  type ProfileKeySchema,
+  type ProfileSchemaName,
+} from './generated/profile-payload-schema.js'
 import { isPlistDict, type PlistDict, type PlistValue } from './plist.js'
 
 const maxProblems = 100

@@ -27,8 +27,7 @@ export interface AuditActor {
 }
 
 export type AccessScope =
-  | { readonly kind: 'all'; readonly actor?: AuditActor }
-  | { readonly kind: 'tenants'; readonly ids: readonly string[]; readonly actor?: AuditActor }
+  { readonly kind: 'all'; readonly actor?: AuditActor } | { readonly kind: 'tenants'; readonly ids: readonly string[]; readonly actor?: AuditActor }
 
 /** The scope of the system itself (enrollment, background loops): everything, no actor. */
 export const fullAccess: AccessScope = Object.freeze({ kind: 'all' })
@@ -41,7 +40,6 @@ export function tenantsAccess(ids: readonly string[], actor?: AuditActor): Acces
 export function scopeIncludes(scope: AccessScope, tenantId: string | null): boolean {
   return scope.kind === 'all' || (tenantId !== null && scope.ids.includes(tenantId))
 }
-
 
 /** The tenant a new row gets when the caller names none: its only tenant, or central IT. */
 export function defaultTenantOf(scope: AccessScope): string | null {

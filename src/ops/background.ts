@@ -48,7 +48,9 @@ export function startBackgroundWork(deps: {
     tasks.push(startPeriodicTask('re-push', seconds * 1000, async () => void (await deps.push.repushDue()), deps.logger))
   }
   if (deps.config.blueprintCheckHours > 0) {
-    tasks.push(startPeriodicTask('blueprint check', deps.config.blueprintCheckHours * 3_600_000, async () => void (await deps.blueprints.checkAll()), deps.logger))
+    tasks.push(
+      startPeriodicTask('blueprint check', deps.config.blueprintCheckHours * 3_600_000, async () => void (await deps.blueprints.checkAll()), deps.logger),
+    )
   }
   if (deps.config.depSyncSeconds > 0) {
     tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))
@@ -56,14 +58,20 @@ export function startBackgroundWork(deps: {
   }
   const warnExpiringDepTokens = async () => {
     for (const token of await deps.dep.expiringTokens(depTokenWarningDays)) {
-      deps.logger.warn({ dep_token_id: token.id, name: token.name, access_token_expiry: token.access_token_expiry, days_left: token.daysLeft }, `ABM/ASM server token "${token.name}" expires in ${token.daysLeft} days: download a new one in Apple Business/School Manager and upload it`)
+      deps.logger.warn(
+        { dep_token_id: token.id, name: token.name, access_token_expiry: token.access_token_expiry, days_left: token.daysLeft },
+        `ABM/ASM server token "${token.name}" expires in ${token.daysLeft} days: download a new one in Apple Business/School Manager and upload it`,
+      )
     }
   }
   void warnExpiringDepTokens().catch((error: unknown) => deps.logger.error({ err: error }, 'ABM/ASM token expiry check failed'))
   tasks.push(startPeriodicTask('ABM/ASM token expiry check', 86_400_000, warnExpiringDepTokens, deps.logger))
   const warnExpiring = async () => {
     for (const certificate of await deps.pushCertificates.expiring(30)) {
-      deps.logger.warn({ topic: certificate.topic, not_after: certificate.notAfter, days_left: certificate.daysLeft }, `push certificate for ${certificate.topic} expires in ${certificate.daysLeft} days: renew it in the Apple Push Certificates Portal with the same Apple Account`)
+      deps.logger.warn(
+        { topic: certificate.topic, not_after: certificate.notAfter, days_left: certificate.daysLeft },
+        `push certificate for ${certificate.topic} expires in ${certificate.daysLeft} days: renew it in the Apple Push Certificates Portal with the same Apple Account`,
+      )
     }
   }
   void warnExpiring().catch((error: unknown) => deps.logger.error({ err: error }, 'push certificate expiry check failed'))

@@ -40,7 +40,9 @@ export function createReadinessCheck(deps: ReadinessDeps): () => Promise<Readine
         checks.push_certificates =
           expiring.length === 0
             ? 'ok'
-            : expiring.map((c) => (c.daysLeft < 0 ? `${c.topic} expired on ${c.notAfter.toISOString().slice(0, 10)}` : `${c.topic} expires in ${c.daysLeft} days`)).join('; ')
+            : expiring
+                .map((c) => (c.daysLeft < 0 ? `${c.topic} expired on ${c.notAfter.toISOString().slice(0, 10)}` : `${c.topic} expires in ${c.daysLeft} days`))
+                .join('; ')
       }
       return { ready: current, checks }
     } catch (error) {

@@ -15,7 +15,10 @@ export interface PushHandlerDeps {
 
 function uploadFrom(body: UploadBody): PushCertificateUpload {
   if (body.pkcs12_base64 !== undefined) {
-    if (body.password === undefined) throw new OrchardError('validation_failed', 'a PKCS#12 upload needs its password (use "" for none)', { details: { errors: [{ pointer: '/password', detail: 'is required with pkcs12_base64' }] } })
+    if (body.password === undefined)
+      throw new OrchardError('validation_failed', 'a PKCS#12 upload needs its password (use "" for none)', {
+        details: { errors: [{ pointer: '/password', detail: 'is required with pkcs12_base64' }] },
+      })
     const pkcs12 = Buffer.from(body.pkcs12_base64, 'base64')
     if (pkcs12.length === 0) throw new OrchardError('validation_failed', 'pkcs12_base64 is empty or not base64')
     return { kind: 'pkcs12', pkcs12, password: body.password }

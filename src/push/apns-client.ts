@@ -284,7 +284,13 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
       stream.on('close', () => {
         endStream()
         if (status !== 0) resolve(answer(target.enrollmentId, status, apnsId, body))
-        else resolve(connectionFailure(target.enrollmentId, failure ?? Object.assign(new Error(`stream closed without an answer (code ${stream.rstCode})`), { code: 'StreamClosed' })))
+        else
+          resolve(
+            connectionFailure(
+              target.enrollmentId,
+              failure ?? Object.assign(new Error(`stream closed without an answer (code ${stream.rstCode})`), { code: 'StreamClosed' }),
+            ),
+          )
       })
       stream.end(note.compile())
     })
@@ -336,7 +342,14 @@ export function createApnsSender(options: ApnsSenderOptions): ApnsSender {
 
   async function send(targets: PushTarget[], sendOptions: { expiration?: Date } = {}): Promise<PushOutcome[]> {
     if (closing) {
-      return targets.map((t) => ({ enrollmentId: t.enrollmentId, ok: false, status: null, reason: 'SenderClosed', tokenInvalid: false, certificateProblem: false }))
+      return targets.map((t) => ({
+        enrollmentId: t.enrollmentId,
+        ok: false,
+        status: null,
+        reason: 'SenderClosed',
+        tokenInvalid: false,
+        certificateProblem: false,
+      }))
     }
     // apns-expiration: epoch seconds; 0 = deliver once, do not store.
     const expiry = sendOptions.expiration ? Math.max(0, Math.floor(sendOptions.expiration.getTime() / 1000)) : undefined

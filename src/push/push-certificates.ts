@@ -10,8 +10,7 @@ import { OrchardError } from '../errors.js'
 import type { PushCertificateRow, PushStore } from './push-store.js'
 
 export type PushCertificateUpload =
-  | { kind: 'pem'; certificatePem: string; privateKeyPem: string; passphrase?: string }
-  | { kind: 'pkcs12'; pkcs12: Buffer; password: string }
+  { kind: 'pem'; certificatePem: string; privateKeyPem: string; passphrase?: string } | { kind: 'pkcs12'; pkcs12: Buffer; password: string }
 
 export interface PushCertificateView {
   topic: string
@@ -38,7 +37,12 @@ export interface PushCertificateService {
   expiring(days: number): Promise<PushCertificateView[]>
 }
 
-export function createPushCertificateService(deps: { store: PushStore; secretBox: SecretBox | null; logger: Logger; now?: () => Date }): PushCertificateService {
+export function createPushCertificateService(deps: {
+  store: PushStore
+  secretBox: SecretBox | null
+  logger: Logger
+  now?: () => Date
+}): PushCertificateService {
   const now = deps.now ?? (() => new Date())
   const log = deps.logger.child({ service: 'push-certificates' })
 
@@ -103,7 +107,10 @@ export function createPushCertificateService(deps: { store: PushStore; secretBox
       const tenantId = tenantForNewRow(scope, requestedTenant)
       const certificate = await parse(upload)
       if (!(await deps.store.insertCertificate(seal(certificate, tenantId), scope))) {
-        throw new OrchardError('conflict', `topic ${certificate.topic} already has a push certificate: renew it with PUT /api/v1/push-certificates/${certificate.topic}`)
+        throw new OrchardError(
+          'conflict',
+          `topic ${certificate.topic} already has a push certificate: renew it with PUT /api/v1/push-certificates/${certificate.topic}`,
+        )
       }
       log.info({ topic: certificate.topic, serial_number: certificate.serialNumber, not_after: certificate.notAfter }, 'push certificate added')
       return stored(certificate.topic)

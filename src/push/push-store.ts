@@ -118,14 +118,25 @@ export function createPushStore(db: Kysely<Database>): PushStore {
           .onConflict((oc) => oc.column('topic').doNothing())
           .returning('topic')
           .executeTakeFirst()
-        if (inserted) await recordAdminWrite(trx, scope, { type: 'push_certificate', id: certificate.topic, tenantId: certificate.tenantId, details: { serial_number: certificate.serialNumber } })
+        if (inserted)
+          await recordAdminWrite(trx, scope, {
+            type: 'push_certificate',
+            id: certificate.topic,
+            tenantId: certificate.tenantId,
+            details: { serial_number: certificate.serialNumber },
+          })
         return inserted !== undefined
       })
     },
 
     async replaceCertificate(replacedTopic, certificate, scope = fullAccess) {
       await db.transaction().execute(async (trx) => {
-        await recordAdminWrite(trx, scope, { type: 'push_certificate', id: replacedTopic, tenantId: certificate.tenantId, details: { serial_number: certificate.serialNumber, topic: certificate.topic } })
+        await recordAdminWrite(trx, scope, {
+          type: 'push_certificate',
+          id: replacedTopic,
+          tenantId: certificate.tenantId,
+          details: { serial_number: certificate.serialNumber, topic: certificate.topic },
+        })
         if (replacedTopic !== certificate.topic) await trx.deleteFrom('push_certificates').where('topic', '=', replacedTopic).execute()
         const row = values(certificate)
         await trx

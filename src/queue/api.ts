@@ -22,7 +22,9 @@ type EnqueueBody = Body<'enqueueCommand'>
 function exactlyOne(body: EnqueueBody, a: keyof EnqueueBody, b: keyof EnqueueBody): void {
   const count = Number(body[a] !== undefined) + Number(body[b] !== undefined)
   if (count !== 1) {
-    throw new OrchardError('validation_failed', `send exactly one of ${a} and ${b}`, { details: { errors: [{ pointer: count === 0 ? `/${a}` : `/${b}`, detail: `exactly one of ${a} and ${b} is needed` }] } })
+    throw new OrchardError('validation_failed', `send exactly one of ${a} and ${b}`, {
+      details: { errors: [{ pointer: count === 0 ? `/${a}` : `/${b}`, detail: `exactly one of ${a} and ${b} is needed` }] },
+    })
   }
 }
 
@@ -31,14 +33,19 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
   // token, and where it is an owner (dispatch.ts).
   async function callerOf(principal: Principal | undefined, confirmationToken: string | undefined): Promise<DispatchCaller> {
     if (!principal) throw new OrchardError('unauthorized', 'not authenticated')
-    return { principalId: principal.id, ownerScope: await scopeForRoles(principal, ['owner'], deps.tenants), ...(confirmationToken !== undefined ? { confirmationToken } : {}) }
+    return {
+      principalId: principal.id,
+      ownerScope: await scopeForRoles(principal, ['owner'], deps.tenants),
+      ...(confirmationToken !== undefined ? { confirmationToken } : {}),
+    }
   }
 
   // A stored command was audited with it; one no target could take is answered as a
   // success all the same (the targets say why), so it is audited here.
   async function dispatch(scope: AccessScope, dispatchRequest: DispatchRequest): Promise<DispatchResult> {
     const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
-    if (!result.stored) await deps.commands.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
+    if (!result.stored)
+      await deps.commands.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
     return result
   }
 
@@ -58,13 +65,20 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
       let command: CommandSource
       if (body.plist_base64 !== undefined) {
         const payload = decodeBase64(body.plist_base64)
-        if (!payload) throw new OrchardError('validation_failed', 'plist_base64 is not base64', { details: { errors: [{ pointer: '/plist_base64', detail: 'must be base64' }] } })
-        if (body.command_uuid !== undefined) throw new OrchardError('validation_failed', 'a raw plist carries its own CommandUUID', { details: { errors: [{ pointer: '/command_uuid', detail: 'only with command' }] } })
+        if (!payload)
+          throw new OrchardError('validation_failed', 'plist_base64 is not base64', {
+            details: { errors: [{ pointer: '/plist_base64', detail: 'must be base64' }] },
+          })
+        if (body.command_uuid !== undefined)
+          throw new OrchardError('validation_failed', 'a raw plist carries its own CommandUUID', {
+            details: { errors: [{ pointer: '/command_uuid', detail: 'only with command' }] },
+          })
         command = { kind: 'plist', payload }
       } else {
         command = { kind: 'typed', json: body.command, pointer: '/command', ...(body.command_uuid !== undefined ? { uuid: body.command_uuid } : {}) }
       }
-      const targets: DispatchTargets = body.enrollment_ids !== undefined ? { enrollmentIds: body.enrollment_ids } : { filter: deviceFilterFrom(body.filter ?? {}) }
+      const targets: DispatchTargets =
+        body.enrollment_ids !== undefined ? { enrollmentIds: body.enrollment_ids } : { filter: deviceFilterFrom(body.filter ?? {}) }
       const scope = accessOf(request)
       const dispatchRequest = {
         targets,
@@ -80,7 +94,10 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
 
     async enqueueRawCommand(request, reply) {
       const { query } = request
-      const enrollmentIds = request.params.ids.split(',').map((id) => id.trim()).filter((id) => id !== '')
+      const enrollmentIds = request.params.ids
+        .split(',')
+        .map((id) => id.trim())
+        .filter((id) => id !== '')
       if (enrollmentIds.length === 0) throw new OrchardError('validation_failed', 'name at least one enrollment ID in the path')
       // A body in another content type still reaches the handler: it is refused here.
       const payload: unknown = request.body
@@ -120,13 +137,23 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
 
     async listCommandTargets(request) {
       const { query } = request
-      const targets = await deps.commands.listCommandTargets(accessOf(request), request.params.command_uuid, query.status ? { status: query.status } : {}, page(query))
+      const targets = await deps.commands.listCommandTargets(
+        accessOf(request),
+        request.params.command_uuid,
+        query.status ? { status: query.status } : {},
+        page(query),
+      )
       return { items: targets.items.map(commandTargetJson), next_cursor: targets.nextCursor }
     },
 
     async cancelCommand(request) {
       const uuid = request.params.command_uuid
-      const outcome = await deps.commands.cancelCommand(accessOf(request), uuid, request.body.enrollment_ids, `cancelled by ${request.principal?.id ?? 'unknown'}`)
+      const outcome = await deps.commands.cancelCommand(
+        accessOf(request),
+        uuid,
+        request.body.enrollment_ids,
+        `cancelled by ${request.principal?.id ?? 'unknown'}`,
+      )
       request.log.info({ command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight }, 'command cancelled')
       return { command_uuid: uuid, cancelled: outcome.cancelled, in_flight: outcome.inFlight, finished: outcome.finished, not_targeted: outcome.notTargeted }
     },

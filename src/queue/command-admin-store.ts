@@ -48,11 +48,25 @@ export interface CancelOutcome {
 }
 
 export interface CommandAdminStore {
-  listCommands(scope: AccessScope, filter: { requestType?: string; createdBefore?: Date; createdAfter?: Date }, page: { limit: number; cursor?: string }): Promise<Page<CommandRow>>
+  listCommands(
+    scope: AccessScope,
+    filter: { requestType?: string; createdBefore?: Date; createdAfter?: Date },
+    page: { limit: number; cursor?: string },
+  ): Promise<Page<CommandRow>>
   getCommand(scope: AccessScope, uuid: string): Promise<CommandWithCounts | undefined>
   commandExists(scope: AccessScope, uuid: string): Promise<boolean>
-  listCommandTargets(scope: AccessScope, uuid: string, filter: { status?: CommandTargetStatus }, page: { limit: number; cursor?: string }): Promise<Page<CommandTargetRow>>
-  listEnrollmentCommands(scope: AccessScope, enrollmentId: string, state: 'open' | 'finished' | 'all', page: { limit: number; cursor?: string }): Promise<Page<CommandTargetRow>>
+  listCommandTargets(
+    scope: AccessScope,
+    uuid: string,
+    filter: { status?: CommandTargetStatus },
+    page: { limit: number; cursor?: string },
+  ): Promise<Page<CommandTargetRow>>
+  listEnrollmentCommands(
+    scope: AccessScope,
+    enrollmentId: string,
+    state: 'open' | 'finished' | 'all',
+    page: { limit: number; cursor?: string },
+  ): Promise<Page<CommandTargetRow>>
   /** Cancels the command for the named channels, or all its targets. */
   cancelCommand(scope: AccessScope, uuid: string, enrollmentIds: readonly string[] | undefined, reason: string): Promise<CancelOutcome>
   /** Cancels everything queued for a channel that the device has not fetched. */
@@ -75,8 +89,20 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       .selectFrom('command_targets as t')
       .innerJoin('commands as c', 'c.uuid', 't.command_uuid')
       .select([
-        't.enrollment_id', 't.command_uuid', 'c.request_type', 't.status', 't.not_now_count', 't.delivery_count', 't.first_delivered_at',
-        't.last_delivered_at', 't.result_at', 't.result_raw', 't.error_chain', 't.cancel_reason', 't.created_at', 't.updated_at',
+        't.enrollment_id',
+        't.command_uuid',
+        'c.request_type',
+        't.status',
+        't.not_now_count',
+        't.delivery_count',
+        't.first_delivered_at',
+        't.last_delivered_at',
+        't.result_at',
+        't.result_raw',
+        't.error_chain',
+        't.cancel_reason',
+        't.created_at',
+        't.updated_at',
       ])
   }
 
@@ -90,9 +116,19 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       if (filter.requestType !== undefined) query = query.where('c.request_type', '=', filter.requestType)
       if (filter.createdBefore !== undefined) query = query.where('c.created_at', '<', filter.createdBefore)
       if (filter.createdAfter !== undefined) query = query.where('c.created_at', '>', filter.createdAfter)
-      if (page.cursor !== undefined) query = query.where(afterCursor('c.created_at', 'c.uuid', 'desc', decodeCursor(page.cursor, sort, { value: 'timestamptz', id: 'text' }), 'timestamptz'))
-      const rows = await query.orderBy(orderFor('c.created_at', 'c.uuid', 'desc')).limit(page.limit + 1).execute()
-      return pageOf(rows, page.limit, sort, (row) => ({ value: row.sort_key, id: row.uuid }), ({ sort_key: _key, ...row }) => row)
+      if (page.cursor !== undefined)
+        query = query.where(afterCursor('c.created_at', 'c.uuid', 'desc', decodeCursor(page.cursor, sort, { value: 'timestamptz', id: 'text' }), 'timestamptz'))
+      const rows = await query
+        .orderBy(orderFor('c.created_at', 'c.uuid', 'desc'))
+        .limit(page.limit + 1)
+        .execute()
+      return pageOf(
+        rows,
+        page.limit,
+        sort,
+        (row) => ({ value: row.sort_key, id: row.uuid }),
+        ({ sort_key: _key, ...row }) => row,
+      )
     },
 
     async getCommand(scope, uuid) {
@@ -121,8 +157,17 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       let query = targetsQuery().where('t.command_uuid', '=', uuid).where(inScope(scope, 'c.tenant_id'))
       if (filter.status !== undefined) query = query.where('t.status', '=', filter.status)
       if (page.cursor !== undefined) query = query.where('t.enrollment_id', '>', decodeCursor(page.cursor, sort, { value: null, id: 'text' }).id)
-      const rows = await query.orderBy('t.enrollment_id').limit(page.limit + 1).execute()
-      return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.enrollment_id }), (row) => row)
+      const rows = await query
+        .orderBy('t.enrollment_id')
+        .limit(page.limit + 1)
+        .execute()
+      return pageOf(
+        rows,
+        page.limit,
+        sort,
+        (row) => ({ value: null, id: row.enrollment_id }),
+        (row) => row,
+      )
     },
 
     async listEnrollmentCommands(scope, enrollmentId, state, page) {
@@ -137,8 +182,17 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       if (state === 'open') query = query.where(isOpen('t'))
       if (state === 'finished') query = query.where(isFinished('t'))
       if (page.cursor !== undefined) query = query.where(sql<boolean>`t.seq < ${decodeCursor(page.cursor, sort, { value: null, id: 'bigint' }).id}::bigint`)
-      const rows = await query.orderBy('t.seq', 'desc').limit(page.limit + 1).execute()
-      return pageOf(rows, page.limit, sort, (row) => ({ value: null, id: row.seq }), ({ seq: _seq, ...row }) => row)
+      const rows = await query
+        .orderBy('t.seq', 'desc')
+        .limit(page.limit + 1)
+        .execute()
+      return pageOf(
+        rows,
+        page.limit,
+        sort,
+        (row) => ({ value: null, id: row.seq }),
+        ({ seq: _seq, ...row }) => row,
+      )
     },
 
     async cancelCommand(scope, uuid, enrollmentIds, reason) {
@@ -168,7 +222,12 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
                  (select count(*) from others where ${isFinished()})::int as finished,
                  ((select count(*) from cancelled) + (select count(*) from others))::int as targeted`.execute(trx)
         const row = rows[0]!
-        await recordAdminWrite(trx, scope, { type: 'command', id: uuid, tenantId: command.tenant_id, details: { cancelled: row.cancelled, in_flight: row.in_flight } })
+        await recordAdminWrite(trx, scope, {
+          type: 'command',
+          id: uuid,
+          tenantId: command.tenant_id,
+          details: { cancelled: row.cancelled, in_flight: row.in_flight },
+        })
         // Rows the update skipped because they changed meanwhile are counted by what they are now.
         return {
           cancelled: row.cancelled,
@@ -200,17 +259,33 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
                  (select count(*) from command_targets t
                   where t.enrollment_id = ${enrollmentId} and ${isOpen('t')}
                     and t.command_uuid not in (select command_uuid from cancelled))::int as in_flight`.execute(trx)
-        await recordAdminWrite(trx, scope, { type: 'enrollment', id: enrollmentId, tenantId: device.tenant_id, deviceId: device.id, details: { cancelled: rows[0]!.cancelled } })
+        await recordAdminWrite(trx, scope, {
+          type: 'enrollment',
+          id: enrollmentId,
+          tenantId: device.tenant_id,
+          deviceId: device.id,
+          details: { cancelled: rows[0]!.cancelled },
+        })
         return { cancelled: rows[0]!.cancelled, inFlight: rows[0]!.in_flight }
       })
     },
 
     async recordUnstoredCommand(scope, command) {
-      await recordAdminWrite(db, scope, { type: 'command', id: command.uuid, tenantId: defaultTenantOf(scope), details: { request_type: command.requestType, stored: false, targets: command.targets } })
+      await recordAdminWrite(db, scope, {
+        type: 'command',
+        id: command.uuid,
+        tenantId: defaultTenantOf(scope),
+        details: { request_type: command.requestType, stored: false, targets: command.targets },
+      })
     },
 
     async recordDryRun(scope, dryRun) {
-      await recordAdminWrite(db, scope, { type: 'command', id: null, tenantId: defaultTenantOf(scope), details: { dry_run: true, request_type: dryRun.requestType, targets: dryRun.count, destructive: dryRun.destructive } })
+      await recordAdminWrite(db, scope, {
+        type: 'command',
+        id: null,
+        tenantId: defaultTenantOf(scope),
+        details: { dry_run: true, request_type: dryRun.requestType, targets: dryRun.count, destructive: dryRun.destructive },
+      })
     },
 
     async pruneFinished(before, batchSize = 5000) {

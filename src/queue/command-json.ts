@@ -1,12 +1,6 @@
 // Commands in the admin API's JSON: the queue's commands and targets, and what queueing one
 // answers (per-target results, or the dry run).
-import type {
-  Command,
-  CommandSummary,
-  CommandTarget,
-  DryRunResult as DryRunJson,
-  EnqueueResult,
-} from '../http/generated/operations.js'
+import type { Command, CommandSummary, CommandTarget, DryRunResult as DryRunJson, EnqueueResult } from '../http/generated/operations.js'
 import { iso } from '../http/views.js'
 import { plistToJson } from '../mdm/json.js'
 import { decodePlist, isPlistDict } from '../mdm/plist.js'
@@ -76,7 +70,13 @@ export function dryRunJson(result: DryRunResult): DryRunJson {
     dry_run: true,
     request_type: result.requestType,
     count: result.count,
-    targets: result.targets.map((t) => ({ enrollment_id: t.enrollmentId, device_id: t.deviceId, serial_number: t.serialNumber, tenant_id: t.tenantId, kind: t.kind })),
+    targets: result.targets.map((t) => ({
+      enrollment_id: t.enrollmentId,
+      device_id: t.deviceId,
+      serial_number: t.serialNumber,
+      tenant_id: t.tenantId,
+      kind: t.kind,
+    })),
     not_applicable: result.notApplicable,
     unknown: result.unknown,
     destructive: result.destructive,

@@ -21,8 +21,7 @@ export interface NewCommand {
 export type TargetOutcome = 'queued' | 'unknown_enrollment' | 'enrollment_disabled'
 
 export type InsertCommandOutcome =
-  | { ok: true; stored: boolean; targets: Array<{ enrollmentId: string; outcome: TargetOutcome }> }
-  | { ok: false; reason: 'duplicate_uuid' }
+  { ok: true; stored: boolean; targets: Array<{ enrollmentId: string; outcome: TargetOutcome }> } | { ok: false; reason: 'duplicate_uuid' }
 
 export interface NextCommand {
   uuid: string
@@ -97,15 +96,12 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
       const unique = [...new Set(targets)]
       try {
         return await db.transaction().execute(async (trx) => {
-          const known = unique.length
-            ? await trx.selectFrom('enrollments').select(['id', 'enabled']).where('id', 'in', unique).execute()
-            : []
+          const known = unique.length ? await trx.selectFrom('enrollments').select(['id', 'enabled']).where('id', 'in', unique).execute() : []
           const enabled = new Map(known.map((row) => [row.id, row.enabled]))
           const queued = unique.filter((id) => enabled.get(id) === true)
-          const targetOutcomes = unique.map((enrollmentId) => ({
-            enrollmentId,
-            outcome: (!enabled.has(enrollmentId) ? 'unknown_enrollment' : enabled.get(enrollmentId) ? 'queued' : 'enrollment_disabled') as TargetOutcome,
-          }))
+          const outcomeOf = (enrollmentId: string): TargetOutcome =>
+            !enabled.has(enrollmentId) ? 'unknown_enrollment' : enabled.get(enrollmentId) ? 'queued' : 'enrollment_disabled'
+          const targetOutcomes = unique.map((enrollmentId) => ({ enrollmentId, outcome: outcomeOf(enrollmentId) }))
           // A command no target can receive is not stored.
           if (queued.length === 0) return { ok: true as const, stored: false, targets: targetOutcomes }
 
@@ -126,7 +122,9 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
           // A device that does not answer the push is pushed again after the re-push interval.
           await trx
             .updateTable('enrollments')
-            .set({ next_repush_at: sql`least(coalesce(next_repush_at, 'infinity'::timestamptz), now() + make_interval(secs => ${options.repushAfterSeconds}::int))` })
+            .set({
+              next_repush_at: sql`least(coalesce(next_repush_at, 'infinity'::timestamptz), now() + make_interval(secs => ${options.repushAfterSeconds}::int))`,
+            })
             .where('id', 'in', queued)
             .execute()
           for (let i = 0; i < queued.length; i += 1000) {
@@ -248,9 +246,10 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
       if (row.gate_ok === 0) return { accepted: false, reason: await explainRefusal(report) }
       let result: ResultOutcome | undefined
       if (!isIdle) {
-        result = row.recorded_type !== null
-          ? { recorded: true, requestType: row.recorded_type, notNowCount: row.not_now_count ?? 0 }
-          : { recorded: false, reason: (await commandTargetExists(report.enrollmentId, report.commandUuid!)) ? 'already_answered' : 'unknown_command' }
+        result =
+          row.recorded_type !== null
+            ? { recorded: true, requestType: row.recorded_type, notNowCount: row.not_now_count ?? 0 }
+            : { recorded: false, reason: (await commandTargetExists(report.enrollmentId, report.commandUuid!)) ? 'already_answered' : 'unknown_command' }
       }
       return {
         accepted: true,

@@ -16,9 +16,7 @@ export interface ConfirmationBinding {
   targetIds: readonly string[]
 }
 
-export type ConfirmationCheck =
-  | { ok: true }
-  | { ok: false; problem: 'malformed' | 'expired' | 'other_command' | 'targets_changed'; detail: string }
+export type ConfirmationCheck = { ok: true } | { ok: false; problem: 'malformed' | 'expired' | 'other_command' | 'targets_changed'; detail: string }
 
 export interface ConfirmationTokens {
   issue(binding: ConfirmationBinding): { token: string; expiresAt: Date }
@@ -52,7 +50,11 @@ export function commandDigest(command: EncodedCommand): string {
   return createHash('sha256').update(encodePlist(inner)).digest('hex')
 }
 
-const targetSetDigest = (ids: readonly string[]) => createHash('sha256').update([...ids].sort().join('\n')).digest('base64url').slice(0, 22)
+const targetSetDigest = (ids: readonly string[]) =>
+  createHash('sha256')
+    .update([...ids].sort().join('\n'))
+    .digest('base64url')
+    .slice(0, 22)
 
 /**
  * The key of confirmation tokens, derived from the first master key so that every instance
@@ -73,12 +75,16 @@ export function createConfirmationTokens(options: { key?: Buffer; ttlSeconds?: n
   const ttlMs = (options.ttlSeconds ?? 600) * 1000
   const now = options.now ?? (() => new Date())
   const mac = (payload: string, binding: ConfirmationBinding) =>
-    createHmac('sha256', key).update(JSON.stringify([payload, binding.principalId, binding.requestType, binding.commandDigest])).digest()
+    createHmac('sha256', key)
+      .update(JSON.stringify([payload, binding.principalId, binding.requestType, binding.commandDigest]))
+      .digest()
 
   return {
     issue(binding) {
       const expiresAt = new Date(now().getTime() + ttlMs)
-      const payload = Buffer.from(JSON.stringify({ e: Math.floor(expiresAt.getTime() / 1000), n: binding.targetIds.length, t: targetSetDigest(binding.targetIds) })).toString('base64url')
+      const payload = Buffer.from(
+        JSON.stringify({ e: Math.floor(expiresAt.getTime() / 1000), n: binding.targetIds.length, t: targetSetDigest(binding.targetIds) }),
+      ).toString('base64url')
       return { token: `${payload}.${mac(payload, binding).toString('base64url')}`, expiresAt }
     },
 
@@ -88,7 +94,11 @@ export function createConfirmationTokens(options: { key?: Buffer; ttlSeconds?: n
       const expected = mac(payload, binding)
       const given = Buffer.from(signature, 'base64url')
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-        return { ok: false, problem: 'other_command', detail: 'the confirmation token was issued for another command or another caller: run the dry run for this one' }
+        return {
+          ok: false,
+          problem: 'other_command',
+          detail: 'the confirmation token was issued for another command or another caller: run the dry run for this one',
+        }
       }
       let fields: { e?: unknown; n?: unknown; t?: unknown }
       try {
@@ -96,9 +106,14 @@ export function createConfirmationTokens(options: { key?: Buffer; ttlSeconds?: n
       } catch {
         return { ok: false, problem: 'malformed', detail: 'the confirmation token is not one this server issued' }
       }
-      if (typeof fields.e !== 'number' || fields.e * 1000 <= now().getTime()) return { ok: false, problem: 'expired', detail: 'the confirmation token has expired: run the dry run again' }
+      if (typeof fields.e !== 'number' || fields.e * 1000 <= now().getTime())
+        return { ok: false, problem: 'expired', detail: 'the confirmation token has expired: run the dry run again' }
       if (fields.t !== targetSetDigest(binding.targetIds)) {
-        return { ok: false, problem: 'targets_changed', detail: `the targets changed since the dry run (${String(fields.n)} then, ${binding.targetIds.length} now): run the dry run again and check them` }
+        return {
+          ok: false,
+          problem: 'targets_changed',
+          detail: `the targets changed since the dry run (${String(fields.n)} then, ${binding.targetIds.length} now): run the dry run again and check them`,
+        }
       }
       return { ok: true }
     },

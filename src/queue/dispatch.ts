@@ -111,14 +111,21 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
         if (!checked.ok) {
           const errors = checked.errors.map((error) => ({ pointer: `${source.pointer}${error.pointer}`, detail: error.detail }))
           const first = errors[0]!
-          throw new OrchardError('validation_failed', `the command does not match Apple's schema: ${first.pointer} ${first.detail}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, { details: { errors } })
+          throw new OrchardError(
+            'validation_failed',
+            `the command does not match Apple's schema: ${first.pointer} ${first.detail}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`,
+            { details: { errors } },
+          )
         }
         return buildCommand(checked.requestType, checked.keys, source.uuid)
       }
     }
   }
 
-  function applicability(requestType: string, facts: TargetFacts): { ok: true } | { ok: false; reason: NotApplicableReason | 'not_for_personal_device'; detail: string } {
+  function applicability(
+    requestType: string,
+    facts: TargetFacts,
+  ): { ok: true } | { ok: false; reason: NotApplicableReason | 'not_for_personal_device'; detail: string } {
     const apple = commandApplicability(requestType, {
       platform: platformFromProduct(facts.productName, facts.model),
       osVersion: facts.osVersion,
@@ -161,7 +168,10 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
     const command = encode(request.command)
     const targetSpec = request.targets
     const named = 'enrollmentIds' in targetSpec ? [...new Set(targetSpec.enrollmentIds)] : undefined
-    const facts = 'enrollmentIds' in targetSpec ? await deps.directory.targetFacts(scope, named!) : await deps.directory.findTargets(scope, targetSpec.filter, maxFilterTargets + 1)
+    const facts =
+      'enrollmentIds' in targetSpec
+        ? await deps.directory.targetFacts(scope, named!)
+        : await deps.directory.findTargets(scope, targetSpec.filter, maxFilterTargets + 1)
     if (!named && facts.length > maxFilterTargets) {
       throw new OrchardError('validation_failed', `the filter selects more than ${maxFilterTargets} devices; narrow it or send several requests`)
     }
@@ -181,11 +191,25 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
     }
     const destructive = destructiveReason(command, deps.destructive.mdmProfileIdentifier)
     const guarded = destructive !== null && (named === undefined || named.length > 1)
-    return { command, order, factsById, results, candidates, destructive, guarded, ownerRequired: destructive !== null && candidates.length > deps.destructive.ownerLimit }
+    return {
+      command,
+      order,
+      factsById,
+      results,
+      candidates,
+      destructive,
+      guarded,
+      ownerRequired: destructive !== null && candidates.length > deps.destructive.ownerLimit,
+    }
   }
 
   function bindingOf(resolved: Resolved, caller: DispatchCaller) {
-    return { principalId: caller.principalId, requestType: resolved.command.requestType, commandDigest: commandDigest(resolved.command), targetIds: resolved.candidates }
+    return {
+      principalId: caller.principalId,
+      requestType: resolved.command.requestType,
+      commandDigest: commandDigest(resolved.command),
+      targetIds: resolved.candidates,
+    }
   }
 
   // The guard on destructive commands: the caller's confirmation of this very target set,
@@ -197,12 +221,18 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
       const owner = caller.ownerScope
       const outside = resolved.candidates.filter((id) => !owner || !scopeIncludes(owner, resolved.factsById.get(id)!.tenantId))
       if (outside.length > 0) {
-        throw new OrchardError('forbidden', `${resolved.destructive}: sending it to ${resolved.candidates.length} devices (more than ${deps.destructive.ownerLimit}, ORCHARD_DESTRUCTIVE_OWNER_LIMIT) needs the owner role for every target's tenant (${outside.length} are outside it)`)
+        throw new OrchardError(
+          'forbidden',
+          `${resolved.destructive}: sending it to ${resolved.candidates.length} devices (more than ${deps.destructive.ownerLimit}, ORCHARD_DESTRUCTIVE_OWNER_LIMIT) needs the owner role for every target's tenant (${outside.length} are outside it)`,
+        )
       }
     }
     if (!resolved.guarded) return
     if (caller.confirmationToken === undefined) {
-      throw new OrchardError('confirmation_required', `${resolved.destructive}, and this call targets ${resolved.candidates.length} device(s) by ${resolved.order.length > 1 ? 'a list' : 'a filter'}: run it with dry_run first, check the targets, then send it again with the confirmation_token the dry run answered`)
+      throw new OrchardError(
+        'confirmation_required',
+        `${resolved.destructive}, and this call targets ${resolved.candidates.length} device(s) by ${resolved.order.length > 1 ? 'a list' : 'a filter'}: run it with dry_run first, check the targets, then send it again with the confirmation_token the dry run answered`,
+      )
     }
     const check = deps.destructive.tokens.check(caller.confirmationToken, bindingOf(resolved, caller))
     if (!check.ok) throw new OrchardError('confirmation_invalid', check.detail, { details: { problem: check.problem } })
@@ -216,13 +246,22 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
       let stored = false
       if (candidates.length > 0) {
         const tenantId = await commandTenant(new Set(candidates.map((id) => factsById.get(id)!.tenantId)), scope, deps.tenants)
-        const enqueued = await deps.enqueuer.enqueueCommand(candidates, command, { priority: request.priority, expiresAt: request.expiresAt ?? null, tenantId, scope })
+        const enqueued = await deps.enqueuer.enqueueCommand(candidates, command, {
+          priority: request.priority,
+          expiresAt: request.expiresAt ?? null,
+          tenantId,
+          scope,
+        })
         stored = enqueued.stored
         for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })
       }
       const targets = resolved.order.map((id) => results.get(id)!)
       const queued = targets.filter((t) => t.result === 'queued').map((t) => t.enrollmentId)
-      if (resolved.destructive !== null) log.warn({ request_type: command.requestType, command_uuid: command.uuid, targets: queued.length, principal_id: request.caller?.principalId }, `destructive command queued: ${resolved.destructive}`)
+      if (resolved.destructive !== null)
+        log.warn(
+          { request_type: command.requestType, command_uuid: command.uuid, targets: queued.length, principal_id: request.caller?.principalId },
+          `destructive command queued: ${resolved.destructive}`,
+        )
 
       const push = request.push !== false && queued.length > 0 ? await pushQuietly(queued) : null
       return { commandUuid: command.uuid, requestType: command.requestType, stored, targets, push }

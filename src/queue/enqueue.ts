@@ -44,7 +44,14 @@ export function createCommandEnqueuer(deps: { queue: Pick<CommandQueueStore, 'in
       }
       if (targets.length === 0) throw new OrchardError('validation_failed', 'at least one enrollment ID is needed')
       const outcome = await deps.queue.insertCommand(
-        { uuid: command.uuid, requestType: command.requestType, payload: command.payload, priority, expiresAt: options.expiresAt ?? null, tenantId: options.tenantId ?? null },
+        {
+          uuid: command.uuid,
+          requestType: command.requestType,
+          payload: command.payload,
+          priority,
+          expiresAt: options.expiresAt ?? null,
+          tenantId: options.tenantId ?? null,
+        },
         targets,
         options.scope,
       )

@@ -28,13 +28,15 @@ export function createRetentionService(deps: { settings: ServerSettingsStore; co
       return typeof value === 'number' && Number.isInteger(value) && value >= 1 ? value : defaultRetentionDays
     },
     async setRetentionDays(scope, days) {
-      if (!Number.isInteger(days) || days < 1 || days > 3650) throw new OrchardError('validation_failed', 'command_retention_days must be a whole number from 1 to 3650')
+      if (!Number.isInteger(days) || days < 1 || days > 3650)
+        throw new OrchardError('validation_failed', 'command_retention_days must be a whole number from 1 to 3650')
       await deps.settings.putSetting(scope, settingKey, days)
     },
     async prune(now = new Date()) {
       const days = await service.retentionDays()
       const removed = await deps.commandAdmin.pruneFinished(new Date(now.getTime() - days * 86_400_000))
-      if (removed.targets > 0 || removed.commands > 0) log.info({ retention_days: days, targets: removed.targets, commands: removed.commands }, 'old command results pruned')
+      if (removed.targets > 0 || removed.commands > 0)
+        log.info({ retention_days: days, targets: removed.targets, commands: removed.commands }, 'old command results pruned')
       return removed
     },
   }

@@ -63,7 +63,11 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
       const id = request.params.tenant_id
       const outcome = await deps.tenants.deleteTenant(accessOf(request), id)
       if (outcome === 'not_found') throw new OrchardError('not_found', `no tenant ${id}`)
-      if (outcome === 'in_use') throw new OrchardError('conflict', `tenant ${id} still has devices, enrollment links, commands, ABM/ASM tokens, push certificates, API keys or departments`)
+      if (outcome === 'in_use')
+        throw new OrchardError(
+          'conflict',
+          `tenant ${id} still has devices, enrollment links, commands, ABM/ASM tokens, push certificates, API keys or departments`,
+        )
       request.log.info({ tenant_id: id }, 'tenant deleted')
       return reply.code(204).send()
     },
@@ -75,7 +79,10 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
       const tenantId = tenantForNewRow(scope, body.tenant_id)
       const outcome = await deps.tenants.moveDevices(scope, body.device_ids, tenantId, now())
       if (!outcome.ok) throw tenantProblem('/tenant_id', `no tenant ${tenantId}`)
-      request.log.info({ tenant_id: tenantId, moved: outcome.moved.length, unchanged: outcome.unchanged.length, not_found: outcome.notFound.length }, 'devices moved')
+      request.log.info(
+        { tenant_id: tenantId, moved: outcome.moved.length, unchanged: outcome.unchanged.length, not_found: outcome.notFound.length },
+        'devices moved',
+      )
       return { tenant_id: tenantId, moved: outcome.moved, unchanged: outcome.unchanged, not_found: outcome.notFound }
     },
 
@@ -91,7 +98,10 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
         ...(query.since !== undefined ? { since: new Date(query.since) } : {}),
         ...(query.until !== undefined ? { until: new Date(query.until) } : {}),
       }
-      const page = await deps.tenants.listAuditEvents(accessOf(request), filter, { limit: query.limit, ...(query.cursor !== undefined ? { cursor: query.cursor } : {}) })
+      const page = await deps.tenants.listAuditEvents(accessOf(request), filter, {
+        limit: query.limit,
+        ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
+      })
       return { items: page.items.map(auditEventJson), next_cursor: page.nextCursor }
     },
 
@@ -104,7 +114,13 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
         for (const item of items) {
           const base = [item.tenantId, item.tenantName]
           rows.push([...base, 'total', null, item.total], [...base, 'enrolled', null, item.enrolled], [...base, 'unenrolled', null, item.unenrolled])
-          for (const [bucket, count] of Object.entries({ within_1d: item.lastSeen.within1d, within_7d: item.lastSeen.within7d, within_30d: item.lastSeen.within30d, older: item.lastSeen.older, never: item.lastSeen.never })) {
+          for (const [bucket, count] of Object.entries({
+            within_1d: item.lastSeen.within1d,
+            within_7d: item.lastSeen.within7d,
+            within_30d: item.lastSeen.within30d,
+            older: item.lastSeen.older,
+            never: item.lastSeen.never,
+          })) {
             rows.push([...base, 'last_seen', bucket, count])
           }
           for (const entry of item.byKind) rows.push([...base, 'kind', entry.value, entry.count])
@@ -121,7 +137,13 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
           total: item.total,
           enrolled: item.enrolled,
           unenrolled: item.unenrolled,
-          last_seen: { within_1d: item.lastSeen.within1d, within_7d: item.lastSeen.within7d, within_30d: item.lastSeen.within30d, older: item.lastSeen.older, never: item.lastSeen.never },
+          last_seen: {
+            within_1d: item.lastSeen.within1d,
+            within_7d: item.lastSeen.within7d,
+            within_30d: item.lastSeen.within30d,
+            older: item.lastSeen.older,
+            never: item.lastSeen.never,
+          },
           by_kind: item.byKind,
           by_model: item.byModel,
           by_os_version: item.byOsVersion,
@@ -132,7 +154,11 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
     async getDeviceDaysReport(request, reply) {
       const { query } = request
       const generatedAt = now()
-      const report = await deps.reports.deviceDays(accessOf(request), { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) }, generatedAt)
+      const report = await deps.reports.deviceDays(
+        accessOf(request),
+        { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) },
+        generatedAt,
+      )
       if (query.format === 'csv') {
         const name = `device-days-${query.from}-${query.to}`
         if (query.per_device) {

@@ -185,8 +185,17 @@ export function createAuditStore(db: Kysely<Database>): AuditStore {
         const cursor = decodeCursor(page.cursor, sortName, { value: 'bigint', id: 'bigint' })
         query = query.where('id', '<', cursor.id as never)
       }
-      const rows = await query.orderBy('id', 'desc').limit(page.limit + 1).execute()
-      return pageOf(rows, page.limit, sortName, (row) => ({ value: String(row.id), id: String(row.id) }), (row) => row)
+      const rows = await query
+        .orderBy('id', 'desc')
+        .limit(page.limit + 1)
+        .execute()
+      return pageOf(
+        rows,
+        page.limit,
+        sortName,
+        (row) => ({ value: String(row.id), id: String(row.id) }),
+        (row) => row,
+      )
     },
   }
 }

@@ -12,7 +12,16 @@ export interface CountRow {
 }
 
 export interface DeviceCountFacts {
-  totals: Array<{ tenantId: string | null; total: number; enrolled: number; seen1d: number; seen7d: number; seen30d: number; seenOlder: number; neverSeen: number }>
+  totals: Array<{
+    tenantId: string | null
+    total: number
+    enrolled: number
+    seen1d: number
+    seen7d: number
+    seen30d: number
+    seenOlder: number
+    neverSeen: number
+  }>
   byKind: CountRow[]
   byModel: CountRow[]
   byOsVersion: CountRow[]
@@ -102,14 +111,22 @@ export function createReportStore(db: Kysely<Database>): ReportStore {
       const end = new Date(new Date(`${query.to}T00:00:00Z`).getTime() + day)
       const until = end < query.now ? end : query.now
       if (until <= from) return []
-      const tenantCondition = query.tenantId === undefined ? sql`true` : query.tenantId === null ? sql`t.tenant_id is null` : sql`t.tenant_id = ${query.tenantId}`
+      const tenantCondition =
+        query.tenantId === undefined ? sql`true` : query.tenantId === null ? sql`t.tenant_id is null` : sql`t.tenant_id = ${query.tenantId}`
       // A device counts a UTC day for a tenant when it was managed there at any moment of
       // that day: periods are clipped to the report and turned into ranges of days; ranges
       // that overlap (a re-enrollment, a move there and back) merge, so a day counts once.
       // A device that moves mid-day counts that day in both tenants. The merge is over
       // periods, not days (gaps and islands): 10,000 devices over a year take ~60 ms on
       // Postgres where expanding every day took ~7 s.
-      const { rows } = await sql<{ tenant_id: string | null; device_id: string; serial_number: string | null; days: string; first_day: string; last_day: string }>`
+      const { rows } = await sql<{
+        tenant_id: string | null
+        device_id: string
+        serial_number: string | null
+        days: string
+        first_day: string
+        last_day: string
+      }>`
         with clipped as (
           select t.device_id, t.tenant_id,
             (greatest(t.started_at, ${from}::timestamptz) at time zone 'UTC')::date as first_day,

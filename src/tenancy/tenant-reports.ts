@@ -53,7 +53,11 @@ export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<
    * The tenants a report lists, with their names: every tenant of the scope (so empty
    * departments show zeros), plus central IT for a central caller when it has rows.
    */
-  async function reportTenants(scope: AccessScope, tenantId: string | undefined, centralHasRows: boolean): Promise<Array<{ id: string | null; name: string | null }>> {
+  async function reportTenants(
+    scope: AccessScope,
+    tenantId: string | undefined,
+    centralHasRows: boolean,
+  ): Promise<Array<{ id: string | null; name: string | null }>> {
     const tenants = (await deps.tenants.listTenants(scope)).filter((tenant) => tenantId === undefined || tenant.id === tenantId)
     const listed: Array<{ id: string | null; name: string | null }> = tenants.map((tenant) => ({ id: tenant.id, name: tenant.name }))
     if (scope.kind === 'all' && tenantId === undefined && centralHasRows) listed.unshift({ id: null, name: null })
@@ -89,7 +93,13 @@ export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<
           total,
           enrolled,
           unenrolled: total - enrolled,
-          lastSeen: { within1d: row?.seen1d ?? 0, within7d: row?.seen7d ?? 0, within30d: row?.seen30d ?? 0, older: row?.seenOlder ?? 0, never: row?.neverSeen ?? 0 },
+          lastSeen: {
+            within1d: row?.seen1d ?? 0,
+            within7d: row?.seen7d ?? 0,
+            within30d: row?.seen30d ?? 0,
+            older: row?.seenOlder ?? 0,
+            never: row?.neverSeen ?? 0,
+          },
           byKind: byKind.get(key) ?? [],
           byModel: byModel.get(key) ?? [],
           byOsVersion: byOsVersion.get(key) ?? [],
@@ -99,12 +109,20 @@ export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<
 
     async deviceDays(scope, query, now) {
       const span = (Date.parse(`${query.to}T00:00:00Z`) - Date.parse(`${query.from}T00:00:00Z`)) / dayMs
-      if (span < 0) throw new OrchardError('validation_failed', 'to: must not be before from', { details: { errors: [{ parameter: 'to', detail: 'must not be before from' }] } })
+      if (span < 0)
+        throw new OrchardError('validation_failed', 'to: must not be before from', {
+          details: { errors: [{ parameter: 'to', detail: 'must not be before from' }] },
+        })
       if (span >= maxReportDays) {
         const detail = `a report covers at most ${maxReportDays} days`
         throw new OrchardError('validation_failed', `to: ${detail}`, { details: { errors: [{ parameter: 'to', detail }] } })
       }
-      const rows = await deps.reports.deviceDays(scope, { from: query.from, to: query.to, now, ...(query.tenantId !== undefined ? { tenantId: query.tenantId } : {}) })
+      const rows = await deps.reports.deviceDays(scope, {
+        from: query.from,
+        to: query.to,
+        now,
+        ...(query.tenantId !== undefined ? { tenantId: query.tenantId } : {}),
+      })
       const perTenant = new Map<string, { devices: number; deviceDays: number }>()
       for (const row of rows) {
         const sum = perTenant.get(keyOf(row.tenantId)) ?? { devices: 0, deviceDays: 0 }
@@ -125,8 +143,19 @@ export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<
         from: query.from,
         to: query.to,
         totalDeviceDays: rows.reduce((sum, row) => sum + row.days, 0),
-        tenants: tenants.map((tenant) => ({ tenantId: tenant.id, tenantName: tenant.name, ...(perTenant.get(keyOf(tenant.id)) ?? { devices: 0, deviceDays: 0 }) })),
-        devices: rows.map((row) => ({ tenantId: row.tenantId, deviceId: row.deviceId, serialNumber: row.serialNumber, deviceDays: row.days, firstDay: row.firstDay, lastDay: row.lastDay })),
+        tenants: tenants.map((tenant) => ({
+          tenantId: tenant.id,
+          tenantName: tenant.name,
+          ...(perTenant.get(keyOf(tenant.id)) ?? { devices: 0, deviceDays: 0 }),
+        })),
+        devices: rows.map((row) => ({
+          tenantId: row.tenantId,
+          deviceId: row.deviceId,
+          serialNumber: row.serialNumber,
+          deviceDays: row.days,
+          firstDay: row.firstDay,
+          lastDay: row.lastDay,
+        })),
       }
     },
   }

@@ -27,7 +27,6 @@ export interface TenantStore {
   moveDevices(scope: AccessScope, deviceIds: readonly string[], tenantId: string | null, at: Date): Promise<MoveOutcome>
 }
 
-
 export function createTenantStore(db: Kysely<Database>): TenantStore {
   return {
     async allTenants() {
@@ -48,18 +47,34 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
         return await db.transaction().execute(async (trx) => {
           if (input.parentId !== null) {
             // Locked: a parent cannot get a parent of its own while this child is added.
-            const parent = await trx.selectFrom('tenants').select(['id', 'parent_id']).where('id', '=', input.parentId).where(inScope(scope, 'id')).forUpdate().executeTakeFirst()
+            const parent = await trx
+              .selectFrom('tenants')
+              .select(['id', 'parent_id'])
+              .where('id', '=', input.parentId)
+              .where(inScope(scope, 'id'))
+              .forUpdate()
+              .executeTakeFirst()
             if (!parent) return { ok: false as const, reason: 'parent_not_found' as const }
             if (parent.parent_id !== null) return { ok: false as const, reason: 'parent_is_nested' as const }
           }
           const existing = await trx.selectFrom('tenants').select('id').where('id', '=', input.id).executeTakeFirst()
           if (existing) return { ok: false as const, reason: 'exists' as const }
-          const tenant = await trx.insertInto('tenants').values({ id: input.id, name: input.name, parent_id: input.parentId }).returningAll().executeTakeFirstOrThrow()
-          await recordAdminWrite(trx, scope, { type: 'tenant', id: tenant.id, tenantId: tenant.id, details: { name: tenant.name, parent_id: tenant.parent_id } })
+          const tenant = await trx
+            .insertInto('tenants')
+            .values({ id: input.id, name: input.name, parent_id: input.parentId })
+            .returningAll()
+            .executeTakeFirstOrThrow()
+          await recordAdminWrite(trx, scope, {
+            type: 'tenant',
+            id: tenant.id,
+            tenantId: tenant.id,
+            details: { name: tenant.name, parent_id: tenant.parent_id },
+          })
           return { ok: true as const, tenant }
         })
       } catch (error) {
-        if (isUniqueViolation(error)) return { ok: false, reason: (error as { constraint?: string }).constraint === 'tenants_name_key' ? 'name_taken' : 'exists' }
+        if (isUniqueViolation(error))
+          return { ok: false, reason: (error as { constraint?: string }).constraint === 'tenants_name_key' ? 'name_taken' : 'exists' }
         throw error
       }
     },
@@ -67,7 +82,13 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
     async renameTenant(scope, id, name) {
       try {
         return await db.transaction().execute(async (trx) => {
-          const tenant = await trx.updateTable('tenants').set({ name, updated_at: new Date() }).where('id', '=', id).where(inScope(scope, 'id')).returningAll().executeTakeFirst()
+          const tenant = await trx
+            .updateTable('tenants')
+            .set({ name, updated_at: new Date() })
+            .where('id', '=', id)
+            .where(inScope(scope, 'id'))
+            .returningAll()
+            .executeTakeFirst()
           if (tenant) await recordAdminWrite(trx, scope, { type: 'tenant', id, tenantId: id, details: { name } })
           return tenant
         })
@@ -107,38 +128,52 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
   }
 
   function moveInTransaction(scope: AccessScope, deviceIds: readonly string[], tenantId: string | null, at: Date): Promise<MoveOutcome> {
-      return db.transaction().execute(async (trx) => {
-        const found = await trx.selectFrom('devices').select(['id', 'tenant_id']).where('id', 'in', deviceIds).where(inScope(scope, 'tenant_id')).forUpdate().execute()
-        const byId = new Map(found.map((row) => [row.id, row.tenant_id]))
-        const notFound = deviceIds.filter((id) => !byId.has(id))
-        // In the order asked for.
-        const moving = deviceIds.filter((id) => byId.has(id) && byId.get(id) !== tenantId)
-        const unchanged = deviceIds.filter((id) => byId.has(id) && byId.get(id) === tenantId)
-        if (moving.length > 0) {
-          await trx.updateTable('devices').set({ tenant_id: tenantId, updated_at: at }).where('id', 'in', moving).execute()
-          // Devices that were being billed somewhere go on being billed in the new tenant.
-          const open = await trx.selectFrom('device_tenancy').select('device_id').where('device_id', 'in', moving).where('ended_at', 'is', null).execute()
-          const billed = open.map((row) => row.device_id)
-          await closeTenancy(trx, billed, at)
-          if (billed.length > 0) {
-            await trx.insertInto('device_tenancy').values(billed.map((deviceId) => ({ device_id: deviceId, tenant_id: tenantId, started_at: at }))).execute()
-          }
-          const actor = scope.actor
-          if (actor) {
-            // One row on each side, so both tenants' auditors see the move.
-            const rows = moving.flatMap((deviceId) => {
-              const from = byId.get(deviceId) ?? null
-              const row = (side: string | null) => adminWriteRow(actor, { type: 'device', id: deviceId, deviceId, tenantId: side, details: { from_tenant_id: from, to_tenant_id: tenantId } })
-              return from === null || tenantId === null ? [row(from ?? tenantId)] : [row(from), row(tenantId)]
-            })
-            await trx.insertInto('audit_events').values(rows).execute()
-            actor.recorded = true
-          }
-        } else {
-          await recordAdminWrite(trx, scope, { type: 'device', id: null, tenantId, details: { to_tenant_id: tenantId, moved: [], unchanged, not_found: notFound } })
+    return db.transaction().execute(async (trx) => {
+      const found = await trx
+        .selectFrom('devices')
+        .select(['id', 'tenant_id'])
+        .where('id', 'in', deviceIds)
+        .where(inScope(scope, 'tenant_id'))
+        .forUpdate()
+        .execute()
+      const byId = new Map(found.map((row) => [row.id, row.tenant_id]))
+      const notFound = deviceIds.filter((id) => !byId.has(id))
+      // In the order asked for.
+      const moving = deviceIds.filter((id) => byId.has(id) && byId.get(id) !== tenantId)
+      const unchanged = deviceIds.filter((id) => byId.has(id) && byId.get(id) === tenantId)
+      if (moving.length > 0) {
+        await trx.updateTable('devices').set({ tenant_id: tenantId, updated_at: at }).where('id', 'in', moving).execute()
+        // Devices that were being billed somewhere go on being billed in the new tenant.
+        const open = await trx.selectFrom('device_tenancy').select('device_id').where('device_id', 'in', moving).where('ended_at', 'is', null).execute()
+        const billed = open.map((row) => row.device_id)
+        await closeTenancy(trx, billed, at)
+        if (billed.length > 0) {
+          await trx
+            .insertInto('device_tenancy')
+            .values(billed.map((deviceId) => ({ device_id: deviceId, tenant_id: tenantId, started_at: at })))
+            .execute()
         }
-        return { ok: true as const, moved: moving, unchanged, notFound }
-      })
+        const actor = scope.actor
+        if (actor) {
+          // One row on each side, so both tenants' auditors see the move.
+          const rows = moving.flatMap((deviceId) => {
+            const from = byId.get(deviceId) ?? null
+            const row = (side: string | null) =>
+              adminWriteRow(actor, { type: 'device', id: deviceId, deviceId, tenantId: side, details: { from_tenant_id: from, to_tenant_id: tenantId } })
+            return from === null || tenantId === null ? [row(from ?? tenantId)] : [row(from), row(tenantId)]
+          })
+          await trx.insertInto('audit_events').values(rows).execute()
+          actor.recorded = true
+        }
+      } else {
+        await recordAdminWrite(trx, scope, {
+          type: 'device',
+          id: null,
+          tenantId,
+          details: { to_tenant_id: tenantId, moved: [], unchanged, not_found: notFound },
+        })
+      }
+      return { ok: true as const, moved: moving, unchanged, notFound }
+    })
   }
 }
-

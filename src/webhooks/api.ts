@@ -74,7 +74,10 @@ export function webhookHandlers(deps: { webhooks: WebhookService }): OperationHa
       const { query } = request
       const sort = '-id'
       const beforeId = query.cursor ? Number(decodeCursor(query.cursor, sort).id) : undefined
-      const rows = await deps.webhooks.listDeliveries(id, { limit: query.limit + 1, ...(beforeId !== undefined && Number.isSafeInteger(beforeId) ? { beforeId } : {}) })
+      const rows = await deps.webhooks.listDeliveries(id, {
+        limit: query.limit + 1,
+        ...(beforeId !== undefined && Number.isSafeInteger(beforeId) ? { beforeId } : {}),
+      })
       const page = pageOf(rows, query.limit, sort, (row) => ({ value: null, id: String(row.id) }), deliveryJson)
       return { items: page.items, next_cursor: page.nextCursor }
     },

@@ -56,10 +56,7 @@ export interface FailedAttempt {
   nextAttemptAt: Date | null
 }
 
-export type RetryDeliveryResult =
-  | { outcome: 'requeued'; delivery: DeliveryRow }
-  | { outcome: 'not_failed'; delivery: DeliveryRow }
-  | { outcome: 'not_found' }
+export type RetryDeliveryResult = { outcome: 'requeued'; delivery: DeliveryRow } | { outcome: 'not_failed'; delivery: DeliveryRow } | { outcome: 'not_found' }
 
 export interface WebhookOutboxStore {
   /**
@@ -212,11 +209,7 @@ export function createWebhookOutboxStore(db: Kysely<Database>): WebhookOutboxSto
 
     async pruneFinished(olderThan) {
       // Served by webhook_deliveries_finished_idx (created_at where status <> 'pending').
-      const result = await db
-        .deleteFrom('webhook_deliveries')
-        .where('status', '<>', 'pending')
-        .where('created_at', '<', olderThan)
-        .executeTakeFirst()
+      const result = await db.deleteFrom('webhook_deliveries').where('status', '<>', 'pending').where('created_at', '<', olderThan).executeTakeFirst()
       return Number(result.numDeletedRows)
     },
 

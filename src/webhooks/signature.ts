@@ -18,7 +18,13 @@ export function signWebhookBody(secret: string, timestampSeconds: number, body: 
  * For receivers: true when `header` (the `orchard-signature` value) carries a v1 signature of
  * `body` made with `secret`, at a time within `toleranceSeconds` of `nowSeconds`.
  */
-export function verifyWebhookSignature(secret: string, header: string | undefined, body: string | Buffer, toleranceSeconds: number, nowSeconds: number): boolean {
+export function verifyWebhookSignature(
+  secret: string,
+  header: string | undefined,
+  body: string | Buffer,
+  toleranceSeconds: number,
+  nowSeconds: number,
+): boolean {
   if (!header) return false
   let timestamp: number | undefined
   const signatures: Buffer[] = []

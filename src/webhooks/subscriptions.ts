@@ -128,7 +128,8 @@ function checkUrl(url: string): string {
   if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || !parsed.hostname) {
     throw new OrchardError('validation_failed', 'the webhook URL must be http:// or https:// with a host')
   }
-  if (parsed.username || parsed.password) throw new OrchardError('validation_failed', 'the webhook URL must not carry credentials; the signature authenticates Orchard')
+  if (parsed.username || parsed.password)
+    throw new OrchardError('validation_failed', 'the webhook URL must not carry credentials; the signature authenticates Orchard')
   const normalized = parsed.toString()
   if (normalized.length > MAX_URL_LENGTH) throw new OrchardError('validation_failed', `the webhook URL is longer than ${MAX_URL_LENGTH} characters`)
   return normalized
@@ -145,7 +146,8 @@ function checkEventTypes(eventTypes: readonly string[]): string[] {
 
 function checkDescription(description: string | null | undefined): string | null {
   if (description == null) return null
-  if (description.length > MAX_DESCRIPTION_LENGTH) throw new OrchardError('validation_failed', `a webhook description is at most ${MAX_DESCRIPTION_LENGTH} characters`)
+  if (description.length > MAX_DESCRIPTION_LENGTH)
+    throw new OrchardError('validation_failed', `a webhook description is at most ${MAX_DESCRIPTION_LENGTH} characters`)
   return description
 }
 

@@ -28,7 +28,14 @@ export function webhookDeviceListeners(webhooks: Emit): DeviceEventListeners {
   return {
     reenrolled: [(event) => webhooks.emit('device.reenrolled', { device_id: event.deviceId, ...identityChangeJson(event), reason: event.because })],
     identity_conflict: [
-      (event) => webhooks.emit('device.identity_conflict', { device_id: event.deviceId, tenant_id: event.tenantId, ...identityChangeJson(event), reason: event.because, detail: event.detail }),
+      (event) =>
+        webhooks.emit('device.identity_conflict', {
+          device_id: event.deviceId,
+          tenant_id: event.tenantId,
+          ...identityChangeJson(event),
+          reason: event.because,
+          detail: event.detail,
+        }),
     ],
     checkin: [
       ({ messageType, channel, raw }) =>

@@ -134,9 +134,11 @@ interface Sample {
 }
 
 const noRequest: Sample = { request: () => ({}) }
-const allUnknown = (json: any, c: Ctx) => Array.isArray(json?.targets) && json.targets.every((target: any) => target.enrollment_id !== c.v('enrollment_id') || target.result === 'unknown_enrollment')
+const allUnknown = (json: any, c: Ctx) =>
+  Array.isArray(json?.targets) && json.targets.every((target: any) => target.enrollment_id !== c.v('enrollment_id') || target.result === 'unknown_enrollment')
 const noTargets = (json: any) => Array.isArray(json?.targets) && json.targets.length === 0
-const notAssigned = (json: any, c: Ctx) => Array.isArray(json?.results) && json.results.every((result: any) => result.serial_number !== c.v('dep_serial') || result.status !== 'SUCCESS')
+const notAssigned = (json: any, c: Ctx) =>
+  Array.isArray(json?.results) && json.results.every((result: any) => result.serial_number !== c.v('dep_serial') || result.status !== 'SUCCESS')
 
 function commandPlist(): Buffer {
   return encodePlist({ CommandUUID: randomUUID(), Command: { RequestType: 'ProfileList' } })
@@ -155,7 +157,15 @@ function wifiProfile(identifier: string): Buffer {
     PayloadIdentifier: identifier,
     PayloadUUID: randomUUID(),
     PayloadDisplayName: 'Property test Wi-Fi',
-    PayloadContent: [{ PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: `${identifier}.wifi`, PayloadUUID: randomUUID(), SSID_STR: 'property-test' }],
+    PayloadContent: [
+      {
+        PayloadType: 'com.apple.wifi.managed',
+        PayloadVersion: 1,
+        PayloadIdentifier: `${identifier}.wifi`,
+        PayloadUUID: randomUUID(),
+        SSID_STR: 'property-test',
+      },
+    ],
   })
 }
 
@@ -188,19 +198,32 @@ const samples: Record<string, Sample | Sample[]> = {
   listEnrollmentCommands: { request: () => ({ query: { state: 'all' } }) },
   enqueueCommand: [
     { request: (c) => ({ body: { enrollment_ids: [c.v('enrollment_id')], command: { request_type: 'ProfileList' }, push: false } }), foreignSafe: allUnknown },
-    { request: (c) => (c.v('tenant_id') === null ? null : { body: { filter: { tenant_id: c.v('tenant_id') }, command: { request_type: 'ProfileList' }, push: false } }), foreignSafe: noTargets },
-    { request: (c) => ({ body: { filter: { serial_number: c.v('device_serial') }, command: { request_type: 'ProfileList' }, push: false } }), foreignSafe: noTargets },
+    {
+      request: (c) =>
+        c.v('tenant_id') === null ? null : { body: { filter: { tenant_id: c.v('tenant_id') }, command: { request_type: 'ProfileList' }, push: false } },
+      foreignSafe: noTargets,
+    },
+    {
+      request: (c) => ({ body: { filter: { serial_number: c.v('device_serial') }, command: { request_type: 'ProfileList' }, push: false } }),
+      foreignSafe: noTargets,
+    },
   ],
   cancelCommand: [
     { request: () => ({ body: {} }) },
     { request: (c) => ({ body: { enrollment_ids: [c.v('enrollment_id')] } }), foreignSafe: (json) => json?.cancelled === 0 && json?.in_flight === 0 },
   ],
-  enqueueRawCommand: { request: () => ({ query: { push: false }, raw: { payload: commandPlist(), contentType: 'application/x-apple-plist' } }), foreignSafe: allUnknown },
-  addPushCertificate: { request: (c) => ({ body: { certificate_pem: c.s.sparePush.certificatePem, private_key_pem: c.s.sparePush.privateKeyPem, tenant_id: c.v('tenant_id') } }) },
+  enqueueRawCommand: {
+    request: () => ({ query: { push: false }, raw: { payload: commandPlist(), contentType: 'application/x-apple-plist' } }),
+    foreignSafe: allUnknown,
+  },
+  addPushCertificate: {
+    request: (c) => ({ body: { certificate_pem: c.s.sparePush.certificatePem, private_key_pem: c.s.sparePush.privateKeyPem, tenant_id: c.v('tenant_id') } }),
+  },
   renewPushCertificate: { request: (c) => ({ query: { force: true }, body: c.p('push_renewal') }) },
   pushEnrollments: {
     request: (c) => ({ body: { enrollment_ids: [c.v('enrollment_id')] } }),
-    foreignSafe: (json, c) => Array.isArray(json?.results) && json.results.every((result: any) => result.enrollment_id !== c.v('enrollment_id') || result.status === 'skipped'),
+    foreignSafe: (json, c) =>
+      Array.isArray(json?.results) && json.results.every((result: any) => result.enrollment_id !== c.v('enrollment_id') || result.status === 'skipped'),
   },
   updateSettings: { request: () => ({ body: { command_retention_days: 90 } }) },
   listApiKeys: [noRequest, { request: () => ({ query: { include_revoked: true } }) }],
@@ -222,7 +245,11 @@ const samples: Record<string, Sample | Sample[]> = {
     { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) },
     { request: (c) => ({ query: { device_id: c.v('device_id') } }) },
   ],
-  getDeviceReport: [noRequest, { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) }, { request: () => ({ query: { format: 'csv' } }) }],
+  getDeviceReport: [
+    noRequest,
+    { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) },
+    { request: () => ({ query: { format: 'csv' } }) },
+  ],
   getDeviceDaysReport: [
     { request: () => ({ query: { ...period(), per_device: true } }) },
     { request: (c) => (c.v('tenant_id') === null ? null : { query: { ...period(), per_device: true, tenant_id: c.v('tenant_id') } }) },
@@ -246,11 +273,25 @@ const samples: Record<string, Sample | Sample[]> = {
   assignDepProfile: { request: (c) => ({ body: { serial_numbers: [c.v('dep_serial')] } }), foreignSafe: notAssigned },
   updateDevice: { request: () => ({ body: { kind: 'work' } }) },
   // A query cannot say "central IT" (null): that variant exists for tenants only.
-  uploadProfile: { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') }, raw: { payload: wifiProfile(`property.${randomUUID()}`), contentType: 'application/x-apple-aspen-config' } }) },
+  uploadProfile: {
+    request: (c) =>
+      c.v('tenant_id') === null
+        ? null
+        : {
+            query: { tenant_id: c.v('tenant_id') },
+            raw: { payload: wifiProfile(`property.${randomUUID()}`), contentType: 'application/x-apple-aspen-config' },
+          },
+  },
   replaceProfile: { request: (c) => ({ raw: { payload: wifiProfile(c.p('library_identifier')), contentType: 'application/x-apple-aspen-config' } }) },
-  createBlueprint: { request: (c) => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [c.v('library_profile_id')], tenant_id: c.v('tenant_id') } }) },
+  createBlueprint: {
+    request: (c) => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [c.v('library_profile_id')], tenant_id: c.v('tenant_id') } }),
+  },
   updateBlueprint: { request: () => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [] } }) },
-  listDepDevices: [noRequest, { request: (c) => ({ query: { token_id: c.v('token_id') } }), }, { request: (c) => ({ query: { profile_id: c.v('profile_id') } }) }],
+  listDepDevices: [
+    noRequest,
+    { request: (c) => ({ query: { token_id: c.v('token_id') } }) },
+    { request: (c) => ({ query: { profile_id: c.v('profile_id') } }) },
+  ],
 }
 
 const operations = [...loadOperations().values()].filter((op) => op.path.startsWith('/api/') && op.allowedRoles !== null)
@@ -279,9 +320,15 @@ function missingFor(op: ApiOperation): string[] {
   const missing: string[] = []
   for (const name of pathParams(op)) if (!(paramKey(op, name) in paramValues)) missing.push(`path parameter {${name}} has no entry in paramValues`)
   if (op.bodyRequired && samples[op.operationId] === undefined) missing.push('its request body is required but it has no entry in samples')
-  const stub: Ctx = { v: () => 'stub', p: () => 'stub', own: () => 'stub', s: { webhookId: 'stub', deliveryId: '1', caId: 'stub', spareCaPem: 'stub', sparePush: { topic: 'stub', certificatePem: 'stub', privateKeyPem: 'stub' } } }
+  const stub: Ctx = {
+    v: () => 'stub',
+    p: () => 'stub',
+    own: () => 'stub',
+    s: { webhookId: 'stub', deliveryId: '1', caId: 'stub', spareCaPem: 'stub', sparePush: { topic: 'stub', certificatePem: 'stub', privateKeyPem: 'stub' } },
+  }
   for (const name of requiredQuery(op)) {
-    if (!variantsOf(op).every((sample) => sample.request(stub)?.query?.[name] !== undefined)) missing.push(`required query parameter ${name} is not in its sample`)
+    if (!variantsOf(op).every((sample) => sample.request(stub)?.query?.[name] !== undefined))
+      missing.push(`required query parameter ${name} is not in its sample`)
   }
   return missing
 }
@@ -332,7 +379,13 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
   const fixture = await setupDep(t, { ORCHARD_WEBHOOK_WORKER: 'false', ORCHARD_APNS_URL: apns.url, ORCHARD_APNS_CA_FILE: apnsCaFile })
   const api = apiClient(fixture.app)
   const db = fixture.database.db
-  await db.insertInto('tenants').values([{ id: 'alpha', name: 'Alpha', parent_id: null }, { id: 'beta', name: 'Beta', parent_id: null }]).execute()
+  await db
+    .insertInto('tenants')
+    .values([
+      { id: 'alpha', name: 'Alpha', parent_id: null },
+      { id: 'beta', name: 'Beta', parent_id: null },
+    ])
+    .execute()
 
   // Installation-wide: a webhook (so enrollments leave deliveries), a trusted CA.
   const webhook = ok(await api('POST', '/api/v1/webhooks', { body: { url: 'http://127.0.0.1:9/hook', event_types: ['*'] } }), 201, 'webhook')
@@ -346,33 +399,68 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
     const tenantId = tenantIdOf[tenant]
     const topic = `com.apple.mgmt.External.${randomUUID()}`
     const [identity, pushRenewal] = await Promise.all([mintPushCertificate(pushCa, topic), mintPushCertificate(pushCa, topic, { validDays: 30 })])
-    const push = ok(await api('POST', '/api/v1/push-certificates', { body: { certificate_pem: identity.certificatePem, private_key_pem: identity.privateKeyPem, tenant_id: tenantId } }), 201, `${tenant} push certificate`)
+    const push = ok(
+      await api('POST', '/api/v1/push-certificates', {
+        body: { certificate_pem: identity.certificatePem, private_key_pem: identity.privateKeyPem, tenant_id: tenantId },
+      }),
+      201,
+      `${tenant} push certificate`,
+    )
 
     const device = await fixture.enrolledDevice({ topic })
     await db.updateTable('devices').set({ tenant_id: tenantId }).where('id', '=', device.udid).execute()
     await db.updateTable('device_tenancy').set({ tenant_id: tenantId }).where('device_id', '=', device.udid).execute()
-    const command = ok(await api('POST', `/api/v1/devices/${device.udid}/commands?push=false`, { body: { request_type: 'ProfileList' } }), 201, `${tenant} command`)
+    const command = ok(
+      await api('POST', `/api/v1/devices/${device.udid}/commands?push=false`, { body: { request_type: 'ProfileList' } }),
+      201,
+      `${tenant} command`,
+    )
 
     const link = ok(await api('POST', '/api/v1/enrollment-links', { body: { name: `${tenant} link`, tenant_id: tenantId } }), 201, `${tenant} link`)
 
     const token = ok(await api('POST', '/api/v1/dep/tokens', { body: { name: `${tenant} ABM`, tenant_id: tenantId } }), 201, `${tenant} ABM token`)
     const serverToken = sealServerToken(serverTokenMessage(fixture.abm.credentials), token.certificate_pem)
-    ok(await api('PUT', `/api/v1/dep/tokens/${token.id}/server-token`, { raw: { payload: serverToken, contentType: 'application/pkcs7-mime' } }), 200, `${tenant} server token`)
+    ok(
+      await api('PUT', `/api/v1/dep/tokens/${token.id}/server-token`, { raw: { payload: serverToken, contentType: 'application/pkcs7-mime' } }),
+      200,
+      `${tenant} server token`,
+    )
     const profile = ok(await api('POST', '/api/v1/dep/profiles', { body: { token_id: token.id, name: `${tenant} PreStage` } }), 201, `${tenant} PreStage`)
     // Apple (the fake) does not know this serial: sync never moves it, assignments answer NOT_ACCESSIBLE.
     const depSerial = `DEP${tenant.toUpperCase()}${randomUUID().slice(0, 8).toUpperCase()}`
-    await db.insertInto('dep_devices').values({ serial_number: depSerial, token_id: token.id, model: 'iPad', raw: JSON.stringify({ serial_number: depSerial }) }).execute()
+    await db
+      .insertInto('dep_devices')
+      .values({ serial_number: depSerial, token_id: token.id, model: 'iPad', raw: JSON.stringify({ serial_number: depSerial }) })
+      .execute()
 
     const libraryIdentifier = `property.${tenant}.wifi`
-    const library = ok(await api('POST', `/api/v1/profiles${tenantId === null ? '' : `?tenant_id=${tenantId}`}`, { raw: { payload: wifiProfile(libraryIdentifier), contentType: 'application/x-apple-aspen-config' } }), 201, `${tenant} library profile`)
-    const blueprint = ok(await api('POST', '/api/v1/blueprints', { body: { name: `${tenant} blueprint`, profile_ids: [library.id], tenant_id: tenantId, kinds: ['function'] } }), 201, `${tenant} blueprint`)
+    const library = ok(
+      await api('POST', `/api/v1/profiles${tenantId === null ? '' : `?tenant_id=${tenantId}`}`, {
+        raw: { payload: wifiProfile(libraryIdentifier), contentType: 'application/x-apple-aspen-config' },
+      }),
+      201,
+      `${tenant} library profile`,
+    )
+    const blueprint = ok(
+      await api('POST', '/api/v1/blueprints', { body: { name: `${tenant} blueprint`, profile_ids: [library.id], tenant_id: tenantId, kinds: ['function'] } }),
+      201,
+      `${tenant} blueprint`,
+    )
     const lost = ok(await api('POST', `/api/v1/devices/${device.udid}/lost`, { body: { message: 'property test' } }), 201, `${tenant} lost`)
 
-    const target = ok(await api('POST', '/api/v1/api-keys', { body: { name: `${tenant} target key`, role: 'auditor', tenant_id: tenantId } }), 201, `${tenant} target key`)
+    const target = ok(
+      await api('POST', '/api/v1/api-keys', { body: { name: `${tenant} target key`, role: 'auditor', tenant_id: tenantId } }),
+      201,
+      `${tenant} target key`,
+    )
     const principalKeyIds: string[] = []
     if (tenant !== 'central') {
       for (const role of tenantRoles) {
-        const created = ok(await api('POST', '/api/v1/api-keys', { body: { name: `${tenant} ${role}`, role, tenant_id: tenantId } }), 201, `${tenant} ${role} key`)
+        const created = ok(
+          await api('POST', '/api/v1/api-keys', { body: { name: `${tenant} ${role}`, role, tenant_id: tenantId } }),
+          201,
+          `${tenant} ${role} key`,
+        )
         principals[tenant].push({ label: `${tenant} ${role}`, role, tenant, key: created.key })
         principalKeyIds.push(created.id)
       }
@@ -407,7 +495,24 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
 
 /** Strings that must never appear in an answer to another tenant (unless the caller sent them). */
 function identifiersOf(r: Resources): string[] {
-  const ids = [r.deviceId, r.deviceSerial, r.commandUuid, r.linkId, r.linkToken, r.topic, r.pushSha256, r.tokenId, r.profileId, r.depSerial, r.libraryProfileId, r.libraryIdentifier, r.blueprintId, r.actionId, r.targetKeyId, ...r.principalKeyIds]
+  const ids = [
+    r.deviceId,
+    r.deviceSerial,
+    r.commandUuid,
+    r.linkId,
+    r.linkToken,
+    r.topic,
+    r.pushSha256,
+    r.tokenId,
+    r.profileId,
+    r.depSerial,
+    r.libraryProfileId,
+    r.libraryIdentifier,
+    r.blueprintId,
+    r.actionId,
+    r.targetKeyId,
+    ...r.principalKeyIds,
+  ]
   // The tenant itself, as a row (tenants list) or as the owner of rows.
   if (r.tenantId !== null) ids.push(`"id":"${r.tenantId}"`, `"tenant_id":"${r.tenantId}"`)
   return ids
@@ -513,7 +618,12 @@ t.test('the admin API across tenants and roles', async (t) => {
 
   // Phase 1 (first, while every row still exists): a principal of one tenant against the
   // rows of another tenant and of central IT.
-  const pairs: Array<['alpha' | 'beta', TenantName]> = [['alpha', 'beta'], ['alpha', 'central'], ['beta', 'alpha'], ['beta', 'central']]
+  const pairs: Array<['alpha' | 'beta', TenantName]> = [
+    ['alpha', 'beta'],
+    ['alpha', 'central'],
+    ['beta', 'alpha'],
+    ['beta', 'central'],
+  ]
   for (const [own, victim] of pairs) {
     await t.test(`${own} principals never reach ${victim}'s rows`, async (t) => {
       const before = await snapshotTenant(world, victim)
@@ -529,10 +639,15 @@ t.test('the admin API across tenants and roles', async (t) => {
             const foreign = build(world, op, sample, own, victim, victim)
             const mixed = build(world, op, sample, own, own, victim)
             if (foreign && (foreign.pathForeign || foreign.bodyForeign || isRead(op))) {
-              const how = foreign.pathForeign ? `${victim}'s path${foreign.bodyForeign ? ' and body' : ''}` : foreign.bodyForeign ? `${victim}'s body/query` : 'listing'
+              const how = foreign.pathForeign
+                ? `${victim}'s path${foreign.bodyForeign ? ' and body' : ''}`
+                : foreign.bodyForeign
+                  ? `${victim}'s body/query`
+                  : 'listing'
               attempts.push({ where: `${label}, ${how}`, op, sample, principal, request: foreign })
             }
-            if (foreign?.pathForeign && mixed?.bodyForeign) attempts.push({ where: `${label}, own path, ${victim}'s body`, op, sample, principal, request: mixed })
+            if (foreign?.pathForeign && mixed?.bodyForeign)
+              attempts.push({ where: `${label}, own path, ${victim}'s body`, op, sample, principal, request: mixed })
           }
         }
       }
@@ -565,7 +680,10 @@ t.test('the admin API across tenants and roles', async (t) => {
       for (const principal of alphaPrincipals.filter((p) => !allowed(op, p))) {
         const request = build(world, op, variantsOf(op)[0]!, 'alpha', 'alpha', 'alpha')!
         const response = await world.api(op.method, request.url, { ...request.options, key: principal.key })
-        t.ok(response.statusCode === 403 && response.json?.code === 'forbidden', `${op.operationId} as ${principal.label}: 403 forbidden`, { status: response.statusCode, body: excerpt(response) })
+        t.ok(response.statusCode === 403 && response.json?.code === 'forbidden', `${op.operationId} as ${principal.label}: 403 forbidden`, {
+          status: response.statusCode,
+          body: excerpt(response),
+        })
       }
     }
   })

@@ -56,7 +56,10 @@ t.test('a created key authenticates with its role', async (t) => {
   t.same(await service.authenticate(key), { id: view.id, name: 'deploy bot', source: 'database', grants: [{ tenantId: null, role: 'helpdesk' }] })
   await Promise.all(touches)
   t.same(await service.getKey(fullAccess, view.id), { ...view, lastUsedAt: now() })
-  t.same((await service.listKeys(fullAccess)).map((k) => k.id), [view.id])
+  t.same(
+    (await service.listKeys(fullAccess)).map((k) => k.id),
+    [view.id],
+  )
 })
 
 t.test('a key splits into its ID and its whole secret, underscores in the secret included', async (t) => {
@@ -64,7 +67,12 @@ t.test('a key splits into its ID and its whole secret, underscores in the secret
   for (const secret of ['_'.repeat(43), `_${'a'.repeat(41)}_`, `ab_${'-'.repeat(38)}_c`, 'A'.repeat(43)]) {
     t.same(splitApiKey(`orchard_abcdefghij12_${secret}`), { id: 'abcdefghij12', secret })
   }
-  for (const bad of ['orchard_abcdefghij12', 'orchard_ABCDEFGHIJ12_' + 'a'.repeat(43), 'orchard_abcdefghij12_' + 'a'.repeat(42), 'x_abcdefghij12_' + 'a'.repeat(43)]) {
+  for (const bad of [
+    'orchard_abcdefghij12',
+    'orchard_ABCDEFGHIJ12_' + 'a'.repeat(43),
+    'orchard_abcdefghij12_' + 'a'.repeat(42),
+    'x_abcdefghij12_' + 'a'.repeat(43),
+  ]) {
     t.equal(splitApiKey(bad), null, `${bad.slice(0, 30)}... has not the shape of a key`)
   }
 })
@@ -74,7 +82,9 @@ t.test('only the SHA-256 of the key is stored: the key text appears nowhere in t
   const { key, view } = await service.createKey(fullAccess, { name: 'secret holder', role: 'owner' })
   const secret = splitApiKey(key)!.secret
   const row = await database.db.selectFrom('api_keys').selectAll().where('id', '=', view.id).executeTakeFirstOrThrow()
-  const rowText = JSON.stringify(row, (_name, value: unknown) => (value instanceof Buffer ? value.toString('latin1') + value.toString('base64') + value.toString('hex') + value.toString('base64url') : value))
+  const rowText = JSON.stringify(row, (_name, value: unknown) =>
+    value instanceof Buffer ? value.toString('latin1') + value.toString('base64') + value.toString('hex') + value.toString('base64url') : value,
+  )
   t.notOk(rowText.includes(key), 'no key')
   t.notOk(rowText.includes(secret), 'no secret, in any encoding')
   t.equal(row.key_sha256.length, 32)
@@ -99,7 +109,10 @@ t.test('successful and failed lookups are cached for the TTL, then asked again',
   const { key } = await service.createKey(fullAccess, { name: 'hot client', role: 'auditor' })
   const unknown = `orchard_${'q'.repeat(12)}_${'B'.repeat(43)}`
   const results = await Promise.all([service.authenticate(key), service.authenticate(key), service.authenticate(unknown), service.authenticate(unknown)])
-  t.same(results.map((r) => r?.name), ['hot client', 'hot client', undefined, undefined])
+  t.same(
+    results.map((r) => r?.name),
+    ['hot client', 'hot client', undefined, undefined],
+  )
   t.equal(lookups.length, 2, 'concurrent requests share one lookup per token')
   advance(9_999)
   t.ok(await service.authenticate(key))
@@ -150,8 +163,15 @@ t.test('a revoked key fails at once in this process, even when cached', async (t
   t.equal(await service.revokeKey(fullAccess, view.id), 'already_revoked')
   t.equal(await service.revokeKey(fullAccess, 'nosuchkey123'), 'not_found')
   t.equal(await service.revokeKey(fullAccess, '../etc/passwd'), 'not_found')
-  t.same((await service.listKeys(fullAccess)).map((k) => k.id), [], 'revoked keys are not listed by default')
-  t.same((await service.listKeys(fullAccess, { includeRevoked: true })).map((k) => k.id), [view.id])
+  t.same(
+    (await service.listKeys(fullAccess)).map((k) => k.id),
+    [],
+    'revoked keys are not listed by default',
+  )
+  t.same(
+    (await service.listKeys(fullAccess, { includeRevoked: true })).map((k) => k.id),
+    [view.id],
+  )
   t.ok((await service.getKey(fullAccess, view.id))?.revokedAt)
   t.equal(lookups.length, 2, 'revocation dropped the cached answer')
 })
@@ -206,7 +226,12 @@ t.test('config keys authenticate as central owners', async (t) => {
     logger: testLogger(),
   })
   t.same(await service.authenticate(configKey), { id: 'config:0', name: 'config key 1', source: 'config', grants: [{ tenantId: null, role: 'owner' }] })
-  t.same(await other.authenticate('second-config-key-0123456789abcdef'), { id: 'config:1', name: 'config key 2', source: 'config', grants: [{ tenantId: null, role: 'owner' }] })
+  t.same(await other.authenticate('second-config-key-0123456789abcdef'), {
+    id: 'config:1',
+    name: 'config key 2',
+    source: 'config',
+    grants: [{ tenantId: null, role: 'owner' }],
+  })
   t.equal(await other.authenticate('second-config-key-0123456789abcdeF'), undefined)
   t.equal(await service.authenticate(configKey.slice(0, -1)), undefined)
   t.equal(lookups.length, 0, 'config keys never reach the database')
@@ -240,13 +265,32 @@ t.test('a key holds one role in one tenant; a tenant-scoped caller reaches only 
   const own = await service.createKey(physics, { name: 'physics helpdesk', role: 'helpdesk' })
   t.equal(central.view.tenantId, null, 'a central caller naming no tenant makes a central key')
   t.equal(chemistry.view.tenantId, 'chemistry')
-  t.equal(own.view.tenantId, 'physics', "a tenant-scoped caller naming no tenant makes a key of its own tenant")
-  t.same(await service.authenticate(own.key), { id: own.view.id, name: 'physics helpdesk', source: 'database', grants: [{ tenantId: 'physics', role: 'helpdesk' }] })
-  t.same(await service.authenticate(chemistry.key), { id: chemistry.view.id, name: 'chemistry admin', source: 'database', grants: [{ tenantId: 'chemistry', role: 'admin' }] })
-  t.same(await service.authenticate(central.key), { id: central.view.id, name: 'central owner', source: 'database', grants: [{ tenantId: null, role: 'owner' }] })
+  t.equal(own.view.tenantId, 'physics', 'a tenant-scoped caller naming no tenant makes a key of its own tenant')
+  t.same(await service.authenticate(own.key), {
+    id: own.view.id,
+    name: 'physics helpdesk',
+    source: 'database',
+    grants: [{ tenantId: 'physics', role: 'helpdesk' }],
+  })
+  t.same(await service.authenticate(chemistry.key), {
+    id: chemistry.view.id,
+    name: 'chemistry admin',
+    source: 'database',
+    grants: [{ tenantId: 'chemistry', role: 'admin' }],
+  })
+  t.same(await service.authenticate(central.key), {
+    id: central.view.id,
+    name: 'central owner',
+    source: 'database',
+    grants: [{ tenantId: null, role: 'owner' }],
+  })
   await Promise.all(touches)
 
-  t.same((await service.listKeys(physics, { includeRevoked: true })).map((k) => k.id), [own.view.id], 'only its own tenant is listed')
+  t.same(
+    (await service.listKeys(physics, { includeRevoked: true })).map((k) => k.id),
+    [own.view.id],
+    'only its own tenant is listed',
+  )
   t.same((await service.listKeys(fullAccess)).map((k) => k.id).sort(), [central.view.id, chemistry.view.id, own.view.id].sort(), 'central IT sees every key')
   t.equal((await service.getKey(physics, own.view.id))?.name, 'physics helpdesk')
   t.equal(await service.getKey(physics, chemistry.view.id), undefined, "another tenant's key does not exist for it")
@@ -262,14 +306,36 @@ t.test('a key holds one role in one tenant; a tenant-scoped caller reaches only 
   t.equal(await service.revokeKey(physics, chemistry.view.id), 'not_found', 'a revoked key of another tenant is not found either, not already revoked')
 
   const before = await database.db.selectFrom('api_keys').select('id').execute()
-  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'admin', tenantId: 'chemistry' })), ['/tenant_id chemistry is not a tenant you manage'])
-  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'admin', tenantId: 'nosuchtenant' })), ['/tenant_id nosuchtenant is not a tenant you manage'], 'an unknown tenant gets the same answer')
-  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner' })), ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'])
-  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner', tenantId: 'physics' })), ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'])
-  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'auditor', tenantId: null })), ['/tenant_id only central IT can create central keys'])
-  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner', tenantId: null })), ['/tenant_id only central IT can create central keys'])
-  t.same(await validationErrors(t, () => service.createKey(fullAccess, { name: 'x', role: 'owner', tenantId: 'physics' })), ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'], 'not even central IT makes an owner key in a tenant')
-  t.same(await validationErrors(t, () => service.createKey(fullAccess, { name: 'x', role: 'admin', tenantId: 'nosuchtenant' })), ['/tenant_id no such tenant'], 'central IT is told the tenant does not exist')
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'admin', tenantId: 'chemistry' })), [
+    '/tenant_id chemistry is not a tenant you manage',
+  ])
+  t.same(
+    await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'admin', tenantId: 'nosuchtenant' })),
+    ['/tenant_id nosuchtenant is not a tenant you manage'],
+    'an unknown tenant gets the same answer',
+  )
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner' })), [
+    '/tenant_id owner keys belong to central IT: leave tenant_id out (or null)',
+  ])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner', tenantId: 'physics' })), [
+    '/tenant_id owner keys belong to central IT: leave tenant_id out (or null)',
+  ])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'auditor', tenantId: null })), [
+    '/tenant_id only central IT can create central keys',
+  ])
+  t.same(await validationErrors(t, () => service.createKey(physics, { name: 'x', role: 'owner', tenantId: null })), [
+    '/tenant_id only central IT can create central keys',
+  ])
+  t.same(
+    await validationErrors(t, () => service.createKey(fullAccess, { name: 'x', role: 'owner', tenantId: 'physics' })),
+    ['/tenant_id owner keys belong to central IT: leave tenant_id out (or null)'],
+    'not even central IT makes an owner key in a tenant',
+  )
+  t.same(
+    await validationErrors(t, () => service.createKey(fullAccess, { name: 'x', role: 'admin', tenantId: 'nosuchtenant' })),
+    ['/tenant_id no such tenant'],
+    'central IT is told the tenant does not exist',
+  )
   t.same(await database.db.selectFrom('api_keys').select('id').execute(), before, 'no refused key was stored')
 })
 
@@ -287,7 +353,11 @@ t.test('invalid keys are refused with a pointer per problem', async (t) => {
   t.same(await errorsOf({ name: 'ok', role: undefined as unknown as Role }), [roleError], 'a role is required')
   t.same(await errorsOf({ name: 'ok', role: 'auditor', expiresAt: now() }), ['/expires_at must be in the future'])
   t.same(await errorsOf({ name: 'ok', role: 'auditor', expiresAt: new Date('nonsense') }), ['/expires_at must be a date and time'])
-  t.same(await errorsOf({ name: '', role: 'root' as Role, expiresAt: new Date(0) }), ['/name must be 1 to 200 characters', roleError, '/expires_at must be in the future'])
+  t.same(await errorsOf({ name: '', role: 'root' as Role, expiresAt: new Date(0) }), [
+    '/name must be 1 to 200 characters',
+    roleError,
+    '/expires_at must be in the future',
+  ])
   t.same(await errorsOf({ name: '', role: 'owner', tenantId: 'physics', expiresAt: new Date(0) }), [
     '/name must be 1 to 200 characters',
     '/tenant_id owner keys belong to central IT: leave tenant_id out (or null)',

@@ -16,7 +16,10 @@ t.test('a key is stored and found by its digest, with its columns intact', async
   const database = await createTestDatabase(t)
   const store = createApiKeyStore(database.db)
   await database.db.insertInto('tenants').values({ id: 'physics', name: 'Physics', parent_id: null }).execute()
-  const inserted = await store.insertKey(fullAccess, newKey('aaaaaaaaaaa1', { name: 'CI déploiement', role: 'helpdesk', tenantId: 'physics', expiresAt: later(3600) }))
+  const inserted = await store.insertKey(
+    fullAccess,
+    newKey('aaaaaaaaaaa1', { name: 'CI déploiement', role: 'helpdesk', tenantId: 'physics', expiresAt: later(3600) }),
+  )
   if (!inserted) throw new Error('not inserted')
   t.same(inserted, {
     id: 'aaaaaaaaaaa1',
@@ -57,8 +60,14 @@ t.test('lists oldest first; revoked keys only when asked', async (t) => {
   await store.insertKey(fullAccess, newKey('first0000001', { createdAt: later(1) }))
   await store.insertKey(fullAccess, newKey('revoked00001', { createdAt: later(3) }))
   await store.revokeKey(fullAccess, 'revoked00001', later(4))
-  t.same((await store.listKeys(fullAccess, { includeRevoked: false })).map((k) => k.id), ['first0000001', 'second000001'])
-  t.same((await store.listKeys(fullAccess, { includeRevoked: true })).map((k) => k.id), ['first0000001', 'second000001', 'revoked00001'])
+  t.same(
+    (await store.listKeys(fullAccess, { includeRevoked: false })).map((k) => k.id),
+    ['first0000001', 'second000001'],
+  )
+  t.same(
+    (await store.listKeys(fullAccess, { includeRevoked: true })).map((k) => k.id),
+    ['first0000001', 'second000001', 'revoked00001'],
+  )
 })
 
 t.test('last use is recorded and never moves backwards', async (t) => {
@@ -80,7 +89,11 @@ t.test('the database enforces the key format and one row per digest', async (t) 
   await t.rejects(store.insertKey(fullAccess, newKey('badrole00001', { role: 'root' as Role })), /check constraint/)
   await t.rejects(store.insertKey(fullAccess, newKey('badrole00002', { role: 'read' as Role })), /check constraint/, 'the old scope names are not roles')
   await database.db.insertInto('tenants').values({ id: 'physics', name: 'Physics', parent_id: null }).execute()
-  await t.rejects(store.insertKey(fullAccess, newKey('tenantowner1', { role: 'owner', tenantId: 'physics' })), /api_keys_owner_is_central|check constraint/, 'owner keys are central')
+  await t.rejects(
+    store.insertKey(fullAccess, newKey('tenantowner1', { role: 'owner', tenantId: 'physics' })),
+    /api_keys_owner_is_central|check constraint/,
+    'owner keys are central',
+  )
   await t.rejects(store.insertKey(fullAccess, newKey('shortdigest1', { keySha256: Buffer.alloc(16) })), /check constraint/)
 })
 
@@ -101,10 +114,23 @@ t.test('a tenant scope reaches only the keys of its tenants; a key of an unknown
   await store.insertKey(fullAccess, newKey('chemistry001', { role: 'admin', tenantId: 'chemistry', createdAt: later(3) }))
   await store.insertKey(fullAccess, newKey('central00001', { role: 'owner', tenantId: null, createdAt: later(4) }))
 
-  t.same((await store.listKeys(physics, { includeRevoked: true })).map((k) => k.id), ['physics00001', 'physics00002'])
-  t.same((await store.listKeys(tenantsAccess(['chemistry']), { includeRevoked: true })).map((k) => k.id), ['chemistry001'])
-  t.same((await store.listKeys(tenantsAccess([]), { includeRevoked: true })).map((k) => k.id), [], 'a scope of no tenants sees nothing')
-  t.same((await store.listKeys(fullAccess, { includeRevoked: false })).map((k) => k.id), ['physics00001', 'physics00002', 'chemistry001', 'central00001'])
+  t.same(
+    (await store.listKeys(physics, { includeRevoked: true })).map((k) => k.id),
+    ['physics00001', 'physics00002'],
+  )
+  t.same(
+    (await store.listKeys(tenantsAccess(['chemistry']), { includeRevoked: true })).map((k) => k.id),
+    ['chemistry001'],
+  )
+  t.same(
+    (await store.listKeys(tenantsAccess([]), { includeRevoked: true })).map((k) => k.id),
+    [],
+    'a scope of no tenants sees nothing',
+  )
+  t.same(
+    (await store.listKeys(fullAccess, { includeRevoked: false })).map((k) => k.id),
+    ['physics00001', 'physics00002', 'chemistry001', 'central00001'],
+  )
   t.equal((await store.getKey(physics, 'physics00002'))?.role, 'auditor')
   t.equal(await store.getKey(physics, 'chemistry001'), undefined, "another tenant's key")
   t.equal(await store.getKey(physics, 'central00001'), undefined, 'a central key')
@@ -128,16 +154,44 @@ t.test('an insert or revocation with an actor writes one audit row in the same t
   const database = await createTestDatabase(t)
   const store = createApiKeyStore(database.db)
   await database.db.insertInto('tenants').values({ id: 'physics', name: 'Physics', parent_id: null }).execute()
-  const actor = (action: string) => ({ principalId: 'config:0', principalName: 'config key 1', principalSource: 'config' as const, requestId: `req-${action}`, action, recorded: false })
+  const actor = (action: string) => ({
+    principalId: 'config:0',
+    principalName: 'config key 1',
+    principalSource: 'config' as const,
+    requestId: `req-${action}`,
+    action,
+    recorded: false,
+  })
   await store.insertKey(tenantsAccess(['physics'], actor('createApiKey')), newKey('audited00001', { role: 'helpdesk', tenantId: 'physics' }))
-  t.equal(await store.insertKey(tenantsAccess(['physics'], actor('createApiKey')), newKey('audited00002', { role: 'helpdesk', tenantId: 'biology' })), undefined)
+  t.equal(
+    await store.insertKey(tenantsAccess(['physics'], actor('createApiKey')), newKey('audited00002', { role: 'helpdesk', tenantId: 'biology' })),
+    undefined,
+  )
   t.equal(await store.revokeKey(tenantsAccess(['physics'], actor('revokeApiKey')), 'audited00001', later(1)), 'revoked')
   t.equal(await store.revokeKey(tenantsAccess(['physics'], actor('revokeApiKey')), 'audited00001', later(2)), 'already_revoked')
-  const rows = await database.db.selectFrom('audit_events').select(['action', 'tenant_id', 'target_type', 'target_id', 'principal_id', 'request_id', 'details']).orderBy('id').execute()
+  const rows = await database.db
+    .selectFrom('audit_events')
+    .select(['action', 'tenant_id', 'target_type', 'target_id', 'principal_id', 'request_id', 'details'])
+    .orderBy('id')
+    .execute()
   t.match(rows, [
-    { action: 'createApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0', details: { name: 'key audited00001', role: 'helpdesk' } },
+    {
+      action: 'createApiKey',
+      tenant_id: 'physics',
+      target_type: 'api_key',
+      target_id: 'audited00001',
+      principal_id: 'config:0',
+      details: { name: 'key audited00001', role: 'helpdesk' },
+    },
     { action: 'revokeApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0', details: null },
-    { action: 'revokeApiKey', tenant_id: 'physics', target_type: 'api_key', target_id: 'audited00001', principal_id: 'config:0', details: { already_revoked: true } },
+    {
+      action: 'revokeApiKey',
+      tenant_id: 'physics',
+      target_type: 'api_key',
+      target_id: 'audited00001',
+      principal_id: 'config:0',
+      details: { already_revoked: true },
+    },
   ])
   t.equal(rows.length, 3, 'the failed insert wrote nothing; the repeated revocation (a success with nothing to do) is audited as such')
 })

@@ -30,7 +30,10 @@ t.test('no key, a wrong key, a revoked key: 401 problem+json; a role the operati
 
   const listed = await api('GET', '/api/v1/api-keys')
   t.equal(listed.statusCode, 200)
-  t.same(listed.json.items.map((k: { id: string }) => k.id), [created.json.id])
+  t.same(
+    listed.json.items.map((k: { id: string }) => k.id),
+    [created.json.id],
+  )
   t.notOk(JSON.stringify(listed.json).includes(splitApiKey(readKey)!.secret), 'the list never shows the key')
 
   t.equal((await api('DELETE', `/api/v1/api-keys/${created.json.id}`)).statusCode, 204)
@@ -64,20 +67,35 @@ t.test('key creation is validated with pointers', async (t) => {
   const bad = await api('POST', '/api/v1/api-keys', { body: { name: '', role: 'root' } })
   t.equal(bad.statusCode, 400)
   t.equal(bad.json.code, 'validation_failed')
-  t.ok(bad.json.errors.some((e: { pointer: string }) => e.pointer === '/role'), 'the role is named')
+  t.ok(
+    bad.json.errors.some((e: { pointer: string }) => e.pointer === '/role'),
+    'the role is named',
+  )
   const ownerInTenant = await api('POST', '/api/v1/api-keys', { body: { name: 'x', role: 'owner', tenant_id: 'physics' } })
   t.equal(ownerInTenant.statusCode, 400)
-  t.same(ownerInTenant.json.errors.map((e: { pointer: string }) => e.pointer), ['/tenant_id'])
+  t.same(
+    ownerInTenant.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/tenant_id'],
+  )
   const unknownTenant = await api('POST', '/api/v1/api-keys', { body: { name: 'x', role: 'admin', tenant_id: 'nowhere' } })
   t.equal(unknownTenant.statusCode, 400)
-  t.same(unknownTenant.json.errors.map((e: { pointer: string }) => e.pointer), ['/tenant_id'])
+  t.same(
+    unknownTenant.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/tenant_id'],
+  )
 })
 
-t.test('tenants: a principal of one tenant never reaches another tenant\'s devices, commands or keys (404), and every write is audited', async (t) => {
+t.test("tenants: a principal of one tenant never reaches another tenant's devices, commands or keys (404), and every write is audited", async (t) => {
   const mdm = await setupMdm(t)
   const api = apiClient(mdm.app)
   const db = mdm.database.db
-  await db.insertInto('tenants').values([{ id: 'physics', name: 'Physics', parent_id: null }, { id: 'chemistry', name: 'Chemistry', parent_id: null }]).execute()
+  await db
+    .insertInto('tenants')
+    .values([
+      { id: 'physics', name: 'Physics', parent_id: null },
+      { id: 'chemistry', name: 'Chemistry', parent_id: null },
+    ])
+    .execute()
   const inPhysics = await mdm.enrolledDevice()
   const inChemistry = await mdm.enrolledDevice()
   await db.updateTable('devices').set({ tenant_id: 'physics' }).where('id', '=', inPhysics.udid).execute()
@@ -86,29 +104,54 @@ t.test('tenants: a principal of one tenant never reaches another tenant\'s devic
   const chemistryAdmin = (await api('POST', '/api/v1/api-keys', { body: { name: 'chemistry it', role: 'admin', tenant_id: 'chemistry' } })).json
 
   const listed = await api('GET', '/api/v1/devices', { key: physicsAdmin })
-  t.same(listed.json.items.map((d: { id: string }) => d.id), [inPhysics.udid], 'only its own devices')
+  t.same(
+    listed.json.items.map((d: { id: string }) => d.id),
+    [inPhysics.udid],
+    'only its own devices',
+  )
   t.equal(listed.json.items[0].tenant_id, 'physics')
-  t.equal((await api('GET', `/api/v1/devices/${inChemistry.udid}`, { key: physicsAdmin })).statusCode, 404, 'another tenant\'s device does not exist for it')
+  t.equal((await api('GET', `/api/v1/devices/${inChemistry.udid}`, { key: physicsAdmin })).statusCode, 404, "another tenant's device does not exist for it")
   t.equal((await api('POST', `/api/v1/devices/${inChemistry.udid}/lock`, { key: physicsAdmin, body: {} })).statusCode, 404)
   t.equal((await api('DELETE', `/api/v1/devices/${inChemistry.udid}`, { key: physicsAdmin })).statusCode, 404)
   const bulk = await api('POST', '/api/v1/commands', { key: physicsAdmin, body: { filter: {}, command: { request_type: 'ProfileList' }, push: false } })
   t.equal(bulk.statusCode, 201)
-  t.same(bulk.json.targets.map((target: { enrollment_id: string }) => target.enrollment_id), [inPhysics.udid], 'a filter never reaches outside the tenant')
+  t.same(
+    bulk.json.targets.map((target: { enrollment_id: string }) => target.enrollment_id),
+    [inPhysics.udid],
+    'a filter never reaches outside the tenant',
+  )
   const central = await api('POST', `/api/v1/devices/${inChemistry.udid}/commands?push=false`, { body: { request_type: 'ProfileList' } })
   t.equal(central.statusCode, 201)
   t.equal((await api('GET', `/api/v1/commands/${central.json.command_uuid}`, { key: physicsAdmin })).statusCode, 404, 'nor its commands')
   t.equal((await api('POST', `/api/v1/commands/${central.json.command_uuid}/cancel`, { key: physicsAdmin, body: {} })).statusCode, 404)
   t.equal((await api('GET', `/api/v1/api-keys/${chemistryAdmin.id}`, { key: physicsAdmin })).statusCode, 404, 'nor its keys')
   t.equal((await api('DELETE', `/api/v1/api-keys/${chemistryAdmin.id}`, { key: physicsAdmin })).statusCode, 404)
-  t.equal((await api('POST', '/api/v1/api-keys', { key: physicsAdmin, body: { name: 'x', role: 'admin', tenant_id: 'chemistry' } })).statusCode, 400, 'nor create keys there')
+  t.equal(
+    (await api('POST', '/api/v1/api-keys', { key: physicsAdmin, body: { name: 'x', role: 'admin', tenant_id: 'chemistry' } })).statusCode,
+    400,
+    'nor create keys there',
+  )
   t.equal((await api('GET', '/api/v1/commands', { key: physicsAdmin })).json.items.length, 1, 'only its own command in the list')
 
   const rows = await db.selectFrom('audit_events').selectAll().orderBy('id').execute()
   const bulkRow = rows.find((row) => row.action === 'enqueueCommand' && row.outcome === 'success')
-  t.match(bulkRow, { category: 'admin', tenant_id: 'physics', target_type: 'command', target_id: bulk.json.command_uuid, details: { outside_transaction: undefined } }, 'the command and its audit row, in its tenant')
-  t.ok(rows.some((row) => row.action === 'lockDevice' && row.outcome === 'failure' && row.status_code === 404 && row.tenant_id === 'physics'), 'refused writes are audited too')
-  t.notOk(rows.some((row) => row.action === 'listDevices' || row.action === 'getDevice'), 'reads are not audited')
-  t.notOk(rows.some((row) => (row.details as { outside_transaction?: boolean } | null)?.outside_transaction === true && row.outcome === 'success'), 'every successful write was audited in its own transaction')
+  t.match(
+    bulkRow,
+    { category: 'admin', tenant_id: 'physics', target_type: 'command', target_id: bulk.json.command_uuid, details: { outside_transaction: undefined } },
+    'the command and its audit row, in its tenant',
+  )
+  t.ok(
+    rows.some((row) => row.action === 'lockDevice' && row.outcome === 'failure' && row.status_code === 404 && row.tenant_id === 'physics'),
+    'refused writes are audited too',
+  )
+  t.notOk(
+    rows.some((row) => row.action === 'listDevices' || row.action === 'getDevice'),
+    'reads are not audited',
+  )
+  t.notOk(
+    rows.some((row) => (row.details as { outside_transaction?: boolean } | null)?.outside_transaction === true && row.outcome === 'success'),
+    'every successful write was audited in its own transaction',
+  )
 })
 
 t.test('plumbing: 404, 405 with Allow, bad JSON, oversized body, unknown query parameter, bad cursor', async (t) => {
@@ -131,7 +174,9 @@ t.test('plumbing: 404, 405 with Allow, bad JSON, oversized body, unknown query p
   t.equal(badJson.statusCode, 400)
   t.equal(badJson.json.code, 'invalid_json')
 
-  const huge = await api('POST', '/api/v1/api-keys', { raw: { payload: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), role: 'auditor' }), contentType: 'application/json' } })
+  const huge = await api('POST', '/api/v1/api-keys', {
+    raw: { payload: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024), role: 'auditor' }), contentType: 'application/json' },
+  })
   t.equal(huge.statusCode, 413)
   t.equal(huge.json.code, 'payload_too_large')
 

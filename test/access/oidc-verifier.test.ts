@@ -20,7 +20,13 @@ function verifierFor(idp: TestOidcIssuer, options: Partial<OidcVerifierOptions> 
 }
 
 /** Rejected with this reason, and the message shows no part of the token. */
-async function rejects(t: Test, verifier: OidcVerifier, token: string, reason: TokenRejectionReason, what: string = reason): Promise<TokenRejected | undefined> {
+async function rejects(
+  t: Test,
+  verifier: OidcVerifier,
+  token: string,
+  reason: TokenRejectionReason,
+  what: string = reason,
+): Promise<TokenRejected | undefined> {
   try {
     await verifier.verify(token)
     t.fail(`${what}: accepted, expected ${reason}`)
@@ -31,7 +37,9 @@ async function rejects(t: Test, verifier: OidcVerifier, token: string, reason: T
       return undefined
     }
     t.equal(error.reason, reason, `${what}: ${error.message}`)
-    const leaks = String(token).split('.').filter((part) => part.length >= 16 && error.message.includes(part))
+    const leaks = String(token)
+      .split('.')
+      .filter((part) => part.length >= 16 && error.message.includes(part))
     t.same(leaks, [], `${what}: the message holds no part of the token`)
     return error
   }
@@ -183,7 +191,13 @@ t.test('signatures', async (t) => {
   await rejects(t, verifier, `${h}.${p}.`, 'bad_signature', 'no signature')
   const [eh, ep, es] = ecToken.split('.') as [string, string, string]
   await rejects(t, verifier, `${eh}.${ep}.${Buffer.from(es, 'base64url').subarray(0, 63).toString('base64url')}`, 'bad_signature', 'short ES256 signature')
-  await rejects(t, verifier, `${eh}.${ep}.${Buffer.concat([Buffer.from([0x30, 0x44]), Buffer.from(es, 'base64url')]).toString('base64url')}`, 'bad_signature', 'ES256 signature as DER-ish bytes')
+  await rejects(
+    t,
+    verifier,
+    `${eh}.${ep}.${Buffer.concat([Buffer.from([0x30, 0x44]), Buffer.from(es, 'base64url')]).toString('base64url')}`,
+    'bad_signature',
+    'ES256 signature as DER-ish bytes',
+  )
   await rejects(t, verifier, issuer.sign({}, { key: 'unknown', kid: issuer.kids().rsa }), 'bad_signature', 'another key behind a known kid')
 })
 
@@ -401,8 +415,14 @@ t.test('discovery and fetch options', async (t) => {
     return fetch(input, init)
   }
   t.ok(await verifierFor(issuer, { fetch: forward }).verify(issuer.sign()))
-  t.same(requests.map((r) => r.url), [`${issuer.url}/.well-known/openid-configuration`, issuer.jwksUrl])
-  t.ok(requests.every((r) => r.signal instanceof AbortSignal), 'every request has a timeout signal')
+  t.same(
+    requests.map((r) => r.url),
+    [`${issuer.url}/.well-known/openid-configuration`, issuer.jwksUrl],
+  )
+  t.ok(
+    requests.every((r) => r.signal instanceof AbortSignal),
+    'every request has a timeout signal',
+  )
 
   const timingOut: typeof fetch = async () => {
     throw new DOMException('The operation was aborted due to timeout', 'TimeoutError')
@@ -437,7 +457,10 @@ t.test('concurrent verifications share one discovery and one JWKS fetch', async 
   const verifier = verifierFor(idp)
   const tokens = Array.from({ length: 25 }, (_, i) => idp.sign({ sub: `user-${i}` }, { key: i % 2 === 0 ? 'rsa' : 'ec' }))
   const results = await Promise.all(tokens.map((token) => verifier.verify(token)))
-  t.same(results.map((r) => r.subject), tokens.map((_, i) => `user-${i}`))
+  t.same(
+    results.map((r) => r.subject),
+    tokens.map((_, i) => `user-${i}`),
+  )
   t.equal(idp.discoveryFetches(), 1)
   t.equal(idp.jwksFetches(), 1)
 

@@ -6,7 +6,10 @@ import { startFakeAbm, type FakeAbm } from '../helpers/fake-abm.js'
 
 function clientFor(abm: FakeAbm) {
   const c = abm.credentials
-  return createAbmClient({ baseUrl: `${abm.url}/`, credentials: async () => ({ consumerKey: c.consumer_key, consumerSecret: c.consumer_secret, accessToken: c.access_token, accessSecret: c.access_secret }) })
+  return createAbmClient({
+    baseUrl: `${abm.url}/`,
+    credentials: async () => ({ consumerKey: c.consumer_key, consumerSecret: c.consumer_secret, accessToken: c.access_token, accessSecret: c.access_secret }),
+  })
 }
 
 t.test('every call, one session', async (t) => {
@@ -19,7 +22,10 @@ t.test('every call, one session', async (t) => {
   t.equal(page.devices.length, 2)
   t.equal(page.moreToFollow, true)
   const rest = await client.fetchDevices(page.cursor, 2)
-  t.same(rest.devices.map((d) => d.serial_number), [serials[2]])
+  t.same(
+    rest.devices.map((d) => d.serial_number),
+    [serials[2]],
+  )
   t.equal(rest.moreToFollow, false)
   abm.modifyDevice(serials[0]!, { color: 'blue' })
   const delta = await client.syncDevices(rest.cursor, 100)
@@ -28,11 +34,18 @@ t.test('every call, one session', async (t) => {
 
   const defined = await client.defineProfile({ profile_name: 'P', url: 'https://mdm.test/enroll/ade' })
   t.match(await client.getProfile(defined.profileUuid), { profile_name: 'P', url: 'https://mdm.test/enroll/ade' })
-  t.match(await client.assignProfile(defined.profileUuid, [serials[0]!, 'NOPE']), { profileUuid: defined.profileUuid, devices: { [serials[0]!]: 'SUCCESS', NOPE: 'NOT_ACCESSIBLE' }, retryAfterSeconds: null })
+  t.match(await client.assignProfile(defined.profileUuid, [serials[0]!, 'NOPE']), {
+    profileUuid: defined.profileUuid,
+    devices: { [serials[0]!]: 'SUCCESS', NOPE: 'NOT_ACCESSIBLE' },
+    retryAfterSeconds: null,
+  })
   t.same(await client.removeProfile([serials[0]!]), { [serials[0]!]: 'SUCCESS' })
   t.same(await client.disownDevices([serials[2]!]), { [serials[2]!]: 'SUCCESS' })
   t.equal(client.sessionsStarted(), 1)
-  t.ok(abm.requests.every((r) => r.path === '/session' || r.session !== undefined), 'every call carried X-ADM-Auth-Session')
+  t.ok(
+    abm.requests.every((r) => r.path === '/session' || r.session !== undefined),
+    'every call carried X-ADM-Auth-Session',
+  )
 })
 
 t.test('a rotated session is used from the next call on', async (t) => {
@@ -68,6 +81,10 @@ t.test("Apple's error strings become codes", async (t) => {
   abm.expireSessions()
   t.match(await failing(401, 'UNAUTHORIZED'), { code: 'token_rejected' }, 'a 401, then /session refused: the token does not work')
 
-  const dead = createAbmClient({ baseUrl: 'http://127.0.0.1:9', credentials: async () => ({ consumerKey: 'k', consumerSecret: 's', accessToken: 't', accessSecret: 'a' }), timeoutMs: 2_000 })
+  const dead = createAbmClient({
+    baseUrl: 'http://127.0.0.1:9',
+    credentials: async () => ({ consumerKey: 'k', consumerSecret: 's', accessToken: 't', accessSecret: 'a' }),
+    timeoutMs: 2_000,
+  })
   await t.rejects(dead.account(), { code: 'unreachable' })
 })

@@ -26,10 +26,20 @@ t.before(async () => {
 })
 
 function machineInfo(overrides: PlistDict = {}): PlistDict {
-  return { UDID: randomUUID().toUpperCase(), SERIAL: serial, PRODUCT: 'iPad13,18', VERSION: '22B83', OS_VERSION: '18.1', LANGUAGE: 'nl-NL', MDM_CAN_REQUEST_SOFTWARE_UPDATE: true, ...overrides }
+  return {
+    UDID: randomUUID().toUpperCase(),
+    SERIAL: serial,
+    PRODUCT: 'iPad13,18',
+    VERSION: '22B83',
+    OS_VERSION: '18.1',
+    LANGUAGE: 'nl-NL',
+    MDM_CAN_REQUEST_SOFTWARE_UPDATE: true,
+    ...overrides,
+  }
 }
 
-const post = (world: DepFixture, body: Buffer) => world.app.inject({ method: 'POST', url: '/enroll/ade', headers: { 'content-type': 'application/pkcs7-signature' }, payload: body })
+const post = (world: DepFixture, body: Buffer) =>
+  world.app.inject({ method: 'POST', url: '/enroll/ade', headers: { 'content-type': 'application/pkcs7-signature' }, payload: body })
 
 async function adeWorld(t: Test, env: Record<string, string> = { ORCHARD_ADE_MACHINE_INFO_CA_FILES: rootFile }) {
   const world = await setupDep(t, env)
@@ -69,7 +79,10 @@ t.test('MachineInfo -> PreStage profile -> SCEP -> enrolled awaiting configurati
 
   const scep = await scepEnroll(world.scepHttp, { challenge: parts.challenge, subject: { commonName: 'ADE iPad', organization: 'University' } })
   t.equal(scep.certRep.pkiStatus, 'SUCCESS')
-  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), { udid: String(info['UDID']), serialNumber: serial })
+  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), {
+    udid: String(info['UDID']),
+    serialNumber: serial,
+  })
   t.equal((await device.authenticate()).status, 200)
   t.equal((await device.tokenUpdate({ AwaitingConfiguration: true })).status, 200)
 
@@ -96,7 +109,10 @@ t.test('a device that is not awaiting configuration gets no DeviceConfigured', a
   const info = machineInfo()
   const parts = profileParts(decodePlist((await post(world, signMachineInfo(info, apple.device))).rawPayload) as PlistDict)
   const scep = await scepEnroll(world.scepHttp, { challenge: parts.challenge, subject: { commonName: 'ADE iPad 2' } })
-  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), { udid: String(info['UDID']), serialNumber: serial })
+  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), {
+    udid: String(info['UDID']),
+    serialNumber: serial,
+  })
   await device.enroll()
   t.equal((await device.idle()).body.length, 0)
 })
@@ -130,7 +146,11 @@ t.test('refusals: unknown serial, forged or untrusted signature, garbage; none m
     t.equal(refused.statusCode, 400, what)
     t.match(refused.headers['content-type'], /application\/problem\+json/, what)
   }
-  t.equal((await world.app.inject({ method: 'POST', url: '/enroll/ade', headers: { 'content-type': 'application/pkcs7-signature' } })).statusCode, 400, 'empty body')
+  t.equal(
+    (await world.app.inject({ method: 'POST', url: '/enroll/ade', headers: { 'content-type': 'application/pkcs7-signature' } })).statusCode,
+    400,
+    'empty body',
+  )
   t.equal((await post(world, Buffer.alloc(70 * 1024, 0x30))).statusCode, 413, 'oversized body')
 
   const notPlist = await post(world, signMachineInfo(Buffer.from('not a plist'), apple.device))
@@ -152,7 +172,11 @@ t.test("a PreStage's minimum OS: 403 com.apple.softwareupdate.required for devic
   t.equal(await challenges(world), 0)
   t.equal((await post(world, signMachineInfo(machineInfo({ OS_VERSION: '18.2' }), apple.device))).statusCode, 200, 'at the minimum')
   t.equal((await post(world, signMachineInfo(machineInfo({ OS_VERSION: '18.10' }), apple.device))).statusCode, 200, '18.10 is newer than 18.2')
-  t.equal((await post(world, signMachineInfo(machineInfo({ OS_VERSION: '17.7', MDM_CAN_REQUEST_SOFTWARE_UPDATE: false }), apple.device))).statusCode, 200, 'a device that cannot update in Setup Assistant enrolls')
+  t.equal(
+    (await post(world, signMachineInfo(machineInfo({ OS_VERSION: '17.7', MDM_CAN_REQUEST_SOFTWARE_UPDATE: false }), apple.device))).statusCode,
+    200,
+    'a device that cannot update in Setup Assistant enrolls',
+  )
 })
 
 t.test('MachineInfo chain verification: 503 until the CAs are configured; off checks the signature only', async (t) => {
@@ -182,6 +206,10 @@ t.test('configuration_web_url: GET /enroll/ade with x-apple-aspen-deviceinfo ans
   t.match(missing.json().detail, /x-apple-aspen-deviceinfo/)
   const notBase64 = await world.app.inject({ method: 'GET', url: '/enroll/ade', headers: { 'x-apple-aspen-deviceinfo': 'not*base64' } })
   t.equal(notBase64.statusCode, 400)
-  const unknown = await world.app.inject({ method: 'GET', url: '/enroll/ade', headers: { 'x-apple-aspen-deviceinfo': signMachineInfo(machineInfo({ SERIAL: 'NOTOURS00002' }), apple.device).toString('base64') } })
+  const unknown = await world.app.inject({
+    method: 'GET',
+    url: '/enroll/ade',
+    headers: { 'x-apple-aspen-deviceinfo': signMachineInfo(machineInfo({ SERIAL: 'NOTOURS00002' }), apple.device).toString('base64') },
+  })
   t.equal(unknown.statusCode, 403)
 })

@@ -34,8 +34,14 @@ t.test('token exchange: certificate to upload, .p7m from Apple decrypted and sea
     t.equal(refused.json.code, 'validation_failed', what)
     t.match(refused.json.detail, /server token/, what)
   }
-  const empty = sealServerToken('Content-Type: text/plain\r\n\r\n-----BEGIN MESSAGE-----\n{"consumer_key":"x"}\n-----END MESSAGE-----\n', created.json.certificate_pem)
-  t.match((await world.call('PUT', url, { raw: { payload: empty, contentType: 'application/pkcs7-mime' } })).json, { code: 'validation_failed', detail: /consumer_secret/ })
+  const empty = sealServerToken(
+    'Content-Type: text/plain\r\n\r\n-----BEGIN MESSAGE-----\n{"consumer_key":"x"}\n-----END MESSAGE-----\n',
+    created.json.certificate_pem,
+  )
+  t.match((await world.call('PUT', url, { raw: { payload: empty, contentType: 'application/pkcs7-mime' } })).json, {
+    code: 'validation_failed',
+    detail: /consumer_secret/,
+  })
   t.match((await world.call('GET', `/api/v1/dep/tokens/${created.json.id}`)).json, { status: 'awaiting_token', server_token_uploaded_at: null })
 
   // DES3 like older tokens, and AES-256.
@@ -43,7 +49,12 @@ t.test('token exchange: certificate to upload, .p7m from Apple decrypted and sea
     const p7m = sealServerToken(serverTokenMessage(world.abm.credentials), created.json.certificate_pem, cipher)
     const uploaded = await world.call('PUT', url, { raw: { payload: p7m, contentType: 'application/pkcs7-mime' } })
     t.equal(uploaded.statusCode, 200, cipher)
-    t.match(uploaded.json, { status: 'ok', server_name: 'Biology MDM', org_name: 'University of Examples', access_token_expiry: new Date(world.abm.credentials.access_token_expiry).toISOString() })
+    t.match(uploaded.json, {
+      status: 'ok',
+      server_name: 'Biology MDM',
+      org_name: 'University of Examples',
+      access_token_expiry: new Date(world.abm.credentials.access_token_expiry).toISOString(),
+    })
   }
   const row = await world.database.db.selectFrom('dep_tokens').selectAll().where('id', '=', created.json.id).executeTakeFirstOrThrow()
   t.notOk(row.credentials_sealed!.includes(Buffer.from(world.abm.credentials.consumer_secret)), 'the OAuth secrets are sealed at rest')
@@ -55,7 +66,10 @@ t.test('a token expiring within 30 days is flagged; an expired one is not used',
   const world = await setupDep(t, {}, { credentials: { access_token_expiry: soon } })
   const token = await world.connectToken()
   t.match(token, { expires_soon: true, days_left: 9 })
-  t.same((await world.orchard.dep.expiringTokens(30)).map((expiring) => expiring.id), [token.id])
+  t.same(
+    (await world.orchard.dep.expiringTokens(30)).map((expiring) => expiring.id),
+    [token.id],
+  )
   t.same(await world.orchard.dep.expiringTokens(5), [], 'not within 5 days')
 
   const expired = await setupDep(t, {}, { credentials: { access_token_expiry: new Date(Date.now() - 86_400_000).toISOString() } })
@@ -73,7 +87,10 @@ t.test('fetch of 2,500 devices across pages, then sync deltas; one session throu
   const first = await world.sync(token.id)
   t.match(first.json, { outcome: 'synced', pages: 3, devices: 2500, added: 2500, restarted_fetch: false, status: 'ok' })
   t.equal(world.abm.requests.filter((r) => r.path === '/server/devices').length, 3, 'three fetch pages of at most 1000')
-  const count = await world.database.db.selectFrom('dep_devices').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
+  const count = await world.database.db
+    .selectFrom('dep_devices')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow()
   t.equal(Number(count.n), 2500)
   t.match((await world.call('GET', `/api/v1/dep/tokens/${token.id}`)).json, { device_count: 2500, sync_phase: 'sync', last_fetch_completed_at: String })
 
@@ -84,8 +101,16 @@ t.test('fetch of 2,500 devices across pages, then sync deltas; one session throu
   const second = await world.sync(token.id)
   t.match(second.json, { outcome: 'synced', added: 2 })
   t.equal(world.abm.requests.filter((r) => r.path === '/server/devices').length, 3, 'no new full fetch')
-  t.ok(world.abm.requests.some((r) => r.path === '/devices/sync'), 'deltas came from /devices/sync')
-  t.match((await world.call('GET', '/api/v1/dep/devices/FAKE00000001')).json, { color: 'space gray', asset_tag: 'BIO-1', op_type: 'modified', removed_at: null })
+  t.ok(
+    world.abm.requests.some((r) => r.path === '/devices/sync'),
+    'deltas came from /devices/sync',
+  )
+  t.match((await world.call('GET', '/api/v1/dep/devices/FAKE00000001')).json, {
+    color: 'space gray',
+    asset_tag: 'BIO-1',
+    op_type: 'modified',
+    removed_at: null,
+  })
   t.match((await world.call('GET', '/api/v1/dep/devices/FAKE00000002')).json, { op_type: 'deleted', removed_at: String })
   t.match((await world.call('GET', `/api/v1/dep/devices/${a!.serial_number}`)).json, { op_type: 'added', token_id: token.id })
   t.ok(b)
@@ -109,7 +134,17 @@ t.test('an expired or invalid cursor restarts the full fetch; an expired session
   world.abm.addDevices(1)
   const recovered = await world.sync(token.id)
   t.match(recovered.json, { outcome: 'synced', restarted_fetch: true, status: 'ok', status_detail: /full fetch/ })
-  t.equal(Number((await world.database.db.selectFrom('dep_devices').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n), 31)
+  t.equal(
+    Number(
+      (
+        await world.database.db
+          .selectFrom('dep_devices')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ),
+    31,
+  )
 
   await world.database.db.updateTable('dep_tokens').set({ cursor: 'bm90IGEgY3Vyc29y' }).where('id', '=', token.id).execute()
   t.match((await world.sync(token.id)).json, { outcome: 'synced', restarted_fetch: true })
@@ -170,23 +205,52 @@ t.test('PreStage profiles: validated, defined at Apple, assigned with per-device
   const token = await world.connectToken()
   await world.sync(token.id)
 
-  const bad = await world.call('POST', '/api/v1/dep/profiles', { body: { token_id: token.id, name: 'Biology', settings: { skip_setup_items: ['Siri', 'NoSuchPane'] } } })
+  const bad = await world.call('POST', '/api/v1/dep/profiles', {
+    body: { token_id: token.id, name: 'Biology', settings: { skip_setup_items: ['Siri', 'NoSuchPane'] } },
+  })
   t.equal(bad.statusCode, 400)
-  t.same(bad.json.errors.map((e: any) => e.pointer), ['/settings/skip_setup_items/1'])
-  const badCommand = await world.call('POST', '/api/v1/dep/profiles', { body: { token_id: token.id, name: 'Biology', enrollment_commands: [{ request_type: 'DeviceLock', PIN: 12 }] } })
+  t.same(
+    bad.json.errors.map((e: any) => e.pointer),
+    ['/settings/skip_setup_items/1'],
+  )
+  const badCommand = await world.call('POST', '/api/v1/dep/profiles', {
+    body: { token_id: token.id, name: 'Biology', enrollment_commands: [{ request_type: 'DeviceLock', PIN: 12 }] },
+  })
   t.equal(badCommand.statusCode, 400)
   t.match(badCommand.json.errors[0].pointer, /^\/enrollment_commands\/0/)
-  t.equal((await world.call('POST', '/api/v1/dep/profiles', { body: { token_id: token.id, name: 'X', settings: { unknown_key: 1 } } })).statusCode, 400, 'unknown Apple keys are refused')
+  t.equal(
+    (await world.call('POST', '/api/v1/dep/profiles', { body: { token_id: token.id, name: 'X', settings: { unknown_key: 1 } } })).statusCode,
+    400,
+    'unknown Apple keys are refused',
+  )
   t.equal((await world.call('POST', '/api/v1/dep/profiles', { body: { token_id: '00000000-0000-4000-8000-000000000000', name: 'X' } })).statusCode, 404)
   t.equal((await world.database.db.selectFrom('dep_profiles').selectAll().execute()).length, 0, 'nothing stored by refusals')
 
   const created = await world.call('POST', '/api/v1/dep/profiles', {
-    body: { token_id: token.id, name: 'Biology iPads', device_kind: 'function', settings: { is_mdm_removable: false, await_device_configured: true, department: 'Biology', skip_setup_items: ['Siri', 'Location'], support_phone_number: '+31 20 000 0000' } },
+    body: {
+      token_id: token.id,
+      name: 'Biology iPads',
+      device_kind: 'function',
+      settings: {
+        is_mdm_removable: false,
+        await_device_configured: true,
+        department: 'Biology',
+        skip_setup_items: ['Siri', 'Location'],
+        support_phone_number: '+31 20 000 0000',
+      },
+    },
   })
   t.equal(created.statusCode, 201)
   t.match(created.json, { name: 'Biology iPads', device_kind: 'function', profile_uuid: /^[0-9A-F]{32}$/, define_error: null, is_default: false })
   const atApple = world.abm.profiles.get(created.json.profile_uuid)!
-  t.match(atApple, { profile_name: 'Biology iPads', url: 'https://mdm.example.test/enroll/ade', is_supervised: true, is_mdm_removable: false, await_device_configured: true, skip_setup_items: ['Siri', 'Location'] })
+  t.match(atApple, {
+    profile_name: 'Biology iPads',
+    url: 'https://mdm.example.test/enroll/ade',
+    is_supervised: true,
+    is_mdm_removable: false,
+    await_device_configured: true,
+    skip_setup_items: ['Siri', 'Location'],
+  })
 
   world.abm.throttleSerials.add(d2!)
   world.abm.retryAfterSeconds = 0
@@ -196,7 +260,11 @@ t.test('PreStage profiles: validated, defined at Apple, assigned with per-device
   t.match(bySerial[d1!], { status: 'SUCCESS', retry_at: null })
   t.match(bySerial[d2!], { status: 'THROTTLED', retry_at: String })
   t.match(bySerial['NOTOURS1'], { status: 'NOT_ACCESSIBLE' })
-  t.match((await world.call('GET', `/api/v1/dep/devices/${d1}`)).json, { assign_status: 'SUCCESS', assigned_profile_id: created.json.id, profile_uuid: created.json.profile_uuid })
+  t.match((await world.call('GET', `/api/v1/dep/devices/${d1}`)).json, {
+    assign_status: 'SUCCESS',
+    assigned_profile_id: created.json.id,
+    profile_uuid: created.json.profile_uuid,
+  })
   t.match((await world.call('GET', `/api/v1/dep/devices?assign_status=THROTTLED`)).json.items, [{ serial_number: d2 }])
 
   world.abm.throttleSerials.clear()
@@ -206,7 +274,9 @@ t.test('PreStage profiles: validated, defined at Apple, assigned with per-device
   t.equal(await world.orchard.dep.retryThrottled(), 0, 'nothing left to retry')
 
   // Editing defines a new profile at Apple and moves the assigned devices to it.
-  const edited = await world.call('PATCH', `/api/v1/dep/profiles/${created.json.id}`, { body: { settings: { is_mdm_removable: false, department: 'Biology & Life Sciences' } } })
+  const edited = await world.call('PATCH', `/api/v1/dep/profiles/${created.json.id}`, {
+    body: { settings: { is_mdm_removable: false, department: 'Biology & Life Sciences' } },
+  })
   t.equal(edited.statusCode, 200)
   t.not(edited.json.profile_uuid, created.json.profile_uuid)
   t.match(world.abm.profiles.get(edited.json.profile_uuid), { department: 'Biology & Life Sciences', profile_name: 'Biology iPads' })
@@ -270,7 +340,7 @@ t.test('disown removes the devices at Apple and here; deleting a token takes its
   t.equal((await world.database.db.selectFrom('dep_profiles').selectAll().execute()).length, 0)
 })
 
-t.test('serials Orchard knows under another ABM/ASM token never leave for Apple in this token\'s name; disown sends only its own', async (t) => {
+t.test("serials Orchard knows under another ABM/ASM token never leave for Apple in this token's name; disown sends only its own", async (t) => {
   const world = await setupDep(t)
   const serials = world.abm.addDevices(2).map((d) => d.serial_number)
   const first = await world.connectToken('Physics MDM server')
@@ -281,7 +351,11 @@ t.test('serials Orchard knows under another ABM/ASM token never leave for Apple 
 
   const disowned = await world.call('POST', `/api/v1/dep/tokens/${second.id}/disown`, { body: { serial_numbers: [serials[0], 'NEVERSYNCED1'] } })
   t.equal(disowned.statusCode, 200)
-  t.same(disowned.json.devices, { [serials[0]!]: 'NOT_ACCESSIBLE', NEVERSYNCED1: 'NOT_ACCESSIBLE' }, 'neither another token\'s device nor an unsynced serial is disowned')
+  t.same(
+    disowned.json.devices,
+    { [serials[0]!]: 'NOT_ACCESSIBLE', NEVERSYNCED1: 'NOT_ACCESSIBLE' },
+    "neither another token's device nor an unsynced serial is disowned",
+  )
   t.ok(world.abm.devices.has(serials[0]!), 'the device is still at Apple')
   t.equal((await world.call('GET', `/api/v1/dep/devices/${serials[0]}`)).json.removed_at, null)
 

@@ -5,10 +5,20 @@ import { startFakeAbm, type FakeAbm, type FakeAbmCredentials, type FakeAbmOption
 
 const pct = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 
-interface SignOptions { nonce?: string; timestamp?: number; consumerKey?: string; consumerSecret?: string; method?: string }
+interface SignOptions {
+  nonce?: string
+  timestamp?: number
+  consumerKey?: string
+  consumerSecret?: string
+  method?: string
+}
 
 /** OAuth 1.0a HMAC-SHA1 Authorization header for a GET of `url` (RFC 5849 §3.4, §3.5.1). */
-function oauthHeader(creds: Pick<FakeAbmCredentials, 'consumer_key' | 'consumer_secret' | 'access_token' | 'access_secret'>, url: string, o: SignOptions = {}): string {
+function oauthHeader(
+  creds: Pick<FakeAbmCredentials, 'consumer_key' | 'consumer_secret' | 'access_token' | 'access_secret'>,
+  url: string,
+  o: SignOptions = {},
+): string {
   const target = new URL(url)
   const oauth: Record<string, string> = {
     oauth_consumer_key: o.consumerKey ?? creds.consumer_key,
@@ -26,7 +36,9 @@ function oauthHeader(creds: Pick<FakeAbmCredentials, 'consumer_key' | 'consumer_
   const base = `${o.method ?? 'GET'}&${pct(`${target.protocol}//${target.host}${target.pathname}`)}&${pct(normalized)}`
   const key = `${pct(o.consumerSecret ?? creds.consumer_secret)}&${pct(creds.access_secret)}`
   oauth['oauth_signature'] = createHmac('sha1', key).update(base).digest('base64')
-  return `OAuth realm="ADM", ${Object.entries(oauth).map(([k, v]) => `${pct(k)}="${pct(v)}"`).join(', ')}`
+  return `OAuth realm="ADM", ${Object.entries(oauth)
+    .map(([k, v]) => `${pct(k)}="${pct(v)}"`)
+    .join(', ')}`
 }
 
 const protocol = { 'X-Server-Protocol-Version': '7' }
@@ -41,15 +53,28 @@ async function login(fake: FakeAbm): Promise<string> {
   return json.auth_session_token
 }
 
-interface Answer { status: number; text: string; json: any; headers: Headers }
+interface Answer {
+  status: number
+  text: string
+  json: any
+  headers: Headers
+}
 
 async function call(fake: FakeAbm, method: string, path: string, session: string | undefined, body?: unknown, raw?: string): Promise<Answer> {
   const headers: Record<string, string> = { ...protocol, 'Content-Type': 'application/json;charset=UTF8' }
   if (session !== undefined) headers['X-ADM-Auth-Session'] = session
-  const res = await fetch(`${fake.url}${path}`, { method, headers, ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}) })
+  const res = await fetch(`${fake.url}${path}`, {
+    method,
+    headers,
+    ...(raw !== undefined ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
   const text = await res.text()
   let json: any
-  try { json = JSON.parse(text) } catch { json = undefined }
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
   return { status: res.status, text, json, headers: res.headers }
 }
 
@@ -80,7 +105,13 @@ t.test('GET /session with a correct signature', async (t) => {
   t.equal(account.status, 200)
   t.match(account.json, { server_name: 'Orchard Test MDM', org_name: 'Example Org', org_type: 'org', urls: Array })
   t.ok(account.json.urls.some((u: { uri: string }) => u.uri === '/server/devices'))
-  t.match(fake.requests.map((r) => [r.method, r.path, r.status]), [['GET', '/session', 200], ['GET', '/account', 200]])
+  t.match(
+    fake.requests.map((r) => [r.method, r.path, r.status]),
+    [
+      ['GET', '/session', 200],
+      ['GET', '/account', 200],
+    ],
+  )
   t.equal(fake.requests[1]?.session, token)
 })
 
@@ -168,7 +199,10 @@ t.test('sync returns the changes after the cursor, and cursors expire', async (t
   fake.addDevices([{ serial_number: 'C02XYZ', os: 'OSX', device_family: 'Mac', model: 'MacBook Air' }])
   const first = await call(fake, 'POST', '/devices/sync', token, { cursor: fetched.json.cursor, limit: 2 })
   t.equal(first.status, 200)
-  t.match(first.json.devices, [{ serial_number: 'FAKE00000001', op_type: 'modified', asset_tag: 'A-1' }, { serial_number: 'FAKE00000002', op_type: 'deleted' }])
+  t.match(first.json.devices, [
+    { serial_number: 'FAKE00000001', op_type: 'modified', asset_tag: 'A-1' },
+    { serial_number: 'FAKE00000002', op_type: 'deleted' },
+  ])
   t.ok(!Number.isNaN(Date.parse(first.json.devices[0].op_date)))
   t.equal(first.json.more_to_follow, true)
   const second = await call(fake, 'POST', '/devices/sync', token, { cursor: first.json.cursor })
@@ -202,7 +236,12 @@ t.test('profiles: define, get, assign, remove', async (t) => {
   const token = await login(fake)
   t.equal((await call(fake, 'POST', '/profile', token, { url: 'https://mdm.example/enroll' })).text, 'CONFIG_NAME_REQUIRED')
   t.equal((await call(fake, 'POST', '/profile', token, { profile_name: 'P' })).text, 'CONFIG_URL_REQUIRED')
-  const defined = await call(fake, 'POST', '/profile', token, { profile_name: 'Orchard', url: 'https://mdm.example/enroll', is_supervised: true, devices: ['FAKE00000001'] })
+  const defined = await call(fake, 'POST', '/profile', token, {
+    profile_name: 'Orchard',
+    url: 'https://mdm.example/enroll',
+    is_supervised: true,
+    devices: ['FAKE00000001'],
+  })
   t.equal(defined.status, 200)
   const uuid: string = defined.json.profile_uuid
   t.match(uuid, /^[0-9A-F]{32}$/)
@@ -213,7 +252,10 @@ t.test('profiles: define, get, assign, remove', async (t) => {
 
   fake.throttleSerials.add('FAKE00000002')
   fake.failSerials.add('FAKE00000003')
-  const assigned = await call(fake, 'PUT', '/profile/devices', token, { profile_uuid: uuid, devices: ['FAKE00000001', 'FAKE00000002', 'FAKE00000003', 'UNKNOWN1'] })
+  const assigned = await call(fake, 'PUT', '/profile/devices', token, {
+    profile_uuid: uuid,
+    devices: ['FAKE00000001', 'FAKE00000002', 'FAKE00000003', 'UNKNOWN1'],
+  })
   t.same(assigned.json, {
     profile_uuid: uuid,
     devices: { FAKE00000001: 'SUCCESS', FAKE00000002: 'THROTTLED', FAKE00000003: 'FAILED', UNKNOWN1: 'NOT_ACCESSIBLE' },
@@ -236,7 +278,10 @@ t.test('device details and disown', async (t) => {
   const token = await login(fake)
   const cursor = (await call(fake, 'POST', '/server/devices', token, {})).json.cursor
   const details = await call(fake, 'POST', '/devices', token, { devices: ['FAKE00000001', 'NOPE'] })
-  t.match(details.json.devices, { FAKE00000001: { serial_number: 'FAKE00000001', model: String }, NOPE: { serial_number: 'NOPE', response_status: 'NOT_FOUND' } })
+  t.match(details.json.devices, {
+    FAKE00000001: { serial_number: 'FAKE00000001', model: String },
+    NOPE: { serial_number: 'NOPE', response_status: 'NOT_FOUND' },
+  })
   t.equal((await call(fake, 'POST', '/devices', token, { devices: [] })).text, 'DEVICE_ID_REQUIRED')
   const disowned = await call(fake, 'POST', '/devices/disown', token, { devices: ['FAKE00000001', 'NOPE'] })
   t.same(disowned.json, { devices: { FAKE00000001: 'SUCCESS', NOPE: 'NOT_ACCESSIBLE' } })
@@ -259,5 +304,8 @@ t.test('failNext queues one-shot failures per path, in order', async (t) => {
   t.equal((await call(fake, 'GET', '/account', token)).status, 200)
   t.equal((await call(fake, 'POST', '/server/devices', token, {})).text, 'EXPIRED_CURSOR')
   t.equal((await call(fake, 'POST', '/server/devices', token, {})).status, 200)
-  t.same(fake.requests.slice(1).map((r) => r.status), [429, 503, 200, 400, 200])
+  t.same(
+    fake.requests.slice(1).map((r) => r.status),
+    [429, 503, 200, 400, 200],
+  )
 })

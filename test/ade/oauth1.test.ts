@@ -15,13 +15,19 @@ t.test('HMAC-SHA1 signature of the OAuth Core 1.0 Appendix A.5 example', async (
 })
 
 t.test('percent-encoding is RFC 3986 (RFC 5849 §3.6)', async (t) => {
-  t.equal(percentEncode("a b!*'()~-._"), "a%20b%21%2A%27%28%29~-._")
+  t.equal(percentEncode("a b!*'()~-._"), 'a%20b%21%2A%27%28%29~-._')
   t.equal(percentEncode('é'), '%C3%A9')
 })
 
 t.test('the default port is left out of the base string, a custom one kept', async (t) => {
   const credentials = { consumerKey: 'k', consumerSecret: 's', accessToken: 't', accessSecret: 'a' }
   const options = { timestamp: 1, nonce: 'n' }
-  t.equal(oauth1Authorization('GET', 'https://host.test:443/session', credentials, options), oauth1Authorization('GET', 'https://HOST.test/session', credentials, options))
-  t.not(oauth1Authorization('GET', 'https://host.test:8443/session', credentials, options), oauth1Authorization('GET', 'https://host.test/session', credentials, options))
+  t.equal(
+    oauth1Authorization('GET', 'https://host.test:443/session', credentials, options),
+    oauth1Authorization('GET', 'https://HOST.test/session', credentials, options),
+  )
+  t.not(
+    oauth1Authorization('GET', 'https://host.test:8443/session', credentials, options),
+    oauth1Authorization('GET', 'https://host.test/session', credentials, options),
+  )
 })

@@ -129,9 +129,20 @@ t.test('create, list, revoke: a round trip', async (t) => {
   t.match(missing.stderr, /no API key with ID "nosuchkey123"/)
 
   const all = (await cli(['list'], env)).stdout.trimEnd().split('\n')
-  t.match(all.find((line) => line.startsWith(`${id} `)), new RegExp(`${time}$`), 'the revocation time is shown')
+  t.match(
+    all.find((line) => line.startsWith(`${id} `)),
+    new RegExp(`${time}$`),
+    'the revocation time is shown',
+  )
   const active = (await cli(['list', '--active'], env)).stdout.trimEnd().split('\n')
-  t.same(active.slice(1).map((line) => line.split(' ')[0]).sort(), [secondId, thirdId].sort(), '--active hides revoked keys')
+  t.same(
+    active
+      .slice(1)
+      .map((line) => line.split(' ')[0])
+      .sort(),
+    [secondId, thirdId].sort(),
+    '--active hides revoked keys',
+  )
 })
 
 t.test('usage errors exit 2 without touching the database', async (t) => {

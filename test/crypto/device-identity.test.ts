@@ -19,7 +19,13 @@ interface Ca {
 
 async function makeCa(commonName: string): Promise<Ca> {
   const keys = await generateKeyPair('ec-p256')
-  const certificate = await createCertificate({ subject: { commonName, organization: 'Orchard tests' }, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 3650, usage: 'ca' })
+  const certificate = await createCertificate({
+    subject: { commonName, organization: 'Orchard tests' },
+    publicKey: keys.publicKey,
+    selfSignKey: keys.privateKey,
+    validDays: 3650,
+    usage: 'ca',
+  })
   return { keys, certificate, der: derOf(certificate) }
 }
 
@@ -29,7 +35,14 @@ const during = new Date('2030-06-01T00:00:00Z')
 
 async function issue(ca: Ca, commonName: string, validity: { notBefore?: Date; notAfter?: Date } = { notBefore, notAfter }) {
   const keys = await generateKeyPair('rsa-2048')
-  const certificate = await createCertificate({ subject: { commonName }, publicKey: keys.publicKey, issuer: { certificate: ca.certificate, privateKey: ca.keys.privateKey }, validDays: 365, usage: 'client', ...validity })
+  const certificate = await createCertificate({
+    subject: { commonName },
+    publicKey: keys.publicKey,
+    issuer: { certificate: ca.certificate, privateKey: ca.keys.privateKey },
+    validDays: 365,
+    usage: 'client',
+    ...validity,
+  })
   return { keys, der: derOf(certificate) }
 }
 
@@ -64,64 +77,138 @@ t.test('a certificate issued by a trusted CA passes', async (t) => {
   t.equal(result.notAfter.toISOString(), notAfter.toISOString())
   t.equal(result.subject, 'CN=device 1')
   time = notBefore
-  t.equal(codeOf(() => verifier.verify(device.der)), 'passed', 'valid at notBefore')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'passed',
+    'valid at notBefore',
+  )
   time = notAfter
-  t.equal(codeOf(() => verifier.verify(device.der)), 'passed', 'valid at notAfter (inclusive)')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'passed',
+    'valid at notAfter (inclusive)',
+  )
   t.equal(new X509Certificate(device.der).checkIssued(new X509Certificate(trustedCa.der)), true, 'node agrees on the issuer')
 })
 
 t.test('certificates we did not issue are untrusted', async (t) => {
   const verifier = createDeviceCertificateVerifier({ trustedCas: [trustedCa.der], now: () => during })
   const foreign = await issue(otherCa, 'foreign device')
-  t.equal(codeOf(() => verifier.verify(foreign.der)), 'certificate_untrusted', 'issued by another CA')
-  t.match(messageOf(() => verifier.verify(foreign.der)), /issuer "O=Orchard tests, CN=Other CA", which is not a trusted CA/)
+  t.equal(
+    codeOf(() => verifier.verify(foreign.der)),
+    'certificate_untrusted',
+    'issued by another CA',
+  )
+  t.match(
+    messageOf(() => verifier.verify(foreign.der)),
+    /issuer "O=Orchard tests, CN=Other CA", which is not a trusted CA/,
+  )
 
   const keys = await generateKeyPair('ec-p256')
-  const selfSigned = derOf(await createCertificate({ subject: { commonName: 'device 1' }, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 1, usage: 'client', notBefore, notAfter }))
-  t.equal(codeOf(() => verifier.verify(selfSigned)), 'certificate_untrusted', 'self-signed')
-  t.match(messageOf(() => verifier.verify(selfSigned)), /\(self-signed\)/)
+  const selfSigned = derOf(
+    await createCertificate({
+      subject: { commonName: 'device 1' },
+      publicKey: keys.publicKey,
+      selfSignKey: keys.privateKey,
+      validDays: 1,
+      usage: 'client',
+      notBefore,
+      notAfter,
+    }),
+  )
+  t.equal(
+    codeOf(() => verifier.verify(selfSigned)),
+    'certificate_untrusted',
+    'self-signed',
+  )
+  t.match(
+    messageOf(() => verifier.verify(selfSigned)),
+    /\(self-signed\)/,
+  )
 
   // Same subject as the trusted CA, another key: the name matches, the signature does not.
   const impostor = await makeCa('Device CA')
   t.ok(impostor.certificate.subject.isEqual(trustedCa.certificate.subject), 'impostor CA has the trusted subject')
   const impostorIssued = await issue(impostor, 'device 1')
-  t.equal(codeOf(() => verifier.verify(impostorIssued.der)), 'certificate_untrusted', 'issued by a CA with the trusted name but another key')
-  t.match(messageOf(() => verifier.verify(impostorIssued.der)), /signature does not verify with that CA's key/)
+  t.equal(
+    codeOf(() => verifier.verify(impostorIssued.der)),
+    'certificate_untrusted',
+    'issued by a CA with the trusted name but another key',
+  )
+  t.match(
+    messageOf(() => verifier.verify(impostorIssued.der)),
+    /signature does not verify with that CA's key/,
+  )
 
-  t.equal(codeOf(() => verifier.verify(trustedCa.der)), 'certificate_untrusted', 'the CA certificate itself is no device identity')
+  t.equal(
+    codeOf(() => verifier.verify(trustedCa.der)),
+    'certificate_untrusted',
+    'the CA certificate itself is no device identity',
+  )
 })
 
 t.test('validity dates, with now injected', async (t) => {
   let time = during
   const verifier = createDeviceCertificateVerifier({ trustedCas: [trustedCa.der], now: () => time })
   const expired = await issue(trustedCa, 'expired', { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') })
-  t.equal(codeOf(() => verifier.verify(expired.der)), 'certificate_expired')
-  t.match(messageOf(() => verifier.verify(expired.der)), /expired at 2021-01-01T00:00:00.000Z \(now 2030-06-01T00:00:00.000Z\)/)
+  t.equal(
+    codeOf(() => verifier.verify(expired.der)),
+    'certificate_expired',
+  )
+  t.match(
+    messageOf(() => verifier.verify(expired.der)),
+    /expired at 2021-01-01T00:00:00.000Z \(now 2030-06-01T00:00:00.000Z\)/,
+  )
   const future = await issue(trustedCa, 'future', { notBefore: new Date('2040-01-01T00:00:00Z'), notAfter: new Date('2060-01-01T00:00:00Z') })
-  t.equal(codeOf(() => verifier.verify(future.der)), 'certificate_not_yet_valid')
-  t.match(messageOf(() => verifier.verify(future.der)), /not valid before 2040-01-01T00:00:00.000Z/)
+  t.equal(
+    codeOf(() => verifier.verify(future.der)),
+    'certificate_not_yet_valid',
+  )
+  t.match(
+    messageOf(() => verifier.verify(future.der)),
+    /not valid before 2040-01-01T00:00:00.000Z/,
+  )
   time = new Date('2059-12-31T23:59:59Z')
   t.equal(verifier.verify(future.der).notAfter.toISOString(), '2060-01-01T00:00:00.000Z', 'GeneralizedTime after 2049 reads right')
 
   time = new Date(notBefore.getTime() - 1)
-  t.equal(codeOf(() => verifier.verify(device.der)), 'certificate_not_yet_valid', '1 ms before notBefore')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'certificate_not_yet_valid',
+    '1 ms before notBefore',
+  )
   time = new Date(notAfter.getTime() + 1)
-  t.equal(codeOf(() => verifier.verify(device.der)), 'certificate_expired', '1 ms after notAfter')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'certificate_expired',
+    '1 ms after notAfter',
+  )
 })
 
 t.test('the cache skips chain validation but never the dates', async (t) => {
   let time = during
   const verifier = createDeviceCertificateVerifier({ trustedCas: [trustedCa.der], now: () => time, cacheSize: 2 })
-  const checks = { get count() { return verifier.chainValidations() } }
+  const checks = {
+    get count() {
+      return verifier.chainValidations()
+    },
+  }
   verifier.verify(device.der)
   verifier.verify(device.der)
   verifier.verify(device.der)
   t.equal(checks.count, 1, 'one chain validation for three requests')
   time = new Date(notAfter.getTime() + 1000)
-  t.equal(codeOf(() => verifier.verify(device.der)), 'certificate_expired', 'a cache hit still expires')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'certificate_expired',
+    'a cache hit still expires',
+  )
   t.equal(checks.count, 1, 'and was a cache hit')
   time = new Date(notBefore.getTime() - 1000)
-  t.equal(codeOf(() => verifier.verify(device.der)), 'certificate_not_yet_valid')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'certificate_not_yet_valid',
+  )
   time = during
 
   const second = await issue(trustedCa, 'device 2')
@@ -148,11 +235,21 @@ t.test('the cache skips chain validation but never the dates', async (t) => {
 
 t.test('addTrustedCa', async (t) => {
   const verifier = createDeviceCertificateVerifier({ trustedCas: [], now: () => during })
-  t.equal(codeOf(() => verifier.verify(device.der)), 'certificate_untrusted', 'no CA, no trust')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'certificate_untrusted',
+    'no CA, no trust',
+  )
   verifier.addTrustedCa(otherCa.der)
-  t.equal(codeOf(() => verifier.verify(device.der)), 'certificate_untrusted')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'certificate_untrusted',
+  )
   verifier.addTrustedCa(trustedCa.der)
-  t.equal(codeOf(() => verifier.verify(device.der)), 'passed')
+  t.equal(
+    codeOf(() => verifier.verify(device.der)),
+    'passed',
+  )
   t.throws(() => verifier.addTrustedCa(Buffer.from('not a certificate')), { code: 'certificate_malformed' })
 })
 
@@ -164,7 +261,11 @@ t.test('malformed certificates', async (t) => {
     ['truncated', device.der.subarray(0, device.der.length - 1)],
     ['trailing byte', Buffer.concat([device.der, Buffer.from([0])])],
   ] as const) {
-    t.equal(codeOf(() => verifier.verify(der)), 'certificate_malformed', name)
+    t.equal(
+      codeOf(() => verifier.verify(der)),
+      'certificate_malformed',
+      name,
+    )
   }
 })
 
@@ -179,8 +280,14 @@ t.test('openssl-made fixtures: CA, RSA and EC device certificates valid 100 year
   }
   t.equal(verifier.verify(fixture('device-ec.der')).subject, 'CN=Fixture EC device')
   time = new Date('2200-01-01T00:00:00Z')
-  t.equal(codeOf(() => verifier.verify(fixture('device-rsa.der'))), 'certificate_expired')
-  t.equal(codeOf(() => createDeviceCertificateVerifier({ trustedCas: [trustedCa.der] }).verify(fixture('device-ec.der'))), 'certificate_untrusted')
+  t.equal(
+    codeOf(() => verifier.verify(fixture('device-rsa.der'))),
+    'certificate_expired',
+  )
+  t.equal(
+    codeOf(() => createDeviceCertificateVerifier({ trustedCas: [trustedCa.der] }).verify(fixture('device-ec.der'))),
+    'certificate_untrusted',
+  )
 })
 
 t.test('from Mdm-Signature to a trusted identity', async (t) => {
@@ -230,19 +337,38 @@ t.test('forwarded client certificates', async (t) => {
     ['too long', `:${'A'.repeat(70_000)}:`],
   ]
   for (const [name, value] of garbage) {
-    t.equal(codeOf(() => parseForwardedClientCertificate(value)), 'certificate_malformed', name)
+    t.equal(
+      codeOf(() => parseForwardedClientCertificate(value)),
+      'certificate_malformed',
+      name,
+    )
   }
-  t.match(messageOf(() => parseForwardedClientCertificate('Client-Cert')), /^forwarded client certificate: neither an RFC 9440 byte sequence/)
+  t.match(
+    messageOf(() => parseForwardedClientCertificate('Client-Cert')),
+    /^forwarded client certificate: neither an RFC 9440 byte sequence/,
+  )
 })
 
 t.test('names print as node:crypto prints them, without parsing an X509Certificate', async (t) => {
   const { formatSimpleName, readCertificateFields } = await import('../../src/crypto/der.js')
   const { createCertificate, generateKeyPair } = await import('../../src/crypto/certificates.js')
   const keys = await generateKeyPair('ec-p256')
-  for (const subject of [{ commonName: 'device 1' }, { commonName: 'iPad (Room 4.12)', organization: 'Council of Example-Town' }, { commonName: "O'Brien's Mac" }]) {
-    const der = Buffer.from((await createCertificate({ subject, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 1, usage: 'client' })).toSchema(true).toBER(false))
+  for (const subject of [
+    { commonName: 'device 1' },
+    { commonName: 'iPad (Room 4.12)', organization: 'Council of Example-Town' },
+    { commonName: "O'Brien's Mac" },
+  ]) {
+    const der = Buffer.from(
+      (await createCertificate({ subject, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 1, usage: 'client' }))
+        .toSchema(true)
+        .toBER(false),
+    )
     t.equal(formatSimpleName(readCertificateFields(der).subject), new X509Certificate(der).subject.split('\n').join(', '), subject.commonName)
   }
-  const odd = Buffer.from((await createCertificate({ subject: { commonName: 'a, b + "c"' }, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 1, usage: 'client' })).toSchema(true).toBER(false))
+  const odd = Buffer.from(
+    (await createCertificate({ subject: { commonName: 'a, b + "c"' }, publicKey: keys.publicKey, selfSignKey: keys.privateKey, validDays: 1, usage: 'client' }))
+      .toSchema(true)
+      .toBER(false),
+  )
   t.equal(formatSimpleName(readCertificateFields(odd).subject), null, 'characters OpenSSL escapes: left to it')
 })

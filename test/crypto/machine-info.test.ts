@@ -2,16 +2,29 @@ import { randomBytes, webcrypto } from 'node:crypto'
 import * as pkijs from 'pkijs'
 import t from 'tap'
 import { createCertificate, generateKeyPair } from '../../src/crypto/certificates.js'
-import { MachineInfoError, maxMachineInfoBytes, verifyMachineInfo, type MachineInfoErrorReason, type VerifiedMachineInfo, type VerifyMachineInfoOptions } from '../../src/crypto/machine-info.js'
+import {
+  MachineInfoError,
+  maxMachineInfoBytes,
+  verifyMachineInfo,
+  type MachineInfoErrorReason,
+  type VerifiedMachineInfo,
+  type VerifyMachineInfoOptions,
+} from '../../src/crypto/machine-info.js'
 import type { DigestAlgorithm } from '../../src/crypto/mdm-signature.js'
 import { OrchardError } from '../../src/errors.js'
 import { decodeDeviceInfoHeader, decodeMachineInfo } from '../../src/mdm/machine-info.js'
 import { encodePlist, type PlistDict } from '../../src/mdm/plist.js'
 import { signDetached } from '../helpers/cms-signer.js'
-import { createAppleLikeDeviceIdentity, signMachineInfo, toKeyObject, type MachineInfoSigner, type SignMachineInfoOptions } from '../helpers/machine-info-signer.js'
+import {
+  createAppleLikeDeviceIdentity,
+  signMachineInfo,
+  toKeyObject,
+  type MachineInfoSigner,
+  type SignMachineInfoOptions,
+} from '../helpers/machine-info-signer.js'
 import { seededRandom } from '../helpers/random.js'
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 
 // Keys once per file: RSA generation dominates the run time.
 const apple = await createAppleLikeDeviceIdentity()
@@ -146,12 +159,18 @@ t.test('chain', async (t) => {
     const body = signMachineInfo(machineInfo, apple.device, { certificates: [apple.device.certificateDer] })
     expectRefused(t, ours(body), 'untrusted', /does not chain to a trusted CA/)
     t.equal(await pkijsVerifies(body, [apple.root.certificateDer]), false, 'pkijs refuses too')
-    t.equal(expectVerified(t, ours(body, { trustedCas: [apple.root.certificateDer, apple.intermediate.certificateDer] })).chainVerified, true, 'unless the intermediate is trusted')
+    t.equal(
+      expectVerified(t, ours(body, { trustedCas: [apple.root.certificateDer, apple.intermediate.certificateDer] })).chainVerified,
+      true,
+      'unless the intermediate is trusted',
+    )
     t.equal(expectVerified(t, ours(body, { trustedCas: [apple.intermediate.certificateDer] })).chainVerified, true, 'the intermediate alone as anchor')
   })
 
   await t.test('the root included too, and certificates in any order', async (t) => {
-    const body = signMachineInfo(machineInfo, apple.device, { certificates: [apple.root.certificateDer, apple.intermediate.certificateDer, apple.device.certificateDer] })
+    const body = signMachineInfo(machineInfo, apple.device, {
+      certificates: [apple.root.certificateDer, apple.intermediate.certificateDer, apple.device.certificateDer],
+    })
     t.equal(expectVerified(t, ours(body)).chainVerified, true)
   })
 
@@ -175,7 +194,10 @@ t.test('chain', async (t) => {
   await t.test('trustedCas null: signature only', async (t) => {
     const result = expectVerified(t, ours(signMachineInfo(machineInfo, stranger.device), { trustedCas: null }))
     t.equal(result.chainVerified, false)
-    const selfSigned = expectVerified(t, ours(signMachineInfo(machineInfo, { certificateDer: stranger.root.certificateDer, privateKey: stranger.root.privateKey }), { trustedCas: null }))
+    const selfSigned = expectVerified(
+      t,
+      ours(signMachineInfo(machineInfo, { certificateDer: stranger.root.certificateDer, privateKey: stranger.root.privateKey }), { trustedCas: null }),
+    )
     t.equal(selfSigned.chainVerified, false)
   })
 
@@ -194,9 +216,17 @@ t.test('chain', async (t) => {
       usage: 'client',
     })
     const leafKeys = await generateKeyPair('ec-p256')
-    const leaf = await createCertificate({ subject: { commonName: 'below a leaf' }, publicKey: leafKeys.publicKey, issuer: { certificate: middle, privateKey: middleKeys.privateKey }, validDays: 2, usage: 'client' })
+    const leaf = await createCertificate({
+      subject: { commonName: 'below a leaf' },
+      publicKey: leafKeys.publicKey,
+      issuer: { certificate: middle, privateKey: middleKeys.privateKey },
+      validDays: 2,
+      usage: 'client',
+    })
     const signer = { certificateDer: Buffer.from(leaf.toSchema().toBER(false)), privateKey: await toKeyObject(leafKeys.privateKey) }
-    const body = signMachineInfo(machineInfo, signer, { certificates: [signer.certificateDer, Buffer.from(middle.toSchema().toBER(false)), apple.intermediate.certificateDer] })
+    const body = signMachineInfo(machineInfo, signer, {
+      certificates: [signer.certificateDer, Buffer.from(middle.toSchema().toBER(false)), apple.intermediate.certificateDer],
+    })
     expectRefused(t, ours(body), 'untrusted', /does not chain/)
     t.equal(expectVerified(t, ours(body, { trustedCas: null })).chainVerified, false, 'the signature itself is fine')
   })
@@ -210,15 +240,27 @@ t.test('chain', async (t) => {
     t.equal(expectVerified(t, ours(body, { trustedCas: null, now: new Date(Date.now() + 10 * day) })).chainVerified, false, 'no chain, no dates')
 
     // A device certificate outliving its intermediate (30 days).
-    const longLived = await createAppleLikeDeviceIdentity({ authorities: apple, notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 60 * day) })
+    const longLived = await createAppleLikeDeviceIdentity({
+      authorities: apple,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 60 * day),
+    })
     const longBody = signMachineInfo(machineInfo, longLived.device)
     expectRefused(t, ours(longBody, { ...trusted, now: new Date(Date.now() + 40 * day) }), 'untrusted', /intermediate certificate .* expired at/)
     t.equal(await pkijsVerifies(longBody, [apple.root.certificateDer], new Date(Date.now() + 40 * day)), false, 'pkijs refuses too')
 
     // Apple's real intermediates have expired: checkValidity false skips every date, nothing else.
     const years = new Date(Date.now() + 3650 * day)
-    t.equal(expectVerified(t, ours(body, { ...trusted, now: years, checkValidity: false })).chainVerified, true, 'checkValidity false: an expired leaf and intermediate chain')
-    t.equal(expectVerified(t, ours(longBody, { ...trusted, now: years, checkValidity: false })).chainVerified, true, 'checkValidity false: an expired intermediate')
+    t.equal(
+      expectVerified(t, ours(body, { ...trusted, now: years, checkValidity: false })).chainVerified,
+      true,
+      'checkValidity false: an expired leaf and intermediate chain',
+    )
+    t.equal(
+      expectVerified(t, ours(longBody, { ...trusted, now: years, checkValidity: false })).chainVerified,
+      true,
+      'checkValidity false: an expired intermediate',
+    )
     expectRefused(t, ours(body, { trustedCas: [stranger.root.certificateDer], now: years, checkValidity: false }), 'untrusted', /does not chain/)
   })
 
@@ -256,7 +298,11 @@ t.test('bad signatures', async (t) => {
   })
 
   await t.test('signed by another key than the certificate', async (t) => {
-    const body = signMachineInfo(machineInfo, { certificateDer: apple.device.certificateDer, privateKey: stranger.device.privateKey, chain: apple.device.chain })
+    const body = signMachineInfo(machineInfo, {
+      certificateDer: apple.device.certificateDer,
+      privateKey: stranger.device.privateKey,
+      chain: apple.device.chain,
+    })
     expectRefused(t, ours(body), 'bad_signature', /does not verify with the signer certificate's key/)
     t.equal(await pkijsVerifies(body), false, 'pkijs refuses too')
     const mixed = signMachineInfo(machineInfo, { certificateDer: apple.device.certificateDer, privateKey: appleEc.device.privateKey })
@@ -299,7 +345,10 @@ t.test('malformed bodies', async (t) => {
 
   await t.test('not an attached signedData', async (t) => {
     // pkijs's detached signer (Mdm-Signature's shape); its key does not matter, parsing stops first.
-    const detached = Buffer.from(await signDetached(content, { certificateDer: appleEc.device.certificateDer, privateKey: (await generateKeyPair('ec-p256')).privateKey }), 'base64')
+    const detached = Buffer.from(
+      await signDetached(content, { certificateDer: appleEc.device.certificateDer, privateKey: (await generateKeyPair('ec-p256')).privateKey }),
+      'base64',
+    )
     expectRefused(t, ours(detached), 'malformed', /detached/)
     // ContentInfo holding id-data.
     const data = Buffer.from(valid)
@@ -310,8 +359,18 @@ t.test('malformed bodies', async (t) => {
 
   await t.test('signer certificate missing', async (t) => {
     expectRefused(t, ours(signMachineInfo(machineInfo, apple.device, { certificates: [] })), 'malformed', /none of the 0 included certificates/)
-    expectRefused(t, ours(signMachineInfo(machineInfo, apple.device, { certificates: [apple.intermediate.certificateDer] })), 'malformed', /matches the signer's issuerAndSerialNumber/)
-    expectRefused(t, ours(signMachineInfo(machineInfo, apple.device, { certificates: [appleEc.device.certificateDer], signerIdentifier: 'subjectKeyIdentifier' })), 'malformed', /subjectKeyIdentifier/)
+    expectRefused(
+      t,
+      ours(signMachineInfo(machineInfo, apple.device, { certificates: [apple.intermediate.certificateDer] })),
+      'malformed',
+      /matches the signer's issuerAndSerialNumber/,
+    )
+    expectRefused(
+      t,
+      ours(signMachineInfo(machineInfo, apple.device, { certificates: [appleEc.device.certificateDer], signerIdentifier: 'subjectKeyIdentifier' })),
+      'malformed',
+      /subjectKeyIdentifier/,
+    )
   })
 
   await t.test('two signers', async (t) => {
@@ -388,7 +447,11 @@ t.test('decodeMachineInfo', async (t) => {
   decodeError(t, plist({ UDID: 'abc', SERIAL: '  ' }), /SERIAL is empty/)
   decodeError(t, plist({ UDID: 'a'.repeat(300), SERIAL: 'C02' }), /UDID is longer than 256/)
   decodeError(t, plist({ UDID: 'abc', SERIAL: 'C02', PRODUCT: 7 }), /PRODUCT must be a string, got number/)
-  decodeError(t, plist({ UDID: 'abc', SERIAL: 'C02', MDM_CAN_REQUEST_SOFTWARE_UPDATE: 'true' }), /MDM_CAN_REQUEST_SOFTWARE_UPDATE must be a boolean, got string/)
+  decodeError(
+    t,
+    plist({ UDID: 'abc', SERIAL: 'C02', MDM_CAN_REQUEST_SOFTWARE_UPDATE: 'true' }),
+    /MDM_CAN_REQUEST_SOFTWARE_UPDATE must be a boolean, got string/,
+  )
   decodeError(t, plist({ UDID: 'abc', SERIAL: 'C02', OS_VERSION: { major: 17 } }), /OS_VERSION must be a string, got dictionary/)
   decodeError(t, plist(['UDID', 'SERIAL']), /must be a dictionary, got array/)
   decodeError(t, plist('just a string' as unknown as PlistDict), /must be a dictionary, got string/)

@@ -10,7 +10,7 @@ import { IdentityError, verifyMdmSignature, type IdentityErrorCode, type Verifie
 import { signDetached, type SignDetachedOptions, type Signer } from '../helpers/cms-signer.js'
 import { seededRandom as random } from '../helpers/random.js'
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex')
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url))
 
@@ -21,7 +21,13 @@ const body = Buffer.from(
 const otherBody = Buffer.from(body.toString().replace('TokenUpdate', 'CheckOut'))
 
 const caKeys = await generateKeyPair('ec-p256')
-const ca = await createCertificate({ subject: { commonName: 'Test Device CA' }, publicKey: caKeys.publicKey, selfSignKey: caKeys.privateKey, validDays: 30, usage: 'ca' })
+const ca = await createCertificate({
+  subject: { commonName: 'Test Device CA' },
+  publicKey: caKeys.publicKey,
+  selfSignKey: caKeys.privateKey,
+  validDays: 30,
+  usage: 'ca',
+})
 const caDer = Buffer.from(ca.toSchema().toBER(false))
 
 async function makeDevice(algorithm: KeyAlgorithm, commonName: string): Promise<Signer> {
@@ -149,7 +155,12 @@ t.test('headers that are not a signature fail cleanly', async (t) => {
     ['base64 of one zero byte', 'AA=='],
     ['line breaks inside', header.replace(/(.{64})/g, '$1\n')],
     ['URL-safe alphabet', header.replace(/\+/g, '-').replace(/\//g, '_')],
-    ['missing padding', Buffer.from(der.subarray(0, der.length - 1)).toString('base64').replace(/=+$/, '')],
+    [
+      'missing padding',
+      Buffer.from(der.subarray(0, der.length - 1))
+        .toString('base64')
+        .replace(/=+$/, ''),
+    ],
     ['non-canonical padding bits', 'QR=='],
     ['truncated', der.subarray(0, der.length - 10).toString('base64')],
     ['only the first byte', der.subarray(0, 1).toString('base64')],
@@ -169,7 +180,10 @@ t.test('headers that are not a signature fail cleanly', async (t) => {
 })
 
 /** Parses a DER signature with asn1js, lets `edit` change it, re-encodes. For structures our signer never makes. */
-function editCms(header: string, edit: (parts: { contentInfo: asn1js.Sequence; signedData: asn1js.Sequence; signerInfos: asn1js.Set; signerInfo: asn1js.Sequence }) => void): string {
+function editCms(
+  header: string,
+  edit: (parts: { contentInfo: asn1js.Sequence; signedData: asn1js.Sequence; signerInfos: asn1js.Set; signerInfo: asn1js.Sequence }) => void,
+): string {
   const contentInfo = asn1js.fromBER(new Uint8Array(Buffer.from(header, 'base64'))).result as asn1js.Sequence
   const signedData = (contentInfo.valueBlock.value[1] as asn1js.Constructed).valueBlock.value[0] as asn1js.Sequence
   const signerInfos = signedData.valueBlock.value.at(-1) as asn1js.Set
@@ -186,7 +200,11 @@ t.test('structures we refuse, and why', async (t) => {
   const ec = devices['ec-p256']
   const withAttributes = await signDetached(body, rsa)
   const withoutAttributes = await signDetached(body, rsa, { signedAttributes: false })
-  t.equal(editCms(withAttributes, () => {}), withAttributes, 'the editor re-encodes untouched input byte for byte')
+  t.equal(
+    editCms(withAttributes, () => {}),
+    withAttributes,
+    'the editor re-encodes untouched input byte for byte',
+  )
 
   const notSignedData = editCms(withAttributes, ({ contentInfo }) => {
     contentInfo.valueBlock.value[0] = new asn1js.ObjectIdentifier({ value: '1.2.840.113549.1.7.3' })
@@ -196,7 +214,9 @@ t.test('structures we refuse, and why', async (t) => {
 
   const attached = editCms(withAttributes, ({ signedData }) => {
     const encapsulated = signedData.valueBlock.value[2] as asn1js.Sequence
-    encapsulated.valueBlock.value.push(new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new asn1js.OctetString({ valueHex: new Uint8Array(body) })] }))
+    encapsulated.valueBlock.value.push(
+      new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new asn1js.OctetString({ valueHex: new Uint8Array(body) })] }),
+    )
   })
   t.match(ours(attached, body), { ok: false, code: 'signature_unsupported', message: /not detached/ }, 'eContent present: not detached')
 
@@ -225,7 +245,11 @@ t.test('structures we refuse, and why', async (t) => {
     const certificates = signedData.valueBlock.value[3] as asn1js.Constructed
     certificates.valueBlock.value.unshift(asn1js.fromBER(new Uint8Array(ec.certificateDer)).result, asn1js.fromBER(new Uint8Array(caDer)).result)
   })
-  t.match(ours(extraCertificates, body), { ok: true, result: { certificateSha256: sha256(rsa.certificateDer) } }, 'the signer is picked among several certificates')
+  t.match(
+    ours(extraCertificates, body),
+    { ok: true, result: { certificateSha256: sha256(rsa.certificateDer) } },
+    'the signer is picked among several certificates',
+  )
   t.equal(await pkijsVerifies(extraCertificates, body), true)
 
   const sha224 = editCms(withAttributes, ({ signerInfo }) => {
@@ -286,7 +310,10 @@ t.test('signed attributes are checked', async (t) => {
   const twoDigests = await sign((digest) => [contentType('1.2.840.113549.1.7.1'), messageDigest(digest), messageDigest(new ArrayBuffer(32))])
   t.match(ours(twoDigests, body), { ok: false, code: 'signature_malformed', message: /more than one messageDigest/ })
 
-  const twoDigestValues = await sign((digest) => [contentType('1.2.840.113549.1.7.1'), attribute('1.2.840.113549.1.9.4', new asn1js.OctetString({ valueHex: digest }), new asn1js.OctetString({ valueHex: digest }))])
+  const twoDigestValues = await sign((digest) => [
+    contentType('1.2.840.113549.1.7.1'),
+    attribute('1.2.840.113549.1.9.4', new asn1js.OctetString({ valueHex: digest }), new asn1js.OctetString({ valueHex: digest })),
+  ])
   t.match(ours(twoDigestValues, body), { ok: false, code: 'signature_malformed', message: /exactly one value/ })
 
   const shortDigest = await sign((digest) => [contentType('1.2.840.113549.1.7.1'), messageDigest(digest.slice(0, 20))])
@@ -303,7 +330,6 @@ t.test('signed attributes are checked', async (t) => {
   const extra = await sign((digest) => [contentType('1.2.840.113549.1.7.1'), messageDigest(digest), attribute('1.2.840.113549.1.9.15', new asn1js.Sequence())])
   t.match(ours(extra, body), { ok: true }, 'unknown attributes (smimeCapabilities) are allowed')
 })
-
 
 t.test('seeded mutation fuzzing: only IdentityError, and nothing verifies that should not', async (t) => {
   const next = random(0x0c4a7d)
@@ -344,12 +370,28 @@ t.test('seeded mutation fuzzing: only IdentityError, and nothing verifies that s
     for (const signedAttributes of [true, false]) {
       for (const encoding of ['der', 'apple-ber'] as const) {
         const header = await signDetached(body, devices[algorithm], { signedAttributes, encoding })
-        bases.push({ name: `${algorithm} ${signedAttributes ? 'attrs' : 'noattr'} ${encoding}`, header, data: body, certificateDer: devices[algorithm].certificateDer, trustedCa: caDer })
+        bases.push({
+          name: `${algorithm} ${signedAttributes ? 'attrs' : 'noattr'} ${encoding}`,
+          header,
+          data: body,
+          certificateDer: devices[algorithm].certificateDer,
+          trustedCa: caDer,
+        })
       }
     }
   }
-  for (const [name, certificate] of [['rsa-sha256-attrs', 'device-rsa.der'], ['ec-sha1-noattr', 'device-ec.der'], ['rsa-sha256-attrs-keyid', 'device-rsa.der']]) {
-    bases.push({ name: `openssl ${name}`, header: fixture(`${name}.der`).toString('base64'), data: fixtureBody, certificateDer: fixture(certificate!), trustedCa: fixture('ca.der') })
+  for (const [name, certificate] of [
+    ['rsa-sha256-attrs', 'device-rsa.der'],
+    ['ec-sha1-noattr', 'device-ec.der'],
+    ['rsa-sha256-attrs-keyid', 'device-rsa.der'],
+  ]) {
+    bases.push({
+      name: `openssl ${name}`,
+      header: fixture(`${name}.der`).toString('base64'),
+      data: fixtureBody,
+      certificateDer: fixture(certificate!),
+      trustedCa: fixture('ca.der'),
+    })
   }
 
   const counts: Record<string, number> = {}
@@ -372,7 +414,10 @@ t.test('seeded mutation fuzzing: only IdentityError, and nothing verifies that s
       // but a mutant verifies only under the signer's key, and only the untouched certificate is trusted.
       // (The key is read as the verifier reads it, from the SubjectPublicKeyInfo: a mutant may break
       // bytes OpenSSL's full certificate parser checks, but then the CA check below refuses it.)
-      const key = createPublicKey({ key: readCertificateFields(outcome.result.certificateDer).subjectPublicKeyInfo, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'der' })
+      const key = createPublicKey({ key: readCertificateFields(outcome.result.certificateDer).subjectPublicKeyInfo, format: 'der', type: 'spki' }).export({
+        type: 'spki',
+        format: 'der',
+      })
       if (!key.equals(signerKey)) violations.push(`${base.name} #${i}: verified under another key`)
       if (!outcome.result.certificateDer.equals(base.certificateDer)) {
         try {
@@ -434,7 +479,13 @@ t.test('the DER reader', async (t) => {
 
   const indefinite = decodeElement(Buffer.from('3080' + '0201' + '05' + '3080' + '0500' + '0000' + '0000', 'hex'))
   t.equal(indefinite.indefinite, true)
-  t.same(childrenOf(indefinite).map((child) => [child.tag, child.indefinite]), [[Tag.integer, false], [Tag.sequence, true]])
+  t.same(
+    childrenOf(indefinite).map((child) => [child.tag, child.indefinite]),
+    [
+      [Tag.integer, false],
+      [Tag.sequence, true],
+    ],
+  )
   t.throws(() => decodeElement(Buffer.from('0480', 'hex')), DerError, 'indefinite primitive')
   t.throws(() => decodeElement(Buffer.from('3080020105', 'hex')), DerError, 'no end-of-contents')
   t.throws(() => decodeElement(Buffer.from('30030000', 'hex')), DerError, 'length past the end')

@@ -10,11 +10,17 @@ import { certificateToPem, createCertificate, generateKeyPair, privateKeyToPem, 
 import { childrenOf, decodeElement } from '../../src/crypto/der.js'
 import { loadProfileSigner, signProfile, type ProfileSigner } from '../../src/crypto/profile-signing.js'
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 const openssl = '/usr/bin/openssl'
 
 const caKeys = await generateKeyPair('ec-p256')
-const ca = await createCertificate({ subject: { commonName: 'Profile Test CA', organization: 'Orchard' }, publicKey: caKeys.publicKey, selfSignKey: caKeys.privateKey, validDays: 30, usage: 'ca' })
+const ca = await createCertificate({
+  subject: { commonName: 'Profile Test CA', organization: 'Orchard' },
+  publicKey: caKeys.publicKey,
+  selfSignKey: caKeys.privateKey,
+  validDays: 30,
+  usage: 'ca',
+})
 const caDer = Buffer.from(ca.toSchema().toBER(false))
 
 async function makeSigner(algorithm: KeyAlgorithm): Promise<{ certificatePem: string; privateKeyPem: string }> {
@@ -79,20 +85,34 @@ for (const algorithm of ['rsa-2048', 'ec-p256'] as const) {
     t.equal(contentInfo.contentType, '1.2.840.113549.1.7.2')
     const signedData = new pkijs.SignedData({ schema: contentInfo.content })
     t.equal(signedData.version, 1)
-    t.same(signedData.digestAlgorithms.map((algorithm) => algorithm.algorithmId), ['2.16.840.1.101.3.4.2.1'])
+    t.same(
+      signedData.digestAlgorithms.map((algorithm) => algorithm.algorithmId),
+      ['2.16.840.1.101.3.4.2.1'],
+    )
     t.equal(signedData.encapContentInfo.eContentType, '1.2.840.113549.1.7.1')
     t.equal(signedData.encapContentInfo.eContent?.idBlock.isConstructed, false, 'eContent is a primitive (DER) OCTET STRING')
     const embedded = (signedData.certificates ?? []).map((certificate) => Buffer.from((certificate as pkijs.Certificate).toSchema().toBER(false)))
     t.equal(embedded.length, 2, 'signer and chain embedded')
-    t.ok(embedded.some((der) => der.equals(signer.certificateDer)), 'the signer certificate, byte-exact')
-    t.ok(embedded.some((der) => der.equals(caDer)), 'the CA certificate, byte-exact')
+    t.ok(
+      embedded.some((der) => der.equals(signer.certificateDer)),
+      'the signer certificate, byte-exact',
+    )
+    t.ok(
+      embedded.some((der) => der.equals(caDer)),
+      'the CA certificate, byte-exact',
+    )
 
     const signerInfo = signedData.signerInfos[0]!
     t.equal(signedData.signerInfos.length, 1)
     t.equal(signerInfo.version, 1)
     t.ok(signerInfo.sid instanceof pkijs.IssuerAndSerialNumber, 'sid is issuerAndSerialNumber')
     const x509 = new X509Certificate(signer.certificateDer)
-    t.equal(Buffer.from((signerInfo.sid as pkijs.IssuerAndSerialNumber).serialNumber.valueBlock.valueHexView).toString('hex').toUpperCase(), x509.serialNumber)
+    t.equal(
+      Buffer.from((signerInfo.sid as pkijs.IssuerAndSerialNumber).serialNumber.valueBlock.valueHexView)
+        .toString('hex')
+        .toUpperCase(),
+      x509.serialNumber,
+    )
     t.equal(signerInfo.digestAlgorithm.algorithmId, '2.16.840.1.101.3.4.2.1')
     if (algorithm === 'rsa-2048') {
       t.equal(signerInfo.signatureAlgorithm.algorithmId, '1.2.840.113549.1.1.1', 'rsaEncryption')
@@ -102,7 +122,10 @@ for (const algorithm of ['rsa-2048', 'ec-p256'] as const) {
       t.equal(signerInfo.signatureAlgorithm.algorithmParams, undefined, 'without parameters')
     }
     const attributes = signerInfo.signedAttrs!.attributes
-    t.same(attributes.map((attribute) => attribute.type), ['1.2.840.113549.1.9.3', '1.2.840.113549.1.9.5', '1.2.840.113549.1.9.4'])
+    t.same(
+      attributes.map((attribute) => attribute.type),
+      ['1.2.840.113549.1.9.3', '1.2.840.113549.1.9.5', '1.2.840.113549.1.9.4'],
+    )
     const digest = attributes.find((attribute) => attribute.type === '1.2.840.113549.1.9.4')!.values[0] as asn1js.OctetString
     t.same(Buffer.from(digest.valueBlock.valueHexView), createHash('sha256').update(profile).digest())
     const signingTime = (attributes.find((attribute) => attribute.type === '1.2.840.113549.1.9.5')!.values[0] as asn1js.UTCTime).toDate()
@@ -161,9 +184,17 @@ t.test('loadProfileSigner', async (t) => {
   t.same(signer.chainDer, [caDer], 'certificates after the first are the chain')
   t.same(signers['ec-p256'].privateKey.asymmetricKeyType, 'ec')
 
-  t.throws(() => loadProfileSigner(pems['rsa-2048'].certificatePem, pems['ec-p256'].privateKeyPem), /does not match the signing certificate/, 'an EC key for an RSA certificate')
+  t.throws(
+    () => loadProfileSigner(pems['rsa-2048'].certificatePem, pems['ec-p256'].privateKeyPem),
+    /does not match the signing certificate/,
+    'an EC key for an RSA certificate',
+  )
   const other = await makeSigner('ec-p256')
-  t.throws(() => loadProfileSigner(pems['ec-p256'].certificatePem, other.privateKeyPem), /does not match the signing certificate/, 'another key of the same type')
+  t.throws(
+    () => loadProfileSigner(pems['ec-p256'].certificatePem, other.privateKeyPem),
+    /does not match the signing certificate/,
+    'another key of the same type',
+  )
   const caFirst = certificateToPem(ca) + pems['ec-p256'].certificatePem.split(/(?=-----BEGIN CERTIFICATE-----)/)[0]
   t.throws(() => loadProfileSigner(caFirst, pems['ec-p256'].privateKeyPem), /belongs to certificate #2 of the PEM: put the signing certificate first/)
   t.throws(() => loadProfileSigner(pems['ec-p256'].certificatePem, 'not a key'), /profile signing key: not an unencrypted PEM private key/)

@@ -33,8 +33,14 @@ async function expectError(t: Test, action: () => unknown, code: PushCertificate
   t.fail(`${what}: should have failed with ${code}`)
 }
 
-const pem = (certificate = 'push.pem', key = 'push-pkcs1.key', passphrase?: string) => () => parsePushCertificatePem(text(certificate), text(key), passphrase)
-const p12 = (file: string, password = PASSWORD) => () => parsePushCertificatePkcs12(bytes(file), password)
+const pem =
+  (certificate = 'push.pem', key = 'push-pkcs1.key', passphrase?: string) =>
+  () =>
+    parsePushCertificatePem(text(certificate), text(key), passphrase)
+const p12 =
+  (file: string, password = PASSWORD) =>
+  () =>
+    parsePushCertificatePkcs12(bytes(file), password)
 
 const expected: PushCertificate = {
   topic: TOPIC,
@@ -75,10 +81,11 @@ t.test('PEM: chains, several certificates, CRLF and openssl pkcs12 -nodes output
   t.equal(parsePushCertificatePem(two, text('push2.key')).topic, TOPIC2, 'and the other one with the other key')
 
   // What `openssl pkcs12 -in x.p12 -nodes` writes, with Windows line ends, given as both arguments.
-  const combined = `Bag Attributes\n    friendlyName: Orchard push\nsubject=UID = ${TOPIC}\n${text('push.pem')}Bag Attributes\n    localKeyID: 01\n${text('push-pkcs8.key')}`.replace(
-    /\n/g,
-    '\r\n',
-  )
+  const combined =
+    `Bag Attributes\n    friendlyName: Orchard push\nsubject=UID = ${TOPIC}\n${text('push.pem')}Bag Attributes\n    localKeyID: 01\n${text('push-pkcs8.key')}`.replace(
+      /\n/g,
+      '\r\n',
+    )
   t.same(parsePushCertificatePem(combined, combined), expected)
 })
 
@@ -133,7 +140,13 @@ t.test('push_certificate_password', async (t) => {
   await expectError(t, p12('push-3des.p12', 'Passwörd 🍏'), 'push_certificate_password', /MAC does not verify/, 'one character off')
   await expectError(t, p12('push-aes.p12', ''), 'push_certificate_password', /MAC does not verify/, 'empty password for a protected file')
   await expectError(t, p12('push-empty-password.p12', ' '), 'push_certificate_password', /MAC does not verify/, 'a blank for the empty password')
-  await expectError(t, p12('push-nomac.p12', 'wrong'), 'push_certificate_password', /^wrong password: the private key does not decrypt$/, 'no MAC: found while decrypting')
+  await expectError(
+    t,
+    p12('push-nomac.p12', 'wrong'),
+    'push_certificate_password',
+    /^wrong password: the private key does not decrypt$/,
+    'no MAC: found while decrypting',
+  )
 
   const tampered = bytes('push-aes.p12')
   tampered[200]! ^= 0x01 // inside the authSafe, which the MAC covers
@@ -148,8 +161,18 @@ t.test('push_certificate_password', async (t) => {
 })
 
 t.test('push_certificate_key_mismatch', async (t) => {
-  await expectError(t, pem('push.pem', 'other.key'), 'push_certificate_key_mismatch', `the private key does not belong to the push certificate ${expected.subject}`)
-  await expectError(t, pem('push2.pem', 'push-pkcs8.key'), 'push_certificate_key_mismatch', /does not belong to the push certificate UID=com\.apple\.mgmt\.External\.0b9d7c41/)
+  await expectError(
+    t,
+    pem('push.pem', 'other.key'),
+    'push_certificate_key_mismatch',
+    `the private key does not belong to the push certificate ${expected.subject}`,
+  )
+  await expectError(
+    t,
+    pem('push2.pem', 'push-pkcs8.key'),
+    'push_certificate_key_mismatch',
+    /does not belong to the push certificate UID=com\.apple\.mgmt\.External\.0b9d7c41/,
+  )
   await expectError(
     t,
     () => parsePushCertificatePem(text('push.pem') + text('no-uid.pem'), text('no-uid.key')),
@@ -157,11 +180,21 @@ t.test('push_certificate_key_mismatch', async (t) => {
     /\(it belongs to CN=Fixture TLS client, O=Orchard fixtures\)$/,
     'names the certificate the key does belong to',
   )
-  await expectError(t, p12('mismatch.p12'), 'push_certificate_key_mismatch', /does not belong to the push certificate UID=com\.apple\.mgmt\..*\(it belongs to CN=Fixture TLS client/)
+  await expectError(
+    t,
+    p12('mismatch.p12'),
+    'push_certificate_key_mismatch',
+    /does not belong to the push certificate UID=com\.apple\.mgmt\..*\(it belongs to CN=Fixture TLS client/,
+  )
 })
 
 t.test('push_certificate_topic', async (t) => {
-  await expectError(t, pem('no-uid.pem', 'no-uid.key'), 'push_certificate_topic', /^the certificate has no UID attribute, so no push topic \(CN=Fixture TLS client, O=Orchard fixtures\)/)
+  await expectError(
+    t,
+    pem('no-uid.pem', 'no-uid.key'),
+    'push_certificate_topic',
+    /^the certificate has no UID attribute, so no push topic \(CN=Fixture TLS client, O=Orchard fixtures\)/,
+  )
   await expectError(t, p12('no-uid.p12'), 'push_certificate_topic', /has no UID attribute/)
   await expectError(
     t,
@@ -170,7 +203,12 @@ t.test('push_certificate_topic', async (t) => {
     /^the certificate's UID is "com\.example\.not-a-push-topic", not an MDM push topic: it must start with com\.apple\.mgmt\./,
   )
   // A CA in the file has no UID either: the message is about the certificate the key belongs to.
-  await expectError(t, () => parsePushCertificatePem(text('ca.pem') + text('wrong-topic.pem'), text('wrong-topic.key')), 'push_certificate_topic', /com\.example\.not-a-push-topic/)
+  await expectError(
+    t,
+    () => parsePushCertificatePem(text('ca.pem') + text('wrong-topic.pem'), text('wrong-topic.key')),
+    'push_certificate_topic',
+    /com\.example\.not-a-push-topic/,
+  )
 })
 
 t.test('push_certificate_unsupported names the algorithm', async (t) => {
@@ -180,7 +218,12 @@ t.test('push_certificate_unsupported names the algorithm', async (t) => {
     'push_certificate_unsupported',
     'the private key is encrypted with pbeWithSHAAnd128BitRC4 (1.2.840.113549.1.12.1.1), which this server cannot decrypt',
   )
-  await expectError(t, pem('push.pem', 'push-pkcs8-camellia.key', PASSWORD), 'push_certificate_unsupported', 'the private key is encrypted with PBES2 cipher 1.2.392.200011.61.1.1.1.4')
+  await expectError(
+    t,
+    pem('push.pem', 'push-pkcs8-camellia.key', PASSWORD),
+    'push_certificate_unsupported',
+    'the private key is encrypted with PBES2 cipher 1.2.392.200011.61.1.1.1.4',
+  )
 })
 
 t.test('push_certificate_invalid: garbage and misuse, with a precise message', async (t) => {
@@ -190,17 +233,29 @@ t.test('push_certificate_invalid: garbage and misuse, with a precise message', a
   await invalid(() => parsePushCertificatePkcs12(Buffer.alloc(0), PASSWORD), 'the PKCS#12 file is empty')
   await invalid(() => parsePushCertificatePkcs12(Buffer.from('hello, world'), PASSWORD), 'not a PKCS#12 file: it starts with byte 0x68, not a DER SEQUENCE')
   await invalid(() => parsePushCertificatePkcs12(Buffer.from(text('push.pem')), PASSWORD), /this is PEM text, not a PKCS#12 file/)
-  await invalid(() => parsePushCertificatePkcs12(Buffer.from(aes.toString('base64')), PASSWORD), /this is base64 text, not a PKCS#12 file: decode it to binary first/)
+  await invalid(
+    () => parsePushCertificatePkcs12(Buffer.from(aes.toString('base64')), PASSWORD),
+    /this is base64 text, not a PKCS#12 file: decode it to binary first/,
+  )
   await invalid(() => parsePushCertificatePkcs12(aes.subarray(0, 100), PASSWORD), /^the PKCS#12 file is not valid DER\/BER/, 'truncated')
-  await invalid(() => parsePushCertificatePkcs12(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x03]), PASSWORD), /^not a PKCS#12 file: the PFX structure \(RFC 7292 §4\) does not parse/)
+  await invalid(
+    () => parsePushCertificatePkcs12(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x03]), PASSWORD),
+    /^not a PKCS#12 file: the PFX structure \(RFC 7292 §4\) does not parse/,
+  )
   await invalid(() => parsePushCertificatePkcs12(Buffer.alloc(2 * 1024 * 1024, 0x30), PASSWORD), /a push certificate file is a few kilobytes/)
   await invalid(() => parsePushCertificatePkcs12('MIIK' as unknown as Buffer, PASSWORD), 'the PKCS#12 file must be given as bytes')
 
   await invalid(() => parsePushCertificatePem('', text('push-pkcs8.key')), 'the certificate PEM is empty')
   await invalid(() => parsePushCertificatePem('hello', text('push-pkcs8.key')), /the certificate PEM has no "-----BEGIN \.\.\.-----" block: is it PEM text\?/)
-  await invalid(() => parsePushCertificatePem(text('push-pkcs8.key'), text('push.pem')), /holds a private key, not a certificate: were the certificate and the key swapped\?/)
+  await invalid(
+    () => parsePushCertificatePem(text('push-pkcs8.key'), text('push.pem')),
+    /holds a private key, not a certificate: were the certificate and the key swapped\?/,
+  )
   await invalid(() => parsePushCertificatePem(text('push.pem'), text('push.pem')), /the private key PEM holds a certificate, not a private key/)
-  await invalid(() => parsePushCertificatePem(text('push.pem'), text('push-pkcs8.key') + text('other.key')), 'the private key PEM holds 2 private keys; expected one')
+  await invalid(
+    () => parsePushCertificatePem(text('push.pem'), text('push-pkcs8.key') + text('other.key')),
+    'the private key PEM holds 2 private keys; expected one',
+  )
   await invalid(
     () => parsePushCertificatePem('-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n', text('push-pkcs8.key')),
     'the certificate PEM: the CERTIFICATE block is not valid base64',
@@ -213,7 +268,10 @@ t.test('push_certificate_invalid: garbage and misuse, with a precise message', a
     () => parsePushCertificatePem(text('push.pem'), '-----BEGIN PRIVATE KEY-----\nMAMCAQA=\n-----END PRIVATE KEY-----\n'),
     /^the private key does not parse as PKCS#8/,
   )
-  await invalid(() => parsePushCertificatePem(text('push.pem').replace('END CERTIFICATE', 'END PRIVATE KEY'), text('push-pkcs8.key')), /a "BEGIN CERTIFICATE" block ends with "END PRIVATE KEY"/)
+  await invalid(
+    () => parsePushCertificatePem(text('push.pem').replace('END CERTIFICATE', 'END PRIVATE KEY'), text('push-pkcs8.key')),
+    /a "BEGIN CERTIFICATE" block ends with "END PRIVATE KEY"/,
+  )
   await invalid(
     () => parsePushCertificatePem(text('push.pem') + text('push-reissued.pem'), text('push-pkcs8.key')),
     /^2 push certificates match the private key .*: upload one$/,
@@ -228,11 +286,17 @@ t.test('RFC 9579 PBMAC1 test vectors (password 1234)', async (t) => {
   await expectError(t, p12('rfc9579-a3.p12', '1234'), 'push_certificate_topic', /has no UID attribute.*CN=tt/, 'A.3 (HMAC-SHA512)')
   await expectError(t, p12('rfc9579-a1.p12', '12345'), 'push_certificate_password', /MAC does not verify/, 'A.1, wrong password')
   await expectError(t, p12('rfc9579-a4.p12', '1234'), 'push_certificate_password', /MAC does not verify/, 'A.4: wrong iteration count')
-  await expectError(t, p12('rfc9579-a6.p12', '1234'), 'push_certificate_invalid', 'the PKCS#12 PBMAC1 parameters have no keyLength (RFC 9579 §3 requires it)', 'A.6')
+  await expectError(
+    t,
+    p12('rfc9579-a6.p12', '1234'),
+    'push_certificate_invalid',
+    'the PKCS#12 PBMAC1 parameters have no keyLength (RFC 9579 §3 requires it)',
+    'A.6',
+  )
 })
 
 t.test('the RFC 7292 Appendix B KDF agrees with pkijs (an independent implementation)', async (t) => {
-  const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+  const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
   const cases: Array<[string, 'SHA-1' | 'SHA-256' | 'SHA-512', number, string, Buffer, number]> = [
     ['sha1', 'SHA-1', 20, PASSWORD, Buffer.from('0102030405060708', 'hex'), 2048],
     ['sha256', 'SHA-256', 32, 'Pässwörd 🍏', Buffer.from('a1b2c3d4e5f6a7b8', 'hex'), 1],
@@ -242,9 +306,11 @@ t.test('the RFC 7292 Appendix B KDF agrees with pkijs (an independent implementa
   for (const [hash, webName, length, password, salt, iterations] of cases) {
     const bmp = Buffer.alloc(password.length * 2 + 2)
     for (let i = 0; i < password.length; i++) bmp.writeUInt16BE(password.charCodeAt(i), i * 2)
-    const ours = createHmac(hash, pkcs12Kdf(hash, 3, bmp, salt, iterations, length)).update(content).digest()
+    const ours = createHmac(hash, pkcs12Kdf(hash, 3, bmp, salt, iterations, length))
+      .update(content)
+      .digest()
     const theirs = await engine.stampDataWithPassword({
-      password: new TextEncoder().encode(password).buffer as ArrayBuffer,
+      password: new TextEncoder().encode(password).buffer,
       hashAlgorithm: webName,
       salt: new Uint8Array(salt).buffer,
       iterationCount: iterations,

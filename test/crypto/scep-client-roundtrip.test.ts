@@ -36,10 +36,41 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
   const file = (name: string) => join(dir, name)
 
   // A CA and an RA (keyEncipherment) made by OpenSSL.
-  opensslOk(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('ca.key'), '-out', file('ca.pem'), '-subj', '/O=Orchard tests/CN=SCEP test CA', '-days', '2'])
+  opensslOk([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    file('ca.key'),
+    '-out',
+    file('ca.pem'),
+    '-subj',
+    '/O=Orchard tests/CN=SCEP test CA',
+    '-days',
+    '2',
+  ])
   opensslOk(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', file('ra.key'), '-out', file('ra.csr'), '-subj', '/O=Orchard tests/CN=SCEP test RA'])
   writeFileSync(file('ra.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n')
-  opensslOk(['x509', '-req', '-in', file('ra.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-set_serial', '0x0a', '-days', '2', '-extfile', file('ra.ext'), '-out', file('ra.pem')])
+  opensslOk([
+    'x509',
+    '-req',
+    '-in',
+    file('ra.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-set_serial',
+    '0x0a',
+    '-days',
+    '2',
+    '-extfile',
+    file('ra.ext'),
+    '-out',
+    file('ra.pem'),
+  ])
   const caDer = Buffer.from(new X509Certificate(readFileSync(file('ca.pem'))).raw)
   const raDer = Buffer.from(new X509Certificate(readFileSync(file('ra.pem'))).raw)
   const raKey = createPrivateKey(readFileSync(file('ra.key')))
@@ -48,7 +79,24 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
   /** The CA work a server does, by OpenSSL: issue a certificate for a PKCS#10 request. */
   function issue(csrDer: Buffer): Buffer {
     writeFileSync(file('req.der'), csrDer)
-    return opensslOk(['x509', '-req', '-inform', 'DER', '-in', file('req.der'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-set_serial', `0x${(serial++).toString(16)}`, '-days', '1', '-outform', 'DER'])
+    return opensslOk([
+      'x509',
+      '-req',
+      '-inform',
+      'DER',
+      '-in',
+      file('req.der'),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-set_serial',
+      `0x${(serial++).toString(16)}`,
+      '-days',
+      '1',
+      '-outform',
+      'DER',
+    ])
   }
   /** A certs-only PKCS#7 by OpenSSL (crl2pkcs7), in the order given. */
   function certsOnly(certificates: Buffer[]): Buffer {
@@ -95,7 +143,10 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
     t.ok(certificate.publicKey.equals(clientKey.publicKey))
     t.equal(certificate.ca, false)
     writeFileSync(file('self.der'), selfSigned)
-    t.match(opensslOk(['x509', '-inform', 'DER', '-in', file('self.der'), '-noout', '-text']).toString(), /Key Usage: critical\s+Digital Signature, Key Encipherment/)
+    t.match(
+      opensslOk(['x509', '-inform', 'DER', '-in', file('self.der'), '-noout', '-text']).toString(),
+      /Key Usage: critical\s+Digital Signature, Key Encipherment/,
+    )
   })
 
   t.test('PKIOperation requests verify and decrypt with OpenSSL', async (t) => {
@@ -124,7 +175,10 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
 
         const verified = openssl(['cms', '-verify', '-inform', 'DER', '-noverify', '-binary'], request.der)
         t.equal(verified.status, 0, `${label}: OpenSSL verifies the signature ${verified.stderr}`)
-        const decrypted = openssl(['cms', '-decrypt', '-inform', 'DER', '-binary', '-recip', file('ra.pem'), '-inkey', file('ra.key'), ...legacy], verified.stdout)
+        const decrypted = openssl(
+          ['cms', '-decrypt', '-inform', 'DER', '-binary', '-recip', file('ra.pem'), '-inkey', file('ra.key'), ...legacy],
+          verified.stdout,
+        )
         t.equal(decrypted.status, 0, `${label}: OpenSSL decrypts the envelope ${decrypted.stderr}`)
         t.ok(decrypted.stdout.equals(csrDer), `${label}: the envelope holds the CSR`)
 
@@ -141,7 +195,13 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
       }
     }
 
-    const corrupt = scep.buildPkiOperation({ csrDer, recipientCertificateDer: raDer, signerCertificateDer: selfSigned, signerKey: clientKey.privateKey, corruptSignature: true })
+    const corrupt = scep.buildPkiOperation({
+      csrDer,
+      recipientCertificateDer: raDer,
+      signerCertificateDer: selfSigned,
+      signerKey: clientKey.privateKey,
+      corruptSignature: true,
+    })
     t.not(openssl(['cms', '-verify', '-inform', 'DER', '-noverify', '-binary'], corrupt.der).status, 0, 'OpenSSL rejects a corrupted signature')
     t.throws(() => scep.parsePkiMessage(corrupt.der), /signature does not verify/)
 
@@ -214,14 +274,38 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
     tampered.writeUInt8(tampered.readUInt8(at) ^ 0xff, at)
     t.throws(() => scep.parseCertRep(tampered, { recipientKey: clientKey.privateKey }), /messageDigest does not match/)
     t.throws(
-      () => scep.parseCertRep(scep.buildCertRep({ pkiStatus: 'SUCCESS', transactionId: 'x', recipientNonce: Buffer.alloc(16), envelope: encryptTo(certsOnly([issued]), selfSigned, 'aes128'), signerCertificateDer: raDer, signerKey: raKey, corruptSignature: true }), { recipientKey: clientKey.privateKey }),
+      () =>
+        scep.parseCertRep(
+          scep.buildCertRep({
+            pkiStatus: 'SUCCESS',
+            transactionId: 'x',
+            recipientNonce: Buffer.alloc(16),
+            envelope: encryptTo(certsOnly([issued]), selfSigned, 'aes128'),
+            signerCertificateDer: raDer,
+            signerKey: raKey,
+            corruptSignature: true,
+          }),
+          { recipientKey: clientKey.privateKey },
+        ),
       /signature does not verify/,
     )
     const request = scep.buildPkiOperation({ csrDer, recipientCertificateDer: raDer, signerCertificateDer: selfSigned, signerKey: clientKey.privateKey })
     t.throws(() => scep.parseCertRep(request.der, { recipientKey: clientKey.privateKey }), /expected a CertRep/)
 
-    const failure = scep.buildCertRep({ pkiStatus: 'FAILURE', failInfo: 'badRequest', transactionId: 'tx-4', recipientNonce: Buffer.alloc(16, 1), signerCertificateDer: raDer, signerKey: raKey, digest: 'sha1' })
-    t.equal(openssl(['cms', '-verify', '-inform', 'DER', '-noverify', '-binary', '-content', '/dev/null'], failure).status, 0, 'OpenSSL verifies a content-less CertRep over empty content')
+    const failure = scep.buildCertRep({
+      pkiStatus: 'FAILURE',
+      failInfo: 'badRequest',
+      transactionId: 'tx-4',
+      recipientNonce: Buffer.alloc(16, 1),
+      signerCertificateDer: raDer,
+      signerKey: raKey,
+      digest: 'sha1',
+    })
+    t.equal(
+      openssl(['cms', '-verify', '-inform', 'DER', '-noverify', '-binary', '-content', '/dev/null'], failure).status,
+      0,
+      'OpenSSL verifies a content-less CertRep over empty content',
+    )
     const failed = scep.parseCertRep(failure, { recipientKey: clientKey.privateKey, trustedSignerCertificates: [raDer] })
     t.equal(failed.pkiStatus, 'FAILURE')
     t.equal(failed.failInfo, 'badRequest')
@@ -229,9 +313,18 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
     t.same(failed.certificates, [])
     t.equal(failed.contentEncryption, undefined)
 
-    const pending = scep.parseCertRep(scep.buildCertRep({ pkiStatus: 'PENDING', transactionId: 'tx-5', recipientNonce: Buffer.alloc(16, 2), signerCertificateDer: caDer, signerKey: createPrivateKey(readFileSync(file('ca.key'))) }), {
-      recipientKey: clientKey.privateKey,
-    })
+    const pending = scep.parseCertRep(
+      scep.buildCertRep({
+        pkiStatus: 'PENDING',
+        transactionId: 'tx-5',
+        recipientNonce: Buffer.alloc(16, 2),
+        signerCertificateDer: caDer,
+        signerKey: createPrivateKey(readFileSync(file('ca.key'))),
+      }),
+      {
+        recipientKey: clientKey.privateKey,
+      },
+    )
     t.equal(pending.pkiStatus, 'PENDING')
     t.ok(pending.signerCertificateDer.equals(caDer))
   })
@@ -239,7 +332,10 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
   t.test('GetCACert answers', async (t) => {
     const single = scep.parseCaCertResponse(caDer, 'application/x-x509-ca-cert')
     t.ok(single.ca.equals(caDer) && single.recipient.equals(caDer))
-    for (const order of [[caDer, raDer], [raDer, caDer]]) {
+    for (const order of [
+      [caDer, raDer],
+      [raDer, caDer],
+    ]) {
       const chain = scep.parseCaCertResponse(certsOnly(order), 'application/x-x509-ca-ra-cert; charset=binary')
       t.ok(chain.ca.equals(caDer), 'the CA is the cA certificate')
       t.ok(chain.recipient.equals(raDer), 'the recipient is the RA')
@@ -263,8 +359,16 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
     const port = typeof address === 'object' && address ? address.port : 0
     for (const http of [scep.injectScepHttp(app), scep.fetchScepHttp(`http://127.0.0.1:${port}`)]) {
       const caps = await http({ method: 'GET', url: '/scep?operation=GetCACaps' })
-      t.same({ status: caps.status, body: caps.body.toString(), type: caps.contentType?.split(';')[0] }, { status: 200, body: 'GET GetCACaps', type: 'text/plain' })
-      const echo = await http({ method: 'POST', url: '/scep?operation=PKIOperation', body: Buffer.from([1, 2, 3]), headers: { 'content-type': 'application/x-pki-message' } })
+      t.same(
+        { status: caps.status, body: caps.body.toString(), type: caps.contentType?.split(';')[0] },
+        { status: 200, body: 'GET GetCACaps', type: 'text/plain' },
+      )
+      const echo = await http({
+        method: 'POST',
+        url: '/scep?operation=PKIOperation',
+        body: Buffer.from([1, 2, 3]),
+        headers: { 'content-type': 'application/x-pki-message' },
+      })
       t.same(echo.body, Buffer.concat([Buffer.from('echo:'), Buffer.from([1, 2, 3])]))
       t.equal(echo.contentType, 'application/x-pki-message')
     }
@@ -295,10 +399,22 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
       if (request.method === 'POST') t.equal(request.headers?.['content-type'], 'application/x-pki-message')
       const message = scep.parsePkiMessage(der)
       const opened = scep.openEnvelope(message.content!, raKey, raDer)
-      seen.push({ method: request.method, messageType: message.messageType, encryption: opened.encryption, digest: message.digest, signer: message.signerCertificateDer })
+      seen.push({
+        method: request.method,
+        messageType: message.messageType,
+        encryption: opened.encryption,
+        digest: message.digest,
+        signer: message.signerCertificateDer,
+      })
       let csr = opened.content
       if (message.messageType === 'CertPoll') csr = pendingRequests.get(message.transactionId)!
-      const reply = { transactionId: message.transactionId, recipientNonce: message.senderNonce!, signerCertificateDer: raDer, signerKey: raKey, digest: message.digest as scep.ScepDigest }
+      const reply = {
+        transactionId: message.transactionId,
+        recipientNonce: message.senderNonce!,
+        signerCertificateDer: raDer,
+        signerKey: raKey,
+        digest: message.digest as scep.ScepDigest,
+      }
       if (pendingFirst && message.messageType !== 'CertPoll') {
         pendingRequests.set(message.transactionId, csr)
         return answer(scep.buildCertRep({ ...reply, pkiStatus: 'PENDING' }), 'application/x-pki-message')
@@ -310,7 +426,11 @@ if (spawnSync(opensslBin, ['version']).status !== 0) {
     const first = await scep.scepEnroll(http, { subject, challenge: 'sekr1t-challenge' })
     t.equal(first.certRep.pkiStatus, 'SUCCESS')
     t.same(seen.at(-1), { method: 'POST', messageType: 'PKCSReq', encryption: 'aes128', digest: 'sha256', signer: first.signerCertificateDer })
-    t.equal(new X509Certificate(first.signerCertificateDer).issuer, new X509Certificate(first.signerCertificateDer).subject, 'signed with a self-signed certificate')
+    t.equal(
+      new X509Certificate(first.signerCertificateDer).issuer,
+      new X509Certificate(first.signerCertificateDer).subject,
+      'signed with a self-signed certificate',
+    )
     const issued = new X509Certificate(first.certificateDer!)
     t.ok(issued.publicKey.equals(first.key.publicKey))
     t.ok(issued.checkIssued(new X509Certificate(caDer)))

@@ -95,7 +95,7 @@ t.test('start-up makes an existing, too open data directory owner-only', { skip:
   chmodSync(join(dataDir, 'pglite.lock'), 0o666)
   // A link inside is not followed; files Orchard does not own in the data directory keep their modes.
   const outside = join(parent, 'outside.txt')
-  writeFileSync(outside, 'not Orchard\'s')
+  writeFileSync(outside, "not Orchard's")
   chmodSync(outside, 0o644)
   symlinkSync(outside, join(dataDir, 'pglite', 'link-to-outside'))
   mkdirSync(join(dataDir, 'tools'))
@@ -118,7 +118,10 @@ t.test('start-up makes an existing, too open data directory owner-only', { skip:
 
   const { logger: quiet, lines: again } = capturingLogger()
   await (await openPgliteDatabase(dataDir, quiet)).close()
-  t.notOk(again.some((line) => line['msg'] === repair?.['msg']), 'nothing to repair on the next start')
+  t.notOk(
+    again.some((line) => line['msg'] === repair?.['msg']),
+    'nothing to repair on the next start',
+  )
 })
 
 t.test('PostgreSQL: start-up creates no data directory', { skip: testBackend !== 'postgres' && 'PostgreSQL pass only' }, async (t) => {

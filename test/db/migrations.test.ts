@@ -59,7 +59,9 @@ t.test('every migration file is listed, in file-name order', async (t) => {
 t.test('landed migrations are frozen (migrations/frozen.json holds their hashes)', async (t) => {
   const frozen = JSON.parse(readFileSync(new URL('frozen.json', migrationsDir), 'utf8')) as Record<string, string>
   for (const name of knownMigrations) {
-    const hash = createHash('sha256').update(readFileSync(new URL(`${name}.ts`, migrationsDir))).digest('hex')
+    const hash = createHash('sha256')
+      .update(readFileSync(new URL(`${name}.ts`, migrationsDir)))
+      .digest('hex')
     t.equal(frozen[name], hash, `${name}.ts is unchanged (a new migration needs its hash added to frozen.json)`)
   }
 })

@@ -17,37 +17,95 @@ t.test('Authenticate records the device but does not enroll it; TokenUpdate does
   t.equal(auth.body.length, 0)
   const db = mdm.database.db
   const row = await db.selectFrom('devices').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow()
-  t.match(row, { udid: device.udid, serial_number: device.serialNumber, model: 'iPad13,1', os_version: '18.1', build_version: '22B83', topic: device.topic, user_enrollment: false })
+  t.match(row, {
+    udid: device.udid,
+    serial_number: device.serialNumber,
+    model: 'iPad13,1',
+    os_version: '18.1',
+    build_version: '22B83',
+    topic: device.topic,
+    user_enrollment: false,
+  })
   t.match(row.identity_sha256, /^[0-9a-f]{64}$/)
   t.ok(row.authenticate_raw?.toString().includes('<string>Authenticate</string>'), 'the plist as received is kept')
   t.equal(await db.selectFrom('enrollments').select('id').where('device_id', '=', device.udid).executeTakeFirst(), undefined, 'no enabled channel yet')
 
   t.equal((await device.tokenUpdate()).status, 200)
   const enrollment = await db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow()
-  t.match(enrollment, { device_id: device.udid, channel: 'device', enabled: true, topic: device.topic, push_magic: device.pushMagic, token_update_count: 1, awaiting_configuration: false })
+  t.match(enrollment, {
+    device_id: device.udid,
+    channel: 'device',
+    enabled: true,
+    topic: device.topic,
+    push_magic: device.pushMagic,
+    token_update_count: 1,
+    awaiting_configuration: false,
+  })
   t.same(enrollment.push_token, device.token)
   t.equal(enrollment.unlock_token, null, 'the UnlockToken is not stored in clear')
   t.notOk(enrollment.unlock_token_sealed!.includes(device.unlockToken), 'nor inside its sealed form')
-  t.same(createSecretBox([Buffer.from(secretKey, 'hex')]).open(enrollment.unlock_token_sealed!, `unlock-token:${device.udid}`), device.unlockToken, 'it is sealed for this channel')
+  t.same(
+    createSecretBox([Buffer.from(secretKey, 'hex')]).open(enrollment.unlock_token_sealed!, `unlock-token:${device.udid}`),
+    device.unlockToken,
+    'it is sealed for this channel',
+  )
 
   t.equal((await device.tokenUpdate({ PushMagic: 'rotated' })).status, 200)
-  t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow(), { push_magic: 'rotated', token_update_count: 2 })
+  t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow(), {
+    push_magic: 'rotated',
+    token_update_count: 2,
+  })
 })
 
 t.test('user channels: macOS user, Shared iPad user, User Enrollment', async (t) => {
   const mdm = await setupMdm(t)
   const db = mdm.database.db
   const mac = await mdm.enrolledDevice()
-  t.equal((await mac.checkin({ MessageType: 'TokenUpdate', UserID: 'A1B2C3D4-0000-0000-0000-000000000001', UserShortName: 'jdoe', UserLongName: 'Jane Doe', Topic: mac.topic, Token: Buffer.alloc(32, 1), PushMagic: 'user-magic' })).status, 200)
+  t.equal(
+    (
+      await mac.checkin({
+        MessageType: 'TokenUpdate',
+        UserID: 'A1B2C3D4-0000-0000-0000-000000000001',
+        UserShortName: 'jdoe',
+        UserLongName: 'Jane Doe',
+        Topic: mac.topic,
+        Token: Buffer.alloc(32, 1),
+        PushMagic: 'user-magic',
+      })
+    ).status,
+    200,
+  )
   const macUser = `${mac.udid}:A1B2C3D4-0000-0000-0000-000000000001`
-  t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', macUser).executeTakeFirstOrThrow(), { device_id: mac.udid, channel: 'user', user_short_name: 'jdoe', user_long_name: 'Jane Doe', enabled: true })
+  t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', macUser).executeTakeFirstOrThrow(), {
+    device_id: mac.udid,
+    channel: 'user',
+    user_short_name: 'jdoe',
+    user_long_name: 'Jane Doe',
+    enabled: true,
+  })
 
   const ipad = await mdm.enrolledDevice()
   for (const name of ['pupil1@school.example', 'pupil2@school.example']) {
-    t.equal((await ipad.checkin({ MessageType: 'TokenUpdate', UserID: sharedIPadUserId, UserShortName: name, Topic: ipad.topic, Token: Buffer.alloc(32, 2), PushMagic: 'm' })).status, 200)
+    t.equal(
+      (
+        await ipad.checkin({
+          MessageType: 'TokenUpdate',
+          UserID: sharedIPadUserId,
+          UserShortName: name,
+          Topic: ipad.topic,
+          Token: Buffer.alloc(32, 2),
+          PushMagic: 'm',
+        })
+      ).status,
+      200,
+    )
   }
   const shared = await db.selectFrom('enrollments').select(['id', 'channel']).where('device_id', '=', ipad.udid).orderBy('id').execute()
-  t.same(shared.map((e) => e.id), [ipad.udid, `${ipad.udid}:pupil1@school.example`, `${ipad.udid}:pupil2@school.example`], 'Shared iPad users keyed on UserShortName')
+  t.same(
+    shared.map((e) => e.id),
+    [ipad.udid, `${ipad.udid}:pupil1@school.example`, `${ipad.udid}:pupil2@school.example`],
+    'Shared iPad users keyed on UserShortName',
+  )
 
   // A user channel gets its own queue.
   const forPupil = await mdm.enqueue([`${ipad.udid}:pupil1@school.example`], 'ProfileList')
@@ -57,13 +115,28 @@ t.test('user channels: macOS user, Shared iPad user, User Enrollment', async (t)
 
   const byod = await mdm.newDevice({ userEnrollment: true })
   await byod.enroll()
-  t.match(await db.selectFrom('devices').selectAll().where('id', '=', byod.udid).executeTakeFirstOrThrow(), { udid: null, enrollment_id: byod.udid, user_enrollment: true, serial_number: null })
-  t.equal((await byod.checkin({ MessageType: 'TokenUpdate', EnrollmentUserID: 'managed-user-1', Topic: byod.topic, Token: Buffer.alloc(32, 3), PushMagic: 'p' })).status, 200)
-  t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', 'managed-user-1').executeTakeFirstOrThrow(), { device_id: byod.udid, channel: 'user' })
+  t.match(await db.selectFrom('devices').selectAll().where('id', '=', byod.udid).executeTakeFirstOrThrow(), {
+    udid: null,
+    enrollment_id: byod.udid,
+    user_enrollment: true,
+    serial_number: null,
+  })
+  t.equal(
+    (await byod.checkin({ MessageType: 'TokenUpdate', EnrollmentUserID: 'managed-user-1', Topic: byod.topic, Token: Buffer.alloc(32, 3), PushMagic: 'p' }))
+      .status,
+    200,
+  )
+  t.match(await db.selectFrom('enrollments').selectAll().where('id', '=', 'managed-user-1').executeTakeFirstOrThrow(), {
+    device_id: byod.udid,
+    channel: 'user',
+  })
 
   t.equal((await mac.checkOut()).status, 200)
   const afterCheckout = await db.selectFrom('enrollments').select(['id', 'enabled']).where('device_id', '=', mac.udid).execute()
-  t.ok(afterCheckout.every((e) => !e.enabled), 'CheckOut disables the user channels too')
+  t.ok(
+    afterCheckout.every((e) => !e.enabled),
+    'CheckOut disables the user channels too',
+  )
 })
 
 t.test('UserAuthenticate: empty DigestChallenge, AuthToken on the second request, or 410 when declined', async (t) => {
@@ -89,7 +162,9 @@ t.test('bootstrap token: set, get, delete with empty data; sealed at rest', asyn
   const row = await mdm.database.db.selectFrom('bootstrap_tokens').selectAll().executeTakeFirstOrThrow()
   t.equal(row.token, null, 'not stored in clear')
   t.notOk(row.token_sealed!.includes(Buffer.from('secret-token')), 'nor inside its sealed form')
-  t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken', AwaitingConfiguration: false })).body), { BootstrapToken: Buffer.from('secret-token') })
+  t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken', AwaitingConfiguration: false })).body), {
+    BootstrapToken: Buffer.from('secret-token'),
+  })
   t.equal((await mac.checkin({ MessageType: 'SetBootstrapToken', BootstrapToken: Buffer.alloc(0) })).status, 200)
   t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken' })).body), {})
 })

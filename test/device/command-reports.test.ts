@@ -16,7 +16,11 @@ t.test('an enrolled device drains its queue: priority, then FIFO; results stored
   t.equal(first.statusCode, 200)
   t.match(first.json, { command_uuid: first.uuid, request_type: 'ProfileList', stored: true, targets: [{ enrollment_id: device.udid, result: 'queued' }] })
   t.same(Object.keys(first.json).sort(), ['command_uuid', 'push', 'request_type', 'stored', 'targets'])
-  t.match(first.json.push, { results: [{ enrollment_id: device.udid, status: 'failed', reason: /no push certificate for topic/ }] }, 'no push certificate uploaded: the push fails, the command stays queued')
+  t.match(
+    first.json.push,
+    { results: [{ enrollment_id: device.udid, status: 'failed', reason: /no push certificate for topic/ }] },
+    'no push certificate uploaded: the push fails, the command stays queued',
+  )
   const second = await mdm.enqueue([device.udid], 'SecurityInfo')
   const urgent = await mdm.enqueue([device.udid], 'DeviceLock', { Message: 'Lost' }, { priority: '10' })
 
@@ -25,7 +29,11 @@ t.test('an enrolled device drains its queue: priority, then FIFO; results stored
   t.equal(sent1?.command['Message'], 'Lost')
   const sent2 = commandIn(await device.answer(urgent.uuid, 'Acknowledged'))
   t.equal(sent2?.uuid, first.uuid, 'then the oldest')
-  const sent3 = commandIn(await device.answer(first.uuid, 'Acknowledged', { ProfileList: [{ PayloadIdentifier: 'com.example.wifi', PayloadUUID: 'P1', PayloadDisplayName: 'Wi-Fi', IsManaged: true }] }))
+  const sent3 = commandIn(
+    await device.answer(first.uuid, 'Acknowledged', {
+      ProfileList: [{ PayloadIdentifier: 'com.example.wifi', PayloadUUID: 'P1', PayloadDisplayName: 'Wi-Fi', IsManaged: true }],
+    }),
+  )
   t.equal(sent3?.uuid, second.uuid)
   const done = await device.answer(second.uuid, 'Error', {
     ErrorChain: [{ ErrorCode: 12021, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'Nope', USEnglishDescription: 'Nope' }],
@@ -156,25 +164,48 @@ t.test('reports without Content-Type, and the single /mdm URL dispatching on Con
   const mdm = await setupMdm(t)
   const device = await mdm.enrolledDevice()
   const queued = await mdm.enqueue([device.udid], 'ProfileList')
-  const body = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>UDID</key><string>${device.udid}</string><key>Status</key><string>Idle</string></dict></plist>`)
+  const body = Buffer.from(
+    `<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>UDID</key><string>${device.udid}</string><key>Status</key><string>Idle</string></dict></plist>`,
+  )
   const response = await mdm.app.inject({ method: 'PUT', url: '/mdm', payload: body, headers: { 'mdm-signature': device.sign(body) } })
   t.equal(response.statusCode, 200)
   t.equal(commandIn({ status: 200, body: response.rawPayload, contentType: undefined })?.uuid, queued.uuid)
-  t.equal((await device.send('/mdm', body, 'application/x-apple-aspen-mdm-checkin')).status, 400, 'checkin content type: parsed as a check-in, which this is not')
+  t.equal(
+    (await device.send('/mdm', body, 'application/x-apple-aspen-mdm-checkin')).status,
+    400,
+    'checkin content type: parsed as a check-in, which this is not',
+  )
 })
 
 t.test('the enqueue API wants a key and a valid command', async (t) => {
   const mdm = await setupMdm(t)
   const device = await mdm.enrolledDevice()
-  const plist = Buffer.from('<plist version="1.0"><dict><key>CommandUUID</key><string>x1</string><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>')
-  const noKey = await mdm.app.inject({ method: 'POST', url: `/api/v1/enqueue/${device.udid}`, headers: { 'content-type': 'application/x-apple-plist' }, payload: plist })
+  const plist = Buffer.from(
+    '<plist version="1.0"><dict><key>CommandUUID</key><string>x1</string><key>Command</key><dict><key>RequestType</key><string>ProfileList</string></dict></dict></plist>',
+  )
+  const noKey = await mdm.app.inject({
+    method: 'POST',
+    url: `/api/v1/enqueue/${device.udid}`,
+    headers: { 'content-type': 'application/x-apple-plist' },
+    payload: plist,
+  })
   t.equal(noKey.statusCode, 401)
   t.match(noKey.json(), { code: 'unauthorized' })
-  const wrongKey = await mdm.app.inject({ method: 'POST', url: `/api/v1/enqueue/${device.udid}`, headers: { authorization: 'Bearer nope-nope-nope-nope-nope-nope', 'content-type': 'application/x-apple-plist' }, payload: plist })
+  const wrongKey = await mdm.app.inject({
+    method: 'POST',
+    url: `/api/v1/enqueue/${device.udid}`,
+    headers: { authorization: 'Bearer nope-nope-nope-nope-nope-nope', 'content-type': 'application/x-apple-plist' },
+    payload: plist,
+  })
   t.equal(wrongKey.statusCode, 401)
 
   const send = (payload: string | Buffer) =>
-    mdm.app.inject({ method: 'POST', url: `/api/v1/enqueue/${device.udid}`, headers: { authorization: `Bearer ${'test-api-key-0123456789abcdef'}`, 'content-type': 'application/x-apple-plist' }, payload })
+    mdm.app.inject({
+      method: 'POST',
+      url: `/api/v1/enqueue/${device.udid}`,
+      headers: { authorization: `Bearer ${'test-api-key-0123456789abcdef'}`, 'content-type': 'application/x-apple-plist' },
+      payload,
+    })
   t.equal((await send(plist)).statusCode, 200)
   const duplicate = await send(plist)
   t.equal(duplicate.statusCode, 409)

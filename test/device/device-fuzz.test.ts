@@ -46,14 +46,39 @@ function templates(device: SimulatedDevice, commands: Record<string, string>): T
       OSVersion: '18.1',
       BuildVersion: '22B83',
     })),
-    checkin('TokenUpdate', () => ({ MessageType: 'TokenUpdate', Topic: device.topic, Token: device.token, PushMagic: device.pushMagic, UnlockToken: device.unlockToken, AwaitingConfiguration: false })),
-    checkin('TokenUpdate (user)', () => ({ MessageType: 'TokenUpdate', UserID: userId, UserShortName: 'fuzz', UserLongName: 'Fuzz User', Topic: device.topic, Token: Buffer.alloc(32, 7), PushMagic: 'user-magic' })),
-    checkin('UserAuthenticate', () => ({ MessageType: 'UserAuthenticate', UserID: userId, UserShortName: 'fuzz', UserLongName: 'Fuzz User', DigestResponse: 'digest' })),
+    checkin('TokenUpdate', () => ({
+      MessageType: 'TokenUpdate',
+      Topic: device.topic,
+      Token: device.token,
+      PushMagic: device.pushMagic,
+      UnlockToken: device.unlockToken,
+      AwaitingConfiguration: false,
+    })),
+    checkin('TokenUpdate (user)', () => ({
+      MessageType: 'TokenUpdate',
+      UserID: userId,
+      UserShortName: 'fuzz',
+      UserLongName: 'Fuzz User',
+      Topic: device.topic,
+      Token: Buffer.alloc(32, 7),
+      PushMagic: 'user-magic',
+    })),
+    checkin('UserAuthenticate', () => ({
+      MessageType: 'UserAuthenticate',
+      UserID: userId,
+      UserShortName: 'fuzz',
+      UserLongName: 'Fuzz User',
+      DigestResponse: 'digest',
+    })),
     checkin('SetBootstrapToken', () => ({ MessageType: 'SetBootstrapToken', BootstrapToken: Buffer.from('bootstrap'), AwaitingConfiguration: false })),
     checkin('GetBootstrapToken', () => ({ MessageType: 'GetBootstrapToken', AwaitingConfiguration: false })),
     checkin('DeclarativeManagement tokens', () => ({ MessageType: 'DeclarativeManagement', Endpoint: 'tokens' })),
     checkin('DeclarativeManagement status', () => ({ MessageType: 'DeclarativeManagement', Endpoint: 'status', Data: Buffer.from(JSON.stringify(status)) })),
-    checkin('DeclarativeManagement status (NUL in JSON)', () => ({ MessageType: 'DeclarativeManagement', Endpoint: 'status', Data: Buffer.from('{"StatusItems":{"a\\u0000":"\\u0000"},"Errors":["\\ud800"]}') })),
+    checkin('DeclarativeManagement status (NUL in JSON)', () => ({
+      MessageType: 'DeclarativeManagement',
+      Endpoint: 'status',
+      Data: Buffer.from('{"StatusItems":{"a\\u0000":"\\u0000"},"Errors":["\\ud800"]}'),
+    })),
     checkin('GetToken', () => ({ MessageType: 'GetToken', TokenServiceType: 'com.apple.maid', TokenParameters: { PhoneUDID: 'x', WatchUDID: 'y' } })),
     report('Idle', () => ({ Status: 'Idle' })),
     report('Idle (user)', () => ({ Status: 'Idle', UserID: userId, UserShortName: 'fuzz' })),
@@ -61,8 +86,15 @@ function templates(device: SimulatedDevice, commands: Record<string, string>): T
       Status: 'Acknowledged',
       CommandUUID: commands['DeviceInformation']!,
       QueryResponses: {
-        DeviceName: 'Fuzzy iPad', OSVersion: '18.1', BuildVersion: '22B83', Model: 'MK2K3LL/A', ModelName: 'iPad', ProductName: 'iPad13,1',
-        SerialNumber: device.serialNumber, IsSupervised: true, UDID: device.udid,
+        DeviceName: 'Fuzzy iPad',
+        OSVersion: '18.1',
+        BuildVersion: '22B83',
+        Model: 'MK2K3LL/A',
+        ModelName: 'iPad',
+        ProductName: 'iPad13,1',
+        SerialNumber: device.serialNumber,
+        IsSupervised: true,
+        UDID: device.udid,
       },
     })),
     report('ProfileList', () => ({
@@ -75,8 +107,16 @@ function templates(device: SimulatedDevice, commands: Record<string, string>): T
       CommandUUID: commands['InstalledApplicationList']!,
       InstalledApplicationList: [{ Identifier: 'com.example.app', Name: 'App', Version: '1', ShortVersion: '1.0', BundleSize: 1234, IsManaged: true }],
     })),
-    report('SecurityInfo', () => ({ Status: 'Acknowledged', CommandUUID: commands['SecurityInfo']!, SecurityInfo: { PasscodePresent: true, HardwareEncryptionCaps: 3 } })),
-    report('CertificateList', () => ({ Status: 'Acknowledged', CommandUUID: commands['CertificateList']!, CertificateList: [{ CommonName: 'Fuzz', Data: Buffer.from('not a certificate'), IsIdentity: false }] })),
+    report('SecurityInfo', () => ({
+      Status: 'Acknowledged',
+      CommandUUID: commands['SecurityInfo']!,
+      SecurityInfo: { PasscodePresent: true, HardwareEncryptionCaps: 3 },
+    })),
+    report('CertificateList', () => ({
+      Status: 'Acknowledged',
+      CommandUUID: commands['CertificateList']!,
+      CertificateList: [{ CommonName: 'Fuzz', Data: Buffer.from('not a certificate'), IsIdentity: false }],
+    })),
     report('Error', () => ({
       Status: 'Error',
       CommandUUID: commands['ProfileList']!,
@@ -144,7 +184,10 @@ t.test(`validly signed, mutated check-ins and reports never get a 5xx or 401 (${
     // Authenticate starts an enrollment over: finish it, so later messages reach the services.
     if (template.name === 'Authenticate' || response.status === 410) await world.device.enroll().catch(() => undefined)
   }
-  const summary = [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}: ${n}`).join(', ')
+  const summary = [...statuses.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([status, n]) => `${status}: ${n}`)
+    .join(', ')
   t.comment(`${count} messages (${binary} binary, ${count - binary} XML) in ${Date.now() - started} ms; statuses ${summary}`)
   t.same(failures, [], `no 5xx and no 401 in ${count} messages`)
 })

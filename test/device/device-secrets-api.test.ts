@@ -18,9 +18,20 @@ t.test('escrow flags, reveal for owners (audited), clear-passcode with the escro
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/reveal-secrets`, { key: admin })).statusCode, 403, 'admins do not read secrets')
   const revealed = await api('POST', `/api/v1/devices/${device.udid}/reveal-secrets`)
   t.equal(revealed.statusCode, 200)
-  t.same(revealed.json, { device_id: device.udid, unlock_token: device.unlockToken.toString('base64'), bootstrap_token: Buffer.from('bootstrap!').toString('base64') })
+  t.same(revealed.json, {
+    device_id: device.udid,
+    unlock_token: device.unlockToken.toString('base64'),
+    bootstrap_token: Buffer.from('bootstrap!').toString('base64'),
+  })
   const audit = (await api('GET', `/api/v1/audit-events?device_id=${device.udid}&action=revealDeviceSecrets`)).json.items
-  t.match(audit, [{ outcome: 'success', details: { revealed: ['unlock_token', 'bootstrap_token'] } }, { outcome: 'failure', status_code: 403 }], 'each read (and each refused one) is audited')
+  t.match(
+    audit,
+    [
+      { outcome: 'success', details: { revealed: ['unlock_token', 'bootstrap_token'] } },
+      { outcome: 'failure', status_code: 403 },
+    ],
+    'each read (and each refused one) is audited',
+  )
   t.notOk(JSON.stringify(audit).includes(device.unlockToken.toString('base64')), 'no secret in the audit log')
 
   const cleared = await api('POST', `/api/v1/devices/${device.udid}/clear-passcode`, { key: helpdesk })

@@ -20,24 +20,79 @@ t.test('rejected requests: right status, nothing changed', async (t) => {
   const cases: Array<[string, () => Promise<{ status: number; body: Buffer }>, number, RegExp]> = [
     ['no signature at all', () => alice.report('Idle', {}, null), 400, /^identity_missing/],
     ['signature header is garbage', () => alice.report('Idle', {}, 'not base64 !!'), 400, /^identity_rejected/],
-    ['body signed by another device, sent as Alice', () => alice.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', bob.sign(idleBody)), 400, /^identity_rejected: .*not the one bound/],
-    ['Alice body replayed with a signature over another body', () => alice.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', alice.sign(Buffer.from(`${idleBody.toString()} `))), 400, /^identity_rejected/],
+    [
+      'body signed by another device, sent as Alice',
+      () => alice.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', bob.sign(idleBody)),
+      400,
+      /^identity_rejected: .*not the one bound/,
+    ],
+    [
+      'Alice body replayed with a signature over another body',
+      () => alice.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', alice.sign(Buffer.from(`${idleBody.toString()} `))),
+      400,
+      /^identity_rejected/,
+    ],
     ['certificate from a CA we do not trust', () => stranger.authenticate(), 400, /^identity_rejected: certificate_untrusted/],
     ['expired certificate', () => expired.authenticate(), 400, /^identity_rejected: certificate_expired/],
     // Never 401: a real device that got it would unenroll itself.
-    ['Bob re-authenticating as Alice', () => bob.send('/mdm/checkin', encodePlist({ MessageType: 'Authenticate', UDID: alice.udid, Topic: alice.topic, SerialNumber: alice.serialNumber }), 'application/x-apple-aspen-mdm-checkin'), 403, /^reenrollment_refused: device .* is enrolled with another identity certificate/],
-    ['Bob sending a TokenUpdate for Alice', () => bob.send('/mdm/checkin', encodePlist({ MessageType: 'TokenUpdate', UDID: alice.udid, Topic: alice.topic, Token: Buffer.alloc(32), PushMagic: 'x' }), 'application/x-apple-aspen-mdm-checkin'), 400, /^identity_rejected/],
+    [
+      'Bob re-authenticating as Alice',
+      () =>
+        bob.send(
+          '/mdm/checkin',
+          encodePlist({ MessageType: 'Authenticate', UDID: alice.udid, Topic: alice.topic, SerialNumber: alice.serialNumber }),
+          'application/x-apple-aspen-mdm-checkin',
+        ),
+      403,
+      /^reenrollment_refused: device .* is enrolled with another identity certificate/,
+    ],
+    [
+      'Bob sending a TokenUpdate for Alice',
+      () =>
+        bob.send(
+          '/mdm/checkin',
+          encodePlist({ MessageType: 'TokenUpdate', UDID: alice.udid, Topic: alice.topic, Token: Buffer.alloc(32), PushMagic: 'x' }),
+          'application/x-apple-aspen-mdm-checkin',
+        ),
+      400,
+      /^identity_rejected/,
+    ],
     ['device that never enrolled', async () => (await mdm.newDevice()).idle(), 400, /^unknown_enrollment/],
     ['TokenUpdate before any Authenticate', async () => (await mdm.newDevice()).tokenUpdate(), 400, /^unknown_enrollment/],
-    ['malformed plist', () => alice.send('/mdm/connect', Buffer.from('<plist><dict><key>Status</key>'), 'application/x-apple-aspen-mdm'), 400, /^malformed_message: not a valid plist/],
-    ['not a plist at all', () => alice.send('/mdm/checkin', Buffer.from('{"MessageType":"Authenticate"}'), 'application/x-apple-aspen-mdm-checkin'), 400, /^malformed_message/],
+    [
+      'malformed plist',
+      () => alice.send('/mdm/connect', Buffer.from('<plist><dict><key>Status</key>'), 'application/x-apple-aspen-mdm'),
+      400,
+      /^malformed_message: not a valid plist/,
+    ],
+    [
+      'not a plist at all',
+      () => alice.send('/mdm/checkin', Buffer.from('{"MessageType":"Authenticate"}'), 'application/x-apple-aspen-mdm-checkin'),
+      400,
+      /^malformed_message/,
+    ],
     ['unknown MessageType', () => alice.checkin({ MessageType: 'Launch' }), 400, /^malformed_message: unknown MessageType "Launch"/],
-    ['wrong key type', () => alice.checkin({ MessageType: 'TokenUpdate', Topic: alice.topic, Token: 'not data', PushMagic: 'x' }), 400, /^malformed_message: TokenUpdate: Token must be data, got string/],
+    [
+      'wrong key type',
+      () => alice.checkin({ MessageType: 'TokenUpdate', Topic: alice.topic, Token: 'not data', PushMagic: 'x' }),
+      400,
+      /^malformed_message: TokenUpdate: Token must be data, got string/,
+    ],
     ['unknown Status', () => alice.report('Bored'), 400, /^malformed_message: unknown Status/],
     ['result without CommandUUID', () => alice.report('Acknowledged'), 400, /^malformed_message: Status Acknowledged needs a CommandUUID/],
     ['empty body', () => alice.send('/mdm/connect', Buffer.alloc(0), 'application/x-apple-aspen-mdm'), 400, /^malformed_message: the request body is empty/],
-    ['oversized body', () => alice.send('/mdm/connect', encodePlist({ UDID: alice.udid, Status: 'Idle', Padding: 'x'.repeat(5000) }), 'application/x-apple-aspen-mdm'), 413, /^payload_too_large/],
-    ['GetToken for an unknown service', () => alice.checkin({ MessageType: 'GetToken', TokenServiceType: 'com.example.nope' }), 400, /^malformed_message: GetToken: no token service/],
+    [
+      'oversized body',
+      () => alice.send('/mdm/connect', encodePlist({ UDID: alice.udid, Status: 'Idle', Padding: 'x'.repeat(5000) }), 'application/x-apple-aspen-mdm'),
+      413,
+      /^payload_too_large/,
+    ],
+    [
+      'GetToken for an unknown service',
+      () => alice.checkin({ MessageType: 'GetToken', TokenServiceType: 'com.example.nope' }),
+      400,
+      /^malformed_message: GetToken: no token service/,
+    ],
   ]
   for (const [name, request, status, reason] of cases) {
     const response = await request()
@@ -62,7 +117,9 @@ t.test('a new identity from a trusted CA takes over an enrolled device only once
   t.same(await mdm.snapshot(), before, 'the refusal changed nothing')
   t.equal((await device.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', oldSign(idleBody))).status, 200, 'the enrolled certificate still works')
 
-  const allowed = await api('POST', `/api/v1/devices/${device.udid}/allow-reenrollment`, { body: { minutes: 30, reason: 'new certificate from the customer CA' } })
+  const allowed = await api('POST', `/api/v1/devices/${device.udid}/allow-reenrollment`, {
+    body: { minutes: 30, reason: 'new certificate from the customer CA' },
+  })
   t.equal(allowed.statusCode, 200)
   t.match(allowed.json, { device_id: device.udid, reenrollment_allowed_until: String })
   t.match((await api('GET', `/api/v1/devices/${device.udid}`)).json.identity, { reenrollment_allowed_until: allowed.json.reenrollment_allowed_until })
@@ -71,8 +128,14 @@ t.test('a new identity from a trusted CA takes over an enrolled device only once
   t.equal((await device.send('/mdm/connect', idleBody, 'application/x-apple-aspen-mdm', oldSign(idleBody))).status, 400, 'the replaced certificate is refused')
   t.match((await api('GET', `/api/v1/devices/${device.udid}`)).json.identity, { reenrollment_allowed_until: null }, 'the permission is used up')
 
-  const timeline = (await api('GET', `/api/v1/audit-events?device_id=${device.udid}`)).json.items.map((e: { action: string; outcome: string }) => `${e.action}:${e.outcome}`)
-  t.same(timeline, ['enrolled:success', 'reenrolled:success', 'allowDeviceReenrollment:success', 'identity_conflict:failure', 'enrolled:success'], 'the timeline, newest first')
+  const timeline = (await api('GET', `/api/v1/audit-events?device_id=${device.udid}`)).json.items.map(
+    (e: { action: string; outcome: string }) => `${e.action}:${e.outcome}`,
+  )
+  t.same(
+    timeline,
+    ['enrolled:success', 'reenrolled:success', 'allowDeviceReenrollment:success', 'identity_conflict:failure', 'enrolled:success'],
+    'the timeline, newest first',
+  )
 })
 
 t.test('signatures of every shape real devices send are accepted', async (t) => {
@@ -96,8 +159,18 @@ t.test('a forwarded client certificate identifies the device when the proxy head
   const device = await mdm.newDevice()
   const body = encodePlist({ MessageType: 'Authenticate', UDID: device.udid, Topic: device.topic })
   const pem = `-----BEGIN CERTIFICATE-----\n${device.certificateDer.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`
-  const viaNginx = await mdm.app.inject({ method: 'PUT', url: '/mdm/checkin', payload: body, headers: { 'content-type': 'application/x-apple-aspen-mdm-checkin', 'x-client-cert': encodeURIComponent(pem) } })
+  const viaNginx = await mdm.app.inject({
+    method: 'PUT',
+    url: '/mdm/checkin',
+    payload: body,
+    headers: { 'content-type': 'application/x-apple-aspen-mdm-checkin', 'x-client-cert': encodeURIComponent(pem) },
+  })
   t.equal(viaNginx.statusCode, 200, 'URL-escaped PEM (nginx)')
-  const viaRfc9440 = await mdm.app.inject({ method: 'PUT', url: '/mdm/checkin', payload: body, headers: { 'content-type': 'application/x-apple-aspen-mdm-checkin', 'x-client-cert': `:${device.certificateDer.toString('base64')}:` } })
+  const viaRfc9440 = await mdm.app.inject({
+    method: 'PUT',
+    url: '/mdm/checkin',
+    payload: body,
+    headers: { 'content-type': 'application/x-apple-aspen-mdm-checkin', 'x-client-cert': `:${device.certificateDer.toString('base64')}:` },
+  })
   t.equal(viaRfc9440.statusCode, 200, 'RFC 9440 byte sequence')
 })

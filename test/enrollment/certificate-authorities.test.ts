@@ -20,7 +20,8 @@ import { createDeviceCa, injectTransport, SimulatedDevice } from '../helpers/sim
 const subject = { commonName: 'device', organization: 'Orchard tests' }
 
 function caPem(options: { key: 'ec' | 'rsa'; ca?: boolean; name?: string }): { certificatePem: string; privateKeyPem: string; key: KeyObject } {
-  const { privateKey, publicKey } = options.key === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const { privateKey, publicKey } =
+    options.key === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('rsa', { modulusLength: 2048 })
   const issued = issueCertificate({
     subject: distinguishedName({ commonName: options.name ?? 'Imported CA', organization: 'Previous MDM' }),
     publicKeySpki: publicKey.export({ type: 'spki', format: 'der' }),
@@ -29,7 +30,11 @@ function caPem(options: { key: 'ec' | 'rsa'; ca?: boolean; name?: string }): { c
     notAfter: new Date(Date.now() + 5 * 365 * 86_400_000),
     profile: options.ca === false ? 'client' : 'ca',
   })
-  return { certificatePem: new X509Certificate(issued.der).toString(), privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, key: privateKey }
+  return {
+    certificatePem: new X509Certificate(issued.der).toString(),
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    key: privateKey,
+  }
 }
 
 async function enrollOverScep(world: EnrollmentFixture) {
@@ -57,11 +62,18 @@ t.test('the generated CA: created once, key sealed at rest, survives a restart, 
   t.ok(new X509Certificate(caCert.rawPayload).raw.equals(rows[0]!.certificate_der))
 
   // Another master key: no issuing (a clear 503), but enrolled devices keep working.
-  const wrong = await buildTestApp(t, world.database, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_API_KEYS: testApiKey })
+  const wrong = await buildTestApp(t, world.database, {
+    ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'),
+    ORCHARD_PUBLIC_URL: publicUrl,
+    ORCHARD_API_KEYS: testApiKey,
+  })
   const refused = await wrong.app.inject({ method: 'GET', url: '/scep?operation=GetCACert' })
   t.equal(refused.statusCode, 503)
   t.match(refused.body, /does not open with ORCHARD_SECRET_KEYS/)
-  t.match((await apiClient(wrong.app)('GET', '/api/v1/certificate-authorities')).json, { issuing_available: false, items: [{ source: 'generated', active: true }] })
+  t.match((await apiClient(wrong.app)('GET', '/api/v1/certificate-authorities')).json, {
+    issuing_available: false,
+    items: [{ source: 'generated', active: true }],
+  })
   device.transport = injectTransport(wrong.app)
   t.equal((await device.idle()).status, 200, 'the identity is still trusted: the certificate, not the key, is needed for that')
 })
@@ -69,7 +81,15 @@ t.test('the generated CA: created once, key sealed at rest, survives a restart, 
 t.test('two instances starting at once on an empty database create one CA', async (t) => {
   const database = await createTestDatabase(t)
   const secretBox = createSecretBox([randomBytes(32)])
-  const make = () => createCertificateAuthorityService({ store: createCertificateAuthorityStore(database.db), secretBox, configTrusted: [], organization: 'Race', onTrustChange: () => undefined, logger: testLogger() })
+  const make = () =>
+    createCertificateAuthorityService({
+      store: createCertificateAuthorityStore(database.db),
+      secretBox,
+      configTrusted: [],
+      organization: 'Race',
+      onTrustChange: () => undefined,
+      logger: testLogger(),
+    })
   const [a, b] = [make(), make()]
   await Promise.all([a.start(), b.start()])
   const rows = await database.db.selectFrom('certificate_authorities').select(['id', 'active']).execute()
@@ -83,11 +103,16 @@ t.test('importing an EC CA: it issues from now on through an RSA RA; the old CA 
   const old = await enrollOverScep(world)
 
   const imported = caPem({ key: 'ec' })
-  const created = await api('POST', '/api/v1/certificate-authorities', { body: { certificate_pem: imported.certificatePem, private_key_pem: imported.privateKeyPem } })
+  const created = await api('POST', '/api/v1/certificate-authorities', {
+    body: { certificate_pem: imported.certificatePem, private_key_pem: imported.privateKeyPem },
+  })
   t.equal(created.statusCode, 201)
   t.match(created.json, { source: 'imported', active: true, subject: /Imported CA/, registration_authority: { subject: /SCEP RA/ } })
   const listed = (await api('GET', '/api/v1/certificate-authorities')).json.items
-  t.match(listed, [{ source: 'generated', active: false }, { source: 'imported', active: true }])
+  t.match(listed, [
+    { source: 'generated', active: false },
+    { source: 'imported', active: true },
+  ])
 
   const caResponse = await world.scepHttp({ method: 'GET', url: '/scep?operation=GetCACert' })
   t.equal(caResponse.contentType, 'application/x-x509-ca-ra-cert', 'CA and RA as a certs-only chain')
@@ -127,18 +152,32 @@ t.test('import validation; trusted CAs for migrated devices; removal', async (t)
   }
   t.equal((await world.database.db.selectFrom('certificate_authorities').select('id').execute()).length, 1, 'nothing stored')
   const writer = (await api('POST', '/api/v1/api-keys', { body: { name: 'writer', role: 'admin' } })).json.key
-  t.equal((await api('POST', '/api/v1/certificate-authorities', { key: writer, body: { certificate_pem: rsa.certificatePem } })).statusCode, 403, 'CAs are for owners only')
+  t.equal(
+    (await api('POST', '/api/v1/certificate-authorities', { key: writer, body: { certificate_pem: rsa.certificatePem } })).statusCode,
+    403,
+    'CAs are for owners only',
+  )
 
   // A device enrolled by another MDM's CA: refused until that CA is trusted, refused again after removal.
   const previousMdm = await createDeviceCa('Previous MDM device CA')
   const migrated = await SimulatedDevice.create(previousMdm, injectTransport(world.app))
   t.equal((await migrated.authenticate()).status, 400, 'unknown CA: refused (never 401)')
-  const trusted = await api('POST', '/api/v1/certificate-authorities', { body: { certificate_pem: new X509Certificate(Buffer.from(previousMdm.certificate.toSchema(true).toBER(false))).toString() } })
+  const trusted = await api('POST', '/api/v1/certificate-authorities', {
+    body: { certificate_pem: new X509Certificate(Buffer.from(previousMdm.certificate.toSchema(true).toBER(false))).toString() },
+  })
   t.equal(trusted.statusCode, 201)
   t.match(trusted.json, { source: 'trusted', active: false })
   await migrated.enroll()
   t.equal((await migrated.idle()).status, 200, 'the migrated device works')
-  t.equal((await api('POST', '/api/v1/certificate-authorities', { body: { certificate_pem: new X509Certificate(Buffer.from(previousMdm.certificate.toSchema(true).toBER(false))).toString() } })).statusCode, 409, 'already known')
+  t.equal(
+    (
+      await api('POST', '/api/v1/certificate-authorities', {
+        body: { certificate_pem: new X509Certificate(Buffer.from(previousMdm.certificate.toSchema(true).toBER(false))).toString() },
+      })
+    ).statusCode,
+    409,
+    'already known',
+  )
 
   t.equal((await api('DELETE', `/api/v1/certificate-authorities/${trusted.json.id}`)).statusCode, 204)
   t.equal((await migrated.idle()).status, 400, 'removed: its identities are refused from the next request')
@@ -159,9 +198,11 @@ t.test('a CA from files issues; nothing is generated; the API cannot replace it'
   t.match((await api('GET', '/api/v1/certificate-authorities')).json.items, [{ source: 'file', active: true, subject: /File CA/ }])
   const { certificateDer } = await enrollOverScep(world)
   t.ok(new X509Certificate(certificateDer).verify(new X509Certificate(files.certificatePem).publicKey), 'issued by the file CA')
-  const replaced = await api('POST', '/api/v1/certificate-authorities', { body: caPem({ key: 'rsa' }) as object })
+  const replaced = await api('POST', '/api/v1/certificate-authorities', { body: caPem({ key: 'rsa' }) })
   t.equal(replaced.statusCode, 400, 'unknown member "key" is refused by the schema')
   const other = caPem({ key: 'rsa' })
-  const conflict = await api('POST', '/api/v1/certificate-authorities', { body: { certificate_pem: other.certificatePem, private_key_pem: other.privateKeyPem } })
+  const conflict = await api('POST', '/api/v1/certificate-authorities', {
+    body: { certificate_pem: other.certificatePem, private_key_pem: other.privateKeyPem },
+  })
   t.match(conflict.json, { code: 'conflict', detail: /ORCHARD_CA_CERT_FILE/ })
 })

@@ -77,17 +77,29 @@ t.test('link -> profile -> SCEP -> enrolled in the link group -> command -> rene
   t.equal(commandIn(await device.idle())?.uuid, during.uuid)
 
   const after = await world.database.db.selectFrom('devices').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow()
-  t.equal(after.identity_sha256, new X509Certificate(renewed.certificateDer).fingerprint256.replace(/:/g, '').toLowerCase(), 'the binding moved to the new certificate')
+  t.equal(
+    after.identity_sha256,
+    new X509Certificate(renewed.certificateDer).fingerprint256.replace(/:/g, '').toLowerCase(),
+    'the binding moved to the new certificate',
+  )
   t.match(after, { identity_renewal_queued_at: null, identity_renewal_command_uuid: null, enrollment_group: 'biology', kind: 'function' })
   t.match((await api('GET', `/api/v1/enrollment-links/${link.id}`)).json, { uses: 1 }, 'a renewal is not a new use of the link')
   const issuance = await world.database.db.selectFrom('issued_certificates').selectAll().where('device_id', '=', device.udid).executeTakeFirstOrThrow()
   t.match(issuance, { authorized_by: 'challenge', device_id: device.udid })
   const timeline = await api('GET', `/api/v1/audit-events?device_id=${device.udid}&category=device`)
-  t.same(timeline.json.items.map((event: { action: string }) => event.action), ['identity_renewed', 'enrolled'], 'the renewal is in the device\'s timeline')
+  t.same(
+    timeline.json.items.map((event: { action: string }) => event.action),
+    ['identity_renewed', 'enrolled'],
+    "the renewal is in the device's timeline",
+  )
   t.match(timeline.json.items[0].details, { identity_sha256: after.identity_sha256 })
 
   // The old certificate is refused now (never with 401).
-  const old = await SimulatedDevice.fromIdentity({ certificateDer: oldIdentity.certificateDer, privateKey: await exportKey(oldIdentity.privateKey) }, injectTransport(world.app), { udid: device.udid })
+  const old = await SimulatedDevice.fromIdentity(
+    { certificateDer: oldIdentity.certificateDer, privateKey: await exportKey(oldIdentity.privateKey) },
+    injectTransport(world.app),
+    { udid: device.udid },
+  )
   const refused = await old.idle()
   t.equal(refused.status, 400)
   t.match(refused.body.toString(), /identity_rejected/)
@@ -109,26 +121,51 @@ t.test('the renewal sweep: identities inside the lead time get one InstallProfil
   const rest = (await api('GET', `/api/v1/identities/expiring?within_days=400&limit=2&cursor=${listed.next_cursor}`)).json
   const all = [...listed.items, ...rest.items]
   t.same(all.map((i: any) => i.device_id).sort(), [a.device.udid, b.device.udid, foreign.udid].sort())
-  t.match(all.find((i: any) => i.device_id === foreign.udid), { renewable: false })
-  t.match(all.find((i: any) => i.device_id === a.device.udid), { renewable: true, renewal_queued_at: null })
+  t.match(
+    all.find((i: any) => i.device_id === foreign.udid),
+    { renewable: false },
+  )
+  t.match(
+    all.find((i: any) => i.device_id === a.device.udid),
+    { renewable: true, renewal_queued_at: null },
+  )
   t.match((await api('POST', `/api/v1/devices/${foreign.udid}/renew-identity`)).json, { code: 'conflict', detail: /not issued by Orchard/ })
 
   // 320 days later: both Orchard identities are within 60 days of expiry.
   let clock = new Date(Date.now() + 320 * 86_400_000)
-  const newSweep = () => createIdentityRenewalService({ store: createIdentityStore(world.database.db), enrollment: world.orchard.enrollment, dispatcher: world.orchard.dispatcher, leadDays: 60, logger: testLogger(), now: () => clock })
+  const newSweep = () =>
+    createIdentityRenewalService({
+      store: createIdentityStore(world.database.db),
+      enrollment: world.orchard.enrollment,
+      dispatcher: world.orchard.dispatcher,
+      leadDays: 60,
+      logger: testLogger(),
+      now: () => clock,
+    })
   const sweep = newSweep()
   // Two instances sweeping at the same moment: one renewal per device between them.
   const [one, other] = await Promise.all([sweep.renewDue(), newSweep().renewDue()])
   t.equal(one.queued + other.queued, 2, 'two renewals, not four')
   t.equal(one.failed + other.failed, 0)
-  t.equal(await world.database.db.selectFrom('commands').select('uuid').where('request_type', '=', 'InstallProfile').execute().then((rows) => rows.length), 2)
+  t.equal(
+    await world.database.db
+      .selectFrom('commands')
+      .select('uuid')
+      .where('request_type', '=', 'InstallProfile')
+      .execute()
+      .then((rows) => rows.length),
+    2,
+  )
   t.same(await sweep.renewDue(), { queued: 0, failed: 0 }, 'queued once, not on every sweep')
   for (const { device } of [a, b]) {
     const install = commandIn(await device.idle())!
     t.equal(install.requestType, 'InstallProfile', 'the renewal reached the device')
   }
   const expiring = (await api('GET', '/api/v1/identities/expiring?within_days=400')).json.items
-  t.match(expiring.find((i: any) => i.device_id === a.device.udid), { renewal_queued_at: /Z$/, renewal_command_uuid: /./, renewal_command_status: 'Pending' })
+  t.match(
+    expiring.find((i: any) => i.device_id === a.device.udid),
+    { renewal_queued_at: /Z$/, renewal_command_uuid: /./, renewal_command_status: 'Pending' },
+  )
 
   // A renewal that never completed is queued again after a week.
   clock = new Date(clock.getTime() + 8 * 86_400_000)
@@ -145,10 +182,16 @@ async function exportKey(key: SimulatedDevice['privateKey']) {
 t.test('a User Enrollment link records the device as personal; its renewal keeps the BYOD profile', async (t) => {
   const world = await setupEnrollment(t)
   const api = apiClient(world.app)
-  const link = (await api('POST', '/api/v1/enrollment-links', { body: { name: 'Staff BYOD', enrollment_type: 'user_enrollment', group: 'staff', managed_apple_id: 'ana@council.example' } })).json
+  const link = (
+    await api('POST', '/api/v1/enrollment-links', {
+      body: { name: 'Staff BYOD', enrollment_type: 'user_enrollment', group: 'staff', managed_apple_id: 'ana@council.example' },
+    })
+  ).json
   const profile = (await world.download(new URL(link.url).pathname)).profile!
   const scep = await scepEnroll(world.scepHttp, { challenge: profileParts(profile).challenge, subject })
-  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), { userEnrollment: true })
+  const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), {
+    userEnrollment: true,
+  })
   await device.enroll()
   const row = await world.database.db.selectFrom('devices').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow()
   t.match(row, { user_enrollment: true, kind: 'personal', enrollment_group: 'staff', enrollment_link_id: link.id })

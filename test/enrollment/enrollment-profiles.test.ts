@@ -27,7 +27,7 @@ function signingIdentityFiles(): { ORCHARD_PROFILE_SIGNING_CERT_FILE: string; OR
   })
   const dir = mkdtempSync(join(tmpdir(), 'orchard-signing-'))
   writeFileSync(join(dir, 'cert.pem'), new X509Certificate(issued.der).toString())
-  writeFileSync(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)
+  writeFileSync(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }))
   return { ORCHARD_PROFILE_SIGNING_CERT_FILE: join(dir, 'cert.pem'), ORCHARD_PROFILE_SIGNING_KEY_FILE: join(dir, 'key.pem'), certificateDer: issued.der }
 }
 
@@ -75,7 +75,10 @@ t.test('open enrollment: a complete, schema-valid profile with a fresh one-time 
 
 t.test('profiles are signed when a signing identity is configured, unless signed=false', async (t) => {
   const signing = signingIdentityFiles()
-  const world = await setupEnrollment(t, { ORCHARD_PROFILE_SIGNING_CERT_FILE: signing.ORCHARD_PROFILE_SIGNING_CERT_FILE, ORCHARD_PROFILE_SIGNING_KEY_FILE: signing.ORCHARD_PROFILE_SIGNING_KEY_FILE })
+  const world = await setupEnrollment(t, {
+    ORCHARD_PROFILE_SIGNING_CERT_FILE: signing.ORCHARD_PROFILE_SIGNING_CERT_FILE,
+    ORCHARD_PROFILE_SIGNING_KEY_FILE: signing.ORCHARD_PROFILE_SIGNING_KEY_FILE,
+  })
   const signed = await world.download('/enroll')
   t.equal(signed.statusCode, 200)
   t.equal(signed.profile, undefined, 'not a bare plist')
@@ -86,7 +89,7 @@ t.test('profiles are signed when a signing identity is configured, unless signed
   const inner = decodePlist(content)
   t.ok(isPlistDict(inner))
   t.same(validateProfile(inner), [], 'the signed content is the schema-valid profile')
-  const signer = Buffer.from(signedData.certificates![0]!.toSchema().toBER(false) as ArrayBuffer)
+  const signer = Buffer.from(signedData.certificates![0]!.toSchema().toBER(false))
   t.ok(signer.equals(signing.certificateDer), 'signed by the configured certificate')
 
   const unsigned = await world.download('/enroll?signed=false')
@@ -107,7 +110,15 @@ t.test('profiles need a push certificate, an https public URL and a device CA', 
   const refused = await noPush.download('/enroll')
   t.equal(refused.statusCode, 409)
   t.match(refused.json, { detail: /no push certificate/ })
-  t.equal(await noPush.database.db.selectFrom('scep_challenges').select('purpose').execute().then((r) => r.length), 0, 'no challenge minted for a profile that was not handed out')
+  t.equal(
+    await noPush.database.db
+      .selectFrom('scep_challenges')
+      .select('purpose')
+      .execute()
+      .then((r) => r.length),
+    0,
+    'no challenge minted for a profile that was not handed out',
+  )
 
   const http = await setupEnrollment(t, { ORCHARD_PUBLIC_URL: 'http://mdm.example.test' })
   const plain = await http.download('/enroll')
@@ -141,21 +152,40 @@ t.test('open enrollment can be turned off; links still work', async (t) => {
 t.test('enrollment links: create, list, read, revoke; each download is a one-time challenge for the link', async (t) => {
   const world = await setupEnrollment(t)
   const api = apiClient(world.app)
-  const created = await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: 'Biology', group: 'biology', max_uses: 2, expires_at: new Date(Date.now() + 86_400_000).toISOString() } })
+  const created = await api('POST', '/api/v1/enrollment-links', {
+    key: testApiKey,
+    body: { name: 'Biology', group: 'biology', max_uses: 2, expires_at: new Date(Date.now() + 86_400_000).toISOString() },
+  })
   t.equal(created.statusCode, 201)
-  t.match(created.json, { name: 'Biology', group: 'biology', enrollment_type: 'device', device_kind: 'work', max_uses: 2, uses: 0, usable: true, revoked_at: null })
+  t.match(created.json, {
+    name: 'Biology',
+    group: 'biology',
+    enrollment_type: 'device',
+    device_kind: 'work',
+    max_uses: 2,
+    uses: 0,
+    usable: true,
+    revoked_at: null,
+  })
   t.match(created.json.url, new RegExp(`^${publicUrl}/enroll/[A-Za-z0-9_-]{32}$`))
   const id = created.json.id
 
   const profile = (await world.download(new URL(created.json.url).pathname)).profile!
   t.same(validateProfile(profile), [])
   const challenge = profileParts(profile).challenge
-  const row = await world.database.db.selectFrom('scep_challenges').selectAll().where('challenge_sha256', '=', challengeHash(challenge)).executeTakeFirstOrThrow()
+  const row = await world.database.db
+    .selectFrom('scep_challenges')
+    .selectAll()
+    .where('challenge_sha256', '=', challengeHash(challenge))
+    .executeTakeFirstOrThrow()
   t.equal(row.enrollment_link_id, id, 'the challenge belongs to the link')
   t.equal((await api('GET', `/api/v1/enrollment-links/${id}`, { key: testApiKey })).json.uses, 0, 'a download is not a use: an issued certificate is')
 
   const listed = await api('GET', '/api/v1/enrollment-links', { key: testApiKey })
-  t.same(listed.json.items.map((l: any) => l.id), [id])
+  t.same(
+    listed.json.items.map((l: any) => l.id),
+    [id],
+  )
 
   t.equal((await api('DELETE', `/api/v1/enrollment-links/${id}`, { key: testApiKey })).statusCode, 204)
   t.equal((await api('DELETE', `/api/v1/enrollment-links/${id}`, { key: testApiKey })).statusCode, 204, 'revoking twice is fine')
@@ -176,7 +206,10 @@ t.test('enrollment links: validation, roles, expiry', async (t) => {
   const bad = await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: '', max_uses: 0, enrollment_type: 'other' } })
   t.equal(bad.statusCode, 400)
   t.match(bad.json.errors.map((e: any) => e.pointer).sort(), ['/enrollment_type', '/max_uses', '/name'])
-  const ueWork = await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: 'BYOD', enrollment_type: 'user_enrollment', device_kind: 'work' } })
+  const ueWork = await api('POST', '/api/v1/enrollment-links', {
+    key: testApiKey,
+    body: { name: 'BYOD', enrollment_type: 'user_enrollment', device_kind: 'work' },
+  })
   t.match(ueWork.json, { code: 'validation_failed', errors: [{ pointer: '/device_kind' }] })
   const deviceWithId = await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: 'x', managed_apple_id: 'a@b.example' } })
   t.match(deviceWithId.json, { errors: [{ pointer: '/managed_apple_id' }] })
@@ -184,7 +217,15 @@ t.test('enrollment links: validation, roles, expiry', async (t) => {
   t.match(past.json, { errors: [{ pointer: '/expires_at' }] })
   const unknownTopic = await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: 'x', push_topic: 'com.apple.mgmt.External.nope' } })
   t.equal(unknownTopic.statusCode, 409)
-  t.equal(await world.database.db.selectFrom('enrollment_links').select('id').execute().then((r) => r.length), 0, 'nothing stored by refused requests')
+  t.equal(
+    await world.database.db
+      .selectFrom('enrollment_links')
+      .select('id')
+      .execute()
+      .then((r) => r.length),
+    0,
+    'nothing stored by refused requests',
+  )
 
   const readKey = (await api('POST', '/api/v1/api-keys', { key: testApiKey, body: { name: 'reader', role: 'auditor' } })).json.key
   t.equal((await api('POST', '/api/v1/enrollment-links', { key: readKey, body: { name: 'x' } })).statusCode, 403, 'creating a link needs an admin')
@@ -192,8 +233,14 @@ t.test('enrollment links: validation, roles, expiry', async (t) => {
   t.equal((await api('GET', '/api/v1/enrollment-links', { key: null })).statusCode, 401)
 
   // An expired link: made valid, then its expiry passed (set in the database: no sleeping).
-  const link = (await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: 'Old', expires_at: new Date(Date.now() + 60_000).toISOString() } })).json
-  await world.database.db.updateTable('enrollment_links').set({ expires_at: new Date(Date.now() - 1000) }).where('id', '=', link.id).execute()
+  const link = (
+    await api('POST', '/api/v1/enrollment-links', { key: testApiKey, body: { name: 'Old', expires_at: new Date(Date.now() + 60_000).toISOString() } })
+  ).json
+  await world.database.db
+    .updateTable('enrollment_links')
+    .set({ expires_at: new Date(Date.now() - 1000) })
+    .where('id', '=', link.id)
+    .execute()
   const expired = await world.download(new URL(link.url).pathname)
   t.equal(expired.statusCode, 410)
   t.match(expired.json, { detail: /expired/ })
@@ -218,7 +265,9 @@ t.test('User Enrollment links give the BYOD profile: no device-only settings, a 
   t.notOk('ServerCapabilities' in mdm)
   t.notOk('PayloadRemovalDisallowed' in profile)
 
-  const named = (await world.api('POST', '/api/v1/enrollment-links', { name: 'Named', enrollment_type: 'user_enrollment', managed_apple_id: 'bo@council.example' })).json
+  const named = (
+    await world.api('POST', '/api/v1/enrollment-links', { name: 'Named', enrollment_type: 'user_enrollment', managed_apple_id: 'bo@council.example' })
+  ).json
   const namedProfile = (await world.download(new URL(named.url).pathname)).profile!
   t.equal(profileParts(namedProfile).mdm['ManagedAppleID'], 'bo@council.example')
   t.equal((await world.download('/enroll?managed_apple_id=x@y.example')).statusCode, 400, 'a device profile takes no Managed Apple ID')

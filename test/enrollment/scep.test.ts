@@ -107,9 +107,15 @@ t.test('every cipher and digest, by POST and by GET: a certificate the protocol 
   }
   const rows = await world.database.db.selectFrom('issued_certificates').selectAll().execute()
   t.equal(rows.length, combinations.length, 'each issuance recorded')
-  t.ok(rows.every((row) => row.authorized_by === 'challenge' && row.challenge_sha256 !== null), 'with the challenge that allowed it')
+  t.ok(
+    rows.every((row) => row.authorized_by === 'challenge' && row.challenge_sha256 !== null),
+    'with the challenge that allowed it',
+  )
   const openSlots = await world.database.db.selectFrom('scep_challenges').select('used_at').execute()
-  t.ok(openSlots.every((row) => row.used_at !== null), 'every challenge used once')
+  t.ok(
+    openSlots.every((row) => row.used_at !== null),
+    'every challenge used once',
+  )
 })
 
 t.test('refusals: wrong, reused, expired and missing challenges; retries; bad signatures and messages', async (t) => {
@@ -130,7 +136,13 @@ t.test('refusals: wrong, reused, expired and missing challenges; retries; bad si
   const first = buildPkiOperation({ csrDer, recipientCertificateDer: recipient, signerCertificateDer: signer, signerKey: key.privateKey })
   const issued = await post(world, first.der, key.privateKey)
   t.equal(issued.certRep?.pkiStatus, 'SUCCESS')
-  const retry = buildPkiOperation({ csrDer, recipientCertificateDer: recipient, signerCertificateDer: signer, signerKey: key.privateKey, transactionId: first.transactionId })
+  const retry = buildPkiOperation({
+    csrDer,
+    recipientCertificateDer: recipient,
+    signerCertificateDer: signer,
+    signerKey: key.privateKey,
+    transactionId: first.transactionId,
+  })
   const retried = await post(world, retry.der, key.privateKey)
   t.equal(retried.certRep?.pkiStatus, 'SUCCESS', 'a retried transaction succeeds')
   t.ok(retried.certRep!.certificates[0]!.equals(issued.certRep!.certificates[0]!), 'with the same certificate, not a second one')
@@ -143,7 +155,11 @@ t.test('refusals: wrong, reused, expired and missing challenges; retries; bad si
   t.same(await scepState(world), before)
 
   const expiring = await challengeFrom(world)
-  await world.database.db.updateTable('scep_challenges').set({ expires_at: new Date(Date.now() - 1000) }).where('used_at', 'is', null).execute()
+  await world.database.db
+    .updateTable('scep_challenges')
+    .set({ expires_at: new Date(Date.now() - 1000) })
+    .where('used_at', 'is', null)
+    .execute()
   const expired = await scepEnroll(world.scepHttp, { challenge: expiring, subject })
   t.match(expired.certRep, { pkiStatus: 'FAILURE', failInfo: 'badRequest' }, 'an expired challenge')
   t.same(await scepState(world), before)
@@ -152,7 +168,13 @@ t.test('refusals: wrong, reused, expired and missing challenges; retries; bad si
   const fresh = await challengeFrom(world)
   const forgedKey = generateRsaKey()
   const forgedCsr = buildCsr({ key: forgedKey, subject, challenge: fresh })
-  const forged = buildPkiOperation({ csrDer: forgedCsr, recipientCertificateDer: recipient, signerCertificateDer: selfSignedCertificate(forgedKey, subject), signerKey: forgedKey.privateKey, corruptSignature: true })
+  const forged = buildPkiOperation({
+    csrDer: forgedCsr,
+    recipientCertificateDer: recipient,
+    signerCertificateDer: selfSignedCertificate(forgedKey, subject),
+    signerKey: forgedKey.privateKey,
+    corruptSignature: true,
+  })
   t.match((await post(world, forged.der, forgedKey.privateKey)).certRep, { pkiStatus: 'FAILURE', failInfo: 'badMessageCheck' })
   t.same(await scepState(world), before, 'the challenge of a forged request is not consumed')
   t.equal((await scepEnroll(world.scepHttp, { challenge: fresh, subject })).certRep.pkiStatus, 'SUCCESS', 'and still works for the real device')
@@ -160,13 +182,24 @@ t.test('refusals: wrong, reused, expired and missing challenges; retries; bad si
   // Polling: we never leave a request pending, so there is nothing to poll.
   const pollKey = generateRsaKey()
   const pollCsr = buildCsr({ key: pollKey, subject })
-  const poll = buildCertPoll({ csrDer: pollCsr, caCertificateDer: recipient, transactionId: 'ABC', recipientCertificateDer: recipient, signerCertificateDer: selfSignedCertificate(pollKey, subject), signerKey: pollKey.privateKey })
+  const poll = buildCertPoll({
+    csrDer: pollCsr,
+    caCertificateDer: recipient,
+    transactionId: 'ABC',
+    recipientCertificateDer: recipient,
+    signerCertificateDer: selfSignedCertificate(pollKey, subject),
+    signerKey: pollKey.privateKey,
+  })
   t.match((await post(world, poll.der, pollKey.privateKey)).certRep, { pkiStatus: 'FAILURE', failInfo: 'badRequest' })
 
   // A weak key.
   const weak = generateRsaKey(1024)
   const weakChallenge = await challengeFrom(world)
-  t.match((await scepEnroll(world.scepHttp, { challenge: weakChallenge, subject, key: weak })).certRep, { pkiStatus: 'FAILURE', failInfo: 'badAlg' }, 'RSA-1024 is refused')
+  t.match(
+    (await scepEnroll(world.scepHttp, { challenge: weakChallenge, subject, key: weak })).certRep,
+    { pkiStatus: 'FAILURE', failInfo: 'badAlg' },
+    'RSA-1024 is refused',
+  )
 
   // Unanswerable messages: 400 with the reason, as text.
   for (const [name, body] of [
@@ -199,7 +232,12 @@ t.test('GET PKIOperation survives a client that does not URL-encode "+"', async 
   for (let attempt = 0; attempt < 20; attempt++) {
     const challenge = await challengeFrom(world)
     const key = generateRsaKey()
-    const request = buildPkiOperation({ csrDer: buildCsr({ key, subject, challenge }), recipientCertificateDer: recipient, signerCertificateDer: selfSignedCertificate(key, subject), signerKey: key.privateKey })
+    const request = buildPkiOperation({
+      csrDer: buildCsr({ key, subject, challenge }),
+      recipientCertificateDer: recipient,
+      signerCertificateDer: selfSignedCertificate(key, subject),
+      signerKey: key.privateKey,
+    })
     const base64 = request.der.toString('base64')
     if (!base64.includes('+')) continue
     const response = await world.scepHttp({ method: 'GET', url: `/scep?operation=PKIOperation&message=${base64.replace(/\//g, '%2F').replace(/=/g, '%3D')}` })
@@ -217,7 +255,10 @@ t.test('a static challenge from the configuration, for profiles made by hand', a
     t.equal(result.certRep.pkiStatus, 'SUCCESS', 'the static challenge is not one-time')
   }
   const rows = await world.database.db.selectFrom('issued_certificates').select(['authorized_by', 'challenge_sha256']).execute()
-  t.same(rows, [{ authorized_by: 'static_challenge', challenge_sha256: null }, { authorized_by: 'static_challenge', challenge_sha256: null }])
+  t.same(rows, [
+    { authorized_by: 'static_challenge', challenge_sha256: null },
+    { authorized_by: 'static_challenge', challenge_sha256: null },
+  ])
   t.match((await scepEnroll(world.scepHttp, { challenge: 'static-challenge-for-handmade-profileX', subject })).certRep, { pkiStatus: 'FAILURE' })
 })
 
@@ -240,7 +281,13 @@ t.test('renewal: signed by a valid identity of ours, no challenge; unknown CAs r
   const foreignKey = generateRsaKey()
   const foreign = await createCertificate({
     subject: { commonName: 'foreign device' },
-    publicKey: await webcrypto.subtle.importKey('spki', foreignKey.publicKey.export({ type: 'spki', format: 'der' }), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify']),
+    publicKey: await webcrypto.subtle.importKey(
+      'spki',
+      foreignKey.publicKey.export({ type: 'spki', format: 'der' }),
+      { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      true,
+      ['verify'],
+    ),
     issuer: { certificate: foreignCa.certificate, privateKey: foreignCa.privateKey },
     validDays: 30,
     usage: 'client',
@@ -260,7 +307,11 @@ t.test('enrollment links count devices at issuance and stop at max_uses; revoked
   t.equal((await scepEnroll(world.scepHttp, { challenge: challenges[0]!, subject })).certRep.pkiStatus, 'SUCCESS')
   t.equal((await scepEnroll(world.scepHttp, { challenge: challenges[1]!, subject })).certRep.pkiStatus, 'SUCCESS')
   const before = await scepState(world)
-  t.match((await scepEnroll(world.scepHttp, { challenge: challenges[2]!, subject })).certRep, { pkiStatus: 'FAILURE', failInfo: 'badRequest' }, 'a third device: the link is used up')
+  t.match(
+    (await scepEnroll(world.scepHttp, { challenge: challenges[2]!, subject })).certRep,
+    { pkiStatus: 'FAILURE', failInfo: 'badRequest' },
+    'a third device: the link is used up',
+  )
   t.same(await scepState(world), before, 'and its challenge stays unused')
   t.match((await api('GET', `/api/v1/enrollment-links/${link.id}`)).json, { uses: 2, usable: false })
   t.equal((await world.download(path)).statusCode, 410)
@@ -268,7 +319,11 @@ t.test('enrollment links count devices at issuance and stop at max_uses; revoked
   const other = (await api('POST', '/api/v1/enrollment-links', { body: { name: 'Revoked later' } })).json
   const pending = await challengeFrom(world, new URL(other.url).pathname)
   await api('DELETE', `/api/v1/enrollment-links/${other.id}`)
-  t.match((await scepEnroll(world.scepHttp, { challenge: pending, subject })).certRep, { pkiStatus: 'FAILURE', failInfo: 'badRequest' }, 'a challenge of a revoked link')
+  t.match(
+    (await scepEnroll(world.scepHttp, { challenge: pending, subject })).certRep,
+    { pkiStatus: 'FAILURE', failInfo: 'badRequest' },
+    'a challenge of a revoked link',
+  )
 })
 
 t.test('two devices racing with one challenge: exactly one certificate, every round', async (t) => {
@@ -279,7 +334,12 @@ t.test('two devices racing with one challenge: exactly one certificate, every ro
     const challenge = await challengeFrom(world)
     const contenders = [keys[round * 2]!, keys[round * 2 + 1]!].map((key) => ({
       key,
-      der: buildPkiOperation({ csrDer: buildCsr({ key, subject, challenge }), recipientCertificateDer: recipient, signerCertificateDer: selfSignedCertificate(key, subject), signerKey: key.privateKey }).der,
+      der: buildPkiOperation({
+        csrDer: buildCsr({ key, subject, challenge }),
+        recipientCertificateDer: recipient,
+        signerCertificateDer: selfSignedCertificate(key, subject),
+        signerKey: key.privateKey,
+      }).der,
     }))
     const answers = await Promise.all(contenders.map((c) => post(world, c.der, c.key.privateKey)))
     t.same(answers.map((a) => a.certRep?.pkiStatus).sort(), ['FAILURE', 'SUCCESS'], `round ${round}: one winner`)
@@ -287,7 +347,10 @@ t.test('two devices racing with one challenge: exactly one certificate, every ro
   t.same(await scepState(world), { issued: 6, used: 6, uses: 0 })
 
   // Expired challenges are pruned a day after they expire; issuances keep their hash.
-  await world.database.db.updateTable('scep_challenges').set({ expires_at: new Date(Date.now() - 2 * 86_400_000) }).execute()
+  await world.database.db
+    .updateTable('scep_challenges')
+    .set({ expires_at: new Date(Date.now() - 2 * 86_400_000) })
+    .execute()
   await challengeFrom(world)
   t.equal(await world.orchard.enrollment.pruneChallenges(), 6)
   t.equal((await world.database.db.selectFrom('scep_challenges').select('purpose').execute()).length, 1, 'the fresh one stays')

@@ -20,7 +20,7 @@ import { testLogger } from '../helpers/app.js'
 import { setupMdm, type MdmFixture } from '../helpers/mdm-fixture.js'
 import { FaithfulDevice, signedDataOid, wifiProfile } from '../helpers/faithful-device.js'
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 
 type Api = ReturnType<typeof apiClient>
@@ -43,7 +43,8 @@ async function configuration(api: Api, deviceId: string) {
 // A small bplist00 writer (strings, integers, booleans, data, arrays, dictionaries).
 function toBplist(value: PlistValue): Buffer {
   const objects: Array<(refSize: number) => Buffer> = []
-  const marker = (type: number, length: number): Buffer => (length < 15 ? Buffer.from([(type << 4) | length]) : Buffer.concat([Buffer.from([(type << 4) | 0xf]), integer(length)]))
+  const marker = (type: number, length: number): Buffer =>
+    length < 15 ? Buffer.from([(type << 4) | length]) : Buffer.concat([Buffer.from([(type << 4) | 0xf]), integer(length)])
   const integer = (n: number): Buffer => {
     if (n >= 0 && n < 0x100) return Buffer.from([0x10, n])
     if (n >= 0 && n < 0x10000) return Buffer.from([0x11, n >> 8, n & 0xff])
@@ -60,8 +61,10 @@ function toBplist(value: PlistValue): Buffer {
     const index = objects.length
     objects.push(() => Buffer.alloc(0))
     if (typeof v === 'string') {
-      // eslint-disable-next-line no-control-regex
-      objects[index] = () => (/^[\x00-\x7f]*$/.test(v) ? Buffer.concat([marker(0x5, v.length), Buffer.from(v, 'latin1')]) : Buffer.concat([marker(0x6, v.length), Buffer.from(v, 'utf16le').swap16()]))
+      objects[index] = () =>
+        /^[\x00-\x7f]*$/.test(v)
+          ? Buffer.concat([marker(0x5, v.length), Buffer.from(v, 'latin1')])
+          : Buffer.concat([marker(0x6, v.length), Buffer.from(v, 'utf16le').swap16()])
     } else if (typeof v === 'number') objects[index] = () => integer(v)
     else if (typeof v === 'boolean') objects[index] = () => Buffer.from([v ? 0x09 : 0x08])
     else if (Buffer.isBuffer(v)) objects[index] = () => Buffer.concat([marker(0x4, v.length), v])
@@ -116,8 +119,11 @@ function signingIdentityFiles(t: { teardown(fn: () => unknown): void }) {
   const dir = mkdtempSync(join(tmpdir(), 'orchard-blueprint-signing-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'cert.pem'), new X509Certificate(issued.der).toString())
-  writeFileSync(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)
-  return { env: { ORCHARD_PROFILE_SIGNING_CERT_FILE: join(dir, 'cert.pem'), ORCHARD_PROFILE_SIGNING_KEY_FILE: join(dir, 'key.pem') }, certificateDer: issued.der }
+  writeFileSync(join(dir, 'key.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }))
+  return {
+    env: { ORCHARD_PROFILE_SIGNING_CERT_FILE: join(dir, 'cert.pem'), ORCHARD_PROFILE_SIGNING_KEY_FILE: join(dir, 'key.pem') },
+    certificateDer: issued.der,
+  }
 }
 
 t.test('targeting by enrollment group AND kind; a device that changes group loses the profiles', async (t) => {
@@ -138,7 +144,11 @@ t.test('targeting by enrollment group AND kind; a device that changes group lose
   for (const device of [labIpad, labLaptop, libraryIpad, plain]) await device.sync()
   t.same(labIpad.ran, ['ProfileList', 'InstallProfile lab.wifi'], 'the function device in the lab group gets the profile')
   t.equal(labIpad.profiles.get('lab.wifi'), lab.payload_uuid)
-  for (const [name, device] of [['work device in the group', labLaptop], ['function device in another group', libraryIpad], ['device in neither', plain]] as const) {
+  for (const [name, device] of [
+    ['work device in the group', labLaptop],
+    ['function device in another group', libraryIpad],
+    ['device in neither', plain],
+  ] as const) {
     t.same(device.ran, ['ProfileList'], `${name}: asked for its list (a central blueprint changed), nothing installed`)
     t.equal(device.profiles.size, 0)
     t.match(await configuration(api, device.udid), { status: 'in_sync', profiles: [], applications: [] }, `${name}: nothing desired`)
@@ -148,7 +158,11 @@ t.test('targeting by enrollment group AND kind; a device that changes group lose
   // Moved to another group: the next list removes what the lab blueprint put there.
   for (const device of [labIpad, labLaptop, libraryIpad, plain]) device.reset()
   await db.updateTable('devices').set({ enrollment_group: 'library' }).where('id', '=', labIpad.udid).execute()
-  t.match(await configuration(api, labIpad.udid), { status: 'pending', profiles: [{ identifier: 'lab.wifi', status: 'removing' }] }, 'before its list: on its way out')
+  t.match(
+    await configuration(api, labIpad.udid),
+    { status: 'pending', profiles: [{ identifier: 'lab.wifi', status: 'removing' }] },
+    'before its list: on its way out',
+  )
   t.equal((await api('POST', `/api/v1/devices/${labIpad.udid}/configuration/sync`)).statusCode, 202)
   await labIpad.sync()
   t.same(labIpad.ran, ['ProfileList', 'RemoveProfile lab.wifi'], 'no longer targeted: removed after its list')
@@ -159,7 +173,9 @@ t.test('targeting by enrollment group AND kind; a device that changes group lose
 
   // Several groups: any of them (still AND the kind).
   labIpad.reset()
-  await api('PUT', `/api/v1/blueprints/${blueprint.json.id}`, { body: { name: 'Lab iPads', profile_ids: [lab.id], kinds: ['function'], groups: ['lab', 'library'] } })
+  await api('PUT', `/api/v1/blueprints/${blueprint.json.id}`, {
+    body: { name: 'Lab iPads', profile_ids: [lab.id], kinds: ['function'], groups: ['lab', 'library'] },
+  })
   for (const device of [labIpad, labLaptop, libraryIpad, plain]) await device.sync()
   t.same(labIpad.ran, ['ProfileList', 'InstallProfile lab.wifi'])
   t.same(libraryIpad.ran, ['ProfileList', 'InstallProfile lab.wifi'])
@@ -177,10 +193,14 @@ t.test('targeting by enrollment group AND kind; a device that changes group lose
   t.same(plain.ran, ['ProfileList'])
 })
 
-t.test('organisations and departments: reach, sibling isolation, and the department\'s version wins', async (t) => {
+t.test("organisations and departments: reach, sibling isolation, and the department's version wins", async (t) => {
   const { mdm, api } = await world(t)
   const db = mdm.database.db
-  for (const tenant of [{ id: 'science', name: 'Science' }, { id: 'physics', name: 'Physics', parent_id: 'science' }, { id: 'chemistry', name: 'Chemistry', parent_id: 'science' }]) {
+  for (const tenant of [
+    { id: 'science', name: 'Science' },
+    { id: 'physics', name: 'Physics', parent_id: 'science' },
+    { id: 'chemistry', name: 'Chemistry', parent_id: 'science' },
+  ]) {
     const created = await api('POST', '/api/v1/tenants', { body: tenant })
     t.equal(created.statusCode, 201, created.body)
   }
@@ -194,35 +214,49 @@ t.test('organisations and departments: reach, sibling isolation, and the departm
 
   const centralWifi = (await upload(api, wifiProfile('science.wifi', 'Central'))).json
   t.equal(centralWifi.tenant_id, null)
-  const scienceWifi = await api('POST', '/api/v1/profiles', { key: scienceKey, raw: { payload: wifiProfile('science.wifi', 'Science'), contentType: 'application/x-apple-aspen-config' } })
+  const scienceWifi = await api('POST', '/api/v1/profiles', {
+    key: scienceKey,
+    raw: { payload: wifiProfile('science.wifi', 'Science'), contentType: 'application/x-apple-aspen-config' },
+  })
   t.equal(scienceWifi.statusCode, 201, scienceWifi.body)
   t.equal(scienceWifi.json.tenant_id, 'science')
-  const physicsWifi = await api('POST', '/api/v1/profiles', { key: physicsKey, raw: { payload: wifiProfile('science.wifi', 'Physics lab'), contentType: 'application/x-apple-aspen-config' } })
+  const physicsWifi = await api('POST', '/api/v1/profiles', {
+    key: physicsKey,
+    raw: { payload: wifiProfile('science.wifi', 'Physics lab'), contentType: 'application/x-apple-aspen-config' },
+  })
   t.equal(physicsWifi.statusCode, 201, 'the same PayloadIdentifier in a department: its own library entry')
   t.equal(physicsWifi.json.tenant_id, 'physics')
-  const physicsPrinters = (await api('POST', '/api/v1/profiles', { key: physicsKey, raw: { payload: wifiProfile('physics.printers', 'Printers'), contentType: 'application/x-apple-aspen-config' } })).json
+  const physicsPrinters = (
+    await api('POST', '/api/v1/profiles', {
+      key: physicsKey,
+      raw: { payload: wifiProfile('physics.printers', 'Printers'), contentType: 'application/x-apple-aspen-config' },
+    })
+  ).json
 
   // The organisation's blueprint reaches its departments' devices, not central IT's.
   const orgBlueprint = await api('POST', '/api/v1/blueprints', { key: scienceKey, body: { name: 'Science baseline', profile_ids: [scienceWifi.json.id] } })
   t.equal(orgBlueprint.statusCode, 201, orgBlueprint.body)
   t.equal(orgBlueprint.json.tenant_id, 'science')
   for (const device of [physicist, chemist, central]) await device.sync()
-  t.same(physicist.ran, ['ProfileList', 'InstallProfile science.wifi'], 'a department device gets the organisation\'s profile')
-  t.same(chemist.ran, ['ProfileList', 'InstallProfile science.wifi'], 'so does the sibling department\'s')
+  t.same(physicist.ran, ['ProfileList', 'InstallProfile science.wifi'], "a department device gets the organisation's profile")
+  t.same(chemist.ran, ['ProfileList', 'InstallProfile science.wifi'], "so does the sibling department's")
   t.equal(physicist.profiles.get('science.wifi'), scienceWifi.json.payload_uuid)
   t.equal(chemist.profiles.get('science.wifi'), scienceWifi.json.payload_uuid)
   t.same(central.ran, [], 'a device outside the organisation is not even asked')
 
   // The department's blueprint: its version of science.wifi replaces the organisation's, on its devices only.
   for (const device of [physicist, chemist, central]) device.reset()
-  const deptBlueprint = await api('POST', '/api/v1/blueprints', { key: physicsKey, body: { name: 'Physics', profile_ids: [physicsWifi.json.id, physicsPrinters.id] } })
+  const deptBlueprint = await api('POST', '/api/v1/blueprints', {
+    key: physicsKey,
+    body: { name: 'Physics', profile_ids: [physicsWifi.json.id, physicsPrinters.id] },
+  })
   t.equal(deptBlueprint.statusCode, 201, deptBlueprint.body)
   for (const device of [physicist, chemist, central]) await device.sync()
   t.same(physicist.ran, ['ProfileList', 'InstallProfile physics.printers', 'InstallProfile science.wifi'])
-  t.equal(physicist.profiles.get('science.wifi'), physicsWifi.json.payload_uuid, 'the department\'s version wins on its device')
+  t.equal(physicist.profiles.get('science.wifi'), physicsWifi.json.payload_uuid, "the department's version wins on its device")
   t.same(chemist.ran, [], 'the sibling department is not asked')
   t.same(central.ran, [])
-  t.equal(chemist.profiles.get('science.wifi'), scienceWifi.json.payload_uuid, 'the sibling keeps the organisation\'s version')
+  t.equal(chemist.profiles.get('science.wifi'), scienceWifi.json.payload_uuid, "the sibling keeps the organisation's version")
   t.notOk(chemist.profiles.has('physics.printers'))
   const physicistConfig = await configuration(api, physicist.udid)
   t.equal(physicistConfig.status, 'in_sync')
@@ -233,7 +267,10 @@ t.test('organisations and departments: reach, sibling isolation, and the departm
       ['science.wifi', physicsWifi.json.id, 'in_sync'],
     ],
   )
-  t.match(await configuration(api, chemist.udid), { status: 'in_sync', profiles: [{ identifier: 'science.wifi', profile_id: scienceWifi.json.id, status: 'in_sync' }] })
+  t.match(await configuration(api, chemist.udid), {
+    status: 'in_sync',
+    profiles: [{ identifier: 'science.wifi', profile_id: scienceWifi.json.id, status: 'in_sync' }],
+  })
 
   // The sibling, asked explicitly, still wants only the organisation's version: nothing to do.
   t.equal((await api('POST', `/api/v1/devices/${chemist.udid}/configuration/sync`)).statusCode, 202)
@@ -255,17 +292,23 @@ t.test('organisations and departments: reach, sibling isolation, and the departm
   for (const device of [physicist, chemist, central]) await device.sync()
   t.same(central.ran, ['ProfileList', 'InstallProfile science.wifi'])
   t.equal(central.profiles.get('science.wifi'), centralWifi.payload_uuid)
-  t.same(physicist.ran, ['ProfileList'], 'the organisation\'s version beats central IT\'s')
+  t.same(physicist.ran, ['ProfileList'], "the organisation's version beats central IT's")
   t.same(chemist.ran, ['ProfileList'])
   t.equal(chemist.profiles.get('science.wifi'), scienceWifi.json.payload_uuid)
-  t.match(await configuration(api, chemist.udid), { status: 'in_sync', profiles: [{ identifier: 'science.wifi', profile_id: scienceWifi.json.id, status: 'in_sync' }] })
+  t.match(await configuration(api, chemist.udid), {
+    status: 'in_sync',
+    profiles: [{ identifier: 'science.wifi', profile_id: scienceWifi.json.id, status: 'in_sync' }],
+  })
 })
 
 t.test('apps by App Store id: InstallApplication with iTunesStoreID, failure surfaced, removal', async (t) => {
   const { mdm, api } = await world(t)
   const notes = { bundle_id: 'com.example.notes', itunes_store_id: 361309726 }
   const maps = { bundle_id: 'com.example.maps', itunes_store_id: 915056765 }
-  const phone = new FaithfulDevice(await mdm.enrolledDevice(), { [String(notes.itunes_store_id)]: notes.bundle_id, [String(maps.itunes_store_id)]: maps.bundle_id })
+  const phone = new FaithfulDevice(await mdm.enrolledDevice(), {
+    [String(notes.itunes_store_id)]: notes.bundle_id,
+    [String(maps.itunes_store_id)]: maps.bundle_id,
+  })
   const other = new FaithfulDevice(await mdm.enrolledDevice())
   phone.failingApps.add(String(maps.itunes_store_id))
   phone.apps.add('me.personal.game') // not ours: never touched
@@ -275,7 +318,11 @@ t.test('apps by App Store id: InstallApplication with iTunesStoreID, failure sur
   t.same(blueprint.json.applications, [notes, maps])
   await phone.sync()
   await other.sync()
-  t.same(phone.ran, ['ProfileList', 'InstalledApplicationList', `InstallApplication ${maps.itunes_store_id}`, `InstallApplication ${notes.itunes_store_id}`], 'both lists, then the two missing apps')
+  t.same(
+    phone.ran,
+    ['ProfileList', 'InstalledApplicationList', `InstallApplication ${maps.itunes_store_id}`, `InstallApplication ${notes.itunes_store_id}`],
+    'both lists, then the two missing apps',
+  )
   t.same(other.ran, ['ProfileList', 'InstalledApplicationList'], 'asked (central blueprint), nothing installed')
   const installs = phone.commands.filter((c) => c.requestType === 'InstallApplication').map((c) => c.command)
   for (const install of installs) {
@@ -290,7 +337,10 @@ t.test('apps by App Store id: InstallApplication with iTunesStoreID, failure sur
   const mapsItem = failed.applications.find((a: { bundle_id: string }) => a.bundle_id === maps.bundle_id)
   t.match(mapsItem, { status: 'failed', detail: 'Error: The app is not available in this storefront.' }, "the device's ErrorChain description")
   t.ok(mapsItem.command_uuid, 'the failed command is named')
-  t.match(failed.applications.find((a: { bundle_id: string }) => a.bundle_id === notes.bundle_id), { status: 'in_sync', detail: null })
+  t.match(
+    failed.applications.find((a: { bundle_id: string }) => a.bundle_id === notes.bundle_id),
+    { status: 'in_sync', detail: null },
+  )
 
   // A failure is not retried on every list; an admin's sync retries it.
   phone.reset()
@@ -315,7 +365,11 @@ t.test('apps by App Store id: InstallApplication with iTunesStoreID, failure sur
   phone.reset()
   await api('PUT', `/api/v1/blueprints/${blueprint.json.id}`, { body: { name: 'Store apps', device_ids: [phone.udid], applications: [] } })
   await phone.sync()
-  t.same(phone.ran, ['ProfileList', 'InstalledApplicationList', 'RemoveApplication com.example.maps'], 'the last app leaves too: the app list is still asked for')
+  t.same(
+    phone.ran,
+    ['ProfileList', 'InstalledApplicationList', 'RemoveApplication com.example.maps'],
+    'the last app leaves too: the app list is still asked for',
+  )
   t.same([...phone.apps], ['me.personal.game'])
   t.match(await configuration(api, phone.udid), { status: 'in_sync', profiles: [], applications: [] })
 })
@@ -342,14 +396,27 @@ t.test('the periodic check (checkAll): only devices with desired configuration o
   const all = [shared, withApp, bystander, leftover, gone]
   t.equal(await periodic.checkAll(), 0, 'no blueprints: nobody is asked')
   for (const device of all) await device.sync()
-  t.same(all.map((device) => device.ran), [[], [], [], [], []])
+  t.same(
+    all.map((device) => device.ran),
+    [[], [], [], [], []],
+  )
 
   for (const device of [shared, leftover, gone]) await db.updateTable('devices').set({ kind: 'function' }).where('id', '=', device.udid).execute()
   const wifi = (await upload(api, wifiProfile('council.wifi', 'Council'))).json
   t.equal((await api('POST', '/api/v1/blueprints', { body: { name: 'Shared', profile_ids: [wifi.id], kinds: ['function'] } })).statusCode, 201)
-  t.equal((await api('POST', '/api/v1/blueprints', { body: { name: 'Notes', device_ids: [withApp.udid], applications: [{ bundle_id: 'com.example.notes', itunes_store_id: 361309726 }] } })).statusCode, 201)
+  t.equal(
+    (
+      await api('POST', '/api/v1/blueprints', {
+        body: { name: 'Notes', device_ids: [withApp.udid], applications: [{ bundle_id: 'com.example.notes', itunes_store_id: 361309726 }] },
+      })
+    ).statusCode,
+    201,
+  )
   for (const device of all) await device.sync()
-  t.ok(shared.profiles.has('council.wifi') && leftover.profiles.has('council.wifi') && gone.profiles.has('council.wifi') && withApp.apps.has('com.example.notes'), 'converged')
+  t.ok(
+    shared.profiles.has('council.wifi') && leftover.profiles.has('council.wifi') && gone.profiles.has('council.wifi') && withApp.apps.has('com.example.notes'),
+    'converged',
+  )
   for (const device of all) device.reset()
 
   // Between checks: drift, a kind change (no trigger of its own), a check-out.
@@ -357,7 +424,14 @@ t.test('the periodic check (checkAll): only devices with desired configuration o
   withApp.apps.delete('com.example.notes')
   await db.updateTable('devices').set({ kind: 'work' }).where('id', '=', leftover.udid).execute()
   t.equal((await gone.device.checkOut()).status, 200)
-  const lastSeq = Number((await db.selectFrom('command_targets').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirstOrThrow()).seq)
+  const lastSeq = Number(
+    (
+      await db
+        .selectFrom('command_targets')
+        .select((eb) => eb.fn.max('seq').as('seq'))
+        .executeTakeFirstOrThrow()
+    ).seq,
+  )
 
   t.equal(await periodic.checkAll(), 3, 'three enrolled devices have configuration or leftover state')
   const asked = await db
@@ -366,7 +440,11 @@ t.test('the periodic check (checkAll): only devices with desired configuration o
     .select(['ct.enrollment_id', 'c.request_type'])
     .where('ct.seq', '>', lastSeq)
     .execute()
-  const byDevice = (id: string) => asked.filter((row) => row.enrollment_id === id).map((row) => row.request_type).sort()
+  const byDevice = (id: string) =>
+    asked
+      .filter((row) => row.enrollment_id === id)
+      .map((row) => row.request_type)
+      .sort()
   t.same(byDevice(shared.udid), ['ProfileList'])
   t.same(byDevice(withApp.udid), ['InstalledApplicationList', 'ProfileList'], 'a device with apps is asked for both lists')
   t.same(byDevice(leftover.udid), ['ProfileList'], 'leftover state: asked, so that it can be cleaned up')
@@ -411,7 +489,7 @@ t.test('signed delivery: the device gets a CMS SignedData of the uploaded bytes;
   const signedData = new pkijs.SignedData({ schema: contentInfo.content })
   t.equal(await signedData.verify({ signer: 0, checkChain: false }, engine), true, 'the signature verifies')
   t.ok(Buffer.from(signedData.encapContentInfo.eContent!.getValue()).equals(body), 'the signed content is the uploaded profile, byte for byte')
-  const signer = Buffer.from(signedData.certificates![0]!.toSchema().toBER(false) as ArrayBuffer)
+  const signer = Buffer.from(signedData.certificates![0]!.toSchema().toBER(false))
   t.ok(signer.equals(signing.certificateDer), 'signed by the configured identity')
 
   const stored = await mdm.database.db.selectFrom('library_profiles').select(['content', 'sha256']).where('id', '=', uploaded.json.id).executeTakeFirstOrThrow()
@@ -439,16 +517,43 @@ t.test('library edge cases: Apple payload types outside the digest, binary plist
   })
 
   // Known to Apple, keys not in the digest: only the common payload keys are checked.
-  const dock = await upload(api, encodePlist(profileWith('council.dock', { PayloadType: 'com.apple.dock', orientation: 'left', autohide: true, 'static-apps': [{ 'tile-type': 'url-tile', 'tile-data': { label: 'Intranet', url: 'https://intranet.example' } }] })))
+  const dock = await upload(
+    api,
+    encodePlist(
+      profileWith('council.dock', {
+        PayloadType: 'com.apple.dock',
+        orientation: 'left',
+        autohide: true,
+        'static-apps': [{ 'tile-type': 'url-tile', 'tile-data': { label: 'Intranet', url: 'https://intranet.example' } }],
+      }),
+    ),
+  )
   t.equal(dock.statusCode, 201, dock.body)
   t.same(dock.json.payload_types, ['com.apple.dock'])
-  const caldav = await upload(api, encodePlist(profileWith('council.calendar', { PayloadType: 'com.apple.caldav.account', CalDAVHostName: 'cal.example', CalDAVUsername: 'alice', CalDAVUseSSL: true, CalDAVPort: 443 })))
+  const caldav = await upload(
+    api,
+    encodePlist(
+      profileWith('council.calendar', {
+        PayloadType: 'com.apple.caldav.account',
+        CalDAVHostName: 'cal.example',
+        CalDAVUsername: 'alice',
+        CalDAVUseSSL: true,
+        CalDAVPort: 443,
+      }),
+    ),
+  )
   t.equal(caldav.statusCode, 201, caldav.body)
   t.same(caldav.json.payload_types, ['com.apple.caldav.account'])
   const badCommon = await upload(api, encodePlist(profileWith('council.dock2', { PayloadType: 'com.apple.dock', PayloadVersion: 'one', orientation: 'left' })))
   t.equal(badCommon.statusCode, 400, 'the common keys of such a payload are still checked')
   t.match(badCommon.json.detail, /PayloadVersion/)
-  const missingCommon = await upload(api, encodePlist({ ...profileWith('council.dock3', { PayloadType: 'com.apple.dock' }), PayloadContent: [{ PayloadType: 'com.apple.dock', PayloadVersion: 1, PayloadIdentifier: 'council.dock3.1' }] }))
+  const missingCommon = await upload(
+    api,
+    encodePlist({
+      ...profileWith('council.dock3', { PayloadType: 'com.apple.dock' }),
+      PayloadContent: [{ PayloadType: 'com.apple.dock', PayloadVersion: 1, PayloadIdentifier: 'council.dock3.1' }],
+    }),
+  )
   t.equal(missingCommon.statusCode, 400, 'a payload without its PayloadUUID is refused')
   t.match(missingCommon.json.detail, /PayloadUUID/)
 
@@ -460,18 +565,37 @@ t.test('library edge cases: Apple payload types outside the digest, binary plist
     PayloadIdentifier: 'council.binary',
     PayloadUUID: binaryUuid,
     PayloadDisplayName: 'Binary Wi-Fi',
-    PayloadContent: [{ PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: 'council.binary.wifi', PayloadUUID: randomUUID(), SSID_STR: 'Café', EncryptionType: 'WPA2', AutoJoin: true }],
+    PayloadContent: [
+      {
+        PayloadType: 'com.apple.wifi.managed',
+        PayloadVersion: 1,
+        PayloadIdentifier: 'council.binary.wifi',
+        PayloadUUID: randomUUID(),
+        SSID_STR: 'Café',
+        EncryptionType: 'WPA2',
+        AutoJoin: true,
+      },
+    ],
   })
   t.equal(binary.toString('latin1', 0, 8), 'bplist00')
-  t.match(decodePlist(binary), { PayloadIdentifier: 'council.binary' }, '(the test\'s writer makes a readable bplist)')
+  t.match(decodePlist(binary), { PayloadIdentifier: 'council.binary' }, "(the test's writer makes a readable bplist)")
   const uploadedBinary = await upload(api, binary, '', 'application/octet-stream')
   t.equal(uploadedBinary.statusCode, 201, uploadedBinary.body)
-  t.match(uploadedBinary.json, { identifier: 'council.binary', name: 'Binary Wi-Fi', payload_uuid: binaryUuid, payload_types: ['com.apple.wifi.managed'], sha256: sha256(binary) })
+  t.match(uploadedBinary.json, {
+    identifier: 'council.binary',
+    name: 'Binary Wi-Fi',
+    payload_uuid: binaryUuid,
+    payload_types: ['com.apple.wifi.managed'],
+    sha256: sha256(binary),
+  })
   const device = new FaithfulDevice(await mdm.enrolledDevice())
   await api('POST', '/api/v1/blueprints', { body: { name: 'Binary', profile_ids: [uploadedBinary.json.id], device_ids: [device.udid] } })
   await device.sync()
   t.same(device.ran, ['ProfileList', 'InstallProfile council.binary'])
-  t.ok((device.commands.find((c) => c.requestType === 'InstallProfile')!.command['Payload'] as Buffer).equals(binary), 'unsigned: the device gets the uploaded bytes')
+  t.ok(
+    (device.commands.find((c) => c.requestType === 'InstallProfile')!.command['Payload'] as Buffer).equals(binary),
+    'unsigned: the device gets the uploaded bytes',
+  )
   t.equal(device.profiles.get('council.binary'), binaryUuid)
 
   // Size: above the default 1 MiB body limit is fine up to 4 MiB; beyond, 413 and nothing stored.
@@ -490,7 +614,9 @@ t.test('library edge cases: Apple payload types outside the digest, binary plist
   const tooBig = await upload(api, padded('council.huge', 4 * 1024 * 1024 + 1))
   t.equal(tooBig.statusCode, 413, 'one byte over 4 MiB: 413')
   t.equal(tooBig.json?.status, 413, 'as a problem document')
-  const tooBigVersion = await api('PUT', `/api/v1/profiles/${big.json.id}`, { raw: { payload: padded('council.big', 4 * 1024 * 1024 + 1), contentType: 'application/x-apple-aspen-config' } })
+  const tooBigVersion = await api('PUT', `/api/v1/profiles/${big.json.id}`, {
+    raw: { payload: padded('council.big', 4 * 1024 * 1024 + 1), contentType: 'application/x-apple-aspen-config' },
+  })
   t.equal(tooBigVersion.statusCode, 413, 'a new version over 4 MiB: 413')
   t.equal((await api('GET', '/api/v1/profiles')).json.items.length, count, 'nothing stored')
   t.equal((await api('GET', `/api/v1/profiles/${big.json.id}`)).json.sha256, big.json.sha256, 'the version stays')
@@ -501,7 +627,9 @@ t.test('a removal the device refuses: failed with its reason, not retried on eve
   const wifi = (await upload(api, wifiProfile('council.wifi', 'Council'))).json
   const notes = { bundle_id: 'com.example.notes', itunes_store_id: 361309726 }
   const device = new FaithfulDevice(await mdm.enrolledDevice(), { [String(notes.itunes_store_id)]: notes.bundle_id })
-  const blueprint = (await api('POST', '/api/v1/blueprints', { body: { name: 'Kit', profile_ids: [wifi.id], device_ids: [device.udid], applications: [notes] } })).json
+  const blueprint = (
+    await api('POST', '/api/v1/blueprints', { body: { name: 'Kit', profile_ids: [wifi.id], device_ids: [device.udid], applications: [notes] } })
+  ).json
   await device.sync()
   t.ok(device.profiles.has('council.wifi') && device.apps.has(notes.bundle_id), 'installed')
 
@@ -522,29 +650,39 @@ t.test('a removal the device refuses: failed with its reason, not retried on eve
   await mdm.enqueue([device.udid], 'InstalledApplicationList', { ManagedAppsOnly: true })
   await device.sync()
   t.notOk(device.ran.includes('RemoveProfile council.wifi'), 'a refused RemoveProfile is not retried on every list')
-  t.notOk(device.ran.includes('RemoveApplication com.example.notes'), 'a refused RemoveApplication is not retried on every list (as for profiles, and as the README says)')
+  t.notOk(
+    device.ran.includes('RemoveApplication com.example.notes'),
+    'a refused RemoveApplication is not retried on every list (as for profiles, and as the README says)',
+  )
 
   // An admin's sync tries again; now the device agrees.
   device.reset()
   device.refusing.clear()
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/configuration/sync`)).statusCode, 202)
   await device.sync()
-  t.ok(device.ran.includes('RemoveProfile council.wifi') && device.ran.includes('RemoveApplication com.example.notes'), `retried by the sync: ${device.ran.join(', ')}`)
+  t.ok(
+    device.ran.includes('RemoveProfile council.wifi') && device.ran.includes('RemoveApplication com.example.notes'),
+    `retried by the sync: ${device.ran.join(', ')}`,
+  )
   t.equal(device.profiles.size, 0)
   t.equal(device.apps.size, 0)
   t.match(await configuration(api, device.udid), { status: 'in_sync', profiles: [], applications: [] })
 })
 
-t.test('apps on a department device: the organisation\'s definition beats central IT\'s, as for profiles', async (t) => {
+t.test("apps on a department device: the organisation's definition beats central IT's, as for profiles", async (t) => {
   const { mdm, api } = await world(t)
   await api('POST', '/api/v1/tenants', { body: { id: 'science', name: 'Science' } })
   await api('POST', '/api/v1/tenants', { body: { id: 'physics', name: 'Physics', parent_id: 'science' } })
   const device = new FaithfulDevice(await mdm.enrolledDevice(), { '111': 'com.example.notes', '222': 'com.example.notes' })
   await mdm.database.db.updateTable('devices').set({ tenant_id: 'physics' }).where('id', '=', device.udid).execute()
-  const org = await api('POST', '/api/v1/blueprints', { body: { name: 'Science apps', tenant_id: 'science', applications: [{ bundle_id: 'com.example.notes', itunes_store_id: 111 }] } })
+  const org = await api('POST', '/api/v1/blueprints', {
+    body: { name: 'Science apps', tenant_id: 'science', applications: [{ bundle_id: 'com.example.notes', itunes_store_id: 111 }] },
+  })
   t.equal(org.statusCode, 201, org.body)
   // Central IT's, created (so updated) later.
-  const central = await api('POST', '/api/v1/blueprints', { body: { name: 'Everyone', applications: [{ bundle_id: 'com.example.notes', itunes_store_id: 222 }] } })
+  const central = await api('POST', '/api/v1/blueprints', {
+    body: { name: 'Everyone', applications: [{ bundle_id: 'com.example.notes', itunes_store_id: 222 }] },
+  })
   t.equal(central.statusCode, 201, central.body)
   await device.sync()
   const installs = device.commands.filter((c) => c.requestType === 'InstallApplication').map((c) => c.command['iTunesStoreID'])

@@ -28,17 +28,58 @@ t.test('the library: uploads are validated; one profile per identifier; new vers
   const notPlist = await upload(api, Buffer.from('hello'))
   t.equal(notPlist.statusCode, 400)
   t.match(notPlist.json.detail, /not a property list/)
-  const unknownType = await upload(api, encodePlist({ PayloadType: 'Configuration', PayloadVersion: 1, PayloadIdentifier: 'x', PayloadUUID: randomUUID(), PayloadDisplayName: 'X', PayloadContent: [{ PayloadType: 'com.example.nothing', PayloadVersion: 1, PayloadIdentifier: 'x.1', PayloadUUID: randomUUID() }] }))
-  t.equal(unknownType.statusCode, 400, 'payload types outside Apple\'s schema are refused')
+  const unknownType = await upload(
+    api,
+    encodePlist({
+      PayloadType: 'Configuration',
+      PayloadVersion: 1,
+      PayloadIdentifier: 'x',
+      PayloadUUID: randomUUID(),
+      PayloadDisplayName: 'X',
+      PayloadContent: [{ PayloadType: 'com.example.nothing', PayloadVersion: 1, PayloadIdentifier: 'x.1', PayloadUUID: randomUUID() }],
+    }),
+  )
+  t.equal(unknownType.statusCode, 400, "payload types outside Apple's schema are refused")
   t.match(unknownType.json.detail, /Apple's schema/)
-  const mdmPayload = await upload(api, encodePlist({ PayloadType: 'Configuration', PayloadVersion: 1, PayloadIdentifier: 'y', PayloadUUID: randomUUID(), PayloadDisplayName: 'Y', PayloadContent: [{ PayloadType: 'com.apple.mdm', PayloadVersion: 1, PayloadIdentifier: 'y.mdm', PayloadUUID: randomUUID(), ServerURL: 'https://mdm.example/mdm', Topic: 'com.apple.mgmt.x', IdentityCertificateUUID: randomUUID(), AccessRights: 8191 }] }))
+  const mdmPayload = await upload(
+    api,
+    encodePlist({
+      PayloadType: 'Configuration',
+      PayloadVersion: 1,
+      PayloadIdentifier: 'y',
+      PayloadUUID: randomUUID(),
+      PayloadDisplayName: 'Y',
+      PayloadContent: [
+        {
+          PayloadType: 'com.apple.mdm',
+          PayloadVersion: 1,
+          PayloadIdentifier: 'y.mdm',
+          PayloadUUID: randomUUID(),
+          ServerURL: 'https://mdm.example/mdm',
+          Topic: 'com.apple.mgmt.x',
+          IdentityCertificateUUID: randomUUID(),
+          AccessRights: 8191,
+        },
+      ],
+    }),
+  )
   t.equal(mdmPayload.statusCode, 400)
   t.equal((await upload(api, Buffer.from([0x30, 0x82, 0x01, 0x00]))).statusCode, 400, 'a signed profile: upload it unsigned')
 
-  const version = await api('PUT', `/api/v1/profiles/${good.json.id}`, { raw: { payload: wifiProfile('council.wifi', 'Council 2'), contentType: 'application/x-apple-aspen-config' } })
+  const version = await api('PUT', `/api/v1/profiles/${good.json.id}`, {
+    raw: { payload: wifiProfile('council.wifi', 'Council 2'), contentType: 'application/x-apple-aspen-config' },
+  })
   t.equal(version.statusCode, 200)
   t.not(version.json.payload_uuid, good.json.payload_uuid)
-  t.equal((await api('PUT', `/api/v1/profiles/${good.json.id}`, { raw: { payload: wifiProfile('council.other', 'X'), contentType: 'application/x-apple-aspen-config' } })).statusCode, 400, 'the identifier stays')
+  t.equal(
+    (
+      await api('PUT', `/api/v1/profiles/${good.json.id}`, {
+        raw: { payload: wifiProfile('council.other', 'X'), contentType: 'application/x-apple-aspen-config' },
+      })
+    ).statusCode,
+    400,
+    'the identifier stays',
+  )
   t.equal((await api('GET', '/api/v1/profiles')).json.items.length, 1)
 })
 
@@ -60,11 +101,21 @@ t.test('a blueprint converges a device: install, new version, drift repaired, fa
   t.same(device.ran, ['ProfileList', 'InstallProfile council.guest', 'InstallProfile council.wifi'], 'asked for its list, then the two missing profiles')
   t.equal(device.profiles.get('council.wifi'), wifi.payload_uuid)
   const synced = await api('GET', `/api/v1/devices/${id}/configuration`)
-  t.match(synced.json, { status: 'in_sync', profiles: [{ identifier: 'council.guest', status: 'in_sync' }, { identifier: 'council.wifi', status: 'in_sync' }] })
+  t.match(synced.json, {
+    status: 'in_sync',
+    profiles: [
+      { identifier: 'council.guest', status: 'in_sync' },
+      { identifier: 'council.wifi', status: 'in_sync' },
+    ],
+  })
 
   // A new version of one profile: only that one is installed again.
   device.ran.length = 0
-  const v2 = (await api('PUT', `/api/v1/profiles/${wifi.id}`, { raw: { payload: wifiProfile('council.wifi', 'Council 5GHz'), contentType: 'application/x-apple-aspen-config' } })).json
+  const v2 = (
+    await api('PUT', `/api/v1/profiles/${wifi.id}`, {
+      raw: { payload: wifiProfile('council.wifi', 'Council 5GHz'), contentType: 'application/x-apple-aspen-config' },
+    })
+  ).json
   await device.sync()
   t.same(device.ran, ['ProfileList', 'InstallProfile council.wifi'])
   t.equal(device.profiles.get('council.wifi'), v2.payload_uuid)
@@ -86,7 +137,10 @@ t.test('a blueprint converges a device: install, new version, drift repaired, fa
   t.same(device.ran, ['ProfileList', 'InstallProfile council.vpn'])
   const failed = await api('GET', `/api/v1/devices/${id}/configuration`)
   t.equal(failed.json.status, 'failed')
-  t.match(failed.json.profiles.find((p: { identifier: string }) => p.identifier === 'council.vpn'), { status: 'failed', detail: /Wi-Fi password is wrong/ })
+  t.match(
+    failed.json.profiles.find((p: { identifier: string }) => p.identifier === 'council.vpn'),
+    { status: 'failed', detail: /Wi-Fi password is wrong/ },
+  )
   device.ran.length = 0
   await mdm.enqueue([id], 'ProfileList')
   await device.sync()
@@ -94,7 +148,7 @@ t.test('a blueprint converges a device: install, new version, drift repaired, fa
   device.failing.delete('council.vpn')
   await api('POST', `/api/v1/devices/${id}/configuration/sync`)
   await device.sync()
-  t.same(device.ran, ['ProfileList', 'ProfileList', 'InstallProfile council.vpn'], 'an admin\'s sync retries it')
+  t.same(device.ran, ['ProfileList', 'ProfileList', 'InstallProfile council.vpn'], "an admin's sync retries it")
   t.equal((await api('GET', `/api/v1/devices/${id}/configuration`)).json.status, 'in_sync')
 
   // Out of the blueprint: removed from the device; the personal profile stays.
@@ -121,9 +175,14 @@ t.test('targeting: kinds, groups and devices; a new device gets its blueprint at
     body: { name: 'Shared iPads', profile_ids: [wifi.id], kinds: ['function'], applications: [{ bundle_id: 'com.council.intranet', manifest_url: manifest }] },
   })
   t.equal(blueprint.statusCode, 201, blueprint.body)
-  const bad = await api('POST', '/api/v1/blueprints', { body: { name: 'Bad', applications: [{ bundle_id: 'x', manifest_url: 'https://a/b', itunes_store_id: 1 }] } })
+  const bad = await api('POST', '/api/v1/blueprints', {
+    body: { name: 'Bad', applications: [{ bundle_id: 'x', manifest_url: 'https://a/b', itunes_store_id: 1 }] },
+  })
   t.equal(bad.statusCode, 400)
-  t.same(bad.json.errors.map((e: { pointer: string }) => e.pointer), ['/applications/0'])
+  t.same(
+    bad.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/applications/0'],
+  )
   t.equal((await api('POST', '/api/v1/blueprints', { body: { name: 'shared ipads' } })).statusCode, 409, 'names are unique in a tenant')
 
   const work = new FaithfulDevice(await mdm.enrolledDevice())
@@ -137,12 +196,21 @@ t.test('targeting: kinds, groups and devices; a new device gets its blueprint at
   await shared.sync()
   t.same(shared.ran, ['ProfileList', 'InstalledApplicationList', 'InstallProfile council.wifi', `InstallApplication ${manifest}`])
   t.ok(shared.apps.has('com.council.intranet'))
-  t.match((await api('GET', `/api/v1/devices/${shared.device.udid}/configuration`)).json, { status: 'in_sync', applications: [{ bundle_id: 'com.council.intranet', status: 'in_sync' }] })
+  t.match((await api('GET', `/api/v1/devices/${shared.device.udid}/configuration`)).json, {
+    status: 'in_sync',
+    applications: [{ bundle_id: 'com.council.intranet', status: 'in_sync' }],
+  })
 
   // By device id, for a work device.
-  await api('PUT', `/api/v1/blueprints/${blueprint.json.id}`, { body: { name: 'Shared iPads', profile_ids: [wifi.id], kinds: ['function'], device_ids: [work.device.udid] } })
+  await api('PUT', `/api/v1/blueprints/${blueprint.json.id}`, {
+    body: { name: 'Shared iPads', profile_ids: [wifi.id], kinds: ['function'], device_ids: [work.device.udid] },
+  })
   await work.sync()
-  t.same(work.ran, ['ProfileList', 'InstalledApplicationList', 'InstallProfile council.wifi'], 'a device named in the blueprint gets it too (both lists: the blueprint had apps)')
+  t.same(
+    work.ran,
+    ['ProfileList', 'InstalledApplicationList', 'InstallProfile council.wifi'],
+    'a device named in the blueprint gets it too (both lists: the blueprint had apps)',
+  )
   await shared.sync()
   t.ok(shared.ran.includes('RemoveApplication com.council.intranet'), 'the app left the blueprint: removed')
 
@@ -155,7 +223,7 @@ t.test('targeting: kinds, groups and devices; a new device gets its blueprint at
   t.same(late.ran, ['ProfileList', 'InstallProfile council.wifi'], 'converged right after enrolling')
 })
 
-t.test('tenants: a tenant\'s blueprints reach only its devices and carry only its (or central) profiles', async (t) => {
+t.test("tenants: a tenant's blueprints reach only its devices and carry only its (or central) profiles", async (t) => {
   const { mdm, api } = await world(t)
   await api('POST', '/api/v1/tenants', { body: { id: 'physics', name: 'Physics' } })
   await api('POST', '/api/v1/tenants', { body: { id: 'chemistry', name: 'Chemistry' } })
@@ -170,15 +238,18 @@ t.test('tenants: a tenant\'s blueprints reach only its devices and carry only it
 
   t.equal((await api('GET', `/api/v1/profiles/${physicsProfile.id}`, { key: chemistryKey })).statusCode, 404)
   const stolen = await api('POST', '/api/v1/blueprints', { key: chemistryKey, body: { name: 'Borrowed', profile_ids: [physicsProfile.id] } })
-  t.equal(stolen.statusCode, 400, 'another tenant\'s profile cannot be used')
-  t.same(stolen.json.errors.map((e: { pointer: string }) => e.pointer), ['/profile_ids'])
+  t.equal(stolen.statusCode, 400, "another tenant's profile cannot be used")
+  t.same(
+    stolen.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/profile_ids'],
+  )
   const own = await api('POST', '/api/v1/blueprints', { key: physicsKey, body: { name: 'Physics baseline', profile_ids: [physicsProfile.id] } })
   t.equal(own.statusCode, 201)
   t.equal(own.json.tenant_id, 'physics')
   await inPhysics.sync()
   await inChemistry.sync()
   t.same(inPhysics.ran, ['ProfileList', 'InstallProfile physics.wifi'])
-  t.same(inChemistry.ran, [], 'the other tenant\'s devices are not touched')
+  t.same(inChemistry.ran, [], "the other tenant's devices are not touched")
   t.equal((await api('GET', `/api/v1/blueprints/${own.json.id}`, { key: chemistryKey })).statusCode, 404)
   t.equal((await api('GET', '/api/v1/blueprints', { key: chemistryKey })).json.items.length, 0)
 })

@@ -16,7 +16,9 @@ t.test('list: filters, sort and keyset pages that neither repeat nor skip under 
            i % 5 = 0, now() - make_interval(secs => 1000 - i)
     from generate_series(1, 23) i`.execute(db)
   await sql`insert into enrollments (id, device_id, channel, enabled, last_seen_at)
-    select id, id, 'device', true, now() - make_interval(mins => (row_number() over (order by id))::int) from devices where right(id, 3)::int % 3 <> 0`.execute(db)
+    select id, id, 'device', true, now() - make_interval(mins => (row_number() over (order by id))::int) from devices where right(id, 3)::int % 3 <> 0`.execute(
+    db,
+  )
 
   const seen: string[] = []
   let cursor: string | null = null
@@ -29,25 +31,47 @@ t.test('list: filters, sort and keyset pages that neither repeat nor skip under 
     pages++
     // Devices created meanwhile, before and after the page boundary, must not disturb paging.
     if (pages === 2) {
-      await sql`insert into devices (id, udid, created_at) values ('new-old', 'new-old', now() - interval '1 hour'), ('new-late', 'new-late', now() + interval '1 hour')`.execute(db)
+      await sql`insert into devices (id, udid, created_at) values ('new-old', 'new-old', now() - interval '1 hour'), ('new-late', 'new-late', now() + interval '1 hour')`.execute(
+        db,
+      )
     }
   } while (cursor)
   const original = Array.from({ length: 23 }, (_, i) => `dev${String(i + 1).padStart(3, '0')}`)
-  t.same(seen.filter((id) => id.startsWith('dev')), original, 'every original device once, in creation order')
-  t.same(seen.filter((id) => id.startsWith('new')), ['new-late'], 'a device created behind the cursor is not seen; one ahead of it is')
+  t.same(
+    seen.filter((id) => id.startsWith('dev')),
+    original,
+    'every original device once, in creation order',
+  )
+  t.same(
+    seen.filter((id) => id.startsWith('new')),
+    ['new-late'],
+    'a device created behind the cursor is not seen; one ahead of it is',
+  )
 
   const bySerial = await api('GET', '/api/v1/devices?sort=-serial_number&limit=3&udid=dev005')
-  t.same(bySerial.json.items.map((d: { serial_number: string }) => d.serial_number), ['SER095'])
+  t.same(
+    bySerial.json.items.map((d: { serial_number: string }) => d.serial_number),
+    ['SER095'],
+  )
 
   const filtered = await api('GET', '/api/v1/devices?model=iPad13,1&os_version=17.5&enrolled=true&limit=100')
-  t.same(filtered.json.items.map((d: { id: string }) => d.id), ['dev004', 'dev008', 'dev016', 'dev020'])
+  t.same(
+    filtered.json.items.map((d: { id: string }) => d.id),
+    ['dev004', 'dev008', 'dev016', 'dev020'],
+  )
   t.match(filtered.json.items[0], { platform: 'iOS', enrolled: true, model: 'iPad13,1' })
 
   const notEnrolled = await api('GET', '/api/v1/devices?enrolled=false&limit=100')
-  t.same(notEnrolled.json.items.map((d: { id: string }) => d.id).filter((id: string) => id.startsWith('dev')), ['dev003', 'dev006', 'dev009', 'dev012', 'dev015', 'dev018', 'dev021'])
+  t.same(
+    notEnrolled.json.items.map((d: { id: string }) => d.id).filter((id: string) => id.startsWith('dev')),
+    ['dev003', 'dev006', 'dev009', 'dev012', 'dev015', 'dev018', 'dev021'],
+  )
 
   const supervised = await api('GET', '/api/v1/devices?supervised=true&limit=100')
-  t.same(supervised.json.items.map((d: { id: string }) => d.id), ['dev005', 'dev010', 'dev015', 'dev020'])
+  t.same(
+    supervised.json.items.map((d: { id: string }) => d.id),
+    ['dev005', 'dev010', 'dev015', 'dev020'],
+  )
 
   // Last seen, newest first, in pages of 4: the same order as one big page.
   const all = (await api('GET', '/api/v1/devices?sort=-last_seen_at&limit=500')).json.items.map((d: { id: string }) => d.id)
@@ -64,7 +88,10 @@ t.test('list: filters, sort and keyset pages that neither repeat nor skip under 
   const stale = await api('GET', `/api/v1/devices?last_seen_before=${encodeURIComponent(new Date(Date.now() - 10 * 60_000).toISOString())}&limit=500`)
   t.ok(stale.json.items.length > 0 && stale.json.items.every((d: { last_seen_at: string }) => Date.parse(d.last_seen_at) < Date.now() - 10 * 60_000))
 
-  const mixed = await api('GET', `/api/v1/devices?sort=serial_number&cursor=${encodeURIComponent((await api('GET', '/api/v1/devices?limit=1')).json.next_cursor)}`)
+  const mixed = await api(
+    'GET',
+    `/api/v1/devices?sort=serial_number&cursor=${encodeURIComponent((await api('GET', '/api/v1/devices?limit=1')).json.next_cursor)}`,
+  )
   t.equal(mixed.statusCode, 400, 'a cursor belongs to its sort')
 })
 
@@ -75,13 +102,18 @@ t.test('one device: channels, push state and inventory from its answers; forgett
 
   const refresh = await api('POST', `/api/v1/devices/${device.udid}/refresh-inventory`)
   t.equal(refresh.statusCode, 201)
-  t.same(refresh.json.commands.map((c: { request_type: string }) => c.request_type), ['DeviceInformation', 'SecurityInfo', 'InstalledApplicationList', 'ProfileList', 'CertificateList'])
+  t.same(
+    refresh.json.commands.map((c: { request_type: string }) => c.request_type),
+    ['DeviceInformation', 'SecurityInfo', 'InstalledApplicationList', 'ProfileList', 'CertificateList'],
+  )
   t.ok(refresh.json.commands.every((c: { targets: Array<{ result: string }> }) => c.targets[0]!.result === 'queued'))
 
   const answers: Record<string, PlistDict> = {
     DeviceInformation: { QueryResponses: { IsSupervised: true, DeviceName: 'Front desk', OSVersion: '18.1', SerialNumber: device.serialNumber } },
     SecurityInfo: { SecurityInfo: { PasscodePresent: true, HardwareEncryptionCaps: 3 } },
-    InstalledApplicationList: { InstalledApplicationList: [{ Identifier: 'com.example.app', Name: 'Example', Version: '42', ShortVersion: '4.2', BundleSize: 1000, IsManaged: true }] },
+    InstalledApplicationList: {
+      InstalledApplicationList: [{ Identifier: 'com.example.app', Name: 'Example', Version: '42', ShortVersion: '4.2', BundleSize: 1000, IsManaged: true }],
+    },
     ProfileList: { ProfileList: [{ PayloadIdentifier: 'org.example.wifi', PayloadUUID: 'U-1', PayloadDisplayName: 'Wi-Fi', IsManaged: true }] },
     CertificateList: { CertificateList: [] },
   }

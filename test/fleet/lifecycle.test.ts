@@ -13,7 +13,10 @@ async function supervised(mdm: MdmFixture, device: SimulatedDevice) {
 }
 
 /** Polls and answers Acknowledged until the queue is empty; returns what it ran, in order. */
-async function runQueue(device: SimulatedDevice, answers: Record<string, PlistDict> = {}): Promise<Array<{ uuid: string; requestType: string; command: PlistDict }>> {
+async function runQueue(
+  device: SimulatedDevice,
+  answers: Record<string, PlistDict> = {},
+): Promise<Array<{ uuid: string; requestType: string; command: PlistDict }>> {
   const ran: Array<{ uuid: string; requestType: string; command: PlistDict }> = []
   let next = commandIn(await device.idle())
   while (next) {
@@ -30,22 +33,42 @@ t.test('lost and found: Lost Mode, location and sound for a supervised work iPad
   await supervised(mdm, device)
   await mdm.enqueue([device.udid], 'ProfileList', {}, { push: 'false' })
 
-  const lost = await api('POST', `/api/v1/devices/${device.udid}/lost`, { body: { message: 'Lost: call the council', phone_number: '+31 20 555 0100', footnote: 'Reward' } })
+  const lost = await api('POST', `/api/v1/devices/${device.udid}/lost`, {
+    body: { message: 'Lost: call the council', phone_number: '+31 20 555 0100', footnote: 'Reward' },
+  })
   t.equal(lost.statusCode, 201, lost.body)
   t.match(lost.json, { action: 'lost', status: 'pending', details: { lost_mode: true } })
-  t.same(lost.json.commands.map((c: { request_type: string }) => c.request_type), ['EnableLostMode', 'DeviceLocation', 'PlayLostModeSound'])
+  t.same(
+    lost.json.commands.map((c: { request_type: string }) => c.request_type),
+    ['EnableLostMode', 'DeviceLocation', 'PlayLostModeSound'],
+  )
   t.equal((await api('GET', `/api/v1/devices/${device.udid}`)).json.lifecycle_state, 'lost')
 
-  const location = { Latitude: 52.3731, Longitude: 4.8922, HorizontalAccuracy: 12.5, VerticalAccuracy: 3, Altitude: 2, Speed: 0, Course: -1, Timestamp: '2026-12-03T09:00:00Z' }
+  const location = {
+    Latitude: 52.3731,
+    Longitude: 4.8922,
+    HorizontalAccuracy: 12.5,
+    VerticalAccuracy: 3,
+    Altitude: 2,
+    Speed: 0,
+    Course: -1,
+    Timestamp: '2026-12-03T09:00:00Z',
+  }
   const ran = await runQueue(device, { DeviceLocation: location })
-  t.same(ran.map((c) => c.requestType), ['EnableLostMode', 'DeviceLocation', 'PlayLostModeSound', 'ProfileList'], 'the lost commands go before what was queued')
+  t.same(
+    ran.map((c) => c.requestType),
+    ['EnableLostMode', 'DeviceLocation', 'PlayLostModeSound', 'ProfileList'],
+    'the lost commands go before what was queued',
+  )
   t.match(ran[0]!.command, { Message: 'Lost: call the council', PhoneNumber: '+31 20 555 0100', Footnote: 'Reward' })
   const done = await api('GET', `/api/v1/devices/${device.udid}/lifecycle/${lost.json.id}`)
   t.match(done.json, { status: 'completed', commands: [{ status: 'Acknowledged' }, { status: 'Acknowledged' }, { status: 'Acknowledged' }] })
 
   const locations = await api('GET', `/api/v1/devices/${device.udid}/locations`)
   t.equal(locations.statusCode, 200)
-  t.match(locations.json.items, [{ latitude: 52.3731, longitude: 4.8922, horizontal_accuracy: 12.5, located_at: '2026-12-03T09:00:00.000Z', command_uuid: ran[1]!.uuid }])
+  t.match(locations.json.items, [
+    { latitude: 52.3731, longitude: 4.8922, horizontal_accuracy: 12.5, located_at: '2026-12-03T09:00:00.000Z', command_uuid: ran[1]!.uuid },
+  ])
 
   const locate = await api('POST', `/api/v1/devices/${device.udid}/locate`)
   t.equal(locate.statusCode, 201)
@@ -54,7 +77,10 @@ t.test('lost and found: Lost Mode, location and sound for a supervised work iPad
 
   const found = await api('POST', `/api/v1/devices/${device.udid}/found`)
   t.equal(found.statusCode, 201)
-  t.same(found.json.commands.map((c: { request_type: string }) => c.request_type), ['DisableLostMode'])
+  t.same(
+    found.json.commands.map((c: { request_type: string }) => c.request_type),
+    ['DisableLostMode'],
+  )
   t.equal((await api('GET', `/api/v1/devices/${device.udid}`)).json.lifecycle_state, 'lost', 'lost until the device confirms')
   await runQueue(device)
   t.equal((await api('GET', `/api/v1/devices/${device.udid}`)).json.lifecycle_state, 'active')
@@ -62,7 +88,10 @@ t.test('lost and found: Lost Mode, location and sound for a supervised work iPad
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/locate`)).statusCode, 409, 'locating needs Lost Mode')
 
   const timeline = await api('GET', `/api/v1/devices/${device.udid}/lifecycle`)
-  t.same(timeline.json.items.map((a: { action: string; status: string }) => `${a.action}:${a.status}`), ['found:completed', 'locate:completed', 'lost:completed'])
+  t.same(
+    timeline.json.items.map((a: { action: string; status: string }) => `${a.action}:${a.status}`),
+    ['found:completed', 'locate:completed', 'lost:completed'],
+  )
 })
 
 t.test('lost on an unsupervised device is a DeviceLock with the message; it cannot be located', async (t) => {
@@ -106,20 +135,34 @@ t.test('a personal device is never erased, located or put in Lost Mode, whatever
   t.match(raw.json, { stored: false, targets: [{ result: 'not_applicable', reason: 'not_for_personal_device' }] })
   const byFilter = await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'DeviceLocation' }, push: false } })
   t.equal(byFilter.json.stored, false)
-  t.same(byFilter.json.targets.map((target: { reason: string }) => target.reason).sort(), ['not_for_personal_device', 'not_for_user_enrollment'], 'a filter reaches neither')
+  t.same(
+    byFilter.json.targets.map((target: { reason: string }) => target.reason).sort(),
+    ['not_for_personal_device', 'not_for_user_enrollment'],
+    'a filter reaches neither',
+  )
   await mdm.database.db.updateTable('devices').set({ is_supervised: true }).where('id', '=', id).execute()
   t.equal((await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/locate`)).statusCode, 422)
   t.equal((await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/reinstall`)).statusCode, 422)
   const lost = await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/lost`, { body: { message: 'Lost?' } })
   t.equal(lost.statusCode, 422, 'never reported lost: no Lost Mode, no location, no lock as lost')
   t.equal(lost.json.reason, 'not_for_personal_device')
-  t.equal((await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/lock`, { body: { message: 'Locked by IT at your request' } })).statusCode, 201, 'a plain lock is allowed (Apple allows DeviceLock)')
+  t.equal(
+    (await api('POST', `/api/v1/devices/${encodeURIComponent(id)}/lock`, { body: { message: 'Locked by IT at your request' } })).statusCode,
+    201,
+    'a plain lock is allowed (Apple allows DeviceLock)',
+  )
 
   const toWork = await api('PATCH', `/api/v1/devices/${encodeURIComponent(userEnrollment.udid)}`, { body: { kind: 'work' } })
   t.equal(toWork.statusCode, 400, 'a User Enrollment stays personal')
-  t.same(toWork.json.errors.map((e: { pointer: string }) => e.pointer), ['/kind'])
+  t.same(
+    toWork.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/kind'],
+  )
   const commands = await mdm.database.db.selectFrom('commands').select('request_type').execute()
-  t.notOk(commands.some((row) => row.request_type === 'EraseDevice' || row.request_type === 'DeviceLocation'), 'nothing of the kind was ever stored')
+  t.notOk(
+    commands.some((row) => row.request_type === 'EraseDevice' || row.request_type === 'DeviceLocation'),
+    'nothing of the kind was ever stored',
+  )
 })
 
 t.test('selective wipe of a personal device: every managed app and profile, then the MDM profile; personal ones stay; no erase', async (t) => {
@@ -131,7 +174,12 @@ t.test('selective wipe of a personal device: every managed app and profile, then
   await mdm.enqueue([device.udid], 'ProfileList', {}, { push: 'false' })
   await mdm.enqueue([device.udid], 'InstalledApplicationList', {}, { push: 'false' })
   const profiles = [
-    { PayloadIdentifier: 'orchard.enrollment', PayloadUUID: randomUUID(), IsManaged: false, PayloadContent: [{ PayloadType: 'com.apple.security.scep' }, { PayloadType: 'com.apple.mdm' }] },
+    {
+      PayloadIdentifier: 'orchard.enrollment',
+      PayloadUUID: randomUUID(),
+      IsManaged: false,
+      PayloadContent: [{ PayloadType: 'com.apple.security.scep' }, { PayloadType: 'com.apple.mdm' }],
+    },
     { PayloadIdentifier: 'council.wifi', PayloadUUID: randomUUID(), IsManaged: true, PayloadContent: [{ PayloadType: 'com.apple.wifi.managed' }] },
     { PayloadIdentifier: 'council.mail', PayloadUUID: randomUUID(), IsManaged: true, PayloadContent: [{ PayloadType: 'com.apple.mail.managed' }] },
     { PayloadIdentifier: 'me.personal.vpn', PayloadUUID: randomUUID(), IsManaged: false, PayloadContent: [{ PayloadType: 'com.apple.vpn.managed' }] },
@@ -144,19 +192,40 @@ t.test('selective wipe of a personal device: every managed app and profile, then
 
   const wipe = await api('POST', `/api/v1/devices/${id}/wipe`, { body: {} })
   t.equal(wipe.statusCode, 201, wipe.body)
-  t.match(wipe.json, { action: 'selective_wipe', status: 'pending', details: { removing: { applications: ['com.council.intranet'], profiles: ['council.mail', 'council.wifi'], mdm_profile: 'orchard.enrollment' } } })
-  t.same(wipe.json.commands.map((c: { request_type: string; item: string }) => `${c.request_type} ${c.item}`), ['RemoveApplication com.council.intranet', 'RemoveProfile council.mail', 'RemoveProfile council.wifi', 'RemoveProfile orchard.enrollment'])
+  t.match(wipe.json, {
+    action: 'selective_wipe',
+    status: 'pending',
+    details: { removing: { applications: ['com.council.intranet'], profiles: ['council.mail', 'council.wifi'], mdm_profile: 'orchard.enrollment' } },
+  })
+  t.same(
+    wipe.json.commands.map((c: { request_type: string; item: string }) => `${c.request_type} ${c.item}`),
+    ['RemoveApplication com.council.intranet', 'RemoveProfile council.mail', 'RemoveProfile council.wifi', 'RemoveProfile orchard.enrollment'],
+  )
   t.equal((await api('POST', `/api/v1/devices/${id}/wipe`, { body: {} })).statusCode, 409, 'one wipe at a time')
 
   const ran = await runQueue(device)
-  t.same(ran.map((c) => `${c.requestType} ${String(c.command['Identifier'])}`), ['RemoveApplication com.council.intranet', 'RemoveProfile council.mail', 'RemoveProfile council.wifi', 'RemoveProfile orchard.enrollment'], 'the MDM profile goes last')
-  t.notOk(ran.some((c) => c.requestType === 'EraseDevice'), 'no erase')
+  t.same(
+    ran.map((c) => `${c.requestType} ${String(c.command['Identifier'])}`),
+    ['RemoveApplication com.council.intranet', 'RemoveProfile council.mail', 'RemoveProfile council.wifi', 'RemoveProfile orchard.enrollment'],
+    'the MDM profile goes last',
+  )
+  t.notOk(
+    ran.some((c) => c.requestType === 'EraseDevice'),
+    'no erase',
+  )
   const report = await api('GET', `/api/v1/devices/${id}/lifecycle/${wipe.json.id}`)
-  t.match(report.json, { status: 'completed', commands: [{ status: 'Acknowledged' }, { status: 'Acknowledged' }, { status: 'Acknowledged' }, { status: 'Acknowledged' }] }, 'what was removed, item by item')
+  t.match(
+    report.json,
+    { status: 'completed', commands: [{ status: 'Acknowledged' }, { status: 'Acknowledged' }, { status: 'Acknowledged' }, { status: 'Acknowledged' }] },
+    'what was removed, item by item',
+  )
   t.equal((await api('GET', `/api/v1/devices/${id}`)).json.lifecycle_state, 'wiped')
   t.equal((await device.checkOut()).status, 200, 'the device leaves management')
   const timeline = await api('GET', `/api/v1/audit-events?device_id=${id}&category=device`)
-  t.same(timeline.json.items.map((e: { action: string }) => e.action), ['checked_out', 'wiped', 'enrolled'])
+  t.same(
+    timeline.json.items.map((e: { action: string }) => e.action),
+    ['checked_out', 'wiped', 'enrolled'],
+  )
 })
 
 t.test('erasing a work device: preserve data plan, first in the queue; cancel before it is fetched; wiped when acknowledged', async (t) => {
@@ -181,11 +250,20 @@ t.test('erasing a work device: preserve data plan, first in the queue; cancel be
   const late = await api('POST', `/api/v1/devices/${device.udid}/lifecycle/${second.json.id}/cancel`)
   t.equal(late.statusCode, 409, 'fetched: it may be running')
   t.match(late.json.detail, /fetched/)
-  t.equal(commandIn(await device.answer(fetched.uuid, 'Acknowledged')), undefined, 'a device erasing itself is handed nothing more (the ProfileList stays behind)')
+  t.equal(
+    commandIn(await device.answer(fetched.uuid, 'Acknowledged')),
+    undefined,
+    'a device erasing itself is handed nothing more (the ProfileList stays behind)',
+  )
   const wiped = await api('GET', `/api/v1/devices/${device.udid}`)
   t.match(wiped.json, { lifecycle_state: 'wiped', enrolled: false, wiped_at: String })
   t.match((await api('GET', `/api/v1/devices/${device.udid}/lifecycle/${second.json.id}`)).json, { status: 'completed' })
-  const queued = await mdm.database.db.selectFrom('command_targets').select('status').where('enrollment_id', '=', device.udid).where('status', '=', 'Pending').execute()
+  const queued = await mdm.database.db
+    .selectFrom('command_targets')
+    .select('status')
+    .where('enrollment_id', '=', device.udid)
+    .where('status', '=', 'Pending')
+    .execute()
   t.equal(queued.length, 0, 'nothing stays queued for a wiped device')
   const period = await mdm.database.db.selectFrom('device_tenancy').select('ended_at').where('device_id', '=', device.udid).executeTakeFirstOrThrow()
   t.ok(period.ended_at, 'billing stops')
@@ -207,7 +285,11 @@ t.test('reinstall needs an ADE device; retire stops management and keeps the his
   t.equal((await api('PATCH', `/api/v1/devices/${device.udid}`, { body: { kind: 'sideways' } })).statusCode, 400)
 
   await mdm.enqueue([device.udid], 'ProfileList', {}, { push: 'false' })
-  t.equal((await api('POST', `/api/v1/devices/${device.udid}/retire`, { body: { disown_from_abm: true } })).statusCode, 422, 'not an ABM device: nothing to disown')
+  t.equal(
+    (await api('POST', `/api/v1/devices/${device.udid}/retire`, { body: { disown_from_abm: true } })).statusCode,
+    422,
+    'not an ABM device: nothing to disown',
+  )
   const retired = await api('POST', `/api/v1/devices/${device.udid}/retire`)
   t.equal(retired.statusCode, 201)
   t.match(retired.json, { action: 'retire', status: 'completed' })
@@ -215,37 +297,51 @@ t.test('reinstall needs an ADE device; retire stops management and keeps the his
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/retire`)).statusCode, 409)
   t.equal((await device.idle()).status, 400, 'the retired device is not served (never 401)')
   const history = await api('GET', `/api/v1/devices/${device.udid}/lifecycle`)
-  t.same(history.json.items.map((a: { action: string }) => a.action), ['retire', 'kind_changed', 'kind_changed'])
+  t.same(
+    history.json.items.map((a: { action: string }) => a.action),
+    ['retire', 'kind_changed', 'kind_changed'],
+  )
   t.match(history.json.items[2].details, { from: 'work', to: 'function' })
   t.equal((await api('GET', '/api/v1/devices?lifecycle_state=retired')).json.items.length, 1)
   t.equal((await api('GET', '/api/v1/devices/nope/lifecycle')).statusCode, 404)
 })
 
-t.test('selective wipe also removes what blueprints installed when the device\'s last lists are older', async (t) => {
+t.test("selective wipe also removes what blueprints installed when the device's last lists are older", async (t) => {
   const mdm = await setupMdm(t)
   const api = apiClient(mdm.app)
   const device = await mdm.enrolledDevice({ userEnrollment: true })
-  await mdm.database.db.insertInto('device_config_state').values([
-    { device_id: device.udid, item_type: 'profile', identifier: 'council.vpn', status: 'installed' },
-    { device_id: device.udid, item_type: 'app', identifier: 'com.council.mail', status: 'installing' },
-  ]).execute()
+  await mdm.database.db
+    .insertInto('device_config_state')
+    .values([
+      { device_id: device.udid, item_type: 'profile', identifier: 'council.vpn', status: 'installed' },
+      { device_id: device.udid, item_type: 'app', identifier: 'com.council.mail', status: 'installing' },
+    ])
+    .execute()
   const wipe = await api('POST', `/api/v1/devices/${encodeURIComponent(device.udid)}/wipe`, { body: {} })
   t.equal(wipe.statusCode, 201)
-  t.same(wipe.json.commands.map((c: { request_type: string; item: string }) => `${c.request_type} ${c.item}`), ['RemoveApplication com.council.mail', 'RemoveProfile council.vpn', 'RemoveProfile orchard.enrollment'], 'no ProfileList yet: the MDM profile is known by its identifier')
+  t.same(
+    wipe.json.commands.map((c: { request_type: string; item: string }) => `${c.request_type} ${c.item}`),
+    ['RemoveApplication com.council.mail', 'RemoveProfile council.vpn', 'RemoveProfile orchard.enrollment'],
+    'no ProfileList yet: the MDM profile is known by its identifier',
+  )
 })
 
 t.test('a personal device becomes erasable only through a central owner with a reason', async (t) => {
   const mdm = await setupMdm(t)
   const api = apiClient(mdm.app)
   t.equal((await api('POST', '/api/v1/tenants', { body: { id: 'council', name: 'Council' } })).statusCode, 201)
-  const key = async (role: string, tenantId: string | null) => (await api('POST', '/api/v1/api-keys', { body: { name: `${role} ${tenantId}`, role, tenant_id: tenantId } })).json.key as string
+  const key = async (role: string, tenantId: string | null) =>
+    (await api('POST', '/api/v1/api-keys', { body: { name: `${role} ${tenantId}`, role, tenant_id: tenantId } })).json.key as string
   const tenantAdmin = await key('admin', 'council')
   const centralAdmin = await key('admin', null)
   const device = await mdm.enrolledDevice()
   await mdm.database.db.updateTable('devices').set({ tenant_id: 'council', kind: 'personal' }).where('id', '=', device.udid).execute()
 
   // The careless (or hostile) admin's path: make it a work phone, then erase it.
-  for (const [who, k] of [['tenant admin', tenantAdmin], ['central admin', centralAdmin]] as const) {
+  for (const [who, k] of [
+    ['tenant admin', tenantAdmin],
+    ['central admin', centralAdmin],
+  ] as const) {
     const patched = await api('PATCH', `/api/v1/devices/${device.udid}`, { key: k, body: { kind: 'work', reason: 'leaver' } })
     t.equal(patched.statusCode, 403, `${who}: refused`)
     t.match(patched.json.detail, /only an owner in central IT/)
@@ -253,7 +349,10 @@ t.test('a personal device becomes erasable only through a central owner with a r
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/erase`, { key: tenantAdmin, body: {} })).statusCode, 422, 'so the erase stays refused')
   const noReason = await api('PATCH', `/api/v1/devices/${device.udid}`, { body: { kind: 'work' } })
   t.equal(noReason.statusCode, 400, 'a central owner must give a reason')
-  t.same(noReason.json.errors.map((e: { pointer: string }) => e.pointer), ['/reason'])
+  t.same(
+    noReason.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/reason'],
+  )
   t.equal((await api('GET', `/api/v1/devices/${device.udid}`)).json.kind, 'personal', 'nothing changed')
 
   const changed = await api('PATCH', `/api/v1/devices/${device.udid}`, { body: { kind: 'work', reason: 'the employee sold the phone to the council' } })

@@ -27,7 +27,8 @@ t.test('every operation answering queued commands (EnqueueResult) takes push', a
   for (const id of enqueueing) {
     if (alwaysPushes.has(id)) continue
     const operation = operations.get(id)!
-    const push = (operation.querystring['properties'] as Record<string, any>)['push'] ?? (operation.jsonBody?.['properties'] as Record<string, any> | undefined)?.['push']
+    const push =
+      (operation.querystring['properties'] as Record<string, any>)['push'] ?? (operation.jsonBody?.['properties'] as Record<string, any> | undefined)?.['push']
     t.same(push, { type: 'boolean', default: true }, `${id} takes push (default true)`)
   }
 })
@@ -60,7 +61,11 @@ t.test('push=false queues without pushing, on every per-device shortcut', async 
 
   const inventory = await api('POST', `${base}/refresh-inventory?push=false`)
   t.equal(inventory.statusCode, 201)
-  t.same(inventory.json.commands.map((command: { push: unknown }) => command.push), [null, null, null, null, null], 'refresh-inventory: queued, not pushed')
+  t.same(
+    inventory.json.commands.map((command: { push: unknown }) => command.push),
+    [null, null, null, null, null],
+    'refresh-inventory: queued, not pushed',
+  )
   t.not((await api('POST', `${base}/refresh-inventory`)).json.commands.at(-1).push, null, 'refresh-inventory pushes once by default')
 
   const refused = await api('POST', `${base}/lock?push=maybe`)

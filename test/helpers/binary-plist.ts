@@ -33,7 +33,7 @@ function integer(value: number | bigint): Buffer {
 
 function string(text: string): Buffer {
   // ASCII strings are one byte per character; anything else is UTF-16BE, one unit per code unit.
-  // eslint-disable-next-line no-control-regex
+
   if (/^[\x00-\x7f]*$/.test(text)) return Buffer.concat([marker(0x5, text.length), Buffer.from(text, 'latin1')])
   const units = Buffer.alloc(text.length * 2)
   for (let i = 0; i < text.length; i++) units.writeUInt16BE(text.charCodeAt(i), i * 2)
@@ -114,7 +114,6 @@ export function encodeXmlPlistRaw(value: PlistValue, encode: (value: PlistValue)
   const raw = new Map<string, string>()
   let next = 0
   const replace = (text: string): string => {
-    // eslint-disable-next-line no-control-regex
     if (!/[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]/.test(text)) return text
     const placeholder = `\ue000raw${next++}\ue000`
     raw.set(placeholder, text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'))

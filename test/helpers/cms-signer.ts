@@ -7,7 +7,7 @@ import * as pkijs from 'pkijs'
 
 type CryptoKey = webcrypto.CryptoKey
 
-const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'] })
+const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })
 
 const Oid = {
   data: '1.2.840.113549.1.7.1',

@@ -19,7 +19,15 @@ export interface DepFixture extends EnrollmentFixture {
 
 /** The inner MIME part of Apple's server token, as the .p7m carries it once decrypted. */
 export function serverTokenMessage(credentials: FakeAbmCredentials): string {
-  return ['Content-Type: text/plain;charset=UTF-8', 'Content-Transfer-Encoding: 7bit', '', '-----BEGIN MESSAGE-----', JSON.stringify(credentials), '-----END MESSAGE-----', ''].join('\r\n')
+  return [
+    'Content-Type: text/plain;charset=UTF-8',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    '-----BEGIN MESSAGE-----',
+    JSON.stringify(credentials),
+    '-----END MESSAGE-----',
+    '',
+  ].join('\r\n')
 }
 
 /** S/MIME EnvelopedData (PKCS#1 v1.5 key transport, AES-256-CBC) by the openssl CLI. */
@@ -34,7 +42,11 @@ export function sealServerToken(message: string, certificatePem: string, cipher:
   }
 }
 
-export async function setupDep(t: Parameters<typeof setupEnrollment>[0], env: Record<string, string> = {}, abmOptions: FakeAbmOptions = {}): Promise<DepFixture> {
+export async function setupDep(
+  t: Parameters<typeof setupEnrollment>[0],
+  env: Record<string, string> = {},
+  abmOptions: FakeAbmOptions = {},
+): Promise<DepFixture> {
   const abm = await startFakeAbm(abmOptions)
   t.teardown(() => abm.close())
   const world = await setupEnrollment(t, { ORCHARD_ABM_URL: abm.url, ORCHARD_DEP_SYNC_SECONDS: '0', ...env })

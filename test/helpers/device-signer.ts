@@ -105,13 +105,7 @@ export async function createDeviceSigner(identity: SignerIdentity, options: Devi
       signature = sign(digest, body, isEc ? { key, dsaEncoding: 'der' } : key)
     }
     const signerInfo = seq(integer(1), issuerAndSerial, digestAlgorithm, ...(signedAttrs ? [signedAttrs] : []), signatureAlgorithm, tlv(0x04, signature))
-    const signedData = seq(
-      integer(1),
-      set(digestAlgorithm),
-      seq(oid(OID.data)),
-      tlv(0xa0, identity.certificateDer),
-      set(signerInfo),
-    )
+    const signedData = seq(integer(1), set(digestAlgorithm), seq(oid(OID.data)), tlv(0xa0, identity.certificateDer), set(signerInfo))
     return seq(oid(OID.signedData), tlv(0xa0, signedData)).toString('base64')
   }
 }

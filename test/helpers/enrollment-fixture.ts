@@ -21,9 +21,23 @@ export interface EnrollmentFixture extends MdmFixture {
   download(path: string): Promise<{ statusCode: number; body: Buffer; headers: Record<string, unknown>; profile?: PlistDict; json?: any }>
 }
 
-export async function setupEnrollment(t: Parameters<typeof setupMdm>[0], env: Record<string, string> = {}, options: { pushCertificate?: boolean; logger?: Logger } = {}): Promise<EnrollmentFixture> {
+export async function setupEnrollment(
+  t: Parameters<typeof setupMdm>[0],
+  env: Record<string, string> = {},
+  options: { pushCertificate?: boolean; logger?: Logger } = {},
+): Promise<EnrollmentFixture> {
   // Pushes (renewals push at once) go to a closed loopback port: never to Apple, no network.
-  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'), ORCHARD_PUBLIC_URL: publicUrl, ORCHARD_REPUSH_LOOP_SECONDS: '0', ORCHARD_APNS_URL: 'https://127.0.0.1:9', ...env }, options.logger ? { logger: options.logger } : {})
+  const mdm = await setupMdm(
+    t,
+    {
+      ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'),
+      ORCHARD_PUBLIC_URL: publicUrl,
+      ORCHARD_REPUSH_LOOP_SECONDS: '0',
+      ORCHARD_APNS_URL: 'https://127.0.0.1:9',
+      ...env,
+    },
+    options.logger ? { logger: options.logger } : {},
+  )
   const client = apiClient(mdm.app)
   const api: EnrollmentFixture['api'] = (method, url, body) => client(method, url, body === undefined ? {} : { body })
   if (options.pushCertificate !== false) {

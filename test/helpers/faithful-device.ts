@@ -15,7 +15,16 @@ export function wifiProfile(identifier: string, ssid: string, uuid: string = ran
     PayloadIdentifier: identifier,
     PayloadUUID: uuid,
     PayloadDisplayName: `Wi-Fi ${ssid}`,
-    PayloadContent: [{ PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: `${identifier}.wifi`, PayloadUUID: randomUUID(), SSID_STR: ssid, EncryptionType: 'WPA2' }],
+    PayloadContent: [
+      {
+        PayloadType: 'com.apple.wifi.managed',
+        PayloadVersion: 1,
+        PayloadIdentifier: `${identifier}.wifi`,
+        PayloadUUID: randomUUID(),
+        SSID_STR: ssid,
+        EncryptionType: 'WPA2',
+      },
+    ],
   })
 }
 
@@ -44,7 +53,10 @@ export class FaithfulDevice {
   readonly commands: Array<{ requestType: string; command: PlistDict }> = []
   /** Called with each command before the device answers it (to look at the server meanwhile). */
   beforeAnswer: ((requestType: string, command: PlistDict) => Promise<void>) | undefined
-  constructor(readonly device: SimulatedDevice, private readonly bundleOfManifest: Record<string, string> = {}) {}
+  constructor(
+    readonly device: SimulatedDevice,
+    private readonly bundleOfManifest: Record<string, string> = {},
+  ) {}
 
   get udid(): string {
     return this.device.udid
@@ -62,7 +74,14 @@ export class FaithfulDevice {
       let status = 'Acknowledged'
       let keys: PlistDict = {}
       if (requestType === 'ProfileList') {
-        keys = { ProfileList: [...this.profiles].map(([identifier, payloadUuid]) => ({ PayloadIdentifier: identifier, PayloadUUID: payloadUuid, IsManaged: true, PayloadContent: [] })) }
+        keys = {
+          ProfileList: [...this.profiles].map(([identifier, payloadUuid]) => ({
+            PayloadIdentifier: identifier,
+            PayloadUUID: payloadUuid,
+            IsManaged: true,
+            PayloadContent: [],
+          })),
+        }
       } else if (requestType === 'InstalledApplicationList') {
         keys = { InstalledApplicationList: [...this.apps].map((identifier) => ({ Identifier: identifier, Name: identifier, IsManaged: true })) }
       } else if (requestType === 'InstallProfile') {
@@ -73,11 +92,29 @@ export class FaithfulDevice {
         this.ran[this.ran.length - 1] += ` ${identifier}`
         if (this.failing.has(identifier)) {
           status = 'Error'
-          keys = { ErrorChain: [{ ErrorCode: 4001, ErrorDomain: 'MCProfileErrorDomain', LocalizedDescription: 'The Wi-Fi password is wrong.', USEnglishDescription: 'The Wi-Fi password is wrong.' }] }
+          keys = {
+            ErrorChain: [
+              {
+                ErrorCode: 4001,
+                ErrorDomain: 'MCProfileErrorDomain',
+                LocalizedDescription: 'The Wi-Fi password is wrong.',
+                USEnglishDescription: 'The Wi-Fi password is wrong.',
+              },
+            ],
+          }
         } else this.profiles.set(identifier, String(profile['PayloadUUID']))
       } else if ((requestType === 'RemoveProfile' || requestType === 'RemoveApplication') && this.refusing.has(String(command['Identifier']))) {
         status = 'Error'
-        keys = { ErrorChain: [{ ErrorCode: 4002, ErrorDomain: 'MCProfileErrorDomain', LocalizedDescription: 'Removal is not allowed.', USEnglishDescription: 'Removal is not allowed.' }] }
+        keys = {
+          ErrorChain: [
+            {
+              ErrorCode: 4002,
+              ErrorDomain: 'MCProfileErrorDomain',
+              LocalizedDescription: 'Removal is not allowed.',
+              USEnglishDescription: 'Removal is not allowed.',
+            },
+          ],
+        }
       } else if (requestType === 'RemoveProfile') {
         this.profiles.delete(String(command['Identifier']))
       } else if (requestType === 'InstallApplication') {
@@ -85,7 +122,16 @@ export class FaithfulDevice {
         this.ran[this.ran.length - 1] += ` ${source}`
         if (this.failingApps.has(source)) {
           status = 'Error'
-          keys = { ErrorChain: [{ ErrorCode: 12064, ErrorDomain: 'MCMDMErrorDomain', LocalizedDescription: 'The app is not available in this storefront.', USEnglishDescription: 'The app is not available in this storefront.' }] }
+          keys = {
+            ErrorChain: [
+              {
+                ErrorCode: 12064,
+                ErrorDomain: 'MCMDMErrorDomain',
+                LocalizedDescription: 'The app is not available in this storefront.',
+                USEnglishDescription: 'The app is not available in this storefront.',
+              },
+            ],
+          }
         } else this.apps.add(this.bundleOfManifest[source]!)
       } else if (requestType === 'RemoveApplication') {
         this.apps.delete(String(command['Identifier']))

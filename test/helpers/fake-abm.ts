@@ -21,20 +21,49 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
-export interface FakeAbmCredentials { consumer_key: string; consumer_secret: string; access_token: string; access_secret: string; access_token_expiry: string }
-export interface FakeAbmDevice {
-  serial_number: string; model: string; description: string; color: string; asset_tag?: string; os: string; device_family: string
-  profile_status: 'empty' | 'assigned' | 'pushed' | 'removed'; profile_uuid?: string; profile_assign_time?: string; profile_push_time?: string
-  device_assigned_date: string; device_assigned_by: string
+export interface FakeAbmCredentials {
+  consumer_key: string
+  consumer_secret: string
+  access_token: string
+  access_secret: string
+  access_token_expiry: string
 }
-export interface FakeAbmRequest { method: string; path: string; body: unknown; session: string | undefined; status: number }
-export interface FakeAbmOptions { credentials?: Partial<FakeAbmCredentials>; now?: () => Date; cursorTtlMs?: number; rotateSessions?: boolean; serverName?: string; orgName?: string }
+export interface FakeAbmDevice {
+  serial_number: string
+  model: string
+  description: string
+  color: string
+  asset_tag?: string
+  os: string
+  device_family: string
+  profile_status: 'empty' | 'assigned' | 'pushed' | 'removed'
+  profile_uuid?: string
+  profile_assign_time?: string
+  profile_push_time?: string
+  device_assigned_date: string
+  device_assigned_by: string
+}
+export interface FakeAbmRequest {
+  method: string
+  path: string
+  body: unknown
+  session: string | undefined
+  status: number
+}
+export interface FakeAbmOptions {
+  credentials?: Partial<FakeAbmCredentials>
+  now?: () => Date
+  cursorTtlMs?: number
+  rotateSessions?: boolean
+  serverName?: string
+  orgName?: string
+}
 export interface FakeAbm {
-  url: string                      // 'http://127.0.0.1:<port>' (no trailing slash)
-  credentials: FakeAbmCredentials  // random unless given
+  url: string // 'http://127.0.0.1:<port>' (no trailing slash)
+  credentials: FakeAbmCredentials // random unless given
   devices: Map<string, FakeAbmDevice>
   profiles: Map<string, Record<string, unknown>>
-  requests: FakeAbmRequest[]       // every request answered, in order
+  requests: FakeAbmRequest[] // every request answered, in order
   termsNotSigned: boolean
   rejectToken: boolean
   throttleSerials: Set<string>
@@ -42,8 +71,8 @@ export interface FakeAbm {
   retryAfterSeconds: number
   /** Adds devices (generated serials when given a count: 'FAKE' + zero-padded index, iPad models), records 'added' events. Returns them. */
   addDevices(countOrDevices: number | Array<Partial<FakeAbmDevice> & { serial_number: string }>): FakeAbmDevice[]
-  modifyDevice(serial: string, changes: Partial<FakeAbmDevice>): void   // records 'modified'
-  removeDevice(serial: string): void                                   // records 'deleted' (as if unassigned from this MDM server in ABM)
+  modifyDevice(serial: string, changes: Partial<FakeAbmDevice>): void // records 'modified'
+  removeDevice(serial: string): void // records 'deleted' (as if unassigned from this MDM server in ABM)
   failNext(path: string, failure: { status: number; body: string; headers?: Record<string, string> }): void
   expireCursors(): void
   /** Invalidates every session (next call gets 401 and must re-run /session). */
@@ -54,9 +83,26 @@ export interface FakeAbm {
 }
 
 type OpType = 'added' | 'modified' | 'deleted'
-interface SyncEvent { seq: number; op_type: OpType; op_date: string; device: FakeAbmDevice }
-interface Cursor { i: string; n: number; t: number; k: 'fetch' | 'sync'; p: string; s: number; d: boolean }
-interface Reply { status: number; body: unknown; headers?: Record<string, string> }
+interface SyncEvent {
+  seq: number
+  op_type: OpType
+  op_date: string
+  device: FakeAbmDevice
+}
+interface Cursor {
+  i: string
+  n: number
+  t: number
+  k: 'fetch' | 'sync'
+  p: string
+  s: number
+  d: boolean
+}
+interface Reply {
+  status: number
+  body: unknown
+  headers?: Record<string, string>
+}
 type Body = Record<string, unknown>
 type Handler = (body: Body, url: URL) => Reply
 
@@ -128,9 +174,19 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
     } catch {
       return fail('INVALID_CURSOR')
     }
-    if (typeof c !== 'object' || c === null || c.i !== instanceId || typeof c.n !== 'number' || c.n >= nextCursor
-      || typeof c.t !== 'number' || (c.k !== 'fetch' && c.k !== 'sync') || typeof c.p !== 'string'
-      || typeof c.s !== 'number' || typeof c.d !== 'boolean') return fail('INVALID_CURSOR')
+    if (
+      typeof c !== 'object' ||
+      c === null ||
+      c.i !== instanceId ||
+      typeof c.n !== 'number' ||
+      c.n >= nextCursor ||
+      typeof c.t !== 'number' ||
+      (c.k !== 'fetch' && c.k !== 'sync') ||
+      typeof c.p !== 'string' ||
+      typeof c.s !== 'number' ||
+      typeof c.d !== 'boolean'
+    )
+      return fail('INVALID_CURSOR')
     if (c.n < firstValidCursor || now().getTime() - c.t > cursorTtlMs) return fail('EXPIRED_CURSOR')
     return c as Cursor
   }
@@ -168,10 +224,22 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
   const deviceWithOp = (e: SyncEvent): Record<string, unknown> => ({ ...e.device, op_type: e.op_type, op_date: e.op_date })
 
   const accountUrls = [
-    ['/session', 'GET'], ['/account', 'GET'], ['/server/devices', 'POST'], ['/devices/sync', 'POST'], ['/devices', 'POST'],
-    ['/devices/disown', 'POST'], ['/profile', 'POST'], ['/profile', 'GET'], ['/profile/devices', 'POST'],
-    ['/profile/devices', 'PUT'], ['/profile/devices', 'DELETE'],
-  ].map(([uri, method]) => ({ uri, http_method: [method], limit: uri === '/server/devices' || uri === '/devices/sync' ? { default: DEFAULT_LIMIT, maximum: MAX_LIMIT } : { default: MAX_LIMIT, maximum: MAX_LIMIT } }))
+    ['/session', 'GET'],
+    ['/account', 'GET'],
+    ['/server/devices', 'POST'],
+    ['/devices/sync', 'POST'],
+    ['/devices', 'POST'],
+    ['/devices/disown', 'POST'],
+    ['/profile', 'POST'],
+    ['/profile', 'GET'],
+    ['/profile/devices', 'POST'],
+    ['/profile/devices', 'PUT'],
+    ['/profile/devices', 'DELETE'],
+  ].map(([uri, method]) => ({
+    uri,
+    http_method: [method],
+    limit: uri === '/server/devices' || uri === '/devices/sync' ? { default: DEFAULT_LIMIT, maximum: MAX_LIMIT } : { default: MAX_LIMIT, maximum: MAX_LIMIT },
+  }))
 
   const assignHandler: Handler = (body) => {
     const profileUuid = body['profile_uuid']
@@ -182,93 +250,137 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
   }
 
   const routes = new Map<string, Handler>([
-    ['GET /account', () => ok({
-      server_name: options.serverName ?? 'Orchard Test MDM', server_uuid: serverUuid, admin_id: 'admin@example.org',
-      facilitator_id: 'facilitator@example.org', org_name: options.orgName ?? 'Example Org', org_email: 'it@example.org',
-      org_phone: '+1 555 0100', org_address: '1 Example Way, Cupertino, CA 95014, USA', org_id: '1234567',
-      org_id_hash: createHash('sha256').update(instanceId).digest('hex'), org_type: 'org', org_version: 'v2', urls: accountUrls,
-    })],
-    ['POST /server/devices', (body) => {
-      const limit = limitOf(body)
-      if (limit === undefined) return fail('MALFORMED_REQUEST_BODY')
-      let after = ''
-      let seq = currentSeq()
-      if (body['cursor'] !== undefined) {
+    [
+      'GET /account',
+      () =>
+        ok({
+          server_name: options.serverName ?? 'Orchard Test MDM',
+          server_uuid: serverUuid,
+          admin_id: 'admin@example.org',
+          facilitator_id: 'facilitator@example.org',
+          org_name: options.orgName ?? 'Example Org',
+          org_email: 'it@example.org',
+          org_phone: '+1 555 0100',
+          org_address: '1 Example Way, Cupertino, CA 95014, USA',
+          org_id: '1234567',
+          org_id_hash: createHash('sha256').update(instanceId).digest('hex'),
+          org_type: 'org',
+          org_version: 'v2',
+          urls: accountUrls,
+        }),
+    ],
+    [
+      'POST /server/devices',
+      (body) => {
+        const limit = limitOf(body)
+        if (limit === undefined) return fail('MALFORMED_REQUEST_BODY')
+        let after = ''
+        let seq = currentSeq()
+        if (body['cursor'] !== undefined) {
+          const cursor = decodeCursor(body['cursor'])
+          if (!('k' in cursor)) return cursor
+          if (cursor.k === 'sync' || cursor.d) return fail('EXHAUSTED_CURSOR')
+          after = cursor.p
+          seq = cursor.s
+        }
+        const remaining = [...fake.devices.keys()].filter((serial) => serial > after).sort()
+        const page = remaining.slice(0, limit)
+        const more = remaining.length > page.length
+        const devices = page.map((serial) => ({ ...fake.devices.get(serial) }))
+        return ok({
+          devices,
+          cursor: encodeCursor({ k: 'fetch', p: page.at(-1) ?? after, s: seq, d: !more }),
+          fetched_until: now().toISOString(),
+          more_to_follow: more,
+        })
+      },
+    ],
+    [
+      'POST /devices/sync',
+      (body) => {
+        if (body['cursor'] === undefined || body['cursor'] === '') return fail('CURSOR_REQUIRED')
+        const limit = limitOf(body)
+        if (limit === undefined) return fail('MALFORMED_REQUEST_BODY')
         const cursor = decodeCursor(body['cursor'])
         if (!('k' in cursor)) return cursor
-        if (cursor.k === 'sync' || cursor.d) return fail('EXHAUSTED_CURSOR')
-        after = cursor.p
-        seq = cursor.s
-      }
-      const remaining = [...fake.devices.keys()].filter((serial) => serial > after).sort()
-      const page = remaining.slice(0, limit)
-      const more = remaining.length > page.length
-      const devices = page.map((serial) => ({ ...fake.devices.get(serial) }))
-      return ok({ devices, cursor: encodeCursor({ k: 'fetch', p: page.at(-1) ?? after, s: seq, d: !more }), fetched_until: now().toISOString(), more_to_follow: more })
-    }],
-    ['POST /devices/sync', (body) => {
-      if (body['cursor'] === undefined || body['cursor'] === '') return fail('CURSOR_REQUIRED')
-      const limit = limitOf(body)
-      if (limit === undefined) return fail('MALFORMED_REQUEST_BODY')
-      const cursor = decodeCursor(body['cursor'])
-      if (!('k' in cursor)) return cursor
-      const pending = events.slice(cursor.s)
-      const page = pending.slice(0, limit)
-      const more = pending.length > page.length
-      const seq = page.at(-1)?.seq ?? cursor.s
-      return ok({ devices: page.map(deviceWithOp), cursor: encodeCursor({ k: 'sync', p: '', s: seq, d: !more }), fetched_until: now().toISOString(), more_to_follow: more })
-    }],
-    ['POST /devices', (body) => {
-      const serials = serialList(body)
-      if (!serials) return fail('DEVICE_ID_REQUIRED')
-      const devices: Record<string, unknown> = {}
-      for (const serial of serials) {
-        const device = fake.devices.get(serial)
-        devices[serial] = device ? { ...device } : { serial_number: serial, response_status: 'NOT_FOUND' }
-      }
-      return ok({ devices })
-    }],
-    ['POST /devices/disown', (body) => {
-      const serials = serialList(body)
-      if (!serials) return fail('DEVICE_ID_REQUIRED')
-      const devices: Record<string, string> = {}
-      for (const serial of serials) {
-        devices[serial] = serialStatus(serial, false)
-        if (devices[serial] === 'SUCCESS') fake.removeDevice(serial)
-      }
-      return ok({ devices })
-    }],
-    ['POST /profile', (body) => {
-      if (typeof body['profile_name'] !== 'string' || body['profile_name'] === '') return fail('CONFIG_NAME_REQUIRED')
-      if (typeof body['url'] !== 'string' || body['url'] === '') return fail('CONFIG_URL_REQUIRED')
-      const serials = body['devices'] === undefined ? [] : serialList(body)
-      if (!serials) return fail('MALFORMED_REQUEST_BODY')
-      const profileUuid = randomBytes(16).toString('hex').toUpperCase()
-      const { devices: _devices, ...profile } = body
-      fake.profiles.set(profileUuid, { ...profile, profile_uuid: profileUuid })
-      return ok({ profile_uuid: profileUuid, ...assignProfile(profileUuid, serials) })
-    }],
-    ['GET /profile', (_body, url) => {
-      const profile = fake.profiles.get(url.searchParams.get('profile_uuid') ?? '')
-      return profile ? ok(profile) : fail('PROFILE_NOT_FOUND')
-    }],
+        const pending = events.slice(cursor.s)
+        const page = pending.slice(0, limit)
+        const more = pending.length > page.length
+        const seq = page.at(-1)?.seq ?? cursor.s
+        return ok({
+          devices: page.map(deviceWithOp),
+          cursor: encodeCursor({ k: 'sync', p: '', s: seq, d: !more }),
+          fetched_until: now().toISOString(),
+          more_to_follow: more,
+        })
+      },
+    ],
+    [
+      'POST /devices',
+      (body) => {
+        const serials = serialList(body)
+        if (!serials) return fail('DEVICE_ID_REQUIRED')
+        const devices: Record<string, unknown> = {}
+        for (const serial of serials) {
+          const device = fake.devices.get(serial)
+          devices[serial] = device ? { ...device } : { serial_number: serial, response_status: 'NOT_FOUND' }
+        }
+        return ok({ devices })
+      },
+    ],
+    [
+      'POST /devices/disown',
+      (body) => {
+        const serials = serialList(body)
+        if (!serials) return fail('DEVICE_ID_REQUIRED')
+        const devices: Record<string, string> = {}
+        for (const serial of serials) {
+          devices[serial] = serialStatus(serial, false)
+          if (devices[serial] === 'SUCCESS') fake.removeDevice(serial)
+        }
+        return ok({ devices })
+      },
+    ],
+    [
+      'POST /profile',
+      (body) => {
+        if (typeof body['profile_name'] !== 'string' || body['profile_name'] === '') return fail('CONFIG_NAME_REQUIRED')
+        if (typeof body['url'] !== 'string' || body['url'] === '') return fail('CONFIG_URL_REQUIRED')
+        const serials = body['devices'] === undefined ? [] : serialList(body)
+        if (!serials) return fail('MALFORMED_REQUEST_BODY')
+        const profileUuid = randomBytes(16).toString('hex').toUpperCase()
+        const { devices: _devices, ...profile } = body
+        fake.profiles.set(profileUuid, { ...profile, profile_uuid: profileUuid })
+        return ok({ profile_uuid: profileUuid, ...assignProfile(profileUuid, serials) })
+      },
+    ],
+    [
+      'GET /profile',
+      (_body, url) => {
+        const profile = fake.profiles.get(url.searchParams.get('profile_uuid') ?? '')
+        return profile ? ok(profile) : fail('PROFILE_NOT_FOUND')
+      },
+    ],
     ['POST /profile/devices', assignHandler],
     ['PUT /profile/devices', assignHandler],
-    ['DELETE /profile/devices', (body) => {
-      const serials = serialList(body)
-      if (!serials) return fail('DEVICE_ID_REQUIRED')
-      const devices: Record<string, string> = {}
-      for (const serial of serials) {
-        const status = serialStatus(serial, false)
-        devices[serial] = status
-        const device = fake.devices.get(serial)
-        if (status !== 'SUCCESS' || !device) continue
-        delete device.profile_uuid
-        device.profile_status = 'removed'
-        record('modified', device)
-      }
-      return ok({ devices })
-    }],
+    [
+      'DELETE /profile/devices',
+      (body) => {
+        const serials = serialList(body)
+        if (!serials) return fail('DEVICE_ID_REQUIRED')
+        const devices: Record<string, string> = {}
+        for (const serial of serials) {
+          const status = serialStatus(serial, false)
+          devices[serial] = status
+          const device = fake.devices.get(serial)
+          if (status !== 'SUCCESS' || !device) continue
+          delete device.profile_uuid
+          device.profile_status = 'removed'
+          record('modified', device)
+        }
+        return ok({ devices })
+      },
+    ],
   ])
 
   /** GET /session: checks the OAuth 1.0a HMAC-SHA1 signature (RFC 5849 §3.4). */
@@ -290,17 +402,27 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
     const timestamp = params.get('oauth_timestamp') ?? ''
     const nonce = params.get('oauth_nonce') ?? ''
     const signature = params.get('oauth_signature') ?? ''
-    if (params.get('oauth_consumer_key') !== credentials.consumer_key || params.get('oauth_token') !== credentials.access_token
-      || params.get('oauth_signature_method') !== 'HMAC-SHA1' || (params.get('oauth_version') ?? '1.0') !== '1.0'
-      || !/^\d+$/.test(timestamp) || Math.abs(now().getTime() / 1000 - Number(timestamp)) > TIMESTAMP_SKEW_S
-      || nonce === '' || nonces.has(nonce)) return unauthorized
-    const pairs = [...params].filter(([name]) => name !== 'oauth_signature' && name !== 'realm')
+    if (
+      params.get('oauth_consumer_key') !== credentials.consumer_key ||
+      params.get('oauth_token') !== credentials.access_token ||
+      params.get('oauth_signature_method') !== 'HMAC-SHA1' ||
+      (params.get('oauth_version') ?? '1.0') !== '1.0' ||
+      !/^\d+$/.test(timestamp) ||
+      Math.abs(now().getTime() / 1000 - Number(timestamp)) > TIMESTAMP_SKEW_S ||
+      nonce === '' ||
+      nonces.has(nonce)
+    )
+      return unauthorized
+    const pairs = [...params]
+      .filter(([name]) => name !== 'oauth_signature' && name !== 'realm')
       .concat([...url.searchParams])
       .map(([name, value]) => [pct(name), pct(value)] as const)
       .sort(([an, av], [bn, bv]) => (an < bn ? -1 : an > bn ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
     const host = (req.headers.host ?? '').toLowerCase().replace(/:80$/, '')
     const base = ['GET', pct(`http://${host}${url.pathname}`), pct(pairs.map(([n, v]) => `${n}=${v}`).join('&'))].join('&')
-    const expected = createHmac('sha1', `${pct(credentials.consumer_secret)}&${pct(credentials.access_secret)}`).update(base).digest()
+    const expected = createHmac('sha1', `${pct(credentials.consumer_secret)}&${pct(credentials.access_secret)}`)
+      .update(base)
+      .digest()
     const given = Buffer.from(signature, 'base64')
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return unauthorized
     nonces.add(nonce)
@@ -319,7 +441,12 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
     let body: unknown
     let malformed = false
     if (raw.length > 0 && req.method !== 'GET') {
-      try { body = JSON.parse(raw) } catch { body = raw; malformed = true }
+      try {
+        body = JSON.parse(raw)
+      } catch {
+        body = raw
+        malformed = true
+      }
       if (typeof body !== 'object' || body === null || Array.isArray(body)) malformed = true
     }
     const result = (reply: Reply) => ({ reply, path, body, token })
@@ -343,16 +470,19 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
   }
 
   const respond = (req: IncomingMessage, res: ServerResponse): void => {
-    answer(req).then(({ reply, path, body, token }) => {
-      const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)
-      const contentType = typeof reply.body === 'string' ? 'text/plain;charset=UTF8' : 'application/json;charset=UTF8'
-      res.writeHead(reply.status, { 'Content-Type': contentType, ...reply.headers })
-      res.end(text)
-      fake.requests.push({ method: req.method ?? '', path, body, session: token, status: reply.status })
-    }, (error: unknown) => {
-      res.writeHead(500, { 'Content-Type': 'text/plain;charset=UTF8' })
-      res.end(String(error))
-    })
+    answer(req).then(
+      ({ reply, path, body, token }) => {
+        const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body)
+        const contentType = typeof reply.body === 'string' ? 'text/plain;charset=UTF8' : 'application/json;charset=UTF8'
+        res.writeHead(reply.status, { 'Content-Type': contentType, ...reply.headers })
+        res.end(text)
+        fake.requests.push({ method: req.method ?? '', path, body, session: token, status: reply.status })
+      },
+      (error: unknown) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain;charset=UTF8' })
+        res.end(String(error))
+      },
+    )
   }
 
   const server = createServer(respond)
@@ -375,17 +505,26 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
     retryAfterSeconds: 60,
     addDevices(countOrDevices) {
       const stamp = now().toISOString()
-      const partials = typeof countOrDevices === 'number'
-        ? Array.from({ length: countOrDevices }, () => {
-          let serial: string
-          do serial = `FAKE${String(++generated).padStart(8, '0')}`; while (fake.devices.has(serial))
-          return { serial_number: serial }
-        })
-        : countOrDevices
+      const partials =
+        typeof countOrDevices === 'number'
+          ? Array.from({ length: countOrDevices }, () => {
+              let serial: string
+              do serial = `FAKE${String(++generated).padStart(8, '0')}`
+              while (fake.devices.has(serial))
+              return { serial_number: serial }
+            })
+          : countOrDevices
       return partials.map((partial) => {
         const device: FakeAbmDevice = {
-          model: 'iPad (10th generation)', description: 'IPAD WI-FI 64GB BLUE', color: 'BLUE', os: 'iOS', device_family: 'iPad',
-          profile_status: 'empty', device_assigned_date: stamp, device_assigned_by: 'admin@example.org', ...partial,
+          model: 'iPad (10th generation)',
+          description: 'IPAD WI-FI 64GB BLUE',
+          color: 'BLUE',
+          os: 'iOS',
+          device_family: 'iPad',
+          profile_status: 'empty',
+          device_assigned_date: stamp,
+          device_assigned_by: 'admin@example.org',
+          ...partial,
         }
         fake.devices.set(device.serial_number, device)
         record('added', device)
@@ -409,8 +548,12 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
       queue.push({ status: failure.status, body: failure.body, ...(failure.headers ? { headers: failure.headers } : {}) })
       failures.set(path, queue)
     },
-    expireCursors() { firstValidCursor = nextCursor },
-    expireSessions() { sessions.clear() },
+    expireCursors() {
+      firstValidCursor = nextCursor
+    },
+    expireSessions() {
+      sessions.clear()
+    },
     sessionsIssued: () => issued,
     async close() {
       server.closeAllConnections()

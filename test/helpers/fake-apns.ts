@@ -8,13 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { constants, createSecureServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import {
-  certificateToPem,
-  createCertificate,
-  generateKeyPair,
-  privateKeyToPem,
-  type KeyAlgorithm,
-} from '../../src/crypto/certificates.js'
+import { certificateToPem, createCertificate, generateKeyPair, privateKeyToPem, type KeyAlgorithm } from '../../src/crypto/certificates.js'
 import { createTestCa, type TestCa } from './test-ca.js'
 
 export { createTestCa, type TestCa }
@@ -152,7 +146,7 @@ export async function startFakeApns(options: FakeApnsOptions): Promise<FakeApns>
     if (!identity) {
       const socket = session.socket as TLSSocket
       const subject = socket.authorized ? socket.getPeerCertificate().subject : undefined
-      const uid = subject?.['UID' as keyof typeof subject] as string | string[] | undefined
+      const uid = subject?.['UID' as keyof typeof subject]
       identity = { trusted: socket.authorized, topic: typeof uid === 'string' ? uid : null }
       identities.set(session, identity)
     }
@@ -178,7 +172,17 @@ export async function startFakeApns(options: FakeApnsOptions): Promise<FakeApns>
     // APNs echoes the request's apns-id, or makes one (in both success and error answers).
     const apnsId = plain['apns-id'] ?? randomUUID()
     if (record) {
-      const entry: RecordedPush = { method, path, token, headers: plain, body, certificateTopic: identity.trusted ? identity.topic : null, attempt, status: reply.status, apnsId }
+      const entry: RecordedPush = {
+        method,
+        path,
+        token,
+        headers: plain,
+        body,
+        certificateTopic: identity.trusted ? identity.topic : null,
+        attempt,
+        status: reply.status,
+        apnsId,
+      }
       if (reply.reason !== undefined) entry.reason = reply.reason
       requests.push(entry)
     }
@@ -187,7 +191,8 @@ export async function startFakeApns(options: FakeApnsOptions): Promise<FakeApns>
       stream.respond({ ':status': 200, 'apns-id': apnsId }, { endStream: true })
       return
     }
-    const json = reply.rawBody ?? JSON.stringify(reply.timestamp === undefined ? { reason: reply.reason } : { reason: reply.reason, timestamp: reply.timestamp })
+    const json =
+      reply.rawBody ?? JSON.stringify(reply.timestamp === undefined ? { reason: reply.reason } : { reason: reply.reason, timestamp: reply.timestamp })
     stream.respond({ ':status': reply.status, 'apns-id': apnsId, 'content-type': 'application/json' }, { endStream: json === '' })
     if (json !== '') stream.end(json)
   }

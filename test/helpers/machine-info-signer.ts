@@ -178,7 +178,12 @@ async function authority(commonName: string, algorithm: KeyAlgorithm, issuer?: T
     validDays: 30,
     usage: 'ca',
   })
-  return { certificate, certificateDer: Buffer.from(certificate.toSchema().toBER(false)), cryptoKey: keys.privateKey, privateKey: await toKeyObject(keys.privateKey) }
+  return {
+    certificate,
+    certificateDer: Buffer.from(certificate.toSchema().toBER(false)),
+    cryptoKey: keys.privateKey,
+    privateKey: await toKeyObject(keys.privateKey),
+  }
 }
 
 /** A test root, an intermediate "Test iPhone Device CA" it issued, and a device leaf (RSA-2048 unless asked) below. */

@@ -23,7 +23,11 @@ export interface MdmFixture extends TestApp {
 }
 
 /** `options.logger`: the app logs there instead of nowhere (see buildTestApp). */
-export async function setupMdm(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}, options: { logger?: Logger } = {}): Promise<MdmFixture> {
+export async function setupMdm(
+  t: { teardown(fn: () => unknown): void },
+  env: Record<string, string> = {},
+  options: { logger?: Logger } = {},
+): Promise<MdmFixture> {
   const database = await createTestDatabase(t)
   const ca = await createDeviceCa()
   const testApp = await buildTestApp(t, database, { ORCHARD_DEVICE_CA_FILES: ca.pemFile, ORCHARD_API_KEYS: testApiKey, ...env }, options)
@@ -61,12 +65,7 @@ export async function setupMdm(t: { teardown(fn: () => unknown): void }, env: Re
       return out
     },
     async targetStatus(enrollmentId, commandUuid) {
-      return db
-        .selectFrom('command_targets')
-        .selectAll()
-        .where('enrollment_id', '=', enrollmentId)
-        .where('command_uuid', '=', commandUuid)
-        .executeTakeFirst()
+      return db.selectFrom('command_targets').selectAll().where('enrollment_id', '=', enrollmentId).where('command_uuid', '=', commandUuid).executeTakeFirst()
     },
   }
 }

@@ -174,8 +174,7 @@ const int = (value: number): asn1js.Integer => new asn1js.Integer({ value })
 const octets = (bytes: Uint8Array): asn1js.OctetString => new asn1js.OctetString({ valueHex: bytes })
 const printable = (value: string): asn1js.PrintableString => new asn1js.PrintableString({ value })
 /** A context-specific constructed tag: [n] EXPLICIT x, or [n] IMPLICIT SET/SEQUENCE OF x. */
-const tagged = (tagNumber: number, ...value: Block[]): asn1js.Constructed =>
-  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value })
+const tagged = (tagNumber: number, ...value: Block[]): asn1js.Constructed => new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value })
 
 function algorithmIdentifier(algorithm: string, parameters?: Block | 'null'): asn1js.Sequence {
   if (parameters === undefined) return seq(oid(algorithm))
@@ -431,7 +430,9 @@ function issuerAndSerialNumber(certificate: CertificateInfo): asn1js.Sequence {
 function identifies(identifier: Block, certificate: CertificateInfo): boolean {
   if (isTag(identifier, CONTEXT, 0)) {
     const keyId = contentBytes(identifier)
-    const computed = createHash('sha1').update(contentBytes(children(parseBer(certificate.spkiDer, 'spki'), 'spki')[1]!)).digest()
+    const computed = createHash('sha1')
+      .update(contentBytes(children(parseBer(certificate.spkiDer, 'spki'), 'spki')[1]!))
+      .digest()
     return keyId.equals(certificate.subjectKeyIdentifier ?? computed)
   }
   const [issuer, serial] = expectSequence(identifier, 'IssuerAndSerialNumber')
@@ -654,7 +655,14 @@ export function signPkiMessage(options: SignPkiMessageOptions): Buffer {
   add(ScepOid.contentType, oid(ScepOid.data))
   const signingTime = options.signingTime === undefined ? new Date() : options.signingTime
   if (signingTime) add(ScepOid.signingTime, new asn1js.UTCTime({ valueDate: signingTime }))
-  add(ScepOid.messageDigest, octets(createHash(digest).update(options.messageDigestOver ?? options.content ?? Buffer.alloc(0)).digest()))
+  add(
+    ScepOid.messageDigest,
+    octets(
+      createHash(digest)
+        .update(options.messageDigestOver ?? options.content ?? Buffer.alloc(0))
+        .digest(),
+    ),
+  )
   add(ScepOid.messageType, printable(messageTypeCodes[a.messageType]))
   add(ScepOid.transactionID, printable(a.transactionId))
   if (a.senderNonce) add(ScepOid.senderNonce, octets(a.senderNonce))
@@ -886,7 +894,13 @@ export function parsePkiMessage(der: Uint8Array, options: ParsePkiMessageOptions
   if (oidString(contentTypeValue, 'contentType') !== eContentType) throw new Error('the contentType attribute does not match eContentType')
   const messageDigest = octetAttribute(signedAttributes, ScepOid.messageDigest, 'messageDigest')
   if (!messageDigest) throw new Error('no messageDigest signed attribute')
-  if (!messageDigest.equals(createHash(digest).update(content ?? Buffer.alloc(0)).digest())) {
+  if (
+    !messageDigest.equals(
+      createHash(digest)
+        .update(content ?? Buffer.alloc(0))
+        .digest(),
+    )
+  ) {
     throw new Error(`messageDigest does not match the ${content ? 'eContent' : 'absent (empty) eContent'}`)
   }
 
@@ -1207,13 +1221,15 @@ export async function scepEnroll(http: ScepHttp, options: ScepEnrollOptions): Pr
   const url = (operation: string) => `${path}?operation=${operation}`
 
   const capsResponse = await http({ method: 'GET', url: url('GetCACaps') })
-  if (capsResponse.status !== 200) throw new ScepHttpError(`GetCACaps answered HTTP ${capsResponse.status}`, capsResponse.status, capsResponse.body, capsResponse.contentType)
+  if (capsResponse.status !== 200)
+    throw new ScepHttpError(`GetCACaps answered HTTP ${capsResponse.status}`, capsResponse.status, capsResponse.body, capsResponse.contentType)
   const capabilities = parseCaCaps(capsResponse.body)
   const has = (capability: string) => capabilities.some((c) => c.toLowerCase() === capability.toLowerCase())
   const standard = has('SCEPStandard')
 
   const caResponse = await http({ method: 'GET', url: url('GetCACert') })
-  if (caResponse.status !== 200) throw new ScepHttpError(`GetCACert answered HTTP ${caResponse.status}`, caResponse.status, caResponse.body, caResponse.contentType)
+  if (caResponse.status !== 200)
+    throw new ScepHttpError(`GetCACert answered HTTP ${caResponse.status}`, caResponse.status, caResponse.body, caResponse.contentType)
   const ca = parseCaCertResponse(caResponse.body, caResponse.contentType ?? '')
 
   const encryption = options.encryption ?? (standard || has('AES') ? 'aes128' : has('DES3') ? 'des3' : 'des')

@@ -30,8 +30,8 @@ export function spawnServer(nodeArgs: string[], env: Record<string, string> = {}
   const logs: Array<Record<string, unknown>> = []
   const waiters: Array<{ pattern: RegExp; resolve: (line: Record<string, unknown>) => void }> = []
   let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  const lines = createInterface({ input: child.stdout! })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const lines = createInterface({ input: child.stdout })
   lines.on('line', (text) => {
     let line: Record<string, unknown>
     try {
@@ -53,7 +53,7 @@ export function spawnServer(nodeArgs: string[], env: Record<string, string> = {}
     exited,
     discardOutput() {
       lines.close()
-      child.stdout!.resume()
+      child.stdout.resume()
     },
     stderr: () => stderr,
     waitForLog(pattern) {

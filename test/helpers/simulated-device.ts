@@ -91,7 +91,16 @@ export class SimulatedDevice {
   sign: MdmSigner
   transport: Transport
 
-  private constructor(options: { udid: string; serialNumber: string; certificateDer: Buffer; privateKey: CryptoKey; sign: MdmSigner; transport: Transport; topic: string; userEnrollment: boolean }) {
+  private constructor(options: {
+    udid: string
+    serialNumber: string
+    certificateDer: Buffer
+    privateKey: CryptoKey
+    sign: MdmSigner
+    transport: Transport
+    topic: string
+    userEnrollment: boolean
+  }) {
     this.udid = options.udid
     this.serialNumber = options.serialNumber
     this.certificateDer = options.certificateDer
@@ -118,7 +127,11 @@ export class SimulatedDevice {
   }
 
   /** A device holding an identity obtained elsewhere (e.g. over SCEP), with a node:crypto key. */
-  static async fromIdentity(identity: { certificateDer: Buffer; privateKey: KeyObject }, transport: Transport, options: DeviceOptions = {}): Promise<SimulatedDevice> {
+  static async fromIdentity(
+    identity: { certificateDer: Buffer; privateKey: KeyObject },
+    transport: Transport,
+    options: DeviceOptions = {},
+  ): Promise<SimulatedDevice> {
     const udid = options.udid ?? randomUUID().toUpperCase()
     const privateKey = await toCryptoKey(identity.privateKey)
     return new SimulatedDevice({
@@ -226,7 +239,7 @@ async function toCryptoKey(key: KeyObject): Promise<CryptoKey> {
     key.asymmetricKeyType === 'ec'
       ? { name: 'ECDSA', namedCurve: key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256' }
       : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-  return (await webcrypto.subtle.importKey('pkcs8', pkcs8, algorithm, true, ['sign'])) as CryptoKey
+  return await webcrypto.subtle.importKey('pkcs8', pkcs8, algorithm, true, ['sign'])
 }
 
 async function issueIdentity(ca: DeviceCa, udid: string, options: DeviceOptions) {

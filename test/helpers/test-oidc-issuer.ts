@@ -167,7 +167,11 @@ export async function startTestOidcIssuer(options: TestOidcIssuerOptions = {}): 
       } else if (held.alg.startsWith('ES')) {
         signature = signData(hashOf(alg), Buffer.from(input), { key: held.privateKey, dsaEncoding: 'ieee-p1363' })
       } else if (alg.startsWith('PS')) {
-        signature = signData(hashOf(alg), Buffer.from(input), { key: held.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST })
+        signature = signData(hashOf(alg), Buffer.from(input), {
+          key: held.privateKey,
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+        })
       } else {
         signature = signData(hashOf(alg), Buffer.from(input), held.privateKey)
       }

@@ -23,7 +23,19 @@ import { apiClient, type ApiCallOptions } from '../helpers/api.js'
 import { encodeBinaryPlist, encodeXmlPlistRaw } from '../helpers/binary-plist.js'
 import { setupDep } from '../helpers/dep-fixture.js'
 import { createTestCa, mintPushCertificate, startFakeApns } from '../helpers/fake-apns.js'
-import { deepJsonText, fuzzCount, fuzzSeed, mutantJsonBody, mutantJsonValue, mutantString, mutateTree, oddStrings, pick, withNul, type Random } from '../helpers/fuzz.js'
+import {
+  deepJsonText,
+  fuzzCount,
+  fuzzSeed,
+  mutantJsonBody,
+  mutantJsonValue,
+  mutantString,
+  mutateTree,
+  oddStrings,
+  pick,
+  withNul,
+  type Random,
+} from '../helpers/fuzz.js'
 import { seededRandom } from '../helpers/random.js'
 
 const randomCount = fuzzCount(1500)
@@ -53,7 +65,12 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
   t.teardown(() => rmSync(apnsCaDir, { recursive: true, force: true }))
   writeFileSync(join(apnsCaDir, 'ca.pem'), apns.caPem)
   // MachineInfo signatures are checked but not their chain: /enroll/ade answers instead of 503.
-  const env = { ORCHARD_WEBHOOK_WORKER: 'false', ORCHARD_APNS_URL: apns.url, ORCHARD_APNS_CA_FILE: join(apnsCaDir, 'ca.pem'), ORCHARD_ADE_VERIFY_MACHINE_INFO: 'false' }
+  const env = {
+    ORCHARD_WEBHOOK_WORKER: 'false',
+    ORCHARD_APNS_URL: apns.url,
+    ORCHARD_APNS_CA_FILE: join(apnsCaDir, 'ca.pem'),
+    ORCHARD_ADE_VERIFY_MACHINE_INFO: 'false',
+  }
   const fixture = await setupDep(t, env)
   const api = apiClient(fixture.app)
   const ok = async (promise: ReturnType<typeof api>, what: string): Promise<any> => {
@@ -66,7 +83,10 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
   const [trusted, spareCa] = await Promise.all([createTestCa('Fuzz trusted CA'), createTestCa('Fuzz spare CA')])
   const ca = await ok(api('POST', '/api/v1/certificate-authorities', { body: { certificate_pem: trusted.pem } }), 'CA')
   const [identity, spare] = await Promise.all([mintPushCertificate(pushCa, topic), mintPushCertificate(pushCa)])
-  await ok(api('POST', '/api/v1/push-certificates', { body: { certificate_pem: identity.certificatePem, private_key_pem: identity.privateKeyPem } }), 'push certificate')
+  await ok(
+    api('POST', '/api/v1/push-certificates', { body: { certificate_pem: identity.certificatePem, private_key_pem: identity.privateKeyPem } }),
+    'push certificate',
+  )
 
   // Two of each listed thing, so every list has a second page (a real cursor to tamper with).
   const devices = [await fixture.enrolledDevice({ topic }), await fixture.enrolledDevice({ topic })]
@@ -78,15 +98,24 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
   const preStage = await ok(api('POST', '/api/v1/dep/profiles', { body: { token_id: token.id, name: 'Fuzz PreStage' } }), 'PreStage')
   const depSerials = ['FUZZDEP00001', 'FUZZDEP00002']
   for (const serial of depSerials) {
-    await fixture.database.db.insertInto('dep_devices').values({ serial_number: serial, token_id: token.id, model: 'iPad', raw: JSON.stringify({ serial_number: serial }) }).execute()
+    await fixture.database.db
+      .insertInto('dep_devices')
+      .values({ serial_number: serial, token_id: token.id, model: 'iPad', raw: JSON.stringify({ serial_number: serial }) })
+      .execute()
   }
-  const library = await ok(api('POST', '/api/v1/profiles', { raw: { payload: wifiProfile('com.example.fuzz.wifi'), contentType: 'application/x-apple-aspen-config' } }), 'library profile')
+  const library = await ok(
+    api('POST', '/api/v1/profiles', { raw: { payload: wifiProfile('com.example.fuzz.wifi'), contentType: 'application/x-apple-aspen-config' } }),
+    'library profile',
+  )
   const blueprint = await ok(api('POST', '/api/v1/blueprints', { body: { name: 'Fuzz blueprint', profile_ids: [library.id] } }), 'blueprint')
   const lost = await ok(api('POST', `/api/v1/devices/${ids[0]}/lost`, { body: { message: 'fuzz' } }), 'lost')
   const key = await ok(api('POST', '/api/v1/api-keys', { body: { name: 'Fuzz target key', role: 'auditor' } }), 'API key')
   const delivery = await fixture.database.db.selectFrom('webhook_deliveries').select('id').orderBy('id').executeTakeFirst()
   // Certificates that expire soon, so the expiring identities list has two pages as well.
-  await fixture.database.db.updateTable('devices').set({ identity_not_after: new Date(Date.now() + 86_400_000) }).execute()
+  await fixture.database.db
+    .updateTable('devices')
+    .set({ identity_not_after: new Date(Date.now() + 86_400_000) })
+    .execute()
   return {
     api,
     libraryProfileId: library.id,
@@ -130,7 +159,9 @@ function wifiProfileDict(identifier: string): PlistDict {
     PayloadIdentifier: identifier,
     PayloadUUID: randomUUID(),
     PayloadDisplayName: 'Fuzz Wi-Fi',
-    PayloadContent: [{ PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: `${identifier}.wifi`, PayloadUUID: randomUUID(), SSID_STR: 'fuzz' }],
+    PayloadContent: [
+      { PayloadType: 'com.apple.wifi.managed', PayloadVersion: 1, PayloadIdentifier: `${identifier}.wifi`, PayloadUUID: randomUUID(), SSID_STR: 'fuzz' },
+    ],
   }
 }
 
@@ -181,7 +212,11 @@ function sample(s: Sampler, schema: JsonSchema | undefined, name = '', depth = 0
   if ('const' in schema) return schema['const']
   const known = name ? nameValue(s, name) : undefined
   if (known !== undefined && (schema['type'] === 'string' || (Array.isArray(schema['type']) && schema['type'].includes('string')))) return known
-  if (Array.isArray(schema['enum'])) return pick(s.random, schema['enum'].filter((value) => value !== null))
+  if (Array.isArray(schema['enum']))
+    return pick(
+      s.random,
+      schema['enum'].filter((value) => value !== null),
+    )
   if (Array.isArray(schema['examples']) && schema['examples'].length > 0) return schema['examples'][0]
   if ((schema['properties'] as JsonSchema | undefined)?.['request_type']) return structuredClone(pick(s.random, typedCommands))
   for (const combinator of ['oneOf', 'anyOf'] as const) {
@@ -297,9 +332,10 @@ function rawBody(s: Sampler, mutate = false): { payload: Buffer; contentType: st
   if (!contentType.includes('plist') && !contentType.includes('xml') && !contentType.includes('aspen-config')) {
     return { payload: Buffer.from(pick(random, ['', 'garbage', '\u0000', '-----BEGIN PKCS7-----\nAAAA\n-----END PKCS7-----\n', '0\x82\x01\x00'])), contentType }
   }
-  const plist: PlistDict = op.operationId === 'enqueueRawCommand'
-    ? { CommandUUID: randomUUID(), Command: { RequestType: pick(random, ['ProfileList', 'DeviceLock', 'InstallProfile']), Message: 'fuzz' } }
-    : wifiProfileDict(op.operationId === 'replaceProfile' ? 'com.example.fuzz.wifi' : `com.example.fuzz.${s.serial++}`)
+  const plist: PlistDict =
+    op.operationId === 'enqueueRawCommand'
+      ? { CommandUUID: randomUUID(), Command: { RequestType: pick(random, ['ProfileList', 'DeviceLock', 'InstallProfile']), Message: 'fuzz' } }
+      : wifiProfileDict(op.operationId === 'replaceProfile' ? 'com.example.fuzz.wifi' : `com.example.fuzz.${s.serial++}`)
   if (mutate) for (let i = 0, n = 1 + Math.floor(random() * 3); i < n; i++) mutateTree(random, plist)
   const binary = random() < 0.4
   let payload: Buffer
@@ -320,7 +356,18 @@ function urlOf(op: ApiOperation, input: Input): string {
 
 // Tampered cursors: base64url JSON arrays [sort, value, id] as the server writes them, with
 // sort keys and ids that are not what the sort's column holds.
-const sorts = ['created_at', '-created_at', 'last_seen_at', '-last_seen_at', 'serial_number', '-serial_number', 'enrollment_id', '-seq', '-id', 'identity_not_after']
+const sorts = [
+  'created_at',
+  '-created_at',
+  'last_seen_at',
+  '-last_seen_at',
+  'serial_number',
+  '-serial_number',
+  'enrollment_id',
+  '-seq',
+  '-id',
+  'identity_not_after',
+]
 const badValues: readonly (string | null)[] = [
   '2024-13-45 99:99:99+00',
   'not a date',
@@ -356,7 +403,11 @@ function randomCursor(random: Random, real: readonly string[]): string {
   if (roll < 0.15) return pick(random, ['!!!', 'AAAA', '\u0000', cursor('{}'), cursor('[1,2,3]'), cursor('["-id"]'), cursor('null'), cursor('[]')])
   if (roll < 0.3) return cursor([pick(random, sorts), pick(random, badValues), pick(random, badIds), 'extra'])
   const sort = real.length && random() < 0.7 ? (JSON.parse(Buffer.from(pick(random, real), 'base64url').toString('utf8')) as string[])[0]! : pick(random, sorts)
-  return cursor([sort, random() < 0.5 ? pick(random, badValues) : mutantString(random, '2024-01-01 00:00:00+00'), random() < 0.5 ? pick(random, badIds) : mutantString(random, '1')])
+  return cursor([
+    sort,
+    random() < 0.5 ? pick(random, badValues) : mutantString(random, '2024-01-01 00:00:00+00'),
+    random() < 0.5 ? pick(random, badIds) : mutantString(random, '1'),
+  ])
 }
 
 /** NUL in each path and query parameter and in each string of the body; every tampered cursor. */
@@ -386,7 +437,13 @@ function systematicInputs(s: Sampler, realCursors: readonly string[]): Input[] {
     // Every optional field, so each one gets its NUL.
     const full = baseInput({ ...s, random: () => 0 }, '')
     for (const path of stringPaths(full.body)) {
-      const input: Input = { ...full, path: { ...full.path }, query: [...full.query], body: structuredClone(full.body), label: `NUL in body /${path.join('/')}` }
+      const input: Input = {
+        ...full,
+        path: { ...full.path },
+        query: [...full.query],
+        body: structuredClone(full.body),
+        label: `NUL in body /${path.join('/')}`,
+      }
       setAt(input.body, path, (value) => withNul(s.random, value as string))
       inputs.push(input)
     }
@@ -399,9 +456,10 @@ function systematicInputs(s: Sampler, realCursors: readonly string[]): Input[] {
   if (op.rawBodyTypes.length && op.rawBodyTypes.some((type) => type.includes('plist') || type.includes('aspen-config'))) {
     for (const binary of [false, true]) {
       const input = baseInput(s, `NUL in a ${binary ? 'binary' : 'XML'} plist string`)
-      const plist: PlistDict = op.operationId === 'enqueueRawCommand'
-        ? { CommandUUID: `fuzz-\u0000-${randomUUID()}`, Command: { RequestType: 'DeviceLock', Message: 'a\u0000b' } }
-        : { ...wifiProfileDict('com.example.fuzz.wifi'), PayloadDisplayName: 'Fuzz\u0000Wi-Fi' }
+      const plist: PlistDict =
+        op.operationId === 'enqueueRawCommand'
+          ? { CommandUUID: `fuzz-\u0000-${randomUUID()}`, Command: { RequestType: 'DeviceLock', Message: 'a\u0000b' } }
+          : { ...wifiProfileDict('com.example.fuzz.wifi'), PayloadDisplayName: 'Fuzz\u0000Wi-Fi' }
       input.raw = { payload: binary ? encodeBinaryPlist(plist) : encodeXmlPlistRaw(plist, encodePlist), contentType: op.rawBodyTypes[0]! }
       inputs.push(input)
     }
@@ -435,12 +493,20 @@ function randomInput(s: Sampler, realCursors: readonly string[]): Input {
     const queries = Object.keys(queryProperties(op))
     if (roll < 0.2 && paths.length) {
       const name = pick(random, paths)
-      const bad = random() < 0.2 ? pick(random, ['%00', '%ED%A0%80', '%E0%A4%A', '%', '%FF%FE', '..', '%2F%2F']) : percent(mutantString(random, decoded(input.path[name]!)))
+      const bad =
+        random() < 0.2
+          ? pick(random, ['%00', '%ED%A0%80', '%E0%A4%A', '%', '%FF%FE', '..', '%2F%2F'])
+          : percent(mutantString(random, decoded(input.path[name]!)))
       input.path[name] = bad
       done.push(`path ${name}`)
     } else if (roll < 0.45 && queries.length) {
       const name = pick(random, queries)
-      const value = name === 'cursor' ? randomCursor(random, realCursors) : random() < 0.3 ? String(mutantJsonValue(random)) : mutantString(random, String(sample(s, queryProperties(op)[name], name)))
+      const value =
+        name === 'cursor'
+          ? randomCursor(random, realCursors)
+          : random() < 0.3
+            ? String(mutantJsonValue(random))
+            : mutantString(random, String(sample(s, queryProperties(op)[name], name)))
       input.query = input.query.filter(([key]) => key !== name || random() < 0.3)
       input.query.push([name, percent(value)])
       done.push(`query ${name}`)
@@ -487,7 +553,9 @@ t.test(`every operation of openapi.yaml, with mutated parameters and bodies, nev
     const sortsOf = (queryProperties(op)['sort']?.['enum'] as string[] | undefined) ?? [undefined]
     for (const sort of sortsOf) {
       const input = baseInput({ world, op, random: seededRandom(1), serial: 0 }, 'first page')
-      input.query = input.query.filter(([key]) => !['limit', 'sort', 'cursor'].includes(key) && (op.querystring['required'] as string[] | undefined)?.includes(key))
+      input.query = input.query.filter(
+        ([key]) => !['limit', 'sort', 'cursor'].includes(key) && (op.querystring['required'] as string[] | undefined)?.includes(key),
+      )
       input.query.push(['limit', '1'])
       if (sort) input.query.push(['sort', sort])
       const response = await world.api(op.method, urlOf(op, input))
@@ -499,7 +567,8 @@ t.test(`every operation of openapi.yaml, with mutated parameters and bodies, nev
 
   const samplers = new Map(operations.map((op) => [op.operationId, { world, op, random, serial: 0 }]))
   const planned: Array<{ op: ApiOperation; input: Input }> = []
-  for (const op of operations) for (const input of systematicInputs(samplers.get(op.operationId)!, realCursors.get(op.operationId) ?? [])) planned.push({ op, input })
+  for (const op of operations)
+    for (const input of systematicInputs(samplers.get(op.operationId)!, realCursors.get(op.operationId) ?? [])) planned.push({ op, input })
   const systematic = planned.length
   for (let i = 0; i < randomCount; i++) {
     const op = operations[i % operations.length]!
@@ -511,7 +580,13 @@ t.test(`every operation of openapi.yaml, with mutated parameters and bodies, nev
   const failures = new Map<string, Array<{ input: string; url: string; status: number; body: string }>>()
   for (const { op, input } of planned) {
     const url = urlOf(op, input)
-    const options: ApiCallOptions = input.raw ? { raw: input.raw } : input.json !== undefined ? { raw: { payload: input.json, contentType: 'application/json' } } : input.body !== undefined ? { body: input.body } : {}
+    const options: ApiCallOptions = input.raw
+      ? { raw: input.raw }
+      : input.json !== undefined
+        ? { raw: { payload: input.json, contentType: 'application/json' } }
+        : input.body !== undefined
+          ? { body: input.body }
+          : {}
     const response = await world.api(op.method, url, options)
     statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
     if (response.statusCode >= 500) {
@@ -521,7 +596,10 @@ t.test(`every operation of openapi.yaml, with mutated parameters and bodies, nev
     }
   }
   for (const op of operations) t.same(failures.get(op.operationId) ?? [], [], `${op.operationId} (${op.method} ${op.path}): no 5xx`)
-  const summary = [...statuses.entries()].sort(([a], [b]) => a - b).map(([status, n]) => `${status}: ${n}`).join(', ')
+  const summary = [...statuses.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([status, n]) => `${status}: ${n}`)
+    .join(', ')
   const fiveXx = [...failures.values()].reduce((sum, list) => sum + list.length, 0)
   const tried = `${planned.length} inputs (${systematic} systematic, ${randomCount} random) over ${operations.length} operations`
   t.comment(`${tried} in ${Date.now() - started} ms; statuses ${summary}; ${fiveXx} 5xx in ${failures.size} operations`)

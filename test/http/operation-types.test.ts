@@ -32,7 +32,13 @@ function settingsJson(days: number): Settings {
   return { command_retention_days: days, retention: 'long' }
 }
 // @ts-expect-error createTenant answers 201 only: a plain return would be a 200
-const wrongStatus: OperationHandler<'createTenant'> = async (request) => ({ id: request.body.id, name: request.body.name, parent_id: null, created_at: '', updated_at: '' })
+const wrongStatus: OperationHandler<'createTenant'> = async (request) => ({
+  id: request.body.id,
+  name: request.body.name,
+  parent_id: null,
+  created_at: '',
+  updated_at: '',
+})
 const undocumentedStatus: OperationHandler<'deleteDevice'> = async (_request, reply) =>
   // @ts-expect-error deleteDevice documents 204, not 200
   reply.code(200).send()
@@ -50,7 +56,10 @@ const handlers: OperationHandlers = {
 t.test('the typed handlers compile (tsc checks the rest)', async (t) => {
   t.same([deviceId, limit, push, kind, misspelt, unknownKind, notAResponse], ['d', 50, false, 'work', 'd', 'borrowed', 'queued'])
   t.same(await getSettings({} as never, {} as never), { command_retention_days: 90 })
-  t.same([missingField, wrongStatus, undocumentedStatus, wrongPayload].map((handler) => typeof handler), ['function', 'function', 'function', 'function'])
+  t.same(
+    [missingField, wrongStatus, undocumentedStatus, wrongPayload].map((handler) => typeof handler),
+    ['function', 'function', 'function', 'function'],
+  )
   t.same(settingsJson(30), { command_retention_days: 30, retention: 'long' })
   t.same(Object.keys(handlers), ['getSettings', 'deleteDevice', 'getSetings'])
 })

@@ -28,7 +28,13 @@ t.test('errors are RFC 9457 problem+json with a stable code', async (t) => {
   const notFound = await app.inject({ method: 'GET', url: '/nothing-here?x=1' })
   t.equal(notFound.statusCode, 404)
   t.match(notFound.headers['content-type'], /^application\/problem\+json/)
-  t.match(notFound.json(), { type: 'urn:orchard:problem:not_found', title: 'Not found', status: 404, code: 'not_found', detail: 'no route for GET /nothing-here' })
+  t.match(notFound.json(), {
+    type: 'urn:orchard:problem:not_found',
+    title: 'Not found',
+    status: 404,
+    code: 'not_found',
+    detail: 'no route for GET /nothing-here',
+  })
   t.equal(notFound.json().request_id, notFound.headers['x-request-id'])
 
   const conflict = await app.inject({ method: 'GET', url: '/probe/conflict' })
@@ -39,7 +45,12 @@ t.test('errors are RFC 9457 problem+json with a stable code', async (t) => {
   t.equal(badJson.statusCode, 400)
   t.match(badJson.json(), { code: 'invalid_json', detail: /not valid JSON/ })
 
-  const tooLarge = await app.inject({ method: 'POST', url: '/probe/json', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ a: 'x'.repeat(100) }) })
+  const tooLarge = await app.inject({
+    method: 'POST',
+    url: '/probe/json',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ a: 'x'.repeat(100) }),
+  })
   t.equal(tooLarge.statusCode, 413)
   t.match(tooLarge.json(), { code: 'payload_too_large' })
 

@@ -30,7 +30,11 @@ t.test('admin API: NUL in a query or path parameter is 400 validation_failed nam
     t.equal(response.statusCode, 400, `${path}?${parameter}=a%00b`)
     t.match(response.json, { code: 'validation_failed', detail: `parameter ${parameter} ${nulDetail}`, errors: [{ parameter, detail: nulDetail }] })
   }
-  const paths: Array<[string, string]> = [['/api/v1/devices/%00', 'device_id'], ['/api/v1/commands/%00', 'command_uuid'], [`/api/v1/devices/${device.udid}/profiles/a%00`, 'identifier']]
+  const paths: Array<[string, string]> = [
+    ['/api/v1/devices/%00', 'device_id'],
+    ['/api/v1/commands/%00', 'command_uuid'],
+    [`/api/v1/devices/${device.udid}/profiles/a%00`, 'identifier'],
+  ]
   for (const [path, parameter] of paths) {
     const response = await api(parameter === 'identifier' ? 'DELETE' : 'GET', path)
     t.equal(response.statusCode, 400, path)
@@ -103,13 +107,35 @@ t.test('device surface: NUL in a check-in or report is 400 malformed_message nam
   const mdm = await setupMdm(t)
   const device = await mdm.enrolledDevice()
   const messages: Array<{ path: string; type: string; body: PlistDict; where: RegExp }> = [
-    { path: '/mdm/checkin', type: 'application/x-apple-aspen-mdm-checkin', body: { UDID: device.udid, MessageType: 'Authenticate', Topic: device.topic, DeviceName: 'iPad\u0000' }, where: /string at \$\.DeviceName/ },
-    { path: '/mdm/connect', type: 'application/x-apple-aspen-mdm', body: { UDID: device.udid, Status: 'Acknowledged', CommandUUID: 'x\u0000' }, where: /string at \$\.CommandUUID/ },
-    { path: '/mdm/connect', type: 'application/x-apple-aspen-mdm', body: { UDID: device.udid, Status: 'Idle', 'Key\u0000': 1 }, where: /key "Key\\u0000" in \$/ },
+    {
+      path: '/mdm/checkin',
+      type: 'application/x-apple-aspen-mdm-checkin',
+      body: { UDID: device.udid, MessageType: 'Authenticate', Topic: device.topic, DeviceName: 'iPad\u0000' },
+      where: /string at \$\.DeviceName/,
+    },
+    {
+      path: '/mdm/connect',
+      type: 'application/x-apple-aspen-mdm',
+      body: { UDID: device.udid, Status: 'Acknowledged', CommandUUID: 'x\u0000' },
+      where: /string at \$\.CommandUUID/,
+    },
+    {
+      path: '/mdm/connect',
+      type: 'application/x-apple-aspen-mdm',
+      body: { UDID: device.udid, Status: 'Idle', 'Key\u0000': 1 },
+      where: /key "Key\\u0000" in \$/,
+    },
   ]
   for (const { path, type, body, where } of messages) {
-    const xml = Buffer.from(encodePlist(JSON.parse(JSON.stringify(body).replace(/\\u0000/g, 'NUL-HERE'))).toString('utf8').replace(/NUL-HERE/g, '\u0000'))
-    for (const [format, bytes] of [['XML', xml], ['binary', encodeBinaryPlist(body)]] as const) {
+    const xml = Buffer.from(
+      encodePlist(JSON.parse(JSON.stringify(body).replace(/\\u0000/g, 'NUL-HERE')))
+        .toString('utf8')
+        .replace(/NUL-HERE/g, '\u0000'),
+    )
+    for (const [format, bytes] of [
+      ['XML', xml],
+      ['binary', encodeBinaryPlist(body)],
+    ] as const) {
       const response = await device.send(path, bytes, type)
       t.equal(response.status, 400, `${path} ${format}`)
       t.match(response.body.toString(), /^malformed_message: not a valid plist: /)
@@ -122,7 +148,14 @@ t.test('device surface: NUL in a check-in or report is 400 malformed_message nam
 t.test('what the large fuzz runs found: an unknown tenant for a new row, overlong check-in strings', async (t) => {
   const mdm = await setupMdm(t)
   const api = apiClient(mdm.app)
-  const profile = encodePlist({ PayloadType: 'Configuration', PayloadVersion: 1, PayloadIdentifier: 'com.example.fuzz', PayloadUUID: 'A0000000-0000-0000-0000-000000000001', PayloadDisplayName: 'Fuzz', PayloadContent: [] })
+  const profile = encodePlist({
+    PayloadType: 'Configuration',
+    PayloadVersion: 1,
+    PayloadIdentifier: 'com.example.fuzz',
+    PayloadUUID: 'A0000000-0000-0000-0000-000000000001',
+    PayloadDisplayName: 'Fuzz',
+    PayloadContent: [],
+  })
   const upload = await api('POST', '/api/v1/profiles?tenant_id=nosuchtenant', { raw: { payload: profile, contentType: 'application/x-apple-aspen-config' } })
   t.equal(upload.statusCode, 400, 'a profile for a tenant that does not exist')
   t.match(upload.json, { code: 'validation_failed', errors: [{ parameter: 'tenant_id', detail: 'no such tenant' }] })

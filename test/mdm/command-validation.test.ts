@@ -111,15 +111,25 @@ t.test('field errors point at the offending value', async (t) => {
   t.strictSame(errorsOf({ request_type: 'InstallProfile' }), [{ pointer: '/Payload', detail: 'is required' }])
   t.strictSame(errorsOf({ request_type: 'DeviceLock', Message: 42 }), [{ pointer: '/Message', detail: 'must be a string' }])
   t.strictSame(errorsOf({ request_type: 'DeviceLock', Mesage: 'typo' }), [{ pointer: '/Mesage', detail: 'is not a key of DeviceLock' }])
-  t.strictSame(errorsOf({ request_type: 'DeviceLock', 'a/b~c': 1 }), [{ pointer: '/a~1b~0c', detail: 'is not a key of DeviceLock' }], 'pointer tokens are escaped')
-  t.strictSame(errorsOf({ request_type: 'DeviceLock', RequestType: 'EraseDevice' }), [{ pointer: '/RequestType', detail: 'must not be given: request_type names the command' }])
+  t.strictSame(
+    errorsOf({ request_type: 'DeviceLock', 'a/b~c': 1 }),
+    [{ pointer: '/a~1b~0c', detail: 'is not a key of DeviceLock' }],
+    'pointer tokens are escaped',
+  )
+  t.strictSame(errorsOf({ request_type: 'DeviceLock', RequestType: 'EraseDevice' }), [
+    { pointer: '/RequestType', detail: 'must not be given: request_type names the command' },
+  ])
   t.strictSame(errorsOf({ request_type: 'InstallApplication', iTunesStoreID: 1.5 }), [{ pointer: '/iTunesStoreID', detail: 'must be an integer' }])
   t.strictSame(errorsOf({ request_type: 'InstallApplication', iTunesStoreID: '361309726' }), [{ pointer: '/iTunesStoreID', detail: 'must be an integer' }])
   t.strictSame(errorsOf({ request_type: 'CertificateList', ManagedOnly: 'yes' }), [{ pointer: '/ManagedOnly', detail: 'must be true or false' }])
   t.strictSame(errorsOf({ request_type: 'DeviceInformation', Queries: 'UDID' }), [{ pointer: '/Queries', detail: 'must be an array' }])
   t.strictSame(errorsOf({ request_type: 'DeviceInformation', Queries: ['UDID', 7] }), [{ pointer: '/Queries/1', detail: 'must be a string' }])
-  t.strictSame(errorsOf({ request_type: 'RotateFileVaultKey', KeyType: 'personal', FileVaultUnlock: 'pw' }), [{ pointer: '/FileVaultUnlock', detail: 'must be an object' }])
-  t.strictSame(errorsOf({ request_type: 'InstallApplication', Configuration: { A: null } }), [{ pointer: '/Configuration/A', detail: 'null has no property-list form' }])
+  t.strictSame(errorsOf({ request_type: 'RotateFileVaultKey', KeyType: 'personal', FileVaultUnlock: 'pw' }), [
+    { pointer: '/FileVaultUnlock', detail: 'must be an object' },
+  ])
+  t.strictSame(errorsOf({ request_type: 'InstallApplication', Configuration: { A: null } }), [
+    { pointer: '/Configuration/A', detail: 'null has no property-list form' },
+  ])
 })
 
 t.test('data must be canonical base64', async (t) => {
@@ -145,9 +155,21 @@ t.test('allowed values', async (t) => {
 })
 
 t.test('array elements and Settings alternatives', async (t) => {
-  t.strictSame(errorsOf({ request_type: 'Settings', Settings: [{ Item: 'DeviceName', DeviceName: 'x' }, { Item: 'Teleport', Enabled: true }] }), [
-    { pointer: '/Settings/1/Item', detail: `must be one of ${['Wallpaper', 'DataRoaming', 'VoiceRoaming', 'PersonalHotspot', 'Bluetooth', 'ApplicationConfiguration', 'ApplicationAttributes', 'DeviceName', 'HostName', 'OrganizationInfo', 'MDMOptions', 'MaximumResidentUsers', 'SharedDeviceConfiguration', 'DiagnosticSubmission', 'AppAnalytics', 'PasscodeLockGracePeriod', 'TimeZone', 'SoftwareUpdateSettings', 'AccessibilitySettings'].map((name) => `"${name}"`).join(', ')}` },
-  ])
+  t.strictSame(
+    errorsOf({
+      request_type: 'Settings',
+      Settings: [
+        { Item: 'DeviceName', DeviceName: 'x' },
+        { Item: 'Teleport', Enabled: true },
+      ],
+    }),
+    [
+      {
+        pointer: '/Settings/1/Item',
+        detail: `must be one of ${['Wallpaper', 'DataRoaming', 'VoiceRoaming', 'PersonalHotspot', 'Bluetooth', 'ApplicationConfiguration', 'ApplicationAttributes', 'DeviceName', 'HostName', 'OrganizationInfo', 'MDMOptions', 'MaximumResidentUsers', 'SharedDeviceConfiguration', 'DiagnosticSubmission', 'AppAnalytics', 'PasscodeLockGracePeriod', 'TimeZone', 'SoftwareUpdateSettings', 'AccessibilitySettings'].map((name) => `"${name}"`).join(', ')}`,
+      },
+    ],
+  )
   t.strictSame(errorsOf({ request_type: 'Settings', Settings: [{ Enabled: true }] }), [{ pointer: '/Settings/0/Item', detail: 'is required' }])
   t.strictSame(errorsOf({ request_type: 'Settings', Settings: ['Bluetooth'] }), [{ pointer: '/Settings/0', detail: 'must be an object' }])
   t.strictSame(errorsOf({ request_type: 'Settings', Settings: [{ Item: 'Bluetooth' }] }), [{ pointer: '/Settings/0/Enabled', detail: 'is required' }])
@@ -155,7 +177,9 @@ t.test('array elements and Settings alternatives', async (t) => {
     { pointer: '/Settings/0/Enabled', detail: 'must be true or false' },
     { pointer: '/Settings/0/Extra', detail: 'is not a key of Bluetooth' },
   ])
-  t.strictSame(errorsOf({ request_type: 'Settings', Settings: [{ Item: 'Wallpaper', Image: 'AAEC', Where: 4 }] }), [{ pointer: '/Settings/0/Where', detail: 'must be one of 1, 2, 3' }])
+  t.strictSame(errorsOf({ request_type: 'Settings', Settings: [{ Item: 'Wallpaper', Image: 'AAEC', Where: 4 }] }), [
+    { pointer: '/Settings/0/Where', detail: 'must be one of 1, 2, 3' },
+  ])
   t.strictSame(errorsOf({ request_type: 'Settings', Settings: [{ Item: 'SharedDeviceConfiguration', PasscodePolicy: { PasscodeLockGracePeriod: 30 } }] }), [
     { pointer: '/Settings/0/PasscodePolicy/PasscodeLockGracePeriod', detail: 'must be one of 0, 60, 300, 900, 3600, 14400' },
   ])
@@ -194,7 +218,11 @@ t.test('commandApplicability', async (t) => {
     detail: 'EnableLostMode needs a supervised device on iOS',
   })
   t.strictSame(commandApplicability('EnableLostMode', { platform: 'iOS', supervised: true, channel: 'device' }), { ok: true })
-  t.strictSame(commandApplicability('EnableLostMode', { platform: 'iOS', supervised: null, channel: 'device' }), { ok: true }, 'unknown supervision never refuses')
+  t.strictSame(
+    commandApplicability('EnableLostMode', { platform: 'iOS', supervised: null, channel: 'device' }),
+    { ok: true },
+    'unknown supervision never refuses',
+  )
   t.strictSame(commandApplicability('SetFirmwarePassword', { platform: 'iOS', channel: 'device' }), {
     ok: false,
     reason: 'unsupported_platform',
@@ -205,7 +233,11 @@ t.test('commandApplicability', async (t) => {
     reason: 'not_for_user_enrollment',
     detail: 'EraseDevice is not available under User Enrollment on iOS',
   })
-  t.strictSame(commandApplicability('DeviceLock', { platform: 'iOS', userEnrollment: true, channel: 'device' }), { ok: true }, 'DeviceLock is allowed under iOS User Enrollment')
+  t.strictSame(
+    commandApplicability('DeviceLock', { platform: 'iOS', userEnrollment: true, channel: 'device' }),
+    { ok: true },
+    'DeviceLock is allowed under iOS User Enrollment',
+  )
   t.strictSame(commandApplicability('DeviceLock', { platform: 'macOS', userEnrollment: true, channel: 'device' }), {
     ok: false,
     reason: 'not_for_user_enrollment',
@@ -218,12 +250,20 @@ t.test('commandApplicability', async (t) => {
   })
   t.strictSame(commandApplicability('UserConfigured', { platform: 'iOS', osVersion: '17', channel: 'device' }), { ok: true }, '17 equals 17.0')
   t.strictSame(commandApplicability('ContentCachingInformation', { platform: 'macOS', osVersion: '10.15.3', channel: 'device' }).ok, false)
-  t.strictSame(commandApplicability('ContentCachingInformation', { platform: 'macOS', osVersion: '10.15.10', channel: 'device' }), { ok: true }, 'versions compare numerically, not as text')
+  t.strictSame(
+    commandApplicability('ContentCachingInformation', { platform: 'macOS', osVersion: '10.15.10', channel: 'device' }),
+    { ok: true },
+    'versions compare numerically, not as text',
+  )
   t.strictSame(commandApplicability('DeviceInformation', { platform: 'iOS', osVersion: 'unknown', channel: 'device' }), { ok: true })
 
   t.strictSame(commandApplicability('EraseDevice', { channel: 'device' }), { ok: true }, 'unknown platform skips every check')
   t.strictSame(commandApplicability('EraseDevice', { channel: 'user', supervised: false, userEnrollment: true }), { ok: true })
-  t.strictSame(commandApplicability('SomeFutureCommand', { platform: 'iOS', channel: 'device' }), { ok: true }, 'raw commands outside the catalogue are not refused')
+  t.strictSame(
+    commandApplicability('SomeFutureCommand', { platform: 'iOS', channel: 'device' }),
+    { ok: true },
+    'raw commands outside the catalogue are not refused',
+  )
 
   t.strictSame(commandApplicability('ProfileList', { platform: 'iOS', channel: 'user' }), { ok: true }, "iOS user channel via 'iOS-SharedIPad'")
   t.strictSame(commandApplicability('EraseDevice', { platform: 'iOS', channel: 'user' }), {

@@ -14,7 +14,14 @@ const options = (overrides: Partial<EnrollmentProfileOptions> = {}): EnrollmentP
     { der: caDer, name: 'Example Root CA', selfSigned: true },
     { der: intermediateDer, name: 'Example Intermediate', selfSigned: false },
   ],
-  scep: { url: 'https://mdm.example.com/scep', challenge: 's3cret', subject: [['CN', 'Orchard device 1234'], ['O', 'Example Org']] },
+  scep: {
+    url: 'https://mdm.example.com/scep',
+    challenge: 's3cret',
+    subject: [
+      ['CN', 'Orchard device 1234'],
+      ['O', 'Example Org'],
+    ],
+  },
   mdm: { serverUrl: 'https://mdm.example.com/mdm', checkInUrl: 'https://mdm.example.com/checkin', topic: 'com.apple.mgmt.External.1234' },
   ...overrides,
 })
@@ -118,7 +125,10 @@ t.test('identifier is stable, UUIDs are fresh per build', async (t) => {
   const first = buildEnrollmentProfile(options())
   const second = buildEnrollmentProfile(options())
   t.equal(first['PayloadIdentifier'], second['PayloadIdentifier'])
-  t.same(payloads(first).map((payload) => payload['PayloadIdentifier']), payloads(second).map((payload) => payload['PayloadIdentifier']))
+  t.same(
+    payloads(first).map((payload) => payload['PayloadIdentifier']),
+    payloads(second).map((payload) => payload['PayloadIdentifier']),
+  )
   const uuidsOf = (profile: PlistDict) => [profile['PayloadUUID'], ...payloads(profile).map((payload) => payload['PayloadUUID'])] as string[]
   const all = [...uuidsOf(first), ...uuidsOf(second)]
   t.equal(new Set(all).size, all.length, 'no UUID repeats across builds')
@@ -142,22 +152,57 @@ t.test('validateProfile catches mistakes', async (t) => {
     return validateProfile(profile)
   }
   const expectProblem = (problems: string[], pattern: RegExp, name: string) => {
-    t.ok(problems.some((problem) => pattern.test(problem)), `${name}: ${JSON.stringify(problems)}`)
+    t.ok(
+      problems.some((problem) => pattern.test(problem)),
+      `${name}: ${JSON.stringify(problems)}`,
+    )
   }
 
-  expectProblem(broken((_, payload) => (payload('com.apple.mdm')['SignMessage'] = 'yes')), /^PayloadContent\[3\]\.SignMessage: must be true or false/, 'wrong type')
-  expectProblem(broken((profile) => (profile['PayloadVersion'] = '1')), /^PayloadVersion: must be an integer/, 'wrong top-level type')
-  expectProblem(broken((_, payload) => delete payload('com.apple.mdm')['Topic']), /^PayloadContent\[3\]\.Topic: is required/, 'missing required key')
-  expectProblem(broken((profile) => delete profile['PayloadUUID']), /^PayloadUUID: is required/, 'missing top-level key')
-  expectProblem(broken((_, payload) => delete payload('com.apple.security.root')['PayloadContent']), /^PayloadContent\[0\]\.PayloadContent: is required/, 'missing certificate')
-  expectProblem(broken((_, payload) => (payload('com.apple.mdm')['ServerUrl'] = 'https://x')), /^PayloadContent\[3\]\.ServerUrl: is not a key of com\.apple\.mdm/, 'unknown key')
-  expectProblem(broken((profile) => (profile['Payloadidentifier'] = 'x')), /^Payloadidentifier: is not a top-level profile key/, 'unknown top-level key')
+  expectProblem(
+    broken((_, payload) => (payload('com.apple.mdm')['SignMessage'] = 'yes')),
+    /^PayloadContent\[3\]\.SignMessage: must be true or false/,
+    'wrong type',
+  )
+  expectProblem(
+    broken((profile) => (profile['PayloadVersion'] = '1')),
+    /^PayloadVersion: must be an integer/,
+    'wrong top-level type',
+  )
+  expectProblem(
+    broken((_, payload) => delete payload('com.apple.mdm')['Topic']),
+    /^PayloadContent\[3\]\.Topic: is required/,
+    'missing required key',
+  )
+  expectProblem(
+    broken((profile) => delete profile['PayloadUUID']),
+    /^PayloadUUID: is required/,
+    'missing top-level key',
+  )
+  expectProblem(
+    broken((_, payload) => delete payload('com.apple.security.root')['PayloadContent']),
+    /^PayloadContent\[0\]\.PayloadContent: is required/,
+    'missing certificate',
+  )
+  expectProblem(
+    broken((_, payload) => (payload('com.apple.mdm')['ServerUrl'] = 'https://x')),
+    /^PayloadContent\[3\]\.ServerUrl: is not a key of com\.apple\.mdm/,
+    'unknown key',
+  )
+  expectProblem(
+    broken((profile) => (profile['Payloadidentifier'] = 'x')),
+    /^Payloadidentifier: is not a top-level profile key/,
+    'unknown top-level key',
+  )
   expectProblem(
     broken((_, payload) => (dict(payload('com.apple.security.scep')['PayloadContent'])['Keysize'] = 3072)),
     /^PayloadContent\[2\]\.PayloadContent\.Keysize: 3072 is not one of 1024, 2048, 4096/,
     'bad allowed value',
   )
-  expectProblem(broken((profile) => (profile['PayloadType'] = 'Profile')), /^PayloadType: "Profile" is not one of "Configuration"/, 'bad top-level PayloadType')
+  expectProblem(
+    broken((profile) => (profile['PayloadType'] = 'Profile')),
+    /^PayloadType: "Profile" is not one of "Configuration"/,
+    'bad top-level PayloadType',
+  )
   expectProblem(
     broken((_, payload) => (payload('com.apple.mdm')['ServerCapabilities'] = ['com.apple.mdm.per-user-connection'])),
     /^PayloadContent\[3\]\.ServerCapabilities\[0\]: "com\.apple\.mdm\.per-user-connection" is not one of/,
@@ -168,7 +213,11 @@ t.test('validateProfile catches mistakes', async (t) => {
     /^PayloadContent\[3\]\.ServerURL: "http:\/\/mdm\.example\.com\/mdm" does not match \^https:\/\/\.\*\$/,
     'bad ServerURL format',
   )
-  expectProblem(broken((_, payload) => (payload('com.apple.mdm')['IdentityCertificateUUID'] = 'scep')), /IdentityCertificateUUID: "scep" does not match/, 'bad UUID format')
+  expectProblem(
+    broken((_, payload) => (payload('com.apple.mdm')['IdentityCertificateUUID'] = 'scep')),
+    /IdentityCertificateUUID: "scep" does not match/,
+    'bad UUID format',
+  )
   expectProblem(
     broken((_, payload) => (dict(payload('com.apple.security.scep')['PayloadContent'])['Subject'] = [[['CN']]])),
     /^PayloadContent\[2\]\.PayloadContent\.Subject\[0\]\[0\]: must have at least 2 elements, has 1/,
@@ -184,9 +233,25 @@ t.test('validateProfile catches mistakes', async (t) => {
     /SubjectAltName\.dnsName: is not a key of SubjectAltName/,
     'unknown nested key',
   )
-  expectProblem(broken((_, payload) => (payload('com.apple.mdm')['PayloadType'] = 'com.apple.mdm.v2')), /^PayloadContent\[3\]\.PayloadType: "com\.apple\.mdm\.v2" is not a payload type known here/, 'unknown PayloadType')
-  expectProblem(broken((profile) => (profile['PayloadContent'] = [1])), /^PayloadContent\[0\]: must be a dictionary, not the integer 1/, 'payload not a dict')
-  expectProblem(broken((profile) => (profile['ConsentText'] = { default: 1 })), /^ConsentText\.default: must be a string/, 'free-form dictionary values')
-  t.same(broken((profile) => (profile['ConsentText'] = { default: 'Agree?', en: 'Agree?' })), [], 'ConsentText takes language keys')
+  expectProblem(
+    broken((_, payload) => (payload('com.apple.mdm')['PayloadType'] = 'com.apple.mdm.v2')),
+    /^PayloadContent\[3\]\.PayloadType: "com\.apple\.mdm\.v2" is not a payload type known here/,
+    'unknown PayloadType',
+  )
+  expectProblem(
+    broken((profile) => (profile['PayloadContent'] = [1])),
+    /^PayloadContent\[0\]: must be a dictionary, not the integer 1/,
+    'payload not a dict',
+  )
+  expectProblem(
+    broken((profile) => (profile['ConsentText'] = { default: 1 })),
+    /^ConsentText\.default: must be a string/,
+    'free-form dictionary values',
+  )
+  t.same(
+    broken((profile) => (profile['ConsentText'] = { default: 'Agree?', en: 'Agree?' })),
+    [],
+    'ConsentText takes language keys',
+  )
   t.same(validateProfile('profile'), ['the profile must be a dictionary, not the string "profile"'])
 })

@@ -6,9 +6,19 @@ import { parseCommandReport } from '../../src/mdm/report.js'
 t.test('enrollment IDs for every kind of channel', async (t) => {
   t.match(resolveChannel({ UDID: 'U1' }), { kind: 'device', deviceId: 'U1', enrollmentId: 'U1', udid: 'U1' })
   t.match(resolveChannel({ EnrollmentID: 'E1' }), { kind: 'device', deviceId: 'E1', enrollmentId: 'E1', userEnrollmentId: 'E1' })
-  t.match(resolveChannel({ UDID: 'U1', UserID: 'G1', UserShortName: 'jdoe', UserLongName: 'Jane Doe' }), { kind: 'user', deviceId: 'U1', enrollmentId: 'U1:G1', userShortName: 'jdoe', userLongName: 'Jane Doe' })
+  t.match(resolveChannel({ UDID: 'U1', UserID: 'G1', UserShortName: 'jdoe', UserLongName: 'Jane Doe' }), {
+    kind: 'user',
+    deviceId: 'U1',
+    enrollmentId: 'U1:G1',
+    userShortName: 'jdoe',
+    userLongName: 'Jane Doe',
+  })
   t.match(resolveChannel({ UDID: 'U1', UserID: sharedIPadUserId, UserShortName: 'pupil@school' }), { kind: 'user', enrollmentId: 'U1:pupil@school' })
-  t.match(resolveChannel({ UDID: 'U1', UserID: sharedIPadUserId.toLowerCase(), UserShortName: 'pupil@school' }), { enrollmentId: 'U1:pupil@school' }, 'any case of the Shared iPad UserID')
+  t.match(
+    resolveChannel({ UDID: 'U1', UserID: sharedIPadUserId.toLowerCase(), UserShortName: 'pupil@school' }),
+    { enrollmentId: 'U1:pupil@school' },
+    'any case of the Shared iPad UserID',
+  )
   t.match(resolveChannel({ EnrollmentID: 'E1', EnrollmentUserID: 'EU1' }), { kind: 'user', deviceId: 'E1', enrollmentId: 'EU1' })
   t.throws(() => resolveChannel({}), { code: 'malformed_message', message: /neither UDID nor EnrollmentID/ })
   t.throws(() => resolveChannel({ UDID: '' }), { code: 'malformed_message', message: /UDID must be a non-empty string/ })
@@ -22,8 +32,12 @@ t.test('check-in messages: what each must carry', async (t) => {
   t.throws(() => parseCheckinMessage({ UDID: 'U1', MessageType: 'Authenticate' }), { message: 'Authenticate: Topic is required' })
   t.throws(() => parseCheckinMessage({ ...base, MessageType: 'Authenticate', UserID: 'G' }), { message: /only sent on the device channel/ })
   t.throws(() => parseCheckinMessage({ ...base, MessageType: 'TokenUpdate', PushMagic: 'm' }), { message: 'TokenUpdate: Token is required' })
-  t.throws(() => parseCheckinMessage({ ...base, MessageType: 'TokenUpdate', Token: Buffer.alloc(0), PushMagic: 'm' }), { message: 'TokenUpdate: Token is required' })
-  t.match(parseCheckinMessage({ ...base, MessageType: 'TokenUpdate', Token: Buffer.alloc(32), PushMagic: 'm', AwaitingConfiguration: true }), { awaitingConfiguration: true })
+  t.throws(() => parseCheckinMessage({ ...base, MessageType: 'TokenUpdate', Token: Buffer.alloc(0), PushMagic: 'm' }), {
+    message: 'TokenUpdate: Token is required',
+  })
+  t.match(parseCheckinMessage({ ...base, MessageType: 'TokenUpdate', Token: Buffer.alloc(32), PushMagic: 'm', AwaitingConfiguration: true }), {
+    awaitingConfiguration: true,
+  })
   t.throws(() => parseCheckinMessage({ ...base, MessageType: 'UserAuthenticate' }), { message: /needs UserID/ })
   t.throws(() => parseCheckinMessage({ ...base, MessageType: 'DeclarativeManagement' }), { message: 'DeclarativeManagement: Endpoint is required' })
   t.throws(() => parseCheckinMessage({ ...base, MessageType: 'GetToken' }), { message: 'GetToken: TokenServiceType is required' })

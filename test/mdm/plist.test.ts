@@ -18,8 +18,7 @@ import {
 // Helpers
 
 const HEADER =
-  '<?xml version="1.0" encoding="UTF-8"?>\n' +
-  '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
+  '<?xml version="1.0" encoding="UTF-8"?>\n' + '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n'
 
 /** A whole XML document around `body`, which is the content of <plist>. */
 function doc(body: string): string {
@@ -62,14 +61,20 @@ function rejects(t: Test, input: string | Buffer, code: PlistError['code'], mess
   }
 }
 
-
 /**
  * The first difference between two plist values, or undefined. Strict about types (bigint
  * is not number, Buffer is not Uint8Array) and key order; tap's strictSame is not usable
  * here because it compares a dict's "constructor" key as the object's constructor.
  */
 function difference(actual: unknown, expected: unknown, path = '$'): string | undefined {
-  const show = (v: unknown) => (typeof v === 'bigint' ? `${v}n` : Buffer.isBuffer(v) ? `<${v.toString('hex')}>` : typeof v === 'object' ? Object.prototype.toString.call(v) : JSON.stringify(v))
+  const show = (v: unknown) =>
+    typeof v === 'bigint'
+      ? `${v}n`
+      : Buffer.isBuffer(v)
+        ? `<${v.toString('hex')}>`
+        : typeof v === 'object'
+          ? Object.prototype.toString.call(v)
+          : JSON.stringify(v)
   const differs = `${path}: ${show(actual)} instead of ${show(expected)}`
   if (typeof actual !== typeof expected) return differs
   if (typeof expected === 'number') return actual === expected || (Number.isNaN(actual) && Number.isNaN(expected)) ? undefined : differs
@@ -86,7 +91,8 @@ function difference(actual: unknown, expected: unknown, path = '$'): string | un
   }
   if (!isPlistDict(actual) || !isPlistDict(expected)) return differs
   const keys = Object.keys(expected)
-  if (JSON.stringify(Object.keys(actual)) !== JSON.stringify(keys)) return `${path}: keys ${JSON.stringify(Object.keys(actual))} instead of ${JSON.stringify(keys)}`
+  if (JSON.stringify(Object.keys(actual)) !== JSON.stringify(keys))
+    return `${path}: keys ${JSON.stringify(Object.keys(actual))} instead of ${JSON.stringify(keys)}`
   for (const key of keys) {
     const inner = difference(actual[key], expected[key], `${path}[${JSON.stringify(key)}]`)
     if (inner !== undefined) return inner
@@ -152,7 +158,6 @@ function bData(data: Buffer): Buffer {
 }
 
 function bString(text: string): Buffer {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(text)) return Buffer.concat([bMarker(0x5, text.length), Buffer.from(text, 'latin1')])
   return Buffer.concat([bMarker(0x6, text.length), Buffer.from(text, 'utf16le').swap16()])
 }
@@ -560,7 +565,11 @@ t.test('XML prolog, comments, processing instructions, whitespace, BOM', async (
     { k: 'v' },
     'comments and processing instructions anywhere between elements',
   )
-  t.strictSame(decodeText('<plist\n  version = "1.0"  foo=\'b>ar\'\n><array  ><true  /><false/></array ></plist >'), [true, false], 'attributes and spaces in tags')
+  t.strictSame(
+    decodeText('<plist\n  version = "1.0"  foo=\'b>ar\'\n><array  ><true  /><false/></array ></plist >'),
+    [true, false],
+    'attributes and spaces in tags',
+  )
   t.strictSame(decodeText('<plist><dict id="x"><key a="1">k</key><string xml:space="preserve">v</string></dict></plist>'), { k: 'v' }, 'attributes ignored')
 })
 
@@ -799,8 +808,18 @@ t.test('DOCTYPE internal subsets and entity declarations are refused', async (t)
 ]>
 <plist><string>&lol2;</string></plist>`
   rejects(t, billionLaughs, 'plist_unsupported', /DOCTYPE with an internal subset/, '[')
-  rejects(t, '<!DOCTYPE plist SYSTEM "file:///etc/passwd" [<!ENTITY x SYSTEM "file:///etc/passwd">]><plist><string>&x;</string></plist>', 'plist_unsupported', /internal subset/, '[')
-  t.equal(decodeText('<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "x[y]"><plist><true/></plist>'), true, '"[" inside a quoted system id is not a subset')
+  rejects(
+    t,
+    '<!DOCTYPE plist SYSTEM "file:///etc/passwd" [<!ENTITY x SYSTEM "file:///etc/passwd">]><plist><string>&x;</string></plist>',
+    'plist_unsupported',
+    /internal subset/,
+    '[',
+  )
+  t.equal(
+    decodeText('<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "x[y]"><plist><true/></plist>'),
+    true,
+    '"[" inside a quoted system id is not a subset',
+  )
   rejects(t, '<!ENTITY x "y"><plist><true/></plist>', 'plist_unsupported', /entity declarations are not supported/, 0)
   rejects(t, '<plist><!ENTITY x "y"><true/></plist>', 'plist_unsupported', /entity declarations are not supported/, '<!ENTITY')
   rejects(t, '<!DOCTYPE plist><!DOCTYPE plist><plist><true/></plist>', 'plist_malformed', /unexpected <!DOCTYPE>/, '<!DOCTYPE plist><plist>')
@@ -809,7 +828,11 @@ t.test('DOCTYPE internal subsets and entity declarations are refused', async (t)
 })
 
 t.test('truncated input: every proper prefix of a document is malformed', async (t) => {
-  for (const text of [authenticateXml, errorReportXml, doc('<dict><key>a</key><array><data>AA==</data><date>2024-01-01T00:00:00Z</date><string><![CDATA[x]]><!--c--></string></array></dict>')]) {
+  for (const text of [
+    authenticateXml,
+    errorReportXml,
+    doc('<dict><key>a</key><array><data>AA==</data><date>2024-01-01T00:00:00Z</date><string><![CDATA[x]]><!--c--></string></array></dict>'),
+  ]) {
     const bytes = Buffer.from(text, 'utf8')
     const end = bytes.indexOf('</plist>') + '</plist>'.length
     let wrong = 0
@@ -843,7 +866,13 @@ t.test('encodings: invalid UTF-8 and UTF-16 are refused; offsets count bytes', a
   rejects(t, Buffer.from('\ufeff<plist><true/></plist>', 'utf16le'), 'plist_unsupported', /UTF-16/, 0)
   rejects(t, Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from('<plist/>', 'utf16le').swap16()]), 'plist_unsupported', /UTF-16/, 0)
   // The byte offset, not the string index, even after multi-byte characters and a BOM.
-  rejects(t, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('<plist><string>日本😀</string><oops/></plist>')]), 'plist_malformed', /more than one value/, 3 + Buffer.byteLength('<plist><string>日本😀</string>'))
+  rejects(
+    t,
+    Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('<plist><string>日本😀</string><oops/></plist>')]),
+    'plist_malformed',
+    /more than one value/,
+    3 + Buffer.byteLength('<plist><string>日本😀</string>'),
+  )
 })
 
 // ---------------------------------------------------------------------------------------
@@ -874,7 +903,12 @@ t.test('limits: depth, elements, bytes', async (t) => {
   const error = plistError(t, () => decodeText(text, { maxBytes: length - 1 }))
   t.equal(error?.code, 'plist_limit_exceeded')
   t.match(error?.message, new RegExp(`input is ${length} bytes, more than maxBytes ${length - 1}`))
-  t.equal(decodeText(nestedArrays(3).replace('<array>', '<dict><key>x</key><array>').replace('</array>\n</plist>', '</array></dict>\n</plist>'), { maxDepth: 4 }) !== undefined, true, 'partial limits keep the other defaults')
+  t.equal(
+    decodeText(nestedArrays(3).replace('<array>', '<dict><key>x</key><array>').replace('</array>\n</plist>', '</array></dict>\n</plist>'), { maxDepth: 4 }) !==
+      undefined,
+    true,
+    'partial limits keep the other defaults',
+  )
 })
 
 t.test('adversarial 1 MB inputs are rejected or parsed in one pass', async (t) => {
@@ -898,7 +932,7 @@ t.test('adversarial 1 MB inputs are rejected or parsed in one pass', async (t) =
   t.equal(decodeText(`${fill('<!---->')}<plist><true/></plist>${fill('<?x?>')}`), true)
   rejects(t, `<plist><integer>${fill('9')}</integer></plist>`, 'plist_unsupported', /outside the 64-bit range/)
   rejects(t, `<plist><real>${fill('9')}x</real></plist>`, 'plist_malformed', /invalid <real> "9{40}…"/)
-  t.equal((decodeText(`<plist><data>${fill('AAAA\n')}</data></plist>`) as Buffer).length, (Math.ceil(MB / 5) * 3))
+  t.equal((decodeText(`<plist><data>${fill('AAAA\n')}</data></plist>`) as Buffer).length, Math.ceil(MB / 5) * 3)
   const manyKeys = Array.from({ length: 40_000 }, (_, i) => `<key>k${i}</key><true/>`).join('')
   t.equal(Object.keys(decodeText(`<plist><dict>${manyKeys}</dict></plist>`) as PlistDict).length, 40_000)
   rejects(t, `<plist><dict>${fill('<key>a</key><true/>')}</dict></plist>`, 'plist_malformed', /duplicate key "a"/)
@@ -999,7 +1033,13 @@ t.test('binary: malformed, unsupported and hostile files', async (t) => {
   rejects(t, bplist([Buffer.from([0x33, 0, 0])]), 'plist_malformed', /object #0 runs past/, 9)
   rejects(t, bplist([Buffer.from([0x63, 0, 0x41])]), 'plist_malformed', /object #0 runs past/, 9)
   for (const marker of [0x0f, 0x01, 0x15, 0x21, 0x24, 0x30, 0x34, 0x70, 0x90, 0xe0, 0xf0]) {
-    rejects(t, bplist([Buffer.from([marker, 0, 0, 0, 0, 0, 0, 0, 0])]), 'plist_malformed', new RegExp(`unknown object marker 0x${marker.toString(16).padStart(2, '0')} \\(object #0\\)`), 8)
+    rejects(
+      t,
+      bplist([Buffer.from([marker, 0, 0, 0, 0, 0, 0, 0, 0])]),
+      'plist_malformed',
+      new RegExp(`unknown object marker 0x${marker.toString(16).padStart(2, '0')} \\(object #0\\)`),
+      8,
+    )
   }
   const nanDate = Buffer.alloc(9, 0x33)
   nanDate.writeDoubleBE(Number.NaN, 1)
@@ -1026,7 +1066,20 @@ t.test('binary: cycles, shared-object bombs and limits', async (t) => {
   const levels = 40
   const bomb = bplist([...Array.from({ length: levels }, (_, i) => bArray([i + 1, i + 1])), bString('boom')])
   rejects(t, bomb, 'plist_limit_exceeded', /maxDepth 64|maxElements 200000/)
-  const wideBomb = bplist([bArray(Array.from({ length: 1000 }, () => 1), 2), bArray(Array.from({ length: 1000 }, () => 2), 2), bString('x')], { refSize: 2 })
+  const wideBomb = bplist(
+    [
+      bArray(
+        Array.from({ length: 1000 }, () => 1),
+        2,
+      ),
+      bArray(
+        Array.from({ length: 1000 }, () => 2),
+        2,
+      ),
+      bString('x'),
+    ],
+    { refSize: 2 },
+  )
   rejects(t, wideBomb, 'plist_limit_exceeded', /more than maxElements 200000 values/)
   const dataBomb = bplist([bArray(Array.from({ length: 100 }, () => 1)), bData(Buffer.alloc(1000, 1))])
   rejects(t, dataBomb, 'plist_limit_exceeded', /shared <data> objects expand past maxBytes 50000/, undefined, { maxBytes: 50_000 })
@@ -1103,14 +1156,35 @@ t.test('encoding: Apple layout and every type', async (t) => {
 `,
   )
   t.equal(encodePlist('top').toString(), `${HEADER}<plist version="1.0">\n<string>top</string>\n</plist>\n`, 'a bare root value')
-  t.equal(encodePlist({ a: undefined } as unknown as PlistValue).toString(), `${HEADER}<plist version="1.0">\n<dict/>\n</plist>\n`, 'only undefined entries: an empty dict')
+  t.equal(
+    encodePlist({ a: undefined } as unknown as PlistValue).toString(),
+    `${HEADER}<plist version="1.0">\n<dict/>\n</plist>\n`,
+    'only undefined entries: an empty dict',
+  )
   t.equal(encodePlist({ '<&>': 1 }).toString().includes('<key>&lt;&amp;&gt;</key>'), true, 'keys are escaped')
   t.equal(encodePlist(-0).toString().includes('<integer>0</integer>'), true)
-  t.equal(encodePlist(2 ** 53).toString().includes('<real>9007199254740992</real>'), true, 'an unsafe integer stays a number: <real>')
-  t.equal(encodePlist(-(2n ** 63n)).toString().includes('<integer>-9223372036854775808</integer>'), true)
+  t.equal(
+    encodePlist(2 ** 53)
+      .toString()
+      .includes('<real>9007199254740992</real>'),
+    true,
+    'an unsafe integer stays a number: <real>',
+  )
+  t.equal(
+    encodePlist(-(2n ** 63n))
+      .toString()
+      .includes('<integer>-9223372036854775808</integer>'),
+    true,
+  )
   t.equal(encodePlist(new Date('0001-01-01T00:00:00Z')).toString().includes('<date>0001-01-01T00:00:00Z</date>'), true)
   t.equal(encodePlist(new Date(-1)).toString().includes('<date>1969-12-31T23:59:59Z</date>'), true, 'milliseconds are dropped, not rounded')
-  t.equal(encodePlist(Object.assign(Object.create(null) as PlistDict, { a: 1 })).toString().includes('<key>a</key>'), true, 'null-prototype dicts')
+  t.equal(
+    encodePlist(Object.assign(Object.create(null) as PlistDict, { a: 1 }))
+      .toString()
+      .includes('<key>a</key>'),
+    true,
+    'null-prototype dicts',
+  )
   t.ok(Buffer.isBuffer(encodePlist(true)))
 })
 
@@ -1125,7 +1199,7 @@ t.test('encoding: refused values say what and where', async (t) => {
   refuses({ 'odd key': null }, 'plist_unsupported', /at \$\["odd key"\]/)
   refuses(undefined, 'plist_unsupported', /undefined has no property-list form at \$/)
   refuses([1, undefined], 'plist_unsupported', /undefined has no property-list form at \$\[1\]/)
-  // eslint-disable-next-line no-sparse-arrays
+
   refuses([1, , 3], 'plist_unsupported', /undefined .* at \$\[1\]/)
   refuses(Number.NaN, 'plist_unsupported', /NaN has no property-list form/)
   refuses({ x: Infinity }, 'plist_unsupported', /Infinity has no property-list form at \$\.x/)
@@ -1170,19 +1244,58 @@ function randomValue(random: () => number, depth: number, forPlistPackage: boole
   switch (kind) {
     case 0:
     case 1: {
-      const pieces = ['a', 'Z', ' ', '\t', '\n', '\r', '&', '<', '>', '"', "'", ']]>', '&amp;', 'é', '日本', '😀', '\u2028', '\u2029', '\u0085', '\ud7ff', '\ue000', '<![CDATA[', '<!--', '?>']
+      const pieces = [
+        'a',
+        'Z',
+        ' ',
+        '\t',
+        '\n',
+        '\r',
+        '&',
+        '<',
+        '>',
+        '"',
+        "'",
+        ']]>',
+        '&amp;',
+        'é',
+        '日本',
+        '😀',
+        '\u2028',
+        '\u2029',
+        '\u0085',
+        '\ud7ff',
+        '\ue000',
+        '<![CDATA[',
+        '<!--',
+        '?>',
+      ]
       if (!forPlistPackage) pieces.push('\ufffd') // xmldom warns about it on the console
       return Array.from({ length: Math.floor(random() * 6) }, () => pick(pieces)).join('')
     }
     case 2:
-      return pick([0, 1, -1, 42, 255, 256, 65535, 2 ** 31, -(2 ** 31), 2 ** 32, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, Math.floor(random() * 1e9) - 5e8])
+      return pick([
+        0,
+        1,
+        -1,
+        42,
+        255,
+        256,
+        65535,
+        2 ** 31,
+        -(2 ** 31),
+        2 ** 32,
+        Number.MAX_SAFE_INTEGER,
+        Number.MIN_SAFE_INTEGER,
+        Math.floor(random() * 1e9) - 5e8,
+      ])
     case 3:
       if (forPlistPackage) return pick([0.5, -2.25, 1e-7, 3.141592653589793, 1e300, -1.5e-300, 2 ** 53, 1e21])
       return pick([0.5, -2.25, 1e-7, 3.141592653589793, 1e300, -1.5e-300, 2 ** 53, 1e21, random() * 1000, -random()])
     case 4:
       return forPlistPackage ? random() < 0.5 : pick([9007199254740992n, 18446744073709551615n, -9223372036854775808n, 12345678901234567890n, true, false])
     case 5:
-      return new Date(Math.floor((random() * 2 - 0.5) * 4e12 / 1000) * 1000)
+      return new Date(Math.floor(((random() * 2 - 0.5) * 4e12) / 1000) * 1000)
     case 6:
       return Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)))
     case 7:
@@ -1194,7 +1307,12 @@ function randomValue(random: () => number, depth: number, forPlistPackage: boole
       if (!forPlistPackage) keys.push('__proto__')
       const dict: PlistDict = {}
       for (let i = Math.floor(random() * 6); i > 0; i--) {
-        Object.defineProperty(dict, pick(keys), { value: randomValue(random, depth + 1, forPlistPackage), enumerable: true, writable: true, configurable: true })
+        Object.defineProperty(dict, pick(keys), {
+          value: randomValue(random, depth + 1, forPlistPackage),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        })
       }
       return dict
     }
@@ -1249,7 +1367,11 @@ t.test('NUL in strings and keys is refused with its key path, XML and binary', a
   ]
   // encodePlist refuses NUL: write a marker, then put a raw NUL in its place (as broken writers do).
   const withRawNul = (value: PlistValue) =>
-    Buffer.from(encodePlist(JSON.parse(JSON.stringify(value).replace(/\\u0000/g, 'NUL-HERE')) as PlistValue).toString('utf8').replace(/NUL-HERE/g, '\u0000'))
+    Buffer.from(
+      encodePlist(JSON.parse(JSON.stringify(value).replace(/\\u0000/g, 'NUL-HERE')) as PlistValue)
+        .toString('utf8')
+        .replace(/NUL-HERE/g, '\u0000'),
+    )
   for (const [value, message] of cases) {
     rejects(t, withRawNul(value), 'plist_unsupported', message)
     rejects(t, encodeBinaryPlist(value), 'plist_unsupported', message)
@@ -1257,7 +1379,11 @@ t.test('NUL in strings and keys is refused with its key path, XML and binary', a
   rejects(t, doc('<dict><key>A</key><string><![CDATA[x\u0000]]></string></dict>'), 'plist_unsupported', /^string at \$\.A contains U\+0000/, '<string>')
   rejects(t, doc('<array><string>ok</string><string>\u0000</string></array>'), 'plist_unsupported', /^string at \$\[1\] contains/)
   rejects(t, doc('<string>&#0;</string>'), 'plist_malformed', /character reference &#0; is not an XML character/, '&#0;')
-  t.strictSame(decodeText(doc('<!-- \u0000 --><dict><key>A</key><data>AA==</data></dict>')), { A: Buffer.alloc(1) }, 'NUL outside strings and keys (a comment) and in <data> bytes is fine')
+  t.strictSame(
+    decodeText(doc('<!-- \u0000 --><dict><key>A</key><data>AA==</data></dict>')),
+    { A: Buffer.alloc(1) },
+    'NUL outside strings and keys (a comment) and in <data> bytes is fine',
+  )
   t.strictSame(decodePlist(encodeBinaryPlist({ A: Buffer.alloc(4) })), { A: Buffer.alloc(4) }, 'binary <data> may hold zero bytes')
 })
 
@@ -1278,13 +1404,60 @@ t.test('fuzz: mutated plists throw nothing but PlistError', async (t) => {
     fixture('authenticate.binary.plist'),
     fixture('device-information.binary.plist'),
     toBplist(deviceInformationFixture),
-    Buffer.from(doc('<dict><key>a</key><array><data>AA==</data><date>2024-01-01T00:00:00Z</date><real>inf</real><integer>0x10</integer><string><![CDATA[x]]>&#x41;<!--c--></string></array></dict>')),
+    Buffer.from(
+      doc(
+        '<dict><key>a</key><array><data>AA==</data><date>2024-01-01T00:00:00Z</date><real>inf</real><integer>0x10</integer><string><![CDATA[x]]>&#x41;<!--c--></string></array></dict>',
+      ),
+    ),
   ]
   const tokens = [
-    '<', '>', '/', '</', '/>', '&', ';', '&#', '&#x', '&#0;', '&#x110000;', '&lt;', '"', "'", '[', ']]>', '<![CDATA[', '<!--', '-->',
-    '<?', '?>', '<!DOCTYPE plist [', '<!ENTITY', '<dict>', '</dict>', '<array>', '</array>', '<key>k</key>', '<key>', '</key>',
-    '<string>', '</string>', '<integer>', '<real>', '<date>', '<data>', '<true/>', '<plist>', '</plist>', '0x', '-', '9'.repeat(30), '=',
-    '\u0000', '\uffff', 'é', '😀',
+    '<',
+    '>',
+    '/',
+    '</',
+    '/>',
+    '&',
+    ';',
+    '&#',
+    '&#x',
+    '&#0;',
+    '&#x110000;',
+    '&lt;',
+    '"',
+    "'",
+    '[',
+    ']]>',
+    '<![CDATA[',
+    '<!--',
+    '-->',
+    '<?',
+    '?>',
+    '<!DOCTYPE plist [',
+    '<!ENTITY',
+    '<dict>',
+    '</dict>',
+    '<array>',
+    '</array>',
+    '<key>k</key>',
+    '<key>',
+    '</key>',
+    '<string>',
+    '</string>',
+    '<integer>',
+    '<real>',
+    '<date>',
+    '<data>',
+    '<true/>',
+    '<plist>',
+    '</plist>',
+    '0x',
+    '-',
+    '9'.repeat(30),
+    '=',
+    '\u0000',
+    '\uffff',
+    'é',
+    '😀',
   ].map((token) => Buffer.from(token))
   const extremes = [0x00, 0x01, 0x0f, 0x10, 0x7f, 0x80, 0xd0, 0xdf, 0xef, 0xfe, 0xff]
   const outcomes = { decoded: 0, malformed: 0, limit: 0, unsupported: 0 }

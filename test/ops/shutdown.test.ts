@@ -72,7 +72,12 @@ t.test('shutdown that takes longer than the timeout exits 1', async (t) => {
 
 t.test('a second signal exits at once', async (t) => {
   const exitCodes: number[] = []
-  const shutdown = createGracefulShutdown({ logger: testLogger(), timeoutMs: 60_000, close: () => new Promise<void>(() => {}), exit: (code) => exitCodes.push(code) })
+  const shutdown = createGracefulShutdown({
+    logger: testLogger(),
+    timeoutMs: 60_000,
+    close: () => new Promise<void>(() => {}),
+    exit: (code) => exitCodes.push(code),
+  })
   void shutdown('SIGINT')
   await shutdown('SIGINT')
   t.same(exitCodes, [1])
@@ -80,7 +85,12 @@ t.test('a second signal exits at once', async (t) => {
 
 t.test('a failing close exits 1', async (t) => {
   const exitCodes: number[] = []
-  const shutdown = createGracefulShutdown({ logger: testLogger(), timeoutMs: 60_000, close: async () => Promise.reject(new Error('pool end failed')), exit: (code) => exitCodes.push(code) })
+  const shutdown = createGracefulShutdown({
+    logger: testLogger(),
+    timeoutMs: 60_000,
+    close: async () => Promise.reject(new Error('pool end failed')),
+    exit: (code) => exitCodes.push(code),
+  })
   await shutdown('SIGTERM')
   t.same(exitCodes, [1])
 })

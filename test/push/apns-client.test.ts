@@ -311,7 +311,10 @@ t.test("the server's SETTINGS_MAX_CONCURRENT_STREAMS is respected above the send
   const { apns } = sender({ endpoint: narrow.url, ca: narrow.caPem, concurrency: 10 })
   t.teardown(() => apns.close())
   const outcomes = await apns.send(Array.from({ length: 12 }, () => target()))
-  t.ok(outcomes.every((o) => o.ok), 'all accepted')
+  t.ok(
+    outcomes.every((o) => o.ok),
+    'all accepted',
+  )
   t.ok(narrow.stats.maxInFlight <= 2, `at most 2 in flight (${narrow.stats.maxInFlight})`)
 })
 
@@ -362,7 +365,9 @@ t.test('after close(), sends are refused without a request', async (t) => {
   await apns.close()
   await apns.close() // idempotent
   const push = target()
-  t.same(await apns.send([push]), [{ enrollmentId: push.enrollmentId, ok: false, status: null, reason: 'SenderClosed', tokenInvalid: false, certificateProblem: false }])
+  t.same(await apns.send([push]), [
+    { enrollmentId: push.enrollmentId, ok: false, status: null, reason: 'SenderClosed', tokenInvalid: false, certificateProblem: false },
+  ])
   t.equal(fake.requests.length, 1)
 })
 
@@ -439,7 +444,13 @@ t.test("the fake APNs rejects requests that are not MDM pushes, with APNs's reas
     ['wrong path', { ...good, ':path': `/3/devices/${token}` }, '{"mdm":"magic"}', 404, 'BadPath'],
     ['no token', { ...good, ':path': '/3/device/' }, '{"mdm":"magic"}', 400, 'MissingDeviceToken'],
     ['uppercase hex', { ...good, ':path': `/3/device/${token.toUpperCase()}` }, '{"mdm":"magic"}', 400, 'BadDeviceToken'],
-    ['base64 token', { ...good, ':path': `/3/device/${encodeURIComponent(Buffer.from(token, 'hex').toString('base64'))}` }, '{"mdm":"magic"}', 400, 'BadDeviceToken'],
+    [
+      'base64 token',
+      { ...good, ':path': `/3/device/${encodeURIComponent(Buffer.from(token, 'hex').toString('base64'))}` },
+      '{"mdm":"magic"}',
+      400,
+      'BadDeviceToken',
+    ],
     ['alert push type', { ...good, 'apns-push-type': 'alert' }, '{"mdm":"magic"}', 400, 'InvalidPushType'],
     ['no push type', { ...good, 'apns-push-type': undefined }, '{"mdm":"magic"}', 400, 'InvalidPushType'],
     ['no topic', { ...good, 'apns-topic': undefined }, '{"mdm":"magic"}', 400, 'MissingTopic'],

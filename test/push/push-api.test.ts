@@ -31,7 +31,12 @@ async function setupPush(t: Parameters<typeof setupMdm>[0], options: { secretKey
   })
   const identity = await mintPushCertificate(pushCa, testTopic)
   const api = async (method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown) => {
-    const response = await mdm.app.inject({ method, url, headers: { authorization: `Bearer ${testApiKey}` }, ...(body === undefined ? {} : { payload: body as object }) })
+    const response = await mdm.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${testApiKey}` },
+      ...(body === undefined ? {} : { payload: body as object }),
+    })
     return { statusCode: response.statusCode, json: response.json() }
   }
   if (options.upload !== false) {
@@ -119,7 +124,9 @@ t.test('a dead token is retired until the next TokenUpdate', async (t) => {
   apns.respondWith((push) => (push.token === token ? { status: 410, reason: 'Unregistered', timestamp: Date.now() } : undefined))
   const first = await api('POST', '/api/v1/push', { enrollment_ids: [device.udid] })
   t.match(first.json.results, [{ status: 'failed', reason: 'Unregistered' }])
-  t.match(await mdm.database.db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow(), { push_invalid_reason: 'Unregistered' })
+  t.match(await mdm.database.db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow(), {
+    push_invalid_reason: 'Unregistered',
+  })
   const second = await api('POST', '/api/v1/push', { enrollment_ids: [device.udid] })
   t.match(second.json.results, [{ status: 'skipped', reason: /push token invalid/ }])
   t.equal(apns.requests.length, 1, 'no second push to a dead token')
@@ -145,9 +152,18 @@ t.test('renewal guard: another topic is refused while devices are enrolled on th
   await mdm.enrolledDevice()
   await mdm.enrolledDevice()
   const otherTopic = await mintPushCertificate(pushCa, 'com.apple.mgmt.External.11111111-2222-4333-8444-555555555555')
-  const refused = await api('PUT', `/api/v1/push-certificates/${testTopic}`, { certificate_pem: otherTopic.certificatePem, private_key_pem: otherTopic.privateKeyPem })
+  const refused = await api('PUT', `/api/v1/push-certificates/${testTopic}`, {
+    certificate_pem: otherTopic.certificatePem,
+    private_key_pem: otherTopic.privateKeyPem,
+  })
   t.equal(refused.statusCode, 409)
-  t.match(refused.json, { code: 'conflict', orphaned_enrollments: 2, current_topic: testTopic, uploaded_topic: otherTopic.topic, detail: /2 enrolled device channel\(s\)/ })
+  t.match(refused.json, {
+    code: 'conflict',
+    orphaned_enrollments: 2,
+    current_topic: testTopic,
+    uploaded_topic: otherTopic.topic,
+    detail: /2 enrolled device channel\(s\)/,
+  })
   t.match((await api('GET', '/api/v1/push-certificates')).json.push_certificates, [{ topic: testTopic }], 'nothing changed')
 
   // Renewal that keeps the topic: accepted, and the next push uses the new certificate.
@@ -161,7 +177,10 @@ t.test('renewal guard: another topic is refused while devices are enrolled on th
   t.ok(apns.requests.length > 0)
   void identity
 
-  const forced = await api('PUT', `/api/v1/push-certificates/${testTopic}?force=true`, { certificate_pem: otherTopic.certificatePem, private_key_pem: otherTopic.privateKeyPem })
+  const forced = await api('PUT', `/api/v1/push-certificates/${testTopic}?force=true`, {
+    certificate_pem: otherTopic.certificatePem,
+    private_key_pem: otherTopic.privateKeyPem,
+  })
   t.equal(forced.statusCode, 200, 'force=true replaces it anyway')
   t.match((await api('GET', '/api/v1/push-certificates')).json.push_certificates, [{ topic: otherTopic.topic }])
 })
@@ -186,7 +205,10 @@ t.test('re-push: a silent device with pending commands is pushed again; checking
   t.match(await mdm.database.db.selectFrom('enrollments').selectAll().where('id', '=', device.udid).executeTakeFirstOrThrow(), { repush_count: 0 })
   await sql`update enrollments set next_repush_at = now() - interval '1 second'`.execute(mdm.database.db)
   t.equal(await mdm.orchard.push.repushDue(), 2, 'both due: the answered command is still unacknowledged')
-  const after = apns.requests.slice(4).map((r) => r.token).sort()
+  const after = apns.requests
+    .slice(4)
+    .map((r) => r.token)
+    .sort()
   t.same(after, [device.token.toString('hex'), quiet.token.toString('hex')].sort())
 })
 

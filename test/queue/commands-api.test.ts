@@ -10,7 +10,9 @@ t.test('typed commands: validated against Apple schema, encoded as plist, result
   const api = apiClient(mdm.app)
   const device = await mdm.enrolledDevice()
 
-  const lock = await api('POST', `/api/v1/devices/${device.udid}/commands?push=false&priority=5`, { body: { request_type: 'DeviceLock', Message: 'Call IT', PhoneNumber: '+31 20 555 0100' } })
+  const lock = await api('POST', `/api/v1/devices/${device.udid}/commands?push=false&priority=5`, {
+    body: { request_type: 'DeviceLock', Message: 'Call IT', PhoneNumber: '+31 20 555 0100' },
+  })
   t.equal(lock.statusCode, 201)
   t.match(lock.json, { request_type: 'DeviceLock', stored: true, targets: [{ enrollment_id: device.udid, result: 'queued' }], push: null })
 
@@ -21,7 +23,10 @@ t.test('typed commands: validated against Apple schema, encoded as plist, result
 
   const missing = await api('POST', '/api/v1/commands', { body: { enrollment_ids: [device.udid], command: { request_type: 'InstallProfile' } } })
   t.equal(missing.statusCode, 400)
-  t.same(missing.json.errors.map((e: { pointer: string }) => e.pointer), ['/command/Payload'])
+  t.same(
+    missing.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/command/Payload'],
+  )
 
   const unknownType = await api('POST', `/api/v1/devices/${device.udid}/commands`, { body: { request_type: 'SelfDestruct' } })
   t.equal(unknownType.statusCode, 400)
@@ -34,12 +39,22 @@ t.test('typed commands: validated against Apple schema, encoded as plist, result
 
   const profile = Buffer.from('<?xml version="1.0"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string></dict></plist>')
   const install = await api('POST', '/api/v1/commands', {
-    body: { enrollment_ids: [device.udid, 'ghost'], command: { request_type: 'InstallProfile', Payload: profile.toString('base64') }, push: false, command_uuid: 'install-1' },
+    body: {
+      enrollment_ids: [device.udid, 'ghost'],
+      command: { request_type: 'InstallProfile', Payload: profile.toString('base64') },
+      push: false,
+      command_uuid: 'install-1',
+    },
   })
   t.equal(install.statusCode, 201)
-  t.same(install.json.targets, [{ enrollment_id: device.udid, result: 'queued' }, { enrollment_id: 'ghost', result: 'unknown_enrollment' }])
+  t.same(install.json.targets, [
+    { enrollment_id: device.udid, result: 'queued' },
+    { enrollment_id: 'ghost', result: 'unknown_enrollment' },
+  ])
   t.equal(install.json.command_uuid, 'install-1')
-  const duplicate = await api('POST', '/api/v1/commands', { body: { enrollment_ids: [device.udid], command: { request_type: 'ProfileList' }, command_uuid: 'install-1' } })
+  const duplicate = await api('POST', '/api/v1/commands', {
+    body: { enrollment_ids: [device.udid], command: { request_type: 'ProfileList' }, command_uuid: 'install-1' },
+  })
   t.equal(duplicate.statusCode, 409)
 
   // The device gets the lock first (priority 5), then the profile with the data intact.
@@ -49,21 +64,34 @@ t.test('typed commands: validated against Apple schema, encoded as plist, result
   response = await device.answer(commandIn(response)!.uuid, 'Acknowledged')
   const delivered = commandIn(response)!
   t.equal(delivered.uuid, 'install-1')
-  t.ok(Buffer.isBuffer(delivered.command['Payload']) && (delivered.command['Payload'] as Buffer).equals(profile), 'data travelled as base64 and arrived as bytes')
+  t.ok(Buffer.isBuffer(delivered.command['Payload']) && delivered.command['Payload'].equals(profile), 'data travelled as base64 and arrived as bytes')
   await device.answer('install-1', 'Error', { ErrorChain: [{ ErrorCode: 4001, ErrorDomain: 'MCProfileErrorDomain', LocalizedDescription: 'Bad profile' }] })
 
   const command = await api('GET', '/api/v1/commands/install-1')
   t.equal(command.statusCode, 200)
-  t.match(command.json, { command_uuid: 'install-1', request_type: 'InstallProfile', command: { RequestType: 'InstallProfile', Payload: profile.toString('base64') }, targets: { total: 1, Error: 1, Pending: 0 } })
+  t.match(command.json, {
+    command_uuid: 'install-1',
+    request_type: 'InstallProfile',
+    command: { RequestType: 'InstallProfile', Payload: profile.toString('base64') },
+    targets: { total: 1, Error: 1, Pending: 0 },
+  })
   const targets = await api('GET', '/api/v1/commands/install-1/targets')
-  t.match(targets.json.items, [{ enrollment_id: device.udid, status: 'Error', delivered: true, error_chain: [{ ErrorCode: 4001 }], result: { Status: 'Error', CommandUUID: 'install-1' } }])
+  t.match(targets.json.items, [
+    { enrollment_id: device.udid, status: 'Error', delivered: true, error_chain: [{ ErrorCode: 4001 }], result: { Status: 'Error', CommandUUID: 'install-1' } },
+  ])
   t.same((await api('GET', '/api/v1/commands/install-1/targets?status=Acknowledged')).json.items, [])
   t.equal((await api('GET', '/api/v1/commands/nope/targets')).statusCode, 404)
 
   const history = await api('GET', `/api/v1/enrollments/${device.udid}/commands?state=finished`)
-  t.same(history.json.items.map((c: { request_type: string; status: string }) => `${c.request_type}:${c.status}`), ['InstallProfile:Error', 'DeviceLock:Acknowledged'])
+  t.same(
+    history.json.items.map((c: { request_type: string; status: string }) => `${c.request_type}:${c.status}`),
+    ['InstallProfile:Error', 'DeviceLock:Acknowledged'],
+  )
   const list = await api('GET', '/api/v1/commands?request_type=DeviceLock')
-  t.same(list.json.items.map((c: { command_uuid: string }) => c.command_uuid), [lock.json.command_uuid])
+  t.same(
+    list.json.items.map((c: { command_uuid: string }) => c.command_uuid),
+    [lock.json.command_uuid],
+  )
 })
 
 t.test('raw plists still work, through the JSON API too', async (t) => {
@@ -76,7 +104,9 @@ t.test('raw plists still work, through the JSON API too', async (t) => {
   t.equal(queued.json.command_uuid, 'raw-1')
   const response = await device.idle()
   t.ok(response.body.equals(plist), 'sent byte for byte')
-  const both = await api('POST', '/api/v1/commands', { body: { enrollment_ids: [device.udid], plist_base64: plist.toString('base64'), command: { request_type: 'ProfileList' } } })
+  const both = await api('POST', '/api/v1/commands', {
+    body: { enrollment_ids: [device.udid], plist_base64: plist.toString('base64'), command: { request_type: 'ProfileList' } },
+  })
   t.equal(both.statusCode, 400)
   t.equal(both.json.errors[0].pointer, '/plist_base64')
   t.ok(decodePlist(plist))
@@ -92,7 +122,9 @@ t.test('targets by filter; not-applicable targets are skipped and reported', asy
   // An erase by filter takes two steps (destructive-commands.test.ts): the dry run first.
   const dry = await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'EraseDevice' }, dry_run: true } })
   t.match(dry.json, { count: 2, not_applicable: 1, unknown: 0 })
-  const erase = await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'EraseDevice' }, push: false, confirmation_token: dry.json.confirmation_token } })
+  const erase = await api('POST', '/api/v1/commands', {
+    body: { filter: {}, command: { request_type: 'EraseDevice' }, push: false, confirmation_token: dry.json.confirmation_token },
+  })
   t.equal(erase.statusCode, 201)
   const byId = Object.fromEntries(erase.json.targets.map((x: { enrollment_id: string }) => [x.enrollment_id, x]))
   t.equal(Object.keys(byId).length, 3)
@@ -102,7 +134,9 @@ t.test('targets by filter; not-applicable targets are skipped and reported', asy
   t.match(byId[personalId], { result: 'not_applicable', reason: 'not_for_user_enrollment' })
   t.ok(personal)
 
-  const one = await api('POST', '/api/v1/commands', { body: { filter: { serial_number: a.serialNumber }, command: { request_type: 'ProfileList' }, push: false } })
+  const one = await api('POST', '/api/v1/commands', {
+    body: { filter: { serial_number: a.serialNumber }, command: { request_type: 'ProfileList' }, push: false },
+  })
   t.same(one.json.targets, [{ enrollment_id: a.udid, result: 'queued' }])
 })
 
@@ -120,14 +154,28 @@ t.test('cancel: queued targets are cancelled, fetched ones are in flight; clear 
   t.equal((await mdm.targetStatus(b.udid, uuid))!['status'], 'Cancelled')
   await a.answer(uuid, 'Acknowledged', { ProfileList: [] })
   t.equal((await mdm.targetStatus(a.udid, uuid))!['status'], 'Acknowledged', 'the in-flight one still records its result')
-  t.same((await api('POST', `/api/v1/commands/${uuid}/cancel`, { body: { enrollment_ids: [a.udid, 'other'] } })).json, { command_uuid: uuid, cancelled: 0, in_flight: 0, finished: 1, not_targeted: 1 })
+  t.same((await api('POST', `/api/v1/commands/${uuid}/cancel`, { body: { enrollment_ids: [a.udid, 'other'] } })).json, {
+    command_uuid: uuid,
+    cancelled: 0,
+    in_flight: 0,
+    finished: 1,
+    not_targeted: 1,
+  })
   t.equal((await api('POST', '/api/v1/commands/nope/cancel')).statusCode, 404)
 
-  for (const type of ['ProfileList', 'CertificateList', 'SecurityInfo']) await api('POST', `/api/v1/devices/${b.udid}/commands?push=false`, { body: { request_type: type } })
+  for (const type of ['ProfileList', 'CertificateList', 'SecurityInfo'])
+    await api('POST', `/api/v1/devices/${b.udid}/commands?push=false`, { body: { request_type: type } })
   const open = await api('GET', `/api/v1/enrollments/${b.udid}/commands?state=open&limit=2`)
-  t.same(open.json.items.map((c: { request_type: string }) => c.request_type), ['SecurityInfo', 'CertificateList'], 'newest first')
+  t.same(
+    open.json.items.map((c: { request_type: string }) => c.request_type),
+    ['SecurityInfo', 'CertificateList'],
+    'newest first',
+  )
   const rest = await api('GET', `/api/v1/enrollments/${b.udid}/commands?state=open&limit=2&cursor=${open.json.next_cursor}`)
-  t.same(rest.json.items.map((c: { request_type: string }) => c.request_type), ['ProfileList'])
+  t.same(
+    rest.json.items.map((c: { request_type: string }) => c.request_type),
+    ['ProfileList'],
+  )
   t.equal(rest.json.next_cursor, null)
   t.equal(commandIn(await b.idle())!.requestType, 'ProfileList', 'one fetched')
   t.same((await api('DELETE', `/api/v1/enrollments/${b.udid}/commands`)).json, { cancelled: 2, in_flight: 1 })
@@ -178,10 +226,22 @@ t.test('convenience actions: lock, erase, restart, profile install and removal',
   let response = await device.idle()
   while (commandIn(response)) {
     const command = commandIn(response)!
-    seen.push([command.requestType, command.command['Message'] ?? command.command['PreserveDataPlan'] ?? command.command['Identifier'] ?? (Buffer.isBuffer(command.command['Payload']) ? 'bytes' : null)])
+    seen.push([
+      command.requestType,
+      command.command['Message'] ??
+        command.command['PreserveDataPlan'] ??
+        command.command['Identifier'] ??
+        (Buffer.isBuffer(command.command['Payload']) ? 'bytes' : null),
+    ])
     response = await device.answer(command.uuid, 'Acknowledged')
   }
-  t.same(seen, [['DeviceLock', 'Lost: call +31 20 555 0100'], ['RestartDevice', null], ['InstallProfile', 'bytes'], ['RemoveProfile', 'org.example.wifi'], ['EraseDevice', true]])
+  t.same(seen, [
+    ['DeviceLock', 'Lost: call +31 20 555 0100'],
+    ['RestartDevice', null],
+    ['InstallProfile', 'bytes'],
+    ['RemoveProfile', 'org.example.wifi'],
+    ['EraseDevice', true],
+  ])
 
   const personal = await mdm.enrolledDevice({ userEnrollment: true })
   const personalId = (await api('GET', '/api/v1/devices?user_enrollment=true')).json.items[0].id

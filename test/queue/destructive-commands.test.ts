@@ -19,21 +19,38 @@ t.test('an erase by filter: refused without a dry run, sent with its token, refu
   const erase = { filter: { model: 'iPad13,1' }, command: { request_type: 'EraseDevice' }, push: false }
 
   const blind = await api('POST', '/api/v1/commands', { body: erase })
-  t.equal(blind.statusCode, 428, 'the issue\'s erase by model: not at once')
+  t.equal(blind.statusCode, 428, "the issue's erase by model: not at once")
   t.equal(blind.json.code, 'confirmation_required')
   t.match(blind.json.detail, /EraseDevice erases the device.*3 device\(s\).*dry_run/)
   t.same(await storedCommands(mdm), [], 'nothing queued')
 
   const dry = await api('POST', '/api/v1/commands', { body: { ...erase, dry_run: true } })
   t.equal(dry.statusCode, 200)
-  t.match(dry.json, { dry_run: true, request_type: 'EraseDevice', count: 3, not_applicable: 0, unknown: 0, destructive: /erases/, confirmation_required: true, owner_required: false, confirmation_token: String, expires_at: String })
+  t.match(dry.json, {
+    dry_run: true,
+    request_type: 'EraseDevice',
+    count: 3,
+    not_applicable: 0,
+    unknown: 0,
+    destructive: /erases/,
+    confirmation_required: true,
+    owner_required: false,
+    confirmation_token: String,
+    expires_at: String,
+  })
   t.same(dry.json.targets.map((target: { enrollment_id: string }) => target.enrollment_id).sort(), devices.map((d) => d.udid).sort(), 'the exact targets')
-  t.same(dry.json.targets.map((target: { serial_number: string }) => target.serial_number).sort(), devices.map((d) => d.serialNumber).sort(), 'with their serial numbers')
+  t.same(
+    dry.json.targets.map((target: { serial_number: string }) => target.serial_number).sort(),
+    devices.map((d) => d.serialNumber).sort(),
+    'with their serial numbers',
+  )
   t.same(await storedCommands(mdm), [], 'a dry run queues nothing')
   const dryAudit = (await api('GET', '/api/v1/audit-events?action=enqueueCommand')).json.items[0]
   t.match(dryAudit, { outcome: 'success', details: { dry_run: true, request_type: 'EraseDevice', targets: 3 } }, 'the dry run is audited')
 
-  const otherCommand = await api('POST', '/api/v1/commands', { body: { filter: erase.filter, command: { request_type: 'EraseDevice', PIN: '123456' }, push: false, confirmation_token: dry.json.confirmation_token } })
+  const otherCommand = await api('POST', '/api/v1/commands', {
+    body: { filter: erase.filter, command: { request_type: 'EraseDevice', PIN: '123456' }, push: false, confirmation_token: dry.json.confirmation_token },
+  })
   t.equal(otherCommand.statusCode, 409, 'the token is bound to the command')
   t.match(otherCommand.json, { code: 'confirmation_invalid', problem: 'other_command' })
   t.equal((await api('POST', '/api/v1/commands', { body: { ...erase, confirmation_token: 'garbage' } })).json.code, 'confirmation_invalid')
@@ -49,7 +66,10 @@ t.test('an erase by filter: refused without a dry run, sent with its token, refu
   t.equal(again.json.count, 4)
   const sent = await api('POST', '/api/v1/commands', { body: { ...erase, confirmation_token: again.json.confirmation_token } })
   t.equal(sent.statusCode, 201)
-  t.same(sent.json.targets.map((target: { result: string }) => target.result), ['queued', 'queued', 'queued', 'queued'])
+  t.same(
+    sent.json.targets.map((target: { result: string }) => target.result),
+    ['queued', 'queued', 'queued', 'queued'],
+  )
   t.ok(sent.json.targets.some((target: { enrollment_id: string }) => target.enrollment_id === late.udid))
 })
 
@@ -58,14 +78,52 @@ t.test('which calls are guarded: several named devices, raw plists, the enrollme
   const api = apiClient(mdm.app)
   const [a, b] = [await mdm.enrolledDevice(), await mdm.enrolledDevice()]
 
-  t.equal((await api('POST', '/api/v1/commands', { body: { enrollment_ids: [a.udid], command: { request_type: 'EraseDevice' }, push: false } })).statusCode, 201, 'one named device: one step (as /erase)')
-  t.equal((await api('POST', '/api/v1/commands', { body: { enrollment_ids: [a.udid, b.udid], command: { request_type: 'DeleteUser', UserName: 'pupil1' }, push: false } })).statusCode, 428, 'DeleteUser to two devices')
-  t.equal((await api('POST', '/api/v1/commands', { body: { enrollment_ids: [a.udid, b.udid], command: { request_type: 'RemoveProfile', Identifier: 'orchard.enrollment' }, push: false } })).statusCode, 428, 'removing the enrollment profile ends management')
-  t.equal((await api('POST', '/api/v1/commands', { body: { enrollment_ids: [a.udid, b.udid], command: { request_type: 'RemoveProfile', Identifier: 'council.wifi' }, push: false } })).statusCode, 201, 'another profile: one step')
-  t.equal((await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'DeviceLock' }, push: false } })).statusCode, 201, 'a lock by filter: one step')
+  t.equal(
+    (await api('POST', '/api/v1/commands', { body: { enrollment_ids: [a.udid], command: { request_type: 'EraseDevice' }, push: false } })).statusCode,
+    201,
+    'one named device: one step (as /erase)',
+  )
+  t.equal(
+    (
+      await api('POST', '/api/v1/commands', {
+        body: { enrollment_ids: [a.udid, b.udid], command: { request_type: 'DeleteUser', UserName: 'pupil1' }, push: false },
+      })
+    ).statusCode,
+    428,
+    'DeleteUser to two devices',
+  )
+  t.equal(
+    (
+      await api('POST', '/api/v1/commands', {
+        body: { enrollment_ids: [a.udid, b.udid], command: { request_type: 'RemoveProfile', Identifier: 'orchard.enrollment' }, push: false },
+      })
+    ).statusCode,
+    428,
+    'removing the enrollment profile ends management',
+  )
+  t.equal(
+    (
+      await api('POST', '/api/v1/commands', {
+        body: { enrollment_ids: [a.udid, b.udid], command: { request_type: 'RemoveProfile', Identifier: 'council.wifi' }, push: false },
+      })
+    ).statusCode,
+    201,
+    'another profile: one step',
+  )
+  t.equal(
+    (await api('POST', '/api/v1/commands', { body: { filter: {}, command: { request_type: 'DeviceLock' }, push: false } })).statusCode,
+    201,
+    'a lock by filter: one step',
+  )
 
   const plist = encodePlist({ CommandUUID: 'raw-erase-1', Command: { RequestType: 'EraseDevice' } })
-  const raw = (query: string) => mdm.app.inject({ method: 'POST', url: `/api/v1/enqueue/${a.udid},${b.udid}${query}`, headers: { authorization: 'Bearer test-api-key-0123456789abcdef', 'content-type': 'application/x-apple-plist' }, payload: plist })
+  const raw = (query: string) =>
+    mdm.app.inject({
+      method: 'POST',
+      url: `/api/v1/enqueue/${a.udid},${b.udid}${query}`,
+      headers: { authorization: 'Bearer test-api-key-0123456789abcdef', 'content-type': 'application/x-apple-plist' },
+      payload: plist,
+    })
   t.equal((await raw('?push=false')).statusCode, 428, 'a raw plist to two enrollments')
   const dry = await raw('?dry_run=true')
   t.equal(dry.statusCode, 200)
@@ -87,7 +145,11 @@ t.test('above the limit only owners send destructive commands, with their own dr
   const refused = await api('POST', '/api/v1/commands', { key: admin, body: { ...erase, confirmation_token: dry.json.confirmation_token } })
   t.equal(refused.statusCode, 403)
   t.match(refused.json.detail, /more than 2, ORCHARD_DESTRUCTIVE_OWNER_LIMIT\) needs the owner role/)
-  t.equal((await api('POST', '/api/v1/commands', { body: { ...erase, confirmation_token: dry.json.confirmation_token } })).statusCode, 409, 'the admin\'s token is not the owner\'s')
+  t.equal(
+    (await api('POST', '/api/v1/commands', { body: { ...erase, confirmation_token: dry.json.confirmation_token } })).statusCode,
+    409,
+    "the admin's token is not the owner's",
+  )
   const ownerDry = await api('POST', '/api/v1/commands', { body: { ...erase, dry_run: true } })
   t.equal((await api('POST', '/api/v1/commands', { body: { ...erase, confirmation_token: ownerDry.json.confirmation_token } })).statusCode, 201)
   t.same(await storedCommands(mdm), ['EraseDevice'])

@@ -58,7 +58,11 @@ function queueOver(db: Kysely<Database>): Queue {
 async function enrolledDevice(db: Kysely<Database>, id = `DEV-${randomUUID()}`) {
   const certificateSha256 = createHash('sha256').update(id).digest('hex')
   const enrollments = createEnrollmentStore(db)
-  const authenticated = await enrollments.authenticate({ deviceId: id, udid: id, serialNumber: `S${id.slice(-8)}`, topic, raw: Buffer.from('Authenticate') }, { certificateSha256, notAfter: null }, { expectedIdentity: null })
+  const authenticated = await enrollments.authenticate(
+    { deviceId: id, udid: id, serialNumber: `S${id.slice(-8)}`, topic, raw: Buffer.from('Authenticate') },
+    { certificateSha256, notAfter: null },
+    { expectedIdentity: null },
+  )
   if (!authenticated.ok) throw new Error('authenticate failed')
   const token = await enrollments.updateToken(
     { enrollmentId: id, deviceId: id, channel: 'device', topic, token: Buffer.alloc(32, 1), pushMagic: 'magic', awaitingConfiguration: false },
@@ -198,7 +202,12 @@ t.test('expiry: a command the device fetched and may be running is not expired u
   const inFlight = await queue.enqueue([device.id], { priority: 10, expiresAt: future })
   t.equal(nextOf(await device.report(queue.store, 'Idle')), inFlight, 'fetched; the device has not answered yet')
   // Time passes: both expiry dates are now behind.
-  await database.db.updateTable('command_targets').set({ expires_at: past }).where('enrollment_id', '=', device.id).where('command_uuid', 'in', [refused, inFlight]).execute()
+  await database.db
+    .updateTable('command_targets')
+    .set({ expires_at: past })
+    .where('enrollment_id', '=', device.id)
+    .where('command_uuid', 'in', [refused, inFlight])
+    .execute()
 
   const idle = await device.report(queue.store, 'Idle')
   t.match(idle, { accepted: true, expired: 1 })
@@ -218,7 +227,11 @@ t.test('cancellable: until the device fetches it, or after it refused it (NotNow
   const refused = await queue.enqueue([device.id])
   t.same(await queue.admin.cancelCommand(fullAccess, queued, [device.id], 'before the poll'), { cancelled: 1, inFlight: 0, finished: 0, notTargeted: 0 })
   t.equal(nextOf(await device.report(queue.store, 'Idle')), fetched, 'the cancelled command is never offered')
-  t.same(await queue.admin.cancelCommand(fullAccess, fetched, [device.id], 'too late'), { cancelled: 0, inFlight: 1, finished: 0, notTargeted: 0 }, 'fetched: it may be running')
+  t.same(
+    await queue.admin.cancelCommand(fullAccess, fetched, [device.id], 'too late'),
+    { cancelled: 0, inFlight: 1, finished: 0, notTargeted: 0 },
+    'fetched: it may be running',
+  )
   t.equal(nextOf(await device.report(queue.store, 'Acknowledged', fetched)), refused)
   t.equal(nextOf(await device.report(queue.store, 'NotNow', refused)), undefined)
   t.same(await queue.admin.clearQueue(fullAccess, device.id, 'clear'), { cancelled: 1, inFlight: 0 }, 'refused: not running, so cancellable')
@@ -236,7 +249,8 @@ t.test('a cancel racing a poll: the device gets the command or finds it cancelle
     const poll = () => device.report(queue.store, 'Idle')
     const cancelIt = () => queue.admin.cancelCommand(fullAccess, command, [device.id], 'race')
     // Either one is sent to the database first.
-    const [polled, cancel] = round % 2 === 0 ? await Promise.all([poll(), cancelIt()]) : await Promise.all([cancelIt(), poll()]).then(([c, p]) => [p, c] as const)
+    const [polled, cancel] =
+      round % 2 === 0 ? await Promise.all([poll(), cancelIt()]) : await Promise.all([cancelIt(), poll()]).then(([c, p]) => [p, c] as const)
     const delivered = nextOf(polled) === command
     const row = await queue.status(device.id, command)
     const seen = {
@@ -287,7 +301,12 @@ t.test(
 
     const polled = await database.db.transaction().execute(async (trx) => {
       // The operator's cancel has taken the head row's lock and not committed yet.
-      await trx.updateTable('command_targets').set({ status: 'Cancelled', cancel_reason: 'operator' }).where('enrollment_id', '=', device.id).where('command_uuid', '=', head).execute()
+      await trx
+        .updateTable('command_targets')
+        .set({ status: 'Cancelled', cancel_reason: 'operator' })
+        .where('enrollment_id', '=', device.id)
+        .where('command_uuid', '=', head)
+        .execute()
       return device.report(serverQueue.store, 'Idle')
     })
     t.equal(nextOf(polled), next, 'the locked head is skipped, not waited for')

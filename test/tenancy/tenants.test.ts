@@ -28,7 +28,10 @@ t.test('tenants: owners create organisations and departments (one level), rename
 
   const nested = await api('POST', '/api/v1/tenants', { body: { id: 'optics', name: 'Optics', parent_id: 'physics' } })
   t.equal(nested.statusCode, 400, 'a department cannot have departments')
-  t.same(nested.json.errors.map((e: { pointer: string }) => e.pointer), ['/parent_id'])
+  t.same(
+    nested.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/parent_id'],
+  )
   t.match(nested.json.detail, /nest one level/)
   t.equal((await api('POST', '/api/v1/tenants', { body: { id: 'x', name: 'X', parent_id: 'nowhere' } })).statusCode, 400, 'unknown parent')
   const again = await api('POST', '/api/v1/tenants', { body: { id: 'physics', name: 'Physics 2' } })
@@ -37,15 +40,29 @@ t.test('tenants: owners create organisations and departments (one level), rename
   t.equal((await api('POST', '/api/v1/tenants', { body: { id: 'physics2', name: 'physics' } })).statusCode, 409, 'names are unique, ignoring case')
   const badId = await api('POST', '/api/v1/tenants', { body: { id: 'Physics Dept', name: 'P' } })
   t.equal(badId.statusCode, 400)
-  t.same(badId.json.errors.map((e: { pointer: string }) => e.pointer), ['/id'])
+  t.same(
+    badId.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/id'],
+  )
 
   const scienceAdmin = await keyFor(api, 'admin', 'science')
   const physicsAuditor = await keyFor(api, 'auditor', 'physics')
-  t.same((await api('GET', '/api/v1/tenants', { key: scienceAdmin })).json.items.map((x: { id: string }) => x.id), ['physics', 'science'], 'an organisation admin sees its departments')
-  t.same((await api('GET', '/api/v1/tenants', { key: physicsAuditor })).json.items.map((x: { id: string }) => x.id), ['physics'])
+  t.same(
+    (await api('GET', '/api/v1/tenants', { key: scienceAdmin })).json.items.map((x: { id: string }) => x.id),
+    ['physics', 'science'],
+    'an organisation admin sees its departments',
+  )
+  t.same(
+    (await api('GET', '/api/v1/tenants', { key: physicsAuditor })).json.items.map((x: { id: string }) => x.id),
+    ['physics'],
+  )
   t.equal((await api('GET', '/api/v1/tenants/library', { key: physicsAuditor })).statusCode, 404, 'other tenants do not exist for it')
   t.equal((await api('GET', '/api/v1/tenants', {})).json.items.length, 3, 'central IT sees all')
-  t.equal((await api('POST', '/api/v1/tenants', { key: scienceAdmin, body: { id: 'chemistry', name: 'Chemistry', parent_id: 'science' } })).statusCode, 403, 'only owners create tenants')
+  t.equal(
+    (await api('POST', '/api/v1/tenants', { key: scienceAdmin, body: { id: 'chemistry', name: 'Chemistry', parent_id: 'science' } })).statusCode,
+    403,
+    'only owners create tenants',
+  )
 
   const renamed = await api('PATCH', '/api/v1/tenants/library', { body: { name: 'University Library' } })
   t.equal(renamed.statusCode, 200)
@@ -63,11 +80,20 @@ t.test('tenants: owners create organisations and departments (one level), rename
   t.equal((await api('DELETE', '/api/v1/tenants/empty')).statusCode, 204)
   t.equal((await api('GET', '/api/v1/tenants/empty')).statusCode, 404)
 
-  const actions = (await mdm.database.db.selectFrom('audit_events').select(['action', 'target_id', 'outcome']).where('target_type', '=', 'tenant').orderBy('id').execute())
-  t.same(actions.filter((row) => row.outcome === 'success').map((row) => `${row.action} ${row.target_id}`), ['createTenant science', 'createTenant physics', 'createTenant library', 'updateTenant library', 'createTenant empty', 'deleteTenant empty'], 'each change audited with it')
+  const actions = await mdm.database.db
+    .selectFrom('audit_events')
+    .select(['action', 'target_id', 'outcome'])
+    .where('target_type', '=', 'tenant')
+    .orderBy('id')
+    .execute()
+  t.same(
+    actions.filter((row) => row.outcome === 'success').map((row) => `${row.action} ${row.target_id}`),
+    ['createTenant science', 'createTenant physics', 'createTenant library', 'updateTenant library', 'createTenant empty', 'deleteTenant empty'],
+    'each change audited with it',
+  )
 })
 
-t.test('an organisation admin reaches its departments\' devices; a department admin only its own', async (t) => {
+t.test("an organisation admin reaches its departments' devices; a department admin only its own", async (t) => {
   const mdm = await setupMdm(t)
   const api = apiClient(mdm.app)
   await api('POST', '/api/v1/tenants', { body: { id: 'science', name: 'Science' } })
@@ -78,17 +104,30 @@ t.test('an organisation admin reaches its departments\' devices; a department ad
   const organisation = await keyFor(api, 'admin', 'science')
   const physics = await keyFor(api, 'admin', 'physics')
   t.same((await api('GET', '/api/v1/devices', { key: organisation })).json.items.map((d: { id: string }) => d.id).sort(), [inPhysics, inChemistry].sort())
-  t.same((await api('GET', '/api/v1/devices', { key: physics })).json.items.map((d: { id: string }) => d.id), [inPhysics])
+  t.same(
+    (await api('GET', '/api/v1/devices', { key: physics })).json.items.map((d: { id: string }) => d.id),
+    [inPhysics],
+  )
   t.equal((await api('POST', `/api/v1/devices/${inChemistry}/lock`, { key: organisation, body: {} })).statusCode, 201)
 
-  const both = await api('POST', '/api/v1/commands', { key: organisation, body: { enrollment_ids: [inPhysics, inChemistry], command: { request_type: 'ProfileList' }, push: false } })
+  const both = await api('POST', '/api/v1/commands', {
+    key: organisation,
+    body: { enrollment_ids: [inPhysics, inChemistry], command: { request_type: 'ProfileList' }, push: false },
+  })
   t.equal(both.statusCode, 201)
   const row = await mdm.database.db.selectFrom('commands').select('tenant_id').where('uuid', '=', both.json.command_uuid).executeTakeFirstOrThrow()
   t.equal(row.tenant_id, 'science', 'a command to two departments belongs to their organisation')
   t.equal((await api('GET', `/api/v1/commands/${both.json.command_uuid}`, { key: organisation })).statusCode, 200, 'its sender sees it')
-  t.equal((await api('GET', `/api/v1/commands/${both.json.command_uuid}`, { key: physics })).statusCode, 404, 'a department admin does not see the organisation\'s command')
+  t.equal(
+    (await api('GET', `/api/v1/commands/${both.json.command_uuid}`, { key: physics })).statusCode,
+    404,
+    "a department admin does not see the organisation's command",
+  )
   const queue = await api('GET', `/api/v1/enrollments/${inPhysics}/commands`, { key: physics })
-  t.ok(queue.json.items.some((item: { command_uuid: string }) => item.command_uuid === both.json.command_uuid), 'but sees it in its own device\'s queue')
+  t.ok(
+    queue.json.items.some((item: { command_uuid: string }) => item.command_uuid === both.json.command_uuid),
+    "but sees it in its own device's queue",
+  )
 })
 
 t.test('moving devices: billing periods end and start at the same moment, both tenants audit it, the old tenant loses sight of the device', async (t) => {
@@ -105,11 +144,18 @@ t.test('moving devices: billing periods end and start at the same moment, both t
 
   const intoChemistry = await api('POST', '/api/v1/devices/move', { key: physicsAdmin, body: { device_ids: [first], tenant_id: 'chemistry' } })
   t.equal(intoChemistry.statusCode, 400, 'a tenant admin cannot give devices to another tenant')
-  t.same(intoChemistry.json.errors.map((e: { pointer: string }) => e.pointer), ['/tenant_id'])
-  t.equal((await api('POST', '/api/v1/devices/move', { key: physicsHelpdesk, body: { device_ids: [first], tenant_id: 'physics' } })).statusCode, 403, 'helpdesk moves nothing')
+  t.same(
+    intoChemistry.json.errors.map((e: { pointer: string }) => e.pointer),
+    ['/tenant_id'],
+  )
+  t.equal(
+    (await api('POST', '/api/v1/devices/move', { key: physicsHelpdesk, body: { device_ids: [first], tenant_id: 'physics' } })).statusCode,
+    403,
+    'helpdesk moves nothing',
+  )
   const own = await api('POST', '/api/v1/devices/move', { key: physicsAdmin, body: { device_ids: [first, foreign], tenant_id: 'physics' } })
   t.equal(own.statusCode, 200)
-  t.same(own.json, { tenant_id: 'physics', moved: [], unchanged: [first], not_found: [foreign] }, 'another tenant\'s device is not found')
+  t.same(own.json, { tenant_id: 'physics', moved: [], unchanged: [first], not_found: [foreign] }, "another tenant's device is not found")
   t.equal((await api('POST', '/api/v1/devices/move', { body: { device_ids: [first], tenant_id: 'nowhere' } })).statusCode, 400, 'unknown tenant')
 
   const moved = await api('POST', '/api/v1/devices/move', { body: { device_ids: [first, second, 'no-such-device'], tenant_id: 'chemistry' } })
@@ -126,15 +172,31 @@ t.test('moving devices: billing periods end and start at the same moment, both t
   t.equal(periods[1]!.ended_at, null, 'a chemistry period is open')
   t.equal(periods[1]!.started_at.getTime(), periods[0]!.ended_at!.getTime(), 'no gap, no overlap')
 
-  const rows = await db.selectFrom('audit_events').selectAll().where('action', '=', 'moveDevices').where('outcome', '=', 'success').where('device_id', '=', first).execute()
+  const rows = await db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('action', '=', 'moveDevices')
+    .where('outcome', '=', 'success')
+    .where('device_id', '=', first)
+    .execute()
   t.same(rows.map((row) => row.tenant_id).sort(), ['chemistry', 'physics'], 'one row in each tenant')
   t.match(rows[0]!.details, { from_tenant_id: 'physics', to_tenant_id: 'chemistry' })
-  const nothingMoved = await db.selectFrom('audit_events').selectAll().where('action', '=', 'moveDevices').where('outcome', '=', 'success').where('device_id', 'is', null).execute()
+  const nothingMoved = await db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('action', '=', 'moveDevices')
+    .where('outcome', '=', 'success')
+    .where('device_id', 'is', null)
+    .execute()
   t.equal(nothingMoved.length, 1, 'a move that changes nothing is audited too')
 
   const toCentral = await api('POST', '/api/v1/devices/move', { body: { device_ids: [second], tenant_id: null } })
   t.same(toCentral.json.moved, [second])
-  t.equal((await api('POST', '/api/v1/devices/move', { key: physicsAdmin, body: { device_ids: [first], tenant_id: null } })).statusCode, 400, 'only central IT moves devices to central IT')
+  t.equal(
+    (await api('POST', '/api/v1/devices/move', { key: physicsAdmin, body: { device_ids: [first], tenant_id: null } })).statusCode,
+    400,
+    'only central IT moves devices to central IT',
+  )
 })
 
 t.test('the audit log: owners see everything, a tenant auditor its tenant only; filters, pages and device timelines', async (t) => {
@@ -154,13 +216,20 @@ t.test('the audit log: owners see everything, a tenant auditor its tenant only; 
   const all = await api('GET', '/api/v1/audit-events')
   t.equal(all.statusCode, 200)
   const ids = all.json.items.map((event: { id: string }) => Number(event.id))
-  t.same(ids, [...ids].sort((a, b) => b - a), 'newest first')
+  t.same(
+    ids,
+    [...ids].sort((a, b) => b - a),
+    'newest first',
+  )
   t.ok(all.json.items.some((event: { tenant_id: string | null }) => event.tenant_id === 'chemistry'))
 
   const physicsView = await api('GET', '/api/v1/audit-events', { key: physicsAuditor })
   t.equal(physicsView.statusCode, 200)
   t.ok(physicsView.json.items.length > 0)
-  t.ok(physicsView.json.items.every((event: { tenant_id: string }) => event.tenant_id === 'physics'), 'only its own tenant')
+  t.ok(
+    physicsView.json.items.every((event: { tenant_id: string }) => event.tenant_id === 'physics'),
+    'only its own tenant',
+  )
   const lock = physicsView.json.items.find((event: { action: string; outcome: string }) => event.action === 'lockDevice' && event.outcome === 'success')
   t.match(lock, { category: 'admin', principal: { name: 'admin physics', source: 'database' }, target_type: 'command', device_id: inPhysics })
   t.type(lock.request_id, 'string')
@@ -171,8 +240,12 @@ t.test('the audit log: owners see everything, a tenant auditor its tenant only; 
   t.ok(failures.json.items.length >= 1)
   t.ok(failures.json.items.every((event: { outcome: string }) => event.outcome === 'failure'))
   const timeline = await api('GET', `/api/v1/audit-events?device_id=${encodeURIComponent(inPhysics)}&category=device`)
-  t.same(timeline.json.items.map((event: { action: string }) => event.action), ['enrolled'], 'the device\'s own events')
-  t.equal((await api('GET', '/api/v1/audit-events?tenant_id=chemistry', { key: physicsAuditor })).json.items.length, 0, 'another tenant\'s filter finds nothing')
+  t.same(
+    timeline.json.items.map((event: { action: string }) => event.action),
+    ['enrolled'],
+    "the device's own events",
+  )
+  t.equal((await api('GET', '/api/v1/audit-events?tenant_id=chemistry', { key: physicsAuditor })).json.items.length, 0, "another tenant's filter finds nothing")
   t.equal((await api('GET', `/api/v1/audit-events?since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`)).json.items.length, 0)
 
   const first = await api('GET', '/api/v1/audit-events?limit=2')
@@ -197,22 +270,52 @@ t.test('device report: counts per tenant by kind, model, OS version, enrollment 
   await deviceIn(mdm, null)
   await db.updateTable('devices').set({ kind: 'work', product_name: 'iPad13,1', os_version: '17.5' }).where('id', 'in', [a, b]).execute()
   await db.updateTable('devices').set({ kind: 'function', product_name: '=HYPERLINK("x")', os_version: '18.1' }).where('id', '=', c).execute()
-  await db.updateTable('enrollments').set({ last_seen_at: new Date(Date.now() - 10 * 86_400_000) }).where('id', '=', b).execute()
+  await db
+    .updateTable('enrollments')
+    .set({ last_seen_at: new Date(Date.now() - 10 * 86_400_000) })
+    .where('id', '=', b)
+    .execute()
   await db.updateTable('enrollments').set({ enabled: false }).where('id', '=', c).execute()
 
   const report = await api('GET', '/api/v1/reports/devices')
   t.equal(report.statusCode, 200)
-  t.same(report.json.items.map((item: { tenant_id: string | null }) => item.tenant_id), [null, 'empty', 'physics'], 'central IT, then every tenant, empty ones too')
+  t.same(
+    report.json.items.map((item: { tenant_id: string | null }) => item.tenant_id),
+    [null, 'empty', 'physics'],
+    'central IT, then every tenant, empty ones too',
+  )
   const physics = report.json.items.find((item: { tenant_id: string }) => item.tenant_id === 'physics')
-  t.match(physics, { tenant_name: 'Physics', total: 3, enrolled: 2, unenrolled: 1, last_seen: { within_1d: 2, within_7d: 2, within_30d: 3, older: 0, never: 0 } })
-  t.same(physics.by_kind, [{ value: 'work', count: 2 }, { value: 'function', count: 1 }])
-  t.same(physics.by_model, [{ value: 'iPad13,1', count: 2 }, { value: '=HYPERLINK("x")', count: 1 }])
-  t.same(physics.by_os_version, [{ value: '17.5', count: 2 }, { value: '18.1', count: 1 }])
-  t.match(report.json.items.find((item: { tenant_id: string }) => item.tenant_id === 'empty'), { total: 0, by_kind: [] })
+  t.match(physics, {
+    tenant_name: 'Physics',
+    total: 3,
+    enrolled: 2,
+    unenrolled: 1,
+    last_seen: { within_1d: 2, within_7d: 2, within_30d: 3, older: 0, never: 0 },
+  })
+  t.same(physics.by_kind, [
+    { value: 'work', count: 2 },
+    { value: 'function', count: 1 },
+  ])
+  t.same(physics.by_model, [
+    { value: 'iPad13,1', count: 2 },
+    { value: '=HYPERLINK("x")', count: 1 },
+  ])
+  t.same(physics.by_os_version, [
+    { value: '17.5', count: 2 },
+    { value: '18.1', count: 1 },
+  ])
+  t.match(
+    report.json.items.find((item: { tenant_id: string }) => item.tenant_id === 'empty'),
+    { total: 0, by_kind: [] },
+  )
 
   const physicsHelpdesk = await keyFor(api, 'helpdesk', 'physics')
   const scoped = await api('GET', '/api/v1/reports/devices', { key: physicsHelpdesk })
-  t.same(scoped.json.items.map((item: { tenant_id: string }) => item.tenant_id), ['physics'], 'a tenant sees its own numbers only')
+  t.same(
+    scoped.json.items.map((item: { tenant_id: string }) => item.tenant_id),
+    ['physics'],
+    'a tenant sees its own numbers only',
+  )
 
   const csv = await api('GET', '/api/v1/reports/devices?format=csv&tenant_id=physics')
   t.equal(csv.statusCode, 200)
@@ -231,26 +334,33 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
   const db = mdm.database.db
   await api('POST', '/api/v1/tenants', { body: { id: 'physics', name: 'Physics' } })
   await api('POST', '/api/v1/tenants', { body: { id: 'chemistry', name: 'Chemistry' } })
-  await db.insertInto('device_tenancy').values([
-    // Device A, Physics: 10 Jan noon to midnight of the 20th (days 10..19), again 22..25, and once more on the 25th.
-    { device_id: 'device-a', tenant_id: 'physics', started_at: new Date('2026-01-10T12:00:00Z'), ended_at: new Date('2026-01-20T00:00:00Z') },
-    { device_id: 'device-a', tenant_id: 'physics', started_at: new Date('2026-01-22T08:00:00Z'), ended_at: new Date('2026-01-25T10:00:00Z') },
-    { device_id: 'device-a', tenant_id: 'physics', started_at: new Date('2026-01-25T11:00:00Z'), ended_at: new Date('2026-01-25T12:00:00Z') },
-    // Device B: Physics since December, moved to Chemistry at noon on the 15th, still there.
-    { device_id: 'device-b', tenant_id: 'physics', started_at: new Date('2025-12-01T09:00:00Z'), ended_at: new Date('2026-01-15T12:00:00Z') },
-    { device_id: 'device-b', tenant_id: 'chemistry', started_at: new Date('2026-01-15T12:00:00Z'), ended_at: null },
-    // Outside the period: ended before it, or started after it.
-    { device_id: 'device-c', tenant_id: 'physics', started_at: new Date('2025-11-01T00:00:00Z'), ended_at: new Date('2026-01-05T00:00:00Z') },
-    { device_id: 'device-d', tenant_id: null, started_at: new Date('2026-02-01T00:00:00Z'), ended_at: null },
-  ]).execute()
+  await db
+    .insertInto('device_tenancy')
+    .values([
+      // Device A, Physics: 10 Jan noon to midnight of the 20th (days 10..19), again 22..25, and once more on the 25th.
+      { device_id: 'device-a', tenant_id: 'physics', started_at: new Date('2026-01-10T12:00:00Z'), ended_at: new Date('2026-01-20T00:00:00Z') },
+      { device_id: 'device-a', tenant_id: 'physics', started_at: new Date('2026-01-22T08:00:00Z'), ended_at: new Date('2026-01-25T10:00:00Z') },
+      { device_id: 'device-a', tenant_id: 'physics', started_at: new Date('2026-01-25T11:00:00Z'), ended_at: new Date('2026-01-25T12:00:00Z') },
+      // Device B: Physics since December, moved to Chemistry at noon on the 15th, still there.
+      { device_id: 'device-b', tenant_id: 'physics', started_at: new Date('2025-12-01T09:00:00Z'), ended_at: new Date('2026-01-15T12:00:00Z') },
+      { device_id: 'device-b', tenant_id: 'chemistry', started_at: new Date('2026-01-15T12:00:00Z'), ended_at: null },
+      // Outside the period: ended before it, or started after it.
+      { device_id: 'device-c', tenant_id: 'physics', started_at: new Date('2025-11-01T00:00:00Z'), ended_at: new Date('2026-01-05T00:00:00Z') },
+      { device_id: 'device-d', tenant_id: null, started_at: new Date('2026-02-01T00:00:00Z'), ended_at: null },
+    ])
+    .execute()
 
   const report = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&per_device=true')
   t.equal(report.statusCode, 200, report.body)
   t.equal(report.json.total_device_days, 14 + 11 + 17)
-  t.same(report.json.items, [
-    { tenant_id: 'chemistry', tenant_name: 'Chemistry', devices: 1, device_days: 17 },
-    { tenant_id: 'physics', tenant_name: 'Physics', devices: 2, device_days: 25 },
-  ], 'tenants by id; central IT has no days in January so it is not listed')
+  t.same(
+    report.json.items,
+    [
+      { tenant_id: 'chemistry', tenant_name: 'Chemistry', devices: 1, device_days: 17 },
+      { tenant_id: 'physics', tenant_name: 'Physics', devices: 2, device_days: 25 },
+    ],
+    'tenants by id; central IT has no days in January so it is not listed',
+  )
   t.same(report.json.devices, [
     { tenant_id: 'chemistry', device_id: 'device-b', serial_number: null, device_days: 17, first_day: '2026-01-15', last_day: '2026-01-31' },
     { tenant_id: 'physics', device_id: 'device-a', serial_number: null, device_days: 14, first_day: '2026-01-10', last_day: '2026-01-25' },
@@ -258,20 +368,34 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
   ])
 
   const february = await api('GET', '/api/v1/reports/device-days?from=2026-02-01&to=2026-02-28')
-  t.same(february.json.items.map((item: { tenant_id: string | null; device_days: number }) => [item.tenant_id, item.device_days]), [[null, 28], ['chemistry', 1 * 28], ['physics', 0]])
+  t.same(
+    february.json.items.map((item: { tenant_id: string | null; device_days: number }) => [item.tenant_id, item.device_days]),
+    [
+      [null, 28],
+      ['chemistry', 1 * 28],
+      ['physics', 0],
+    ],
+  )
 
   const physicsAuditor = await keyFor(api, 'auditor', 'physics')
   const scoped = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&per_device=true', { key: physicsAuditor })
   t.same(scoped.json.items, [{ tenant_id: 'physics', tenant_name: 'Physics', devices: 2, device_days: 25 }], 'a tenant sees its own bill only')
   t.notOk(scoped.json.devices.some((row: { tenant_id: string }) => row.tenant_id !== 'physics'))
-  t.equal((await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31', { key: await keyFor(api, 'helpdesk', 'physics') })).statusCode, 403, 'billing is not for helpdesk')
+  t.equal(
+    (await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31', { key: await keyFor(api, 'helpdesk', 'physics') })).statusCode,
+    403,
+    'billing is not for helpdesk',
+  )
 
   const csv = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&format=csv')
   t.match(csv.headers['content-type'], /^text\/csv/)
   t.match(csv.headers['content-disposition'], /device-days-2026-01-05-2026-01-31\.csv/)
   t.equal(csv.body, 'tenant_id,tenant_name,devices,device_days\r\nchemistry,Chemistry,1,17\r\nphysics,Physics,2,25\r\n')
   const perDevice = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&format=csv&per_device=true&tenant_id=physics')
-  t.equal(perDevice.body, 'tenant_id,device_id,serial_number,device_days,first_day,last_day\r\nphysics,device-a,,14,2026-01-10,2026-01-25\r\nphysics,device-b,,11,2026-01-05,2026-01-15\r\n')
+  t.equal(
+    perDevice.body,
+    'tenant_id,device_id,serial_number,device_days,first_day,last_day\r\nphysics,device-a,,14,2026-01-10,2026-01-25\r\nphysics,device-b,,11,2026-01-05,2026-01-15\r\n',
+  )
 
   const backwards = await api('GET', '/api/v1/reports/device-days?from=2026-02-01&to=2026-01-01')
   t.equal(backwards.statusCode, 400)
@@ -283,7 +407,7 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
   t.equal((await api('GET', '/api/v1/reports/device-days?from=2026-13-01&to=2026-12-31')).statusCode, 400, 'not a date')
 })
 
-t.test('a device\'s timeline: enrolled, wiped when it acknowledges EraseDevice, checked out', async (t) => {
+t.test("a device's timeline: enrolled, wiped when it acknowledges EraseDevice, checked out", async (t) => {
   const mdm = await setupMdm(t)
   const api = apiClient(mdm.app)
   const device = await mdm.enrolledDevice()
@@ -291,7 +415,10 @@ t.test('a device\'s timeline: enrolled, wiped when it acknowledges EraseDevice, 
   t.equal(erase.statusCode, 201)
   const sent = commandIn(await device.idle())!
   t.equal(sent.requestType, 'EraseDevice')
-  const timeline = async () => (await api('GET', `/api/v1/audit-events?device_id=${device.udid}`)).json.items.map((event: { category: string; action: string }) => `${event.category}:${event.action}`)
+  const timeline = async () =>
+    (await api('GET', `/api/v1/audit-events?device_id=${device.udid}`)).json.items.map(
+      (event: { category: string; action: string }) => `${event.category}:${event.action}`,
+    )
   t.same(await timeline(), ['admin:eraseDevice', 'device:enrolled'], 'not wiped while it only has the command')
   await device.answer(sent.uuid, 'Acknowledged')
   t.same(await timeline(), ['device:wiped', 'admin:eraseDevice', 'device:enrolled'])

@@ -150,7 +150,10 @@ t.test('webhooks are created with a secret shown once, validated, listed without
 
   await service.deleteWebhook(fullAccess, created.id)
   await t.rejects(service.deleteWebhook(fullAccess, created.id), code('not_found'))
-  t.same((await service.listWebhooks()).map((w) => w.id), [given.id])
+  t.same(
+    (await service.listWebhooks()).map((w) => w.id),
+    [given.id],
+  )
   t.ok(webhookEventTypes.includes('*') && webhookEventTypes.includes('command.result'))
 })
 
@@ -193,7 +196,10 @@ t.test('a delivery is signed; the receiver verifies it, and a tampered body fail
   t.notOk(verifyWebhookSignature(webhook.secret, header, request!.body.replace('UDID-1', 'UDID-2'), 300, clock.seconds()), 'a tampered body fails')
   t.notOk(verifyWebhookSignature('whsec_someone-else', header, request!.body, 300, clock.seconds()), 'another secret fails')
   t.notOk(verifyWebhookSignature(webhook.secret, header, request!.body, 300, clock.seconds() + 301), 'a replay outside the tolerance fails')
-  t.notOk(verifyWebhookSignature(webhook.secret, header.replace(/t=\d+/, `t=${clock.seconds() + 1}`), request!.body, 300, clock.seconds()), 'a moved timestamp fails')
+  t.notOk(
+    verifyWebhookSignature(webhook.secret, header.replace(/t=\d+/, `t=${clock.seconds() + 1}`), request!.body, 300, clock.seconds()),
+    'a moved timestamp fails',
+  )
   t.notOk(verifyWebhookSignature(webhook.secret, undefined, request!.body, 300, clock.seconds()))
   t.notOk(verifyWebhookSignature(webhook.secret, 'garbage', request!.body, 300, clock.seconds()))
   t.ok(verifyWebhookSignature(webhook.secret, `${header},v1=${'0'.repeat(64)}`, request!.body, 300, clock.seconds()), 'any one v1 may match')
@@ -283,7 +289,11 @@ t.test('a receiver down for an hour: backoff, then every event delivered once, i
 
   const delays = (offsets: number[]) => offsets.slice(1).map((offset, i) => offset - offsets[i]!)
   eventIds.forEach((id, i) => {
-    t.same(attemptsAt.get(id), [0, 10, 30, 70, 150, 310, 630, 1270, 2170, 3070].map((s) => s + i), `event ${i}: attempts within the hour`)
+    t.same(
+      attemptsAt.get(id),
+      [0, 10, 30, 70, 150, 310, 630, 1270, 2170, 3070].map((s) => s + i),
+      `event ${i}: attempts within the hour`,
+    )
     t.same(delays(attemptsAt.get(id)!), [10, 20, 40, 80, 160, 320, 640, 900, 900], 'delays double from 10 s up to 15 min')
     t.same(codes.get(id), [503, 503, 503, 503, 503, 503, 503, 503, null, null], '503 while it answered, then no answer')
   })
@@ -307,15 +317,21 @@ t.test('a receiver down for an hour: backoff, then every event delivered once, i
     eventIds,
     'in the order the events were created',
   )
-  t.same(receiver.requests.map((r) => r.headers['orchard-delivery-attempt']), ['11', '11', '11'])
+  t.same(
+    receiver.requests.map((r) => r.headers['orchard-delivery-attempt']),
+    ['11', '11', '11'],
+  )
   clock.advance(86_400)
   t.same(await service.deliverDue(), { attempted: 0, delivered: 0, failed: 0 })
   t.equal(receiver.requests.length, 3, 'each delivered exactly once')
-  t.same((await service.listDeliveries(webhook.id)).map((d) => [d.status, d.attempts]), [
-    ['delivered', 11],
-    ['delivered', 11],
-    ['delivered', 11],
-  ])
+  t.same(
+    (await service.listDeliveries(webhook.id)).map((d) => [d.status, d.attempts]),
+    [
+      ['delivered', 11],
+      ['delivered', 11],
+      ['delivered', 11],
+    ],
+  )
 })
 
 t.test('past the retry window a delivery fails for good; retryDelivery queues it again', async (t) => {
@@ -412,9 +428,15 @@ t.test('listing deliveries pages newest first', async (t) => {
   const webhook = await service.createWebhook(fullAccess, { url: receiver.url(), eventTypes: ['*'] })
   for (let i = 0; i < 5; i++) await service.emit('checkin.other', { i })
   const page1 = await service.listDeliveries(webhook.id, { limit: 3 })
-  t.same(page1.map((d) => (d.payload as { data: { i: number } }).data.i), [4, 3, 2])
+  t.same(
+    page1.map((d) => (d.payload as { data: { i: number } }).data.i),
+    [4, 3, 2],
+  )
   const page2 = await service.listDeliveries(webhook.id, { limit: 3, beforeId: page1.at(-1)!.id })
-  t.same(page2.map((d) => (d.payload as { data: { i: number } }).data.i), [1, 0])
+  t.same(
+    page2.map((d) => (d.payload as { data: { i: number } }).data.i),
+    [1, 0],
+  )
   await t.rejects(service.listDeliveries(webhook.id, { limit: 0 }), code('validation_failed'))
   await t.rejects(service.listDeliveries('wh_nope'), code('not_found'))
 })

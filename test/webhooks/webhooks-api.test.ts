@@ -40,7 +40,9 @@ t.test('check-ins and command results reach a subscribed receiver, signed', asyn
   const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('base64'), ORCHARD_WEBHOOK_WORKER: 'false' })
   const api = apiClient(mdm.app)
   const receiver = await startReceiver(t)
-  const created = await api('POST', '/api/v1/webhooks', { body: { url: receiver.url, event_types: ['checkin.authenticate', 'checkin.token_update', 'command.result'], description: 'SIEM' } })
+  const created = await api('POST', '/api/v1/webhooks', {
+    body: { url: receiver.url, event_types: ['checkin.authenticate', 'checkin.token_update', 'command.result'], description: 'SIEM' },
+  })
   t.equal(created.statusCode, 201)
   const secret: string = created.json.secret
   t.match(secret, /^whsec_/)
@@ -55,7 +57,10 @@ t.test('check-ins and command results reach a subscribed receiver, signed', asyn
   await mdm.orchard.webhooks.deliverDue()
 
   const events = receiver.received.map((r) => ({ ...r, event: JSON.parse(r.body) }))
-  t.same(events.map((e) => e.event.type), ['checkin.authenticate', 'checkin.token_update', 'command.result'])
+  t.same(
+    events.map((e) => e.event.type),
+    ['checkin.authenticate', 'checkin.token_update', 'command.result'],
+  )
   for (const e of events) {
     t.ok(verifyWebhookSignature(secret, e.headers['orchard-signature'] as string, e.body, 300, Math.floor(Date.now() / 1000)), `${e.event.type} is signed`)
     t.equal(e.headers['orchard-event-type'], e.event.type)

@@ -122,7 +122,8 @@ class BinaryDecoder {
     }
     this.need(at + 1, 1, index)
     const marker = this.buf[at + 1]!
-    if (marker >> 4 !== 0x1 || (marker & 0xf) > 3) this.fail('plist_malformed', `object #${index} has an invalid length marker 0x${marker.toString(16)}`, at + 1)
+    if (marker >> 4 !== 0x1 || (marker & 0xf) > 3)
+      this.fail('plist_malformed', `object #${index} has an invalid length marker 0x${marker.toString(16)}`, at + 1)
     const size = 1 << (marker & 0xf)
     this.need(at + 2, size, index)
     this.payloadAt = at + 2 + size
@@ -258,7 +259,9 @@ class BinaryDecoder {
       value = this.buf.toString('latin1', payloadAt, payloadAt + payloadLength)
     } else {
       this.need(payloadAt, payloadLength * 2, index)
-      value = Buffer.from(this.buf.subarray(payloadAt, payloadAt + payloadLength * 2)).swap16().toString('utf16le')
+      value = Buffer.from(this.buf.subarray(payloadAt, payloadAt + payloadLength * 2))
+        .swap16()
+        .toString('utf16le')
     }
     this.strings[index] = value
     return value

@@ -91,14 +91,7 @@ export function nulMessage(what: 'key' | 'string', path: string, value: string):
 
 /** A character XML 1.0 allows (its Char production): what a character reference may name and what encodePlist can write. */
 export function isXmlChar(cp: number): boolean {
-  return (
-    (cp >= 0x20 && cp <= 0xd7ff) ||
-    cp === 0x09 ||
-    cp === 0x0a ||
-    cp === 0x0d ||
-    (cp >= 0xe000 && cp <= 0xfffd) ||
-    (cp >= 0x10000 && cp <= 0x10ffff)
-  )
+  return (cp >= 0x20 && cp <= 0xd7ff) || cp === 0x09 || cp === 0x0a || cp === 0x0d || (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff)
 }
 
 export const INT64_MIN = -(2n ** 63n)
