@@ -1,0 +1,78 @@
+// Blueprints: profiles from the library and apps, assigned to a tenant, device kinds,
+// enrollment groups or devices. Every change asks the devices the tenant's blueprints reach
+// for their lists, and their answers drive the convergence.
+import { randomUUID } from 'node:crypto'
+import { OrchardError } from '../errors.js'
+import { tenantForNewRow, type AccessScope } from '../model/access.js'
+import type { BlueprintDefinitionStore, BlueprintInput, BlueprintRow } from './blueprint-definition-store.js'
+import type { RefreshTenant } from './convergence-triggers.js'
+
+export interface BlueprintDefinitions {
+  listBlueprints(scope: AccessScope): Promise<BlueprintRow[]>
+  getBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow>
+  createBlueprint(scope: AccessScope, tenantId: string | null | undefined, input: BlueprintInput): Promise<BlueprintRow>
+  updateBlueprint(scope: AccessScope, id: string, input: BlueprintInput): Promise<BlueprintRow>
+  deleteBlueprint(scope: AccessScope, id: string): Promise<void>
+}
+
+export interface BlueprintDefinitionsDeps {
+  store: BlueprintDefinitionStore
+  refreshTenant: RefreshTenant
+}
+
+const validation = (pointer: string, detail: string) =>
+  new OrchardError('validation_failed', `${pointer.replace(/^\//, '') || 'body'}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
+
+function blueprintInputChecked(input: BlueprintInput): BlueprintInput {
+  input.applications.forEach((app, index) => {
+    if ((app.manifest_url === undefined) === (app.itunes_store_id === undefined))
+      throw validation(`/applications/${index}`, 'give exactly one of manifest_url and itunes_store_id')
+  })
+  return input
+}
+
+function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }, name: string): T {
+  if (outcome === 'name_taken') throw new OrchardError('conflict', `a blueprint called ${name} exists already in this tenant`)
+  if (outcome === 'unknown_tenant') throw validation('/tenant_id', 'no such tenant')
+  if (outcome && typeof outcome === 'object' && 'profileNotUsable' in outcome) {
+    throw validation(
+      '/profile_ids',
+      `profile ${outcome.profileNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`,
+    )
+  }
+  return outcome
+}
+
+export function createBlueprintDefinitions(deps: BlueprintDefinitionsDeps): BlueprintDefinitions {
+  const { store, refreshTenant } = deps
+  return {
+    listBlueprints: (scope) => store.listBlueprints(scope),
+    async getBlueprint(scope, id) {
+      const row = await store.getBlueprint(scope, id)
+      if (!row) throw new OrchardError('not_found', `no blueprint ${id}`)
+      return row
+    },
+
+    async createBlueprint(scope, requestedTenant, input) {
+      const tenantId = tenantForNewRow(scope, requestedTenant)
+      const row = blueprintOutcome(await store.createBlueprint(scope, randomUUID(), tenantId, blueprintInputChecked(input)), input.name)
+      await refreshTenant(scope, tenantId, row.applications.length > 0)
+      return row
+    },
+
+    async updateBlueprint(scope, id, input) {
+      const before = await store.getBlueprint(scope, id)
+      if (!before) throw new OrchardError('not_found', `no blueprint ${id}`)
+      const row = blueprintOutcome(await store.updateBlueprint(scope, id, blueprintInputChecked(input)), input.name)
+      if (!row) throw new OrchardError('not_found', `no blueprint ${id}`)
+      await refreshTenant(scope, row.tenant_id, row.applications.length > 0 || before.applications.length > 0)
+      return row
+    },
+
+    async deleteBlueprint(scope, id) {
+      const row = await store.deleteBlueprint(scope, id)
+      if (!row) throw new OrchardError('not_found', `no blueprint ${id}`)
+      await refreshTenant(scope, row.tenant_id, row.applications.length > 0)
+    },
+  }
+}

@@ -1,0 +1,231 @@
+// Convergence: a device's ProfileList (or InstalledApplicationList) answer is compared with
+// what its blueprints want, and InstallProfile/RemoveProfile (InstallApplication/
+// RemoveApplication) are queued for the difference, never twice while one is in flight; the
+// device's answers to those commands record each item's state. A profile's version is its
+// content (the sha256 of the uploaded bytes), not its PayloadUUID.
+import type { Logger } from 'pino'
+import { signProfile, type ProfileSigner } from '../crypto/profile-signing.js'
+import { isPlistDict, type PlistDict } from '../mdm/plist.js'
+import { fullAccess } from '../model/access.js'
+import type { ConfigItemType } from '../db/schema.js'
+import type { CommandDispatcher } from '../queue/dispatch.js'
+import type { ConfigStateRow, ConvergenceStore } from './convergence-store.js'
+import type { CommandResultEvent } from './lifecycle-results.js'
+
+export interface Convergence {
+  /** True when it queued commands for the device (convergence). */
+  commandResult(event: CommandResultEvent): Promise<boolean>
+}
+
+export interface ConvergenceDeps {
+  store: ConvergenceStore
+  dispatcher: Pick<CommandDispatcher, 'dispatch'>
+  /** Profiles are signed on delivery when a signing identity is configured. */
+  signer?: ProfileSigner
+  /** Lifecycle states in which a device is converged (not while it is being wiped or retired). */
+  deviceState: (deviceId: string) => Promise<string | undefined>
+  log: Logger
+  now: () => Date
+}
+
+interface DesiredItem {
+  identifier: string
+  /** The version wanted: a profile's content hash (library_profiles.sha256); null for apps. */
+  version: string | null
+  /** What the device lists when it has it: a profile's PayloadUUID; null for apps (listed is enough). */
+  reported: string | null
+  profileId: string | null
+  /** The command that installs it; undefined when the item changed meanwhile (its change asks again). */
+  install(): Promise<{ requestType: string; keys: PlistDict } | undefined>
+}
+
+function errorDetail(report: PlistDict, status: string): string {
+  const chain = report['ErrorChain']
+  if (Array.isArray(chain)) {
+    const first = chain.find((entry) => isPlistDict(entry))
+    const description = first?.['USEnglishDescription'] ?? first?.['LocalizedDescription']
+    if (typeof description === 'string') return `${status}: ${description}`
+  }
+  return `the device answered ${status}`
+}
+
+export function createConvergence(deps: ConvergenceDeps): Convergence {
+  const { store, log, now } = deps
+
+  async function queue(deviceId: string, requestType: string, keys: PlistDict): Promise<string | null> {
+    // Convergence runs while the device is talking to us: it gets the command in this very
+    // exchange, no push needed.
+    const result = await deps.dispatcher.dispatch(fullAccess, {
+      targets: { enrollmentIds: [deviceId] },
+      command: { kind: 'built', requestType, keys },
+      push: false,
+    })
+    const target = result.targets[0]
+    if (target?.result === 'queued') return result.commandUuid
+    log.warn({ device_id: deviceId, request_type: requestType, result: target }, 'convergence command not queued')
+    return null
+  }
+
+  async function converging(deviceId: string): Promise<boolean> {
+    const state = await deps.deviceState(deviceId)
+    return state === 'active' || state === 'lost'
+  }
+
+  /**
+   * One device's items of one type against what it reported (identifier -> PayloadUUID): installs
+   * what is missing or outdated, removes what a blueprint put there and no blueprint wants,
+   * never while a command for the item is in flight, and leaves failures for a sync.
+   *
+   * A profile is in sync when the device lists its identifier with the desired PayloadUUID AND
+   * the state records that the device acknowledged an InstallProfile of the desired content
+   * (its sha256). A PayloadUUID says nothing about content (an edited profile may keep it), so:
+   * - listed with the desired PayloadUUID but no acknowledged install of this content (none
+   *   recorded, an older version, a row from before versions were hashes, whose version is a
+   *   PayloadUUID): we cannot tell what is on the device, so it is installed once;
+   * - listed with another PayloadUUID (installed by hand, or an older version): not ours, the
+   *   blueprint's version is installed over it (a device keeps one profile per identifier).
+   */
+  async function converge(
+    deviceId: string,
+    type: ConfigItemType,
+    desired: readonly DesiredItem[],
+    installed: ReadonlyMap<string, string | null>,
+    removeRequestType: string,
+    options: { retryFailed: boolean },
+  ): Promise<boolean> {
+    let queued = false
+    const states = new Map((await store.states(deviceId)).filter((row) => row.item_type === type).map((row) => [row.identifier, row]))
+    const inFlight = async (state: ConfigStateRow) => state.command_uuid !== null && (await store.commandOpen(deviceId, state.command_uuid))
+    for (const wanted of desired) {
+      const state = states.get(wanted.identifier)
+      const reported = installed.get(wanted.identifier)
+      const listed = installed.has(wanted.identifier) && (wanted.reported === null || reported === wanted.reported)
+      const acknowledged = state?.status === 'installed' && state.version === wanted.version
+      if (listed && (wanted.version === null || acknowledged)) {
+        if (!acknowledged || state.detail !== null || state.profile_id !== wanted.profileId) {
+          await store.putState(deviceId, type, wanted.identifier, {
+            profileId: wanted.profileId,
+            version: wanted.version,
+            status: 'installed',
+            commandUuid: null,
+            detail: null,
+          })
+        }
+        continue
+      }
+      if (state && state.version === wanted.version) {
+        if (state.status === 'installing' && (await inFlight(state))) continue
+        if (state.status === 'failed' && !options.retryFailed) continue
+      }
+      // Only a versioned item tells a lost (or replaced) install from a new version.
+      const drifted = acknowledged && wanted.version !== null
+      const driftDetail = installed.has(wanted.identifier)
+        ? `the device reported another version of it (PayloadUUID ${String(reported)}): installing it again`
+        : 'the device no longer reported it: installing it again'
+      const command = await wanted.install()
+      if (!command) continue
+      const { requestType, keys } = command
+      const uuid = await queue(deviceId, requestType, keys)
+      queued ||= uuid !== null
+      await store.putState(deviceId, type, wanted.identifier, {
+        profileId: wanted.profileId,
+        version: wanted.version,
+        status: uuid ? 'installing' : 'failed',
+        commandUuid: uuid,
+        detail: uuid ? (drifted ? driftDetail : null) : `${requestType} could not be queued for this device`,
+      })
+    }
+    const wantedIds = new Set(desired.map((wanted) => wanted.identifier))
+    for (const state of states.values()) {
+      if (wantedIds.has(state.identifier)) continue
+      if (!installed.has(state.identifier)) {
+        if (state.status !== 'installing' || !(await inFlight(state))) await store.deleteState(deviceId, type, state.identifier)
+        continue
+      }
+      if (state.status === 'removing' && (await inFlight(state))) continue
+      // A failed removal (no profile wanted any more) waits for a sync.
+      if (state.status === 'failed' && state.profile_id === null && !options.retryFailed) continue
+      const uuid = await queue(deviceId, removeRequestType, { Identifier: state.identifier })
+      queued ||= uuid !== null
+      await store.putState(deviceId, type, state.identifier, {
+        profileId: null,
+        version: null,
+        status: uuid ? 'removing' : 'failed',
+        commandUuid: uuid,
+        detail: uuid ? null : `${removeRequestType} could not be queued`,
+      })
+    }
+    return queued
+  }
+
+  async function convergeProfiles(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
+    const desired = (await store.desiredProfiles(deviceId)).map((wanted) => ({
+      identifier: wanted.identifier,
+      version: wanted.sha256,
+      reported: wanted.payloadUuid,
+      profileId: wanted.profileId,
+      async install() {
+        const content = await store.profileVersionContent(wanted.profileId, wanted.sha256)
+        return content && { requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(content, deps.signer, now()) : content } }
+      },
+    }))
+    return converge(deviceId, 'profile', desired, await store.installedProfiles(deviceId), 'RemoveProfile', options)
+  }
+
+  async function convergeApplications(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
+    const desired = (await store.desiredApplications(deviceId)).map((app) => ({
+      identifier: app.bundle_id,
+      version: null,
+      reported: null,
+      profileId: null,
+      // ManagementFlags 1: the app goes when the device leaves management.
+      install: async () => ({
+        requestType: 'InstallApplication',
+        keys: {
+          ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }),
+          ManagementFlags: 1,
+        },
+      }),
+    }))
+    const installed = new Map([...(await store.installedApplications(deviceId))].map((identifier) => [identifier, null]))
+    return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
+  }
+
+  return {
+    async commandResult(event) {
+      if (event.enrollmentId !== event.deviceId) return false
+      const ok = event.status === 'Acknowledged'
+      if (ok && (event.requestType === 'ProfileList' || event.requestType === 'InstalledApplicationList')) {
+        if (!(await converging(event.deviceId))) return false
+        return event.requestType === 'ProfileList'
+          ? convergeProfiles(event.deviceId, { retryFailed: false })
+          : convergeApplications(event.deviceId, { retryFailed: false })
+      }
+      if (!['InstallProfile', 'RemoveProfile', 'InstallApplication', 'RemoveApplication'].includes(event.requestType)) return false
+      const state = await store.stateOfCommand(event.deviceId, event.commandUuid)
+      if (!state) return false
+      const removal = event.requestType.startsWith('Remove')
+      if (ok && removal) await store.deleteState(event.deviceId, state.item_type, state.identifier)
+      else if (ok)
+        await store.putState(event.deviceId, state.item_type, state.identifier, {
+          profileId: state.profile_id,
+          version: state.version,
+          status: 'installed',
+          commandUuid: null,
+          detail: null,
+        })
+      else {
+        const detail = errorDetail(event.report, event.status)
+        await store.putState(event.deviceId, state.item_type, state.identifier, {
+          profileId: state.profile_id,
+          version: state.version,
+          status: 'failed',
+          commandUuid: event.commandUuid,
+          detail,
+        })
+        log.warn({ device_id: event.deviceId, identifier: state.identifier, request_type: event.requestType, detail }, 'blueprint item failed on the device')
+      }
+      return false
+    },
+  }
+}
