@@ -121,7 +121,7 @@ export function enrollmentHandlers(deps: EnrollmentHandlerDeps): OperationHandle
       }
     },
     async renewDeviceIdentity(request, reply) {
-      const result = await deps.renewal.renewDevice(accessOf(request), request.params.device_id)
+      const result = await deps.renewal.renewDevice(accessOf(request), request.params.device_id, { push: request.query.push })
       return reply.code(201).send(dispatchResultJson(result))
     },
 

@@ -16,7 +16,7 @@ export interface IdentityRenewalService {
   /** Queues renewals for identities expiring within the lead time; returns how many. */
   renewDue(): Promise<{ queued: number; failed: number }>
   /** Queues a renewal for one device now, whatever its expiry. */
-  renewDevice(scope: AccessScope, deviceId: string): Promise<DispatchResult>
+  renewDevice(scope: AccessScope, deviceId: string, options?: { push?: boolean }): Promise<DispatchResult>
   listExpiring(scope: AccessScope, withinDays: number, page: { limit: number; cursor?: string }): Promise<Page<ExpiringIdentity>>
   /**
    * Lets one new identity take over the device's enrollment until `minutes` from now (a
@@ -47,7 +47,7 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
   const retryAfterDays = deps.retryAfterDays ?? 7
   const batchSize = deps.batchSize ?? 500
 
-  async function renew(scope: AccessScope, candidate: RenewalCandidate): Promise<DispatchResult> {
+  async function renew(scope: AccessScope, candidate: RenewalCandidate, push = true): Promise<DispatchResult> {
     const profile = await deps.enrollment.renewalProfile({
       id: candidate.deviceId,
       userEnrollment: candidate.userEnrollment,
@@ -57,7 +57,7 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
     const result = await deps.dispatcher.dispatch(scope, {
       targets: { enrollmentIds: [candidate.deviceId] },
       command: { kind: 'built', requestType: 'InstallProfile', keys: { Payload: profile.body } },
-      push: true,
+      push,
     })
     const target = result.targets[0]
     if (target?.result === 'queued') {
@@ -101,7 +101,7 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
       return { queued, failed }
     },
 
-    async renewDevice(scope, deviceId) {
+    async renewDevice(scope, deviceId, options = {}) {
       const candidate = await deps.store.renewalCandidate(scope, deviceId)
       if (!candidate) throw new OrchardError('not_found', `no device ${deviceId} with an identity certificate`)
       if (!candidate.renewable) {
@@ -110,7 +110,7 @@ export function createIdentityRenewalService(deps: IdentityRenewalDeps): Identit
           `device ${deviceId}'s identity was not issued by Orchard's CA: its enrollment profile is not ours to replace; re-enroll the device instead`,
         )
       }
-      const result = await renew(scope, candidate)
+      const result = await renew(scope, candidate, options.push !== false)
       const target = result.targets[0]
       if (target?.result !== 'queued') {
         throw new OrchardError(

@@ -10,8 +10,6 @@ import { setupMdm } from '../helpers/mdm-fixture.js'
 
 const spec = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, any>> }
 
-/** Queues with a push the caller cannot turn off: identity-renewal.ts always pushes (a change there, not in the API layer). */
-const alwaysPushes = new Set(['renewDeviceIdentity'])
 
 t.test('every operation answering queued commands (EnqueueResult) takes push', async (t) => {
   const operations = loadOperations()
@@ -25,7 +23,6 @@ t.test('every operation answering queued commands (EnqueueResult) takes push', a
   }
   t.ok(enqueueing.length >= 10, `${enqueueing.length} operations queue commands`)
   for (const id of enqueueing) {
-    if (alwaysPushes.has(id)) continue
     const operation = operations.get(id)!
     const push =
       (operation.querystring['properties'] as Record<string, any>)['push'] ?? (operation.jsonBody?.['properties'] as Record<string, any> | undefined)?.['push']

@@ -1243,7 +1243,9 @@ export interface Operations {
     params: {
       device_id: string
     }
-    query: Record<string, never>
+    query: {
+      push: boolean
+    }
     body: undefined
     responses: {
       201: {
@@ -1504,7 +1506,7 @@ export interface Operations {
       profile_id: string
     }
     query: Record<string, never>
-    body: DepProfileFields & { token_id?: never }
+    body: DepProfileFields
     responses: {
       200: {
         "application/json": DepProfile
