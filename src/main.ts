@@ -1,229 +1,70 @@
-// Composition root: stores -> services -> device events -> app, wired by hand, top to bottom.
-// The process around it (database, migrations, listening, signals) is ops/server.ts; tests
-// build the app through createOrchard too, so they run the same wiring.
+// Composition root: features -> device events -> device surface -> app, wired by hand, top to
+// bottom. Each feature's index.ts builds its own stores and services from what it is given; the
+// process around it (database, migrations, listening, signals) is ops/server.ts. Tests build the
+// app through createOrchard too, so they run the same wiring.
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import { apiKeyHandlers, createAccessFeature } from './access/index.js'
+import { createAdeFeature, depHandlers } from './ade/index.js'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
-import { createAdminAuthenticator } from './access/admin-authentication.js'
-import { createTenantTree } from './access/access-control.js'
-import { apiKeyHandlers } from './access/api.js'
-import { createApiKeyService } from './access/api-key-service.js'
-import { createApiKeyStore } from './access/api-key-store.js'
-import { createOidcVerifier } from './access/oidc-verifier.js'
-import { createAdeEnrollmentService, type AdeEnrollmentService } from './ade/ade-enrollment.js'
-import { depHandlers } from './ade/api.js'
-import { createDepService, type DepService } from './ade/dep-service.js'
-import { createDepStore } from './ade/dep-store.js'
 import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
 import { certificatesFromPem } from './crypto/pem.js'
-import { loadProfileSigner } from './crypto/profile-signing.js'
 import { createSecretBox } from './crypto/secret-box.js'
 import type { DatabaseHandle } from './db/database.js'
 import { migrationStatus } from './db/migrations.js'
-import { createCheckinService } from './device/checkin-service.js'
-import { createDdmStatusStore } from './device/ddm-store.js'
-import { createEmptyDeclarativeManagement } from './device/declarative-management.js'
-import { createDeviceSecretStore } from './device/device-secret-store.js'
-import { createDeviceSecrets, type DeviceSecrets } from './device/device-secrets.js'
-import { createEnrollmentStore } from './device/enrollment-store.js'
-import { createDeviceEvents } from './device/events.js'
-import { createIdentityResolver } from './device/identity-resolver.js'
-import { createInventoryStore } from './device/inventory-store.js'
-import { createReportService } from './device/report-service.js'
-import { enrollmentHandlers } from './enrollment/api.js'
-import { createCertificateAuthorityStore } from './enrollment/certificate-authority-store.js'
-import { createCertificateAuthorityService, type CertificateAuthorityService } from './enrollment/certificate-authority.js'
-import { createEnrollmentLinkStore } from './enrollment/enrollment-link-store.js'
-import { createEnrollmentService, type EnrollmentService } from './enrollment/enrollment-service.js'
-import { createIdentityRenewalService, type IdentityRenewalService } from './enrollment/identity-renewal.js'
-import { createIdentityStore } from './enrollment/identity-store.js'
-import { createScepService } from './enrollment/scep-service.js'
-import { createBlueprintStore } from './fleet/blueprint-store.js'
-import { createBlueprintService } from './fleet/blueprints.js'
-import { blueprintHandlers } from './fleet/blueprints-api.js'
-import { createDeviceDirectoryStore } from './fleet/device-directory-store.js'
-import { createDeviceDirectory } from './fleet/device-directory.js'
-import { createDeviceLifecycle } from './fleet/device-lifecycle.js'
-import { deviceHandlers } from './fleet/devices-api.js'
-import { lifecycleHandlers } from './fleet/lifecycle-api.js'
-import { createLifecycleStore } from './fleet/lifecycle-store.js'
-import { fullAccess } from './model/access.js'
+import { createDeviceEvents, createDeviceSecrets, createDeviceSecretStore, createDeviceSurface } from './device/index.js'
+import { createEnrollmentFeature, enrollmentHandlers } from './enrollment/index.js'
+import { blueprintHandlers, createFleetDirectory, createFleetFeature, deviceHandlers, lifecycleHandlers } from './fleet/index.js'
 import { startBackgroundWork } from './ops/background.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './ops/metrics.js'
 import { createReadinessCheck } from './ops/readiness.js'
 import { runServerProcess, startServer, type RunningServer } from './ops/server.js'
 import { createServerSettingsStore } from './ops/server-settings-store.js'
 import { settingsHandlers } from './ops/settings-api.js'
-import { pushHandlers } from './push/api.js'
-import { createApnsSender } from './push/apns-client.js'
-import { createPushCertificateService } from './push/push-certificates.js'
-import { createPushService, type PushService } from './push/push-service.js'
-import { createPushStore } from './push/push-store.js'
-import { commandHandlers } from './queue/api.js'
-import { createCommandAdminStore } from './queue/command-admin-store.js'
-import { createCommandAdmin } from './queue/command-admin.js'
-import { createCommandQueueStore } from './queue/command-queue-store.js'
-import { confirmationKeyFrom, createConfirmationTokens } from './queue/destructive-guard.js'
-import { createCommandDispatcher, type CommandDispatcher } from './queue/dispatch.js'
-import { createCommandEnqueuer } from './queue/enqueue.js'
-import { createRetentionService, type RetentionService } from './queue/retention.js'
-import { tenantHandlers } from './tenancy/api.js'
-import { auditDeviceListeners } from './tenancy/audit-listeners.js'
-import { createAuditStore } from './tenancy/audit-store.js'
-import { createReportStore } from './tenancy/report-store.js'
-import { createTenantReports } from './tenancy/tenant-reports.js'
-import { createTenantService } from './tenancy/tenant-service.js'
-import { createTenantStore } from './tenancy/tenant-store.js'
-import { webhookHandlers } from './webhooks/api.js'
-import { webhookDeviceListeners } from './webhooks/webhook-events.js'
-import { createWebhookService, type WebhookService } from './webhooks/webhook-service.js'
-import { createWebhookStore } from './webhooks/webhook-store.js'
+import { createPushFeature, pushHandlers } from './push/index.js'
+import { commandHandlers, createQueueFeature } from './queue/index.js'
+import { auditDeviceListeners, createTenancyFeature, tenantHandlers } from './tenancy/index.js'
 import { version } from './version.js'
+import { createWebhookService, createWebhookStore, webhookDeviceListeners, webhookHandlers } from './webhooks/index.js'
 
 export type { RunningServer }
-
-export interface Orchard {
-  app: FastifyInstance
-  metrics: Metrics
-  push: PushService
-  webhooks: WebhookService
-  retention: RetentionService
-  authority: CertificateAuthorityService
-  enrollment: EnrollmentService
-  renewal: IdentityRenewalService
-  dispatcher: CommandDispatcher
-  dep: DepService
-  ade: AdeEnrollmentService
-  deviceSecrets: DeviceSecrets
-}
-
-const pemFiles = (files: readonly string[]) => files.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file))
+export type Orchard = Awaited<ReturnType<typeof createOrchard>>
 
 /** Wires stores, services and HTTP surfaces over an open, migrated database. */
-export async function createOrchard(config: Config, database: DatabaseHandle, logger: Logger): Promise<Orchard> {
+export async function createOrchard(config: Config, database: DatabaseHandle, logger: Logger) {
   const db = database.db
   const settings = createServerSettingsStore(db)
-  const metrics = createMetrics()
+  const metrics: Metrics = createMetrics()
   // Only a metric label: an unmigrated database (readiness then says so) must not stop the app.
-  const installationId = String((await settings.getSetting('installation_id').catch(() => undefined)) ?? 'unknown')
-  registerInfoMetric(metrics, { version, installation_id: installationId, database: database.kind })
+  const installationId = await settings.getSetting('installation_id').catch(() => undefined)
+  registerInfoMetric(metrics, { version, installation_id: typeof installationId === 'string' ? installationId : 'unknown', database: database.kind })
   registerDatabaseMetrics(metrics, database.kind, database.poolStats)
   const secretBox = config.secretKeys.length > 0 ? createSecretBox(config.secretKeys) : null
-
-  // Device identities and the CA that issues them.
-  const trustedDeviceCas = pemFiles(config.deviceCaFiles)
+  const trustedDeviceCas = config.deviceCaFiles.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file))
   const verifier = createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas })
-  const fileAuthority = config.caFiles && {
-    certificatePem: readFileSync(config.caFiles.certFile, 'utf8'),
-    privateKeyPem: readFileSync(config.caFiles.keyFile, 'utf8'),
-    source: config.caFiles.certFile,
-  }
-  const authority = createCertificateAuthorityService({
-    store: createCertificateAuthorityStore(db),
-    secretBox,
-    fileAuthority: fileAuthority || undefined,
-    configTrusted: trustedDeviceCas,
-    organization: config.organization,
-    onTrustChange: (certificates) => verifier.replaceTrustedCas(certificates),
-    logger,
-  })
-  try {
-    await authority.start()
-  } catch (error) {
-    // A configured CA that does not load is a configuration error; an unmigrated database is not (readiness says so).
-    if (config.caFiles) throw new Error(`ORCHARD_CA_CERT_FILE/ORCHARD_CA_KEY_FILE: ${(error as Error).message}`, { cause: error })
-    logger.error({ err: error }, 'the device CA could not be loaded')
-  }
-  const profileSigner = config.profileSigningFiles
-    ? loadProfileSigner(readFileSync(config.profileSigningFiles.certFile, 'utf8'), readFileSync(config.profileSigningFiles.keyFile, 'utf8'))
-    : null
 
-  // Push, the command queue and its dispatcher (typed commands, targets, the destructive-command guard).
-  const pushStore = createPushStore(db)
-  const pushCertificates = createPushCertificateService({ store: pushStore, secretBox, logger })
-  const apnsCa = config.apnsCaFile ? readFileSync(config.apnsCaFile, 'utf8') : undefined
-  const createSender = (certificate: Parameters<typeof pushCertificates.privateKeyPem>[0]) =>
-    createApnsSender({
-      topic: certificate.topic,
-      certificatePem: certificate.certificatePem,
-      privateKeyPem: pushCertificates.privateKeyPem(certificate),
-      endpoint: config.apnsUrl,
-      ca: apnsCa,
-      logger,
-    })
-  const push = createPushService({ store: pushStore, createSender, schedule: config.repush, metrics, logger })
-  const queue = createCommandQueueStore(db, { repushAfterSeconds: config.repush.afterSeconds })
-  const directory = createDeviceDirectoryStore(db)
-  const commandAdmin = createCommandAdminStore(db)
-  const tenantStore = createTenantStore(db)
-  const tenantTree = createTenantTree(() => tenantStore.allTenants())
-  const tokens = createConfirmationTokens({ key: confirmationKeyFrom(config.secretKeys) })
-  const destructive = { mdmProfileIdentifier: config.enrollmentProfileIdentifier, tokens, ownerLimit: config.destructiveOwnerLimit }
-  const dispatcher = createCommandDispatcher({ enqueuer: createCommandEnqueuer({ queue, logger }), directory, push, tenants: tenantTree, destructive, logger })
-  const retention = createRetentionService({ settings, commandAdmin, logger })
-
-  // Enrollment, ADE, fleet (lifecycle, blueprints), access, tenancy, webhooks.
-  const enrollmentLinks = createEnrollmentLinkStore(db)
-  const identities = createIdentityStore(db)
-  const scep = createScepService({
-    authority,
-    store: enrollmentLinks,
-    verifyIdentity: (der) => verifier.verify(der),
-    staticChallenge: config.scepChallenge,
-    identityValidityDays: config.identityValidityDays,
-    countOutcome: (outcome) => metrics.scepIssuances.inc({ outcome }),
+  // The features, each over what it needs of the others.
+  const { tree, audit, tenants, reports } = createTenancyFeature({ db })
+  const { certificates: pushCertificates, push, topics } = createPushFeature({ config, db, secretBox, metrics, logger })
+  const { store: directoryStore, directory } = createFleetDirectory(db)
+  const { queue, dispatcher, commands, retention } = createQueueFeature({
+    config,
+    db,
+    directory: directoryStore,
+    requireEnrollment: directory.requireEnrollment,
+    push,
+    tenants: tree,
+    settings,
     logger,
   })
-  const pushTopics = async () =>
-    (await pushCertificates.list()).sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime()).map((certificate) => certificate.topic)
-  // A renewal challenge must outlive a device that is off for a while, but not its identity.
-  const renewalChallengeDays = Math.max(1, Math.min(30, config.identityRenewalDays))
-  const enrollment = createEnrollmentService({
-    store: enrollmentLinks,
-    authority,
-    pushTopics,
-    signer: profileSigner,
-    publicUrl: config.publicUrl,
-    organization: config.organization,
-    profileIdentifier: config.enrollmentProfileIdentifier,
-    openEnrollment: config.openEnrollment,
-    challengeTtlHours: config.enrollmentChallengeHours,
-    renewalChallengeDays,
-    logger,
-  })
-  const renewal = createIdentityRenewalService({ store: identities, enrollment, dispatcher, leadDays: config.identityRenewalDays, logger })
-  const depStore = createDepStore(db)
-  const dep = createDepService({ store: depStore, secretBox, abmUrl: config.abmUrl, publicUrl: config.publicUrl, organization: config.organization, logger })
-  const ade = createAdeEnrollmentService({
-    store: depStore,
-    enrollment,
-    dispatcher,
-    verifyMachineInfoChain: config.adeVerifyMachineInfo,
-    machineInfoCas: pemFiles(config.adeMachineInfoCaFiles),
-    logger,
-  })
-  const audit = createAuditStore(db)
-  const lifecycleStore = createLifecycleStore(db)
-  const lifecycle = createDeviceLifecycle({
-    store: lifecycleStore,
-    dispatcher,
-    disown: (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials),
-    mdmProfileIdentifier: config.enrollmentProfileIdentifier,
-    deviceEvent: (deviceId, action, details) => audit.appendDeviceEvent({ deviceId, action, details, at: new Date() }),
-    logger,
-  })
-  const deviceState = async (deviceId: string) => (await lifecycleStore.device(fullAccess, deviceId))?.state
-  const blueprints = createBlueprintService({
-    store: createBlueprintStore(db),
-    dispatcher,
-    ...(profileSigner ? { signer: profileSigner } : {}),
-    deviceState,
-    logger,
-  })
-  const apiKeys = createApiKeyService({ store: createApiKeyStore(db), configKeys: config.apiKeys, logger })
+  const enrolling = await createEnrollmentFeature({ config, db, secretBox, verifier, trustedDeviceCas, pushTopics: topics, dispatcher, metrics, logger })
+  const { authority, scep, enrollment, renewal } = enrolling
+  const { dep, ade } = createAdeFeature({ config, db, secretBox, enrollment, dispatcher, logger })
+  const disown: Parameters<typeof createFleetFeature>[0]['disown'] = (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials)
+  const { lifecycle, blueprints } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, logger })
+  const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
 
@@ -247,78 +88,43 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     checkin: hooked.checkin ?? [],
     report: hooked.report ?? [],
   })
+  const mdm = createDeviceSurface({ config, db, verifier, queue, secrets: deviceSecrets, identityOrigins: enrolling.identityOrigins, events, metrics, logger })
 
-  // The device surface.
-  const checkin = createCheckinService({
-    enrollments: createEnrollmentStore(db),
-    secrets: deviceSecrets,
-    declarativeManagement: createEmptyDeclarativeManagement(createDdmStatusStore(db)),
-    tokenServices: {},
-    userAuthentication: config.userAuthenticate,
-    events,
-    identityOrigins: {
-      lookup: (sha256) => enrollmentLinks.identityOrigin(sha256),
-      apply: (deviceId, origin, options) => identities.applyOrigin(deviceId, origin, options),
-    },
-    logger,
-  })
-  const reports = createReportService({ queue, inventory: createInventoryStore(db), events, metrics, notNowAlertAfter: config.notNowAlertAfter, logger })
-  const mdm = {
-    resolveIdentity: createIdentityResolver(verifier),
-    checkin,
-    reports,
-    metrics,
-    bodyLimit: config.mdmBodyLimit,
-    clientCertificateHeader: config.clientCertHeader,
-  }
-
-  // The admin API and the app.
-  const oidc = config.oidc && {
-    verifier: createOidcVerifier({
-      issuer: config.oidc.issuer,
-      audience: config.oidc.audiences,
-      ...(config.oidc.jwksUrl ? { jwksUrl: config.oidc.jwksUrl } : {}),
-    }),
-    rules: { groupsClaim: config.oidc.groupsClaim, groupRoles: config.oidc.groupRoles },
-  }
-  const checkReadiness = createReadinessCheck({
-    ping: database.ping,
-    migrationStatus: () => migrationStatus(db),
-    expiringPushCertificates: () => pushCertificates.expiring(30),
-    timeoutMs: 5_000,
-  })
+  // The app: the device surface, enrollment, the admin API.
   const tls = config.tls && {
     cert: readFileSync(config.tls.certFile),
     key: readFileSync(config.tls.keyFile),
     requestClientCertificate: authority.trustedCertificates().length > 0,
   }
-  const deviceDirectory = createDeviceDirectory(directory)
-  const commands = createCommandAdmin({ store: commandAdmin, requireEnrollment: deviceDirectory.requireEnrollment })
-  const tenants = createTenantService({ store: tenantStore, audit, tree: tenantTree })
   const app = await buildApp({
     logger,
     metrics,
-    checkReadiness,
+    checkReadiness: createReadinessCheck({
+      ping: database.ping,
+      migrationStatus: () => migrationStatus(db),
+      expiringPushCertificates: () => pushCertificates.expiring(30),
+      timeoutMs: 5_000,
+    }),
     tls: tls || null,
     connectionLimits: config.connectionLimits,
     mdm,
     api: {
-      authenticate: createAdminAuthenticator({ apiKeys, oidc: oidc || null, logger }),
-      tenants: tenantTree,
+      authenticate,
+      tenants: tree,
       audit,
       responseValidation: config.apiResponseValidation,
       handlers: {
-        ...deviceHandlers({ directory: deviceDirectory, dispatcher, secrets: deviceSecrets }),
-        ...lifecycleHandlers({ lifecycle, directory: deviceDirectory }),
+        ...deviceHandlers({ directory, dispatcher, secrets: deviceSecrets }),
+        ...lifecycleHandlers({ lifecycle, directory }),
         ...blueprintHandlers({ blueprints }),
-        ...commandHandlers({ dispatcher, commands, tenants: tenantTree }),
-        ...pushHandlers({ push, certificates: pushCertificates, directory: deviceDirectory }),
+        ...commandHandlers({ dispatcher, commands, tenants: tree }),
+        ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...apiKeyHandlers({ apiKeys }),
         ...webhookHandlers({ webhooks }),
         ...settingsHandlers({ retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
         ...depHandlers({ dep }),
-        ...tenantHandlers({ tenants, reports: createTenantReports({ reports: createReportStore(db), tenants: tenantStore }) }),
+        ...tenantHandlers({ tenants, reports }),
       },
     },
     enrollment: { scep, enrollment, ade },

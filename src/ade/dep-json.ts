@@ -4,9 +4,8 @@ import type { DepAssignReport, DepDevice, DepProfile, DepSyncReport, DepToken } 
 import { iso } from '../http/views.js'
 import type { AssignReport, DepTokenView, SyncReport } from './dep-service.js'
 import type { DepDeviceRow, DepProfileRow } from './dep-store.js'
+import { depTokenWarningDays } from './tokens.js'
 
-/** A token expiring within this many days is flagged (and logged daily). */
-export const depTokenWarningDays = 30
 
 export function tokenJson(token: DepTokenView): DepToken {
   return {

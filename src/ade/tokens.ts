@@ -11,6 +11,9 @@ import type { AbmAccess } from './abm-access.js'
 import { requireProfile, requireToken, validation } from './dep-common.js'
 import type { DeviceStore } from './device-store.js'
 import type { ProfileStore } from './profile-store.js'
+
+/** A token expiring within this many days is flagged in the API and logged daily. */
+export const depTokenWarningDays = 30
 import type { DepTokenRow } from './shared-store.js'
 import type { TokenStore } from './token-store.js'
 

@@ -151,7 +151,7 @@ function ipBytes(ip: string): ArrayBuffer {
     const parse = (part: string) => (part ? part.split(':').map((h) => parseInt(h, 16)) : [])
     const headWords = parse(head)
     const tailWords = ip.includes('::') ? parse(tail) : []
-    const words = [...headWords, ...new Array(8 - headWords.length - tailWords.length).fill(0), ...tailWords]
+    const words = [...headWords, ...new Array<number>(8 - headWords.length - tailWords.length).fill(0), ...tailWords]
     const bytes = new Uint8Array(16)
     words.forEach((w, i) => {
       bytes[i * 2] = w >> 8

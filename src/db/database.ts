@@ -40,7 +40,7 @@ const BYTEA_OID = 17
 const pgTypes = {
   getTypeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
     if (oid === INT8_OID && format !== 'binary') return (value: string) => Number(value)
-    return pg.types.getTypeParser(oid, format)
+    return pg.types.getTypeParser(oid, format) as (value: string) => unknown
   },
 }
 

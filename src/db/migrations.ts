@@ -11,23 +11,25 @@ export interface MigrationStatus {
   pending: string[]
 }
 
-function migratorFor(db: Kysely<any>): Migrator {
+function migratorFor<DB>(db: Kysely<DB>): Migrator {
   return new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) } })
 }
 
 /** Applies every pending migration; returns the names applied now (empty when current). */
-export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<string[]> {
   const { error, results } = await migratorFor(db).migrateToLatest()
   if (error) {
     const failed = results?.find((r: MigrationResult) => r.status === 'Error')?.migrationName
     const where = failed ? ` in migration ${failed}` : ''
-    throw new OrchardError('database_unavailable', `database migration failed${where}: ${(error as Error).message ?? String(error)}`, { cause: error })
+    throw new OrchardError('database_unavailable', `database migration failed${where}: ${error instanceof Error ? error.message : JSON.stringify(error)}`, {
+      cause: error,
+    })
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
 }
 
 /** Which known migrations the database has, and which it still lacks. Read-only. */
-export async function migrationStatus(db: Kysely<any>): Promise<MigrationStatus> {
+export async function migrationStatus<DB>(db: Kysely<DB>): Promise<MigrationStatus> {
   const infos = await migratorFor(db).getMigrations()
   return {
     applied: infos.filter((m) => m.executedAt !== undefined).map((m) => m.name),

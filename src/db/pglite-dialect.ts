@@ -38,6 +38,7 @@ export class PgliteDialect implements Dialect {
     return new PostgresQueryCompiler()
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's Dialect interface declares it so
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return new PostgresIntrospector(db)
   }

@@ -88,7 +88,7 @@ export class PrivateNodeFS extends NodeFS {
 
   override async init(...args: Parameters<NodeFsInit>): ReturnType<NodeFsInit> {
     const { emscriptenOpts } = await super.init(...args)
-    const preRun = [(mod: PostgresModule) => restrictNodeFsModes(mod.NODEFS), ...(emscriptenOpts.preRun ?? [])]
+    const preRun = [(mod: PostgresModule) => restrictNodeFsModes((mod as { NODEFS?: unknown }).NODEFS as EmscriptenNodeFs), ...(emscriptenOpts.preRun ?? [])]
     return { emscriptenOpts: { ...emscriptenOpts, preRun } }
   }
 }

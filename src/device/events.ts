@@ -64,7 +64,7 @@ export type DeviceEventOf<T extends DeviceEventType> = Extract<DeviceEvent, { ty
 export type CommandResultListener = (event: DeviceEventOf<'command_result'>) => Promise<'more' | 'stop' | void>
 
 export type DeviceEventListeners = {
-  readonly [T in Exclude<DeviceEventType, 'command_result'>]?: ReadonlyArray<(event: DeviceEventOf<T>) => Promise<unknown> | unknown>
+  readonly [T in Exclude<DeviceEventType, 'command_result'>]?: ReadonlyArray<(event: DeviceEventOf<T>) => unknown>
 } & { readonly command_result?: readonly CommandResultListener[] }
 
 export interface DeviceEvents {

@@ -43,7 +43,7 @@ export function unstorableFields(value: unknown, max = 20): UnstorableField[] {
     } else if (Array.isArray(node)) {
       for (let i = node.length - 1; i >= 0; i--) stack.push([node[i], `${pointer}/${i}`])
     } else if (typeof node === 'object' && node !== null && !Buffer.isBuffer(node)) {
-      const entries = Object.entries(node)
+      const entries = Object.entries(node as Record<string, unknown>)
       for (let i = entries.length - 1; i >= 0; i--) {
         const [key, item] = entries[i]!
         const detail = unstorableDetail(key)

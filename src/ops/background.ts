@@ -2,7 +2,7 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import type { DepService } from '../ade/dep-service.js'
-import { depTokenWarningDays } from '../ade/api.js'
+import { depTokenWarningDays } from '../ade/tokens.js'
 import type { CertificateAuthorityService } from '../enrollment/certificate-authority.js'
 import type { EnrollmentService } from '../enrollment/enrollment-service.js'
 import type { IdentityRenewalService } from '../enrollment/identity-renewal.js'

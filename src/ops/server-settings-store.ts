@@ -5,7 +5,8 @@ import { recordAdminWrite } from '../tenancy/audit-store.js'
 import type { Database } from '../db/schema.js'
 
 export interface ServerSettingsStore {
-  getSetting(key: string): Promise<unknown | undefined>
+  /** undefined: no such setting. */
+  getSetting(key: string): Promise<unknown>
   /** Writes the value and, for an admin caller, its audit row (installation-wide), in one transaction. */
   putSetting(scope: AccessScope, key: string, value: unknown): Promise<void>
 }

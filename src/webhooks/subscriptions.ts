@@ -136,7 +136,8 @@ function checkUrl(url: string): string {
 }
 
 function checkEventTypes(eventTypes: readonly string[]): string[] {
-  if (!Array.isArray(eventTypes) || eventTypes.length === 0) throw new OrchardError('validation_failed', 'a webhook needs at least one event type')
+  const given: unknown = eventTypes // callers outside TypeScript may send anything
+  if (!Array.isArray(given) || eventTypes.length === 0) throw new OrchardError('validation_failed', 'a webhook needs at least one event type')
   const unknown = eventTypes.filter((type) => !(webhookEventTypes as readonly string[]).includes(type))
   if (unknown.length > 0) {
     throw new OrchardError('validation_failed', `unknown event types: ${unknown.join(', ')}; known: ${webhookEventTypes.join(', ')}`)

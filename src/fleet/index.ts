@@ -1,0 +1,55 @@
+// The fleet as main.ts composes it: devices as the admin sees them (the directory), device
+// lifecycle (lost, wipe, retire, kinds) and blueprints (desired profiles and apps).
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import type { ProfileSigner } from '../crypto/profile-signing.js'
+import type { DatabaseHandle } from '../db/database.js'
+import { fullAccess, type AccessScope } from '../model/access.js'
+import type { CommandDispatcher } from '../queue/dispatch.js'
+import type { AuditStore } from '../tenancy/audit-store.js'
+import { createBlueprintStore } from './blueprint-store.js'
+import { createBlueprintService } from './blueprints.js'
+import { createDeviceDirectory } from './device-directory.js'
+import { createDeviceDirectoryStore } from './device-directory-store.js'
+import { createDeviceLifecycle } from './device-lifecycle.js'
+import { createLifecycleStore } from './lifecycle-store.js'
+
+export { blueprintHandlers } from './blueprints-api.js'
+export { deviceHandlers } from './devices-api.js'
+export { lifecycleHandlers } from './lifecycle-api.js'
+
+/** The devices' store alone: the dispatcher and the queue need it before lifecycle and blueprints exist. */
+export function createFleetDirectory(db: DatabaseHandle['db']) {
+  const store = createDeviceDirectoryStore(db)
+  return { store, directory: createDeviceDirectory(store) }
+}
+
+export function createFleetFeature(deps: {
+  config: Config
+  db: DatabaseHandle['db']
+  dispatcher: CommandDispatcher
+  signer: ProfileSigner | null
+  audit: Pick<AuditStore, 'appendDeviceEvent'>
+  /** Disowning retired devices in ABM/ASM. */
+  disown: (scope: AccessScope, tokenId: string, serials: string[]) => Promise<Record<string, string>>
+  logger: Logger
+}) {
+  const { db, dispatcher, logger } = deps
+  const lifecycleStore = createLifecycleStore(db)
+  const lifecycle = createDeviceLifecycle({
+    store: lifecycleStore,
+    dispatcher,
+    disown: deps.disown,
+    mdmProfileIdentifier: deps.config.enrollmentProfileIdentifier,
+    deviceEvent: (deviceId, action, details) => deps.audit.appendDeviceEvent({ deviceId, action, details, at: new Date() }),
+    logger,
+  })
+  const blueprints = createBlueprintService({
+    store: createBlueprintStore(db),
+    dispatcher,
+    ...(deps.signer ? { signer: deps.signer } : {}),
+    deviceState: async (deviceId) => (await lifecycleStore.device(fullAccess, deviceId))?.state,
+    logger,
+  })
+  return { lifecycle, blueprints }
+}
