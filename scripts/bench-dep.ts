@@ -33,14 +33,14 @@ const config = loadConfig(
   [],
 )
 const { app, dep } = await createOrchard(config, database, pino({ level: 'silent' }))
-const call = async (method: 'POST' | 'PUT', url: string, payload: unknown, contentType = 'application/json') => {
+const call = async <T = unknown>(method: 'POST' | 'PUT', url: string, payload: unknown, contentType = 'application/json'): Promise<T> => {
   const response = await app.inject({ method, url, headers: { authorization: `Bearer ${apiKey}`, 'content-type': contentType }, payload: payload as string })
   if (response.statusCode >= 300) throw new Error(`${url}: ${response.statusCode} ${response.body}`)
-  return response.json()
+  return response.json<T>()
 }
 
 try {
-  const token = await call('POST', '/api/v1/dep/tokens', JSON.stringify({ name: 'bench' }))
+  const token = await call<{ id: string; certificate_pem: string }>('POST', '/api/v1/dep/tokens', JSON.stringify({ name: 'bench' }))
   await call(
     'PUT',
     `/api/v1/dep/tokens/${token.id}/server-token`,

@@ -39,7 +39,8 @@ else await bench()
 /** Child process: the fake APNs, answering 200 to every valid push, reporting its CPU on request. */
 async function serve(): Promise<void> {
   let fake: FakeApns | undefined
-  process.on('message', async (message: ServeRequest | 'usage' | 'stop') => {
+  // A listener's returned promise would be dropped by the emitter: handle each message as its own task.
+  const onMessage = async (message: ServeRequest | 'usage' | 'stop') => {
     if (message === 'usage') {
       const cpu = process.cpuUsage()
       const usage: ServerReplies['usage'] = {
@@ -56,7 +57,8 @@ async function serve(): Promise<void> {
       const ready: ServerReplies['ready'] = { url: fake.url, caPem: fake.caPem }
       process.send!({ ready })
     }
-  })
+  }
+  process.on('message', (message: ServeRequest | 'usage' | 'stop') => void onMessage(message))
   process.on('disconnect', () => process.exit(0))
 }
 

@@ -169,7 +169,7 @@ class TypeWriter {
       const own = new Set(Object.keys(schema['properties'] ?? {}))
       for (const name of (schema['required'] as string[] | undefined) ?? []) if (!own.has(name)) alsoRequired.push(name)
       for (const branch of schema['allOf']) {
-        const keys = branch !== null && typeof branch === 'object' ? Object.keys(branch) : []
+        const keys = branch !== null && typeof branch === 'object' ? Object.keys(branch as Schema) : []
         if (keys.includes('required') && keys.every((key) => key === 'required' || key === 'description'))
           alsoRequired.push(...((branch as Schema)['required'] as string[]))
         else parts.push(this.type(branch, mode, depth))

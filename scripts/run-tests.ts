@@ -1,6 +1,8 @@
-// `npm test`: type-check, then the whole tap suite on PGlite, then again on Postgres when
+// `npm test`: type-check, the formatter check (Prettier), the linter (typescript-eslint) and
+// the OpenAPI lint (Redocly), then the whole tap suite on PGlite, then again on Postgres when
 // TEST_DATABASE_URL is set or a server answers at 127.0.0.1:5432. Ends with one line
-// `N passed, N failed` summed over both passes. Extra arguments go to tap (test files).
+// `N passed, N failed` summed over both passes (a failed check counts as one failure).
+// Extra arguments go to tap (test files); then only the type-check runs before them.
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
@@ -8,6 +10,9 @@ import pg from 'pg'
 const fromRoot = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url))
 const tapBin = fromRoot('node_modules/tap/dist/esm/run.mjs')
 const tscBin = fromRoot('node_modules/typescript/bin/tsc')
+const prettierBin = fromRoot('node_modules/prettier/bin/prettier.cjs')
+const eslintBin = fromRoot('node_modules/eslint/bin/eslint.js')
+const redoclyBin = fromRoot('node_modules/@redocly/cli/bin/cli.js')
 const defaultPostgresUrl = 'postgres://postgres@127.0.0.1:5432/postgres'
 const extraArgs = process.argv.slice(2)
 const isCi = Boolean(process.env['CI'])
@@ -73,10 +78,27 @@ async function postgresUrl(): Promise<string | null> {
 const results: PassResult[] = []
 let setupFailures = 0
 
-console.log('### type-check (tsc --noEmit)')
-if ((await run(process.execPath, [tscBin, '-p', fromRoot('tsconfig.json')], {})) !== 0) {
-  console.log('type-check failed')
-  setupFailures++
+const checks: Array<{ title: string; args: string[]; env?: Record<string, string>; always?: boolean }> = [
+  { title: 'type-check (tsc --noEmit)', args: [tscBin, '-p', fromRoot('tsconfig.json')], always: true },
+  {
+    title: 'format (prettier --check)',
+    args: [prettierBin, '--check', '--log-level', 'warn', 'src/**/*.ts', 'test/**/*.ts', 'scripts/**/*.ts', 'migrations/index.ts'],
+  },
+  { title: 'lint (eslint)', args: [eslintBin, '--max-warnings', '0', 'src', 'test', 'scripts', 'migrations/index.ts'] },
+  // Offline: no telemetry, no update check.
+  {
+    title: 'OpenAPI lint (redocly)',
+    args: [redoclyBin, 'lint', '--lint-config=error', 'openapi.yaml'],
+    env: { REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_NOTIFICATIONS: 'true', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+  },
+]
+for (const check of checks) {
+  if (extraArgs.length > 0 && !check.always) continue
+  console.log(`### ${check.title}`)
+  if ((await run(process.execPath, check.args, check.env ?? {})) !== 0) {
+    console.log(`${check.title} failed`)
+    setupFailures++
+  }
 }
 
 const backends = (process.env['ORCHARD_TEST_BACKENDS'] ?? 'pglite,postgres').split(',').map((b) => b.trim())

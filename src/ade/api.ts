@@ -5,7 +5,6 @@ import type { DepProfileFields } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { assignJson, deviceJson, profileJson, syncJson, tokenJson } from './dep-json.js'
 
-
 /** The optional fields of a PreStage body, as the service takes them. */
 function profileFields(body: DepProfileFields) {
   return {

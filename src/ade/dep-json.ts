@@ -6,7 +6,6 @@ import type { AssignReport, DepTokenView, SyncReport } from './dep-service.js'
 import type { DepDeviceRow, DepProfileRow } from './dep-store.js'
 import { depTokenWarningDays } from './tokens.js'
 
-
 export function tokenJson(token: DepTokenView): DepToken {
   return {
     id: token.id,

@@ -1,15 +1,15 @@
 // The device CA: which CA issues identities (from files, imported, or generated on first
 // start and kept in the database with its key sealed), which CAs are trusted for device
 // identities, and issuing an identity certificate from a SCEP request.
-import { createHash, createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto'
+import { createPrivateKey, type KeyObject } from 'node:crypto'
 import type { Logger } from 'pino'
-import { distinguishedName, generateCertificateAuthority, issueCertificate, spkiOf, type IssuedCertificate } from '../crypto/certificate-issuer.js'
-import { formatSimpleName, readCertificateFields } from '../crypto/der.js'
-import { certificatesFromPem } from '../crypto/pem.js'
+import { generateCertificateAuthority, issueCertificate, type IssuedCertificate } from '../crypto/certificate-issuer.js'
+import { readCertificateFields } from '../crypto/der.js'
 import type { EnvelopeRecipient } from '../crypto/scep.js'
 import { SecretBoxError, type SecretBox } from '../crypto/secret-box.js'
 import { OrchardError } from '../errors.js'
 import type { AccessScope } from '../model/access.js'
+import { caKeyLabel, checkAuthority, newRegistrationAuthority, raKeyLabel, sha256, subjectOf, toPem } from './certificate-authority-certificates.js'
 import type { CertificateAuthorityRow, CertificateAuthorityStore, NewCertificateAuthority } from './certificate-authority-store.js'
 
 export interface IssuingAuthority {
@@ -79,51 +79,6 @@ export interface CertificateAuthorityDeps {
   now?: () => Date
 }
 
-const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex')
-
-const toPem = (der: Buffer): string => new X509Certificate(der).toString()
-
-function subjectOf(der: Buffer): string {
-  const fields = readCertificateFields(der)
-  return formatSimpleName(fields.subject) ?? new X509Certificate(der).subject.split('\n').join(', ')
-}
-
-const caKeyLabel = (id: string) => `device-ca:${id}`
-const raKeyLabel = (id: string) => `device-ca-ra:${id}`
-
-/** Checks a CA certificate and key an operator hands us; throws OrchardError validation_failed. */
-function checkAuthority(certificatePem: string, privateKeyPem: string | undefined, now: Date): { der: Buffer; key?: KeyObject } {
-  let der: Buffer
-  try {
-    const certificates = certificatesFromPem(certificatePem, 'certificate_pem')
-    if (certificates.length !== 1) throw new Error(`expected one certificate, found ${certificates.length}`)
-    der = certificates[0]!
-  } catch (error) {
-    throw new OrchardError('validation_failed', (error as Error).message, {
-      details: { errors: [{ pointer: '/certificate_pem', detail: (error as Error).message }] },
-    })
-  }
-  const x509 = new X509Certificate(der)
-  const invalid = (pointer: string, detail: string) => new OrchardError('validation_failed', detail, { details: { errors: [{ pointer, detail }] } })
-  if (!x509.ca) throw invalid('/certificate_pem', 'the certificate is not a CA certificate (basicConstraints cA is not true)')
-  if (new Date(x509.validTo).getTime() < now.getTime())
-    throw invalid('/certificate_pem', `the CA certificate expired on ${new Date(x509.validTo).toISOString()}`)
-  if (privateKeyPem === undefined) return { der }
-  let key: KeyObject
-  try {
-    key = createPrivateKey(privateKeyPem)
-  } catch (error) {
-    throw invalid('/private_key_pem', `the private key does not parse (PEM, unencrypted PKCS#1/PKCS#8/SEC1): ${(error as Error).message}`)
-  }
-  if (!x509.checkPrivateKey(key)) throw invalid('/private_key_pem', 'the private key does not belong to the certificate')
-  const type = key.asymmetricKeyType
-  const curve = key.asymmetricKeyDetails?.namedCurve
-  if (type !== 'rsa' && !(type === 'ec' && (curve === 'prime256v1' || curve === 'secp384r1'))) {
-    throw invalid('/private_key_pem', `a ${type}${curve ? ` ${curve}` : ''} key cannot issue device identities (RSA, EC P-256 or P-384 can)`)
-  }
-  return { der, key }
-}
-
 export function createCertificateAuthorityService(deps: CertificateAuthorityDeps): CertificateAuthorityService {
   const log = deps.logger.child({ service: 'certificate-authority' })
   const now = deps.now ?? (() => new Date())
@@ -140,23 +95,6 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
   const sealKey = (key: KeyObject, label: string): Buffer => {
     if (!deps.secretBox) throw new OrchardError('conflict', 'the device CA key needs ORCHARD_SECRET_KEYS to be sealed at rest')
     return deps.secretBox.seal(Buffer.from(key.export({ type: 'pkcs8', format: 'pem' }) as string), label)
-  }
-
-  /** An RSA registration authority for a CA whose own key cannot decrypt SCEP requests. */
-  function newRegistrationAuthority(caDer: Buffer, caKey: KeyObject): { certificateDer: Buffer; privateKey: KeyObject } {
-    const ra = generateKeyPairSync('rsa', { modulusLength: 2048 })
-    const fields = readCertificateFields(caDer)
-    const notBefore = new Date(now().getTime() - 5 * 60_000)
-    const notAfter = new Date(Math.min(fields.notAfter.getTime(), notBefore.getTime() + 5 * 365 * 86_400_000))
-    const issued = issueCertificate({
-      subject: distinguishedName({ commonName: `${deps.organization} SCEP RA`, organization: deps.organization }),
-      publicKeySpki: spkiOf(ra.privateKey),
-      issuer: { subject: fields.subject, publicKeySpki: fields.subjectPublicKeyInfo, privateKey: caKey },
-      notBefore,
-      notAfter,
-      profile: 'ra',
-    })
-    return { certificateDer: issued.der, privateKey: ra.privateKey }
   }
 
   function trustedList(): Buffer[] {
@@ -282,7 +220,7 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
     async start() {
       if (deps.fileAuthority) {
         const { der, key } = checkAuthority(deps.fileAuthority.certificatePem, deps.fileAuthority.privateKeyPem, now())
-        const ra = key!.asymmetricKeyType === 'rsa' ? undefined : newRegistrationAuthority(der, key!)
+        const ra = key!.asymmetricKeyType === 'rsa' ? undefined : newRegistrationAuthority(der, key!, deps.organization, now())
         fileAuthority = {
           id: sha256(der),
           certificateDer: der,
@@ -328,7 +266,7 @@ export function createCertificateAuthorityService(deps: CertificateAuthorityDeps
       const { der, key } = checkAuthority(certificatePem, privateKeyPem, now())
       const id = sha256(der)
       const fields = readCertificateFields(der)
-      const ra = key!.asymmetricKeyType === 'rsa' ? undefined : newRegistrationAuthority(der, key!)
+      const ra = key!.asymmetricKeyType === 'rsa' ? undefined : newRegistrationAuthority(der, key!, deps.organization, now())
       const row: NewCertificateAuthority = {
         id,
         certificate_der: der,

@@ -411,7 +411,7 @@ t.test('discovery and fetch options', async (t) => {
 
   const requests: Array<{ url: string; signal: unknown }> = []
   const forward: typeof fetch = async (input, init) => {
-    requests.push({ url: String(input), signal: init?.signal })
+    requests.push({ url: input instanceof Request ? input.url : String(input), signal: init?.signal })
     return fetch(input, init)
   }
   t.ok(await verifierFor(issuer, { fetch: forward }).verify(issuer.sign()))
@@ -431,7 +431,9 @@ t.test('discovery and fetch options', async (t) => {
   t.match(timeout?.message, /timeout/)
 
   const lying: typeof fetch = async (input) =>
-    String(input).endsWith('/openid-configuration') ? Response.json({ issuer: 'https://elsewhere.example', jwks_uri: issuer.jwksUrl }) : fetch(input)
+    (input instanceof Request ? input.url : String(input)).endsWith('/openid-configuration')
+      ? Response.json({ issuer: 'https://elsewhere.example', jwks_uri: issuer.jwksUrl })
+      : fetch(input)
   await rejects(t, verifierFor(issuer, { fetch: lying }), issuer.sign(), 'jwks_unavailable', 'discovery names another issuer')
 
   const huge: typeof fetch = async () => new Response(`{"keys":[${'0,'.repeat(300_000)}0]}`, { status: 200 })

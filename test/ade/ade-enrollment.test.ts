@@ -12,7 +12,7 @@ import { setupDep, type DepFixture } from '../helpers/dep-fixture.js'
 import { profileParts } from '../helpers/enrollment-fixture.js'
 import { createAppleLikeDeviceIdentity, signMachineInfo, type AppleLikeDeviceIdentity } from '../helpers/machine-info-signer.js'
 import { scepEnroll } from '../helpers/scep-client.js'
-import { commandIn, injectTransport, SimulatedDevice } from '../helpers/simulated-device.js'
+import { commandIn, injectTransport, plistText, SimulatedDevice } from '../helpers/simulated-device.js'
 
 const serial = 'DMPBIO000001'
 let apple: AppleLikeDeviceIdentity
@@ -80,7 +80,7 @@ t.test('MachineInfo -> PreStage profile -> SCEP -> enrolled awaiting configurati
   const scep = await scepEnroll(world.scepHttp, { challenge: parts.challenge, subject: { commonName: 'ADE iPad', organization: 'University' } })
   t.equal(scep.certRep.pkiStatus, 'SUCCESS')
   const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), {
-    udid: String(info['UDID']),
+    udid: plistText(info['UDID']),
     serialNumber: serial,
   })
   t.equal((await device.authenticate()).status, 200)
@@ -110,7 +110,7 @@ t.test('a device that is not awaiting configuration gets no DeviceConfigured', a
   const parts = profileParts(decodePlist((await post(world, signMachineInfo(info, apple.device))).rawPayload) as PlistDict)
   const scep = await scepEnroll(world.scepHttp, { challenge: parts.challenge, subject: { commonName: 'ADE iPad 2' } })
   const device = await SimulatedDevice.fromIdentity({ certificateDer: scep.certificateDer!, privateKey: scep.key.privateKey }, injectTransport(world.app), {
-    udid: String(info['UDID']),
+    udid: plistText(info['UDID']),
     serialNumber: serial,
   })
   await device.enroll()

@@ -15,13 +15,7 @@ import { OrchardError } from '../../src/errors.js'
 import { decodeDeviceInfoHeader, decodeMachineInfo } from '../../src/mdm/machine-info.js'
 import { encodePlist, type PlistDict } from '../../src/mdm/plist.js'
 import { signDetached } from '../helpers/cms-signer.js'
-import {
-  createAppleLikeDeviceIdentity,
-  signMachineInfo,
-  toKeyObject,
-  type MachineInfoSigner,
-  type SignMachineInfoOptions,
-} from '../helpers/machine-info-signer.js'
+import { createAppleLikeDeviceIdentity, signMachineInfo, toKeyObject, type MachineInfoSigner } from '../helpers/machine-info-signer.js'
 import { seededRandom } from '../helpers/random.js'
 
 const engine = new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto })

@@ -3,7 +3,7 @@
 // client builds, and encrypts and packs the replies that the client's parseCertRep opens. A fake
 // server (OpenSSL for the CA work) then takes scepEnroll through whole enrollments.
 import { spawnSync } from 'node:child_process'
-import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto'
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

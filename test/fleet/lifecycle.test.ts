@@ -6,7 +6,7 @@ import t from 'tap'
 import type { PlistDict } from '../../src/mdm/plist.js'
 import { apiClient } from '../helpers/api.js'
 import { setupMdm, type MdmFixture } from '../helpers/mdm-fixture.js'
-import { commandIn, type SimulatedDevice } from '../helpers/simulated-device.js'
+import { commandIn, plistText, type SimulatedDevice } from '../helpers/simulated-device.js'
 
 async function supervised(mdm: MdmFixture, device: SimulatedDevice) {
   await mdm.database.db.updateTable('devices').set({ is_supervised: true }).where('id', '=', device.udid).execute()
@@ -205,7 +205,7 @@ t.test('selective wipe of a personal device: every managed app and profile, then
 
   const ran = await runQueue(device)
   t.same(
-    ran.map((c) => `${c.requestType} ${String(c.command['Identifier'])}`),
+    ran.map((c) => `${c.requestType} ${plistText(c.command['Identifier'])}`),
     ['RemoveApplication com.council.intranet', 'RemoveProfile council.mail', 'RemoveProfile council.wifi', 'RemoveProfile orchard.enrollment'],
     'the MDM profile goes last',
   )

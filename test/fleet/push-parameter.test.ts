@@ -10,7 +10,6 @@ import { setupMdm } from '../helpers/mdm-fixture.js'
 
 const spec = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, any>> }
 
-
 t.test('every operation answering queued commands (EnqueueResult) takes push', async (t) => {
   const operations = loadOperations()
   const enqueueing: string[] = []

@@ -8,7 +8,7 @@ import { mintPushCertificate } from './fake-apns.js'
 import { apiClient } from './api.js'
 import { setupMdm, type MdmFixture } from './mdm-fixture.js'
 import type { ScepHttp } from './scep-client.js'
-import { testTopic } from './simulated-device.js'
+import { plistText, testTopic } from './simulated-device.js'
 import { createTestCa } from './test-ca.js'
 
 export const publicUrl = 'https://mdm.example.test'
@@ -75,5 +75,5 @@ export function profileParts(profile: PlistDict): { challenge: string; scep: Pli
   const scep = payloads.find((p) => p['PayloadType'] === 'com.apple.security.scep')!
   const mdm = payloads.find((p) => p['PayloadType'] === 'com.apple.mdm')!
   const content = scep['PayloadContent'] as PlistDict
-  return { challenge: String(content['Challenge']), scep: content, mdm, payloads }
+  return { challenge: plistText(content['Challenge']), scep: content, mdm, payloads }
 }

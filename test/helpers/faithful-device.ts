@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import * as pkijs from 'pkijs'
 import { decodePlist, encodePlist, isPlistDict, type PlistDict } from '../../src/mdm/plist.js'
-import { commandIn, type SimulatedDevice } from './simulated-device.js'
+import { commandIn, plistText, type SimulatedDevice } from './simulated-device.js'
 
 export const signedDataOid = '1.2.840.113549.1.7.2'
 
@@ -70,7 +70,7 @@ export class FaithfulDevice {
       if (this.ran.length > 200) throw new Error(`the queue never empties: ${this.ran.slice(-10).join(', ')}`)
       const { uuid, requestType, command } = next
       this.commands.push({ requestType, command })
-      this.ran.push(`${requestType}${command['Identifier'] ? ` ${String(command['Identifier'])}` : ''}`)
+      this.ran.push(`${requestType}${command['Identifier'] ? ` ${plistText(command['Identifier'])}` : ''}`)
       let status = 'Acknowledged'
       let keys: PlistDict = {}
       if (requestType === 'ProfileList') {
@@ -88,7 +88,7 @@ export class FaithfulDevice {
         const payload = command['Payload'] as Buffer
         const profile = decodePlist(cmsContent(payload) ?? payload)
         if (!isPlistDict(profile)) throw new Error('not a profile')
-        const identifier = String(profile['PayloadIdentifier'])
+        const identifier = plistText(profile['PayloadIdentifier'])
         this.ran[this.ran.length - 1] += ` ${identifier}`
         if (this.failing.has(identifier)) {
           status = 'Error'
@@ -102,8 +102,8 @@ export class FaithfulDevice {
               },
             ],
           }
-        } else this.profiles.set(identifier, String(profile['PayloadUUID']))
-      } else if ((requestType === 'RemoveProfile' || requestType === 'RemoveApplication') && this.refusing.has(String(command['Identifier']))) {
+        } else this.profiles.set(identifier, plistText(profile['PayloadUUID']))
+      } else if ((requestType === 'RemoveProfile' || requestType === 'RemoveApplication') && this.refusing.has(plistText(command['Identifier']))) {
         status = 'Error'
         keys = {
           ErrorChain: [
@@ -116,9 +116,9 @@ export class FaithfulDevice {
           ],
         }
       } else if (requestType === 'RemoveProfile') {
-        this.profiles.delete(String(command['Identifier']))
+        this.profiles.delete(plistText(command['Identifier']))
       } else if (requestType === 'InstallApplication') {
-        const source = String(command['ManifestURL'] ?? command['iTunesStoreID'])
+        const source = plistText(command['ManifestURL'] ?? command['iTunesStoreID'])
         this.ran[this.ran.length - 1] += ` ${source}`
         if (this.failingApps.has(source)) {
           status = 'Error'
@@ -134,7 +134,7 @@ export class FaithfulDevice {
           }
         } else this.apps.add(this.bundleOfManifest[source]!)
       } else if (requestType === 'RemoveApplication') {
-        this.apps.delete(String(command['Identifier']))
+        this.apps.delete(plistText(command['Identifier']))
       }
       await this.beforeAnswer?.(requestType, command)
       next = commandIn(await this.device.answer(uuid, status, keys))

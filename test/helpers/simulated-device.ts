@@ -254,11 +254,20 @@ async function issueIdentity(ca: DeviceCa, udid: string, options: DeviceOptions)
   return { certificateDer: Buffer.from(certificate.toSchema(true).toBER(false)), privateKey: keys.privateKey }
 }
 
+/**
+ * A scalar plist value as text, exactly as `String()` writes it (an absent key reads 'undefined'); a dict
+ * or an array is not text and throws here, where `String()` would give "[object Object]" or a joined list.
+ */
+export function plistText(value: PlistValue | undefined): string {
+  if (isPlistDict(value) || Array.isArray(value)) throw new TypeError(`expected a scalar plist value, got ${Array.isArray(value) ? 'an array' : 'a dict'}`)
+  return String(value)
+}
+
 /** The command in a 200 response: { CommandUUID, Command } — or undefined for the zero-byte body. */
 export function commandIn(response: MdmResponse): { uuid: string; requestType: string; command: PlistDict } | undefined {
   if (response.status !== 200) throw new Error(`expected 200, got ${response.status}: ${response.body.toString()}`)
   if (response.body.length === 0) return undefined
   const envelope: PlistValue = decodePlist(response.body)
   if (!isPlistDict(envelope) || !isPlistDict(envelope['Command'])) throw new Error('not a command envelope')
-  return { uuid: String(envelope['CommandUUID']), requestType: String(envelope['Command']['RequestType']), command: envelope['Command'] }
+  return { uuid: plistText(envelope['CommandUUID']), requestType: plistText(envelope['Command']['RequestType']), command: envelope['Command'] }
 }

@@ -442,7 +442,7 @@ t.test('listing deliveries pages newest first', async (t) => {
 })
 
 t.test('without a subscriber for the type, emit does not touch the outbox; a new subscription counts at once', async (t) => {
-  const { store, service } = await setup(t)
+  const { store } = await setup(t)
   let writes = 0
   const counting: WebhookStore = { ...store, enqueueEvent: (event) => (writes++, store.enqueueEvent(event)) }
   const counted = createWebhookService({ store: counting, secretBox: createSecretBox([randomBytes(32)]), logger: pino({ level: 'silent' }) })
