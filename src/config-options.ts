@@ -266,6 +266,21 @@ export const options = {
     parse: integer(0, 7 * 86_400),
     description: 'How often this process syncs the devices of every ABM/ASM token (one instance at a time per token, by lease); ' + '0 = not in this process.',
   }),
+  vppUrl: option({
+    env: 'ORCHARD_VPP_URL',
+    flag: '--vpp-url',
+    default: 'https://vpp.itunes.apple.com/mdm/v2',
+    parse: httpBaseUrl('must be an http:// or https:// URL'),
+    description: "Apple's Apps and Books for Organizations API (version 2, up to /mdm/v2); an http(s):// URL of a test server otherwise.",
+  }),
+  vppSyncSeconds: option({
+    env: 'ORCHARD_VPP_SYNC_SECONDS',
+    flag: '--vpp-sync-seconds',
+    default: '3600',
+    parse: integer(0, 7 * 86_400),
+    description:
+      'How often this process syncs the assets and licences of every content token (one instance at a time per token, by lease); 0 = not in this process.',
+  }),
   blueprintCheckHours: option({
     env: 'ORCHARD_BLUEPRINT_CHECK_HOURS',
     flag: '--blueprint-check-hours',

@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url'
 import type { Logger } from 'pino'
 import { apiKeyHandlers, createAccessFeature } from './access/index.js'
 import { createAdeFeature, depHandlers } from './ade/index.js'
+import { createAppsFeature, vppHandlers } from './apps/index.js'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
@@ -38,8 +39,9 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const settings = createServerSettingsStore(db)
   const metrics: Metrics = createMetrics()
   // Only a metric label: an unmigrated database (readiness then says so) must not stop the app.
-  const installationId = await settings.getSetting('installation_id').catch(() => undefined)
-  registerInfoMetric(metrics, { version, installation_id: typeof installationId === 'string' ? installationId : 'unknown', database: database.kind })
+  const storedInstallationId = await settings.getSetting('installation_id').catch(() => undefined)
+  const installationId = typeof storedInstallationId === 'string' ? storedInstallationId : 'unknown'
+  registerInfoMetric(metrics, { version, installation_id: installationId, database: database.kind })
   registerDatabaseMetrics(metrics, database.kind, database.poolStats)
   const secretBox = config.secretKeys.length > 0 ? createSecretBox(config.secretKeys) : null
   const trustedDeviceCas = config.deviceCaFiles.flatMap((file) => certificatesFromPem(readFileSync(file, 'utf8'), file))
@@ -65,6 +67,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const disown: Parameters<typeof createFleetFeature>[0]['disown'] = (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials)
   const { lifecycle, blueprints } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, logger })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
+  const vpp = createAppsFeature({ config, db, secretBox, installationId, version, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
 
@@ -124,17 +127,18 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...settingsHandlers({ retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
         ...depHandlers({ dep }),
+        ...vppHandlers(vpp),
         ...tenantHandlers({ tenants, reports }),
       },
     },
     enrollment: { scep, enrollment, ade },
   })
-  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, blueprints, logger })
+  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, vpp, blueprints, logger })
   app.addHook('onClose', async () => {
     await background.stop()
     await push.close()
   })
-  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, deviceSecrets }
+  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, vpp, deviceSecrets }
 }
 
 /** Database, migrations, this composition, listening; device secrets stored in clear by an older version are sealed first. */

@@ -4,6 +4,7 @@ import type { ColumnType, Generated } from 'kysely'
 import type { Role } from '../model/access.js'
 import type { CommandTargetStatus } from '../model/commands.js'
 import type { DeviceKind, LifecycleActionKind, LifecycleState } from '../model/devices.js'
+import type { AppsTables } from './schema-apps.js'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>
@@ -482,7 +483,7 @@ export interface DeviceTenancyTable {
   ended_at: Date | null
 }
 
-export interface Database {
+export interface Database extends AppsTables {
   server_settings: ServerSettingsTable
   devices: DevicesTable
   enrollments: EnrollmentsTable

@@ -2,6 +2,9 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import type { DepService } from '../ade/dep-service.js'
+import type { VppSync } from '../apps/vpp-sync.js'
+import type { VppTokens } from '../apps/vpp-tokens.js'
+import { vppTokenWarningDays } from '../apps/vpp-tokens.js'
 import { depTokenWarningDays } from '../ade/tokens.js'
 import type { CertificateAuthorityService } from '../enrollment/certificate-authority.js'
 import type { EnrollmentService } from '../enrollment/enrollment-service.js'
@@ -27,6 +30,7 @@ export function startBackgroundWork(deps: {
   enrollment: EnrollmentService
   renewal: IdentityRenewalService
   dep: DepService
+  vpp: { tokens: VppTokens; sync: VppSync }
   blueprints: BlueprintService
   logger: Logger
 }) {
@@ -56,6 +60,19 @@ export function startBackgroundWork(deps: {
     tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))
     tasks.push(startPeriodicTask('ADE assignment retry', 60_000, async () => void (await deps.dep.retryThrottled()), deps.logger))
   }
+  if (deps.config.vppSyncSeconds > 0) {
+    tasks.push(startPeriodicTask('Apps and Books sync', deps.config.vppSyncSeconds * 1000, async () => void (await deps.vpp.sync.syncAll()), deps.logger))
+  }
+  const warnExpiringVppTokens = async () => {
+    for (const token of await deps.vpp.tokens.expiringTokens(vppTokenWarningDays)) {
+      deps.logger.warn(
+        { vpp_token_id: token.id, name: token.name, expires_at: token.expires_at, days_left: token.daysLeft },
+        `content token "${token.name}" expires in ${token.daysLeft} days: download a new one in Apple Business/School Manager (Apps and Books) and renew it`,
+      )
+    }
+  }
+  void warnExpiringVppTokens().catch((error: unknown) => deps.logger.error({ err: error }, 'content token expiry check failed'))
+  tasks.push(startPeriodicTask('content token expiry check', 86_400_000, warnExpiringVppTokens, deps.logger))
   const warnExpiringDepTokens = async () => {
     for (const token of await deps.dep.expiringTokens(depTokenWarningDays)) {
       deps.logger.warn(

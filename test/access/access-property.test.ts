@@ -23,6 +23,7 @@ import type { Role } from '../../src/model/access.js'
 import { apiClient, type ApiCallOptions, type ApiResponse } from '../helpers/api.js'
 import { sealServerToken, serverTokenMessage, setupDep, type DepFixture } from '../helpers/dep-fixture.js'
 import { createTestCa, mintPushCertificate, startFakeApns, type PushIdentity } from '../helpers/fake-apns.js'
+import { startFakeVpp } from '../helpers/fake-vpp.js'
 import { testApiKey } from '../helpers/mdm-fixture.js'
 import { testTopic } from '../helpers/simulated-device.js'
 
@@ -58,6 +59,9 @@ interface Resources {
   /** A key of this tenant that the API may revoke (not one of the principals'). */
   targetKeyId: string
   principalKeyIds: string[]
+  vppTokenId: string
+  /** The .vpptoken of the tenant's location (a renewal sends it again). */
+  vppContentToken: string
 }
 
 /** Installation-wide rows (owner's): the same for every tenant. */
@@ -67,6 +71,8 @@ interface Shared {
   caId: string
   spareCaPem: string
   sparePush: PushIdentity
+  /** The .vpptoken of a location no token holds yet. */
+  newVppToken(): string
 }
 
 interface Values {
@@ -96,6 +102,7 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   webhook_id: ({ s }) => s.webhookId,
   delivery_id: ({ s }) => s.deliveryId,
   ca_id: ({ s }) => s.caId,
+  vpp_token_id: ({ r }) => r.vppTokenId,
 }
 
 // Values only bodies and queries use (they use paramValues' too).
@@ -104,6 +111,7 @@ const bodyValues: Record<string, (x: Values) => unknown> = {
   dep_serial: ({ r }) => r.depSerial,
   server_token: ({ r }) => r.serverToken,
   library_identifier: ({ r }) => r.libraryIdentifier,
+  vpp_content_token: ({ r }) => r.vppContentToken,
   push_renewal: ({ r }) => ({ certificate_pem: r.pushRenewal.certificatePem, private_key_pem: r.pushRenewal.privateKeyPem }),
 }
 
@@ -287,6 +295,14 @@ const samples: Record<string, Sample | Sample[]> = {
     request: (c) => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [c.v('library_profile_id')], tenant_id: c.v('tenant_id') } }),
   },
   updateBlueprint: { request: () => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [] } }) },
+  uploadVppToken: { request: (c) => ({ body: { name: `property test ${randomUUID()}`, content_token: c.s.newVppToken(), tenant_id: c.v('tenant_id') } }) },
+  updateVppToken: { request: () => ({ body: { name: `property test ${randomUUID()}` } }) },
+  renewVppToken: { request: (c) => ({ body: { content_token: c.p('vpp_content_token') } }) },
+  listVppAssets: [
+    noRequest,
+    { request: (c) => ({ query: { vpp_token_id: c.v('vpp_token_id') } }) },
+    { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) },
+  ],
   listDepDevices: [
     noRequest,
     { request: (c) => ({ query: { token_id: c.v('token_id') } }) },
@@ -324,7 +340,14 @@ function missingFor(op: ApiOperation): string[] {
     v: () => 'stub',
     p: () => 'stub',
     own: () => 'stub',
-    s: { webhookId: 'stub', deliveryId: '1', caId: 'stub', spareCaPem: 'stub', sparePush: { topic: 'stub', certificatePem: 'stub', privateKeyPem: 'stub' } },
+    s: {
+      webhookId: 'stub',
+      deliveryId: '1',
+      caId: 'stub',
+      spareCaPem: 'stub',
+      sparePush: { topic: 'stub', certificatePem: 'stub', privateKeyPem: 'stub' },
+      newVppToken: () => 'stub',
+    },
   }
   for (const name of requiredQuery(op)) {
     if (!variantsOf(op).every((sample) => sample.request(stub)?.query?.[name] !== undefined))
@@ -376,7 +399,15 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
   t.teardown(() => rmSync(apnsCaDir, { recursive: true, force: true }))
   const apnsCaFile = join(apnsCaDir, 'ca.pem')
   writeFileSync(apnsCaFile, apns.caPem)
-  const fixture = await setupDep(t, { ORCHARD_WEBHOOK_WORKER: 'false', ORCHARD_APNS_URL: apns.url, ORCHARD_APNS_CA_FILE: apnsCaFile })
+  const vpp = await startFakeVpp({ pollsUntilComplete: 0 })
+  t.teardown(() => vpp.close())
+  const fixture = await setupDep(t, {
+    ORCHARD_WEBHOOK_WORKER: 'false',
+    ORCHARD_APNS_URL: apns.url,
+    ORCHARD_APNS_CA_FILE: apnsCaFile,
+    ORCHARD_VPP_URL: `${vpp.url}/mdm/v2`,
+    ORCHARD_VPP_SYNC_SECONDS: '0',
+  })
   const api = apiClient(fixture.app)
   const db = fixture.database.db
   await db
@@ -433,6 +464,15 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       .values({ serial_number: depSerial, token_id: token.id, model: 'iPad', raw: JSON.stringify({ serial_number: depSerial }) })
       .execute()
 
+    const location = vpp.addLocation({ locationName: `${tenant} apps` })
+    vpp.addAsset(location, { adamId: '361309726' })
+    const vppToken = ok(
+      await api('POST', '/api/v1/vpp/tokens', { body: { name: `${tenant} apps`, content_token: location.sToken, tenant_id: tenantId } }),
+      201,
+      `${tenant} content token`,
+    )
+    ok(await api('POST', `/api/v1/vpp/tokens/${vppToken.id}/sync`), 200, `${tenant} content token sync`)
+
     const libraryIdentifier = `property.${tenant}.wifi`
     const library = ok(
       await api('POST', `/api/v1/profiles${tenantId === null ? '' : `?tenant_id=${tenantId}`}`, {
@@ -486,10 +526,19 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       actionId: lost.id,
       targetKeyId: target.id,
       principalKeyIds,
+      vppTokenId: vppToken.id,
+      vppContentToken: location.sToken,
     }
   }
   const delivery = await db.selectFrom('webhook_deliveries').select('id').orderBy('id').executeTakeFirst()
-  const shared: Shared = { webhookId: webhook.id, deliveryId: String(delivery?.id ?? 1), caId: ca.id, spareCaPem: spareCa.pem, sparePush }
+  const shared: Shared = {
+    webhookId: webhook.id,
+    deliveryId: String(delivery?.id ?? 1),
+    caId: ca.id,
+    spareCaPem: spareCa.pem,
+    sparePush,
+    newVppToken: () => vpp.addLocation().sToken,
+  }
   return { fixture, api, resources, shared, principals, owner: { label: 'central owner', role: 'owner', tenant: null, key: testApiKey } }
 }
 
@@ -511,6 +560,7 @@ function identifiersOf(r: Resources): string[] {
     r.blueprintId,
     r.actionId,
     r.targetKeyId,
+    r.vppTokenId,
     ...r.principalKeyIds,
   ]
   // The tenant itself, as a row (tenants list) or as the owner of rows.
@@ -540,6 +590,9 @@ async function snapshotTenant(world: World, tenant: TenantName) {
     blueprints: sql`select * from blueprints where ${is('tenant_id')}`,
     blueprint_profiles: sql`select bp.* from blueprint_profiles bp join blueprints b on b.id = bp.blueprint_id where ${is('b.tenant_id')}`,
     lifecycle_actions: sql`select * from lifecycle_actions where ${is('tenant_id')}`,
+    vpp_tokens: sql`select * from vpp_tokens where ${is('tenant_id')}`,
+    vpp_assets: sql`select * from vpp_assets where token_id in (select id from vpp_tokens where ${is('tenant_id')})`,
+    vpp_assignments: sql`select * from vpp_assignments where token_id in (select id from vpp_tokens where ${is('tenant_id')})`,
     device_locations: sql`select l.* from device_locations l join devices d on d.id = l.device_id where ${is('d.tenant_id')}`,
     // The caller's refused attempts are in its own audit log, never in the victim's.
     audit_events: sql`select * from audit_events where ${is('tenant_id')}`,

@@ -1584,6 +1584,134 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/vpp/tokens */
+  listVppTokens: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: VppToken[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/vpp/tokens */
+  uploadVppToken: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: {
+      name: string
+      content_token: string
+      tenant_id?: TenantIdValue | null
+      serves_sub_tenants: boolean
+      force: boolean
+    }
+    responses: {
+      201: {
+        "application/json": VppToken
+      }
+    }
+  }
+  /** GET /api/v1/vpp/tokens/{vpp_token_id} */
+  getVppToken: {
+    params: {
+      vpp_token_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": VppToken
+      }
+    }
+  }
+  /** PATCH /api/v1/vpp/tokens/{vpp_token_id} */
+  updateVppToken: {
+    params: {
+      vpp_token_id: string
+    }
+    query: Record<string, never>
+    body: {
+      name?: string
+      serves_sub_tenants?: boolean
+    }
+    responses: {
+      200: {
+        "application/json": VppToken
+      }
+    }
+  }
+  /** DELETE /api/v1/vpp/tokens/{vpp_token_id} */
+  deleteVppToken: {
+    params: {
+      vpp_token_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      204: {}
+    }
+  }
+  /** PUT /api/v1/vpp/tokens/{vpp_token_id}/content-token */
+  renewVppToken: {
+    params: {
+      vpp_token_id: string
+    }
+    query: Record<string, never>
+    body: {
+      content_token: string
+    }
+    responses: {
+      200: {
+        "application/json": VppToken
+      }
+    }
+  }
+  /** POST /api/v1/vpp/tokens/{vpp_token_id}/claim */
+  claimVppLocation: {
+    params: {
+      vpp_token_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": VppToken
+      }
+    }
+  }
+  /** POST /api/v1/vpp/tokens/{vpp_token_id}/sync */
+  syncVppToken: {
+    params: {
+      vpp_token_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": VppSyncReport
+      }
+    }
+  }
+  /** GET /api/v1/vpp/assets */
+  listVppAssets: {
+    params: Record<string, never>
+    query: {
+      vpp_token_id?: string
+      adam_id?: string
+      tenant_id?: TenantIdValue
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: VppAsset[]
+        }
+      }
+    }
+  }
 }
 
 export type OperationId = keyof Operations
@@ -1690,6 +1818,15 @@ export type ApiOperationId =
   | "assignDepProfile"
   | "listDepDevices"
   | "getDepDevice"
+  | "listVppTokens"
+  | "uploadVppToken"
+  | "getVppToken"
+  | "updateVppToken"
+  | "deleteVppToken"
+  | "renewVppToken"
+  | "claimVppLocation"
+  | "syncVppToken"
+  | "listVppAssets"
 export type Params<K extends OperationId> = Operations[K]["params"]
 export type Query<K extends OperationId> = Operations[K]["query"]
 export type Body<K extends OperationId> = Operations[K]["body"]
@@ -1738,6 +1875,60 @@ export type DepToken = {
   default_profile_id: string | null
   device_count: number
   created_at: string
+}
+export type VppToken = {
+  id: string
+  tenant_id: string | null
+  name: string
+  org_name: string | null
+  location_name: string | null
+  location_uid: string | null
+  country_code: string | null
+  expires_at: string | null
+  days_left: number | null
+  expires_soon: boolean
+  serves_sub_tenants: boolean
+  status:
+    | "pending"
+    | "ok"
+    | "claimed_elsewhere"
+    | "token_expired"
+    | "token_revoked"
+    | "token_rejected"
+    | "throttled"
+    | "error"
+  status_detail: string | null
+  status_at: string
+  retry_after: string | null
+  last_sync_at: string | null
+  asset_count: number
+  created_at: string
+}
+export type VppSyncReport = {
+  vpp_token_id: string
+  outcome: "synced" | "busy" | "skipped" | "failed"
+  assets: number
+  assignments: number
+  requests: number
+  status: string
+  status_detail: string | null
+}
+export type VppAsset = {
+  vpp_token_id: string
+  token_name: string
+  tenant_id: string | null
+  location_name: string | null
+  adam_id: string
+  pricing_param: string
+  product_type: string
+  total_count: number
+  assigned_count: number
+  available_count: number
+  retired_count: number
+  device_assignable: boolean
+  revocable: boolean
+  supported_platforms: string[]
+  synced_at: string
 }
 export type DepSyncReport = {
   token_id: string
