@@ -70,4 +70,28 @@ export async function up(db: Kysely<any>): Promise<void> {
     )`.execute(db)
   // Which licences a device holds (revoking follows the device; the nightly reconcile).
   await sql`create index vpp_assignments_serial_idx on vpp_assignments (serial_number)`.execute(db)
+
+  // Orchard's side of a device's licence for an asset: wanted (to be associated), assigning
+  // (associate sent, Apple's event open), assigned, failed (with Apple's reason or no_licence),
+  // releasing (to be disassociated: the device no longer needs it), revoking (disassociate
+  // sent). The serial is the one the licence was asked for.
+  await sql`
+    create table vpp_licences (
+      device_id text not null references devices (id) on delete cascade,
+      adam_id text not null check (adam_id ~ '^[0-9]{1,20}$'),
+      serial_number text not null check (length(serial_number) between 1 and 64),
+      token_id text references vpp_tokens (id) on delete set null,
+      pricing_param text,
+      state text not null check (state in ('wanted', 'assigning', 'assigned', 'failed', 'releasing', 'revoking')),
+      event_id text check (length(event_id) <= 200),
+      detail text check (length(detail) <= 2000),
+      updated_at timestamptz not null default now(),
+      primary key (device_id, adam_id),
+      check (state not in ('assigning', 'revoking') or (event_id is not null and token_id is not null))
+    )`.execute(db)
+  // The licence worker: wanted rows in order, open events.
+  await sql`create index vpp_licences_wanted_idx on vpp_licences (updated_at) where state in ('wanted', 'releasing')`.execute(db)
+  // Licences whose device left management, was wiped or moved are found from the devices.
+  await sql`create index vpp_licences_device_idx on vpp_licences (device_id) where state = 'assigned'`.execute(db)
+  await sql`create index vpp_licences_event_idx on vpp_licences (token_id, event_id) where event_id is not null`.execute(db)
 }

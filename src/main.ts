@@ -65,9 +65,10 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const { authority, scep, enrollment, renewal } = enrolling
   const { dep, ade } = createAdeFeature({ config, db, secretBox, enrollment, dispatcher, logger })
   const disown: Parameters<typeof createFleetFeature>[0]['disown'] = (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials)
-  const { lifecycle, blueprints } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, logger })
-  const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
   const vpp = createAppsFeature({ config, db, secretBox, installationId, version, logger })
+  const { licences } = vpp
+  const { lifecycle, blueprints } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, licences, logger })
+  const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
 
@@ -138,7 +139,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     await background.stop()
     await push.close()
   })
-  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, vpp, deviceSecrets }
+  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, vpp, blueprints, deviceSecrets }
 }
 
 /** Database, migrations, this composition, listening; device secrets stored in clear by an older version are sealed first. */

@@ -7,6 +7,8 @@ import type { SecretBox } from '../crypto/secret-box.js'
 import type { DatabaseHandle } from '../db/database.js'
 import { createVppAccess } from './vpp-access.js'
 import { createVppAssetStore } from './vpp-asset-store.js'
+import { createVppLicenceStore } from './vpp-licence-store.js'
+import { createVppLicences } from './vpp-licences.js'
 import { createVppSync } from './vpp-sync.js'
 import { createVppTokenStore } from './vpp-token-store.js'
 import { createVppTokens } from './vpp-tokens.js'
@@ -43,5 +45,6 @@ export function createAppsFeature(deps: {
   })
   const tokens = createVppTokens({ store, assets, access, log, now })
   const sync = createVppSync({ store, assets, access, instanceId: randomUUID(), log, now })
-  return { tokens, sync }
+  const licences = createVppLicences({ store: createVppLicenceStore(deps.db), tokens: store, access, log, now })
+  return { tokens, sync, licences }
 }

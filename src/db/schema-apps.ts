@@ -55,8 +55,23 @@ export interface VppAssignmentsTable {
   synced_at: Date
 }
 
+export type VppLicenceState = 'wanted' | 'assigning' | 'assigned' | 'failed' | 'releasing' | 'revoking'
+
+export interface VppLicencesTable {
+  device_id: string
+  adam_id: string
+  serial_number: string
+  token_id: string | null
+  pricing_param: string | null
+  state: VppLicenceState
+  event_id: string | null
+  detail: string | null
+  updated_at: Timestamp
+}
+
 export interface AppsTables {
   vpp_tokens: VppTokensTable
   vpp_assets: VppAssetsTable
   vpp_assignments: VppAssignmentsTable
+  vpp_licences: VppLicencesTable
 }

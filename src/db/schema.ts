@@ -258,6 +258,12 @@ export interface BlueprintApplication {
   bundle_id: string
   manifest_url?: string
   itunes_store_id?: number
+  /** An Apps and Books asset (adamId): installed with a device licence. */
+  vpp_asset?: string
+  remove_on_unenroll?: boolean
+  prevent_backup?: boolean
+  /** Managed app configuration (InstallApplication's Configuration). */
+  configuration?: Record<string, unknown>
 }
 
 export interface BlueprintsTable {

@@ -25,8 +25,8 @@ const validation = (pointer: string, detail: string) =>
 
 function blueprintInputChecked(input: BlueprintInput): BlueprintInput {
   input.applications.forEach((app, index) => {
-    if ((app.manifest_url === undefined) === (app.itunes_store_id === undefined))
-      throw validation(`/applications/${index}`, 'give exactly one of manifest_url and itunes_store_id')
+    const sources = [app.manifest_url, app.itunes_store_id, app.vpp_asset].filter((source) => source !== undefined)
+    if (sources.length !== 1) throw validation(`/applications/${index}`, 'give exactly one of manifest_url, itunes_store_id and vpp_asset')
   })
   return input
 }

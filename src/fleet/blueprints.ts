@@ -18,7 +18,7 @@ import { createProfileLibrary, type ProfileLibrary } from './profile-library.js'
 export type { DeviceConfiguration, ItemStatus } from './device-configuration.js'
 export { parseLibraryProfile } from './profile-library.js'
 
-export interface BlueprintServiceDeps extends Pick<ConvergenceDeps, 'dispatcher' | 'signer' | 'deviceState'> {
+export interface BlueprintServiceDeps extends Pick<ConvergenceDeps, 'dispatcher' | 'signer' | 'deviceState' | 'licences'> {
   store: BlueprintStore
   logger: Logger
   now?: () => Date
@@ -36,6 +36,14 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
     ...createBlueprintDefinitions({ store, refreshTenant }),
     ...createDeviceConfigurations({ store }),
     ...triggers,
-    ...createConvergence({ store, dispatcher, signer: deps.signer, deviceState: deps.deviceState, log, now }),
+    ...createConvergence({
+      store,
+      dispatcher,
+      signer: deps.signer,
+      deviceState: deps.deviceState,
+      ...(deps.licences ? { licences: deps.licences } : {}),
+      log,
+      now,
+    }),
   }
 }

@@ -7,12 +7,17 @@ import { fullAccess, type AccessScope } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { ConvergenceStore } from './convergence-store.js'
 
+/** The detail of an item an admin's sync set to be tried again (convergence reads it). */
+export const retryingDetail = 'retrying'
+
 export interface ConvergenceTriggers {
   /** Asks the device for its lists now; failed items are tried again. */
   syncDevice(scope: AccessScope, deviceId: string): Promise<void>
   /** Asks every enrolled device with desired configuration for its lists (the periodic check). */
   checkAll(): Promise<number>
   deviceEnrolled(deviceId: string): Promise<void>
+  /** Devices whose app licences arrived: asks them for their app list (pushed). */
+  devicesLicensed(deviceIds: readonly string[]): Promise<void>
 }
 
 /** A tenant's blueprints changed: asks the devices they may reach for their lists. */
@@ -62,7 +67,7 @@ export function createConvergenceTriggers(deps: ConvergenceTriggersDeps): Conver
             version: state.version,
             status: 'installing',
             commandUuid: null,
-            detail: 'retrying',
+            detail: retryingDetail,
           })
       }
       await askForLists(scope, [deviceId], (await hasConfiguration(deviceId)).apps)
@@ -80,6 +85,14 @@ export function createConvergenceTriggers(deps: ConvergenceTriggersDeps): Conver
       await askForLists(fullAccess, due, false)
       await askForLists(fullAccess, withApps, true)
       return due.length + withApps.length
+    },
+
+    async devicesLicensed(deviceIds) {
+      if (deviceIds.length === 0) return
+      await deps.dispatcher.dispatch(fullAccess, {
+        targets: { enrollmentIds: [...deviceIds] },
+        command: { kind: 'built', requestType: 'InstalledApplicationList', keys: { ManagedAppsOnly: true } },
+      })
     },
 
     async deviceEnrolled(deviceId) {

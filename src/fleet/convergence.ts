@@ -7,14 +7,25 @@ import type { Logger } from 'pino'
 import { signProfile, type ProfileSigner } from '../crypto/profile-signing.js'
 import { isPlistDict, type PlistDict } from '../mdm/plist.js'
 import { fullAccess } from '../model/access.js'
-import type { ConfigItemType } from '../db/schema.js'
+import type { BlueprintApplication, ConfigItemType } from '../db/schema.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { ConfigStateRow, ConvergenceStore } from './convergence-store.js'
+import { retryingDetail } from './convergence-triggers.js'
 import type { CommandResultEvent } from './lifecycle-results.js'
 
 export interface Convergence {
   /** True when it queued commands for the device (convergence). */
   commandResult(event: CommandResultEvent): Promise<boolean>
+}
+
+/**
+ * Apps and Books licences (apps/vpp-licences.ts): a device needs its licence for an asset before
+ * InstallApplication can install it without an Apple Account.
+ */
+export interface AppLicensing {
+  licence(deviceId: string, adamId: string, retry: boolean): Promise<{ state: 'assigned' } | { state: 'waiting' | 'failed'; detail: string }>
+  /** The device's blueprints want these assets only: its other licences are released. */
+  keepOnly(deviceId: string, adamIds: readonly string[]): Promise<void>
 }
 
 export interface ConvergenceDeps {
@@ -24,6 +35,7 @@ export interface ConvergenceDeps {
   signer?: ProfileSigner
   /** Lifecycle states in which a device is converged (not while it is being wiped or retired). */
   deviceState: (deviceId: string) => Promise<string | undefined>
+  licences?: AppLicensing
   log: Logger
   now: () => Date
 }
@@ -35,8 +47,21 @@ interface DesiredItem {
   /** What the device lists when it has it: a profile's PayloadUUID; null for apps (listed is enough). */
   reported: string | null
   profileId: string | null
-  /** The command that installs it; undefined when the item changed meanwhile (its change asks again). */
-  install(): Promise<{ requestType: string; keys: PlistDict } | undefined>
+  /**
+   * The command that installs it; undefined when the item changed meanwhile (its change asks
+   * again); `hold` when it cannot be installed yet (a licence being assigned) or at all.
+   */
+  install(state: ConfigStateRow | undefined): Promise<{ requestType: string; keys: PlistDict } | { hold: 'waiting' | 'failed'; detail: string } | undefined>
+}
+
+/** InstallApplication keys of a blueprint app; ManagementFlags 1 removes it with management, 4 keeps its data out of backups. */
+function installKeys(app: BlueprintApplication): PlistDict {
+  const flags = (app.remove_on_unenroll !== false ? 1 : 0) | (app.prevent_backup === true ? 4 : 0)
+  return {
+    ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: Number(app.vpp_asset ?? app.itunes_store_id) }),
+    ...(flags !== 0 ? { ManagementFlags: flags } : {}),
+    ...(app.configuration !== undefined ? { Configuration: app.configuration as PlistDict } : {}),
+  }
 }
 
 function errorDetail(report: PlistDict, status: string): string {
@@ -122,8 +147,19 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
       const driftDetail = installed.has(wanted.identifier)
         ? `the device reported another version of it (PayloadUUID ${String(reported)}): installing it again`
         : 'the device no longer reported it: installing it again'
-      const command = await wanted.install()
+      const command = await wanted.install(state)
       if (!command) continue
+      if ('hold' in command) {
+        if (state?.status !== (command.hold === 'waiting' ? 'installing' : 'failed') || state.detail !== command.detail || state.command_uuid !== null)
+          await store.putState(deviceId, type, wanted.identifier, {
+            profileId: wanted.profileId,
+            version: wanted.version,
+            status: command.hold === 'waiting' ? 'installing' : 'failed',
+            commandUuid: null,
+            detail: command.detail,
+          })
+        continue
+      }
       const { requestType, keys } = command
       const uuid = await queue(deviceId, requestType, keys)
       queued ||= uuid !== null
@@ -173,21 +209,32 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
   }
 
   async function convergeApplications(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
-    const desired = (await store.desiredApplications(deviceId)).map((app) => ({
+    const apps = await store.desiredApplications(deviceId)
+    const desired = apps.map((app) => ({
       identifier: app.bundle_id,
       version: null,
       reported: null,
       profileId: null,
-      // ManagementFlags 1: the app goes when the device leaves management.
-      install: async () => ({
-        requestType: 'InstallApplication',
-        keys: {
-          ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: app.itunes_store_id! }),
-          ManagementFlags: 1,
-        },
-      }),
+      async install(state: ConfigStateRow | undefined) {
+        const keys = installKeys(app)
+        if (app.vpp_asset === undefined) return { requestType: 'InstallApplication', keys }
+        if (!deps.licences) return { hold: 'failed' as const, detail: 'Apps and Books is not available in this installation' }
+        // A failed licence is asked for again on a blueprint check or an admin's sync only.
+        const retry = options.retryFailed || state?.detail === retryingDetail
+        const licence = await deps.licences.licence(deviceId, app.vpp_asset, retry)
+        if (licence.state !== 'assigned') return { hold: licence.state, detail: licence.detail }
+        // PurchaseMethod 1: the licence assigned to the device (Apps and Books), no Apple Account.
+        return { requestType: 'InstallApplication', keys: { ...keys, Options: { PurchaseMethod: 1 } } }
+      },
     }))
-    const installed = new Map([...(await store.installedApplications(deviceId))].map((identifier) => [identifier, null]))
+    const listed = await store.installedApplications(deviceId)
+    if (deps.licences) {
+      const assets = apps.flatMap((app) => (app.vpp_asset !== undefined ? [app.vpp_asset] : []))
+      await deps.licences.keepOnly(deviceId, assets)
+      // An app the device has keeps its licence (a moved device gets one from its new tenant).
+      for (const app of apps) if (app.vpp_asset !== undefined && listed.has(app.bundle_id)) await deps.licences.licence(deviceId, app.vpp_asset, false)
+    }
+    const installed = new Map([...listed].map((identifier) => [identifier, null]))
     return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
   }
 

@@ -6,6 +6,7 @@ import type { ProfileSigner } from '../crypto/profile-signing.js'
 import type { DatabaseHandle } from '../db/database.js'
 import { fullAccess, type AccessScope } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
+import type { AppLicensing } from './convergence.js'
 import type { AuditStore } from '../tenancy/audit-store.js'
 import { createBlueprintStore } from './blueprint-store.js'
 import { createBlueprintService } from './blueprints.js'
@@ -32,6 +33,8 @@ export function createFleetFeature(deps: {
   audit: Pick<AuditStore, 'appendDeviceEvent'>
   /** Disowning retired devices in ABM/ASM. */
   disown: (scope: AccessScope, tokenId: string, serials: string[]) => Promise<Record<string, string>>
+  /** Apps and Books device licences for blueprint apps. */
+  licences: AppLicensing
   logger: Logger
 }) {
   const { db, dispatcher, logger } = deps
@@ -49,6 +52,7 @@ export function createFleetFeature(deps: {
     dispatcher,
     ...(deps.signer ? { signer: deps.signer } : {}),
     deviceState: async (deviceId) => (await lifecycleStore.device(fullAccess, deviceId))?.state,
+    licences: deps.licences,
     logger,
   })
   return { lifecycle, blueprints }

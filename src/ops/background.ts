@@ -2,6 +2,7 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import type { DepService } from '../ade/dep-service.js'
+import type { VppLicences } from '../apps/vpp-licences.js'
 import type { VppSync } from '../apps/vpp-sync.js'
 import type { VppTokens } from '../apps/vpp-tokens.js'
 import { vppTokenWarningDays } from '../apps/vpp-tokens.js'
@@ -30,7 +31,7 @@ export function startBackgroundWork(deps: {
   enrollment: EnrollmentService
   renewal: IdentityRenewalService
   dep: DepService
-  vpp: { tokens: VppTokens; sync: VppSync }
+  vpp: { tokens: VppTokens; sync: VppSync; licences: VppLicences }
   blueprints: BlueprintService
   logger: Logger
 }) {
@@ -62,6 +63,10 @@ export function startBackgroundWork(deps: {
   }
   if (deps.config.vppSyncSeconds > 0) {
     tasks.push(startPeriodicTask('Apps and Books sync', deps.config.vppSyncSeconds * 1000, async () => void (await deps.vpp.sync.syncAll()), deps.logger))
+    // Licences blueprints asked for: associated in batches, their events followed; devices
+    // whose licence arrived are asked for their app list, which installs the app.
+    const licenceRound = async () => deps.blueprints.devicesLicensed((await deps.vpp.licences.advance()).settled)
+    tasks.push(startPeriodicTask('Apps and Books licences', 30_000, licenceRound, deps.logger))
   }
   const warnExpiringVppTokens = async () => {
     for (const token of await deps.vpp.tokens.expiringTokens(vppTokenWarningDays)) {

@@ -2358,6 +2358,13 @@ export type BlueprintApplication = {
   bundle_id: string
   manifest_url?: string
   itunes_store_id?: number
+  vpp_asset?: string
+  remove_on_unenroll?: boolean
+  prevent_backup?: boolean
+  configuration?: ManagedAppConfiguration
+}
+export type ManagedAppConfiguration = {
+  [key: string]: unknown
 }
 /** BlueprintInput as a handler receives it: defaults filled in. */
 export type BlueprintInputIn = {
