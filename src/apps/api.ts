@@ -1,5 +1,7 @@
 // Admin API: Apps and Books content tokens, their sync, and the assets with licence counts.
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import { sendCsv } from '../http/views.js'
+import { toCsv } from '../tenancy/tenant-reports.js'
 import { vppAssetJson, vppSyncJson, vppTokenJson } from './vpp-json.js'
 import type { VppSync } from './vpp-sync.js'
 import type { VppTokens } from './vpp-tokens.js'
@@ -47,6 +49,41 @@ export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync }): Operati
       const id = request.params.vpp_token_id
       await tokens.getToken(accessOf(request), id)
       return vppSyncJson(await sync.syncToken(id))
+    },
+    async getLicenceReport(request, reply) {
+      const query = request.query
+      const generatedAt = new Date()
+      const items = await tokens.licenceReport(accessOf(request), {
+        ...(query.vpp_token_id !== undefined ? { tokenId: query.vpp_token_id } : {}),
+        ...(query.adam_id !== undefined ? { adamId: query.adam_id } : {}),
+        ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
+      })
+      if (query.format === 'csv') {
+        const header = [
+          'tenant_id',
+          'vpp_token_id',
+          'token_name',
+          'adam_id',
+          'pricing_param',
+          'total_count',
+          'assigned_count',
+          'available_count',
+          'serial_number',
+          'device_id',
+        ]
+        const rows = items.flatMap((item) => {
+          const base = [item.tenantId, item.tokenId, item.tokenName, item.adamId, item.pricingParam, item.totalCount, item.assignedCount, item.availableCount]
+          return item.holders.length === 0 ? [[...base, null, null]] : item.holders.map((holder) => [...base, holder.serialNumber, holder.deviceId])
+        })
+        return sendCsv(reply, `licences-${generatedAt.toISOString().slice(0, 10)}`, toCsv(header, rows))
+      }
+      return {
+        generated_at: generatedAt.toISOString(),
+        items: items.map((item) => ({
+          ...vppAssetJson(item),
+          holders: item.holders.map((holder) => ({ serial_number: holder.serialNumber, device_id: holder.deviceId })),
+        })),
+      }
     },
     async listVppAssets(request) {
       const query = request.query

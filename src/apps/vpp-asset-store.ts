@@ -45,6 +45,11 @@ export interface VppAssetStore {
   /** After a complete sync: drops what the sync started at `syncedAt` did not see. */
   dropUnseen(tokenId: string, syncedAt: Date): Promise<{ assets: number; assignments: number }>
   listAssets(scope: AccessScope, filter: VppAssetFilter): Promise<VppAssetView[]>
+  /** The serials holding licences of the tokens in scope (as synced), with the device Orchard knows by that serial. */
+  licenceHolders(
+    scope: AccessScope,
+    filter: VppAssetFilter,
+  ): Promise<Array<{ tokenId: string; adamId: string; pricingParam: string; serialNumber: string; deviceId: string | null }>>
   /** Device assignments per asset of the token, as synced. */
   assignmentCounts(tokenId: string): Promise<Map<string, number>>
 }
@@ -145,6 +150,29 @@ export function createVppAssetStore(db: Kysely<Database>): VppAssetStore {
         revocable: row.revocable,
         supportedPlatforms: row.supported_platforms,
         syncedAt: row.synced_at,
+      }))
+    },
+
+    async licenceHolders(scope, filter) {
+      let query = db
+        .selectFrom('vpp_assignments as a')
+        .innerJoin('vpp_tokens as t', 't.id', 'a.token_id')
+        .select(['a.token_id', 'a.adam_id', 'a.pricing_param', 'a.serial_number'])
+        .select((eb) =>
+          eb.selectFrom('devices as d').select('d.id').whereRef('d.serial_number', '=', 'a.serial_number').orderBy('d.id').limit(1).as('device_id'),
+        )
+        .where(inScope(scope, 't.tenant_id'))
+      if (filter.tokenId !== undefined) query = query.where('a.token_id', '=', filter.tokenId)
+      if (filter.adamId !== undefined) query = query.where('a.adam_id', '=', filter.adamId)
+      if (filter.tenantId !== undefined)
+        query = filter.tenantId === null ? query.where('t.tenant_id', 'is', null) : query.where('t.tenant_id', '=', filter.tenantId)
+      const rows = await query.orderBy('a.token_id').orderBy('a.adam_id').orderBy('a.pricing_param').orderBy('a.serial_number').execute()
+      return rows.map((row) => ({
+        tokenId: row.token_id,
+        adamId: row.adam_id,
+        pricingParam: row.pricing_param,
+        serialNumber: row.serial_number,
+        deviceId: row.device_id,
       }))
     },
 

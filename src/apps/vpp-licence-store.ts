@@ -117,17 +117,15 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
           updated_at: now,
         })
         .onConflict((oc) =>
-          oc
-            .columns(['device_id', 'adam_id'])
-            .doUpdateSet({
-              serial_number: serialNumber,
-              token_id: tokenId,
-              pricing_param: pricingParam,
-              state: 'assigned',
-              event_id: null,
-              detail: null,
-              updated_at: now,
-            }),
+          oc.columns(['device_id', 'adam_id']).doUpdateSet({
+            serial_number: serialNumber,
+            token_id: tokenId,
+            pricing_param: pricingParam,
+            state: 'assigned',
+            event_id: null,
+            detail: null,
+            updated_at: now,
+          }),
         )
         .execute()
     },
@@ -173,19 +171,14 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
     },
 
     async keepOnly(deviceId, adamIds, now) {
-      let release = db
-        .updateTable('vpp_licences')
-        .set({ state: 'releasing', detail: null, updated_at: now })
-        .where('device_id', '=', deviceId)
-        .where('state', '=', 'assigned')
-        .where('token_id', 'is not', null)
-      let drop = db.deleteFrom('vpp_licences').where('device_id', '=', deviceId).where('state', 'in', ['wanted', 'failed'])
-      if (adamIds.length > 0) {
-        release = release.where('adam_id', 'not in', adamIds)
-        drop = drop.where('adam_id', 'not in', adamIds)
-      }
-      await release.execute()
-      await drop.execute()
+      // One statement: it runs on every app list a device with blueprint apps reports.
+      const kept = sql`array[${sql.join(adamIds.length > 0 ? adamIds.map((id) => sql`${id}`) : [sql`''`])}]::text[]`
+      await sql`
+        with released as (
+          update vpp_licences set state = 'releasing', detail = null, updated_at = ${now}
+          where device_id = ${deviceId} and state = 'assigned' and token_id is not null and not (adam_id = any(${kept}))
+          returning 1)
+        delete from vpp_licences where device_id = ${deviceId} and state in ('wanted', 'failed') and not (adam_id = any(${kept}))`.execute(db)
     },
 
     async releasing(limit) {

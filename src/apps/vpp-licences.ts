@@ -36,7 +36,11 @@ export interface LicenceRound {
   settled: string[]
   requested: number
   failed: number
+  /** Licences sent to be disassociated this round. */
+  releasing: number
   released: number
+  /** Apple events still running after this round. */
+  open: number
   appleCalls: number
 }
 
@@ -168,6 +172,7 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
             eventId,
             now(),
           )
+          round.releasing += batch.length
         } catch (error) {
           // Stays releasing: the next round tries again.
           log.warn({ vpp_token_id: tokenId, adam_id: adamId, devices: batch.length, err: error }, 'licences not released yet')
@@ -191,7 +196,10 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
         continue
       }
       entry.calls()
-      if (status.eventStatus === 'PENDING') continue
+      if (status.eventStatus === 'PENDING') {
+        round.open++
+        continue
+      }
       const rows = await store.eventRows(tokenId, eventId)
       const bySerial = new Map(rows.map((row) => [row.serial_number, row]))
       const failedBy = new Map<string, { adamId: string; deviceIds: string[] }>()
@@ -242,7 +250,7 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
     keepOnly: (deviceId, adamIds) => store.keepOnly(deviceId, adamIds, now()),
 
     async advance() {
-      const round: LicenceRound = { assigned: [], settled: [], requested: 0, failed: 0, released: 0, appleCalls: 0 }
+      const round: LicenceRound = { assigned: [], settled: [], requested: 0, failed: 0, releasing: 0, released: 0, open: 0, appleCalls: 0 }
       const client = await clientsFor(round)
       await store.releaseUnneeded(now())
       await disassociateReleasing(round, client)

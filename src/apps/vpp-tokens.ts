@@ -43,11 +43,16 @@ export interface VppTokens {
   expiringTokens(withinDays: number): Promise<VppTokenView[]>
   /** The assets of the tokens in scope, with their licence counts as of the last sync. */
   listAssets(scope: AccessScope, filter: VppAssetFilter): Promise<VppAssetView[]>
+  /** Each asset with its counts and the serials holding its licences (device_id null: not a device Orchard knows). */
+  licenceReport(
+    scope: AccessScope,
+    filter: VppAssetFilter,
+  ): Promise<Array<VppAssetView & { holders: Array<{ serialNumber: string; deviceId: string | null }> }>>
 }
 
 export interface VppTokensDeps {
   store: VppTokenStore
-  assets: Pick<VppAssetStore, 'listAssets'>
+  assets: Pick<VppAssetStore, 'listAssets' | 'licenceHolders'>
   access: VppAccess
   log: Logger
   now: () => Date
@@ -223,6 +228,16 @@ export function createVppTokens(deps: VppTokensDeps): VppTokens {
     },
 
     listAssets: (scope, filter) => deps.assets.listAssets(scope, filter),
+
+    async licenceReport(scope, filter) {
+      const [assets, holders] = await Promise.all([deps.assets.listAssets(scope, filter), deps.assets.licenceHolders(scope, filter)])
+      const byAsset = new Map<string, Array<{ serialNumber: string; deviceId: string | null }>>()
+      for (const holder of holders) {
+        const key = `${holder.tokenId}:${holder.adamId}:${holder.pricingParam}`
+        byAsset.set(key, [...(byAsset.get(key) ?? []), { serialNumber: holder.serialNumber, deviceId: holder.deviceId }])
+      }
+      return assets.map((asset) => ({ ...asset, holders: byAsset.get(`${asset.tokenId}:${asset.adamId}:${asset.pricingParam}`) ?? [] }))
+    },
 
     async expiringTokens(withinDays) {
       const all = await views({ kind: 'all' }, await store.listTokens({ kind: 'all' }))

@@ -104,6 +104,11 @@ function preparingPool(pool: pg.Pool): PostgresPool {
       const client = await pool.connect()
       let wrapper = wrappers.get(client)
       if (!wrapper) {
+        // A connection that dies while checked out between two statements (a server restart,
+        // pg_terminate_backend) emits 'error' on the client, which the pool listens to only
+        // while the client is idle: unheard, it would end the process. Its next query fails
+        // with the error instead, and the pool drops the broken client.
+        client.on('error', () => {})
         wrapper = {
           query: ((text: string, values: unknown[]) =>
             text.startsWith(preparedStatement)

@@ -1,10 +1,10 @@
 // Admin API: tenants, moving devices between them, the audit log and the reports.
-import type { FastifyReply } from 'fastify'
 import { OrchardError } from '../errors.js'
 import { toCsv, type TenantReports } from './tenant-reports.js'
 import { tenantForNewRow } from '../model/access.js'
 import type { AuditFilter, TenantService } from './tenant-service.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import { sendCsv } from '../http/views.js'
 import { auditEventJson, tenantJson } from './tenant-json.js'
 
 export interface TenantHandlerDeps {
@@ -15,10 +15,6 @@ export interface TenantHandlerDeps {
 
 function tenantProblem(pointer: string, detail: string): OrchardError {
   return new OrchardError('validation_failed', `${pointer.slice(1)}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
-}
-
-function sendCsv(reply: FastifyReply, name: string, csv: string) {
-  return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}.csv"`).send(csv)
 }
 
 export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {

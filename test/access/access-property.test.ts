@@ -298,6 +298,12 @@ const samples: Record<string, Sample | Sample[]> = {
   uploadVppToken: { request: (c) => ({ body: { name: `property test ${randomUUID()}`, content_token: c.s.newVppToken(), tenant_id: c.v('tenant_id') } }) },
   updateVppToken: { request: () => ({ body: { name: `property test ${randomUUID()}` } }) },
   renewVppToken: { request: (c) => ({ body: { content_token: c.p('vpp_content_token') } }) },
+  getLicenceReport: [
+    noRequest,
+    { request: (c) => ({ query: { vpp_token_id: c.v('vpp_token_id') } }) },
+    { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) },
+    { request: () => ({ query: { format: 'csv' } }) },
+  ],
   listVppAssets: [
     noRequest,
     { request: (c) => ({ query: { vpp_token_id: c.v('vpp_token_id') } }) },

@@ -99,6 +99,32 @@ t.test('a blueprint app from Apps and Books: one batch of licences, then Install
   )
   t.match((await api('GET', `/api/v1/vpp/assets?adam_id=${notes}`)).json.items, [{ assigned_count: 3, available_count: 0 }])
 
+  // The licence report: Apple's holders as of the last sync, each with its device (or none).
+  location.assignments.push({ adamId: notes, pricingParam: 'STDQ', serialNumber: 'GONE00000001', version: 1 })
+  await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
+  const report = await api('GET', '/api/v1/reports/licences')
+  t.equal(report.statusCode, 200, report.body)
+  const holders = report.json.items[0].holders as Array<{ serial_number: string; device_id: string | null }>
+  t.equal(holders.length, 4)
+  t.same(
+    holders.filter((h) => h.device_id === null).map((h) => h.serial_number),
+    ['GONE00000001'],
+    'a serial Orchard does not manage shows without a device',
+  )
+  for (const holder of holders.filter((h) => h.device_id !== null))
+    t.ok(devices.some((d) => d.udid === holder.device_id && d.device.serialNumber === holder.serial_number))
+  const csv = await api('GET', '/api/v1/reports/licences?format=csv')
+  t.match(csv.headers['content-type'], /^text\/csv/)
+  const lines = csv.body.trim().split('\r\n')
+  t.equal(lines[0], 'tenant_id,vpp_token_id,token_name,adam_id,pricing_param,total_count,assigned_count,available_count,serial_number,device_id')
+  t.equal(lines.length, 5, 'one row per holder')
+  t.match(
+    lines.find((line) => line.includes('GONE00000001')),
+    /,361309726,STDQ,3,3,0,GONE00000001,$/,
+  )
+  location.assignments.pop()
+  await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
+
   // A licence bought later: the admin's sync retries the failed device.
   fake.addAsset(location, { adamId: notes, totalCount: 4, assignedCount: 3, availableCount: 1 })
   await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)

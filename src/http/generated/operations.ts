@@ -1695,6 +1695,31 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/reports/licences */
+  getLicenceReport: {
+    params: Record<string, never>
+    query: {
+      vpp_token_id?: string
+      adam_id?: string
+      tenant_id?: TenantIdValue
+      format: "json" | "csv"
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          generated_at: string
+          items: (VppAsset & {
+            holders: {
+              serial_number: string
+              device_id: string | null
+            }[]
+          })[]
+        }
+        "text/csv": string
+      }
+    }
+  }
   /** GET /api/v1/vpp/assets */
   listVppAssets: {
     params: Record<string, never>
@@ -1826,6 +1851,7 @@ export type ApiOperationId =
   | "renewVppToken"
   | "claimVppLocation"
   | "syncVppToken"
+  | "getLicenceReport"
   | "listVppAssets"
 export type Params<K extends OperationId> = Operations[K]["params"]
 export type Query<K extends OperationId> = Operations[K]["query"]
