@@ -62,6 +62,11 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
   // An idle client losing its connection (database restart) must not crash the process;
   // the next query gets a fresh connection or a clear error.
   pool.on('error', () => {})
+  // A connection that dies while checked out (a server restart, pg_terminate_backend) emits
+  // 'error' on its client, which the pool listens to only while the client is idle: unheard,
+  // it would end the process. Every client gets a listener from its first moment; the
+  // statement in flight, or the next one, fails with the error, and the pool drops the client.
+  pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) })
   let closed = false
   return {
@@ -104,11 +109,6 @@ function preparingPool(pool: pg.Pool): PostgresPool {
       const client = await pool.connect()
       let wrapper = wrappers.get(client)
       if (!wrapper) {
-        // A connection that dies while checked out between two statements (a server restart,
-        // pg_terminate_backend) emits 'error' on the client, which the pool listens to only
-        // while the client is idle: unheard, it would end the process. Its next query fails
-        // with the error instead, and the pool drops the broken client.
-        client.on('error', () => {})
         wrapper = {
           query: ((text: string, values: unknown[]) =>
             text.startsWith(preparedStatement)

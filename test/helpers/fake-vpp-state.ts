@@ -216,6 +216,11 @@ export function runEvent(loc: FakeVppLocation, event: FakeVppEvent, failSerials:
     if (target.clientUserId !== undefined) (info.clientUserIds ??= []).push(target.clientUserId)
   }
   let changed = false
+  // Keyed once per event, not searched per target: a bench assigns 10,000 serials at a time.
+  const targetKey = (a: { adamId: string; pricingParam: string; serialNumber?: string; clientUserId?: string }) =>
+    `${a.adamId}|${a.pricingParam}|${a.serialNumber ?? ''}|${a.clientUserId ?? ''}`
+  const held = new Set(loc.assignments.map(targetKey))
+  const removed = new Set<string>()
   for (const ref of event.assets) {
     const asset = findAsset(loc, ref)
     const targets: Array<{ serialNumber?: string; clientUserId?: string }> = [
@@ -233,7 +238,8 @@ export function runEvent(loc: FakeVppLocation, event: FakeVppEvent, failSerials:
         fail(ref, target, vppError(9603))
         continue
       }
-      const index = loc.assignments.findIndex((a) => sameTarget(a, wanted))
+      const key = targetKey({ ...wanted, pricingParam: wanted.pricingParam })
+      const index = held.has(key) ? 0 : -1
       if (event.eventType === 'ASSOCIATE') {
         if (target.clientUserId !== undefined && !loc.registeredUsers.has(target.clientUserId)) {
           fail(ref, target, vppError(9609))
@@ -247,10 +253,12 @@ export function runEvent(loc: FakeVppLocation, event: FakeVppEvent, failSerials:
           asset.availableCount--
           asset.assignedCount++
           loc.assignments.push({ ...wanted, version: loc.assignmentsVersion + 1 })
+          held.add(key)
           changed = true
         }
       } else if (index >= 0) {
-        loc.assignments.splice(index, 1)
+        held.delete(key)
+        removed.add(key)
         asset.assignedCount--
         asset.availableCount++
         changed = true
@@ -259,6 +267,7 @@ export function runEvent(loc: FakeVppLocation, event: FakeVppEvent, failSerials:
       event.numCompleted++
     }
   }
+  if (removed.size > 0) loc.assignments = loc.assignments.filter((a) => !removed.has(targetKey(a)))
   if (changed) {
     loc.assignmentsVersion++
     loc.assetsVersion++
