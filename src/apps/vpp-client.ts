@@ -258,6 +258,10 @@ export function createVppClient(options: VppClientOptions): VppClient {
           signal: AbortSignal.timeout(timeoutMs),
         })
       } catch (error) {
+        // Once more at once: a kept-alive connection the server closed while idle fails the
+        // first request on it. Associating or disassociating twice is harmless at Apple (an
+        // assignment that exists already counts as done).
+        if (attempt === 1 && !(error instanceof Error && error.name === 'TimeoutError')) continue
         throw new VppError('unreachable', `${what}: Apple's Apps and Books service at ${base} is unreachable: ${(error as Error).message}`)
       }
       const raw = await response.text()

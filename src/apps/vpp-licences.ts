@@ -69,8 +69,15 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
         const token = await deps.tokens.getToken({ kind: 'all' }, tokenId)
         if (!token) return undefined
         const client = access.client(token)
-        const limits = await client.serviceLimits()
-        entry = { token, client, maxSerials: limits.maxSerialNumbers }
+        try {
+          const limits = await client.serviceLimits()
+          entry = { token, client, maxSerials: limits.maxSerialNumbers }
+        } catch (error) {
+          // This token's licences wait for the next round; the others go on.
+          round.appleCalls += client.requestsSent()
+          await access.recordFailure(token, error)
+          return undefined
+        }
         clients.set(tokenId, entry)
       }
       return {

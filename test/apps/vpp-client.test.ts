@@ -123,3 +123,13 @@ t.test('associate and disassociate: events, licence counts, per-serial failures 
   t.equal((await client.eventStatus(freed)).eventStatus, 'COMPLETE')
   t.match((await client.assets(0)).items, [{ assignedCount: 2, availableCount: 1 }])
 })
+
+t.test('a connection failure is tried once more at once, then reported as unreachable', async (t) => {
+  const fake = await startFakeVpp()
+  const location = fake.addLocation()
+  const url = `${fake.url}/mdm/v2`
+  await fake.close()
+  const client = createVppClient({ baseUrl: url, sToken: location.sToken, sleep: async () => t.fail('no wait for a refused connection') })
+  await rejectsWith(t, client.clientConfig(), 'unreachable', /unreachable/)
+  t.equal(client.requestsSent(), 2)
+})
