@@ -1,5 +1,5 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000]`
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
@@ -305,6 +305,16 @@ if (only === undefined || only === 'dep') {
     execFileSync(
       process.execPath,
       ['--import', 'tsx', join(root, 'scripts/bench-dep.ts'), '--backend', backend, '--devices', args.get('dep-devices') ?? '20000'],
+      { stdio: 'inherit', cwd: root },
+    )
+  }
+}
+if (only === undefined || only === 'vpp') {
+  console.log('\n## Apps and Books: one asset to N devices through a blueprint, licences in batches (scripts/bench-vpp.ts)')
+  for (const backend of backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]) {
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'scripts/bench-vpp.ts'), '--backend', backend, '--devices', args.get('vpp-devices') ?? '10000'],
       { stdio: 'inherit', cwd: root },
     )
   }

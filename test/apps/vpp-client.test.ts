@@ -129,7 +129,7 @@ t.test('a connection failure is tried once more at once, then reported as unreac
   const location = fake.addLocation()
   const url = `${fake.url}/mdm/v2`
   await fake.close()
-  const client = createVppClient({ baseUrl: url, sToken: location.sToken, sleep: async () => t.fail('no wait for a refused connection') })
+  const client = createVppClient({ baseUrl: url, sToken: location.sToken, sleep: async () => void t.fail('no wait for a refused connection') })
   await rejectsWith(t, client.clientConfig(), 'unreachable', /unreachable/)
   t.equal(client.requestsSent(), 2)
 })
