@@ -4,6 +4,7 @@
 // Apple rotates in a response header is used from then on. Apple's error strings become
 // AbmError codes that the sync service stores as the token's status.
 // https://developer.apple.com/documentation/devicemanagement/device-assignment
+import { retryAfterSeconds } from '../retry-after.js'
 import { oauth1Authorization, type OAuth1Credentials } from './oauth1.js'
 
 /** X-Server-Protocol-Version: 3 adds op_type/op_date to sync and the newer profile keys. */
@@ -94,14 +95,6 @@ export interface AbmClient {
   disownDevices(serials: readonly string[]): Promise<Record<string, string>>
   /** Successful `/session` calls so far (sessions are reused between calls). */
   sessionsStarted(): number
-}
-
-/** Retry-After as seconds (a number or an HTTP date); null when absent or unreadable. */
-function retryAfterSeconds(header: string | null, now: Date): number | null {
-  if (!header) return null
-  if (/^\d+$/.test(header.trim())) return Number(header.trim())
-  const date = Date.parse(header)
-  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - now.getTime()) / 1000))
 }
 
 /** Apple's error bodies are bare strings (`EXPIRED_CURSOR`), sometimes quoted or JSON. */

@@ -3,6 +3,7 @@
 import type { Kysely } from 'kysely'
 import type { AbmDevice } from './abm-client.js'
 import type { Database } from '../db/schema.js'
+import { leaseFreeFor } from '../db/lease-sql.js'
 import type { DepTokenRow } from './shared-store.js'
 
 export interface SyncCursorState {
@@ -83,7 +84,7 @@ export function createSyncStore(db: Kysely<Database>): SyncStore {
         .updateTable('dep_tokens')
         .set({ sync_lease_owner: owner, sync_lease_until: until })
         .where('id', '=', id)
-        .where((eb) => eb.or([eb('sync_lease_owner', 'is', null), eb('sync_lease_owner', '=', owner), eb('sync_lease_until', '<', now)]))
+        .where(leaseFreeFor(owner, now))
         .returningAll()
         .executeTakeFirst()
     },

@@ -6,6 +6,15 @@ import { vppAssetJson, vppSyncJson, vppTokenJson } from './vpp-json.js'
 import type { VppSync } from './vpp-sync.js'
 import type { VppTokens } from './vpp-tokens.js'
 
+/** The asset filters both asset operations take. */
+function assetFilter(query: { vpp_token_id?: string; adam_id?: string; tenant_id?: string }): Parameters<VppTokens['listAssets']>[1] {
+  return {
+    ...(query.vpp_token_id !== undefined ? { tokenId: query.vpp_token_id } : {}),
+    ...(query.adam_id !== undefined ? { adamId: query.adam_id } : {}),
+    ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
+  }
+}
+
 export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync }): OperationHandlers {
   const { tokens, sync } = deps
   return {
@@ -53,11 +62,7 @@ export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync }): Operati
     async getLicenceReport(request, reply) {
       const query = request.query
       const generatedAt = new Date()
-      const items = await tokens.licenceReport(accessOf(request), {
-        ...(query.vpp_token_id !== undefined ? { tokenId: query.vpp_token_id } : {}),
-        ...(query.adam_id !== undefined ? { adamId: query.adam_id } : {}),
-        ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
-      })
+      const items = await tokens.licenceReport(accessOf(request), assetFilter(query))
       if (query.format === 'csv') {
         const header = [
           'tenant_id',
@@ -87,11 +92,7 @@ export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync }): Operati
     },
     async listVppAssets(request) {
       const query = request.query
-      const assets = await tokens.listAssets(accessOf(request), {
-        ...(query.vpp_token_id !== undefined ? { tokenId: query.vpp_token_id } : {}),
-        ...(query.adam_id !== undefined ? { adamId: query.adam_id } : {}),
-        ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
-      })
+      const assets = await tokens.listAssets(accessOf(request), assetFilter(query))
       return { items: assets.map(vppAssetJson) }
     },
   }

@@ -5,6 +5,8 @@
 // https://developer.apple.com/documentation/devicemanagement/app-and-book-management
 // https://developer.apple.com/documentation/devicemanagement/handling-error-responses
 import { setTimeout as delay } from 'node:timers/promises'
+import { retryAfterSeconds } from '../retry-after.js'
+import { appleDate } from './vpp-token-file.js'
 
 /** Who manages the location: Apple keeps it with the location and echoes it in client config. */
 export interface VppMdmInfo {
@@ -119,27 +121,12 @@ const revokedNumbers = new Set([9625])
 const rejectedNumbers = new Set([9601, 9622, 9722])
 const notEnoughNumbers = new Set([9709])
 
-function retryAfterSeconds(header: string | null): number | null {
-  if (!header) return null
-  const trimmed = header.trim()
-  if (/^\d+$/.test(trimmed)) return Number(trimmed)
-  const date = Date.parse(trimmed)
-  return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000))
-}
-
 const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value : null)
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0)
 
 function object(value: unknown, what: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new VppError('bad_response', `${what}: the answer is not a JSON object`)
   return value as Record<string, unknown>
-}
-
-/** Apple writes dates as 2030-11-08T22:33:22+0000. */
-function appleDate(value: unknown): Date | null {
-  if (typeof value !== 'string' || value === '') return null
-  const date = new Date(value.trim().replace(/([+-]\d\d)(\d\d)$/, '$1:$2'))
-  return Number.isNaN(date.getTime()) ? null : date
 }
 
 function classify(status: number, body: unknown, retryAfter: number | null, what: string): VppError {
@@ -277,7 +264,7 @@ export function createVppClient(options: VppClientOptions): VppClient {
         if (typeof (parsed as { errorNumber?: unknown }).errorNumber === 'number') throw classify(400, parsed, null, what)
         return parsed
       }
-      const retryAfter = retryAfterSeconds(response.headers.get('retry-after'))
+      const retryAfter = retryAfterSeconds(response.headers.get('retry-after'), new Date())
       const error = classify(response.status, parsed, retryAfter, what)
       if (error.code !== 'throttled' || attempt >= attempts) throw error
       await sleep(retryAfter !== null ? retryAfter * 1000 : 1000 * 2 ** (attempt - 1))

@@ -1,7 +1,7 @@
 // Device licences of Apps and Books assets: Orchard's state per device and asset, the content
 // tokens a device may draw licences from (its tenant's, or its organisation's when that token
 // serves its departments), and the open associate/disassociate events.
-import { sql, type Kysely, type Selectable } from 'kysely'
+import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { VppLicencesTable } from '../db/schema-apps.js'
 
@@ -63,10 +63,12 @@ export interface VppLicenceStore {
 }
 
 /** Tokens a device of `tenantId` may draw from: its tenant's, or its organisation's serving departments. */
-const usableBy = (tenantId: string | null) =>
-  tenantId === null
-    ? sql<boolean>`t.tenant_id is null`
-    : sql<boolean>`(t.tenant_id = ${tenantId} or (t.serves_sub_tenants and t.tenant_id = (select p.parent_id from tenants p where p.id = ${tenantId})))`
+/**
+ * Token `t` may license a device of `tenant` (a value, or a column such as d.tenant_id): its own
+ * tenant's (central IT's for central IT), or its organisation's when that token serves departments.
+ */
+const usableBy = (tenant: RawBuilder<unknown>) =>
+  sql<boolean>`(t.tenant_id is not distinct from ${tenant} or (t.serves_sub_tenants and t.tenant_id = (select p.parent_id from tenants p where p.id = ${tenant})))`
 
 export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
   return {
@@ -86,7 +88,7 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
         .select(['a.token_id', 'a.pricing_param'])
         .where('a.serial_number', '=', serialNumber)
         .where('a.adam_id', '=', adamId)
-        .where(usableBy(tenantId))
+        .where(usableBy(sql`${tenantId}`))
         .orderBy('a.token_id')
         .executeTakeFirst()
       return row && { tokenId: row.token_id, pricingParam: row.pricing_param }
@@ -144,7 +146,6 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
     },
 
     async releaseUnneeded(now) {
-      const usableByDevice = sql<boolean>`(t.tenant_id is not distinct from d.tenant_id or (t.serves_sub_tenants and t.tenant_id = (select p.parent_id from tenants p where p.id = d.tenant_id)))`
       const released = await db
         .updateTable('vpp_licences as l')
         .set({ state: 'releasing', detail: null, updated_at: now })
@@ -161,7 +162,7 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
                   .innerJoin('vpp_tokens as t', 't.id', 'l.token_id')
                   .select('d.id')
                   .whereRef('d.id', '=', 'l.device_id')
-                  .where(usableByDevice),
+                  .where(usableBy(sql.ref('d.tenant_id'))),
               ),
             ),
           ]),
@@ -228,7 +229,7 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
         .select(['t.id', 't.name', 't.tenant_id', 't.status', 't.retry_after', 'a.pricing_param', 'a.total_count', 'a.available_count'])
         .where('a.adam_id', '=', adamId)
         .where('a.device_assignable', '=', true)
-        .where(usableBy(tenantId))
+        .where(usableBy(sql`${tenantId}`))
         .orderBy(sql`t.tenant_id is not distinct from ${tenantId}`, 'desc')
         .orderBy('a.available_count', 'desc')
         .orderBy('t.id')

@@ -60,33 +60,30 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
   const { store, access, log, now } = deps
   const batchLimit = deps.batchLimit ?? 50_000
 
-  /** One client per token and round, with Apple's batch limit read once. */
-  async function clientsFor(round: LicenceRound) {
+  /** One client per token and round, with Apple's batch limit read once; `sent()` counts every call made. */
+  function clientsFor() {
     const clients = new Map<string, { token: VppTokenRow; client: VppClient; maxSerials: number }>()
-    return async (tokenId: string) => {
+    const made: VppClient[] = []
+    const get = async (tokenId: string) => {
       let entry = clients.get(tokenId)
       if (!entry) {
         const token = await deps.tokens.getToken({ kind: 'all' }, tokenId)
         if (!token) return undefined
         const client = access.client(token)
+        made.push(client)
         try {
           const limits = await client.serviceLimits()
           entry = { token, client, maxSerials: limits.maxSerialNumbers }
         } catch (error) {
           // This token's licences wait for the next round; the others go on.
-          round.appleCalls += client.requestsSent()
           await access.recordFailure(token, error)
           return undefined
         }
         clients.set(tokenId, entry)
       }
-      return {
-        ...entry,
-        calls: () => {
-          round.appleCalls = [...clients.values()].reduce((sum, c) => sum + c.client.requestsSent(), 0)
-        },
-      }
+      return entry
     }
+    return Object.assign(get, { sent: () => made.reduce((sum, client) => sum + client.requestsSent(), 0) })
   }
 
   function usable(source: LicenceSource, at: Date): boolean {
@@ -94,7 +91,7 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
     return source.status === 'throttled' && (source.retryAfter === null || source.retryAfter.getTime() <= at.getTime())
   }
 
-  async function associateWanted(round: LicenceRound, client: Awaited<ReturnType<typeof clientsFor>>): Promise<void> {
+  async function associateWanted(round: LicenceRound, client: ReturnType<typeof clientsFor>): Promise<void> {
     const wanted = await store.wanted(batchLimit)
     const groups = new Map<string, WantedLicence[]>()
     for (const row of wanted) {
@@ -132,7 +129,6 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
             await store.markAssigning(adamId, ids(batch), source.tokenId, source.pricingParam, eventId, now())
             round.requested += batch.length
           } catch (error) {
-            entry.calls()
             if (error instanceof VppError && (error.code === 'throttled' || error.code === 'unreachable' || error.code === 'server_error')) {
               await access.recordFailure(entry.token, error)
               log.warn({ vpp_token_id: source.tokenId, adam_id: adamId, devices: batch.length }, `licences not requested yet: ${error.message}`)
@@ -142,7 +138,6 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
             round.failed += batch.length
             round.settled.push(...ids(batch))
           }
-          entry.calls()
         }
       }
       if (pending.length > 0) {
@@ -156,7 +151,7 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
     }
   }
 
-  async function disassociateReleasing(round: LicenceRound, client: Awaited<ReturnType<typeof clientsFor>>): Promise<void> {
+  async function disassociateReleasing(round: LicenceRound, client: ReturnType<typeof clientsFor>): Promise<void> {
     const groups = new Map<string, Array<{ deviceId: string; serialNumber: string; tokenId: string; adamId: string; pricingParam: string }>>()
     for (const row of await store.releasing(batchLimit)) {
       const key = `${row.tokenId}\u0000${row.adamId}\u0000${row.pricingParam}`
@@ -185,12 +180,11 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
           log.warn({ vpp_token_id: tokenId, adam_id: adamId, devices: batch.length, err: error }, 'licences not released yet')
           if (error instanceof VppError) await access.recordFailure(entry.token, error)
         }
-        entry.calls()
       }
     }
   }
 
-  async function followEvents(round: LicenceRound, client: Awaited<ReturnType<typeof clientsFor>>): Promise<void> {
+  async function followEvents(round: LicenceRound, client: ReturnType<typeof clientsFor>): Promise<void> {
     for (const { tokenId, eventId } of await store.openEvents()) {
       const entry = await client(tokenId)
       if (!entry) continue
@@ -198,11 +192,9 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
       try {
         status = await entry.client.eventStatus(eventId)
       } catch (error) {
-        entry.calls()
         log.warn({ vpp_token_id: tokenId, event_id: eventId, err: error }, 'licence event status not read; next round')
         continue
       }
-      entry.calls()
       if (status.eventStatus === 'PENDING') {
         round.open++
         continue
@@ -258,11 +250,12 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
 
     async advance() {
       const round: LicenceRound = { assigned: [], settled: [], requested: 0, failed: 0, releasing: 0, released: 0, open: 0, appleCalls: 0 }
-      const client = await clientsFor(round)
+      const client = clientsFor()
       await store.releaseUnneeded(now())
       await disassociateReleasing(round, client)
       await associateWanted(round, client)
       await followEvents(round, client)
+      round.appleCalls = client.sent()
       if (round.requested + round.failed + round.released + round.assigned.length > 0)
         log.info(
           { requested: round.requested, failed: round.failed, assigned: round.assigned.length, released: round.released, apple_calls: round.appleCalls },

@@ -19,11 +19,10 @@ function invalid(detail: string): OrchardError {
   })
 }
 
-/** Apple writes the expiry as `2027-01-05T10:20:30-0800` (no colon in the offset). */
-function parseExpiry(value: unknown): Date | null {
+/** Apple writes dates as `2027-01-05T10:20:30-0800` (no colon in the offset): in token files and API answers. */
+export function appleDate(value: unknown): Date | null {
   if (typeof value !== 'string' || value === '') return null
-  const normalized = value.trim().replace(/([+-]\d\d)(\d\d)$/, '$1:$2')
-  const date = new Date(normalized)
+  const date = new Date(value.trim().replace(/([+-]\d\d)(\d\d)$/, '$1:$2'))
   return Number.isNaN(date.getTime()) ? null : date
 }
 
@@ -43,5 +42,5 @@ export function readVppTokenFile(content: string): VppTokenFile {
   const fields = parsed as Record<string, unknown>
   if (typeof fields['token'] !== 'string' || fields['token'] === '') throw invalid('the decoded file has no "token"')
   const orgName = typeof fields['orgName'] === 'string' && fields['orgName'] !== '' ? fields['orgName'].slice(0, 500) : null
-  return { sToken, expiresAt: parseExpiry(fields['expDate']), orgName }
+  return { sToken, expiresAt: appleDate(fields['expDate']), orgName }
 }

@@ -5,6 +5,7 @@ import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 import type { Database } from '../db/schema.js'
 import type { VppTokenStatus, VppTokensTable } from '../db/schema-apps.js'
 import { inScope } from '../db/scope-sql.js'
+import { leaseFreeFor } from '../db/lease-sql.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 
@@ -203,7 +204,7 @@ export function createVppTokenStore(db: Kysely<Database>): VppTokenStore {
         .updateTable('vpp_tokens')
         .set({ sync_lease_owner: owner, sync_lease_until: until })
         .where('id', '=', id)
-        .where((eb) => eb.or([eb('sync_lease_owner', 'is', null), eb('sync_lease_owner', '=', owner), eb('sync_lease_until', '<', now)]))
+        .where(leaseFreeFor(owner, now))
         .returningAll()
         .executeTakeFirst()
     },

@@ -36,6 +36,11 @@ export function startBackgroundWork(deps: {
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
+  /** The expiry checks: at start-up, then daily; a failure is logged like a periodic task's. */
+  const nowAndDaily = (name: string, run: () => Promise<void>) => {
+    void run().catch((error: unknown) => deps.logger.error({ err: error }, `${name} failed`))
+    tasks.push(startPeriodicTask(name, 86_400_000, run, deps.logger))
+  }
   // Another instance may import or remove a CA: pick it up within a minute.
   tasks.push(startPeriodicTask('device CA refresh', 60_000, () => deps.authority.refresh(), deps.logger))
   tasks.push(startPeriodicTask('SCEP challenge pruning', 86_400_000, async () => void (await deps.enrollment.pruneChallenges()), deps.logger))
@@ -76,8 +81,7 @@ export function startBackgroundWork(deps: {
       )
     }
   }
-  void warnExpiringVppTokens().catch((error: unknown) => deps.logger.error({ err: error }, 'content token expiry check failed'))
-  tasks.push(startPeriodicTask('content token expiry check', 86_400_000, warnExpiringVppTokens, deps.logger))
+  nowAndDaily('content token expiry check', warnExpiringVppTokens)
   const warnExpiringDepTokens = async () => {
     for (const token of await deps.dep.expiringTokens(depTokenWarningDays)) {
       deps.logger.warn(
@@ -86,8 +90,7 @@ export function startBackgroundWork(deps: {
       )
     }
   }
-  void warnExpiringDepTokens().catch((error: unknown) => deps.logger.error({ err: error }, 'ABM/ASM token expiry check failed'))
-  tasks.push(startPeriodicTask('ABM/ASM token expiry check', 86_400_000, warnExpiringDepTokens, deps.logger))
+  nowAndDaily('ABM/ASM token expiry check', warnExpiringDepTokens)
   const warnExpiring = async () => {
     for (const certificate of await deps.pushCertificates.expiring(30)) {
       deps.logger.warn(
@@ -96,7 +99,6 @@ export function startBackgroundWork(deps: {
       )
     }
   }
-  void warnExpiring().catch((error: unknown) => deps.logger.error({ err: error }, 'push certificate expiry check failed'))
-  tasks.push(startPeriodicTask('push certificate expiry check', 86_400_000, warnExpiring, deps.logger))
+  nowAndDaily('push certificate expiry check', warnExpiring)
   return { stop: async () => void (await Promise.all(tasks.map((task) => task.stop()))) }
 }
