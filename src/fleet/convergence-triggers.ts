@@ -32,16 +32,19 @@ export interface ConvergenceTriggersDeps {
 export function createConvergenceTriggers(deps: ConvergenceTriggersDeps): ConvergenceTriggers & { refreshTenant: RefreshTenant } {
   const { store, log } = deps
 
-  /** Asks devices for their profile (and app) lists; the answers drive convergence. */
-  async function askForLists(scope: AccessScope, deviceIds: readonly string[], withApps: boolean): Promise<void> {
+  /** Asks devices for the lists named; the answers drive convergence. */
+  async function askFor(scope: AccessScope, deviceIds: readonly string[], lists: ReadonlyArray<'ProfileList' | 'InstalledApplicationList'>): Promise<void> {
     if (deviceIds.length === 0) return
-    for (const requestType of withApps ? ['ProfileList', 'InstalledApplicationList'] : ['ProfileList']) {
+    for (const requestType of lists) {
       await deps.dispatcher.dispatch(scope, {
         targets: { enrollmentIds: deviceIds },
         command: { kind: 'built', requestType, keys: requestType === 'InstalledApplicationList' ? { ManagedAppsOnly: true } : {} },
       })
     }
   }
+
+  const askForLists = (scope: AccessScope, deviceIds: readonly string[], withApps: boolean) =>
+    askFor(scope, deviceIds, withApps ? ['ProfileList', 'InstalledApplicationList'] : ['ProfileList'])
 
   async function hasConfiguration(deviceId: string): Promise<{ any: boolean; apps: boolean }> {
     const [profiles, apps, states] = await Promise.all([store.desiredProfiles(deviceId), store.desiredApplications(deviceId), store.states(deviceId)])
@@ -88,11 +91,7 @@ export function createConvergenceTriggers(deps: ConvergenceTriggersDeps): Conver
     },
 
     async devicesLicensed(deviceIds) {
-      if (deviceIds.length === 0) return
-      await deps.dispatcher.dispatch(fullAccess, {
-        targets: { enrollmentIds: [...deviceIds] },
-        command: { kind: 'built', requestType: 'InstalledApplicationList', keys: { ManagedAppsOnly: true } },
-      })
+      await askFor(fullAccess, deviceIds, ['InstalledApplicationList'])
     },
 
     async deviceEnrolled(deviceId) {
