@@ -96,7 +96,9 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
     const groups = new Map<string, WantedLicence[]>()
     for (const row of wanted) {
       const key = `${row.tenantId ?? ''}\u0000${row.adamId}`
-      groups.set(key, [...(groups.get(key) ?? []), row])
+      const group = groups.get(key)
+      if (group) group.push(row)
+      else groups.set(key, [row])
     }
     // Licences handed out this round, per token and asset, before Apple's counts catch up.
     const taken = new Map<string, number>()
@@ -155,7 +157,9 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
     const groups = new Map<string, Array<{ deviceId: string; serialNumber: string; tokenId: string; adamId: string; pricingParam: string }>>()
     for (const row of await store.releasing(batchLimit)) {
       const key = `${row.tokenId}\u0000${row.adamId}\u0000${row.pricingParam}`
-      groups.set(key, [...(groups.get(key) ?? []), row])
+      const group = groups.get(key)
+      if (group) group.push(row)
+      else groups.set(key, [row])
     }
     for (const rows of groups.values()) {
       const { tokenId, adamId, pricingParam } = rows[0]!

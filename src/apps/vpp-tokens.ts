@@ -234,7 +234,10 @@ export function createVppTokens(deps: VppTokensDeps): VppTokens {
       const byAsset = new Map<string, Array<{ serialNumber: string; deviceId: string | null }>>()
       for (const holder of holders) {
         const key = `${holder.tokenId}:${holder.adamId}:${holder.pricingParam}`
-        byAsset.set(key, [...(byAsset.get(key) ?? []), { serialNumber: holder.serialNumber, deviceId: holder.deviceId }])
+        const entry = { serialNumber: holder.serialNumber, deviceId: holder.deviceId }
+        const list = byAsset.get(key)
+        if (list) list.push(entry)
+        else byAsset.set(key, [entry])
       }
       return assets.map((asset) => ({ ...asset, holders: byAsset.get(`${asset.tokenId}:${asset.adamId}:${asset.pricingParam}`) ?? [] }))
     },
