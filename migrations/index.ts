@@ -13,6 +13,7 @@ import * as m0008 from './0008_lifecycle.js'
 import * as m0009 from './0009_blueprints.js'
 import * as m0010 from './0010_device_trust.js'
 import * as m0011 from './0011_vpp.js'
+import * as m0012 from './0012_app_versions.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -26,4 +27,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0009_blueprints': m0009,
   '0010_device_trust': m0010,
   '0011_vpp': m0011,
+  '0012_app_versions': m0012,
 })

@@ -37,6 +37,8 @@ const config = loadConfig(
     ORCHARD_WEBHOOK_WORKER: 'false',
     ORCHARD_VPP_URL: `${fake.url}/mdm/v2`,
     ORCHARD_VPP_SYNC_SECONDS: '0',
+    // Events are polled, as without a public URL Apple can reach.
+    ORCHARD_VPP_NOTIFICATION_URL: 'off',
     ORCHARD_BLUEPRINT_CHECK_HOURS: '0',
   },
   [],

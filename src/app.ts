@@ -8,6 +8,7 @@ import { apiRoutes, type ApiRoutesOptions } from './http/plugin.js'
 import { enrollmentRoutes, type EnrollmentRoutesOptions } from './enrollment/routes.js'
 import { healthRoutes } from './ops/health.js'
 import { mdmRoutes, type MdmRoutesOptions } from './device/routes.js'
+import { vppNotificationRoutes, type VppNotificationRoutesOptions } from './apps/routes.js'
 import { instrumentRequests, metricsRoutes } from './ops/metrics-route.js'
 import FindMyWay from 'find-my-way'
 import { createNotFoundHandler, problemErrorHandler } from './http/problem.js'
@@ -41,6 +42,8 @@ export interface AppDeps {
   api?: ApiRoutesOptions
   /** SCEP and enrollment profile downloads. */
   enrollment?: EnrollmentRoutesOptions
+  /** Apple's Apps and Books notifications. */
+  vppNotifications?: VppNotificationRoutesOptions
 }
 
 export interface ConnectionLimits {
@@ -177,6 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Each surface is its own encapsulated plugin: its body parsers and error mapping stay inside it.
   if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
   if (deps.enrollment) await app.register(enrollmentRoutes, deps.enrollment)
+  if (deps.vppNotifications) await app.register(vppNotificationRoutes, deps.vppNotifications)
   if (deps.api) await app.register(apiRoutes, deps.api)
   return app
 }

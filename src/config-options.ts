@@ -281,6 +281,17 @@ export const options = {
     description:
       'How often this process syncs the assets and licences of every content token (one instance at a time per token, by lease); 0 = not in this process.',
   }),
+  vppNotificationUrl: option({
+    env: 'ORCHARD_VPP_NOTIFICATION_URL',
+    flag: '--vpp-notification-url',
+    defaultText: 'ORCHARD_PUBLIC_URL when it is https',
+    parse: optional((value, fail) =>
+      value.trim().toLowerCase() === 'off' ? 'off' : httpBaseUrl('must be off or an https:// URL (http:// only for a test server)', true)(value, fail),
+    ),
+    description:
+      "Base URL Apple's Apps and Books service posts notifications to (`<url>/vpp/notifications/<token id>`; Apple requires https), " +
+      "set in each location's client config; `off` = none. Without it, licence events are polled every licence round.",
+  }),
   blueprintCheckHours: option({
     env: 'ORCHARD_BLUEPRINT_CHECK_HOURS',
     flag: '--blueprint-check-hours',

@@ -17,7 +17,7 @@ import type { DatabaseHandle } from './db/database.js'
 import { migrationStatus } from './db/migrations.js'
 import { createDeviceEvents, createDeviceSecrets, createDeviceSecretStore, createDeviceSurface } from './device/index.js'
 import { createEnrollmentFeature, enrollmentHandlers } from './enrollment/index.js'
-import { blueprintHandlers, createFleetDirectory, createFleetFeature, deviceHandlers, lifecycleHandlers } from './fleet/index.js'
+import { appUpdateHandlers, blueprintHandlers, createFleetDirectory, createFleetFeature, deviceHandlers, lifecycleHandlers } from './fleet/index.js'
 import { startBackgroundWork } from './ops/background.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './ops/metrics.js'
 import { createReadinessCheck } from './ops/readiness.js'
@@ -67,7 +67,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const disown: Parameters<typeof createFleetFeature>[0]['disown'] = (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials)
   const vpp = createAppsFeature({ config, db, secretBox, installationId, version, logger })
   const { licences } = vpp
-  const { lifecycle, blueprints } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, licences, logger })
+  const { lifecycle, blueprints, appUpdates } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, licences, logger })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
@@ -121,6 +121,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...deviceHandlers({ directory, dispatcher, secrets: deviceSecrets }),
         ...lifecycleHandlers({ lifecycle, directory }),
         ...blueprintHandlers({ blueprints }),
+        ...appUpdateHandlers({ appUpdates }),
         ...commandHandlers({ dispatcher, commands, tenants: tree }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...apiKeyHandlers({ apiKeys }),
@@ -133,6 +134,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       },
     },
     enrollment: { scep, enrollment, ade },
+    vppNotifications: { notifications: vpp.notifications, devicesLicensed: (deviceIds) => blueprints.devicesLicensed(deviceIds) },
   })
   const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, vpp, blueprints, logger })
   app.addHook('onClose', async () => {

@@ -5,6 +5,7 @@ import { toCsv } from '../tenancy/tenant-reports.js'
 import { vppAssetJson, vppSyncJson, vppTokenJson } from './vpp-json.js'
 import type { VppSync } from './vpp-sync.js'
 import type { VppTokens } from './vpp-tokens.js'
+import type { VppUnmanaged } from './vpp-unmanaged.js'
 
 /** The asset filters both asset operations take. */
 function assetFilter(query: { vpp_token_id?: string; adam_id?: string; tenant_id?: string }): Parameters<VppTokens['listAssets']>[1] {
@@ -15,8 +16,8 @@ function assetFilter(query: { vpp_token_id?: string; adam_id?: string; tenant_id
   }
 }
 
-export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync }): OperationHandlers {
-  const { tokens, sync } = deps
+export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync; unmanaged: VppUnmanaged }): OperationHandlers {
+  const { tokens, sync, unmanaged } = deps
   return {
     async listVppTokens(request) {
       return { items: (await tokens.listTokens(accessOf(request))).map(vppTokenJson) }
@@ -94,6 +95,35 @@ export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync }): Operati
       const query = request.query
       const assets = await tokens.listAssets(accessOf(request), assetFilter(query))
       return { items: assets.map(vppAssetJson) }
+    },
+    async listUnmanagedLicences(request) {
+      const query = request.query
+      const filter = {
+        ...(query.vpp_token_id !== undefined ? { tokenId: query.vpp_token_id } : {}),
+        ...(query.adam_id !== undefined ? { adamId: query.adam_id } : {}),
+      }
+      const { items, total } = await unmanaged.list(accessOf(request), filter, query.limit ?? 1000)
+      return {
+        total,
+        items: items.map((item) => ({
+          vpp_token_id: item.tokenId,
+          tenant_id: item.tenantId,
+          adam_id: item.adamId,
+          pricing_param: item.pricingParam,
+          serial_number: item.serialNumber,
+          device_id: item.deviceId,
+          synced_at: item.syncedAt.toISOString(),
+        })),
+      }
+    },
+    async releaseUnmanagedLicences(request) {
+      const body = request.body
+      const result = await unmanaged.release(accessOf(request), {
+        tokenId: body.vpp_token_id,
+        serialNumbers: body.serial_numbers,
+        ...(body.adam_id !== undefined ? { adamId: body.adam_id } : {}),
+      })
+      return { released: result.released, event_ids: result.eventIds, skipped: result.skipped }
     },
   }
 }

@@ -1,5 +1,5 @@
 // Apps and Books (VPP) as main.ts composes it: content tokens per tenant, their claim on the
-// location, and the sync of assets and device assignments.
+// location, the sync of assets and device assignments, device licences, and Apple's notifications.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
@@ -9,9 +9,13 @@ import { createVppAccess } from './vpp-access.js'
 import { createVppAssetStore } from './vpp-asset-store.js'
 import { createVppLicenceStore } from './vpp-licence-store.js'
 import { createVppLicences } from './vpp-licences.js'
+import { createVppNotificationEndpoint } from './vpp-notification-endpoint.js'
+import { createVppNotifications } from './vpp-notifications.js'
 import { createVppSync } from './vpp-sync.js'
 import { createVppTokenStore } from './vpp-token-store.js'
 import { createVppTokens } from './vpp-tokens.js'
+import { createVppUnmanaged } from './vpp-unmanaged.js'
+import { createVppUnmanagedStore } from './vpp-unmanaged-store.js'
 
 export { vppHandlers } from './api.js'
 export { vppTokenWarningDays } from './vpp-tokens.js'
@@ -32,6 +36,7 @@ export function createAppsFeature(deps: {
   const now = deps.now ?? (() => new Date())
   const store = createVppTokenStore(deps.db)
   const assets = createVppAssetStore(deps.db)
+  const endpoint = createVppNotificationEndpoint({ baseUrl: config.vppNotificationUrl, publicUrl: config.publicUrl, masterKeys: config.secretKeys })
   const access = createVppAccess({
     store,
     secretBox: deps.secretBox,
@@ -39,12 +44,16 @@ export function createAppsFeature(deps: {
     installationId: deps.installationId,
     version: deps.version,
     publicUrl: config.publicUrl ?? '',
+    notifications: endpoint,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
     log,
     now,
   })
   const tokens = createVppTokens({ store, assets, access, log, now })
   const sync = createVppSync({ store, assets, access, instanceId: randomUUID(), log, now })
-  const licences = createVppLicences({ store: createVppLicenceStore(deps.db), tokens: store, access, log, now })
-  return { tokens, sync, licences }
+  const licenceStore = createVppLicenceStore(deps.db)
+  const licences = createVppLicences({ store: licenceStore, tokens: store, access, notifying: endpoint.notifying, log, now })
+  const notifications = createVppNotifications({ tokens: store, licences: licenceStore, assets, access, endpoint, log, now })
+  const unmanaged = createVppUnmanaged({ store: createVppUnmanagedStore(deps.db), tokens: store, access, log })
+  return { tokens, sync, licences, notifications, unmanaged }
 }

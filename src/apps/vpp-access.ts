@@ -1,11 +1,12 @@
 // Calling Apple in a content token's name: the sToken opened from the secret box, this
-// installation's claim (mdmInfo) and whether another MDM holds the location, and what an
-// Apple failure means for the token's stored status.
+// installation's claim (mdmInfo, with the notification endpoint when there is one) and whether
+// another MDM holds the location, and what an Apple failure means for the token's stored status.
 import type { Logger } from 'pino'
 import type { SecretBox } from '../crypto/secret-box.js'
 import type { VppTokenStatus } from '../db/schema-apps.js'
 import { OrchardError } from '../errors.js'
 import { createVppClient, VppError, type VppClient, type VppClientConfig, type VppMdmInfo } from './vpp-client.js'
+import type { VppNotificationEndpoint } from './vpp-notification-endpoint.js'
 import type { VppTokenRow, VppTokenStore } from './vpp-token-store.js'
 
 export interface VppAccess {
@@ -18,6 +19,17 @@ export interface VppAccess {
   readonly mdmInfo: VppMdmInfo
   /** Who else manages the location, in words; null when it is unclaimed or ours. */
   otherManager(config: VppClientConfig): string | null
+  /** Apple's client config is this installation's claim as claim() would set it now. */
+  claimCurrent(tokenId: string, config: VppClientConfig): boolean
+  /** Apple's client config holds the notification endpoint claim() would set now (true when there is none). */
+  notificationsCurrent(tokenId: string, config: VppClientConfig): boolean
+  /**
+   * Claims the location for this installation, with the notification endpoint when there is
+   * one; when Apple refuses the endpoint, without it (the licence round then polls).
+   */
+  claim(token: VppTokenRow, client: VppClient): Promise<VppClientConfig>
+  /** Records whether Apple's client config (as read by a sync) notifies this installation. */
+  noteConfig(tokenId: string, config: VppClientConfig): void
   /** Stores what an Apple failure means for the token; returns the status. */
   recordFailure(token: VppTokenRow, error: unknown): Promise<{ status: VppTokenStatus; detail: string }>
 }
@@ -29,6 +41,7 @@ export interface VppAccessDeps {
   installationId: string
   version: string
   publicUrl: string
+  notifications: VppNotificationEndpoint
   sleep?: (ms: number) => Promise<void>
   log: Logger
   now: () => Date
@@ -62,6 +75,10 @@ export function createVppAccess(deps: VppAccessDeps): VppAccess {
     return deps.secretBox
   }
 
+  const { notifications } = deps
+  const noteConfig = (tokenId: string, config: VppClientConfig) =>
+    notifications.noteNotifying(tokenId, notifications.enabled && notifications.current(tokenId, config))
+
   const clientFor = (sToken: string) => createVppClient({ baseUrl: deps.vppUrl, sToken, ...(deps.sleep ? { sleep: deps.sleep } : {}) })
 
   return {
@@ -76,6 +93,35 @@ export function createVppAccess(deps: VppAccessDeps): VppAccess {
       // A location a server of the legacy API claimed carries only its clientContext.
       if (config.clientContext) return `a server of the legacy API (clientContext ${config.clientContext.slice(0, 200)})`
       return null
+    },
+
+    claimCurrent: (tokenId, config) => config.mdmInfo?.id === mdmInfo.id && !config.clientContext && notifications.current(tokenId, config),
+
+    notificationsCurrent: (tokenId, config) => notifications.current(tokenId, config),
+
+    noteConfig,
+
+    async claim(token, client) {
+      const endpoint = notifications.settingsFor(token.id)
+      if (endpoint) {
+        try {
+          // Apple posts a TEST_NOTIFICATION to the URL before it answers (this server must be
+          // reachable and answer 2xx then), and refuses the whole config, mdmInfo included,
+          // when that fails (9728) or the URL is not https (9712).
+          const config = await client.setClientConfig({ mdmInfo, ...endpoint })
+          noteConfig(token.id, config)
+          return config
+        } catch (error) {
+          if (!(error instanceof VppError) || error.code !== 'bad_request') throw error
+          log.warn(
+            { vpp_token_id: token.id, apple_error: error.details.errorNumber, notification_url: endpoint.notificationUrl },
+            `content token "${token.name}": Apple refused the notification URL, so licence events are polled: ${error.message}`,
+          )
+        }
+      }
+      const config = await client.setClientConfig({ mdmInfo })
+      noteConfig(token.id, config)
+      return config
     },
 
     async recordFailure(token, error) {

@@ -24,6 +24,10 @@ export interface VppClientConfig {
   /** v1's claim, still echoed for locations a legacy server claimed. */
   clientContext: string | null
   notificationUrl: string | null
+  /** Apple echoes the bearer value it sends with notifications. */
+  notificationAuthToken: string | null
+  /** The notification types Apple sends (its `subscribedNotificationTypes`). */
+  notificationTypes: string[]
 }
 
 export interface VppAsset {
@@ -103,8 +107,14 @@ export interface VppClient {
   serviceLimits(): Promise<VppServiceLimits>
   clientConfig(): Promise<VppClientConfig>
   /** Claims the location for this installation (mdmInfo), optionally with a notification endpoint. */
-  setClientConfig(config: { mdmInfo: VppMdmInfo; notificationUrl?: string; notificationAuthToken?: string }): Promise<VppClientConfig>
-  assets(pageIndex: number): Promise<VppPage<VppAsset>>
+  setClientConfig(config: {
+    mdmInfo: VppMdmInfo
+    notificationUrl?: string
+    notificationAuthToken?: string
+    notificationTypes?: string[]
+  }): Promise<VppClientConfig>
+  /** A page of the location's assets; `adamId` asks for that asset only. */
+  assets(pageIndex: number, filter?: { adamId?: string }): Promise<VppPage<VppAsset>>
   assignments(pageIndex: number): Promise<VppPage<VppAssignment>>
   associate(assets: ReadonlyArray<{ adamId: string; pricingParam: string }>, serialNumbers: readonly string[]): Promise<string>
   disassociate(assets: ReadonlyArray<{ adamId: string; pricingParam: string }>, serialNumbers: readonly string[]): Promise<string>
@@ -163,6 +173,10 @@ function configOf(body: unknown): VppClientConfig {
     mdmInfo,
     clientContext: text(config['clientContext']),
     notificationUrl: text(config['notificationUrl']),
+    notificationAuthToken: text(config['notificationAuthToken']),
+    notificationTypes: Array.isArray(config['subscribedNotificationTypes'])
+      ? config['subscribedNotificationTypes'].filter((type): type is string => typeof type === 'string')
+      : [],
   }
 }
 
@@ -290,8 +304,9 @@ export function createVppClient(options: VppClientOptions): VppClient {
     async setClientConfig(config) {
       return configOf(await call('POST', '/client/config', config))
     },
-    async assets(pageIndex) {
-      return pageOf(await call('GET', `/assets?pageIndex=${pageIndex}`), 'assets', 'GET /assets', assetOf)
+    async assets(pageIndex, filter = {}) {
+      const only = filter.adamId !== undefined ? `&adamId=${encodeURIComponent(filter.adamId)}` : ''
+      return pageOf(await call('GET', `/assets?pageIndex=${pageIndex}${only}`), 'assets', 'GET /assets', assetOf)
     },
     async assignments(pageIndex) {
       return pageOf(await call('GET', `/assignments?pageIndex=${pageIndex}`), 'assignments', 'GET /assignments', assignmentOf)

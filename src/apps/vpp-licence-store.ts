@@ -48,15 +48,18 @@ export interface VppLicenceStore {
   /** Licences to disassociate, with their token and asset. */
   releasing(limit: number): Promise<Array<LicenceKey & { serialNumber: string; tokenId: string; pricingParam: string }>>
   markRevoking(adamId: string, deviceIds: readonly string[], eventId: string, now: Date): Promise<void>
-  /** The event's rows still revoking are gone at Apple: deleted; returns how many. */
-  completeRevoking(tokenId: string, eventId: string): Promise<number>
+  /** The event's rows still revoking (of these devices only, when given) are gone at Apple: deleted; returns how many. */
+  completeRevoking(tokenId: string, eventId: string, deviceIds?: readonly string[]): Promise<number>
   /** Tokens the tenant's devices may use that hold the asset: the tenant's own first, then the most available. */
   sourcesFor(tenantId: string | null, adamId: string): Promise<LicenceSource[]>
   markAssigning(adamId: string, deviceIds: readonly string[], tokenId: string, pricingParam: string, eventId: string, now: Date): Promise<void>
   markFailed(adamId: string, deviceIds: readonly string[], detail: string, now: Date): Promise<void>
-  /** The event's rows still assigning become assigned; returns their devices. */
-  completeAssigning(tokenId: string, eventId: string, now: Date): Promise<string[]>
-  openEvents(): Promise<Array<{ tokenId: string; eventId: string }>>
+  /** The event's rows still assigning (of these devices only, when given) become assigned; returns their devices. */
+  completeAssigning(tokenId: string, eventId: string, now: Date, deviceIds?: readonly string[]): Promise<string[]>
+  /** These devices' rows still in the event (assigning or revoking) failed; returns their devices. */
+  failInEvent(tokenId: string, eventId: string, deviceIds: readonly string[], detail: string, now: Date): Promise<string[]>
+  /** Events with rows still assigning or revoking, and when the oldest of them was sent. */
+  openEvents(): Promise<Array<{ tokenId: string; eventId: string; since: Date }>>
   eventRows(tokenId: string, eventId: string): Promise<VppLicenceRow[]>
   /** Apple's licence counts move with a finished event until the next sync reads them again. */
   countAssigned(tokenId: string, adamId: string, pricingParam: string, delta: number): Promise<void>
@@ -212,12 +215,14 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
         .execute()
     },
 
-    async completeRevoking(tokenId, eventId) {
+    async completeRevoking(tokenId, eventId, deviceIds) {
+      if (deviceIds?.length === 0) return 0
       const deleted = await db
         .deleteFrom('vpp_licences')
         .where('token_id', '=', tokenId)
         .where('event_id', '=', eventId)
         .where('state', '=', 'revoking')
+        .$if(deviceIds !== undefined, (qb) => qb.where('device_id', 'in', deviceIds!))
         .executeTakeFirst()
       return Number(deleted.numDeletedRows)
     },
@@ -266,13 +271,29 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
         .execute()
     },
 
-    async completeAssigning(tokenId, eventId, now) {
+    async completeAssigning(tokenId, eventId, now, deviceIds) {
+      if (deviceIds?.length === 0) return []
       const rows = await db
         .updateTable('vpp_licences')
         .set({ state: 'assigned', event_id: null, detail: null, updated_at: now })
         .where('token_id', '=', tokenId)
         .where('event_id', '=', eventId)
         .where('state', '=', 'assigning')
+        .$if(deviceIds !== undefined, (qb) => qb.where('device_id', 'in', deviceIds!))
+        .returning('device_id')
+        .execute()
+      return rows.map((row) => row.device_id)
+    },
+
+    async failInEvent(tokenId, eventId, deviceIds, detail, now) {
+      if (deviceIds.length === 0) return []
+      const rows = await db
+        .updateTable('vpp_licences')
+        .set({ state: 'failed', event_id: null, detail: detail.slice(0, 2000), updated_at: now })
+        .where('token_id', '=', tokenId)
+        .where('event_id', '=', eventId)
+        .where('state', 'in', ['assigning', 'revoking'])
+        .where('device_id', 'in', deviceIds)
         .returning('device_id')
         .execute()
       return rows.map((row) => row.device_id)
@@ -281,12 +302,12 @@ export function createVppLicenceStore(db: Kysely<Database>): VppLicenceStore {
     async openEvents() {
       const rows = await db
         .selectFrom('vpp_licences')
-        .select(['token_id', 'event_id'])
+        .select((eb) => ['token_id', 'event_id', eb.fn.min('updated_at').as('since')])
         .where('state', 'in', ['assigning', 'revoking'])
         .where('event_id', 'is not', null)
         .groupBy(['token_id', 'event_id'])
         .execute()
-      return rows.map((row) => ({ tokenId: row.token_id!, eventId: row.event_id! }))
+      return rows.map((row) => ({ tokenId: row.token_id!, eventId: row.event_id!, since: new Date(row.since as Date | string) }))
     },
 
     async eventRows(tokenId, eventId) {

@@ -50,11 +50,19 @@ export interface VppLicencesDeps {
   access: VppAccess
   /** Wanted licences taken per round. */
   batchLimit?: number
+  /** Apple notifies this token's events (ASSET_MANAGEMENT): they are polled only once a notification is late. */
+  notifying?: (tokenId: string) => boolean
   log: Logger
   now: () => Date
 }
 
 const waitingDetail = 'waiting for Apple to assign a licence'
+/**
+ * Apple: "If your MDM server doesn't receive a notification for an event within 5 minutes, check
+ * the event status" (notifications are best effort, up to three tries over 1-5 minutes).
+ * https://developer.apple.com/documentation/devicemanagement/subscribing-to-notifications
+ */
+const notificationGraceMs = 5 * 60_000
 
 export function createVppLicences(deps: VppLicencesDeps): VppLicences {
   const { store, access, log, now } = deps
@@ -189,7 +197,11 @@ export function createVppLicences(deps: VppLicencesDeps): VppLicences {
   }
 
   async function followEvents(round: LicenceRound, client: ReturnType<typeof clientsFor>): Promise<void> {
-    for (const { tokenId, eventId } of await store.openEvents()) {
+    for (const { tokenId, eventId, since } of await store.openEvents()) {
+      if (deps.notifying?.(tokenId) && now().getTime() - since.getTime() < notificationGraceMs) {
+        round.open++
+        continue
+      }
       const entry = await client(tokenId)
       if (!entry) continue
       let status

@@ -90,6 +90,7 @@ export function createVppSync(deps: VppSyncDeps): VppSync {
     const client = access.client(token)
     try {
       const config = await client.clientConfig()
+      access.noteConfig(id, config)
       const other = access.otherManager(config)
       if (other) {
         const detail = `the location "${config.locationName ?? config.uId}" is managed by ${other} now: Orchard stopped syncing it; claim it back with POST /api/v1/vpp/tokens/${id}/claim`
@@ -97,6 +98,9 @@ export function createVppSync(deps: VppSyncDeps): VppSync {
         log.warn({ vpp_token_id: id }, `content token "${token.name}": ${detail}`)
         return { ...report, outcome: 'failed', requests: client.requestsSent(), status: 'claimed_elsewhere', detail }
       }
+      // Ours, but the notification endpoint is not (yet) what this installation sets: a token
+      // claimed before, another public URL, a rotated master key. Polling covers a refusal.
+      if (config.mdmInfo?.id === access.mdmInfo.id && !access.notificationsCurrent(id, config)) await access.claim(token, client)
       if (config.uId)
         await store.storeLocation(
           id,

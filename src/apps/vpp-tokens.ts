@@ -116,12 +116,13 @@ export function createVppTokens(deps: VppTokensDeps): VppTokens {
       log.warn({ vpp_token_id: token.id, location: config.locationName }, `content token "${token.name}": ${detail}`)
       return
     }
-    if (config.mdmInfo?.id === access.mdmInfo.id && !config.clientContext) {
+    if (access.claimCurrent(token.id, config)) {
+      access.noteConfig(token.id, config)
       await store.setStatus(token.id, 'ok', 'the location is managed by this installation; the next sync is pending', now())
       return
     }
     try {
-      await access.client(token).setClientConfig({ mdmInfo: access.mdmInfo })
+      await access.claim(token, access.client(token))
       await store.setStatus(token.id, 'ok', `claimed the location${other ? ` from ${other}` : ''}; the first sync is pending`, now())
       log.info({ vpp_token_id: token.id, location: config.locationName, taken_from: other }, `content token "${token.name}": location claimed`)
     } catch (error) {

@@ -69,9 +69,18 @@ export interface VppLicencesTable {
   updated_at: Timestamp
 }
 
+/** The newest version of an app that devices reported (migrations/0012_app_versions.ts). */
+export interface AppVersionsTable {
+  bundle_id: string
+  version: string
+  reported_by: string | null
+  learned_at: Timestamp
+}
+
 export interface AppsTables {
   vpp_tokens: VppTokensTable
   vpp_assets: VppAssetsTable
   vpp_assignments: VppAssignmentsTable
   vpp_licences: VppLicencesTable
+  app_versions: AppVersionsTable
 }

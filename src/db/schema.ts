@@ -264,6 +264,24 @@ export interface BlueprintApplication {
   prevent_backup?: boolean
   /** Managed app configuration (InstallApplication's Configuration). */
   configuration?: Record<string, unknown>
+  /** InstallApplication's Attributes (per-app VPN and the like). */
+  attributes?: BlueprintAppAttributes
+  /** Installed again when a device reports an older version than the newest one devices reported. */
+  auto_update?: boolean
+}
+
+export interface BlueprintAppAttributes {
+  vpn_uuid?: string
+  content_filter_uuid?: string
+  dns_proxy_uuid?: string
+  relay_uuid?: string
+  cellular_slice_uuid?: string
+  associated_domains?: string[]
+  associated_domains_enable_direct_downloads?: boolean
+  removable?: boolean
+  tap_to_pay_screen_lock?: boolean
+  hideable?: boolean
+  lockable?: boolean
 }
 
 export interface BlueprintsTable {

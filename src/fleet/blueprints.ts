@@ -18,7 +18,7 @@ import { createProfileLibrary, type ProfileLibrary } from './profile-library.js'
 export type { DeviceConfiguration, ItemStatus } from './device-configuration.js'
 export { parseLibraryProfile } from './profile-library.js'
 
-export interface BlueprintServiceDeps extends Pick<ConvergenceDeps, 'dispatcher' | 'signer' | 'deviceState' | 'licences'> {
+export interface BlueprintServiceDeps extends Pick<ConvergenceDeps, 'dispatcher' | 'signer' | 'deviceState' | 'licences' | 'appVersions'> {
   store: BlueprintStore
   logger: Logger
   now?: () => Date
@@ -42,6 +42,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
       signer: deps.signer,
       deviceState: deps.deviceState,
       ...(deps.licences ? { licences: deps.licences } : {}),
+      ...(deps.appVersions ? { appVersions: deps.appVersions } : {}),
       log,
       now,
     }),

@@ -5,6 +5,7 @@ import { type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import type { BlueprintApplication, ConfigItemStatus, ConfigItemType, Database, DeviceConfigStateTable } from '../db/schema.js'
 import { isOpenCommandStatus } from '../model/commands.js'
+import { blueprintAppliesTo } from './blueprint-targeting-sql.js'
 
 export type ConfigStateRow = Selectable<DeviceConfigStateTable>
 
@@ -32,9 +33,9 @@ export interface ConvergenceStore {
   /** A profile's bytes while it is still at this version, its sha256 (undefined once replaced or deleted). */
   profileVersionContent(profileId: string, sha256: string): Promise<Buffer | undefined>
   desiredApplications(deviceId: string): Promise<BlueprintApplication[]>
-  /** What the device reported last (its device channel): identifier → PayloadUUID; bundle ids. */
+  /** What the device reported last (its device channel): identifier → PayloadUUID; bundle id → version (ShortVersion, else Version). */
   installedProfiles(deviceId: string): Promise<Map<string, string | null>>
-  installedApplications(deviceId: string): Promise<Set<string>>
+  installedApplications(deviceId: string): Promise<Map<string, string | null>>
   /**
    * Per item: its version is the content hash being installed, acknowledged as installed, or
    * failed (for profiles; null for apps). Rows written before versions were hashes hold a
@@ -54,13 +55,7 @@ export interface ConvergenceStore {
 }
 
 export function createConvergenceStore(db: Kysely<Database>): ConvergenceStore {
-  const appliesTo = sql<boolean>`
-    (b.tenant_id is null or b.tenant_id = d.tenant_id or b.tenant_id = (select t.parent_id from tenants t where t.id = d.tenant_id))
-    and ((cardinality(b.kinds) = 0 and cardinality(b.groups) = 0 and cardinality(b.device_ids) = 0)
-      or ((cardinality(b.kinds) > 0 or cardinality(b.groups) > 0)
-        and (cardinality(b.kinds) = 0 or d.kind = any(b.kinds))
-        and (cardinality(b.groups) = 0 or d.enrollment_group = any(b.groups)))
-      or d.id = any(b.device_ids))`
+  const appliesTo = blueprintAppliesTo
 
   return {
     async device(scope, deviceId) {
@@ -112,8 +107,12 @@ export function createConvergenceStore(db: Kysely<Database>): ConvergenceStore {
       return new Map(rows.map((row) => [row.identifier, row.uuid]))
     },
     async installedApplications(deviceId) {
-      const rows = await db.selectFrom('installed_applications').select('identifier').where('enrollment_id', '=', deviceId).execute()
-      return new Set(rows.map((row) => row.identifier))
+      const rows = await db
+        .selectFrom('installed_applications')
+        .select(['identifier', sql<string | null>`coalesce(short_version, version)`.as('version')])
+        .where('enrollment_id', '=', deviceId)
+        .execute()
+      return new Map(rows.map((row) => [row.identifier, row.version]))
     },
     async states(deviceId) {
       return db.selectFrom('device_config_state').selectAll().where('device_id', '=', deviceId).orderBy('item_type').orderBy('identifier').execute()

@@ -8,6 +8,9 @@ import { signProfile, type ProfileSigner } from '../crypto/profile-signing.js'
 import { isPlistDict, type PlistDict } from '../mdm/plist.js'
 import { fullAccess } from '../model/access.js'
 import type { BlueprintApplication, ConfigItemType } from '../db/schema.js'
+import { compareVersions, newestVersion } from '../model/app-version.js'
+import { devicePurchase, installKeys } from './app-install-keys.js'
+import type { AppVersionStore } from './app-update-store.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { ConfigStateRow, ConvergenceStore } from './convergence-store.js'
 import { retryingDetail } from './convergence-triggers.js'
@@ -36,6 +39,8 @@ export interface ConvergenceDeps {
   /** Lifecycle states in which a device is converged (not while it is being wiped or retired). */
   deviceState: (deviceId: string) => Promise<string | undefined>
   licences?: AppLicensing
+  /** The newest app versions devices reported, for apps that update themselves. */
+  appVersions?: AppVersionStore
   log: Logger
   now: () => Date
 }
@@ -47,21 +52,13 @@ interface DesiredItem {
   /** What the device lists when it has it: a profile's PayloadUUID; null for apps (listed is enough). */
   reported: string | null
   profileId: string | null
+  /** Why it is installed again when the device lists another version than `reported`. */
+  driftDetail: (reported: string | null) => string
   /**
    * The command that installs it; undefined when the item changed meanwhile (its change asks
    * again); `hold` when it cannot be installed yet (a licence being assigned) or at all.
    */
   install(state: ConfigStateRow | undefined): Promise<{ requestType: string; keys: PlistDict } | { hold: 'waiting' | 'failed'; detail: string } | undefined>
-}
-
-/** InstallApplication keys of a blueprint app; ManagementFlags 1 removes it with management, 4 keeps its data out of backups. */
-function installKeys(app: BlueprintApplication): PlistDict {
-  const flags = (app.remove_on_unenroll !== false ? 1 : 0) | (app.prevent_backup === true ? 4 : 0)
-  return {
-    ...(app.manifest_url !== undefined ? { ManifestURL: app.manifest_url } : { iTunesStoreID: Number(app.vpp_asset ?? app.itunes_store_id) }),
-    ...(flags !== 0 ? { ManagementFlags: flags } : {}),
-    ...(app.configuration !== undefined ? { Configuration: app.configuration as PlistDict } : {}),
-  }
 }
 
 function errorDetail(report: PlistDict, status: string): string {
@@ -126,7 +123,9 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
       const reported = installed.get(wanted.identifier)
       const listed = installed.has(wanted.identifier) && (wanted.reported === null || reported === wanted.reported)
       const acknowledged = state?.status === 'installed' && state.version === wanted.version
-      if (listed && (wanted.version === null || acknowledged)) {
+      // An app listed (at the wanted version or later) is there, whoever installed it; a
+      // profile's content is known only from an acknowledged install of it.
+      if (listed && (wanted.version === null || acknowledged || type === 'app')) {
         if (!acknowledged || state.detail !== null || state.profile_id !== wanted.profileId) {
           await store.putState(deviceId, type, wanted.identifier, {
             profileId: wanted.profileId,
@@ -142,11 +141,10 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
         if (state.status === 'installing' && (await inFlight(state))) continue
         if (state.status === 'failed' && !options.retryFailed) continue
       }
-      // Only a versioned item tells a lost (or replaced) install from a new version.
-      const drifted = acknowledged && wanted.version !== null
-      const driftDetail = installed.has(wanted.identifier)
-        ? `the device reported another version of it (PayloadUUID ${String(reported)}): installing it again`
-        : 'the device no longer reported it: installing it again'
+      // Only a versioned item tells a lost (or replaced) install from a new version; an app
+      // listed at an older version than an auto-update target is being updated.
+      const drifted = wanted.version !== null && (acknowledged || (type === 'app' && installed.has(wanted.identifier)))
+      const driftDetail = installed.has(wanted.identifier) ? wanted.driftDetail(reported ?? null) : 'the device no longer reported it: installing it again'
       const command = await wanted.install(state)
       if (!command) continue
       if ('hold' in command) {
@@ -200,6 +198,7 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
       version: wanted.sha256,
       reported: wanted.payloadUuid,
       profileId: wanted.profileId,
+      driftDetail: (reported: string | null) => `the device reported another version of it (PayloadUUID ${String(reported)}): installing it again`,
       async install() {
         const content = await store.profileVersionContent(wanted.profileId, wanted.sha256)
         return content && { requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(content, deps.signer, now()) : content } }
@@ -208,33 +207,69 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
     return converge(deviceId, 'profile', desired, await store.installedProfiles(deviceId), 'RemoveProfile', options)
   }
 
+  /**
+   * The version each auto-update app should be at: the newest any device reported (app_versions),
+   * raised first when this device reports a newer one. Apps without auto_update want none.
+   */
+  async function targetVersions(
+    deviceId: string,
+    apps: readonly BlueprintApplication[],
+    listed: ReadonlyMap<string, string | null>,
+  ): Promise<Map<string, string>> {
+    const store = deps.appVersions
+    const updating = apps.filter((app) => app.auto_update === true).map((app) => app.bundle_id)
+    if (!store || updating.length === 0) return new Map()
+    const known = await store.knownVersions(updating)
+    for (const bundleId of updating) {
+      const reported = listed.get(bundleId)
+      const newest = newestVersion([known.get(bundleId), reported])
+      if (reported && newest === reported && known.get(bundleId) !== reported) {
+        await store.raiseKnownVersion(bundleId, reported, known.get(bundleId), deviceId)
+        known.set(bundleId, reported)
+      }
+    }
+    return known
+  }
+
   async function convergeApplications(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
     const apps = await store.desiredApplications(deviceId)
-    const desired = apps.map((app) => ({
-      identifier: app.bundle_id,
-      version: null,
-      reported: null,
-      profileId: null,
-      async install(state: ConfigStateRow | undefined) {
-        const keys = installKeys(app)
-        if (app.vpp_asset === undefined) return { requestType: 'InstallApplication', keys }
-        if (!deps.licences) return { hold: 'failed' as const, detail: 'Apps and Books is not available in this installation' }
-        // A failed licence is asked for again on a blueprint check or an admin's sync only.
-        const retry = options.retryFailed || state?.detail === retryingDetail
-        const licence = await deps.licences.licence(deviceId, app.vpp_asset, retry)
-        if (licence.state !== 'assigned') return { hold: licence.state, detail: licence.detail }
-        // PurchaseMethod 1: the licence assigned to the device (Apps and Books), no Apple Account.
-        return { requestType: 'InstallApplication', keys: { ...keys, Options: { PurchaseMethod: 1 } } }
-      },
-    }))
     const listed = await store.installedApplications(deviceId)
+    const targets = await targetVersions(deviceId, apps, listed)
+    const desired = apps.map((app) => {
+      const target = targets.get(app.bundle_id) ?? null
+      return {
+        identifier: app.bundle_id,
+        // An auto-update app is in sync at the newest known version or later (older: installed again).
+        version: target,
+        reported: target,
+        profileId: null,
+        driftDetail: (reported: string | null) => `the device reported version ${reported ?? 'unknown'}, ${target ?? 'a newer one'} is known: updating it`,
+        async install(state: ConfigStateRow | undefined) {
+          const keys = installKeys(app)
+          if (app.vpp_asset === undefined) return { requestType: 'InstallApplication', keys }
+          if (!deps.licences) return { hold: 'failed' as const, detail: 'Apps and Books is not available in this installation' }
+          // A failed licence is asked for again on a blueprint check or an admin's sync only.
+          const retry = options.retryFailed || state?.detail === retryingDetail
+          const licence = await deps.licences.licence(deviceId, app.vpp_asset, retry)
+          if (licence.state !== 'assigned') return { hold: licence.state, detail: licence.detail }
+          return { requestType: 'InstallApplication', keys: { ...keys, Options: devicePurchase } }
+        },
+      }
+    })
     if (deps.licences) {
       const assets = apps.flatMap((app) => (app.vpp_asset !== undefined ? [app.vpp_asset] : []))
       await deps.licences.keepOnly(deviceId, assets)
       // An app the device has keeps its licence (a moved device gets one from its new tenant).
       for (const app of apps) if (app.vpp_asset !== undefined && listed.has(app.bundle_id)) await deps.licences.licence(deviceId, app.vpp_asset, false)
     }
-    const installed = new Map([...listed].map((identifier) => [identifier, null]))
+    // A device at a newer version than the target is in sync too (and one that reports no
+    // version cannot be compared: it is left alone).
+    const installed = new Map(
+      [...listed].map(([identifier, version]) => {
+        const target = targets.get(identifier)
+        return [identifier, target !== undefined && (version === null || compareVersions(version, target) >= 0) ? target : version]
+      }),
+    )
     return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
   }
 

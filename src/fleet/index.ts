@@ -8,6 +8,8 @@ import { fullAccess, type AccessScope } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { AppLicensing } from './convergence.js'
 import type { AuditStore } from '../tenancy/audit-store.js'
+import { createAppUpdateStore } from './app-update-store.js'
+import { createAppUpdates } from './app-updates.js'
 import { createBlueprintStore } from './blueprint-store.js'
 import { createBlueprintService } from './blueprints.js'
 import { createDeviceDirectory } from './device-directory.js'
@@ -15,6 +17,7 @@ import { createDeviceDirectoryStore } from './device-directory-store.js'
 import { createDeviceLifecycle } from './device-lifecycle.js'
 import { createLifecycleStore } from './lifecycle-store.js'
 
+export { appUpdateHandlers } from './app-updates-api.js'
 export { blueprintHandlers } from './blueprints-api.js'
 export { deviceHandlers } from './devices-api.js'
 export { lifecycleHandlers } from './lifecycle-api.js'
@@ -47,13 +50,16 @@ export function createFleetFeature(deps: {
     deviceEvent: (deviceId, action, details) => deps.audit.appendDeviceEvent({ deviceId, action, details, at: new Date() }),
     logger,
   })
+  const appUpdateStore = createAppUpdateStore(db)
   const blueprints = createBlueprintService({
     store: createBlueprintStore(db),
     dispatcher,
     ...(deps.signer ? { signer: deps.signer } : {}),
     deviceState: async (deviceId) => (await lifecycleStore.device(fullAccess, deviceId))?.state,
     licences: deps.licences,
+    appVersions: appUpdateStore,
     logger,
   })
-  return { lifecycle, blueprints }
+  const appUpdates = createAppUpdates({ store: appUpdateStore, dispatcher, log: logger.child({ service: 'app-updates' }) })
+  return { lifecycle, blueprints, appUpdates }
 }

@@ -5,6 +5,7 @@ import type { DepService } from '../ade/dep-service.js'
 import type { VppLicences } from '../apps/vpp-licences.js'
 import type { VppSync } from '../apps/vpp-sync.js'
 import type { VppTokens } from '../apps/vpp-tokens.js'
+import type { VppUnmanaged } from '../apps/vpp-unmanaged.js'
 import { vppTokenWarningDays } from '../apps/vpp-tokens.js'
 import { depTokenWarningDays } from '../ade/tokens.js'
 import type { CertificateAuthorityService } from '../enrollment/certificate-authority.js'
@@ -31,7 +32,7 @@ export function startBackgroundWork(deps: {
   enrollment: EnrollmentService
   renewal: IdentityRenewalService
   dep: DepService
-  vpp: { tokens: VppTokens; sync: VppSync; licences: VppLicences }
+  vpp: { tokens: VppTokens; sync: VppSync; licences: VppLicences; unmanaged: VppUnmanaged }
   blueprints: BlueprintService
   logger: Logger
 }) {
@@ -82,6 +83,8 @@ export function startBackgroundWork(deps: {
     }
   }
   nowAndDaily('content token expiry check', warnExpiringVppTokens)
+  // The reconcile: licences Apple holds (as of the last sync) for serials Orchard does not manage.
+  nowAndDaily('unmanaged licence check', async () => void (await deps.vpp.unmanaged.report()))
   const warnExpiringDepTokens = async () => {
     for (const token of await deps.dep.expiringTokens(depTokenWarningDays)) {
       deps.logger.warn(

@@ -103,6 +103,8 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   delivery_id: ({ s }) => s.deliveryId,
   ca_id: ({ s }) => s.caId,
   vpp_token_id: ({ r }) => r.vppTokenId,
+  // An app every tenant's content token holds (an App Store id, not a tenant's row).
+  adam_id: () => '361309726',
 }
 
 // Values only bodies and queries use (they use paramValues' too).
@@ -303,6 +305,12 @@ const samples: Record<string, Sample | Sample[]> = {
     { request: (c) => ({ query: { vpp_token_id: c.v('vpp_token_id') } }) },
     { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) },
     { request: () => ({ query: { format: 'csv' } }) },
+  ],
+  listUnmanagedLicences: [noRequest, { request: (c) => ({ query: { vpp_token_id: c.v('vpp_token_id') } }) }],
+  releaseUnmanagedLicences: { request: (c) => ({ body: { vpp_token_id: c.v('vpp_token_id'), serial_numbers: [c.v('device_serial'), 'NOTMANAGED01'] } }) },
+  updateApp: [
+    { request: (c) => ({ body: { tenant_id: c.v('tenant_id'), bundle_id: 'com.example.notes', version: '99.0' } }) },
+    { request: (c) => ({ body: { blueprint_id: c.v('blueprint_id'), bundle_id: 'com.example.notes', version: '99.0', dry_run: true } }) },
   ],
   listVppAssets: [
     noRequest,

@@ -45,6 +45,10 @@ export function cmsContent(payload: Buffer): Buffer | undefined {
 export class FaithfulDevice {
   readonly profiles = new Map<string, string>()
   readonly apps = new Set<string>()
+  /** The version each app reports (ShortVersion); none: it reports no version. */
+  readonly appVersions = new Map<string, string>()
+  /** The version an InstallApplication of a source (store id or manifest URL) installs. */
+  readonly storeVersions: Record<string, string> = {}
   readonly failing = new Set<string>()
   readonly failingApps = new Set<string>()
   /** Identifiers (profiles or bundle ids) whose RemoveProfile/RemoveApplication the device refuses. */
@@ -83,7 +87,12 @@ export class FaithfulDevice {
           })),
         }
       } else if (requestType === 'InstalledApplicationList') {
-        keys = { InstalledApplicationList: [...this.apps].map((identifier) => ({ Identifier: identifier, Name: identifier, IsManaged: true })) }
+        keys = {
+          InstalledApplicationList: [...this.apps].map((identifier) => {
+            const version = this.appVersions.get(identifier)
+            return { Identifier: identifier, Name: identifier, IsManaged: true, ...(version !== undefined ? { ShortVersion: version, Version: version } : {}) }
+          }),
+        }
       } else if (requestType === 'InstallProfile') {
         const payload = command['Payload'] as Buffer
         const profile = decodePlist(cmsContent(payload) ?? payload)
@@ -132,7 +141,12 @@ export class FaithfulDevice {
               },
             ],
           }
-        } else this.apps.add(this.bundleOfManifest[source]!)
+        } else {
+          const bundleId = this.bundleOfManifest[source]!
+          this.apps.add(bundleId)
+          const version = this.storeVersions[source]
+          if (version !== undefined) this.appVersions.set(bundleId, version)
+        }
       } else if (requestType === 'RemoveApplication') {
         this.apps.delete(plistText(command['Identifier']))
       }

@@ -1737,6 +1737,62 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/vpp/unmanaged-licences */
+  listUnmanagedLicences: {
+    params: Record<string, never>
+    query: {
+      vpp_token_id?: string
+      adam_id?: string
+      limit: number
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: UnmanagedLicence[]
+          total: number
+        }
+      }
+    }
+  }
+  /** POST /api/v1/vpp/unmanaged-licences/release */
+  releaseUnmanagedLicences: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: {
+      vpp_token_id: string
+      serial_numbers: string[]
+      adam_id?: string
+    }
+    responses: {
+      200: {
+        "application/json": {
+          released: number
+          event_ids: string[]
+          skipped: string[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/apps/{adam_id}/update */
+  updateApp: {
+    params: {
+      adam_id: string
+    }
+    query: Record<string, never>
+    body: {
+      tenant_id?: TenantIdValue | null
+      blueprint_id?: string
+      bundle_id?: string
+      version?: string
+      dry_run: boolean
+    }
+    responses: {
+      200: {
+        "application/json": AppUpdateResult
+      }
+    }
+  }
 }
 
 export type OperationId = keyof Operations
@@ -1853,6 +1909,9 @@ export type ApiOperationId =
   | "syncVppToken"
   | "getLicenceReport"
   | "listVppAssets"
+  | "listUnmanagedLicences"
+  | "releaseUnmanagedLicences"
+  | "updateApp"
 export type Params<K extends OperationId> = Operations[K]["params"]
 export type Query<K extends OperationId> = Operations[K]["query"]
 export type Body<K extends OperationId> = Operations[K]["body"]
@@ -2388,6 +2447,43 @@ export type BlueprintApplication = {
   remove_on_unenroll?: boolean
   prevent_backup?: boolean
   configuration?: ManagedAppConfiguration
+  attributes?: ManagedAppAttributes
+  auto_update?: boolean
+}
+export type ManagedAppAttributes = {
+  vpn_uuid?: string
+  content_filter_uuid?: string
+  dns_proxy_uuid?: string
+  relay_uuid?: string
+  cellular_slice_uuid?: string
+  associated_domains?: string[]
+  associated_domains_enable_direct_downloads?: boolean
+  removable?: boolean
+  tap_to_pay_screen_lock?: boolean
+  hideable?: boolean
+  lockable?: boolean
+}
+export type UnmanagedLicence = {
+  vpp_token_id: string
+  tenant_id: string | null
+  adam_id: string
+  pricing_param: string
+  serial_number: string
+  device_id: string | null
+  synced_at: string
+}
+export type AppUpdateResult = {
+  adam_id: string
+  bundle_id: string
+  target_version: string
+  version_source: "given" | "reported"
+  command_uuid: string | null
+  updating: string[]
+  up_to_date_count: number
+  version_unknown_count: number
+  without_licence: string[]
+  not_queued_count: number
+  dry_run: boolean
 }
 export type ManagedAppConfiguration = {
   [key: string]: unknown
