@@ -10,6 +10,7 @@ import { fullAccess } from '../model/access.js'
 import type { BlueprintApplication, ConfigItemType } from '../db/schema.js'
 import { compareVersions, newestVersion } from '../model/app-version.js'
 import { devicePurchase, installKeys } from './app-install-keys.js'
+import { installAnswerOutcome, installingPrefix, managedAppOutcome, managedAppStatuses, type ManagedAppOutcome } from './managed-app-status.js'
 import type { AppVersionStore } from './app-update-store.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { ConfigStateRow, ConvergenceStore } from './convergence-store.js'
@@ -231,8 +232,10 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
     return known
   }
 
+  /** Apps the device said it is still installing and does not list yet are asked about with ManagedApplicationList. */
   async function convergeApplications(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
     const apps = await store.desiredApplications(deviceId)
+    const underway: string[] = []
     const listed = await store.installedApplications(deviceId)
     const targets = await targetVersions(deviceId, apps, listed)
     const desired = apps.map((app) => {
@@ -245,6 +248,11 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
         profileId: null,
         driftDetail: (reported: string | null) => `the device reported version ${reported ?? 'unknown'}, ${target ?? 'a newer one'} is known: updating it`,
         async install(state: ConfigStateRow | undefined) {
+          // The device took the install and is still at it: ask how it goes, do not send it again.
+          if (state?.status === 'installing' && state.detail?.startsWith(installingPrefix) === true) {
+            underway.push(app.bundle_id)
+            return { hold: 'waiting' as const, detail: state.detail }
+          }
           const keys = installKeys(app)
           if (app.vpp_asset === undefined) return { requestType: 'InstallApplication', keys }
           if (!deps.licences) return { hold: 'failed' as const, detail: 'Apps and Books is not available in this installation' }
@@ -270,7 +278,47 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
         return [identifier, target !== undefined && (version === null || compareVersions(version, target) >= 0) ? target : version]
       }),
     )
-    return converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
+    const queued = await converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
+    if (underway.length === 0) return queued
+    const uuid = await queue(deviceId, 'ManagedApplicationList', { Identifiers: underway })
+    if (uuid === null) return queued
+    const states = new Map((await store.states(deviceId)).filter((row) => row.item_type === 'app').map((row) => [row.identifier, row]))
+    for (const identifier of underway) {
+      const state = states.get(identifier)
+      if (state)
+        await store.putState(deviceId, 'app', identifier, {
+          profileId: null,
+          version: state.version,
+          status: 'installing',
+          commandUuid: uuid,
+          detail: state.detail,
+        })
+    }
+    return true
+  }
+
+  /** The device's word on its managed apps (ManagedApplicationList): each app asked about or listed gets its state. */
+  async function managedAppsReported(event: CommandResultEvent): Promise<boolean> {
+    const statuses = managedAppStatuses(event.report)
+    for (const state of await store.states(event.deviceId)) {
+      if (state.item_type !== 'app' || state.status === 'removing') continue
+      const asked = state.command_uuid === event.commandUuid
+      if (!asked && !statuses.has(state.identifier)) continue
+      const outcome = statuses.has(state.identifier) ? managedAppOutcome(statuses.get(state.identifier)) : { kind: 'missing' as const }
+      // No managed app by that name on the device: installed again at its next app list.
+      if (outcome.kind === 'missing') await store.deleteState(event.deviceId, 'app', state.identifier)
+      else await putOutcome(event.deviceId, state, outcome, null)
+    }
+    // Nothing is queued from this answer: the app list (not this one) says what is installed.
+    return false
+  }
+
+  async function putOutcome(deviceId: string, state: ConfigStateRow, outcome: Exclude<ManagedAppOutcome, { kind: 'missing' }>, commandUuid: string | null) {
+    const status = outcome.kind
+    const detail = outcome.kind === 'installed' ? null : outcome.detail
+    if (state.status === status && state.detail === detail && state.command_uuid === commandUuid) return
+    await store.putState(deviceId, state.item_type, state.identifier, { profileId: state.profile_id, version: state.version, status, commandUuid, detail })
+    if (outcome.kind === 'failed') log.warn({ device_id: deviceId, identifier: state.identifier, detail }, 'blueprint app failed on the device')
   }
 
   return {
@@ -283,12 +331,17 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
           ? convergeProfiles(event.deviceId, { retryFailed: false })
           : convergeApplications(event.deviceId, { retryFailed: false })
       }
+      if (ok && event.requestType === 'ManagedApplicationList') return (await converging(event.deviceId)) && managedAppsReported(event)
       if (!['InstallProfile', 'RemoveProfile', 'InstallApplication', 'RemoveApplication'].includes(event.requestType)) return false
       const state = await store.stateOfCommand(event.deviceId, event.commandUuid)
       if (!state) return false
       const removal = event.requestType.startsWith('Remove')
       if (ok && removal) await store.deleteState(event.deviceId, state.item_type, state.identifier)
-      else if (ok)
+      else if (ok && event.requestType === 'InstallApplication') {
+        // Acknowledged: the device took it; its State says whether the app is there yet.
+        const outcome = installAnswerOutcome(event.report)
+        await putOutcome(event.deviceId, state, outcome.kind === 'missing' ? { kind: 'installed' } : outcome, null)
+      } else if (ok)
         await store.putState(event.deviceId, state.item_type, state.identifier, {
           profileId: state.profile_id,
           version: state.version,

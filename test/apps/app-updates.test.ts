@@ -250,3 +250,52 @@ t.test("a wiped device's licence goes back; licences of serials Orchard does not
     ],
   )
 })
+
+t.test('an install still underway is asked about (ManagedApplicationList), not sent again; a declined one fails with the reason', async (t) => {
+  const { mdm, api } = await setup(t)
+  const devices = await Promise.all([1, 2, 3].map(async (n) => new FaithfulDevice(await mdm.enrolledDevice({ serialNumber: `SLOW0000000${n}` }), bundleOf)))
+  const [slow, declining, forgetting] = devices as [FaithfulDevice, FaithfulDevice, FaithfulDevice]
+  for (const device of devices) device.slowApps.add(maps)
+  declining.declinedApps.add(maps)
+  t.equal(
+    (await api('POST', '/api/v1/blueprints', { body: { name: 'maps', applications: [{ bundle_id: 'com.example.maps', itunes_store_id: Number(maps) }] } }))
+      .statusCode,
+    201,
+  )
+  for (const device of devices) await device.sync()
+  const configuration = async (device: FaithfulDevice) => (await api('GET', `/api/v1/devices/${device.udid}/configuration`)).json
+  for (const device of devices) {
+    t.equal(installsOf(device).length, 1)
+    t.match(await configuration(device), { status: 'pending', applications: [{ status: 'pending', detail: 'the device is installing it (Installing)' }] })
+  }
+  // The next app list does not show it yet: the device is asked how the install goes.
+  forgetting.installing.clear()
+  for (const device of devices) {
+    device.reset()
+    await api('POST', `/api/v1/devices/${device.udid}/configuration/sync`)
+    await device.sync()
+  }
+  t.same(slow.ran, ['ProfileList', 'InstalledApplicationList', 'ManagedApplicationList'], 'asked, not installed again')
+  t.match(slow.commands.at(-1)?.command, { Identifiers: ['com.example.maps'] })
+  t.match(await configuration(slow), { status: 'pending', applications: [{ detail: 'the device is installing it (Installing)' }] })
+  t.match(await configuration(declining), {
+    status: 'failed',
+    applications: [{ status: 'failed', detail: 'UserRejected: the user declined the installation' }],
+  })
+  t.match(await configuration(forgetting), { status: 'pending' }, 'a device with no record of the install')
+
+  // The install finished: the app list shows it. The device that lost it gets it again; the
+  // declined one is tried again because this is an admin's sync (the periodic check leaves it).
+  slow.finishInstalls()
+  for (const device of devices) {
+    device.reset()
+    device.slowApps.delete(maps)
+    await api('POST', `/api/v1/devices/${device.udid}/configuration/sync`)
+    await device.sync()
+  }
+  t.same(slow.ran, ['ProfileList', 'InstalledApplicationList'])
+  t.match(await configuration(slow), { status: 'in_sync' })
+  t.match(installsOf(forgetting), [{ iTunesStoreID: Number(maps) }])
+  t.match(await configuration(forgetting), { status: 'in_sync' })
+  t.match(installsOf(declining), [{ iTunesStoreID: Number(maps) }], "an admin's sync tries a failed install again")
+})

@@ -49,6 +49,12 @@ export class FaithfulDevice {
   readonly appVersions = new Map<string, string>()
   /** The version an InstallApplication of a source (store id or manifest URL) installs. */
   readonly storeVersions: Record<string, string> = {}
+  /** Sources (store id or manifest URL) whose install takes a while: acknowledged with State Installing, done on finishInstalls(). */
+  readonly slowApps = new Set<string>()
+  /** Sources whose install the user declines once it is underway (ManagedApplicationList: UserRejected). */
+  readonly declinedApps = new Set<string>()
+  /** Installs underway: bundle id -> source. */
+  readonly installing = new Map<string, string>()
   readonly failing = new Set<string>()
   readonly failingApps = new Set<string>()
   /** Identifiers (profiles or bundle ids) whose RemoveProfile/RemoveApplication the device refuses. */
@@ -93,6 +99,21 @@ export class FaithfulDevice {
             return { Identifier: identifier, Name: identifier, IsManaged: true, ...(version !== undefined ? { ShortVersion: version, Version: version } : {}) }
           }),
         }
+      } else if (requestType === 'ManagedApplicationList') {
+        const asked = Array.isArray(command['Identifiers']) ? (command['Identifiers'] as string[]) : [...this.apps, ...this.installing.keys()]
+        const list: PlistDict = {}
+        for (const identifier of asked) {
+          const source = this.installing.get(identifier)
+          const status = this.apps.has(identifier)
+            ? 'Managed'
+            : source === undefined
+              ? undefined
+              : this.declinedApps.has(source)
+                ? 'UserRejected'
+                : 'Installing'
+          if (status) list[identifier] = { Status: status, ManagementFlags: 1, HasConfiguration: false, HasFeedback: false, IsValidated: true }
+        }
+        keys = { ManagedApplicationList: list }
       } else if (requestType === 'InstallProfile') {
         const payload = command['Payload'] as Buffer
         const profile = decodePlist(cmsContent(payload) ?? payload)
@@ -141,6 +162,9 @@ export class FaithfulDevice {
               },
             ],
           }
+        } else if (this.slowApps.has(source)) {
+          this.installing.set(this.bundleOfManifest[source]!, source)
+          keys = { Identifier: this.bundleOfManifest[source]!, State: 'Installing' }
         } else {
           const bundleId = this.bundleOfManifest[source]!
           this.apps.add(bundleId)
@@ -152,6 +176,17 @@ export class FaithfulDevice {
       }
       await this.beforeAnswer?.(requestType, command)
       next = commandIn(await this.device.answer(uuid, status, keys))
+    }
+  }
+
+  /** The installs underway finish (declined ones stay declined). */
+  finishInstalls(): void {
+    for (const [bundleId, source] of this.installing) {
+      if (this.declinedApps.has(source)) continue
+      this.apps.add(bundleId)
+      const version = this.storeVersions[source]
+      if (version !== undefined) this.appVersions.set(bundleId, version)
+      this.installing.delete(bundleId)
     }
   }
 
