@@ -14,6 +14,8 @@ import * as m0009 from './0009_blueprints.js'
 import * as m0010 from './0010_device_trust.js'
 import * as m0011 from './0011_vpp.js'
 import * as m0012 from './0012_app_versions.js'
+import * as m0013 from './0013_declarations.js'
+import * as m0014 from './0014_os_releases.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -28,4 +30,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0010_device_trust': m0010,
   '0011_vpp': m0011,
   '0012_app_versions': m0012,
+  '0013_declarations': m0013,
+  '0014_os_releases': m0014,
 })

@@ -328,7 +328,66 @@ export function generateSetupSkipKeys(dir: string): string {
   return lines.join('\n')
 }
 
+interface DeclarationDigest {
+  group: string
+  platforms: string[]
+  os: Record<string, 'n/a' | { introduced?: string }>
+  keys: ProfileKey[]
+}
+
+/** Every declaration type of the four kinds with its keys and the OS that introduced it (declarations are JSON). */
+export function generateDeclarationSchema(dir: string): string {
+  const declarations = JSON.parse(readFileSync(`${dir}/declarations.json`, 'utf8')) as Record<string, DeclarationDigest>
+  const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
+  const kinds: Record<string, string> = { activations: 'activation', assets: 'asset', configurations: 'configuration', management: 'management' }
+  const lines = [header(`declarations.json (commit ${meta.commit.slice(0, 8)})`)]
+  lines.push(`import type { ProfileKeySchema } from './profile-payload-schema.js'`)
+  lines.push('')
+  lines.push("export type DeclarationKind = 'activation' | 'asset' | 'configuration' | 'management'")
+  lines.push('')
+  lines.push('export interface DeclarationTypeSchema {')
+  lines.push('  readonly kind: DeclarationKind')
+  lines.push('  /** Platform -> the OS version that introduced the type there. */')
+  lines.push('  readonly introduced: Readonly<Record<string, string>>')
+  lines.push('  /** The keys of its Payload. */')
+  lines.push('  readonly keys: readonly ProfileKeySchema[]')
+  lines.push('}')
+  lines.push('')
+  lines.push('export const declarationSchema: Readonly<Record<string, DeclarationTypeSchema>> = {')
+  for (const [type, declaration] of Object.entries(declarations).sort(([a], [b]) => a.localeCompare(b))) {
+    const kind = kinds[declaration.group]
+    if (!kind) continue
+    const introduced = Object.fromEntries(
+      declaration.platforms.flatMap((platform) => {
+        const os = declaration.os[platform]
+        return os && os !== 'n/a' && os.introduced ? [[platform, os.introduced]] : []
+      }),
+    )
+    lines.push(`  ${literal(type)}: {`, `    kind: ${literal(kind)},`, `    introduced: ${literal(introduced)},`, '    keys: [')
+    lines.push(...profileKeyLines(declaration.keys, '      '))
+    lines.push('    ],', '  },')
+  }
+  lines.push('}')
+  lines.push('')
+  return lines.join('\n')
+}
+
+/** The names of the status items a device may report (the dotted paths of its status reports). */
+export function generateStatusItemNames(dir: string): string {
+  const items = JSON.parse(readFileSync(`${dir}/ddm-status-items.json`, 'utf8')) as Record<string, unknown>
+  const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
+  const names = Object.keys(items)
+    .filter((name) => name !== 'statusreason' && !name.startsWith('test.'))
+    .sort()
+  const lines = [header(`ddm-status-items.json (commit ${meta.commit.slice(0, 8)})`)]
+  lines.push('export const statusItemNames: ReadonlySet<string> = new Set([', ...names.map((name) => `  ${literal(name)},`), '])')
+  lines.push('')
+  return lines.join('\n')
+}
+
 export const generatedFiles = (dir: string): Record<string, string> => ({
+  'src/mdm/generated/declaration-schema.ts': generateDeclarationSchema(dir),
+  'src/mdm/generated/status-items.ts': generateStatusItemNames(dir),
   'src/mdm/generated/checkin-schema.ts': generateCheckinKeys(dir),
   'src/mdm/generated/command-catalogue.ts': generateCommandCatalogue(dir),
   'src/mdm/generated/profile-payload-schema.ts': generateProfilePayloadSchema(dir),

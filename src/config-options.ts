@@ -292,6 +292,26 @@ export const options = {
       "Base URL Apple's Apps and Books service posts notifications to (`<url>/vpp/notifications/<token id>`; Apple requires https), " +
       "set in each location's client config; `off` = none. Without it, licence events are polled every licence round.",
   }),
+  osCatalogueUrl: option({
+    env: 'ORCHARD_OS_CATALOGUE_URL',
+    flag: '--os-catalogue-url',
+    default: 'https://gdmf.apple.com/v2/pmv',
+    parse: (value, fail) =>
+      value.trim().toLowerCase() === 'off' ? 'off' : httpBaseUrl('must be off or an http(s):// URL of the software lookup document', true)(value, fail),
+    description:
+      "Apple's software lookup document (OS releases and the models each supports), or a mirror of it; `off` = imports only " +
+      "(POST /api/v1/os-releases/import). gdmf.apple.com's certificate chains to Apple's own root CA: if Node does not trust it, " +
+      'set NODE_EXTRA_CA_CERTS to a PEM file with Apple Root CA (apple.com/certificateauthority).',
+  }),
+  osCatalogueSeconds: option({
+    env: 'ORCHARD_OS_CATALOGUE_SECONDS',
+    flag: '--os-catalogue-seconds',
+    default: '86400',
+    parse: integer(0, 30 * 86_400),
+    description:
+      'How old the OS release catalogue may get before this process fetches it again (checked every 15 minutes, or this often when shorter); ' +
+      '0 = only on POST /api/v1/os-releases/refresh.',
+  }),
   blueprintCheckHours: option({
     env: 'ORCHARD_BLUEPRINT_CHECK_HOURS',
     flag: '--blueprint-check-hours',

@@ -15,6 +15,7 @@ import { certificatesFromPem } from './crypto/pem.js'
 import { createSecretBox } from './crypto/secret-box.js'
 import type { DatabaseHandle } from './db/database.js'
 import { migrationStatus } from './db/migrations.js'
+import { createDdmFeature, declarationHandlers, reachOf } from './ddm/index.js'
 import { createDeviceEvents, createDeviceSecrets, createDeviceSecretStore, createDeviceSurface } from './device/index.js'
 import { createEnrollmentFeature, enrollmentHandlers } from './enrollment/index.js'
 import { appUpdateHandlers, blueprintHandlers, createFleetDirectory, createFleetFeature, deviceHandlers, lifecycleHandlers } from './fleet/index.js'
@@ -27,6 +28,7 @@ import { settingsHandlers } from './ops/settings-api.js'
 import { createPushFeature, pushHandlers } from './push/index.js'
 import { commandHandlers, createQueueFeature } from './queue/index.js'
 import { auditDeviceListeners, createTenancyFeature, tenantHandlers } from './tenancy/index.js'
+import { createUpdatesFeature, osReleaseHandlers } from './updates/index.js'
 import { version } from './version.js'
 import { createWebhookService, createWebhookStore, webhookDeviceListeners, webhookHandlers } from './webhooks/index.js'
 
@@ -67,9 +69,23 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const disown: Parameters<typeof createFleetFeature>[0]['disown'] = (scope, tokenId, serials) => dep.disownDevices(scope, tokenId, serials)
   const vpp = createAppsFeature({ config, db, secretBox, installationId, version, logger })
   const { licences } = vpp
-  const { lifecycle, blueprints, appUpdates } = createFleetFeature({ config, db, dispatcher, signer: enrolling.profileSigner, audit, disown, licences, logger })
+  // Declarative management (ddm below, with the webhooks its status reports feed).
+  const declarationsChanged = async (tenantId: string | null) => void (await ddm.sets.recompute(reachOf(tenantId)))
+  const { lifecycle, blueprints, appUpdates } = createFleetFeature({
+    config,
+    db,
+    dispatcher,
+    signer: enrolling.profileSigner,
+    audit,
+    disown,
+    licences,
+    declarationsChanged,
+    logger,
+  })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
+  const updates = createUpdatesFeature({ config, db, version, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
+  const ddm = createDdmFeature({ db, dispatcher, emit: (type, data) => webhooks.emit(type, data), logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
 
   // What devices tell the rest of Orchard, and who listens (in this order).
@@ -80,6 +96,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       ...(audited.enrolled ?? []),
       ({ channel }) => channel.kind === 'device' && lifecycle.deviceEnrolled(channel.deviceId),
       ({ channel }) => channel.kind === 'device' && blueprints.deviceEnrolled(channel.deviceId),
+      // Its declaration set, and DeclarativeManagement when it supports it.
+      ({ channel }) => channel.kind === 'device' && ddm.sets.recompute({ deviceIds: [channel.deviceId] }),
       ({ channel, awaitingConfiguration }) => ade.enrolled(channel, { awaitingConfiguration }),
     ],
     checked_out: [...(audited.checked_out ?? []), ({ deviceId }) => lifecycle.deviceCheckedOut(deviceId)],
@@ -92,7 +110,18 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     checkin: hooked.checkin ?? [],
     report: hooked.report ?? [],
   })
-  const mdm = createDeviceSurface({ config, db, verifier, queue, secrets: deviceSecrets, identityOrigins: enrolling.identityOrigins, events, metrics, logger })
+  const mdm = createDeviceSurface({
+    config,
+    db,
+    verifier,
+    queue,
+    secrets: deviceSecrets,
+    identityOrigins: enrolling.identityOrigins,
+    declarativeManagement: ddm.checkIn,
+    events,
+    metrics,
+    logger,
+  })
 
   // The app: the device surface, enrollment, the admin API.
   const tls = config.tls && {
@@ -122,6 +151,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...lifecycleHandlers({ lifecycle, directory }),
         ...blueprintHandlers({ blueprints }),
         ...appUpdateHandlers({ appUpdates }),
+        ...declarationHandlers({ declarations: ddm.declarations }),
         ...commandHandlers({ dispatcher, commands, tenants: tree }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...apiKeyHandlers({ apiKeys }),
@@ -130,18 +160,34 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...enrollmentHandlers({ enrollment, authority, renewal }),
         ...depHandlers({ dep }),
         ...vppHandlers(vpp),
+        ...osReleaseHandlers(updates),
         ...tenantHandlers({ tenants, reports }),
       },
     },
     enrollment: { scep, enrollment, ade },
     vppNotifications: { notifications: vpp.notifications, devicesLicensed: (deviceIds) => blueprints.devicesLicensed(deviceIds) },
   })
-  const background = startBackgroundWork({ config, push, pushCertificates, retention, webhooks, authority, enrollment, renewal, dep, vpp, blueprints, logger })
+  const background = startBackgroundWork({
+    config,
+    push,
+    pushCertificates,
+    retention,
+    webhooks,
+    authority,
+    enrollment,
+    renewal,
+    dep,
+    vpp,
+    blueprints,
+    declarationSets: ddm.sets,
+    osCatalogue: updates.catalogue,
+    logger,
+  })
   app.addHook('onClose', async () => {
     await background.stop()
     await push.close()
   })
-  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, vpp, blueprints, deviceSecrets }
+  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, vpp, blueprints, deviceSecrets, updates, ddm }
 }
 
 /** Database, migrations, this composition, listening; device secrets stored in clear by an older version are sealed first. */

@@ -145,6 +145,8 @@ t.test('the RequestType enum is the generated command catalogue', async (t) => {
 const openOnPurpose: Record<string, string> = {
   '#/components/schemas/TypedCommand': "its keys depend on the RequestType: src/mdm/command-validation.ts refuses those Apple's schema does not name",
   '#/components/schemas/ManagedAppConfiguration': 'managed app configuration: the app defines its keys, Orchard passes them on',
+  '#/components/schemas/DeclarationPayload': "its keys depend on the declaration's type: src/mdm/declarations.ts refuses those Apple's schema does not name",
+  '#/components/schemas/OsCatalogueDocument': "Apple's software lookup document: Apple adds keys; src/updates/pmv-document.ts checks what it reads",
 }
 
 type Schema = Record<string, any>

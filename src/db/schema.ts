@@ -5,6 +5,8 @@ import type { Role } from '../model/access.js'
 import type { CommandTargetStatus } from '../model/commands.js'
 import type { DeviceKind, LifecycleActionKind, LifecycleState } from '../model/devices.js'
 import type { AppsTables } from './schema-apps.js'
+import type { DdmTables } from './schema-ddm.js'
+import type { UpdatesTables } from './schema-updates.js'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>
@@ -507,7 +509,7 @@ export interface DeviceTenancyTable {
   ended_at: Date | null
 }
 
-export interface Database extends AppsTables {
+export interface Database extends AppsTables, DdmTables, UpdatesTables {
   server_settings: ServerSettingsTable
   devices: DevicesTable
   enrollments: EnrollmentsTable

@@ -9,7 +9,7 @@ import type { Metrics } from '../ops/metrics.js'
 import type { CommandQueueStore } from '../queue/command-queue-store.js'
 import { createCheckinService, type IdentityOrigins } from './checkin-service.js'
 import { createDdmStatusStore } from './ddm-store.js'
-import { createEmptyDeclarativeManagement } from './declarative-management.js'
+import { createEmptyDeclarativeManagement, type DeclarativeManagementHandler } from './declarative-management.js'
 import type { DeviceSecrets } from './device-secrets.js'
 import { createEnrollmentStore } from './enrollment-store.js'
 import type { DeviceEvents } from './events.js'
@@ -30,6 +30,8 @@ export function createDeviceSurface(deps: {
   queue: Pick<CommandQueueStore, 'processReport'>
   secrets: DeviceSecrets
   identityOrigins: IdentityOrigins
+  /** DDM check-ins of device channels (declarative management); the empty set otherwise. */
+  declarativeManagement?: (fallback: DeclarativeManagementHandler) => DeclarativeManagementHandler
   events: DeviceEvents
   metrics: Metrics
   logger: Logger
@@ -38,7 +40,7 @@ export function createDeviceSurface(deps: {
   const checkin = createCheckinService({
     enrollments: createEnrollmentStore(db),
     secrets: deps.secrets,
-    declarativeManagement: createEmptyDeclarativeManagement(createDdmStatusStore(db)),
+    declarativeManagement: (deps.declarativeManagement ?? ((empty) => empty))(createEmptyDeclarativeManagement(createDdmStatusStore(db))),
     tokenServices: {},
     userAuthentication: config.userAuthenticate,
     events,

@@ -8,7 +8,7 @@ import type { BlueprintApplication, BlueprintsTable, Database } from '../db/sche
 import type { DeviceKind } from '../model/devices.js'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 
-export type BlueprintRow = Selectable<BlueprintsTable> & { profile_ids: string[] }
+export type BlueprintRow = Selectable<BlueprintsTable> & { profile_ids: string[]; declaration_ids: string[] }
 
 export interface BlueprintInput {
   name: string
@@ -18,6 +18,7 @@ export interface BlueprintInput {
   deviceIds: string[]
   applications: BlueprintApplication[]
   profileIds: string[]
+  declarationIds: string[]
 }
 
 export interface BlueprintDefinitionStore {
@@ -29,8 +30,12 @@ export interface BlueprintDefinitionStore {
     id: string,
     tenantId: string | null,
     input: BlueprintInput,
-  ): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }>
-  updateBlueprint(scope: AccessScope, id: string, input: BlueprintInput): Promise<BlueprintRow | undefined | 'name_taken' | { profileNotUsable: string }>
+  ): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string } | { declarationNotUsable: string }>
+  updateBlueprint(
+    scope: AccessScope,
+    id: string,
+    input: BlueprintInput,
+  ): Promise<BlueprintRow | undefined | 'name_taken' | { profileNotUsable: string } | { declarationNotUsable: string }>
   deleteBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow | undefined>
 }
 
@@ -58,21 +63,29 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
           'profile_ids',
         ),
       )
+      .select(
+        sql<
+          string[]
+        >`coalesce((select array_agg(bd.declaration_id order by bd.declaration_id) from blueprint_declarations bd where bd.blueprint_id = b.id), '{}')`.as(
+          'declaration_ids',
+        ),
+      )
       .where(inScope(scope, 'b.tenant_id'))
   }
 
-  /** Profiles a blueprint of `tenantId` may carry: its tenant's, its organisation's, central IT's. */
+  /** Profiles (declarations) a blueprint of `tenantId` may carry: its tenant's, its organisation's, central IT's. */
   async function unusableProfile(
     trx: Kysely<Database>,
     scope: AccessScope,
     tenantId: string | null,
     profileIds: readonly string[],
+    table: 'library_profiles' | 'declarations' = 'library_profiles',
   ): Promise<string | undefined> {
     if (profileIds.length === 0) return undefined
     const parent =
       tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
     const usable = await trx
-      .selectFrom('library_profiles')
+      .selectFrom(table)
       .select('id')
       .where('id', 'in', profileIds)
       .where(inScope(scope, 'tenant_id'))
@@ -88,13 +101,28 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
     return profileIds.find((id) => !ids.has(id))
   }
 
-  async function writeProfiles(trx: Kysely<Database>, blueprintId: string, profileIds: readonly string[]) {
+  async function writeProfiles(trx: Kysely<Database>, blueprintId: string, input: BlueprintInput) {
     await trx.deleteFrom('blueprint_profiles').where('blueprint_id', '=', blueprintId).execute()
-    if (profileIds.length > 0)
+    if (input.profileIds.length > 0)
       await trx
         .insertInto('blueprint_profiles')
-        .values([...new Set(profileIds)].map((profileId) => ({ blueprint_id: blueprintId, profile_id: profileId })))
+        .values([...new Set(input.profileIds)].map((profileId) => ({ blueprint_id: blueprintId, profile_id: profileId })))
         .execute()
+    await trx.deleteFrom('blueprint_declarations').where('blueprint_id', '=', blueprintId).execute()
+    if (input.declarationIds.length > 0)
+      await trx
+        .insertInto('blueprint_declarations')
+        .values([...new Set(input.declarationIds)].map((declarationId) => ({ blueprint_id: blueprintId, declaration_id: declarationId })))
+        .execute()
+  }
+
+  /** The first profile or declaration the blueprint may not carry. */
+  async function unusable(trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, input: BlueprintInput) {
+    const profile = await unusableProfile(trx, scope, tenantId, input.profileIds)
+    if (profile) return { profileNotUsable: profile }
+    const declaration = await unusableProfile(trx, scope, tenantId, input.declarationIds, 'declarations')
+    if (declaration) return { declarationNotUsable: declaration }
+    return undefined
   }
 
   return {
@@ -107,14 +135,19 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
     async createBlueprint(scope, id, tenantId, input) {
       try {
         return await db.transaction().execute(async (trx) => {
-          const unusable = await unusableProfile(trx, scope, tenantId, input.profileIds)
-          if (unusable) return { profileNotUsable: unusable }
+          const refused = await unusable(trx, scope, tenantId, input)
+          if (refused) return refused
           await trx
             .insertInto('blueprints')
             .values({ id, tenant_id: tenantId, ...columnsOf(input) })
             .execute()
-          await writeProfiles(trx, id, input.profileIds)
-          await recordAdminWrite(trx, scope, { type: 'blueprint', id, tenantId, details: { name: input.name, profile_ids: input.profileIds } })
+          await writeProfiles(trx, id, input)
+          await recordAdminWrite(trx, scope, {
+            type: 'blueprint',
+            id,
+            tenantId,
+            details: { name: input.name, profile_ids: input.profileIds, declaration_ids: input.declarationIds },
+          })
           return await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()
         })
       } catch (error) {
@@ -135,19 +168,19 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
             .forUpdate()
             .executeTakeFirst()
           if (!current) return undefined
-          const unusable = await unusableProfile(trx, scope, current.tenant_id, input.profileIds)
-          if (unusable) return { profileNotUsable: unusable }
+          const refused = await unusable(trx, scope, current.tenant_id, input)
+          if (refused) return refused
           await trx
             .updateTable('blueprints')
             .set({ ...columnsOf(input), updated_at: new Date() })
             .where('id', '=', id)
             .execute()
-          await writeProfiles(trx, id, input.profileIds)
+          await writeProfiles(trx, id, input)
           await recordAdminWrite(trx, scope, {
             type: 'blueprint',
             id,
             tenantId: current.tenant_id,
-            details: { name: input.name, profile_ids: input.profileIds },
+            details: { name: input.name, profile_ids: input.profileIds, declaration_ids: input.declarationIds },
           })
           return await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()
         })

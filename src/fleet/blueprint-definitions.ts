@@ -18,6 +18,8 @@ export interface BlueprintDefinitions {
 export interface BlueprintDefinitionsDeps {
   store: BlueprintDefinitionStore
   refreshTenant: RefreshTenant
+  /** A blueprint carrying declarations changed: the declaration sets of the devices it may reach are computed again. */
+  declarationsChanged?: (tenantId: string | null) => Promise<void>
 }
 
 const validation = (pointer: string, detail: string) =>
@@ -31,7 +33,7 @@ function blueprintInputChecked(input: BlueprintInput): BlueprintInput {
   return input
 }
 
-function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string }, name: string): T {
+function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string } | { declarationNotUsable: string }, name: string): T {
   if (outcome === 'name_taken') throw new OrchardError('conflict', `a blueprint called ${name} exists already in this tenant`)
   if (outcome === 'unknown_tenant') throw validation('/tenant_id', 'no such tenant')
   if (outcome && typeof outcome === 'object' && 'profileNotUsable' in outcome) {
@@ -40,11 +42,20 @@ function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | { pr
       `profile ${outcome.profileNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`,
     )
   }
+  if (outcome && typeof outcome === 'object' && 'declarationNotUsable' in outcome) {
+    throw validation(
+      '/declaration_ids',
+      `declaration ${outcome.declarationNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`,
+    )
+  }
   return outcome
 }
 
 export function createBlueprintDefinitions(deps: BlueprintDefinitionsDeps): BlueprintDefinitions {
   const { store, refreshTenant } = deps
+  const declarationsChanged = async (tenantId: string | null, ...rows: BlueprintRow[]) => {
+    if (deps.declarationsChanged && rows.some((row) => row.declaration_ids.length > 0)) await deps.declarationsChanged(tenantId)
+  }
   return {
     listBlueprints: (scope) => store.listBlueprints(scope),
     async getBlueprint(scope, id) {
@@ -57,6 +68,7 @@ export function createBlueprintDefinitions(deps: BlueprintDefinitionsDeps): Blue
       const tenantId = tenantForNewRow(scope, requestedTenant)
       const row = blueprintOutcome(await store.createBlueprint(scope, randomUUID(), tenantId, blueprintInputChecked(input)), input.name)
       await refreshTenant(scope, tenantId, row.applications.length > 0)
+      await declarationsChanged(tenantId, row)
       return row
     },
 
@@ -66,6 +78,7 @@ export function createBlueprintDefinitions(deps: BlueprintDefinitionsDeps): Blue
       const row = blueprintOutcome(await store.updateBlueprint(scope, id, blueprintInputChecked(input)), input.name)
       if (!row) throw new OrchardError('not_found', `no blueprint ${id}`)
       await refreshTenant(scope, row.tenant_id, row.applications.length > 0 || before.applications.length > 0)
+      await declarationsChanged(row.tenant_id, before, row)
       return row
     },
 
@@ -73,6 +86,7 @@ export function createBlueprintDefinitions(deps: BlueprintDefinitionsDeps): Blue
       const row = await store.deleteBlueprint(scope, id)
       if (!row) throw new OrchardError('not_found', `no blueprint ${id}`)
       await refreshTenant(scope, row.tenant_id, row.applications.length > 0)
+      await declarationsChanged(row.tenant_id, row)
     },
   }
 }

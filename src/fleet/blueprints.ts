@@ -20,6 +20,7 @@ export { parseLibraryProfile } from './profile-library.js'
 
 export interface BlueprintServiceDeps extends Pick<ConvergenceDeps, 'dispatcher' | 'signer' | 'deviceState' | 'licences' | 'appVersions'> {
   store: BlueprintStore
+  declarationsChanged?: (tenantId: string | null) => Promise<void>
   logger: Logger
   now?: () => Date
 }
@@ -33,7 +34,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
   const { refreshTenant, ...triggers } = createConvergenceTriggers({ store, dispatcher, log })
   return {
     ...createProfileLibrary({ store, refreshTenant, log }),
-    ...createBlueprintDefinitions({ store, refreshTenant }),
+    ...createBlueprintDefinitions({ store, refreshTenant, ...(deps.declarationsChanged ? { declarationsChanged: deps.declarationsChanged } : {}) }),
     ...createDeviceConfigurations({ store }),
     ...triggers,
     ...createConvergence({

@@ -38,6 +38,8 @@ export function createFleetFeature(deps: {
   disown: (scope: AccessScope, tokenId: string, serials: string[]) => Promise<Record<string, string>>
   /** Apps and Books device licences for blueprint apps. */
   licences: AppLicensing
+  /** Blueprints carrying declarations changed for a tenant's devices. */
+  declarationsChanged?: (tenantId: string | null) => Promise<void>
   logger: Logger
 }) {
   const { db, dispatcher, logger } = deps
@@ -58,6 +60,7 @@ export function createFleetFeature(deps: {
     deviceState: async (deviceId) => (await lifecycleStore.device(fullAccess, deviceId))?.state,
     licences: deps.licences,
     appVersions: appUpdateStore,
+    ...(deps.declarationsChanged ? { declarationsChanged: deps.declarationsChanged } : {}),
     logger,
   })
   const appUpdates = createAppUpdates({ store: appUpdateStore, dispatcher, log: logger.child({ service: 'app-updates' }) })

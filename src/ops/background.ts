@@ -14,6 +14,7 @@ import type { IdentityRenewalService } from '../enrollment/identity-renewal.js'
 import type { BlueprintService } from '../fleet/blueprints.js'
 import type { PushCertificateService } from '../push/push-certificates.js'
 import type { PushService } from '../push/push-service.js'
+import type { OsCatalogue } from '../updates/os-catalogue.js'
 import type { RetentionService } from '../queue/retention.js'
 import type { WebhookService } from '../webhooks/webhook-service.js'
 import { startPeriodicTask, type PeriodicTask } from './periodic-task.js'
@@ -34,6 +35,9 @@ export function startBackgroundWork(deps: {
   dep: DepService
   vpp: { tokens: VppTokens; sync: VppSync; licences: VppLicences; unmanaged: VppUnmanaged }
   blueprints: BlueprintService
+  /** The periodic check computes every device's declaration set again (a kind, group or tenant changed meanwhile). */
+  declarationSets: { recompute(scope: { all: true }): Promise<unknown> }
+  osCatalogue: Pick<OsCatalogue, 'refreshIfStale'>
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
@@ -60,7 +64,15 @@ export function startBackgroundWork(deps: {
   }
   if (deps.config.blueprintCheckHours > 0) {
     tasks.push(
-      startPeriodicTask('blueprint check', deps.config.blueprintCheckHours * 3_600_000, async () => void (await deps.blueprints.checkAll()), deps.logger),
+      startPeriodicTask(
+        'blueprint check',
+        deps.config.blueprintCheckHours * 3_600_000,
+        async () => {
+          await deps.blueprints.checkAll()
+          await deps.declarationSets.recompute({ all: true })
+        },
+        deps.logger,
+      ),
     )
   }
   if (deps.config.depSyncSeconds > 0) {
@@ -73,6 +85,11 @@ export function startBackgroundWork(deps: {
     // whose licence arrived are asked for their app list, which installs the app.
     const licenceRound = async () => deps.blueprints.devicesLicensed((await deps.vpp.licences.advance()).settled)
     tasks.push(startPeriodicTask('Apps and Books licences', 30_000, licenceRound, deps.logger))
+  }
+  if (deps.config.osCatalogueSeconds > 0 && deps.config.osCatalogueUrl !== 'off') {
+    // Checked every 15 minutes: a restart (or a failed fetch) does not wait a whole schedule.
+    const checkMs = Math.min(deps.config.osCatalogueSeconds * 1000, 900_000)
+    tasks.push(startPeriodicTask('OS release catalogue refresh', checkMs, () => deps.osCatalogue.refreshIfStale(), deps.logger))
   }
   const warnExpiringVppTokens = async () => {
     for (const token of await deps.vpp.tokens.expiringTokens(vppTokenWarningDays)) {

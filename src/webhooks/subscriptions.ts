@@ -21,6 +21,10 @@ export const webhookEventTypes = [
   'device.identity_conflict',
   /** A new identity took over an enrolled device (wiped, checked out, allowed by an admin...). */
   'device.reenrolled',
+  /** A device's status report changed declarations' states (active, valid, reasons). */
+  'declaration.status',
+  /** A device's status report changed its software update status items (install state, pending version, failure). */
+  'softwareupdate.status',
   '*',
 ] as const
 

@@ -54,6 +54,8 @@ interface Resources {
   libraryProfileId: string
   libraryIdentifier: string
   blueprintId: string
+  /** A declaration its blueprint carries. */
+  declarationId: string
   /** A lifecycle action (the device reported lost). */
   actionId: string
   /** A key of this tenant that the API may revoke (not one of the principals'). */
@@ -96,6 +98,7 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   // /api/v1/profiles/{profile_id} is the configuration profile library, not PreStages.
   library_profile_id: ({ r }) => r.libraryProfileId,
   blueprint_id: ({ r }) => r.blueprintId,
+  declaration_id: ({ r }) => r.declarationId,
   action_id: ({ r }) => r.actionId,
   serial_number: ({ r }) => r.depSerial,
   tenant_id: ({ r }) => r.tenantId,
@@ -312,11 +315,31 @@ const samples: Record<string, Sample | Sample[]> = {
     { request: (c) => ({ body: { tenant_id: c.v('tenant_id'), bundle_id: 'com.example.notes', version: '99.0' } }) },
     { request: (c) => ({ body: { blueprint_id: c.v('blueprint_id'), bundle_id: 'com.example.notes', version: '99.0', dry_run: true } }) },
   ],
+  createDeclaration: {
+    request: (c) => ({
+      body: {
+        identifier: `property.${randomUUID()}`,
+        type: 'com.apple.configuration.passcode.settings',
+        payload: { MinimumLength: 4 },
+        tenant_id: c.v('tenant_id'),
+      },
+    }),
+  },
+  replaceDeclaration: {
+    request: () => ({ body: { identifier: `property.${randomUUID()}`, type: 'com.apple.configuration.passcode.settings', payload: { MinimumLength: 5 } } }),
+  },
+  listDeclarations: [noRequest, { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) }],
   listVppAssets: [
     noRequest,
     { request: (c) => ({ query: { vpp_token_id: c.v('vpp_token_id') } }) },
     { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) },
   ],
+  listOsReleases: [noRequest, { request: () => ({ query: { platform: 'iOS', model: 'iPad13,1' } }) }],
+  importOsCatalogue: {
+    request: () => ({
+      body: { PublicAssetSets: { iOS: [{ ProductVersion: '18.0', Build: '22A3354', PostingDate: '2024-09-16', SupportedDevices: ['iPad13,1'] }] } },
+    }),
+  },
   listDepDevices: [
     noRequest,
     { request: (c) => ({ query: { token_id: c.v('token_id') } }) },
@@ -495,8 +518,22 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       201,
       `${tenant} library profile`,
     )
+    const declaration = ok(
+      await api('POST', '/api/v1/declarations', {
+        body: {
+          identifier: `${tenant}.passcode`,
+          type: 'com.apple.configuration.passcode.settings',
+          payload: { MinimumLength: 6 },
+          tenant_id: tenantId,
+        },
+      }),
+      201,
+      `${tenant} declaration`,
+    )
     const blueprint = ok(
-      await api('POST', '/api/v1/blueprints', { body: { name: `${tenant} blueprint`, profile_ids: [library.id], tenant_id: tenantId, kinds: ['function'] } }),
+      await api('POST', '/api/v1/blueprints', {
+        body: { name: `${tenant} blueprint`, profile_ids: [library.id], declaration_ids: [declaration.id], tenant_id: tenantId, kinds: ['function'] },
+      }),
       201,
       `${tenant} blueprint`,
     )
@@ -537,6 +574,7 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       libraryProfileId: library.id,
       libraryIdentifier,
       blueprintId: blueprint.id,
+      declarationId: declaration.id,
       actionId: lost.id,
       targetKeyId: target.id,
       principalKeyIds,
@@ -572,6 +610,7 @@ function identifiersOf(r: Resources): string[] {
     r.libraryProfileId,
     r.libraryIdentifier,
     r.blueprintId,
+    r.declarationId,
     r.actionId,
     r.targetKeyId,
     r.vppTokenId,
@@ -603,6 +642,10 @@ async function snapshotTenant(world: World, tenant: TenantName) {
     library_profiles: sql`select * from library_profiles where ${is('tenant_id')}`,
     blueprints: sql`select * from blueprints where ${is('tenant_id')}`,
     blueprint_profiles: sql`select bp.* from blueprint_profiles bp join blueprints b on b.id = bp.blueprint_id where ${is('b.tenant_id')}`,
+    declarations: sql`select * from declarations where ${is('tenant_id')}`,
+    blueprint_declarations: sql`select bd.* from blueprint_declarations bd join blueprints b on b.id = bd.blueprint_id where ${is('b.tenant_id')}`,
+    device_declaration_sets: sql`select s.* from device_declaration_sets s join devices d on d.id = s.device_id where ${is('d.tenant_id')}`,
+    device_status_items: sql`select s.* from device_status_items s join devices d on d.id = s.device_id where ${is('d.tenant_id')}`,
     lifecycle_actions: sql`select * from lifecycle_actions where ${is('tenant_id')}`,
     vpp_tokens: sql`select * from vpp_tokens where ${is('tenant_id')}`,
     vpp_assets: sql`select * from vpp_assets where token_id in (select id from vpp_tokens where ${is('tenant_id')})`,

@@ -179,24 +179,39 @@ t.test('without a master key (ORCHARD_SECRET_KEYS) device secrets are not kept a
   t.same(decodePlist((await mac.checkin({ MessageType: 'GetBootstrapToken' })).body), {}, 'so none is given back')
 })
 
-t.test('DeclarativeManagement: an empty valid declaration set, 404 for declarations, status reports kept', async (t) => {
+t.test('DeclarativeManagement: a device without declarations gets the status channel only; 404 for others; status reports kept', async (t) => {
   const mdm = await setupMdm(t)
   const device = await mdm.enrolledDevice()
   const tokens = await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'tokens' })
   t.equal(tokens.status, 200)
   t.match(tokens.contentType, /^application\/json/)
   const parsed = JSON.parse(tokens.body.toString())
-  t.match(parsed, { SyncTokens: { DeclarationsToken: /^[0-9a-f]{32}$/, Timestamp: '1970-01-01T00:00:00Z' } })
+  t.match(parsed, { SyncTokens: { DeclarationsToken: /^[0-9a-f]{32}$/, Timestamp: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/ } })
+  const again = JSON.parse((await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'tokens' })).body.toString())
+  t.same(again, parsed, 'stable: a token that changed on every poll would make the device sync forever')
   const items = JSON.parse((await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'declaration-items' })).body.toString())
-  t.same(items, { Declarations: { Activations: [], Configurations: [], Assets: [], Management: [] }, DeclarationsToken: parsed.SyncTokens.DeclarationsToken })
+  t.match(items, {
+    Declarations: {
+      Activations: [{ Identifier: 'orchard.activation.default' }],
+      Configurations: [{ Identifier: 'orchard.status-subscriptions' }],
+      Assets: [],
+      Management: [],
+    },
+    DeclarationsToken: parsed.SyncTokens.DeclarationsToken,
+  })
+  const subscriptions = await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'declaration/configuration/orchard.status-subscriptions' })
+  t.match(JSON.parse(subscriptions.body.toString()), {
+    Type: 'com.apple.configuration.management.status-subscriptions',
+    Payload: { StatusItems: [{ Name: 'device.identifier.serial-number' }] },
+  })
   t.equal((await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'declaration/configuration/com.example.gone' })).status, 404)
 
   const report = { StatusItems: { device: { identifier: { udid: device.udid } } }, Errors: [] }
   const status = await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'status', Data: Buffer.from(JSON.stringify(report)) })
   t.equal(status.status, 200)
   t.equal(status.body.length, 0)
-  const stored = await mdm.database.db.selectFrom('ddm_status_reports').selectAll().execute()
-  t.match(stored, [{ enrollment_id: device.udid, report }])
+  const stored = await mdm.database.db.selectFrom('device_status_items').selectAll().execute()
+  t.match(stored, [{ device_id: device.udid, item: 'device.identifier.udid', value: device.udid }])
   t.equal((await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'status', Data: Buffer.from('not json') })).status, 400)
   t.equal((await device.checkin({ MessageType: 'DeclarativeManagement', Endpoint: 'nonsense' })).status, 400)
 })

@@ -28,7 +28,8 @@ export async function buildTestApp(
   options: { logger?: Logger } = {},
 ): Promise<TestApp> {
   // The admin API's responses are checked against openapi.yaml: a mismatch fails the test.
-  const config = loadConfig({ ORCHARD_API_RESPONSE_VALIDATION: 'strict', ...env }, [])
+  // Tests never reach Apple's software lookup service (test/helpers/fake-os-catalogue.ts does).
+  const config = loadConfig({ ORCHARD_API_RESPONSE_VALIDATION: 'strict', ORCHARD_OS_CATALOGUE_URL: 'off', ...env }, [])
   const orchard = await createOrchard(config, database, options.logger ?? testLogger())
   t.teardown(() => orchard.app.close())
   return { app: orchard.app, metrics: orchard.metrics, orchard }

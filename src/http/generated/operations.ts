@@ -845,6 +845,119 @@ export interface Operations {
       204: {}
     }
   }
+  /** GET /api/v1/declarations */
+  listDeclarations: {
+    params: Record<string, never>
+    query: {
+      tenant_id?: TenantIdValue
+      kind?: "activation" | "asset" | "configuration" | "management"
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: Declaration[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/declarations */
+  createDeclaration: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: {
+      tenant_id?: TenantIdValue | null
+    } & DeclarationInput
+    responses: {
+      201: {
+        "application/json": Declaration
+      }
+    }
+  }
+  /** GET /api/v1/declarations/{declaration_id} */
+  getDeclaration: {
+    params: {
+      declaration_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": Declaration
+      }
+    }
+  }
+  /** PUT /api/v1/declarations/{declaration_id} */
+  replaceDeclaration: {
+    params: {
+      declaration_id: string
+    }
+    query: Record<string, never>
+    body: DeclarationInput
+    responses: {
+      200: {
+        "application/json": Declaration
+      }
+    }
+  }
+  /** DELETE /api/v1/declarations/{declaration_id} */
+  deleteDeclaration: {
+    params: {
+      declaration_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      204: {}
+    }
+  }
+  /** GET /api/v1/devices/{device_id}/declarations */
+  getDeviceDeclarations: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          device_id: string
+          declarations_token: string | null
+          sent_token: string | null
+          items: {
+            identifier: string
+            type: string
+            kind: "activation" | "asset" | "configuration" | "management"
+            server_token: string
+            declaration_id: string | null
+            state: "active" | "inactive" | "invalid" | "pending"
+            reasons: unknown
+            reported_at: string | null
+          }[]
+        }
+      }
+    }
+  }
+  /** GET /api/v1/devices/{device_id}/status-items */
+  getDeviceStatusItems: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          device_id: string
+          items: {
+            item: string
+            value: unknown
+            updated_at: string
+          }[]
+        }
+      }
+    }
+  }
   /** GET /api/v1/blueprints */
   listBlueprints: {
     params: Record<string, never>
@@ -1584,6 +1697,62 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/os-releases */
+  listOsReleases: {
+    params: Record<string, never>
+    query: {
+      platform?: OsPlatformValue
+      model?: string
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          catalogue: OsCatalogueFetch | null
+          items: OsRelease[]
+          latest: OsRelease[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/os-releases/import */
+  importOsCatalogue: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: OsCatalogueDocument
+    responses: {
+      200: {
+        "application/json": OsCatalogueUpdate
+      }
+    }
+  }
+  /** POST /api/v1/os-releases/refresh */
+  refreshOsCatalogue: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": OsCatalogueUpdate
+      }
+    }
+  }
+  /** GET /api/v1/os-releases/status */
+  getOsCatalogueStatus: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          url: string | null
+          schedule_seconds: number
+          last_attempt: OsCatalogueFetch | null
+          last_success: OsCatalogueFetch | null
+        }
+      }
+    }
+  }
   /** GET /api/v1/vpp/tokens */
   listVppTokens: {
     params: Record<string, never>
@@ -1852,6 +2021,13 @@ export type ApiOperationId =
   | "getProfile"
   | "replaceProfile"
   | "deleteProfile"
+  | "listDeclarations"
+  | "createDeclaration"
+  | "getDeclaration"
+  | "replaceDeclaration"
+  | "deleteDeclaration"
+  | "getDeviceDeclarations"
+  | "getDeviceStatusItems"
   | "listBlueprints"
   | "createBlueprint"
   | "getBlueprint"
@@ -1899,6 +2075,10 @@ export type ApiOperationId =
   | "assignDepProfile"
   | "listDepDevices"
   | "getDepDevice"
+  | "listOsReleases"
+  | "importOsCatalogue"
+  | "refreshOsCatalogue"
+  | "getOsCatalogueStatus"
   | "listVppTokens"
   | "uploadVppToken"
   | "getVppToken"
@@ -1960,6 +2140,51 @@ export type DepToken = {
   default_profile_id: string | null
   device_count: number
   created_at: string
+}
+export type OsPlatformValue = "iOS" | "macOS" | "visionOS" | "tvOS" | "watchOS"
+export type OsRelease = {
+  platform: OsPlatformValue
+  set: "public" | "asset"
+  product_version: string
+  build: string
+  posting_date: string
+  expiration_date: string | null
+  expired: boolean
+  supported_devices: string[]
+  models: {
+    model: string
+    devices: number
+  }[]
+  devices: number
+}
+export type OsCatalogueFetch = {
+  source: string
+  fetched_at: string
+  outcome: "ok" | "failed"
+  release_count: number | null
+  skipped_count: number | null
+  document_sha256: string | null
+  error: string | null
+}
+export type OsCatalogueUpdate = {
+  source: string
+  fetched_at: string
+  release_count: number
+  skipped_count: number
+  problems: {
+    pointer: string
+    detail: string
+  }[]
+  ignored_platforms: string[]
+  document_sha256: string
+}
+export type OsCatalogueDocument = {
+  PublicAssetSets: {
+    [key: string]: unknown
+  }
+  AssetSets?: {
+    [key: string]: unknown
+  }
 }
 export type VppToken = {
   id: string
@@ -2439,6 +2664,30 @@ export type LibraryProfile = {
   created_at: string
   updated_at: string
 }
+export type DeclarationInput = {
+  identifier: string
+  type: string
+  name?: string | null
+  payload: DeclarationPayload
+}
+export type DeclarationPayload = {
+  [key: string]: unknown
+}
+export type Declaration = {
+  id: string
+  tenant_id: string | null
+  identifier: string
+  type: string
+  kind: "activation" | "asset" | "configuration" | "management"
+  name: string | null
+  payload: {
+    [key: string]: unknown
+  }
+  server_token: string
+  blueprint_count: number
+  created_at: string
+  updated_at: string
+}
 export type BlueprintApplication = {
   bundle_id: string
   manifest_url?: string
@@ -2493,6 +2742,7 @@ export type BlueprintInputIn = {
   name: string
   description?: string | null
   profile_ids: string[]
+  declaration_ids: string[]
   applications: BlueprintApplication[]
   kinds: DeviceKindValue[]
   groups: string[]
@@ -2504,6 +2754,7 @@ export type Blueprint = {
   name: string
   description: string | null
   profile_ids: string[]
+  declaration_ids: string[]
   applications: BlueprintApplication[]
   kinds: string[]
   groups: string[]
@@ -2620,6 +2871,8 @@ export type WebhookEventTypes = (
   | "command.result"
   | "device.identity_conflict"
   | "device.reenrolled"
+  | "declaration.status"
+  | "softwareupdate.status"
   | "*")[]
 export type Webhook = {
   id: string

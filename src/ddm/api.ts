@@ -1,0 +1,81 @@
+// Admin API: declarations, and each device's declarations and status items.
+import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import type { DeclarationService } from './declaration-service.js'
+
+type Declaration = Awaited<ReturnType<DeclarationService['get']>>
+
+function declarationJson(row: Declaration) {
+  return {
+    id: row.id,
+    tenant_id: row.tenant_id,
+    identifier: row.identifier,
+    type: row.type,
+    kind: row.kind,
+    name: row.name,
+    payload: row.payload,
+    server_token: row.server_token,
+    blueprint_count: row.blueprint_count,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  }
+}
+
+const inputOf = (body: { identifier: string; type: string; name?: string | null; payload: Record<string, unknown> }) => ({
+  identifier: body.identifier,
+  type: body.type,
+  ...(body.name !== undefined ? { name: body.name } : {}),
+  payload: body.payload,
+})
+
+export function declarationHandlers(deps: { declarations: DeclarationService }): OperationHandlers {
+  const { declarations } = deps
+  return {
+    async listDeclarations(request) {
+      const query = request.query
+      const rows = await declarations.list(accessOf(request), {
+        ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
+        ...(query.kind !== undefined ? { kind: query.kind } : {}),
+      })
+      return { items: rows.map(declarationJson) }
+    },
+    async createDeclaration(request, reply) {
+      const body = request.body
+      const row = await declarations.create(accessOf(request), body.tenant_id, inputOf(body))
+      return reply.code(201).send(declarationJson(row))
+    },
+    async getDeclaration(request) {
+      return declarationJson(await declarations.get(accessOf(request), request.params.declaration_id))
+    },
+    async replaceDeclaration(request) {
+      return declarationJson(await declarations.update(accessOf(request), request.params.declaration_id, inputOf(request.body)))
+    },
+    async deleteDeclaration(request, reply) {
+      await declarations.remove(accessOf(request), request.params.declaration_id)
+      return reply.code(204).send()
+    },
+    async getDeviceDeclarations(request) {
+      const deviceId = request.params.device_id
+      const view = await declarations.deviceDeclarations(accessOf(request), deviceId)
+      return {
+        device_id: deviceId,
+        declarations_token: view.declarationsToken,
+        sent_token: view.sentToken,
+        items: view.items.map((item) => ({
+          identifier: item.identifier,
+          type: item.type,
+          kind: item.kind,
+          server_token: item.serverToken,
+          declaration_id: item.declarationId,
+          state: item.state,
+          reasons: item.reasons,
+          reported_at: item.reportedAt?.toISOString() ?? null,
+        })),
+      }
+    },
+    async getDeviceStatusItems(request) {
+      const deviceId = request.params.device_id
+      const rows = await declarations.statusItems(accessOf(request), deviceId)
+      return { device_id: deviceId, items: rows.map((row) => ({ item: row.item, value: row.value, updated_at: row.updatedAt.toISOString() })) }
+    },
+  }
+}

@@ -1,0 +1,147 @@
+// Each device's computed declaration set (device_declaration_sets): what its blueprints carry,
+// read for many devices in one query, and the set a DDM check-in is served from (one indexed
+// read by device).
+import { sql, type Kysely } from 'kysely'
+import type { Database } from '../db/schema.js'
+import type { DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
+import { blueprintAppliesTo } from '../fleet/blueprint-targeting-sql.js'
+
+export interface DeviceDeclarations {
+  deviceId: string
+  serialNumber: string | null
+  deviceName: string | null
+  tenantId: string | null
+  productName: string | null
+  osVersion: string | null
+  /** Its blueprints' declarations, the closest tenant's first (a clash of identifiers goes to it). */
+  declarationIds: string[]
+}
+
+export interface DeclarationForSet {
+  id: string
+  identifier: string
+  type: string
+  kind: DeclarationKind
+  serverToken: string
+  payload: Record<string, unknown>
+}
+
+/** Which devices to compute: some, a tenant's (null: central IT's own), or all. */
+export type SetScope = { deviceIds: readonly string[] } | { tenantId: string | null } | { all: true }
+
+export interface StoredSet {
+  token: string
+  items: DeclarationSetItem[]
+  changedAt: Date
+  sentToken: string | null
+}
+
+export interface DeclarationSetStore {
+  /** Enrolled devices (active or lost) in the scope and their blueprints' declarations. */
+  devicesIn(scope: SetScope): Promise<DeviceDeclarations[]>
+  declarations(ids: readonly string[]): Promise<Map<string, DeclarationForSet>>
+  /** Stores the sets whose token changed; returns those devices with the token last sent to them. */
+  writeSets(
+    sets: ReadonlyArray<{ deviceId: string; token: string; items: DeclarationSetItem[] }>,
+    at: Date,
+  ): Promise<Array<{ deviceId: string; sentToken: string | null }>>
+  markSent(deviceIds: readonly string[], at: Date): Promise<void>
+  set(deviceId: string): Promise<StoredSet | undefined>
+  payload(declarationId: string): Promise<Record<string, unknown> | undefined>
+  device(deviceId: string): Promise<Omit<DeviceDeclarations, 'declarationIds'> | undefined>
+}
+
+export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetStore {
+  return {
+    async devicesIn(scope) {
+      const filter =
+        'deviceIds' in scope
+          ? sql`d.id = any(${[...scope.deviceIds]}::text[])`
+          : 'tenantId' in scope
+            ? scope.tenantId === null
+              ? sql`d.tenant_id is null`
+              : sql`(d.tenant_id = ${scope.tenantId} or d.tenant_id in (select t.id from tenants t where t.parent_id = ${scope.tenantId}))`
+            : sql`true`
+      const { rows } = await sql<DeviceDeclarations>`
+        select d.id as "deviceId", d.serial_number as "serialNumber", d.device_name as "deviceName", d.tenant_id as "tenantId",
+          d.product_name as "productName", d.os_version as "osVersion",
+          coalesce(array_agg(x.id order by (x.tenant_id is not distinct from d.tenant_id) desc, (x.tenant_id is not null) desc, b.updated_at desc, x.id)
+            filter (where x.id is not null), '{}') as "declarationIds"
+        from devices d
+        join enrollments e on e.id = d.id and e.enabled
+        left join (blueprints b
+          join blueprint_declarations bd on bd.blueprint_id = b.id
+          join declarations x on x.id = bd.declaration_id) on ${blueprintAppliesTo}
+        where ${filter} and d.lifecycle_state in ('active', 'lost') and not d.user_enrollment
+        group by d.id
+        order by d.id`.execute(db)
+      return rows
+    },
+
+    async declarations(ids) {
+      if (ids.length === 0) return new Map()
+      const rows = await db.selectFrom('declarations').select(['id', 'identifier', 'type', 'kind', 'server_token', 'payload']).where('id', 'in', ids).execute()
+      return new Map(
+        rows.map((row) => [
+          row.id,
+          { id: row.id, identifier: row.identifier, type: row.type, kind: row.kind, serverToken: row.server_token, payload: row.payload },
+        ]),
+      )
+    },
+
+    async writeSets(sets, at) {
+      if (sets.length === 0) return []
+      const changed: Array<{ deviceId: string; sentToken: string | null }> = []
+      for (let i = 0; i < sets.length; i += 2000) {
+        const batch = sets.slice(i, i + 2000)
+        const { rows } = await sql<{ deviceId: string; sentToken: string | null }>`
+          insert into device_declaration_sets (device_id, declarations_token, items, changed_at)
+          select x.device_id, x.token, x.items, ${at}::timestamptz
+          from jsonb_to_recordset(${JSON.stringify(batch.map((set) => ({ device_id: set.deviceId, token: set.token, items: set.items })))}::text::jsonb)
+            as x(device_id text, token text, items jsonb)
+          on conflict (device_id) do update set declarations_token = excluded.declarations_token, items = excluded.items, changed_at = excluded.changed_at
+          where device_declaration_sets.declarations_token <> excluded.declarations_token
+          returning device_id as "deviceId", sent_token as "sentToken"`.execute(db)
+        changed.push(...rows)
+      }
+      return changed
+    },
+
+    async markSent(deviceIds, at) {
+      for (let i = 0; i < deviceIds.length; i += 5000)
+        await db
+          .updateTable('device_declaration_sets')
+          .set({ sent_token: sql`declarations_token`, sent_at: at })
+          .where('device_id', 'in', deviceIds.slice(i, i + 5000))
+          .execute()
+    },
+
+    async set(deviceId) {
+      const row = await db
+        .selectFrom('device_declaration_sets')
+        .select(['declarations_token', 'items', 'changed_at', 'sent_token'])
+        .where('device_id', '=', deviceId)
+        .executeTakeFirst()
+      return row && { token: row.declarations_token, items: row.items, changedAt: row.changed_at, sentToken: row.sent_token }
+    },
+
+    async payload(declarationId) {
+      return (await db.selectFrom('declarations').select('payload').where('id', '=', declarationId).executeTakeFirst())?.payload
+    },
+
+    async device(deviceId) {
+      return db
+        .selectFrom('devices as d')
+        .select([
+          'd.id as deviceId',
+          'd.serial_number as serialNumber',
+          'd.device_name as deviceName',
+          'd.tenant_id as tenantId',
+          'd.product_name as productName',
+          'd.os_version as osVersion',
+        ])
+        .where('d.id', '=', deviceId)
+        .executeTakeFirst()
+    },
+  }
+}

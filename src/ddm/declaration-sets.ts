@@ -1,0 +1,110 @@
+// Each device's declaration set, computed when something that shapes it changes (a declaration,
+// a blueprint, an enrollment, the periodic check) and stored, so a device's DDM check-in is one
+// indexed read. A device whose set changed is sent DeclarativeManagement with the new
+// SyncTokens (one command per distinct token, pushed): it then fetches what changed.
+// https://developer.apple.com/documentation/devicemanagement/declarativemanagementcommand
+import type { Logger } from 'pino'
+import type { DeclarationSetItem } from '../db/schema-ddm.js'
+import { buildDeclarationSet, declarationItems, hasPlaceholders, serverTokenOf, substitute, syncTimestamp, type SetDeclaration } from '../mdm/declarations.js'
+import { fullAccess } from '../model/access.js'
+import type { CommandDispatcher } from '../queue/dispatch.js'
+import type { DeclarationForSet, DeclarationSetStore, DeviceDeclarations, SetScope } from './declaration-set-store.js'
+
+export interface RecomputeResult {
+  devices: number
+  /** Devices whose set changed. */
+  changed: number
+  /** Devices sent DeclarativeManagement. */
+  notified: number
+}
+
+export interface DeclarationSets {
+  recompute(scope: SetScope): Promise<RecomputeResult>
+}
+
+/** The device's own ServerToken for a declaration with placeholders: its content differs per device. */
+function deviceServerToken(declaration: DeclarationForSet, device: DeviceDeclarations): { serverToken: string; payload?: Record<string, unknown> } {
+  if (!hasPlaceholders(declaration.payload)) return { serverToken: declaration.serverToken }
+  const payload = substitute(declaration.payload, {
+    udid: device.deviceId,
+    serial_number: device.serialNumber,
+    device_name: device.deviceName,
+    tenant_id: device.tenantId,
+  })
+  return { serverToken: serverTokenOf(declaration.type, payload) }
+}
+
+export function setOfDevice(device: DeviceDeclarations, declarations: ReadonlyMap<string, DeclarationForSet>): { token: string; items: DeclarationSetItem[] } {
+  const wanted: SetDeclaration[] = []
+  const activations = new Map<string, Record<string, unknown>>()
+  for (const id of device.declarationIds) {
+    const declaration = declarations.get(id)
+    if (!declaration) continue
+    wanted.push({
+      identifier: declaration.identifier,
+      type: declaration.type,
+      kind: declaration.kind,
+      declarationId: id,
+      ...deviceServerToken(declaration, device),
+    })
+    if (declaration.kind === 'activation' && !activations.has(declaration.identifier)) activations.set(declaration.identifier, declaration.payload)
+  }
+  const set = buildDeclarationSet(wanted, activations)
+  return {
+    token: declarationItems(set).token,
+    items: set.map((d) => ({
+      identifier: d.identifier,
+      type: d.type,
+      kind: d.kind,
+      server_token: d.serverToken,
+      declaration_id: d.declarationId,
+      ...(d.declarationId === null && d.payload ? { payload: d.payload } : {}),
+    })),
+  }
+}
+
+export function createDeclarationSets(deps: {
+  store: DeclarationSetStore
+  dispatcher: Pick<CommandDispatcher, 'dispatch'>
+  log: Logger
+  now: () => Date
+}): DeclarationSets {
+  const { store, log } = deps
+  return {
+    async recompute(scope) {
+      const devices = await store.devicesIn(scope)
+      const declarations = await store.declarations([...new Set(devices.flatMap((device) => device.declarationIds))])
+      const at = deps.now()
+      const sets = devices.map((device) => ({ deviceId: device.deviceId, ...setOfDevice(device, declarations) }))
+      const changed = await store.writeSets(sets, at)
+      // One DeclarativeManagement per distinct token: the SyncTokens are the same for its devices.
+      // DDM is turned on for a device when the first declaration of an admin reaches it; after
+      // that (sent before) every change is sent, the last declaration leaving too.
+      const tokenOf = new Map(sets.map((set) => [set.deviceId, set.token]))
+      const declared = new Set(sets.filter((set) => set.items.some((item) => item.declaration_id !== null)).map((set) => set.deviceId))
+      const byToken = new Map<string, string[]>()
+      for (const { deviceId, sentToken } of changed) {
+        if (sentToken === null && !declared.has(deviceId)) continue
+        const token = tokenOf.get(deviceId)!
+        const group = byToken.get(token)
+        if (group) group.push(deviceId)
+        else byToken.set(token, [deviceId])
+      }
+      let notified = 0
+      const sent: string[] = []
+      for (const [token, deviceIds] of byToken) {
+        const data = Buffer.from(JSON.stringify({ SyncTokens: { DeclarationsToken: token, Timestamp: syncTimestamp(at) } }))
+        const result = await deps.dispatcher.dispatch(fullAccess, {
+          targets: { enrollmentIds: deviceIds },
+          command: { kind: 'built', requestType: 'DeclarativeManagement', keys: { Data: data } },
+        })
+        const queued = result.targets.filter((target) => target.result === 'queued').map((target) => target.enrollmentId)
+        notified += queued.length
+        sent.push(...queued)
+      }
+      await store.markSent(sent, at)
+      if (changed.length > 0) log.info({ devices: devices.length, changed: changed.length, notified }, 'declaration sets changed')
+      return { devices: devices.length, changed: changed.length, notified }
+    },
+  }
+}

@@ -1,0 +1,123 @@
+// Declarations per tenant (declarations table). Every write is audited in its own transaction.
+import type { Kysely, Selectable } from 'kysely'
+import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
+import type { Database } from '../db/schema.js'
+import type { DeclarationKind, DeclarationsTable } from '../db/schema-ddm.js'
+import { inScope } from '../db/scope-sql.js'
+import type { AccessScope } from '../model/access.js'
+import { recordAdminWrite } from '../tenancy/audit-store.js'
+
+export type DeclarationRow = Selectable<DeclarationsTable> & { blueprint_count: number }
+
+export interface DeclarationContent {
+  identifier: string
+  type: string
+  kind: DeclarationKind
+  name: string | null
+  payload: Record<string, unknown>
+  serverToken: string
+}
+
+export interface DeclarationStore {
+  list(scope: AccessScope, filter: { tenantId?: string | null; kind?: DeclarationKind }): Promise<DeclarationRow[]>
+  get(scope: AccessScope, id: string): Promise<DeclarationRow | undefined>
+  create(scope: AccessScope, id: string, tenantId: string | null, content: DeclarationContent): Promise<DeclarationRow | 'identifier_taken' | 'unknown_tenant'>
+  update(scope: AccessScope, id: string, content: DeclarationContent): Promise<DeclarationRow | undefined | 'identifier_taken'>
+  /** 'in_use': a blueprint carries it. */
+  remove(scope: AccessScope, id: string): Promise<DeclarationRow | undefined | 'in_use'>
+}
+
+export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
+  const query = (scope: AccessScope, executor: Kysely<Database> = db) =>
+    executor
+      .selectFrom('declarations as x')
+      .selectAll('x')
+      .select((eb) =>
+        eb.selectFrom('blueprint_declarations as bd').select(eb.fn.countAll<number>().as('n')).whereRef('bd.declaration_id', '=', 'x.id').as('blueprint_count'),
+      )
+      .where(inScope(scope, 'x.tenant_id'))
+  const columns = (content: DeclarationContent) => ({
+    identifier: content.identifier,
+    type: content.type,
+    kind: content.kind,
+    name: content.name,
+    payload: JSON.stringify(content.payload),
+    server_token: content.serverToken,
+  })
+  const counted = (row: Omit<DeclarationRow, 'blueprint_count'> & { blueprint_count: number | string | null }): DeclarationRow => ({
+    ...row,
+    blueprint_count: Number(row.blueprint_count ?? 0),
+  })
+
+  return {
+    async list(scope, filter) {
+      let q = query(scope)
+      if (filter.tenantId !== undefined) q = q.where('x.tenant_id', filter.tenantId === null ? 'is' : '=', filter.tenantId)
+      if (filter.kind !== undefined) q = q.where('x.kind', '=', filter.kind)
+      return (await q.orderBy('x.identifier').orderBy('x.id').execute()).map(counted)
+    },
+    async get(scope, id) {
+      const row = await query(scope).where('x.id', '=', id).executeTakeFirst()
+      return row && counted(row)
+    },
+    async create(scope, id, tenantId, content) {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto('declarations')
+            .values({ id, tenant_id: tenantId, ...columns(content) })
+            .execute()
+          await recordAdminWrite(trx, scope, { type: 'declaration', id, tenantId, details: { identifier: content.identifier, type: content.type } })
+          return counted(await query(scope, trx).where('x.id', '=', id).executeTakeFirstOrThrow())
+        })
+      } catch (error) {
+        if (isUniqueViolation(error)) return 'identifier_taken'
+        if (isReferenceViolation(error)) return 'unknown_tenant'
+        throw error
+      }
+    },
+    async update(scope, id, content) {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const current = await trx
+            .selectFrom('declarations')
+            .select('tenant_id')
+            .where('id', '=', id)
+            .where(inScope(scope, 'tenant_id'))
+            .forUpdate()
+            .executeTakeFirst()
+          if (!current) return undefined
+          await trx
+            .updateTable('declarations')
+            .set({ ...columns(content), updated_at: new Date() })
+            .where('id', '=', id)
+            .execute()
+          await recordAdminWrite(trx, scope, {
+            type: 'declaration',
+            id,
+            tenantId: current.tenant_id,
+            details: { identifier: content.identifier, server_token: content.serverToken },
+          })
+          return counted(await query(scope, trx).where('x.id', '=', id).executeTakeFirstOrThrow())
+        })
+      } catch (error) {
+        if (isUniqueViolation(error)) return 'identifier_taken'
+        throw error
+      }
+    },
+    async remove(scope, id) {
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const row = await query(scope, trx).where('x.id', '=', id).executeTakeFirst()
+          if (!row) return undefined
+          await trx.deleteFrom('declarations').where('id', '=', id).execute()
+          await recordAdminWrite(trx, scope, { type: 'declaration', id, tenantId: row.tenant_id, details: { identifier: row.identifier } })
+          return counted(row)
+        })
+      } catch (error) {
+        if (isReferenceViolation(error)) return 'in_use'
+        throw error
+      }
+    },
+  }
+}

@@ -1,0 +1,36 @@
+// Declarative device management as main.ts composes it: declarations per tenant, each device's
+// computed set served to its DDM check-ins, and the status channel.
+import type { Logger } from 'pino'
+import type { DatabaseHandle } from '../db/database.js'
+import type { DeclarativeManagementHandler } from '../device/declarative-management.js'
+import type { CommandDispatcher } from '../queue/dispatch.js'
+import { createDeclarativeCheckIn } from './check-in.js'
+import { createDeclarationService } from './declaration-service.js'
+import { createDeclarationSetStore } from './declaration-set-store.js'
+import { createDeclarationSets } from './declaration-sets.js'
+import { createDeclarationStore } from './declaration-store.js'
+import { createStatusChannel, type StatusEmit } from './status-channel.js'
+import { createStatusStore } from './status-store.js'
+
+export { declarationHandlers } from './api.js'
+export { reachOf } from './declaration-service.js'
+
+export function createDdmFeature(deps: {
+  db: DatabaseHandle['db']
+  dispatcher: Pick<CommandDispatcher, 'dispatch'>
+  /** Status changes as webhook events. */
+  emit?: StatusEmit
+  logger: Logger
+  now?: () => Date
+}) {
+  const log = deps.logger.child({ service: 'ddm' })
+  const now = deps.now ?? (() => new Date())
+  const setStore = createDeclarationSetStore(deps.db)
+  const statusStore = createStatusStore(deps.db)
+  const sets = createDeclarationSets({ store: setStore, dispatcher: deps.dispatcher, log, now })
+  const status = createStatusChannel({ store: statusStore, ...(deps.emit ? { emit: deps.emit } : {}), log, now })
+  const declarations = createDeclarationService({ store: createDeclarationStore(deps.db), sets, setStore, status: statusStore })
+  /** The device channel's DeclarativeManagement check-ins; `fallback` answers user channels. */
+  const checkIn = (fallback: DeclarativeManagementHandler) => createDeclarativeCheckIn({ store: setStore, sets, status, fallback })
+  return { sets, status, declarations, checkIn }
+}

@@ -1,0 +1,46 @@
+// The DDM status channel: a device's status report (partial unless FullReport) applied to the
+// latest values Orchard keeps per device. Lists of objects (accounts, apps, certificates) come
+// as the changed objects only, removed ones marked `_removed`: they are merged into the stored
+// list. https://developer.apple.com/documentation/devicemanagement/statusreport
+import type { Logger } from 'pino'
+import { mergeStatusList, readStatusReport } from '../mdm/declarations.js'
+import type { StatusStore } from './status-store.js'
+
+export interface StatusChannel {
+  receive(deviceId: string, report: Record<string, unknown>): Promise<{ items: number; declarations: number }>
+}
+
+/** Where status changes go (webhooks): `declaration.status` and `softwareupdate.status`. */
+export type StatusEmit = (type: 'declaration.status' | 'softwareupdate.status', data: Record<string, unknown>) => Promise<unknown>
+
+export function createStatusChannel(deps: { store: StatusStore; emit?: StatusEmit; log: Logger; now: () => Date }): StatusChannel {
+  const { store } = deps
+  return {
+    async receive(deviceId, report) {
+      const content = readStatusReport(report)
+      if (!content.full) {
+        const lists = [...content.items].filter(([, value]) => Array.isArray(value)).map(([name]) => name)
+        const stored = await store.items(deviceId, lists)
+        for (const name of lists) content.items.set(name, mergeStatusList(stored.get(name), content.items.get(name) as unknown[]))
+      }
+      await store.apply(deviceId, content, deps.now())
+      if (deps.emit && content.declarations.length > 0)
+        await deps.emit('declaration.status', {
+          device_id: deviceId,
+          declarations: content.declarations.map((d) => ({
+            identifier: d.identifier,
+            kind: d.kind,
+            server_token: d.serverToken,
+            active: d.active,
+            valid: d.valid,
+            reasons: d.reasons,
+            removed: d.removed,
+          })),
+        })
+      const updates = [...content.items].filter(([name]) => name.startsWith('softwareupdate.'))
+      if (deps.emit && updates.length > 0) await deps.emit('softwareupdate.status', { device_id: deviceId, items: Object.fromEntries(updates) })
+      if (content.errors.length > 0) deps.log.info({ device_id: deviceId, errors: content.errors.slice(0, 10) }, 'status items the device could not report')
+      return { items: content.items.size, declarations: content.declarations.length }
+    },
+  }
+}
