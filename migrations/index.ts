@@ -16,6 +16,7 @@ import * as m0011 from './0011_vpp.js'
 import * as m0012 from './0012_app_versions.js'
 import * as m0013 from './0013_declarations.js'
 import * as m0014 from './0014_os_releases.js'
+import * as m0015 from './0015_update_policies.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -32,4 +33,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0012_app_versions': m0012,
   '0013_declarations': m0013,
   '0014_os_releases': m0014,
+  '0015_update_policies': m0015,
 })

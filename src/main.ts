@@ -28,7 +28,7 @@ import { settingsHandlers } from './ops/settings-api.js'
 import { createPushFeature, pushHandlers } from './push/index.js'
 import { commandHandlers, createQueueFeature } from './queue/index.js'
 import { auditDeviceListeners, createTenancyFeature, tenantHandlers } from './tenancy/index.js'
-import { createUpdatesFeature, osReleaseHandlers } from './updates/index.js'
+import { createUpdatesFeature, osReleaseHandlers, updatePolicyHandlers } from './updates/index.js'
 import { version } from './version.js'
 import { createWebhookService, createWebhookStore, webhookDeviceListeners, webhookHandlers } from './webhooks/index.js'
 
@@ -83,9 +83,9 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     logger,
   })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
-  const updates = createUpdatesFeature({ config, db, version, logger })
+  const updates = createUpdatesFeature({ config, db, version, dispatcher, policiesChanged: declarationsChanged, metrics, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
-  const ddm = createDdmFeature({ db, dispatcher, emit: (type, data) => webhooks.emit(type, data), logger })
+  const ddm = createDdmFeature({ db, dispatcher, latestRelease: updates.latestRelease, emit: (type, data) => webhooks.emit(type, data), logger })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
 
   // What devices tell the rest of Orchard, and who listens (in this order).
@@ -106,7 +106,11 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     identity_conflict: [...(audited.identity_conflict ?? []), ...(hooked.identity_conflict ?? [])],
     foreign_enrollment_path: audited.foreign_enrollment_path ?? [],
     // Lifecycle first: an acknowledged erase stops the device; then blueprint convergence.
-    command_result: [(event) => lifecycle.commandResult(event), async (event) => ((await blueprints.commandResult(event)) ? 'more' : undefined)],
+    command_result: [
+      (event) => lifecycle.commandResult(event),
+      async (event) => ((await blueprints.commandResult(event)) ? 'more' : undefined),
+      (event) => updates.commandResult(event),
+    ],
     checkin: hooked.checkin ?? [],
     report: hooked.report ?? [],
   })
@@ -161,6 +165,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...depHandlers({ dep }),
         ...vppHandlers(vpp),
         ...osReleaseHandlers(updates),
+        ...updatePolicyHandlers(updates),
         ...tenantHandlers({ tenants, reports }),
       },
     },
@@ -180,6 +185,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     vpp,
     blueprints,
     declarationSets: ddm.sets,
+    updatePolicies: updates.policies,
     osCatalogue: updates.catalogue,
     logger,
   })

@@ -65,7 +65,28 @@ export interface DeviceDeclarationStatusTable {
   updated_at: Timestamp
 }
 
+export type UpdatePolicyMode = 'specific' | 'latest'
+
+/** OS update policies (migrations/0015_update_policies.ts). */
+export interface UpdatePoliciesTable {
+  id: string
+  tenant_id: TenantColumn
+  name: string
+  mode: UpdatePolicyMode
+  target_os_version: string | null
+  target_build_version: string | null
+  target_local_datetime: string | null
+  latest_within_days: number | null
+  details_url: string | null
+  kinds: ColumnType<string[], string[] | undefined, string[]>
+  groups: ColumnType<string[], string[] | undefined, string[]>
+  device_ids: ColumnType<string[], string[] | undefined, string[]>
+  created_at: CreatedAt
+  updated_at: Timestamp
+}
+
 export interface DdmTables {
+  update_policies: UpdatePoliciesTable
   declarations: DeclarationsTable
   blueprint_declarations: BlueprintDeclarationsTable
   device_declaration_sets: DeviceDeclarationSetsTable

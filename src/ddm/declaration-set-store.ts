@@ -5,6 +5,8 @@ import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
 import { blueprintAppliesTo } from '../fleet/blueprint-targeting-sql.js'
+import type { UpdatePolicyRow } from '../updates/update-policy-store.js'
+import { governingPolicyJson } from '../updates/update-policy-sql.js'
 
 export interface DeviceDeclarations {
   deviceId: string
@@ -15,6 +17,8 @@ export interface DeviceDeclarations {
   osVersion: string | null
   /** Its blueprints' declarations, the closest tenant's first (a clash of identifiers goes to it). */
   declarationIds: string[]
+  /** The update policy that governs it (update-policy-sql.ts), if any. */
+  policy: UpdatePolicyRow | null
 }
 
 export interface DeclarationForSet {
@@ -48,7 +52,7 @@ export interface DeclarationSetStore {
   markSent(deviceIds: readonly string[], at: Date): Promise<void>
   set(deviceId: string): Promise<StoredSet | undefined>
   payload(declarationId: string): Promise<Record<string, unknown> | undefined>
-  device(deviceId: string): Promise<Omit<DeviceDeclarations, 'declarationIds'> | undefined>
+  device(deviceId: string): Promise<Omit<DeviceDeclarations, 'declarationIds' | 'policy'> | undefined>
 }
 
 export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetStore {
@@ -66,7 +70,8 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
         select d.id as "deviceId", d.serial_number as "serialNumber", d.device_name as "deviceName", d.tenant_id as "tenantId",
           d.product_name as "productName", d.os_version as "osVersion",
           coalesce(array_agg(x.id order by (x.tenant_id is not distinct from d.tenant_id) desc, (x.tenant_id is not null) desc, b.updated_at desc, x.id)
-            filter (where x.id is not null), '{}') as "declarationIds"
+            filter (where x.id is not null), '{}') as "declarationIds",
+          ${governingPolicyJson} as policy
         from devices d
         join enrollments e on e.id = d.id and e.enabled
         left join (blueprints b

@@ -5,10 +5,27 @@
 // https://developer.apple.com/documentation/devicemanagement/declarativemanagementcommand
 import type { Logger } from 'pino'
 import type { DeclarationSetItem } from '../db/schema-ddm.js'
-import { buildDeclarationSet, declarationItems, hasPlaceholders, serverTokenOf, substitute, syncTimestamp, type SetDeclaration } from '../mdm/declarations.js'
+import {
+  buildDeclarationSet,
+  declarationItems,
+  defaultActivationIdentifier,
+  hasPlaceholders,
+  made,
+  serverTokenOf,
+  statusSubscriptionsIdentifier,
+  substitute,
+  syncTimestamp,
+  updateEnforcementIdentifier,
+  type SetDeclaration,
+} from '../mdm/declarations.js'
+import { compareVersions } from '../model/app-version.js'
+import { policyTarget, updatePath } from '../model/os-update.js'
 import { fullAccess } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { DeclarationForSet, DeclarationSetStore, DeviceDeclarations, SetScope } from './declaration-set-store.js'
+
+/** What every DDM device gets: it does not turn DDM on by itself. */
+const orchardOwn = new Set([statusSubscriptionsIdentifier, defaultActivationIdentifier])
 
 export interface RecomputeResult {
   devices: number
@@ -34,8 +51,44 @@ function deviceServerToken(declaration: DeclarationForSet, device: DeviceDeclara
   return { serverToken: serverTokenOf(declaration.type, payload) }
 }
 
-export function setOfDevice(device: DeviceDeclarations, declarations: ReadonlyMap<string, DeclarationForSet>): { token: string; items: DeclarationSetItem[] } {
+/** A release as the catalogue gives it for a model: the target of a "latest" policy. */
+export type LatestRelease = { productVersion: string; build: string; postingDate: string }
+
+/**
+ * The enforcement declaration of the device's update policy, when the device takes the
+ * declarative path and is not at the target yet.
+ */
+export function enforcementOf(device: DeviceDeclarations, latest: ReadonlyMap<string, LatestRelease>): SetDeclaration | undefined {
+  const policy = device.policy
+  if (!policy || updatePath(device.productName, device.osVersion) !== 'ddm') return undefined
+  const target = policyTarget(
+    {
+      mode: policy.mode,
+      targetOsVersion: policy.target_os_version,
+      targetBuildVersion: policy.target_build_version,
+      targetLocalDateTime: policy.target_local_datetime,
+      latestWithinDays: policy.latest_within_days,
+      detailsUrl: policy.details_url,
+    },
+    device.productName ? latest.get(device.productName) : undefined,
+  )
+  if (!target || (device.osVersion && compareVersions(device.osVersion, target.version) >= 0)) return undefined
+  return made(updateEnforcementIdentifier, 'com.apple.configuration.softwareupdate.enforcement.specific', 'configuration', {
+    TargetOSVersion: target.version,
+    ...(target.build ? { TargetBuildVersion: target.build } : {}),
+    TargetLocalDateTime: target.deadline,
+    ...(target.detailsUrl ? { DetailsURL: target.detailsUrl } : {}),
+  })
+}
+
+export function setOfDevice(
+  device: DeviceDeclarations,
+  declarations: ReadonlyMap<string, DeclarationForSet>,
+  latest: ReadonlyMap<string, LatestRelease> = new Map(),
+): { token: string; items: DeclarationSetItem[] } {
   const wanted: SetDeclaration[] = []
+  const enforcement = enforcementOf(device, latest)
+  if (enforcement) wanted.push(enforcement)
   const activations = new Map<string, Record<string, unknown>>()
   for (const id of device.declarationIds) {
     const declaration = declarations.get(id)
@@ -66,6 +119,8 @@ export function setOfDevice(device: DeviceDeclarations, declarations: ReadonlyMa
 export function createDeclarationSets(deps: {
   store: DeclarationSetStore
   dispatcher: Pick<CommandDispatcher, 'dispatch'>
+  /** The newest release a model can install (the OS catalogue), for "latest" update policies. */
+  latestRelease?: (model: string) => Promise<LatestRelease | undefined>
   log: Logger
   now: () => Date
 }): DeclarationSets {
@@ -74,14 +129,20 @@ export function createDeclarationSets(deps: {
     async recompute(scope) {
       const devices = await store.devicesIn(scope)
       const declarations = await store.declarations([...new Set(devices.flatMap((device) => device.declarationIds))])
+      const latest = new Map<string, LatestRelease>()
+      const models = new Set(devices.flatMap((device) => (device.policy?.mode === 'latest' && device.productName ? [device.productName] : [])))
+      for (const model of models) {
+        const release = await deps.latestRelease?.(model)
+        if (release) latest.set(model, release)
+      }
       const at = deps.now()
-      const sets = devices.map((device) => ({ deviceId: device.deviceId, ...setOfDevice(device, declarations) }))
+      const sets = devices.map((device) => ({ deviceId: device.deviceId, ...setOfDevice(device, declarations, latest) }))
       const changed = await store.writeSets(sets, at)
       // One DeclarativeManagement per distinct token: the SyncTokens are the same for its devices.
       // DDM is turned on for a device when the first declaration of an admin reaches it; after
       // that (sent before) every change is sent, the last declaration leaving too.
       const tokenOf = new Map(sets.map((set) => [set.deviceId, set.token]))
-      const declared = new Set(sets.filter((set) => set.items.some((item) => item.declaration_id !== null)).map((set) => set.deviceId))
+      const declared = new Set(sets.filter((set) => set.items.some((item) => !orchardOwn.has(item.identifier))).map((set) => set.deviceId))
       const byToken = new Map<string, string[]>()
       for (const { deviceId, sentToken } of changed) {
         if (sentToken === null && !declared.has(deviceId)) continue

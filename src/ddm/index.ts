@@ -7,7 +7,7 @@ import type { CommandDispatcher } from '../queue/dispatch.js'
 import { createDeclarativeCheckIn } from './check-in.js'
 import { createDeclarationService } from './declaration-service.js'
 import { createDeclarationSetStore } from './declaration-set-store.js'
-import { createDeclarationSets } from './declaration-sets.js'
+import { createDeclarationSets, type LatestRelease } from './declaration-sets.js'
 import { createDeclarationStore } from './declaration-store.js'
 import { createStatusChannel, type StatusEmit } from './status-channel.js'
 import { createStatusStore } from './status-store.js'
@@ -20,6 +20,8 @@ export function createDdmFeature(deps: {
   dispatcher: Pick<CommandDispatcher, 'dispatch'>
   /** Status changes as webhook events. */
   emit?: StatusEmit
+  /** The OS catalogue's newest release for a model ("latest" update policies). */
+  latestRelease?: (model: string) => Promise<LatestRelease | undefined>
   logger: Logger
   now?: () => Date
 }) {
@@ -27,7 +29,13 @@ export function createDdmFeature(deps: {
   const now = deps.now ?? (() => new Date())
   const setStore = createDeclarationSetStore(deps.db)
   const statusStore = createStatusStore(deps.db)
-  const sets = createDeclarationSets({ store: setStore, dispatcher: deps.dispatcher, log, now })
+  const sets = createDeclarationSets({
+    store: setStore,
+    dispatcher: deps.dispatcher,
+    ...(deps.latestRelease ? { latestRelease: deps.latestRelease } : {}),
+    log,
+    now,
+  })
   const status = createStatusChannel({ store: statusStore, ...(deps.emit ? { emit: deps.emit } : {}), log, now })
   const declarations = createDeclarationService({ store: createDeclarationStore(deps.db), sets, setStore, status: statusStore })
   /** The device channel's DeclarativeManagement check-ins; `fallback` answers user channels. */

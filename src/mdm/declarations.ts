@@ -121,8 +121,10 @@ export const subscribedStatusItems = [
 
 export const statusSubscriptionsIdentifier = 'orchard.status-subscriptions'
 export const defaultActivationIdentifier = 'orchard.activation.default'
+export const updateEnforcementIdentifier = 'orchard.softwareupdate.enforcement'
 
-function made(identifier: string, type: string, kind: DeclarationKind, payload: Record<string, unknown>): SetDeclaration {
+/** A declaration Orchard makes itself (no declarations row): its payload travels with the set. */
+export function made(identifier: string, type: string, kind: DeclarationKind, payload: Record<string, unknown>): SetDeclaration {
   return { identifier, type, kind, serverToken: serverTokenOf(type, payload), declarationId: null, payload }
 }
 

@@ -37,6 +37,8 @@ export function startBackgroundWork(deps: {
   blueprints: BlueprintService
   /** The periodic check computes every device's declaration set again (a kind, group or tenant changed meanwhile). */
   declarationSets: { recompute(scope: { all: true }): Promise<unknown> }
+  /** Devices on the MDM update path not at their policy's target get ScheduleOSUpdate at the periodic check. */
+  updatePolicies: { scheduleLegacy(): Promise<number> }
   osCatalogue: Pick<OsCatalogue, 'refreshIfStale'>
   logger: Logger
 }) {

@@ -56,6 +56,7 @@ interface Resources {
   blueprintId: string
   /** A declaration its blueprint carries. */
   declarationId: string
+  updatePolicyId: string
   /** A lifecycle action (the device reported lost). */
   actionId: string
   /** A key of this tenant that the API may revoke (not one of the principals'). */
@@ -99,6 +100,8 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   library_profile_id: ({ r }) => r.libraryProfileId,
   blueprint_id: ({ r }) => r.blueprintId,
   declaration_id: ({ r }) => r.declarationId,
+  update_policy_id: ({ r }) => r.updatePolicyId,
+  policy_id: ({ r }) => r.updatePolicyId,
   action_id: ({ r }) => r.actionId,
   serial_number: ({ r }) => r.depSerial,
   tenant_id: ({ r }) => r.tenantId,
@@ -328,6 +331,15 @@ const samples: Record<string, Sample | Sample[]> = {
   replaceDeclaration: {
     request: () => ({ body: { identifier: `property.${randomUUID()}`, type: 'com.apple.configuration.passcode.settings', payload: { MinimumLength: 5 } } }),
   },
+  createUpdatePolicy: {
+    request: (c) => ({ body: { name: `property ${randomUUID()}`, mode: 'latest', latest_within_days: 5, tenant_id: c.v('tenant_id') } }),
+  },
+  replaceUpdatePolicy: { request: () => ({ body: { name: `property ${randomUUID()}`, mode: 'latest', latest_within_days: 6 } }) },
+  getOsComplianceReport: [
+    noRequest,
+    { request: (c) => ({ query: { policy_id: c.v('policy_id') } }) },
+    { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id'), format: 'csv' } }) },
+  ],
   listDeclarations: [noRequest, { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) }],
   listVppAssets: [
     noRequest,
@@ -537,6 +549,13 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       201,
       `${tenant} blueprint`,
     )
+    const updatePolicy = ok(
+      await api('POST', '/api/v1/update-policies', {
+        body: { name: `${tenant} updates`, mode: 'specific', target_os_version: '19.0', target_local_datetime: '2099-01-01T18:00:00', tenant_id: tenantId },
+      }),
+      201,
+      `${tenant} update policy`,
+    )
     const lost = ok(await api('POST', `/api/v1/devices/${device.udid}/lost`, { body: { message: 'property test' } }), 201, `${tenant} lost`)
 
     const target = ok(
@@ -575,6 +594,7 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       libraryIdentifier,
       blueprintId: blueprint.id,
       declarationId: declaration.id,
+      updatePolicyId: updatePolicy.id,
       actionId: lost.id,
       targetKeyId: target.id,
       principalKeyIds,
@@ -611,6 +631,7 @@ function identifiersOf(r: Resources): string[] {
     r.libraryIdentifier,
     r.blueprintId,
     r.declarationId,
+    r.updatePolicyId,
     r.actionId,
     r.targetKeyId,
     r.vppTokenId,
@@ -643,6 +664,7 @@ async function snapshotTenant(world: World, tenant: TenantName) {
     blueprints: sql`select * from blueprints where ${is('tenant_id')}`,
     blueprint_profiles: sql`select bp.* from blueprint_profiles bp join blueprints b on b.id = bp.blueprint_id where ${is('b.tenant_id')}`,
     declarations: sql`select * from declarations where ${is('tenant_id')}`,
+    update_policies: sql`select * from update_policies where ${is('tenant_id')}`,
     blueprint_declarations: sql`select bd.* from blueprint_declarations bd join blueprints b on b.id = bd.blueprint_id where ${is('b.tenant_id')}`,
     device_declaration_sets: sql`select s.* from device_declaration_sets s join devices d on d.id = s.device_id where ${is('d.tenant_id')}`,
     device_status_items: sql`select s.* from device_status_items s join devices d on d.id = s.device_id where ${is('d.tenant_id')}`,

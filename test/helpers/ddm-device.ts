@@ -3,6 +3,7 @@
 // DeclarationsToken changed, then each declaration whose ServerToken changed, dropping those no
 // longer listed) and sends status reports with only what changed, removed declarations marked
 // `_removed`, as Apple's devices do.
+import type { PlistDict } from '../../src/mdm/plist.js'
 import { commandIn, type SimulatedDevice } from './simulated-device.js'
 
 interface StoredDeclaration {
@@ -27,6 +28,8 @@ export class DdmDevice {
   private readonly reportedDeclarations = new Map<string, { text: string; kind: string }>()
   /** Every DeclarativeManagement check-in endpoint it called, in order. */
   readonly calls: string[] = []
+  /** Keys it answers other commands with, by RequestType (e.g. OSUpdateStatus). */
+  readonly answers: Record<string, PlistDict> = {}
   /** DeclarativeManagement commands it got: their SyncTokens. */
   readonly commands: Array<{ DeclarationsToken?: string; Timestamp?: string }> = []
 
@@ -143,7 +146,7 @@ export class DdmDevice {
         this.commands.push(Buffer.isBuffer(data) ? (JSON.parse(data.toString('utf8')) as { SyncTokens: Record<string, string> }).SyncTokens : {})
         sync = true
       }
-      next = commandIn(await this.device.answer(next.uuid, 'Acknowledged'))
+      next = commandIn(await this.device.answer(next.uuid, 'Acknowledged', this.answers[next.requestType] ?? {}))
       if (sync) await this.sync()
     }
     return ran

@@ -845,6 +845,108 @@ export interface Operations {
       204: {}
     }
   }
+  /** GET /api/v1/update-policies */
+  listUpdatePolicies: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: UpdatePolicy[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/update-policies */
+  createUpdatePolicy: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: {
+      tenant_id?: TenantIdValue | null
+    } & UpdatePolicyInputIn
+    responses: {
+      201: {
+        "application/json": UpdatePolicy
+      }
+    }
+  }
+  /** GET /api/v1/update-policies/{update_policy_id} */
+  getUpdatePolicy: {
+    params: {
+      update_policy_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": UpdatePolicy
+      }
+    }
+  }
+  /** PUT /api/v1/update-policies/{update_policy_id} */
+  replaceUpdatePolicy: {
+    params: {
+      update_policy_id: string
+    }
+    query: Record<string, never>
+    body: UpdatePolicyInputIn
+    responses: {
+      200: {
+        "application/json": UpdatePolicy
+      }
+    }
+  }
+  /** DELETE /api/v1/update-policies/{update_policy_id} */
+  deleteUpdatePolicy: {
+    params: {
+      update_policy_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      204: {}
+    }
+  }
+  /** GET /api/v1/reports/os-compliance */
+  getOsComplianceReport: {
+    params: Record<string, never>
+    query: {
+      policy_id?: string
+      tenant_id?: TenantIdValue
+      format: "json" | "csv"
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          generated_at: string
+          policies: {
+            policy_id: string
+            name: string
+            counts: {
+              [key: string]: number
+            }
+          }[]
+          items: {
+            policy_id: string
+            device_id: string
+            tenant_id: string | null
+            serial_number: string | null
+            model: string | null
+            path: "ddm" | "mdm" | "unsupported"
+            current_version: string | null
+            target_version: string | null
+            target_build: string | null
+            deadline: string | null
+            state: "compliant" | "pending" | "downloading" | "installing" | "failed" | "overdue" | "unsupported"
+            detail: string | null
+          }[]
+        }
+        "text/csv": string
+      }
+    }
+  }
   /** GET /api/v1/declarations */
   listDeclarations: {
     params: Record<string, never>
@@ -2021,6 +2123,12 @@ export type ApiOperationId =
   | "getProfile"
   | "replaceProfile"
   | "deleteProfile"
+  | "listUpdatePolicies"
+  | "createUpdatePolicy"
+  | "getUpdatePolicy"
+  | "replaceUpdatePolicy"
+  | "deleteUpdatePolicy"
+  | "getOsComplianceReport"
   | "listDeclarations"
   | "createDeclaration"
   | "getDeclaration"
@@ -2661,6 +2769,35 @@ export type LibraryProfile = {
   name: string
   payload_types: string[]
   sha256: string
+  created_at: string
+  updated_at: string
+}
+/** UpdatePolicyInput as a handler receives it: defaults filled in. */
+export type UpdatePolicyInputIn = {
+  name: string
+  mode: "specific" | "latest"
+  target_os_version?: string | null
+  target_build_version?: string | null
+  target_local_datetime?: string | null
+  latest_within_days?: number | null
+  details_url?: string | null
+  kinds: DeviceKindValue[]
+  groups: string[]
+  device_ids: string[]
+}
+export type UpdatePolicy = {
+  id: string
+  tenant_id: string | null
+  name: string
+  mode: "specific" | "latest"
+  target_os_version: string | null
+  target_build_version: string | null
+  target_local_datetime: string | null
+  latest_within_days: number | null
+  details_url: string | null
+  kinds: string[]
+  groups: string[]
+  device_ids: string[]
   created_at: string
   updated_at: string
 }
