@@ -33,6 +33,8 @@ export function createUpdatesFeature(deps: {
     url: deps.config.osCatalogueUrl,
     scheduleSeconds: deps.config.osCatalogueSeconds,
     client: { userAgent: `Orchard/${deps.version}` },
+    // Apple published a release: "latest" policies re-target (central IT's reach: every device).
+    replaced: () => deps.policiesChanged(null),
     log: deps.logger.child({ service: 'os-catalogue' }),
     now,
   })

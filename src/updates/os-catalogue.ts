@@ -74,6 +74,8 @@ export interface OsCatalogueDeps {
   url: string
   scheduleSeconds: number
   client?: CatalogueClientOptions
+  /** The catalogue was replaced: "latest" update policies may have a newer target. */
+  replaced?: () => Promise<void>
   log: Logger
   now: () => Date
 }
@@ -117,6 +119,7 @@ export function createOsCatalogue(deps: OsCatalogueDeps): OsCatalogue {
       'OS release catalogue replaced',
     )
     if (parsed.skipped > 0) log.warn({ source, skipped: parsed.skipped, problems: parsed.problems.slice(0, 5) }, 'OS release catalogue: entries skipped')
+    await deps.replaced?.()
     return update
   }
 

@@ -147,6 +147,25 @@ t.test('a latest policy follows the catalogue per model; past the deadline is ov
     'names are unique per tenant',
   )
 
+  // Apple publishes 18.4: the policy re-targets the devices whose model takes it.
+  const newer = await api('POST', '/api/v1/os-releases/import', {
+    body: {
+      PublicAssetSets: {
+        iOS: [
+          { ProductVersion: '18.4', Build: '22E240', PostingDate: '2026-12-01', ExpirationDate: '2027-04-01', SupportedDevices: ['iPad13,1'] },
+          { ProductVersion: '18.2', Build: '22C152', PostingDate: '2026-10-01', ExpirationDate: '2027-01-01', SupportedDevices: ['iPad13,1', 'iPad7,5'] },
+        ],
+      },
+    },
+  })
+  t.equal(newer.statusCode, 200, newer.body)
+  t.same(
+    (await ipad.runQueue()).filter((c) => c !== 'ProfileList'),
+    ['DeclarativeManagement'],
+  )
+  t.match(ipad.declarations.get(enforcement)?.payload, { TargetOSVersion: '18.4', TargetLocalDateTime: '2026-12-08T18:00:00' })
+  t.same(await old.runQueue(), [], 'nothing new for a model 18.4 does not support')
+
   // Deleting the policy takes the declaration away.
   t.equal((await api('DELETE', `/api/v1/update-policies/${policy.json.id}`)).statusCode, 204)
   await ipad.runQueue()
