@@ -1,5 +1,6 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]`
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
+//   [--ddm-devices 10000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
@@ -315,6 +316,29 @@ if (only === undefined || only === 'vpp') {
     execFileSync(
       process.execPath,
       ['--import', 'tsx', join(root, 'scripts/bench-vpp.ts'), '--backend', backend, '--devices', args.get('vpp-devices') ?? '10000'],
+      { stdio: 'inherit', cwd: root },
+    )
+  }
+}
+if (only === undefined || only === 'ddm') {
+  console.log('\n## Declarative device management: tokens polls, a retarget of every device, status reports (scripts/bench-ddm.ts)')
+  // --profile: a V8 CPU profile of each measured phase (Orchard runs in the bench process).
+  const profile = args.has('profile') ? ['--profile', args.get('profile') || '/tmp/orchard-profile'] : []
+  // PostgreSQL unless --backend says otherwise (10,000 devices on PGlite take a while).
+  const ddmBackends = !args.has('backend') ? ['postgres'] : backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]
+  for (const backend of ddmBackends) {
+    execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'scripts/bench-ddm.ts'),
+        '--backend',
+        backend,
+        '--devices',
+        args.get('ddm-devices') ?? args.get('devices') ?? '10000',
+        ...profile,
+      ],
       { stdio: 'inherit', cwd: root },
     )
   }
