@@ -113,8 +113,12 @@ function decodeBase64Strict(text: string): Buffer {
   return bytes
 }
 
-/** Public keys of recently seen signer certificates, so the steady state parses no certificate. */
-const publicKeys = new LruMap<string, KeyObject>(4096)
+/**
+ * Public keys of recently seen signer certificates, so the steady state parses no certificate.
+ * Sized for a whole fleet polling in turn (a cache smaller than the fleet misses on every poll:
+ * the DDM bench at 10,000 devices spent 11% of a tokens poll parsing keys with 4,096 entries).
+ */
+const publicKeys = new LruMap<string, KeyObject>(32_768)
 
 /**
  * Verifies an `Mdm-Signature` header against the exact raw body bytes (verify before any

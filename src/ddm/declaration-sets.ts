@@ -153,16 +153,27 @@ export function createDeclarationSets(deps: {
       }
       let notified = 0
       const sent: string[] = []
-      for (const [token, deviceIds] of byToken) {
-        const data = Buffer.from(JSON.stringify({ SyncTokens: { DeclarationsToken: token, Timestamp: syncTimestamp(at) } }))
+      const send = async (deviceIds: string[], keys: { Data?: Buffer }) => {
         const result = await deps.dispatcher.dispatch(fullAccess, {
           targets: { enrollmentIds: deviceIds },
-          command: { kind: 'built', requestType: 'DeclarativeManagement', keys: { Data: data } },
+          command: { kind: 'built', requestType: 'DeclarativeManagement', keys },
         })
         const queued = result.targets.filter((target) => target.result === 'queued').map((target) => target.enrollmentId)
         notified += queued.length
         sent.push(...queued)
       }
+      // Devices whose set is their own (per-device content) share one command without Data: the
+      // optional SyncTokens would make one command per device; without it the device asks for
+      // its tokens, one indexed read. https://developer.apple.com/documentation/devicemanagement/declarativemanagementcommand/command
+      const alone: string[] = []
+      for (const [token, deviceIds] of byToken) {
+        if (deviceIds.length === 1 && byToken.size > 1) {
+          alone.push(...deviceIds)
+          continue
+        }
+        await send(deviceIds, { Data: Buffer.from(JSON.stringify({ SyncTokens: { DeclarationsToken: token, Timestamp: syncTimestamp(at) } })) })
+      }
+      if (alone.length > 0) await send(alone, {})
       await store.markSent(sent, at)
       if (changed.length > 0) log.info({ devices: devices.length, changed: changed.length, notified }, 'declaration sets changed')
       return { devices: devices.length, changed: changed.length, notified }

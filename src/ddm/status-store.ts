@@ -50,48 +50,66 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
       const items = [...report.items].map(([item, value]) => ({ item, value }))
       const live = report.declarations.filter((d) => !d.removed)
       const removed = report.declarations.filter((d) => d.removed).map((d) => d.identifier)
-      const columns = Object.fromEntries(
-        Object.entries(inventoryColumns).flatMap(([item, column]) => {
-          const value = report.items.get(item)
-          return typeof value === 'string' && value !== '' ? [[column, value]] : []
-        }),
-      )
-      await db.transaction().execute(async (trx) => {
-        if (report.full) {
-          await trx
-            .deleteFrom('device_status_items')
-            .where('device_id', '=', deviceId)
-            .where('item', 'not in', items.length > 0 ? items.map((i) => i.item) : [''])
-            .execute()
-          await trx
-            .deleteFrom('device_declaration_status')
-            .where('device_id', '=', deviceId)
-            .where('identifier', 'not in', live.length > 0 ? live.map((d) => d.identifier) : [''])
-            .execute()
-        }
-        if (items.length > 0)
-          await sql`
-            insert into device_status_items (device_id, item, value, updated_at)
-            select ${deviceId}::text, x.item, x.value, ${at}::timestamptz
-            from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as x(item text, value jsonb)
-            on conflict (device_id, item) do update set value = excluded.value, updated_at = excluded.updated_at`.execute(trx)
-        if (live.length > 0)
-          await sql`
-            insert into device_declaration_status (device_id, identifier, kind, server_token, active, valid, reasons, updated_at)
-            select ${deviceId}::text, x.identifier, x.kind, x.server_token, x.active, x.valid, x.reasons, ${at}::timestamptz
-            from jsonb_to_recordset(${JSON.stringify(
-              live.map((d) => ({ identifier: d.identifier, kind: d.kind, server_token: d.serverToken, active: d.active, valid: d.valid, reasons: d.reasons })),
-            )}::text::jsonb) as x(identifier text, kind text, server_token text, active boolean, valid text, reasons jsonb)
-            on conflict (device_id, identifier) do update set kind = excluded.kind, server_token = excluded.server_token, active = excluded.active,
-              valid = excluded.valid, reasons = excluded.reasons, updated_at = excluded.updated_at`.execute(trx)
-        if (removed.length > 0) await trx.deleteFrom('device_declaration_status').where('device_id', '=', deviceId).where('identifier', 'in', removed).execute()
-        if (Object.keys(columns).length > 0)
-          await trx
-            .updateTable('devices')
-            .set({ ...columns, updated_at: at })
-            .where('id', '=', deviceId)
-            .execute()
-      })
+      const column = (name: string) => {
+        const value = report.items.get(name)
+        return typeof value === 'string' && value !== '' ? value : null
+      }
+      const columns = Object.fromEntries(Object.entries(inventoryColumns).map(([item, name]) => [name, column(item)]))
+      const hasColumns = Object.values(columns).some((value) => value !== null)
+      const declarations = live.map((d) => ({
+        identifier: d.identifier,
+        kind: d.kind,
+        server_token: d.serverToken,
+        active: d.active,
+        valid: d.valid,
+        reasons: d.reasons,
+      }))
+      // One statement, one round trip: a fleet reports often. Its parts see the same snapshot;
+      // none touches rows another part writes (a full report deletes only what it does not bring).
+      await sql`
+        with incoming_items as (
+          select x.item, x.value from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as x(item text, value jsonb)
+        ),
+        incoming_declarations as (
+          select * from jsonb_to_recordset(${JSON.stringify(declarations)}::text::jsonb)
+            as x(identifier text, kind text, server_token text, active boolean, valid text, reasons jsonb)
+        ),
+        stale_items as (
+          delete from device_status_items where ${report.full} and device_id = ${deviceId}
+            and item not in (select item from incoming_items) returning 1
+        ),
+        stale_declarations as (
+          delete from device_declaration_status where device_id = ${deviceId}
+            and ((${report.full} and identifier not in (select identifier from incoming_declarations)) or identifier = any(${removed}::text[]))
+          returning 1
+        ),
+        written_items as (
+          insert into device_status_items (device_id, item, value, updated_at)
+          select ${deviceId}::text, item, value, ${at}::timestamptz from incoming_items
+          on conflict (device_id, item) do update set value = excluded.value, updated_at = excluded.updated_at
+            -- An unchanged value is not written again (a full report repeats most of them).
+            where device_status_items.value is distinct from excluded.value
+          returning 1
+        ),
+        written_declarations as (
+          insert into device_declaration_status (device_id, identifier, kind, server_token, active, valid, reasons, updated_at)
+          select ${deviceId}::text, identifier, kind, server_token, active, valid, reasons, ${at}::timestamptz from incoming_declarations
+          on conflict (device_id, identifier) do update set kind = excluded.kind, server_token = excluded.server_token, active = excluded.active,
+            valid = excluded.valid, reasons = excluded.reasons, updated_at = excluded.updated_at
+          where (device_declaration_status.kind, device_declaration_status.server_token, device_declaration_status.active,
+            device_declaration_status.valid, device_declaration_status.reasons)
+            is distinct from (excluded.kind, excluded.server_token, excluded.active, excluded.valid, excluded.reasons)
+          returning 1
+        ),
+        inventory as (
+          update devices set os_version = coalesce(${columns['os_version']}::text, os_version),
+            build_version = coalesce(${columns['build_version']}::text, build_version),
+            product_name = coalesce(${columns['product_name']}::text, product_name), updated_at = ${at}::timestamptz
+          where ${hasColumns} and id = ${deviceId}
+          returning 1
+        )
+        select (select count(*) from stale_items) + (select count(*) from stale_declarations) + (select count(*) from written_items)
+          + (select count(*) from written_declarations) + (select count(*) from inventory) as n`.execute(db)
     },
 
     async statusItems(scope, deviceId) {

@@ -140,6 +140,21 @@ t.test('targeting by kind and group; per-device substitutions; status items with
   t.same(await ddmCommands(work), ['DeclarativeManagement'])
   t.same(await ddmCommands(personal), [], 'not for a personal device')
   t.match(work.declarations.get('com.example.test'), { payload: { Echo: `device ${work.device.serialNumber}` } })
+  // A second device with its own content: sets of their own share one command without SyncTokens.
+  const other = new DdmDevice(await mdm.enrolledDevice())
+  await mdm.database.db.updateTable('devices').set({ kind: 'work', enrollment_group: 'library' }).where('id', '=', other.udid).execute()
+  await other.sync()
+  const changed = await api('PUT', `/api/v1/declarations/${data.json.id}`, {
+    body: { identifier: 'com.example.test', type: 'com.apple.configuration.management.test', payload: { Echo: 'serial {{serial_number}}' } },
+  })
+  t.equal(changed.statusCode, 200, changed.body)
+  for (const device of [work, other]) {
+    t.same(await ddmCommands(device), ['DeclarativeManagement'])
+    t.same(device.commands.at(-1), {}, 'no SyncTokens: the device asks for its tokens')
+    t.match(device.declarations.get('com.example.test'), { payload: { Echo: `serial ${device.device.serialNumber}` } })
+  }
+  const commands = await mdm.database.db.selectFrom('commands').select('uuid').where('request_type', '=', 'DeclarativeManagement').execute()
+  t.equal(commands.length, 2, 'one command then, one for both devices now')
   t.not(work.declarations.get('com.example.test')?.serverToken, data.json.server_token, 'its own ServerToken: its own content')
 
   work.statusItems.set('device.operating-system.version', '18.2')
