@@ -33,25 +33,14 @@ import { pino } from 'pino'
 import { loadConfig } from '../src/config.js'
 import { certificateToPem, createCertificate, generateKeyPair } from '../src/crypto/certificates.js'
 import { readIssuerAndSerialNumber } from '../src/crypto/der-certificate.js'
-import {
-  algorithm,
-  bitString,
-  contextConstructed,
-  nullValue,
-  octetString,
-  oid,
-  sequence,
-  setOf,
-  smallInteger,
-  time,
-  unsignedInteger,
-} from '../src/crypto/der-writer.js'
+import { algorithm, bitString, sequence, unsignedInteger } from '../src/crypto/der-writer.js'
 import { openPostgresDatabase, type DatabaseHandle } from '../src/db/database.js'
 import { createOrchard } from '../src/main.js'
 import { declarationSchema } from '../src/mdm/generated/declaration-schema.js'
 import { statusItemNames } from '../src/mdm/generated/status-items.js'
 import { encodePlist } from '../src/mdm/plist.js'
 import { DdmDevice } from '../test/helpers/ddm-device.js'
+import { createDeviceSigner, type MdmSigner } from '../test/helpers/device-signer.js'
 import { createDeviceCa, injectTransport, SimulatedDevice, testTopic } from '../test/helpers/simulated-device.js'
 
 const args = new Map<string, string>()
@@ -199,8 +188,8 @@ async function runPool<T>(items: readonly T[], workers: number, work: (item: T) 
 interface Identity {
   certificateDer: Buffer
   sha256: string
-  issuerAndSerial: Buffer
-  key: KeyObject
+  /** The Mdm-Signature header of a body (test/helpers/device-signer.ts, as the tests' devices sign). */
+  sign: MdmSigner
 }
 
 /** The DER element at `offset`: where its content starts and ends. */
@@ -239,8 +228,7 @@ async function issueIdentities(count: number, firstIndex: number, templates: Arr
     identities.push({
       certificateDer,
       sha256: createHash('sha256').update(certificateDer).digest('hex'),
-      issuerAndSerial: sequence(issuer, unsignedInteger(serialNumber)),
-      key: template.key,
+      sign: await createDeviceSigner({ certificateDer, privateKey: template.key, issuerAndSerial: sequence(issuer, unsignedInteger(serialNumber)) }),
     })
   }
   return identities
@@ -265,43 +253,6 @@ async function identityTemplates(): Promise<Array<{ tbs: Buffer; serial: Buffer;
   return templates
 }
 
-const OID = {
-  signedData: '1.2.840.113549.1.7.2',
-  data: '1.2.840.113549.1.7.1',
-  contentType: '1.2.840.113549.1.9.3',
-  messageDigest: '1.2.840.113549.1.9.4',
-  signingTime: '1.2.840.113549.1.9.5',
-  sha256: '2.16.840.1.101.3.4.2.1',
-  rsaEncryption: '1.2.840.113549.1.1.1',
-}
-
-/** The Mdm-Signature header a device sends: CMS SignedData, detached, signed attributes, its certificate (as test/helpers/device-signer.ts). */
-function mdmSignature(identity: Identity, body: Buffer): string {
-  const attributes = setOf(
-    sequence(oid(OID.contentType), setOf(oid(OID.data))),
-    sequence(oid(OID.signingTime), setOf(time(new Date()))),
-    sequence(oid(OID.messageDigest), setOf(octetString(createHash('sha256').update(body).digest()))),
-  )
-  const signature = sign('sha256', attributes, identity.key)
-  const digestAlgorithm = algorithm(OID.sha256, nullValue())
-  const signerInfo = sequence(
-    smallInteger(1),
-    identity.issuerAndSerial,
-    digestAlgorithm,
-    Buffer.concat([Buffer.from([0xa0]), attributes.subarray(1)]), // [0] IMPLICIT SET OF Attribute
-    algorithm(OID.rsaEncryption, nullValue()),
-    octetString(signature),
-  )
-  const signedData = sequence(
-    smallInteger(1),
-    setOf(digestAlgorithm),
-    sequence(oid(OID.data)),
-    contextConstructed(0, identity.certificateDer),
-    setOf(signerInfo),
-  )
-  return sequence(oid(OID.signedData), contextConstructed(0, signedData)).toString('base64')
-}
-
 interface SignedRequest {
   body: Buffer
   signature: string
@@ -317,7 +268,7 @@ function ddmCheckin(index: number, identity: Identity, endpoint: string, data?: 
     Endpoint: endpoint,
     ...(data !== undefined ? { Data: Buffer.from(JSON.stringify(data)) } : {}),
   })
-  return { body, signature: mdmSignature(identity, body) }
+  return { body, signature: identity.sign(body) }
 }
 
 async function send(request: SignedRequest): Promise<{ status: number; body: string }> {

@@ -14,6 +14,7 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto'
 import { createLocalJWKSet, errors, type CryptoKey, type JWK, type JWSHeaderParameters, type LocalJWKSet } from 'jose'
 import { allowedAlgorithms, isObject, keyTypeOf, show, TokenRejected } from './oidc-token.js'
+import { readLimited } from '../read-limited.js'
 
 /** Bound on a discovery document or JWKS body. */
 const maxDocumentBytes = 512 * 1024
@@ -105,30 +106,6 @@ function describeError(error: unknown): string {
   return cause && cause !== message ? `${message} (${cause})` : message
 }
 
-async function readLimited(response: Response, limit: number): Promise<string> {
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
-  if (declared > limit) {
-    await response.body?.cancel().catch(() => undefined)
-    throw new FetchFailed(`the answer is larger than ${limit} bytes`)
-  }
-  if (!response.body) return await response.text()
-  // A fetch body is a stream of Uint8Array chunks (Fetch standard); Node's typings leave it `any`.
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined)
-      throw new FetchFailed(`the answer is larger than ${limit} bytes`)
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
-}
-
 export interface JwksCacheOptions {
   issuer: string
   /** Configured JWKS URL; undefined: discovered from the issuer. */
@@ -170,7 +147,7 @@ export function createJwksCache(options: JwksCacheOptions): JwksCache {
         await response.body?.cancel().catch(() => undefined)
         throw new FetchFailed(`answered HTTP ${response.status}`)
       }
-      text = await readLimited(response, maxDocumentBytes)
+      text = (await readLimited(response, maxDocumentBytes, () => new FetchFailed(`the answer is larger than ${maxDocumentBytes} bytes`))).toString('utf8')
     } catch (error) {
       throw new FetchFailed(`GET ${url} (${what}) ${error instanceof FetchFailed ? error.message : `failed: ${describeError(error)}`}`, { cause: error })
     }

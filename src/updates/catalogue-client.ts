@@ -8,6 +8,7 @@
 // file> in the server's environment (read once, at process start), or imports the document
 // instead (POST /api/v1/os-releases/import).
 import { createHash } from 'node:crypto'
+import { readLimited } from '../read-limited.js'
 
 /** The document could not be fetched; the message says what happened, for the status and a 502. */
 export class CatalogueFetchError extends Error {
@@ -51,30 +52,6 @@ function describe(error: unknown): string {
   return cause && cause.message !== message ? `${message} (${cause.message})` : message
 }
 
-async function readLimited(response: Response, limit: number): Promise<Buffer> {
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
-  if (declared > limit) {
-    await response.body?.cancel().catch(() => undefined)
-    throw new CatalogueFetchError(`the answer is larger than ${limit} bytes (Content-Length ${declared})`)
-  }
-  if (!response.body) return Buffer.from(await response.arrayBuffer())
-  // A fetch body is a stream of Uint8Array chunks (Fetch standard); Node's typings leave it `any`.
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined)
-      throw new CatalogueFetchError(`the answer is larger than ${limit} bytes`)
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks)
-}
-
 /** GET `url`: its JSON, size and SHA-256. Throws CatalogueFetchError. */
 export async function fetchCatalogueDocument(url: string, options: CatalogueClientOptions = {}): Promise<CatalogueDocument> {
   const timeoutMs = options.timeoutMs ?? 30_000
@@ -91,7 +68,12 @@ export async function fetchCatalogueDocument(url: string, options: CatalogueClie
       await response.body?.cancel().catch(() => undefined)
       throw fail(`answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`)
     }
-    body = await readLimited(response, options.maxBytes ?? catalogueMaxBytes)
+    const limit = options.maxBytes ?? catalogueMaxBytes
+    body = await readLimited(
+      response,
+      limit,
+      (declared) => new CatalogueFetchError(`the answer is larger than ${limit} bytes${declared !== undefined ? ` (Content-Length ${declared})` : ''}`),
+    )
   } catch (error) {
     if (error instanceof CatalogueFetchError) throw error.message.startsWith('GET ') ? error : fail(error.message, error)
     throw fail(signal.aborted ? `no complete answer within ${timeoutMs} ms` : describe(error), error)

@@ -2,7 +2,7 @@
 // assembled from DER pieces prepared once per device, so each request costs one hash and
 // one node:crypto signature. (test/helpers/cms-signer.ts builds the same with pkijs; the
 // tests check each against the other and against our verifier.)
-import { createHash, createPrivateKey, sign, webcrypto, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, KeyObject, sign, webcrypto } from 'node:crypto'
 import * as pkijs from 'pkijs'
 
 const OID = {
@@ -64,7 +64,9 @@ function setOf(elements: Buffer[]): Buffer {
 
 export interface SignerIdentity {
   certificateDer: Buffer
-  privateKey: webcrypto.CryptoKey
+  privateKey: webcrypto.CryptoKey | KeyObject
+  /** The certificate's IssuerAndSerialNumber as DER, when the caller has it (saves parsing the certificate). */
+  issuerAndSerial?: Buffer
 }
 
 export interface DeviceSignerOptions {
@@ -75,15 +77,22 @@ export interface DeviceSignerOptions {
 
 export type MdmSigner = (body: Buffer) => string
 
+function issuerAndSerialOf(certificateDer: Buffer): Buffer {
+  const certificate = pkijs.Certificate.fromBER(certificateDer)
+  return seq(Buffer.from(certificate.issuer.toSchema().toBER(false)), Buffer.from(certificate.serialNumber.toBER(false)))
+}
+
 export async function createDeviceSigner(identity: SignerIdentity, options: DeviceSignerOptions = {}): Promise<MdmSigner> {
   const digest = options.digest ?? 'sha256'
   const withAttributes = options.signedAttributes ?? true
-  const key: KeyObject = createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', identity.privateKey)), format: 'der', type: 'pkcs8' })
+  const key: KeyObject =
+    identity.privateKey instanceof KeyObject
+      ? identity.privateKey
+      : createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', identity.privateKey)), format: 'der', type: 'pkcs8' })
   const isEc = key.asymmetricKeyType === 'ec'
 
   // Issuer and serial number of the certificate, as DER, for the SignerIdentifier.
-  const certificate = pkijs.Certificate.fromBER(identity.certificateDer)
-  const issuerAndSerial = seq(Buffer.from(certificate.issuer.toSchema().toBER(false)), Buffer.from(certificate.serialNumber.toBER(false)))
+  const issuerAndSerial = identity.issuerAndSerial ?? issuerAndSerialOf(identity.certificateDer)
   const digestAlgorithm = seq(oid(digest === 'sha1' ? OID.sha1 : OID.sha256), nullValue)
   const signatureAlgorithm = isEc ? seq(oid(digest === 'sha1' ? OID.ecdsaWithSha1 : OID.ecdsaWithSha256)) : seq(oid(OID.rsaEncryption), nullValue)
 
