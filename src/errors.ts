@@ -62,3 +62,8 @@ export class OrchardError extends Error {
     this.details = options.details
   }
 }
+
+/** A request field an admin got wrong: validation_failed naming it, with its JSON pointer in `errors`. */
+export function invalidField(pointer: string, detail: string): OrchardError {
+  return new OrchardError('validation_failed', `${pointer.replace(/^\//, '') || 'body'}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
+}

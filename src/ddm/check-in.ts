@@ -5,29 +5,13 @@
 import { OrchardError } from '../errors.js'
 import { declarationItems, substitute, syncTimestamp, type SetDeclaration } from '../mdm/declarations.js'
 import type { Channel } from '../mdm/identity.js'
-import { unstorableFields } from '../model/storable-text.js'
-import type { DeclarativeManagementHandler } from '../device/declarative-management.js'
+import { parseStatusReport, type DeclarativeManagementHandler } from '../device/declarative-management.js'
 import { emptyReply, jsonReply, type MdmReply } from '../device/mdm-types.js'
 import type { DeclarationSetStore, StoredSet } from './declaration-set-store.js'
-import type { DeclarationSets } from './declaration-sets.js'
+import { substitutionsOf, type DeclarationSets } from './declaration-sets.js'
 import type { StatusChannel } from './status-channel.js'
 
 const kinds = new Set(['activation', 'configuration', 'asset', 'management'])
-
-function parseJson(data: Buffer | undefined): Record<string, unknown> {
-  if (!data || data.length === 0) throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data is missing')
-  let report: unknown
-  try {
-    report = JSON.parse(data.toString('utf8'))
-  } catch (error) {
-    throw new OrchardError('malformed_message', `DeclarativeManagement status: Data is not JSON: ${(error as Error).message}`)
-  }
-  if (typeof report !== 'object' || report === null || Array.isArray(report))
-    throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data must be a JSON object')
-  const unstorable = unstorableFields(report, 1)[0]
-  if (unstorable) throw new OrchardError('malformed_message', `DeclarativeManagement status: Data at ${unstorable.pointer || '/'} ${unstorable.detail}`)
-  return report as Record<string, unknown>
-}
 
 export function createDeclarativeCheckIn(deps: {
   store: DeclarationSetStore
@@ -58,8 +42,7 @@ export function createDeclarativeCheckIn(deps: {
     if (!payload && item.declaration_id) {
       const stored = await store.payload(item.declaration_id)
       const device = stored && (await store.device(deviceId))
-      if (stored && device)
-        payload = substitute(stored, { udid: device.deviceId, serial_number: device.serialNumber, device_name: device.deviceName, tenant_id: device.tenantId })
+      if (stored && device) payload = substitute(stored, substitutionsOf(device))
     }
     if (!payload) return { status: 404, body: null }
     return jsonReply({ Type: item.type, Identifier: item.identifier, ServerToken: item.server_token, Payload: payload })
@@ -86,7 +69,7 @@ export function createDeclarativeCheckIn(deps: {
       }
       if (endpoint.startsWith('declaration/')) return declaration(deviceId, endpoint.slice('declaration/'.length))
       if (endpoint === 'status') {
-        await deps.status.receive(deviceId, parseJson(data))
+        await deps.status.receive(deviceId, parseStatusReport(data))
         return emptyReply
       }
       throw new OrchardError('malformed_message', `DeclarativeManagement: unknown Endpoint ${JSON.stringify(endpoint.slice(0, 100))}`)

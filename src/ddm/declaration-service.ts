@@ -3,7 +3,7 @@
 // the sets of the devices it may reach. A device's view: each declaration of its set with what
 // the device last reported of it, and its latest status items.
 import { randomUUID } from 'node:crypto'
-import { OrchardError } from '../errors.js'
+import { invalidField, OrchardError } from '../errors.js'
 import { declarationKind, serverTokenOf, validateDeclaration, type DeclarationKind } from '../mdm/declarations.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
 import type { DeclarationSetStore, SetScope } from './declaration-set-store.js'
@@ -44,15 +44,12 @@ export interface DeclarationService {
   statusItems(scope: AccessScope, deviceId: string): Promise<StatusItemRow[]>
 }
 
-const invalid = (pointer: string, detail: string) =>
-  new OrchardError('validation_failed', `${pointer.replace(/^\//, '')}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
-
 /** The devices a tenant's change may reach: its own and its departments' (central IT's: all). */
 export const reachOf = (tenantId: string | null): SetScope => (tenantId === null ? { all: true } : { tenantId })
 
 function checked(input: DeclarationInput) {
   const kind = declarationKind(input.type)
-  if (!kind) throw invalid('/type', `${JSON.stringify(input.type)} is not a declaration type of Apple's schema`)
+  if (!kind) throw invalidField('/type', `${JSON.stringify(input.type)} is not a declaration type of Apple's schema`)
   const problems = validateDeclaration(input.type, input.payload)
   if (problems.length > 0) {
     const errors = problems.map((line) => {
@@ -82,12 +79,12 @@ export function createDeclarationService(deps: {
   store: DeclarationStore
   sets: DeclarationSets
   setStore: Pick<DeclarationSetStore, 'set'>
-  status: Pick<StatusStore, 'statusItems' | 'declarationStatuses'>
+  status: Pick<StatusStore, 'deviceInScope' | 'statusItems' | 'declarationStatuses'>
 }): DeclarationService {
   const { store } = deps
   const outcome = <T>(result: T | 'identifier_taken' | 'unknown_tenant', identifier: string): T => {
     if (result === 'identifier_taken') throw new OrchardError('conflict', `a declaration with identifier ${identifier} exists already in this tenant`)
-    if (result === 'unknown_tenant') throw invalid('/tenant_id', 'no such tenant')
+    if (result === 'unknown_tenant') throw invalidField('/tenant_id', 'no such tenant')
     return result
   }
   return {
@@ -106,7 +103,7 @@ export function createDeclarationService(deps: {
       const before = await store.get(scope, id)
       if (!before) throw new OrchardError('not_found', `no declaration ${id}`)
       const content = checked(input)
-      if (content.kind !== before.kind) throw invalid('/type', `a ${before.kind} cannot become a ${content.kind}: create a new declaration`)
+      if (content.kind !== before.kind) throw invalidField('/type', `a ${before.kind} cannot become a ${content.kind}: create a new declaration`)
       const row = outcome(await store.update(scope, id, content), input.identifier)
       if (!row) throw new OrchardError('not_found', `no declaration ${id}`)
       if (row.server_token !== before.server_token || row.identifier !== before.identifier) await deps.sets.recompute(reachOf(row.tenant_id))
@@ -118,8 +115,7 @@ export function createDeclarationService(deps: {
       if (!result) throw new OrchardError('not_found', `no declaration ${id}`)
     },
     async deviceDeclarations(scope, deviceId) {
-      // The scope check: the status items answer undefined for a device outside it.
-      if (!(await deps.status.statusItems(scope, deviceId))) throw new OrchardError('not_found', `no device ${deviceId}`)
+      if (!(await deps.status.deviceInScope(scope, deviceId))) throw new OrchardError('not_found', `no device ${deviceId}`)
       const set = await deps.setStore.set(deviceId)
       const reported = new Map((await deps.status.declarationStatuses(deviceId)).map((row) => [row.identifier, row]))
       const items = (set?.items ?? []).map((item): DeviceDeclarationView => {

@@ -16,10 +16,11 @@ import {
   substitute,
   syncTimestamp,
   updateEnforcementIdentifier,
+  type DeviceSubstitutions,
   type SetDeclaration,
 } from '../mdm/declarations.js'
 import { compareVersions } from '../model/app-version.js'
-import { policyTarget, updatePath } from '../model/os-update.js'
+import { latestReleasesFor, policyTarget, updatePath, type LatestRelease, type LatestReleaseLookup } from '../model/os-update.js'
 import { fullAccess } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { DeclarationForSet, DeclarationSetStore, DeviceDeclarations, SetScope } from './declaration-set-store.js'
@@ -39,20 +40,16 @@ export interface DeclarationSets {
   recompute(scope: SetScope): Promise<RecomputeResult>
 }
 
-/** The device's own ServerToken for a declaration with placeholders: its content differs per device. */
-function deviceServerToken(declaration: DeclarationForSet, device: DeviceDeclarations): { serverToken: string; payload?: Record<string, unknown> } {
-  if (!hasPlaceholders(declaration.payload)) return { serverToken: declaration.serverToken }
-  const payload = substitute(declaration.payload, {
-    udid: device.deviceId,
-    serial_number: device.serialNumber,
-    device_name: device.deviceName,
-    tenant_id: device.tenantId,
-  })
-  return { serverToken: serverTokenOf(declaration.type, payload) }
+/** The values a device's declarations put in place of their placeholders. */
+export function substitutionsOf(device: Pick<DeviceDeclarations, 'deviceId' | 'serialNumber' | 'deviceName' | 'tenantId'>): DeviceSubstitutions {
+  return { udid: device.deviceId, serial_number: device.serialNumber, device_name: device.deviceName, tenant_id: device.tenantId }
 }
 
-/** A release as the catalogue gives it for a model: the target of a "latest" policy. */
-export type LatestRelease = { productVersion: string; build: string; postingDate: string }
+/** The device's own ServerToken for a declaration with placeholders: its content differs per device. */
+function deviceServerToken(declaration: DeclarationForSet, device: DeviceDeclarations): string {
+  if (!hasPlaceholders(declaration.payload)) return declaration.serverToken
+  return serverTokenOf(declaration.type, substitute(declaration.payload, substitutionsOf(device)))
+}
 
 /**
  * The enforcement declaration of the device's update policy, when the device takes the
@@ -61,17 +58,7 @@ export type LatestRelease = { productVersion: string; build: string; postingDate
 export function enforcementOf(device: DeviceDeclarations, latest: ReadonlyMap<string, LatestRelease>): SetDeclaration | undefined {
   const policy = device.policy
   if (!policy || updatePath(device.productName, device.osVersion) !== 'ddm') return undefined
-  const target = policyTarget(
-    {
-      mode: policy.mode,
-      targetOsVersion: policy.target_os_version,
-      targetBuildVersion: policy.target_build_version,
-      targetLocalDateTime: policy.target_local_datetime,
-      latestWithinDays: policy.latest_within_days,
-      detailsUrl: policy.details_url,
-    },
-    device.productName ? latest.get(device.productName) : undefined,
-  )
+  const target = policyTarget(policy, device.productName, latest)
   if (!target || (device.osVersion && compareVersions(device.osVersion, target.version) >= 0)) return undefined
   return made(updateEnforcementIdentifier, 'com.apple.configuration.softwareupdate.enforcement.specific', 'configuration', {
     TargetOSVersion: target.version,
@@ -98,7 +85,7 @@ export function setOfDevice(
       type: declaration.type,
       kind: declaration.kind,
       declarationId: id,
-      ...deviceServerToken(declaration, device),
+      serverToken: deviceServerToken(declaration, device),
     })
     if (declaration.kind === 'activation' && !activations.has(declaration.identifier)) activations.set(declaration.identifier, declaration.payload)
   }
@@ -120,7 +107,7 @@ export function createDeclarationSets(deps: {
   store: DeclarationSetStore
   dispatcher: Pick<CommandDispatcher, 'dispatch'>
   /** The newest release a model can install (the OS catalogue), for "latest" update policies. */
-  latestRelease?: (model: string) => Promise<LatestRelease | undefined>
+  latestRelease?: LatestReleaseLookup
   log: Logger
   now: () => Date
 }): DeclarationSets {
@@ -129,12 +116,7 @@ export function createDeclarationSets(deps: {
     async recompute(scope) {
       const devices = await store.devicesIn(scope)
       const declarations = await store.declarations([...new Set(devices.flatMap((device) => device.declarationIds))])
-      const latest = new Map<string, LatestRelease>()
-      const models = new Set(devices.flatMap((device) => (device.policy?.mode === 'latest' && device.productName ? [device.productName] : [])))
-      for (const model of models) {
-        const release = await deps.latestRelease?.(model)
-        if (release) latest.set(model, release)
-      }
+      const latest = await latestReleasesFor(devices, deps.latestRelease)
       const at = deps.now()
       const sets = devices.map((device) => ({ deviceId: device.deviceId, ...setOfDevice(device, declarations, latest) }))
       const changed = await store.writeSets(sets, at)

@@ -7,7 +7,8 @@ import type { CommandDispatcher } from '../queue/dispatch.js'
 import { createDeclarativeCheckIn } from './check-in.js'
 import { createDeclarationService } from './declaration-service.js'
 import { createDeclarationSetStore } from './declaration-set-store.js'
-import { createDeclarationSets, type LatestRelease } from './declaration-sets.js'
+import type { LatestReleaseLookup } from '../model/os-update.js'
+import { createDeclarationSets } from './declaration-sets.js'
 import { createDeclarationStore } from './declaration-store.js'
 import { createStatusChannel, type StatusEmit } from './status-channel.js'
 import { createStatusStore } from './status-store.js'
@@ -21,7 +22,7 @@ export function createDdmFeature(deps: {
   /** Status changes as webhook events. */
   emit?: StatusEmit
   /** The OS catalogue's newest release for a model ("latest" update policies). */
-  latestRelease?: (model: string) => Promise<LatestRelease | undefined>
+  latestRelease?: LatestReleaseLookup
   logger: Logger
   now?: () => Date
 }) {

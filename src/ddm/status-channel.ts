@@ -3,7 +3,7 @@
 // as the changed objects only, removed ones marked `_removed`: they are merged into the stored
 // list. https://developer.apple.com/documentation/devicemanagement/statusreport
 import type { Logger } from 'pino'
-import { mergeStatusList, readStatusReport } from '../mdm/declarations.js'
+import { declarationStatusJson, mergeStatusList, readStatusReport } from '../mdm/declarations.js'
 import type { StatusStore } from './status-store.js'
 
 export interface StatusChannel {
@@ -27,15 +27,7 @@ export function createStatusChannel(deps: { store: StatusStore; emit?: StatusEmi
       if (deps.emit && content.declarations.length > 0)
         await deps.emit('declaration.status', {
           device_id: deviceId,
-          declarations: content.declarations.map((d) => ({
-            identifier: d.identifier,
-            kind: d.kind,
-            server_token: d.serverToken,
-            active: d.active,
-            valid: d.valid,
-            reasons: d.reasons,
-            removed: d.removed,
-          })),
+          declarations: content.declarations.map((d) => ({ ...declarationStatusJson(d), removed: d.removed })),
         })
       const updates = [...content.items].filter(([name]) => name.startsWith('softwareupdate.'))
       if (deps.emit && updates.length > 0) await deps.emit('softwareupdate.status', { device_id: deviceId, items: Object.fromEntries(updates) })

@@ -3,7 +3,7 @@
 // that mirror inventory columns (OS version, build, model) update the device row too.
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
-import type { DeclarationStatus } from '../mdm/declarations.js'
+import { declarationStatusJson, type DeclarationStatus } from '../mdm/declarations.js'
 import { inScope } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
 
@@ -27,6 +27,8 @@ export interface StatusStore {
   /** Stored values of these items (list items are merged with what a partial report brings). */
   items(deviceId: string, names: readonly string[]): Promise<Map<string, unknown>>
   apply(deviceId: string, report: { items: ReadonlyMap<string, unknown>; declarations: readonly DeclarationStatus[]; full: boolean }, at: Date): Promise<void>
+  /** Whether the device exists inside the scope. */
+  deviceInScope(scope: AccessScope, deviceId: string): Promise<boolean>
   statusItems(scope: AccessScope, deviceId: string): Promise<StatusItemRow[] | undefined>
   declarationStatuses(deviceId: string): Promise<DeclarationStatusRow[]>
 }
@@ -39,6 +41,11 @@ const inventoryColumns: Record<string, 'os_version' | 'build_version' | 'product
 }
 
 export function createStatusStore(db: Kysely<Database>): StatusStore {
+  async function deviceInScope(scope: AccessScope, deviceId: string): Promise<boolean> {
+    const device = await db.selectFrom('devices').select('id').where('id', '=', deviceId).where(inScope(scope, 'tenant_id')).executeTakeFirst()
+    return device !== undefined
+  }
+
   return {
     async items(deviceId, names) {
       if (names.length === 0) return new Map()
@@ -56,14 +63,7 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
       }
       const columns = Object.fromEntries(Object.entries(inventoryColumns).map(([item, name]) => [name, column(item)]))
       const hasColumns = Object.values(columns).some((value) => value !== null)
-      const declarations = live.map((d) => ({
-        identifier: d.identifier,
-        kind: d.kind,
-        server_token: d.serverToken,
-        active: d.active,
-        valid: d.valid,
-        reasons: d.reasons,
-      }))
+      const declarations = live.map(declarationStatusJson)
       // One statement, one round trip: a fleet reports often. Its parts see the same snapshot;
       // none touches rows another part writes (a full report deletes only what it does not bring).
       await sql`
@@ -112,9 +112,10 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
           + (select count(*) from written_declarations) + (select count(*) from inventory) as n`.execute(db)
     },
 
+    deviceInScope,
+
     async statusItems(scope, deviceId) {
-      const device = await db.selectFrom('devices').select('id').where('id', '=', deviceId).where(inScope(scope, 'tenant_id')).executeTakeFirst()
-      if (!device) return undefined
+      if (!(await deviceInScope(scope, deviceId))) return undefined
       const rows = await db
         .selectFrom('device_status_items')
         .select(['item', 'value', 'updated_at'])

@@ -16,6 +16,23 @@ export interface DeclarativeManagementHandler {
 const emptySetToken = createHash('sha256').update('orchard:no-declarations').digest('hex').slice(0, 32)
 const emptySetTimestamp = '1970-01-01T00:00:00Z'
 
+/** A status check-in's Data: a JSON object the database can store, else malformed_message with the reason. */
+export function parseStatusReport(data: Buffer | undefined): Record<string, unknown> {
+  if (!data || data.length === 0) throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data is missing')
+  let report: unknown
+  try {
+    report = JSON.parse(data.toString('utf8'))
+  } catch (error) {
+    throw new OrchardError('malformed_message', `DeclarativeManagement status: Data is not JSON: ${(error as Error).message}`)
+  }
+  if (typeof report !== 'object' || report === null || Array.isArray(report)) {
+    throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data must be a JSON object')
+  }
+  const unstorable = unstorableFields(report, 1)[0]
+  if (unstorable) throw new OrchardError('malformed_message', `DeclarativeManagement status: Data at ${unstorable.pointer || '/'} ${unstorable.detail}`)
+  return report as Record<string, unknown>
+}
+
 export function createEmptyDeclarativeManagement(store: DdmStatusStore): DeclarativeManagementHandler {
   return {
     async handle(channel, endpoint, data) {
@@ -33,18 +50,7 @@ export function createEmptyDeclarativeManagement(store: DdmStatusStore): Declara
         return { status: 404, body: null }
       }
       if (endpoint === 'status') {
-        if (!data || data.length === 0) throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data is missing')
-        let report: unknown
-        try {
-          report = JSON.parse(data.toString('utf8'))
-        } catch (error) {
-          throw new OrchardError('malformed_message', `DeclarativeManagement status: Data is not JSON: ${(error as Error).message}`)
-        }
-        if (typeof report !== 'object' || report === null || Array.isArray(report)) {
-          throw new OrchardError('malformed_message', 'DeclarativeManagement status: Data must be a JSON object')
-        }
-        const unstorable = unstorableFields(report, 1)[0]
-        if (unstorable) throw new OrchardError('malformed_message', `DeclarativeManagement status: Data at ${unstorable.pointer || '/'} ${unstorable.detail}`)
+        const report = parseStatusReport(data)
         await store.storeStatusReport(channel.enrollmentId, JSON.stringify(report))
         return emptyReply
       }

@@ -6,7 +6,7 @@
 // device without an assigned licence is left out and counted.
 // https://developer.apple.com/documentation/devicemanagement/installapplicationcommand/command
 import type { Logger } from 'pino'
-import { OrchardError } from '../errors.js'
+import { invalidField, OrchardError } from '../errors.js'
 import { scopeIncludes, type AccessScope } from '../model/access.js'
 import { compareVersions, newestVersion } from '../model/app-version.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
@@ -56,7 +56,7 @@ export function createAppUpdates(deps: { store: AppUpdateStore; dispatcher: Pick
       const { adamId } = request
       if (request.tenantId !== undefined && !scopeIncludes(scope, request.tenantId)) {
         const detail = request.tenantId === null ? "only central IT can update central IT's devices" : `${request.tenantId} is not a tenant you manage`
-        throw new OrchardError('validation_failed', `tenant_id: ${detail}`, { details: { errors: [{ pointer: '/tenant_id', detail }] } })
+        throw invalidField('/tenant_id', detail)
       }
       if (request.blueprintId !== undefined && !(await store.blueprintExists(scope, request.blueprintId)))
         throw new OrchardError('not_found', `no blueprint ${request.blueprintId}`)

@@ -2,7 +2,7 @@
 // enrollment groups or devices. Every change asks the devices the tenant's blueprints reach
 // for their lists, and their answers drive the convergence.
 import { randomUUID } from 'node:crypto'
-import { OrchardError } from '../errors.js'
+import { invalidField, OrchardError } from '../errors.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
 import type { BlueprintDefinitionStore, BlueprintInput, BlueprintRow } from './blueprint-definition-store.js'
 import type { RefreshTenant } from './convergence-triggers.js'
@@ -22,28 +22,25 @@ export interface BlueprintDefinitionsDeps {
   declarationsChanged?: (tenantId: string | null) => Promise<void>
 }
 
-const validation = (pointer: string, detail: string) =>
-  new OrchardError('validation_failed', `${pointer.replace(/^\//, '') || 'body'}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
-
 function blueprintInputChecked(input: BlueprintInput): BlueprintInput {
   input.applications.forEach((app, index) => {
     const sources = [app.manifest_url, app.itunes_store_id, app.vpp_asset].filter((source) => source !== undefined)
-    if (sources.length !== 1) throw validation(`/applications/${index}`, 'give exactly one of manifest_url, itunes_store_id and vpp_asset')
+    if (sources.length !== 1) throw invalidField(`/applications/${index}`, 'give exactly one of manifest_url, itunes_store_id and vpp_asset')
   })
   return input
 }
 
 function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string } | { declarationNotUsable: string }, name: string): T {
   if (outcome === 'name_taken') throw new OrchardError('conflict', `a blueprint called ${name} exists already in this tenant`)
-  if (outcome === 'unknown_tenant') throw validation('/tenant_id', 'no such tenant')
+  if (outcome === 'unknown_tenant') throw invalidField('/tenant_id', 'no such tenant')
   if (outcome && typeof outcome === 'object' && 'profileNotUsable' in outcome) {
-    throw validation(
+    throw invalidField(
       '/profile_ids',
       `profile ${outcome.profileNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`,
     )
   }
   if (outcome && typeof outcome === 'object' && 'declarationNotUsable' in outcome) {
-    throw validation(
+    throw invalidField(
       '/declaration_ids',
       `declaration ${outcome.declarationNotUsable} is not one this blueprint can carry (its tenant's, its organisation's or central IT's)`,
     )

@@ -189,6 +189,18 @@ export interface DeclarationStatus {
   removed: boolean
 }
 
+/** A declaration's status in snake_case, as the database row and the webhook event carry it. */
+export function declarationStatusJson(status: DeclarationStatus) {
+  return {
+    identifier: status.identifier,
+    kind: status.kind,
+    server_token: status.serverToken,
+    active: status.active,
+    valid: status.valid,
+    reasons: status.reasons,
+  }
+}
+
 export interface StatusReportContent {
   /** Status item name -> its value (only the items in this report). */
   items: Map<string, unknown>

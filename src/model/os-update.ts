@@ -38,36 +38,63 @@ export interface PolicyTarget {
   detailsUrl: string | null
 }
 
+/** An update policy's columns as stored (update_policies). */
 export interface PolicyFacts {
   mode: 'specific' | 'latest'
-  targetOsVersion: string | null
-  targetBuildVersion: string | null
-  targetLocalDateTime: string | null
-  latestWithinDays: number | null
-  detailsUrl: string | null
+  target_os_version: string | null
+  target_build_version: string | null
+  target_local_datetime: string | null
+  latest_within_days: number | null
+  details_url: string | null
 }
+
+/** A release as the OS catalogue gives it for a model: the target of a "latest" policy. */
+export interface LatestRelease {
+  productVersion: string
+  build: string
+  postingDate: string
+}
+
+export type LatestReleaseLookup = (model: string) => Promise<LatestRelease | undefined>
 
 /** The hour a "latest within N days" deadline falls at, device local time: the end of a working day. */
 export const latestDeadlineTime = '18:00:00'
 
-/** A policy's target for a device; for "latest", from the newest release for its model (none: undefined). */
-export function policyTarget(
-  policy: PolicyFacts,
-  latest: { productVersion: string; build: string; postingDate: string } | undefined,
-): PolicyTarget | undefined {
+/**
+ * A policy's target for a device of the model; for "latest", from the newest release for that
+ * model in `latest` (none: undefined).
+ */
+export function policyTarget(policy: PolicyFacts, model: string | null, latest: ReadonlyMap<string, LatestRelease>): PolicyTarget | undefined {
   if (policy.mode === 'specific') {
-    if (!policy.targetOsVersion || !policy.targetLocalDateTime) return undefined
-    return { version: policy.targetOsVersion, build: policy.targetBuildVersion, deadline: policy.targetLocalDateTime, detailsUrl: policy.detailsUrl }
+    if (!policy.target_os_version || !policy.target_local_datetime) return undefined
+    return { version: policy.target_os_version, build: policy.target_build_version, deadline: policy.target_local_datetime, detailsUrl: policy.details_url }
   }
-  if (!latest) return undefined
-  const posted = new Date(`${latest.postingDate}T00:00:00Z`)
-  posted.setUTCDate(posted.getUTCDate() + (policy.latestWithinDays ?? 0))
+  const release = model === null ? undefined : latest.get(model)
+  if (!release) return undefined
+  const posted = new Date(`${release.postingDate}T00:00:00Z`)
+  posted.setUTCDate(posted.getUTCDate() + (policy.latest_within_days ?? 0))
   return {
-    version: latest.productVersion,
-    build: latest.build,
+    version: release.productVersion,
+    build: release.build,
     deadline: `${posted.toISOString().slice(0, 10)}T${latestDeadlineTime}`,
-    detailsUrl: policy.detailsUrl,
+    detailsUrl: policy.details_url,
   }
+}
+
+/** The newest release of each model that a "latest" policy governs, looked up once per model. */
+export async function latestReleasesFor(
+  devices: Iterable<{ policy: Pick<PolicyFacts, 'mode'> | null; productName: string | null }>,
+  lookup: LatestReleaseLookup | undefined,
+): Promise<Map<string, LatestRelease>> {
+  const latest = new Map<string, LatestRelease>()
+  if (!lookup) return latest
+  const models = new Set<string>()
+  for (const device of devices) if (device.policy?.mode === 'latest' && device.productName) models.add(device.productName)
+  for (const model of models) {
+    const release = await lookup(model)
+    if (release) latest.set(model, release)
+  }
+  return latest
 }
 
 export type ComplianceState = 'compliant' | 'pending' | 'downloading' | 'installing' | 'failed' | 'overdue' | 'unsupported'

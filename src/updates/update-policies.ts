@@ -6,9 +6,18 @@
 // stands. https://developer.apple.com/documentation/devicemanagement/scheduleosupdatecommand
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import { OrchardError } from '../errors.js'
+import { invalidField, OrchardError } from '../errors.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
-import { complianceState, policyTarget, updatePath, type ComplianceState, type PolicyTarget, type UpdatePath } from '../model/os-update.js'
+import {
+  complianceState,
+  latestReleasesFor,
+  policyTarget,
+  updatePath,
+  type ComplianceState,
+  type LatestReleaseLookup,
+  type PolicyTarget,
+  type UpdatePath,
+} from '../model/os-update.js'
 import { fullAccess } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { ComplianceRow, UpdatePolicyInput, UpdatePolicyRow, UpdatePolicyStore } from './update-policy-store.js'
@@ -44,28 +53,23 @@ export interface UpdatePolicies {
   scheduleLegacy(): Promise<number>
 }
 
-export type LatestReleaseLookup = (model: string) => Promise<{ productVersion: string; build: string; postingDate: string } | undefined>
-
 const states: ComplianceState[] = ['compliant', 'pending', 'downloading', 'installing', 'failed', 'overdue', 'unsupported']
 /** ScheduleOSUpdate and OSUpdateStatus statuses that are failures. */
 const mdmFailures = /Failed|Insufficient|RequiresComputer|PhoneCallInProgress/
 
-const invalid = (pointer: string, detail: string) =>
-  new OrchardError('validation_failed', `${pointer.replace(/^\//, '')}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
-
 function checked(input: UpdatePolicyInput): UpdatePolicyInput {
   if (input.mode === 'specific') {
-    if (!input.targetOsVersion) throw invalid('/target_os_version', 'a specific policy needs the version')
-    if (!input.targetLocalDateTime) throw invalid('/target_local_datetime', 'a specific policy needs the local date and time to install by')
-    if (input.latestWithinDays !== null) throw invalid('/latest_within_days', 'only for a latest policy')
+    if (!input.targetOsVersion) throw invalidField('/target_os_version', 'a specific policy needs the version')
+    if (!input.targetLocalDateTime) throw invalidField('/target_local_datetime', 'a specific policy needs the local date and time to install by')
+    if (input.latestWithinDays !== null) throw invalidField('/latest_within_days', 'only for a latest policy')
   } else {
-    if (input.latestWithinDays === null) throw invalid('/latest_within_days', 'a latest policy needs the days after a release to install it within')
+    if (input.latestWithinDays === null) throw invalidField('/latest_within_days', 'a latest policy needs the days after a release to install it within')
     for (const [pointer, value] of [
       ['/target_os_version', input.targetOsVersion],
       ['/target_build_version', input.targetBuildVersion],
       ['/target_local_datetime', input.targetLocalDateTime],
     ] as const)
-      if (value !== null) throw invalid(pointer, 'only for a specific policy (a latest policy takes the version from the catalogue)')
+      if (value !== null) throw invalidField(pointer, 'only for a specific policy (a latest policy takes the version from the catalogue)')
   }
   return input
 }
@@ -98,30 +102,13 @@ export function createUpdatePolicies(deps: {
   const { store, log } = deps
   const outcome = <T>(result: T | 'name_taken' | 'unknown_tenant', name: string): T => {
     if (result === 'name_taken') throw new OrchardError('conflict', `an update policy called ${name} exists already in this tenant`)
-    if (result === 'unknown_tenant') throw invalid('/tenant_id', 'no such tenant')
+    if (result === 'unknown_tenant') throw invalidField('/tenant_id', 'no such tenant')
     return result
   }
 
   async function targets(rows: readonly ComplianceRow[]): Promise<Map<string, PolicyTarget | undefined>> {
-    const latest = new Map<string, Awaited<ReturnType<LatestReleaseLookup>>>()
-    for (const model of new Set(rows.flatMap((row) => (row.policy.mode === 'latest' && row.productName ? [row.productName] : []))))
-      latest.set(model, await deps.latestRelease(model))
-    return new Map(
-      rows.map((row) => [
-        row.deviceId,
-        policyTarget(
-          {
-            mode: row.policy.mode,
-            targetOsVersion: row.policy.target_os_version,
-            targetBuildVersion: row.policy.target_build_version,
-            targetLocalDateTime: row.policy.target_local_datetime,
-            latestWithinDays: row.policy.latest_within_days,
-            detailsUrl: row.policy.details_url,
-          },
-          row.productName ? latest.get(row.productName) : undefined,
-        ),
-      ]),
-    )
+    const latest = await latestReleasesFor(rows, deps.latestRelease)
+    return new Map(rows.map((row) => [row.deviceId, policyTarget(row.policy, row.productName, latest)]))
   }
 
   async function compliance(scope: AccessScope, filter: { policyId?: string; tenantId?: string | null }): Promise<ComplianceReport> {
