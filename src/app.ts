@@ -5,6 +5,7 @@ import fastifySensible from '@fastify/sensible'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { apiRoutes, type ApiRoutesOptions } from './http/plugin.js'
+import { legacyProfileRoutes, type LegacyProfileRoutesOptions } from './ddm/index.js'
 import { enrollmentRoutes, type EnrollmentRoutesOptions } from './enrollment/routes.js'
 import { healthRoutes } from './ops/health.js'
 import { mdmRoutes, type MdmRoutesOptions } from './device/routes.js'
@@ -44,6 +45,8 @@ export interface AppDeps {
   enrollment?: EnrollmentRoutesOptions
   /** Apple's Apps and Books notifications. */
   vppNotifications?: VppNotificationRoutesOptions
+  /** Library profiles of legacy-profile declarations, fetched by devices. */
+  legacyProfiles?: LegacyProfileRoutesOptions
 }
 
 export interface ConnectionLimits {
@@ -181,6 +184,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
   if (deps.enrollment) await app.register(enrollmentRoutes, deps.enrollment)
   if (deps.vppNotifications) await app.register(vppNotificationRoutes, deps.vppNotifications)
+  if (deps.legacyProfiles) await app.register(legacyProfileRoutes, deps.legacyProfiles)
   if (deps.api) await app.register(apiRoutes, deps.api)
   return app
 }

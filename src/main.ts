@@ -80,12 +80,22 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     disown,
     licences,
     declarationsChanged,
+    profileReplaced: (profileId) => ddm.declarations.profileReplaced(profileId),
     logger,
   })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
   const updates = createUpdatesFeature({ config, db, version, dispatcher, policiesChanged: declarationsChanged, metrics, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
-  const ddm = createDdmFeature({ db, dispatcher, latestRelease: updates.latestRelease, emit: (type, data) => webhooks.emit(type, data), logger })
+  const ddm = createDdmFeature({
+    db,
+    dispatcher,
+    latestRelease: updates.latestRelease,
+    emit: (type, data) => webhooks.emit(type, data),
+    publicUrl: config.publicUrl,
+    secretKeys: config.secretKeys,
+    signer: enrolling.profileSigner,
+    logger,
+  })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
 
   // What devices tell the rest of Orchard, and who listens (in this order).
@@ -171,6 +181,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     },
     enrollment: { scep, enrollment, ade },
     vppNotifications: { notifications: vpp.notifications, devicesLicensed: (deviceIds) => blueprints.devicesLicensed(deviceIds) },
+    legacyProfiles: { profiles: ddm.legacyProfiles },
   })
   const background = startBackgroundWork({
     config,

@@ -17,6 +17,8 @@ export interface DeclarationsTable {
   name: string | null
   payload: Json<Record<string, unknown>>
   server_token: string
+  /** A legacy-profile declaration of a library profile: Orchard serves the profile (0016). */
+  profile_id: ColumnType<string | null, string | null | undefined, string | null>
   created_at: CreatedAt
   updated_at: Timestamp
 }

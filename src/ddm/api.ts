@@ -1,5 +1,6 @@
 // Admin API: declarations, and each device's declarations and status items.
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import { effectiveServerToken } from '../mdm/declarations.js'
 import type { DeclarationService } from './declaration-service.js'
 
 type Declaration = Awaited<ReturnType<DeclarationService['get']>>
@@ -13,18 +14,20 @@ function declarationJson(row: Declaration) {
     kind: row.kind,
     name: row.name,
     payload: row.payload,
-    server_token: row.server_token,
+    profile_id: row.profile_id,
+    server_token: effectiveServerToken(row.server_token, row.profile_sha256),
     blueprint_count: row.blueprint_count,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   }
 }
 
-const inputOf = (body: { identifier: string; type: string; name?: string | null; payload: Record<string, unknown> }) => ({
+const inputOf = (body: { identifier: string; type: string; name?: string | null; payload: Record<string, unknown>; profile_id?: string | null }) => ({
   identifier: body.identifier,
   type: body.type,
   ...(body.name !== undefined ? { name: body.name } : {}),
   payload: body.payload,
+  ...(body.profile_id !== undefined ? { profileId: body.profile_id } : {}),
 })
 
 export function declarationHandlers(deps: { declarations: DeclarationService }): OperationHandlers {

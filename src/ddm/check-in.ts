@@ -9,6 +9,7 @@ import { parseStatusReport, type DeclarativeManagementHandler } from '../device/
 import { emptyReply, jsonReply, type MdmReply } from '../device/mdm-types.js'
 import type { DeclarationSetStore, StoredSet } from './declaration-set-store.js'
 import { substitutionsOf, type DeclarationSets } from './declaration-sets.js'
+import type { LegacyProfileUrls } from './legacy-profile-urls.js'
 import type { StatusChannel } from './status-channel.js'
 
 const kinds = new Set(['activation', 'configuration', 'asset', 'management'])
@@ -19,6 +20,8 @@ export function createDeclarativeCheckIn(deps: {
   status: StatusChannel
   /** User channels and User Enrollment keep the empty set. */
   fallback: DeclarativeManagementHandler
+  /** Where devices fetch the library profiles of legacy-profile declarations; null without secret keys. */
+  profileUrls: LegacyProfileUrls | null
 }): DeclarativeManagementHandler {
   const { store } = deps
 
@@ -42,7 +45,12 @@ export function createDeclarativeCheckIn(deps: {
     if (!payload && item.declaration_id) {
       const stored = await store.payload(item.declaration_id)
       const device = stored && (await store.device(deviceId))
-      if (stored && device) payload = substitute(stored, substitutionsOf(device))
+      if (stored && device) payload = substitute(stored.payload, substitutionsOf(device))
+      if (payload && stored?.profileId) {
+        // The device's own signed URL of the profile (without secret keys there is none to give).
+        if (!deps.profileUrls) return { status: 404, body: null }
+        payload = { ...payload, ProfileURL: deps.profileUrls.urlOf(deviceId, item.declaration_id) }
+      }
     }
     if (!payload) return { status: 404, body: null }
     return jsonReply({ Type: item.type, Identifier: item.identifier, ServerToken: item.server_token, Payload: payload })

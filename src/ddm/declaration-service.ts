@@ -4,7 +4,7 @@
 // the device last reported of it, and its latest status items.
 import { randomUUID } from 'node:crypto'
 import { invalidField, OrchardError } from '../errors.js'
-import { declarationKind, serverTokenOf, validateDeclaration, type DeclarationKind } from '../mdm/declarations.js'
+import { declarationKind, legacyProfileTypes, serverTokenOf, validateDeclaration, type DeclarationKind } from '../mdm/declarations.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
 import type { DeclarationSetStore, SetScope } from './declaration-set-store.js'
 import type { DeclarationSets } from './declaration-sets.js'
@@ -16,6 +16,8 @@ export interface DeclarationInput {
   type: string
   name?: string | null
   payload: Record<string, unknown>
+  /** A library profile for a legacy-profile declaration: Orchard fills in ProfileURL per device. */
+  profileId?: string | null
 }
 
 export type DeviceDeclarationState = 'active' | 'inactive' | 'invalid' | 'pending'
@@ -42,15 +44,31 @@ export interface DeclarationService {
     deviceId: string,
   ): Promise<{ declarationsToken: string | null; sentToken: string | null; items: DeviceDeclarationView[] }>
   statusItems(scope: AccessScope, deviceId: string): Promise<StatusItemRow[]>
+  /** A library profile has a new version: the sets of the devices its declarations may reach. */
+  profileReplaced(profileId: string): Promise<void>
 }
 
 /** The devices a tenant's change may reach: its own and its departments' (central IT's: all). */
 export const reachOf = (tenantId: string | null): SetScope => (tenantId === null ? { all: true } : { tenantId })
 
-function checked(input: DeclarationInput) {
+/** Stands in for the ProfileURL Orchard fills in when the payload is checked. */
+const servedProfileUrl = 'https://orchard.invalid/profile'
+
+function checked(input: DeclarationInput, servesProfiles: boolean) {
   const kind = declarationKind(input.type)
   if (!kind) throw invalidField('/type', `${JSON.stringify(input.type)} is not a declaration type of Apple's schema`)
-  const problems = validateDeclaration(input.type, input.payload)
+  const profileId = input.profileId ?? null
+  if (profileId !== null) {
+    if (!legacyProfileTypes.has(input.type))
+      throw invalidField('/profile_id', `only ${[...legacyProfileTypes].join(' and ')} declarations carry a library profile`)
+    if ('ProfileURL' in input.payload) throw invalidField('/payload/ProfileURL', 'Orchard serves the profile named by profile_id: leave ProfileURL out')
+    if (!servesProfiles)
+      throw new OrchardError(
+        'conflict',
+        'serving library profiles to devices needs ORCHARD_SECRET_KEYS: each device gets a URL signed with a key derived from them',
+      )
+  }
+  const problems = validateDeclaration(input.type, profileId === null ? input.payload : { ...input.payload, ProfileURL: servedProfileUrl })
   if (problems.length > 0) {
     const errors = problems.map((line) => {
       const [path, ...detail] = line.split(': ')
@@ -71,7 +89,9 @@ function checked(input: DeclarationInput) {
     kind,
     name: input.name ?? null,
     payload: input.payload,
-    serverToken: serverTokenOf(input.type, input.payload),
+    // A library profile's token names the profile; its version joins in at set time (effectiveServerToken).
+    serverToken: serverTokenOf(input.type, profileId === null ? input.payload : { ...input.payload, ProfileURL: `orchard:profile:${profileId}` }),
+    profileId,
   }
 }
 
@@ -80,11 +100,15 @@ export function createDeclarationService(deps: {
   sets: DeclarationSets
   setStore: Pick<DeclarationSetStore, 'set'>
   status: Pick<StatusStore, 'deviceInScope' | 'statusItems' | 'declarationStatuses'>
+  /** Whether Orchard can sign the URLs of library profiles (a secret key is configured). */
+  servesProfiles: boolean
 }): DeclarationService {
   const { store } = deps
-  const outcome = <T>(result: T | 'identifier_taken' | 'unknown_tenant', identifier: string): T => {
+  const outcome = <T>(result: T | 'identifier_taken' | 'unknown_tenant' | 'profile_not_usable', identifier: string): T => {
     if (result === 'identifier_taken') throw new OrchardError('conflict', `a declaration with identifier ${identifier} exists already in this tenant`)
     if (result === 'unknown_tenant') throw invalidField('/tenant_id', 'no such tenant')
+    if (result === 'profile_not_usable')
+      throw invalidField('/profile_id', "no such profile in the library (a declaration carries its tenant's, its organisation's or central IT's profiles)")
     return result
   }
   return {
@@ -96,13 +120,13 @@ export function createDeclarationService(deps: {
     },
     async create(scope, requestedTenant, input) {
       const tenantId = tenantForNewRow(scope, requestedTenant)
-      const row = outcome(await store.create(scope, randomUUID(), tenantId, checked(input)), input.identifier)
+      const row = outcome(await store.create(scope, randomUUID(), tenantId, checked(input, deps.servesProfiles)), input.identifier)
       return row
     },
     async update(scope, id, input) {
       const before = await store.get(scope, id)
       if (!before) throw new OrchardError('not_found', `no declaration ${id}`)
-      const content = checked(input)
+      const content = checked(input, deps.servesProfiles)
       if (content.kind !== before.kind) throw invalidField('/type', `a ${before.kind} cannot become a ${content.kind}: create a new declaration`)
       const row = outcome(await store.update(scope, id, content), input.identifier)
       if (!row) throw new OrchardError('not_found', `no declaration ${id}`)
@@ -139,6 +163,9 @@ export function createDeclarationService(deps: {
       const rows = await deps.status.statusItems(scope, deviceId)
       if (!rows) throw new OrchardError('not_found', `no device ${deviceId}`)
       return rows
+    },
+    async profileReplaced(profileId) {
+      for (const tenantId of await store.tenantsOfProfile(profileId)) await deps.sets.recompute(reachOf(tenantId))
     },
   }
 }

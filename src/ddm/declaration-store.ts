@@ -7,7 +7,8 @@ import { inScope } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 
-export type DeclarationRow = Selectable<DeclarationsTable> & { blueprint_count: number }
+/** profile_sha256: the version of the library profile a legacy-profile declaration carries. */
+export type DeclarationRow = Selectable<DeclarationsTable> & { blueprint_count: number; profile_sha256: string | null }
 
 export interface DeclarationContent {
   identifier: string
@@ -16,22 +17,34 @@ export interface DeclarationContent {
   name: string | null
   payload: Record<string, unknown>
   serverToken: string
+  /** A library profile the declaration carries (legacy-profile types only). */
+  profileId: string | null
 }
 
 export interface DeclarationStore {
   list(scope: AccessScope, filter: { tenantId?: string | null; kind?: DeclarationKind }): Promise<DeclarationRow[]>
   get(scope: AccessScope, id: string): Promise<DeclarationRow | undefined>
-  create(scope: AccessScope, id: string, tenantId: string | null, content: DeclarationContent): Promise<DeclarationRow | 'identifier_taken' | 'unknown_tenant'>
-  update(scope: AccessScope, id: string, content: DeclarationContent): Promise<DeclarationRow | undefined | 'identifier_taken'>
+  /** 'profile_not_usable': the profile is outside the scope, or not its tenant's, its organisation's or central IT's. */
+  create(
+    scope: AccessScope,
+    id: string,
+    tenantId: string | null,
+    content: DeclarationContent,
+  ): Promise<DeclarationRow | 'identifier_taken' | 'unknown_tenant' | 'profile_not_usable'>
+  update(scope: AccessScope, id: string, content: DeclarationContent): Promise<DeclarationRow | undefined | 'identifier_taken' | 'profile_not_usable'>
   /** 'in_use': a blueprint carries it. */
   remove(scope: AccessScope, id: string): Promise<DeclarationRow | undefined | 'in_use'>
+  /** The tenants of the declarations that carry this library profile. */
+  tenantsOfProfile(profileId: string): Promise<Array<string | null>>
 }
 
 export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
   const query = (scope: AccessScope, executor: Kysely<Database> = db) =>
     executor
       .selectFrom('declarations as x')
+      .leftJoin('library_profiles as p', 'p.id', 'x.profile_id')
       .selectAll('x')
+      .select('p.sha256 as profile_sha256')
       .select((eb) =>
         eb.selectFrom('blueprint_declarations as bd').select(eb.fn.countAll<number>().as('n')).whereRef('bd.declaration_id', '=', 'x.id').as('blueprint_count'),
       )
@@ -43,7 +56,22 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
     name: content.name,
     payload: JSON.stringify(content.payload),
     server_token: content.serverToken,
+    profile_id: content.profileId,
   })
+  /** A declaration of `tenantId` may carry its tenant's, its organisation's or central IT's profiles. */
+  const profileUsable = async (trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, profileId: string | null) => {
+    if (profileId === null) return true
+    const parent =
+      tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
+    const row = await trx
+      .selectFrom('library_profiles')
+      .select('id')
+      .where('id', '=', profileId)
+      .where(inScope(scope, 'tenant_id'))
+      .where((eb) => eb.or([eb('tenant_id', 'is', null), eb('tenant_id', '=', tenantId ?? ''), eb('tenant_id', '=', parent ?? '')]))
+      .executeTakeFirst()
+    return row !== undefined
+  }
   const counted = (row: Omit<DeclarationRow, 'blueprint_count'> & { blueprint_count: number | string | null }): DeclarationRow => ({
     ...row,
     blueprint_count: Number(row.blueprint_count ?? 0),
@@ -63,6 +91,7 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
     async create(scope, id, tenantId, content) {
       try {
         return await db.transaction().execute(async (trx) => {
+          if (!(await profileUsable(trx, scope, tenantId, content.profileId))) return 'profile_not_usable' as const
           await trx
             .insertInto('declarations')
             .values({ id, tenant_id: tenantId, ...columns(content) })
@@ -87,6 +116,7 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
             .forUpdate()
             .executeTakeFirst()
           if (!current) return undefined
+          if (!(await profileUsable(trx, scope, current.tenant_id, content.profileId))) return 'profile_not_usable' as const
           await trx
             .updateTable('declarations')
             .set({ ...columns(content), updated_at: new Date() })
@@ -118,6 +148,10 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
         if (isReferenceViolation(error)) return 'in_use'
         throw error
       }
+    },
+    async tenantsOfProfile(profileId) {
+      const rows = await db.selectFrom('declarations').select('tenant_id').distinct().where('profile_id', '=', profileId).execute()
+      return rows.map((row) => row.tenant_id)
     },
   }
 }

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino'
 import type { DatabaseHandle } from '../db/database.js'
 import type { DeclarativeManagementHandler } from '../device/declarative-management.js'
+import type { ProfileSigner } from '../crypto/profile-signing.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import { createDeclarativeCheckIn } from './check-in.js'
 import { createDeclarationService } from './declaration-service.js'
@@ -10,11 +11,14 @@ import { createDeclarationSetStore } from './declaration-set-store.js'
 import type { LatestReleaseLookup } from '../model/os-update.js'
 import { createDeclarationSets } from './declaration-sets.js'
 import { createDeclarationStore } from './declaration-store.js'
+import { createLegacyProfileUrls } from './legacy-profile-urls.js'
+import { createLegacyProfiles } from './legacy-profiles.js'
 import { createStatusChannel, type StatusEmit } from './status-channel.js'
 import { createStatusStore } from './status-store.js'
 
 export { declarationHandlers } from './api.js'
 export { reachOf } from './declaration-service.js'
+export { legacyProfileRoutes, type LegacyProfileRoutesOptions } from './legacy-profile-routes.js'
 
 export function createDdmFeature(deps: {
   db: DatabaseHandle['db']
@@ -23,6 +27,11 @@ export function createDdmFeature(deps: {
   emit?: StatusEmit
   /** The OS catalogue's newest release for a model ("latest" update policies). */
   latestRelease?: LatestReleaseLookup
+  /** Library profiles carried by legacy-profile declarations: URLs signed with keys derived from these. */
+  publicUrl: string
+  secretKeys: readonly Buffer[]
+  /** Signs served profiles, as InstallProfile's are. */
+  signer: ProfileSigner | null
   logger: Logger
   now?: () => Date
 }) {
@@ -38,8 +47,16 @@ export function createDdmFeature(deps: {
     now,
   })
   const status = createStatusChannel({ store: statusStore, ...(deps.emit ? { emit: deps.emit } : {}), log, now })
-  const declarations = createDeclarationService({ store: createDeclarationStore(deps.db), sets, setStore, status: statusStore })
+  const profileUrls = deps.secretKeys.length > 0 ? createLegacyProfileUrls(deps.publicUrl, deps.secretKeys) : null
+  const declarations = createDeclarationService({
+    store: createDeclarationStore(deps.db),
+    sets,
+    setStore,
+    status: statusStore,
+    servesProfiles: profileUrls !== null,
+  })
+  const legacyProfiles = createLegacyProfiles({ store: setStore, urls: profileUrls, signer: deps.signer, log, now })
   /** The device channel's DeclarativeManagement check-ins; `fallback` answers user channels. */
-  const checkIn = (fallback: DeclarativeManagementHandler) => createDeclarativeCheckIn({ store: setStore, sets, status, fallback })
-  return { sets, status, declarations, checkIn }
+  const checkIn = (fallback: DeclarativeManagementHandler) => createDeclarativeCheckIn({ store: setStore, sets, status, fallback, profileUrls })
+  return { sets, status, declarations, checkIn, legacyProfiles }
 }

@@ -21,6 +21,8 @@ export { parseLibraryProfile } from './profile-library.js'
 export interface BlueprintServiceDeps extends Pick<ConvergenceDeps, 'dispatcher' | 'signer' | 'deviceState' | 'licences' | 'appVersions'> {
   store: BlueprintStore
   declarationsChanged?: (tenantId: string | null) => Promise<void>
+  /** A library profile has a new version (declarations may carry it). */
+  profileReplaced?: (profileId: string) => Promise<void>
   logger: Logger
   now?: () => Date
 }
@@ -33,7 +35,7 @@ export function createBlueprintService(deps: BlueprintServiceDeps): BlueprintSer
   const now = deps.now ?? (() => new Date())
   const { refreshTenant, ...triggers } = createConvergenceTriggers({ store, dispatcher, log })
   return {
-    ...createProfileLibrary({ store, refreshTenant, log }),
+    ...createProfileLibrary({ store, refreshTenant, ...(deps.profileReplaced ? { profileReplaced: deps.profileReplaced } : {}), log }),
     ...createBlueprintDefinitions({ store, refreshTenant, ...(deps.declarationsChanged ? { declarationsChanged: deps.declarationsChanged } : {}) }),
     ...createDeviceConfigurations({ store }),
     ...triggers,

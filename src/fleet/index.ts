@@ -40,6 +40,8 @@ export function createFleetFeature(deps: {
   licences: AppLicensing
   /** Blueprints carrying declarations changed for a tenant's devices. */
   declarationsChanged?: (tenantId: string | null) => Promise<void>
+  /** A library profile has a new version: the declarations carrying it change. */
+  profileReplaced?: (profileId: string) => Promise<void>
   logger: Logger
 }) {
   const { db, dispatcher, logger } = deps
@@ -61,6 +63,7 @@ export function createFleetFeature(deps: {
     licences: deps.licences,
     appVersions: appUpdateStore,
     ...(deps.declarationsChanged ? { declarationsChanged: deps.declarationsChanged } : {}),
+    ...(deps.profileReplaced ? { profileReplaced: deps.profileReplaced } : {}),
     logger,
   })
   const appUpdates = createAppUpdates({ store: appUpdateStore, dispatcher, log: logger.child({ service: 'app-updates' }) })

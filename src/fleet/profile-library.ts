@@ -22,6 +22,8 @@ export interface ProfileLibraryDeps {
   store: ProfileLibraryStore
   /** A new version goes to the devices of every blueprint that carries it. */
   refreshTenant: RefreshTenant
+  /** A new version reaches the devices of the legacy-profile declarations carrying it. */
+  profileReplaced?: (profileId: string) => Promise<void>
   log: Logger
 }
 
@@ -112,13 +114,15 @@ export function createProfileLibrary(deps: ProfileLibraryDeps): ProfileLibrary {
       if (row === 'identifier_changed')
         throw new OrchardError('validation_failed', `a new version keeps the PayloadIdentifier; upload ${parsed.identifier} as a new profile instead`)
       for (const tenantId of await store.blueprintTenantsOfProfile(id)) await refreshTenant(scope, tenantId, false)
+      if (deps.profileReplaced) await deps.profileReplaced(id)
       return row
     },
 
     async deleteProfile(scope, id) {
       const outcome = await store.deleteProfile(scope, id)
       if (outcome === 'not_found') throw new OrchardError('not_found', `no profile ${id}`)
-      if (outcome === 'in_use') throw new OrchardError('conflict', `profile ${id} is part of a blueprint: take it out of the blueprint first`)
+      if (outcome === 'in_use')
+        throw new OrchardError('conflict', `profile ${id} is part of a blueprint or carried by a declaration: take it out of them first`)
     },
   }
 }

@@ -62,6 +62,18 @@ export function serverTokenOf(type: string, payload: Record<string, unknown>): s
   return hash(canonicalJson({ type, payload }))
 }
 
+/**
+ * Legacy-profile declarations (an MDM profile carried by DDM) may name a profile of Orchard's
+ * library instead of a ProfileURL: Orchard fills in a URL of its own per device.
+ * https://developer.apple.com/documentation/devicemanagement/legacyprofile
+ */
+export const legacyProfileTypes: ReadonlySet<string> = new Set(['com.apple.configuration.legacy', 'com.apple.configuration.legacy.interactive'])
+
+/** The ServerToken of a declaration that carries a library profile: it changes with the profile too. */
+export function effectiveServerToken(serverToken: string, profileSha256: string | null): string {
+  return profileSha256 === null ? serverToken : hash(`${serverToken}:${profileSha256}`)
+}
+
 /** Per-device values a payload may name as `{{name}}` in its strings. */
 export interface DeviceSubstitutions {
   udid: string
