@@ -17,6 +17,8 @@ import * as m0012 from './0012_app_versions.js'
 import * as m0013 from './0013_declarations.js'
 import * as m0014 from './0014_os_releases.js'
 import * as m0015 from './0015_update_policies.js'
+import * as m0016 from './0016_legacy_profile_declarations.js'
+import * as m0017 from './0017_software_update_device_id.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -34,4 +36,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0013_declarations': m0013,
   '0014_os_releases': m0014,
   '0015_update_policies': m0015,
+  '0016_legacy_profile_declarations': m0016,
+  '0017_software_update_device_id': m0017,
 })

@@ -35,6 +35,8 @@ export interface DevicesTable {
   device_name: string | null
   os_version: string | null
   build_version: string | null
+  /** DeviceInformation SoftwareUpdateDeviceID: the ID the OS catalogue lists a Mac under (board ID, e.g. J413AP). */
+  software_update_device_id: string | null
   topic: string | null
   identity_sha256: string | null
   identity_not_after: Date | null

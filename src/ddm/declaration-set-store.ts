@@ -4,6 +4,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
+import { effectiveServerToken } from '../mdm/declarations.js'
 import { blueprintAppliesTo } from '../fleet/blueprint-targeting-sql.js'
 import type { UpdatePolicyRow } from '../updates/update-policy-store.js'
 import { governingPolicyJson } from '../updates/update-policy-sql.js'
@@ -14,6 +15,8 @@ export interface DeviceDeclarations {
   deviceName: string | null
   tenantId: string | null
   productName: string | null
+  /** DeviceInformation SoftwareUpdateDeviceID, what the OS catalogue lists a Mac under (devicesIn only). */
+  softwareUpdateDeviceId?: string | null
   osVersion: string | null
   /** Its blueprints' declarations, the closest tenant's first (a clash of identifiers goes to it). */
   declarationIds: string[]
@@ -51,7 +54,13 @@ export interface DeclarationSetStore {
   ): Promise<Array<{ deviceId: string; sentToken: string | null }>>
   markSent(deviceIds: readonly string[], at: Date): Promise<void>
   set(deviceId: string): Promise<StoredSet | undefined>
-  payload(declarationId: string): Promise<Record<string, unknown> | undefined>
+  /** A declaration's stored payload and the library profile it carries, if any. */
+  payload(declarationId: string): Promise<{ payload: Record<string, unknown>; profileId: string | null } | undefined>
+  /**
+   * The library profile of a legacy-profile declaration, when the device is enrolled and its set
+   * carries the declaration.
+   */
+  servedProfile(deviceId: string, declarationId: string): Promise<Buffer | undefined>
   device(deviceId: string): Promise<Omit<DeviceDeclarations, 'declarationIds' | 'policy'> | undefined>
 }
 
@@ -68,7 +77,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
             : sql`true`
       const { rows } = await sql<DeviceDeclarations>`
         select d.id as "deviceId", d.serial_number as "serialNumber", d.device_name as "deviceName", d.tenant_id as "tenantId",
-          d.product_name as "productName", d.os_version as "osVersion",
+          d.product_name as "productName", d.software_update_device_id as "softwareUpdateDeviceId", d.os_version as "osVersion",
           coalesce(array_agg(x.id order by (x.tenant_id is not distinct from d.tenant_id) desc, (x.tenant_id is not null) desc, b.updated_at desc, x.id)
             filter (where x.id is not null), '{}') as "declarationIds",
           ${governingPolicyJson} as policy
@@ -85,11 +94,23 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
 
     async declarations(ids) {
       if (ids.length === 0) return new Map()
-      const rows = await db.selectFrom('declarations').select(['id', 'identifier', 'type', 'kind', 'server_token', 'payload']).where('id', 'in', ids).execute()
+      const rows = await db
+        .selectFrom('declarations as x')
+        .leftJoin('library_profiles as p', 'p.id', 'x.profile_id')
+        .select(['x.id', 'x.identifier', 'x.type', 'x.kind', 'x.server_token', 'x.payload', 'p.sha256 as profileSha256'])
+        .where('x.id', 'in', ids)
+        .execute()
       return new Map(
         rows.map((row) => [
           row.id,
-          { id: row.id, identifier: row.identifier, type: row.type, kind: row.kind, serverToken: row.server_token, payload: row.payload },
+          {
+            id: row.id,
+            identifier: row.identifier,
+            type: row.type,
+            kind: row.kind,
+            serverToken: effectiveServerToken(row.server_token, row.profileSha256),
+            payload: row.payload,
+          },
         ]),
       )
     },
@@ -131,7 +152,21 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
     },
 
     async payload(declarationId) {
-      return (await db.selectFrom('declarations').select('payload').where('id', '=', declarationId).executeTakeFirst())?.payload
+      const row = await db.selectFrom('declarations').select(['payload', 'profile_id']).where('id', '=', declarationId).executeTakeFirst()
+      return row && { payload: row.payload, profileId: row.profile_id }
+    },
+
+    async servedProfile(deviceId, declarationId) {
+      const row = await db
+        .selectFrom('device_declaration_sets as s')
+        .innerJoin('enrollments as e', (join) => join.onRef('e.id', '=', 's.device_id').on('e.enabled', '=', true))
+        .innerJoin('declarations as x', (join) => join.on('x.id', '=', declarationId))
+        .innerJoin('library_profiles as p', 'p.id', 'x.profile_id')
+        .select('p.content')
+        .where('s.device_id', '=', deviceId)
+        .where(sql<boolean>`s.items @> ${JSON.stringify([{ declaration_id: declarationId }])}::jsonb`)
+        .executeTakeFirst()
+      return row?.content
     },
 
     async device(deviceId) {

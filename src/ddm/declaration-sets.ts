@@ -20,7 +20,7 @@ import {
   type SetDeclaration,
 } from '../mdm/declarations.js'
 import { compareVersions } from '../model/app-version.js'
-import { latestReleasesFor, policyTarget, updatePath, type LatestRelease, type LatestReleaseLookup } from '../model/os-update.js'
+import { catalogueModel, latestReleasesFor, policyTarget, updatePath, type LatestRelease, type LatestReleaseLookup } from '../model/os-update.js'
 import { fullAccess } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { DeclarationForSet, DeclarationSetStore, DeviceDeclarations, SetScope } from './declaration-set-store.js'
@@ -58,7 +58,7 @@ function deviceServerToken(declaration: DeclarationForSet, device: DeviceDeclara
 export function enforcementOf(device: DeviceDeclarations, latest: ReadonlyMap<string, LatestRelease>): SetDeclaration | undefined {
   const policy = device.policy
   if (!policy || updatePath(device.productName, device.osVersion) !== 'ddm') return undefined
-  const target = policyTarget(policy, device.productName, latest)
+  const target = policyTarget(policy, catalogueModel(device), latest)
   if (!target || (device.osVersion && compareVersions(device.osVersion, target.version) >= 0)) return undefined
   return made(updateEnforcementIdentifier, 'com.apple.configuration.softwareupdate.enforcement.specific', 'configuration', {
     TargetOSVersion: target.version,

@@ -25,6 +25,7 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
               model = coalesce(${f.model ?? null}, model),
               model_name = coalesce(${f.modelName ?? null}, model_name),
               product_name = coalesce(${f.productName ?? null}, product_name),
+              software_update_device_id = coalesce(${f.softwareUpdateDeviceId ?? null}, software_update_device_id),
               serial_number = coalesce(${f.serialNumber ?? null}, serial_number),
               imei = coalesce(${f.imei ?? null}, imei),
               meid = coalesce(${f.meid ?? null}, meid),

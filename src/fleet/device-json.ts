@@ -36,10 +36,14 @@ export function deviceSummaryJson(row: DeviceRow): DeviceSummary {
 
 export function deviceJson(detail: DeviceDetail): Device {
   const { device } = detail
+  // As reported: device_information holds the answers merged as the devices columns keep them.
+  const reported = (device.device_information ?? {}) as Record<string, unknown>
+  const softwareUpdateDeviceId = reported['SoftwareUpdateDeviceID']
   return {
     ...deviceSummaryJson(device),
     imei: device.imei,
     meid: device.meid,
+    software_update_device_id: typeof softwareUpdateDeviceId === 'string' && softwareUpdateDeviceId !== '' ? softwareUpdateDeviceId : null,
     identity: {
       certificate_sha256: device.identity_sha256,
       not_after: iso(device.identity_not_after),

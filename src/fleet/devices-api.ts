@@ -175,6 +175,8 @@ const inventoryQueries = [
   'ModelName',
   'Model',
   'ProductName',
+  // What the OS catalogue lists a Mac under (macOS 12, iOS 15 and later).
+  'SoftwareUpdateDeviceID',
   'SerialNumber',
   'IMEI',
   'MEID',

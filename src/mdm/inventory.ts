@@ -11,6 +11,8 @@ export interface DeviceInformationFacts {
   model?: string
   modelName?: string
   productName?: string
+  /** macOS 12, iOS 15 and later: what Apple's software lookup document lists the device under (a Mac's board ID, J413AP). */
+  softwareUpdateDeviceId?: string
   serialNumber?: string
   imei?: string
   meid?: string
@@ -81,6 +83,7 @@ export function inventoryFromReport(requestType: string, report: PlistDict): Inv
           model: str(responses, 'Model'),
           modelName: str(responses, 'ModelName'),
           productName: str(responses, 'ProductName'),
+          softwareUpdateDeviceId: str(responses, 'SoftwareUpdateDeviceID') || undefined,
           serialNumber: str(responses, 'SerialNumber'),
           imei: str(responses, 'IMEI'),
           meid: str(responses, 'MEID'),

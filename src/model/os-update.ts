@@ -19,6 +19,25 @@ export function platformOf(productName: string | null): OsPlatform | undefined {
   return undefined
 }
 
+/** What tells a device's model to the OS catalogue. */
+export interface CatalogueModelFacts {
+  /** The model identifier (Mac14,2, iPad13,1): the platform, and the key for all but Macs. */
+  productName: string | null
+  /** DeviceInformation SoftwareUpdateDeviceID (macOS 12, iOS 15 and later). */
+  softwareUpdateDeviceId?: string | null
+}
+
+/**
+ * The key the OS catalogue (SupportedDevices) lists the device's model under: for a Mac its
+ * SoftwareUpdateDeviceID (J413AP, Mac-827FAC58A8FDFA22, VMA2MACOSAP), since the catalogue names
+ * Macs by those and not by ProductName; for the others, and a Mac that has not reported one,
+ * the ProductName (which for a Mac then matches nothing).
+ */
+export function catalogueModel(device: CatalogueModelFacts): string | null {
+  if (device.softwareUpdateDeviceId && platformOf(device.productName) === 'macOS') return device.softwareUpdateDeviceId
+  return device.productName
+}
+
 /** The first OS with declarative software update enforcement, per platform. */
 const declarativeSince: Partial<Record<OsPlatform, string>> = { iOS: '17.0', macOS: '14.0' }
 
@@ -61,8 +80,9 @@ export type LatestReleaseLookup = (model: string) => Promise<LatestRelease | und
 export const latestDeadlineTime = '18:00:00'
 
 /**
- * A policy's target for a device of the model; for "latest", from the newest release for that
- * model in `latest` (none: undefined).
+ * A policy's target for a device; `model` is its catalogueModel (a Mac's SoftwareUpdateDeviceID,
+ * else the ProductName). For "latest", from the newest release for that model in `latest`
+ * (none: undefined).
  */
 export function policyTarget(policy: PolicyFacts, model: string | null, latest: ReadonlyMap<string, LatestRelease>): PolicyTarget | undefined {
   if (policy.mode === 'specific') {
@@ -81,15 +101,21 @@ export function policyTarget(policy: PolicyFacts, model: string | null, latest: 
   }
 }
 
-/** The newest release of each model that a "latest" policy governs, looked up once per model. */
+/**
+ * The newest release of each model that a "latest" policy governs, looked up once per model;
+ * keyed by catalogueModel (what policyTarget is given).
+ */
 export async function latestReleasesFor(
-  devices: Iterable<{ policy: Pick<PolicyFacts, 'mode'> | null; productName: string | null }>,
+  devices: Iterable<CatalogueModelFacts & { policy: Pick<PolicyFacts, 'mode'> | null }>,
   lookup: LatestReleaseLookup | undefined,
 ): Promise<Map<string, LatestRelease>> {
   const latest = new Map<string, LatestRelease>()
   if (!lookup) return latest
   const models = new Set<string>()
-  for (const device of devices) if (device.policy?.mode === 'latest' && device.productName) models.add(device.productName)
+  for (const device of devices) {
+    const model = catalogueModel(device)
+    if (device.policy?.mode === 'latest' && model) models.add(model)
+  }
   for (const model of models) {
     const release = await lookup(model)
     if (release) latest.set(model, release)

@@ -25,6 +25,7 @@ export interface CatalogueUpdate {
 }
 
 export interface ModelCount {
+  /** As the catalogue lists it: the model identifier (iPad13,1), a Mac's SoftwareUpdateDeviceID (J413AP). */
   model: string
   devices: number
 }
@@ -59,7 +60,7 @@ export interface OsCatalogue {
   /** Replaces the catalogue with an uploaded document; validation_failed (400) with a pointer when it is not usable. */
   importDocument(scope: AccessScope, document: unknown): Promise<CatalogueUpdate>
   releases(filter: ReleaseFilter): Promise<OsRelease[]>
-  /** The newest release a model identifier (iPad13,1) can install, on any platform. */
+  /** The newest release a model (iPad13,1; a Mac's SoftwareUpdateDeviceID, J413AP) can install, on any platform. */
   latestFor(model: string): Promise<OsRelease | undefined>
   /** The releases with the scope's device models each supports. */
   view(scope: AccessScope, filter: ReleaseFilter): Promise<CatalogueView>

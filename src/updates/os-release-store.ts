@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { inScope } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
+import { catalogueModel } from '../model/os-update.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 import type { OsPlatform, OsRelease } from './pmv-document.js'
 
@@ -35,7 +36,10 @@ export interface OsReleaseStore {
   recordFailure(source: string, error: string, at: Date): Promise<void>
   /** By platform, newest version first (public before asset for the same version). */
   listReleases(filter: ReleaseFilter): Promise<OsRelease[]>
-  /** Managed devices (enrolled, not wiped or retired) in scope per model identifier. */
+  /**
+   * Managed devices (enrolled, not wiped or retired) in scope per model as the catalogue lists it
+   * (catalogueModel: a Mac's SoftwareUpdateDeviceID, else the model identifier).
+   */
   deviceModels(scope: AccessScope, filter: { model?: string }): Promise<Array<{ model: string; devices: number }>>
   lastFetches(): Promise<{ lastAttempt: CatalogueFetch | undefined; lastSuccess: CatalogueFetch | undefined }>
 }
@@ -132,20 +136,25 @@ export function createOsReleaseStore(db: Kysely<Database>): OsReleaseStore {
     },
 
     async deviceModels(scope, filter) {
-      const model = sql<string>`coalesce(d.product_name, d.model)`
+      const productName = sql<string>`coalesce(d.product_name, d.model)`
       let query = db
         .selectFrom('devices as d')
         .innerJoin('enrollments as e', (join) => join.onRef('e.id', '=', 'd.id').on('e.enabled', '=', true))
         .where(inScope(scope, 'd.tenant_id'))
         .where('d.lifecycle_state', 'not in', ['wiped', 'retired'])
-        .where(sql<boolean>`${model} is not null`)
-      if (filter.model !== undefined) query = query.where(sql<boolean>`${model} = ${filter.model}`)
+        .where(sql<boolean>`${productName} is not null`)
+      // Either may be the catalogue's key; catalogueModel below says which.
+      if (filter.model !== undefined) query = query.where(sql<boolean>`(${productName} = ${filter.model} or d.software_update_device_id = ${filter.model})`)
       const rows = await query
-        .select([model.as('model'), sql<string>`count(*)`.as('devices')])
-        .groupBy(sql`1`)
-        .orderBy(sql`1`)
+        .select([productName.as('productName'), 'd.software_update_device_id as softwareUpdateDeviceId', sql<string>`count(*)`.as('devices')])
+        .groupBy([sql`1`, sql`2`])
         .execute()
-      return rows.map((row) => ({ model: row.model, devices: Number(row.devices) }))
+      const counts = new Map<string, number>()
+      for (const row of rows) {
+        const model = catalogueModel(row)!
+        if (filter.model === undefined || model === filter.model) counts.set(model, (counts.get(model) ?? 0) + Number(row.devices))
+      }
+      return [...counts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([model, devices]) => ({ model, devices }))
     },
 
     async lastFetches() {

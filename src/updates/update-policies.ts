@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import { invalidField, OrchardError } from '../errors.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
 import {
+  catalogueModel,
   complianceState,
   latestReleasesFor,
   policyTarget,
@@ -108,7 +109,7 @@ export function createUpdatePolicies(deps: {
 
   async function targets(rows: readonly ComplianceRow[]): Promise<Map<string, PolicyTarget | undefined>> {
     const latest = await latestReleasesFor(rows, deps.latestRelease)
-    return new Map(rows.map((row) => [row.deviceId, policyTarget(row.policy, row.productName, latest)]))
+    return new Map(rows.map((row) => [row.deviceId, policyTarget(row.policy, catalogueModel(row), latest)]))
   }
 
   async function compliance(scope: AccessScope, filter: { policyId?: string; tenantId?: string | null }): Promise<ComplianceReport> {

@@ -29,6 +29,8 @@ export interface ComplianceRow {
   tenantId: string | null
   serialNumber: string | null
   productName: string | null
+  /** DeviceInformation SoftwareUpdateDeviceID: what the OS catalogue lists a Mac under. */
+  softwareUpdateDeviceId: string | null
   osVersion: string | null
   policy: UpdatePolicyRow
   /** softwareupdate.install-state, softwareupdate.failure-reason, softwareupdate.pending-version, mdm.os-update-status. */
@@ -130,12 +132,14 @@ export function createUpdatePolicyStore(db: Kysely<Database>): UpdatePolicyStore
         device_tenant_id: string | null
         serial_number: string | null
         product_name: string | null
+        software_update_device_id: string | null
         os_version: string | null
         policy: UpdatePolicyRow
         items: Record<string, unknown> | null
       }>`
         select * from (
-          select d.id as device_id, d.tenant_id as device_tenant_id, d.serial_number, d.product_name, d.os_version, ${governingPolicyJson} as policy,
+          select d.id as device_id, d.tenant_id as device_tenant_id, d.serial_number, d.product_name, d.software_update_device_id, d.os_version,
+            ${governingPolicyJson} as policy,
             (select jsonb_object_agg(s.item, s.value) from device_status_items s where s.device_id = d.id and s.item = any(${statusItems}::text[])) as items
           from devices d
           join enrollments e on e.id = d.id and e.enabled
@@ -149,6 +153,7 @@ export function createUpdatePolicyStore(db: Kysely<Database>): UpdatePolicyStore
         tenantId: row.device_tenant_id,
         serialNumber: row.serial_number,
         productName: row.product_name,
+        softwareUpdateDeviceId: row.software_update_device_id,
         osVersion: row.os_version,
         policy: { ...row.policy, created_at: new Date(row.policy.created_at), updated_at: new Date(row.policy.updated_at) },
         items: row.items ?? {},

@@ -1,6 +1,7 @@
 // The OS release catalogue through the admin API against a fake of Apple's software lookup
 // service: refresh, import (air-gapped sites), malformed documents and a failing server changing
-// nothing, the scheduled refresh, and which releases apply to each tenant's device models.
+// nothing, the scheduled refresh, and which releases apply to each tenant's device models (Macs
+// by their SoftwareUpdateDeviceID).
 import t from 'tap'
 import { OrchardError } from '../../src/errors.js'
 import { createOsCatalogue } from '../../src/updates/os-catalogue.js'
@@ -253,7 +254,7 @@ t.test("GET /api/v1/os-releases shows which releases apply to the caller's devic
       { id: 'beta', name: 'Beta', parent_id: null },
     ])
     .execute()
-  const place = async (tenantId: string, productName: string, extra: { lifecycle_state?: 'wiped' } = {}) => {
+  const place = async (tenantId: string, productName: string, extra: { lifecycle_state?: 'wiped'; software_update_device_id?: string } = {}) => {
     const device = await mdm.enrolledDevice()
     await db
       .updateTable('devices')
@@ -266,7 +267,12 @@ t.test("GET /api/v1/os-releases shows which releases apply to the caller's devic
   await place('alpha', 'iPhone15,2')
   await place('alpha', 'iPhone10,3', { lifecycle_state: 'wiped' })
   await place('beta', 'iPhone10,3')
-  await place('beta', 'J413AP')
+  // Macs: the catalogue lists them by SoftwareUpdateDeviceID; one that has not reported it matches nothing.
+  await place('beta', 'Mac14,2', { software_update_device_id: 'J413AP' })
+  await place('beta', 'Mac14,2', { software_update_device_id: 'J413AP' })
+  await place('beta', 'Mac14,2')
+  // An iPhone reports one too (iOS 15+): it is still matched by ProductName.
+  await place('beta', 'iPhone16,1', { software_update_device_id: 'D83AP' })
   const alphaAdmin = await keyFor(api, 'admin', 'alpha')
   const betaAuditor = await keyFor(api, 'auditor', 'beta')
   const betaHelpdesk = await keyFor(api, 'helpdesk', 'beta')
@@ -286,9 +292,26 @@ t.test("GET /api/v1/os-releases shows which releases apply to the caller's devic
   const beta = await api('GET', '/api/v1/os-releases', { key: betaAuditor })
   t.equal(beta.statusCode, 200, beta.body)
   t.same(beta.json.items.find((r: any) => r.product_version === '16.7.8' && r.set === 'public').models, [{ model: 'iPhone10,3', devices: 1 }])
-  t.same(beta.json.items.find((r: any) => r.product_version === '14.5').models, [{ model: 'J413AP', devices: 1 }], 'Macs by board ID')
+  t.same(beta.json.items.find((r: any) => r.product_version === '14.5').models, [{ model: 'J413AP', devices: 2 }], 'Macs by SoftwareUpdateDeviceID')
+  t.same(beta.json.items.find((r: any) => r.product_version === '13.6.7').models, [{ model: 'J413AP', devices: 2 }])
+  t.notMatch(beta.body, /"model":"Mac14,2"/, 'the Mac without SoftwareUpdateDeviceID is in no release')
   t.notMatch(beta.body, /"model":"iPad13,1"|"model":"iPhone15,2"/, "nothing of alpha's models")
-  t.equal(beta.json.items.find((r: any) => r.product_version === '17.5.1' && r.set === 'public').devices, 0)
+  t.same(
+    beta.json.items.find((r: any) => r.product_version === '17.5.1' && r.set === 'public').models,
+    [{ model: 'iPhone16,1', devices: 1 }],
+    "beta's iPhone by ProductName, not its SoftwareUpdateDeviceID",
+  )
+  const mac = await api('GET', '/api/v1/os-releases?model=J413AP', { key: betaAuditor })
+  t.same(
+    mac.json.items.map((r: any) => `${r.platform} ${r.product_version} ${r.set} ${r.devices}`),
+    ['macOS 14.5 public 2', 'macOS 13.6.7 asset 2'],
+  )
+  t.same(
+    mac.json.latest.map((r: any) => `${r.platform} ${r.product_version}`),
+    ['macOS 14.5'],
+  )
+  const byProductName = await api('GET', '/api/v1/os-releases?model=Mac14,2', { key: betaAuditor })
+  t.same(byProductName.json.items, [], "a Mac's ProductName is in no release")
 
   const model = await api('GET', '/api/v1/os-releases?model=iPhone10,3', { key: betaHelpdesk })
   t.equal(model.statusCode, 200, model.body)
@@ -308,6 +331,7 @@ t.test("GET /api/v1/os-releases shows which releases apply to the caller's devic
   t.same(central.models, [
     { model: 'iPad13,1', devices: 2 },
     { model: 'iPhone15,2', devices: 1 },
+    { model: 'iPhone16,1', devices: 1 },
   ])
   t.same(everything.json.items.find((r: any) => r.product_version === '16.7.8' && r.set === 'public').models, [{ model: 'iPhone10,3', devices: 1 }])
   t.match(everything.json.catalogue, { source: world.fake.url, outcome: 'ok', release_count: 8 })

@@ -2,12 +2,14 @@
 // SoftwareUpdateEnforcementSpecific declaration for a device on iOS 17 or later, whose status
 // reports move the compliance report from pending through downloading and installing to
 // compliant; a device on an older iOS takes the MDM path (ScheduleOSUpdate, OSUpdateStatus);
-// a "latest" policy takes the version from the OS catalogue per model; overdue, unsupported,
-// the CSV and the Prometheus gauge.
+// a "latest" policy takes the version from the OS catalogue per model (a Mac's by its
+// SoftwareUpdateDeviceID); overdue, unsupported, the CSV and the Prometheus gauge.
 import t from 'tap'
+import type { PlistDict } from '../../src/mdm/plist.js'
 import { apiClient } from '../helpers/api.js'
 import { DdmDevice } from '../helpers/ddm-device.js'
 import { setupMdm } from '../helpers/mdm-fixture.js'
+import { commandIn } from '../helpers/simulated-device.js'
 
 const enforcement = 'orchard.softwareupdate.enforcement'
 
@@ -170,4 +172,103 @@ t.test('a latest policy follows the catalogue per model; past the deadline is ov
   t.equal((await api('DELETE', `/api/v1/update-policies/${policy.json.id}`)).statusCode, 204)
   await ipad.runQueue()
   t.notOk(ipad.declarations.has(enforcement))
+})
+
+/** Runs the device's MDM queue, answering each command with `answers[RequestType]`; the commands it got. */
+async function drain(device: DdmDevice, answers: Record<string, PlistDict> = {}): Promise<Array<{ requestType: string; command: PlistDict }>> {
+  const ran: Array<{ requestType: string; command: PlistDict }> = []
+  let next = commandIn(await device.device.idle())
+  while (next) {
+    ran.push({ requestType: next.requestType, command: next.command })
+    next = commandIn(await device.device.answer(next.uuid, 'Acknowledged', answers[next.requestType] ?? {}))
+  }
+  return ran
+}
+
+t.test('a latest policy finds a Mac by its SoftwareUpdateDeviceID; a Mac without one is unsupported; iPads stay by ProductName', async (t) => {
+  const { mdm, api, device, report } = await world(t)
+  const db = mdm.database.db
+  // Apple's document lists Macs by SoftwareUpdateDeviceID (board IDs), never by ProductName.
+  const imported = await api('POST', '/api/v1/os-releases/import', {
+    body: {
+      PublicAssetSets: {
+        macOS: [
+          {
+            ProductVersion: '15.2',
+            Build: '24C101',
+            PostingDate: '2099-01-01',
+            ExpirationDate: '2099-06-01',
+            SupportedDevices: ['J413AP', 'J314sAP', 'VMA2MACOSAP'],
+          },
+          {
+            ProductVersion: '14.7.2',
+            Build: '23H311',
+            PostingDate: '2098-12-01',
+            ExpirationDate: '2099-06-01',
+            SupportedDevices: ['J413AP', 'Mac-827FAC58A8FDFA22'],
+          },
+        ],
+        iOS: [{ ProductVersion: '18.2', Build: '22C152', PostingDate: '2099-01-02', ExpirationDate: '2099-06-01', SupportedDevices: ['iPad13,1'] }],
+      },
+    },
+  })
+  t.equal(imported.statusCode, 200, imported.body)
+
+  // The Mac tells its SoftwareUpdateDeviceID when the inventory is refreshed (before any policy).
+  const mac = await device('13.6', 'Mac14,2')
+  t.equal((await api('POST', `/api/v1/devices/${mac.udid}/refresh-inventory`)).statusCode, 201)
+  const inventory = await drain(mac, {
+    DeviceInformation: { QueryResponses: { ProductName: 'Mac14,2', SoftwareUpdateDeviceID: 'J413AP', OSVersion: '13.6', ModelName: 'MacBook Air' } },
+  })
+  const information = inventory.find((command) => command.requestType === 'DeviceInformation')
+  t.ok((information?.command['Queries'] as string[] | undefined)?.includes('SoftwareUpdateDeviceID'), 'the inventory asks for SoftwareUpdateDeviceID')
+  const stored = await db.selectFrom('devices').select(['product_name', 'software_update_device_id']).where('id', '=', mac.udid).executeTakeFirstOrThrow()
+  t.same(stored, { product_name: 'Mac14,2', software_update_device_id: 'J413AP' }, 'stored on the device row')
+  const detail = await api('GET', `/api/v1/devices/${mac.udid}`)
+  t.match(detail.json, { product_name: 'Mac14,2', platform: 'macOS', software_update_device_id: 'J413AP' })
+
+  const bare = await device('13.6', 'Mac14,2')
+  t.equal((await api('GET', `/api/v1/devices/${bare.udid}`)).json.software_update_device_id, null)
+  const modernMac = await device('14.6', 'Mac14,2')
+  // An iPad reports one too (iOS 15+): iPads are still matched by ProductName.
+  const ipad = await device('17.6', 'iPad13,1')
+  for (const [d, id] of [
+    [modernMac, 'J413AP'],
+    [ipad, 'J407AP'],
+  ] as const)
+    await db.updateTable('devices').set({ software_update_device_id: id }).where('id', '=', d.udid).execute()
+
+  const policy = await api('POST', '/api/v1/update-policies', { body: { name: 'latest', mode: 'latest', latest_within_days: 7 } })
+  t.equal(policy.statusCode, 201, policy.body)
+
+  const r = await report()
+  t.match(
+    stateOf(r.items, mac.udid),
+    { path: 'mdm', state: 'pending', model: 'Mac14,2', target_version: '15.2', target_build: '24C101', deadline: '2099-01-08T18:00:00' },
+    'the newest release listing J413AP',
+  )
+  t.match(stateOf(r.items, modernMac.udid), { path: 'ddm', state: 'pending', target_version: '15.2' })
+  t.match(
+    stateOf(r.items, bare.udid),
+    { path: 'mdm', state: 'unsupported', target_version: null, detail: 'no release in the catalogue for this model' },
+    'no SoftwareUpdateDeviceID: its ProductName is in no release',
+  )
+  t.match(stateOf(r.items, ipad.udid), { path: 'ddm', state: 'pending', target_version: '18.2' }, 'by ProductName, not its SoftwareUpdateDeviceID')
+
+  // The MDM path: ScheduleOSUpdate with the Mac's release; nothing for the Mac the catalogue cannot place.
+  const scheduled = await drain(mac)
+  t.same(
+    scheduled.map((command) => command.requestType),
+    ['ScheduleOSUpdate', 'OSUpdateStatus'],
+  )
+  t.match(scheduled.find((command) => command.requestType === 'ScheduleOSUpdate')?.command, { Updates: [{ ProductVersion: '15.2', InstallAction: 'Default' }] })
+  t.same(await drain(bare), [], 'the Mac without SoftwareUpdateDeviceID gets no update')
+  await ipad.runQueue()
+  t.match(ipad.declarations.get(enforcement)?.payload, { TargetOSVersion: '18.2', TargetBuildVersion: '22C152' })
+  await modernMac.runQueue()
+  t.match(
+    modernMac.declarations.get(enforcement)?.payload,
+    { TargetOSVersion: '15.2', TargetBuildVersion: '24C101', TargetLocalDateTime: '2099-01-08T18:00:00' },
+    'the declarative path for a Mac on macOS 14+',
+  )
 })
