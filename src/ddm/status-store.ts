@@ -1,6 +1,8 @@
 // The status channel's latest values per device: status items (device_status_items) and each
 // declaration's status (device_declaration_status), applied from partial reports; the items
-// that mirror inventory columns (OS version, build, model) update the device row too.
+// that mirror inventory columns (OS version, build, model) update the device row too. What a
+// report changes in declaration states and software update items is an event in the device's
+// timeline (audit_events: declaration_status, softwareupdate_status), written by the same statement.
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
 import { declarationStatusJson, type DeclarationStatus } from '../mdm/declarations.js'
@@ -76,12 +78,12 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
         ),
         stale_items as (
           delete from device_status_items where ${report.full} and device_id = ${deviceId}
-            and item not in (select item from incoming_items) returning 1
+            and item not in (select item from incoming_items) returning item
         ),
         stale_declarations as (
           delete from device_declaration_status where device_id = ${deviceId}
             and ((${report.full} and identifier not in (select identifier from incoming_declarations)) or identifier = any(${removed}::text[]))
-          returning 1
+          returning identifier, kind
         ),
         written_items as (
           insert into device_status_items (device_id, item, value, updated_at)
@@ -89,7 +91,7 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
           on conflict (device_id, item) do update set value = excluded.value, updated_at = excluded.updated_at
             -- An unchanged value is not written again (a full report repeats most of them).
             where device_status_items.value is distinct from excluded.value
-          returning 1
+          returning item, value
         ),
         written_declarations as (
           insert into device_declaration_status (device_id, identifier, kind, server_token, active, valid, reasons, updated_at)
@@ -99,6 +101,36 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
           where (device_declaration_status.kind, device_declaration_status.server_token, device_declaration_status.active,
             device_declaration_status.valid, device_declaration_status.reasons)
             is distinct from (excluded.kind, excluded.server_token, excluded.active, excluded.valid, excluded.reasons)
+          returning identifier, kind, server_token, active, valid, reasons
+        ),
+        -- The device's timeline (audit_events, in its current tenant): one event per report for the
+        -- declaration states it changed and one for the software update items it changed, built
+        -- from the rows actually written or deleted above, so a report repeating what is stored
+        -- writes none.
+        changed_declarations as (
+          select identifier, kind, server_token, active, valid, reasons, false as removed from written_declarations
+          union all
+          select identifier, kind, null, null, null, null, true from stale_declarations
+        ),
+        changed_updates as (
+          select item, value from written_items where starts_with(item, 'softwareupdate.')
+          union all
+          select item, 'null'::jsonb from stale_items where starts_with(item, 'softwareupdate.')
+        ),
+        -- One insert for both events (each aggregate gives no row when nothing changed): planning a
+        -- second insert into audit_events costs every report, changed or not.
+        events as (
+          insert into audit_events (at, category, tenant_id, action, target_type, target_id, device_id, outcome, details)
+          select ${at}::timestamptz, 'device', d.tenant_id, e.action, 'device', d.id, d.id, 'success', e.details
+          from (
+            select 'declaration_status' as action,
+              jsonb_build_object('declarations', jsonb_agg(jsonb_build_object('identifier', identifier, 'kind', kind,
+                'server_token', server_token, 'active', active, 'valid', valid, 'reasons', reasons, 'removed', removed) order by identifier)) as details
+            from changed_declarations having count(*) > 0
+            union all
+            select 'softwareupdate_status', jsonb_build_object('items', jsonb_object_agg(item, value)) from changed_updates having count(*) > 0
+          ) as e
+          cross join devices d where d.id = ${deviceId}
           returning 1
         ),
         inventory as (
@@ -109,7 +141,7 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
           returning 1
         )
         select (select count(*) from stale_items) + (select count(*) from stale_declarations) + (select count(*) from written_items)
-          + (select count(*) from written_declarations) + (select count(*) from inventory) as n`.execute(db)
+          + (select count(*) from written_declarations) + (select count(*) from inventory) + (select count(*) from events) as n`.execute(db)
     },
 
     deviceInScope,

@@ -101,7 +101,18 @@ export interface AdminEventInput {
 
 export interface DeviceEventInput {
   deviceId: string
-  action: 'enrolled' | 'checked_out' | 'identity_renewed' | 'reenrolled' | 'identity_conflict' | 'foreign_enrollment_path' | 'wiped' | 'deleted'
+  /** declaration_status and softwareupdate_status are written by the DDM status store (src/ddm/status-store.ts), in its statement. */
+  action:
+    | 'enrolled'
+    | 'checked_out'
+    | 'identity_renewed'
+    | 'reenrolled'
+    | 'identity_conflict'
+    | 'foreign_enrollment_path'
+    | 'wiped'
+    | 'deleted'
+    | 'declaration_status'
+    | 'softwareupdate_status'
   details?: Record<string, unknown>
   /** Default success; a refused device request (identity_conflict) is a failure. */
   outcome?: 'success' | 'failure'
