@@ -2527,6 +2527,7 @@ export type DeviceSummary = {
 export type Device = DeviceSummary & {
   imei: string | null
   meid: string | null
+  software_update_device_id: string | null
   identity: {
     certificate_sha256: string | null
     not_after: string | null
@@ -2806,6 +2807,7 @@ export type DeclarationInput = {
   type: string
   name?: string | null
   payload: DeclarationPayload
+  profile_id?: string | null
 }
 export type DeclarationPayload = {
   [key: string]: unknown
@@ -2820,6 +2822,7 @@ export type Declaration = {
   payload: {
     [key: string]: unknown
   }
+  profile_id: string | null
   server_token: string
   blueprint_count: number
   created_at: string
