@@ -1,4 +1,4 @@
-// The DeclarativeManagement check-in of a device channel, served from the device's stored
+// The DeclarativeManagement check-in of a device channel (User Enrollment too), served from the device's stored
 // declaration set (computed on the first check-in when there is none): tokens, the manifest
 // (declaration-items), each declaration with the device's substitutions, and status reports.
 // https://developer.apple.com/documentation/devicemanagement/declarativemanagement
@@ -18,7 +18,7 @@ export function createDeclarativeCheckIn(deps: {
   store: DeclarationSetStore
   sets: DeclarationSets
   status: StatusChannel
-  /** User channels and User Enrollment keep the empty set. */
+  /** User channels keep the empty set. */
   fallback: DeclarativeManagementHandler
   /** Where devices fetch the library profiles of legacy-profile declarations; null without secret keys. */
   profileUrls: LegacyProfileUrls | null
@@ -58,7 +58,8 @@ export function createDeclarativeCheckIn(deps: {
 
   return {
     async handle(channel: Channel, endpoint, data) {
-      if (channel.kind !== 'device' || channel.userEnrollmentId !== undefined) return deps.fallback.handle(channel, endpoint, data)
+      // A User Enrollment's device channel is the device (its EnrollmentID); user channels keep the empty set.
+      if (channel.kind !== 'device') return deps.fallback.handle(channel, endpoint, data)
       const deviceId = channel.deviceId
       if (endpoint === 'tokens') {
         const set = await setOf(deviceId)

@@ -15,6 +15,8 @@ export interface DeviceDeclarations {
   deviceName: string | null
   tenantId: string | null
   productName: string | null
+  /** User Enrollment (a personal device): identified by its EnrollmentID, no software update enforcement. */
+  userEnrollment: boolean
   /** DeviceInformation SoftwareUpdateDeviceID, what the OS catalogue lists a Mac under (devicesIn only). */
   softwareUpdateDeviceId?: string | null
   osVersion: string | null
@@ -77,7 +79,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
             : sql`true`
       const { rows } = await sql<DeviceDeclarations>`
         select d.id as "deviceId", d.serial_number as "serialNumber", d.device_name as "deviceName", d.tenant_id as "tenantId",
-          d.product_name as "productName", d.software_update_device_id as "softwareUpdateDeviceId", d.os_version as "osVersion",
+          d.product_name as "productName", d.user_enrollment as "userEnrollment", d.software_update_device_id as "softwareUpdateDeviceId", d.os_version as "osVersion",
           coalesce(array_agg(x.id order by (x.tenant_id is not distinct from d.tenant_id) desc, (x.tenant_id is not null) desc, b.updated_at desc, x.id)
             filter (where x.id is not null), '{}') as "declarationIds",
           ${governingPolicyJson} as policy
@@ -86,7 +88,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
         left join (blueprints b
           join blueprint_declarations bd on bd.blueprint_id = b.id
           join declarations x on x.id = bd.declaration_id) on ${blueprintAppliesTo}
-        where ${filter} and d.lifecycle_state in ('active', 'lost') and not d.user_enrollment
+        where ${filter} and d.lifecycle_state in ('active', 'lost')
         group by d.id
         order by d.id`.execute(db)
       return rows
@@ -178,6 +180,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
           'd.device_name as deviceName',
           'd.tenant_id as tenantId',
           'd.product_name as productName',
+          'd.user_enrollment as userEnrollment',
           'd.os_version as osVersion',
         ])
         .where('d.id', '=', deviceId)

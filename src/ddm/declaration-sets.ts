@@ -57,7 +57,8 @@ function deviceServerToken(declaration: DeclarationForSet, device: DeviceDeclara
  */
 export function enforcementOf(device: DeviceDeclarations, latest: ReadonlyMap<string, LatestRelease>): SetDeclaration | undefined {
   const policy = device.policy
-  if (!policy || updatePath(device.productName, device.osVersion) !== 'ddm') return undefined
+  // Enforcement is not allowed in User Enrollment (nor are the MDM update commands).
+  if (!policy || device.userEnrollment || updatePath(device.productName, device.osVersion) !== 'ddm') return undefined
   const target = policyTarget(policy, catalogueModel(device), latest)
   if (!target || (device.osVersion && compareVersions(device.osVersion, target.version) >= 0)) return undefined
   return made(updateEnforcementIdentifier, 'com.apple.configuration.softwareupdate.enforcement.specific', 'configuration', {
@@ -89,7 +90,7 @@ export function setOfDevice(
     })
     if (declaration.kind === 'activation' && !activations.has(declaration.identifier)) activations.set(declaration.identifier, declaration.payload)
   }
-  const set = buildDeclarationSet(wanted, activations)
+  const set = buildDeclarationSet(wanted, activations, { userEnrollment: device.userEnrollment })
   return {
     token: declarationItems(set).token,
     items: set.map((d) => ({

@@ -131,6 +131,9 @@ export const subscribedStatusItems = [
   'softwareupdate.pending-version',
 ]
 
+/** A User Enrollment keeps the device's identifiers private: these items are not asked of it. */
+const notInUserEnrollment = new Set(['device.identifier.serial-number', 'device.identifier.udid'])
+
 export const statusSubscriptionsIdentifier = 'orchard.status-subscriptions'
 export const defaultActivationIdentifier = 'orchard.activation.default'
 export const updateEnforcementIdentifier = 'orchard.softwareupdate.enforcement'
@@ -149,13 +152,14 @@ export function made(identifier: string, type: string, kind: DeclarationKind, pa
 export function buildDeclarationSet(
   declarations: readonly SetDeclaration[],
   activationPayloads: ReadonlyMap<string, Record<string, unknown>>,
+  device: { userEnrollment: boolean } = { userEnrollment: false },
 ): SetDeclaration[] {
   const byIdentifier = new Map<string, SetDeclaration>()
   for (const declaration of declarations) if (!byIdentifier.has(declaration.identifier)) byIdentifier.set(declaration.identifier, declaration)
   byIdentifier.set(
     statusSubscriptionsIdentifier,
     made(statusSubscriptionsIdentifier, 'com.apple.configuration.management.status-subscriptions', 'configuration', {
-      StatusItems: subscribedStatusItems.map((name) => ({ Name: name })),
+      StatusItems: subscribedStatusItems.filter((name) => !device.userEnrollment || !notInUserEnrollment.has(name)).map((name) => ({ Name: name })),
     }),
   )
   const named = new Set<string>()

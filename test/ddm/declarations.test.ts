@@ -176,3 +176,29 @@ t.test('targeting by kind and group; per-device substitutions; status items with
   })
   t.equal((await api('GET', '/api/v1/devices/no-such-device/status-items')).statusCode, 404)
 })
+
+t.test('a User Enrollment (personal phone) takes declarations on its device channel, without identifiers or update enforcement', async (t) => {
+  const mdm = await setupMdm(t)
+  const api = apiClient(mdm.app)
+  const personal = new DdmDevice(await mdm.enrolledDevice({ userEnrollment: true }))
+  await mdm.database.db.updateTable('devices').set({ os_version: '17.5', product_name: 'iPhone15,2' }).where('id', '=', personal.udid).execute()
+  const created = await api('POST', '/api/v1/declarations', { body: passcode(6) })
+  t.equal((await api('POST', '/api/v1/blueprints', { body: { name: 'passcode', declaration_ids: [created.json.id] } })).statusCode, 201)
+  const policy = await api('POST', '/api/v1/update-policies', {
+    body: { name: 'iOS 18.2', mode: 'specific', target_os_version: '18.2', target_local_datetime: '2099-01-15T18:00:00' },
+  })
+  t.equal(policy.statusCode, 201, policy.body)
+
+  t.same(await ddmCommands(personal), ['DeclarativeManagement'])
+  t.ok(personal.active('com.example.passcode'), 'the declaration is synced through the EnrollmentID channel and active')
+  t.notOk(personal.declarations.has('orchard.softwareupdate.enforcement'), 'no software update enforcement in User Enrollment')
+  const subscribed = (personal.declarations.get('orchard.status-subscriptions')?.payload['StatusItems'] as Array<{ Name: string }>).map((item) => item.Name)
+  t.ok(subscribed.includes('device.operating-system.version'))
+  t.notOk(subscribed.includes('device.identifier.serial-number'), 'a User Enrollment keeps its identifiers private')
+  t.notOk(subscribed.includes('device.identifier.udid'))
+  const view = await api('GET', `/api/v1/devices/${personal.udid}/declarations`)
+  t.match(
+    view.json.items.find((item: { identifier: string }) => item.identifier === 'com.example.passcode'),
+    { state: 'active' },
+  )
+})
