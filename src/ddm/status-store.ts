@@ -76,6 +76,19 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
           select * from jsonb_to_recordset(${JSON.stringify(declarations)}::text::jsonb)
             as x(identifier text, kind text, server_token text, active boolean, valid text, reasons jsonb)
         ),
+        -- Only what differs from the stored values is written: an upsert that finds an unchanged
+        -- row still locks it (a WAL record and a dirty page per item), and a full report repeats
+        -- most of its items.
+        changed_items as (
+          select i.item, i.value from incoming_items i
+            left join device_status_items s on s.device_id = ${deviceId} and s.item = i.item
+          where s.value is distinct from i.value
+        ),
+        changed_incoming_declarations as (
+          select i.* from incoming_declarations i
+            left join device_declaration_status s on s.device_id = ${deviceId} and s.identifier = i.identifier
+          where (s.kind, s.server_token, s.active, s.valid, s.reasons) is distinct from (i.kind, i.server_token, i.active, i.valid, i.reasons)
+        ),
         stale_items as (
           delete from device_status_items where ${report.full} and device_id = ${deviceId}
             and item not in (select item from incoming_items) returning item
@@ -87,7 +100,7 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
         ),
         written_items as (
           insert into device_status_items (device_id, item, value, updated_at)
-          select ${deviceId}::text, item, value, ${at}::timestamptz from incoming_items
+          select ${deviceId}::text, item, value, ${at}::timestamptz from changed_items
           on conflict (device_id, item) do update set value = excluded.value, updated_at = excluded.updated_at
             -- An unchanged value is not written again (a full report repeats most of them).
             where device_status_items.value is distinct from excluded.value
@@ -95,7 +108,7 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
         ),
         written_declarations as (
           insert into device_declaration_status (device_id, identifier, kind, server_token, active, valid, reasons, updated_at)
-          select ${deviceId}::text, identifier, kind, server_token, active, valid, reasons, ${at}::timestamptz from incoming_declarations
+          select ${deviceId}::text, identifier, kind, server_token, active, valid, reasons, ${at}::timestamptz from changed_incoming_declarations
           on conflict (device_id, identifier) do update set kind = excluded.kind, server_token = excluded.server_token, active = excluded.active,
             valid = excluded.valid, reasons = excluded.reasons, updated_at = excluded.updated_at
           where (device_declaration_status.kind, device_declaration_status.server_token, device_declaration_status.active,
@@ -138,6 +151,9 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
             build_version = coalesce(${columns['build_version']}::text, build_version),
             product_name = coalesce(${columns['product_name']}::text, product_name), updated_at = ${at}::timestamptz
           where ${hasColumns} and id = ${deviceId}
+            -- The same values again write no new row version (the device row has many indexes).
+            and (os_version, build_version, product_name) is distinct from (coalesce(${columns['os_version']}::text, os_version),
+              coalesce(${columns['build_version']}::text, build_version), coalesce(${columns['product_name']}::text, product_name))
           returning 1
         )
         select (select count(*) from stale_items) + (select count(*) from stale_declarations) + (select count(*) from written_items)
