@@ -2,6 +2,7 @@
 // read for many devices in one query, and the set a DDM check-in is served from (one indexed
 // read by device).
 import { sql, type Kysely } from 'kysely'
+import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import type { DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
 import { effectiveServerToken } from '../mdm/declarations.js'
@@ -145,11 +146,12 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
     },
 
     async set(deviceId) {
-      const row = await db
-        .selectFrom('device_declaration_sets')
-        .select(['declarations_token', 'items', 'changed_at', 'sent_token'])
-        .where('device_id', '=', deviceId)
-        .executeTakeFirst()
+      // Every DDM check-in of every device: prepared once per connection.
+      const { rows } = await sql<{ declarations_token: string; items: DeclarationSetItem[]; changed_at: Date; sent_token: string | null }>`${sql.raw(
+        preparedStatement,
+      )}
+        select declarations_token, items, changed_at, sent_token from device_declaration_sets where device_id = ${deviceId}`.execute(db)
+      const row = rows[0]
       return row && { token: row.declarations_token, items: row.items, changedAt: row.changed_at, sentToken: row.sent_token }
     },
 

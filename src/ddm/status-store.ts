@@ -4,6 +4,7 @@
 // report changes in declaration states and software update items is an event in the device's
 // timeline (audit_events: declaration_status, softwareupdate_status), written by the same statement.
 import { sql, type Kysely } from 'kysely'
+import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import { declarationStatusJson, type DeclarationStatus } from '../mdm/declarations.js'
 import { inScope } from '../db/scope-sql.js'
@@ -68,7 +69,8 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
       const declarations = live.map(declarationStatusJson)
       // One statement, one round trip: a fleet reports often. Its parts see the same snapshot;
       // none touches rows another part writes (a full report deletes only what it does not bring).
-      await sql`
+      // Prepared (parsed and planned once per connection): planning this statement cost as much as running it.
+      await sql`${sql.raw(preparedStatement)}
         with incoming_items as (
           select x.item, x.value from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as x(item text, value jsonb)
         ),
