@@ -30,4 +30,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
 # Node as PID 1 receives SIGTERM directly: Orchard drains requests and exits 0.
 # A 1 GB heap cap also makes V8 collect sooner: push fan-out of 100,000 devices peaks
 # at ~220 MB RSS instead of ~340 MB (scripts/bench-push.ts).
-CMD ["node", "--max-old-space-size=1024", "dist/src/main.js"]
+CMD ["node", "--max-old-space-size=1024", "--max-semi-space-size=32", "dist/src/main.js"]

@@ -22,6 +22,7 @@
 // processes of the bench's database with the shared ones (WAL writer, checkpointer...).
 // Run: npx tsx scripts/bench-ddm.ts [--backend postgres|pglite] [--devices 10000] [--small 100]
 //   [--concurrency 12] [--keys 16] [--profile DIR]
+// (`npm run bench -- --only ddm` runs it with the V8 flags `npm start` gives the server.)
 // --profile: a V8 CPU profile of each measured phase (this process: Orchard), DIR/ddm-<backend>-<phase>.cpuprofile;
 // the figures of a profiled run are slower.
 import { createHash, KeyObject, randomBytes, randomUUID, sign, X509Certificate } from 'node:crypto'

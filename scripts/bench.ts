@@ -138,10 +138,13 @@ function pgliteBackend(): Backend {
   }
 }
 
+/** The V8 flags `npm start` and the Docker image run the server with (package.json, Dockerfile). */
+const serverNodeFlags = ['--max-old-space-size=1024', '--max-semi-space-size=32']
+
 async function startServer(backend: Backend, ca: DeviceCa): Promise<{ server: ServerProcess; address: string }> {
   // Default settings, info-level logs included (one access-log line per request).
   const profile = args.has('profile') ? ['--cpu-prof', `--cpu-prof-dir=${args.get('profile') || '/tmp/orchard-profile'}`] : []
-  const server = spawnServer([...profile, 'dist/src/main.js', '--port', '0'], {
+  const server = spawnServer([...serverNodeFlags, ...profile, 'dist/src/main.js', '--port', '0'], {
     ...backend.env,
     ORCHARD_DEVICE_CA_FILES: ca.pemFile,
     ORCHARD_API_KEYS: apiKey,
@@ -280,15 +283,11 @@ if (only === undefined || only === 'mdm') {
   if (backendArg === 'pglite' || backendArg === 'both') await benchBackend(pgliteBackend())
 }
 if (only === undefined || only === 'push') {
-  console.log('\n## push: through the fake APNs (sender process started as `npm start` starts the server: --max-old-space-size=1024)')
-  execFileSync(
-    process.execPath,
-    ['--max-old-space-size=1024', '--import', 'tsx', join(root, 'scripts/bench-push.ts'), '--count', args.get('pushes') ?? '100000'],
-    {
-      stdio: 'inherit',
-      cwd: root,
-    },
-  )
+  console.log(`\n## push: through the fake APNs (sender process started as \`npm start\` starts the server: ${serverNodeFlags.join(' ')})`)
+  execFileSync(process.execPath, [...serverNodeFlags, '--import', 'tsx', join(root, 'scripts/bench-push.ts'), '--count', args.get('pushes') ?? '100000'], {
+    stdio: 'inherit',
+    cwd: root,
+  })
 }
 if (only === undefined || only === 'reports') {
   console.log('\n## Reports: device-days (billing) and device counts over a year of history (scripts/bench-reports.ts)')
@@ -321,7 +320,9 @@ if (only === undefined || only === 'vpp') {
   }
 }
 if (only === undefined || only === 'ddm') {
-  console.log('\n## Declarative device management: tokens polls, a retarget of every device, status reports (scripts/bench-ddm.ts)')
+  console.log(
+    `\n## Declarative device management: tokens polls, a retarget of every device, status reports (scripts/bench-ddm.ts; Orchard in the bench process, ${serverNodeFlags.join(' ')} as \`npm start\`)`,
+  )
   // --profile: a V8 CPU profile of each measured phase (Orchard runs in the bench process).
   const profile = args.has('profile') ? ['--profile', args.get('profile') || '/tmp/orchard-profile'] : []
   // PostgreSQL unless --backend says otherwise (10,000 devices on PGlite take a while).
@@ -330,6 +331,7 @@ if (only === undefined || only === 'ddm') {
     execFileSync(
       process.execPath,
       [
+        ...serverNodeFlags,
         '--import',
         'tsx',
         join(root, 'scripts/bench-ddm.ts'),
