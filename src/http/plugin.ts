@@ -128,7 +128,19 @@ function auditTenantOf(request: FastifyRequest): string | null {
 
 // Every admin write leaves a row: the store wrote it with the change (success), or it is
 // written here: a failed write, or a write whose change is outside our database.
-async function auditWrite(request: FastifyRequest, reply: FastifyReply, options: ApiRoutesOptions): Promise<void> {
+/** Why a write was refused, from the problem document the caller gets: its code and detail. */
+function refusalOf(payload: unknown): { code: string; detail: string } | null {
+  if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return null
+  try {
+    const problem = JSON.parse(payload.toString()) as { code?: unknown; detail?: unknown }
+    if (typeof problem.code !== 'string') return null
+    return { code: problem.code, detail: typeof problem.detail === 'string' ? storableText(problem.detail.slice(0, 1000)) : '' }
+  } catch {
+    return null
+  }
+}
+
+async function auditWrite(request: FastifyRequest, reply: FastifyReply, payload: unknown, options: ApiRoutesOptions): Promise<void> {
   const config = request.routeOptions.config
   const principal = request.principal
   if (!config.allowedRoles || !principal || readMethods.has(request.method)) return
@@ -153,7 +165,7 @@ async function auditWrite(request: FastifyRequest, reply: FastifyReply, options:
     // A refused request's parameters may hold anything: the row records them storably.
     targetId: target ? storableText(String(target[1]).slice(0, 300)) : null,
     deviceId: typeof params['device_id'] === 'string' ? storableText(params['device_id'].slice(0, 300)) : null,
-    details: failed ? null : { outside_transaction: true, expected: config.auditOutsideTransaction === true },
+    details: failed ? refusalOf(payload) : { outside_transaction: true, expected: config.auditOutsideTransaction === true },
   })
   if (actor) actor.recorded = true
 }
@@ -182,7 +194,7 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   })
   app.addHook('onSend', async (request, reply, payload) => {
     try {
-      await auditWrite(request, reply, options)
+      await auditWrite(request, reply, payload, options)
     } catch (error) {
       // The change is done (or refused); a lost audit row of a failure is logged, not answered.
       request.log.error({ err: error }, 'cannot write the audit row of an admin write')
