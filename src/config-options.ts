@@ -320,6 +320,24 @@ export const options = {
     description:
       'How often every device with blueprints is asked for its profile and app lists, so drift is repaired; ' + '0 = only on enrollment, changes and sync.',
   }),
+  inventoryAtEnrollment: option({
+    env: 'ORCHARD_INVENTORY_AT_ENROLLMENT',
+    flag: '--inventory-at-enrollment',
+    default: 'true',
+    parse: boolean,
+    description:
+      'A newly enrolled device is asked for its inventory (DeviceInformation with every query, SecurityInfo, InstalledApplicationList, ' +
+      'ProfileList, CertificateList) after what blueprints and ADE queue for it.',
+  }),
+  inventoryRefreshHours: option({
+    env: 'ORCHARD_INVENTORY_REFRESH_HOURS',
+    flag: '--inventory-refresh-hours',
+    default: '24',
+    parse: integer(0, 24 * 90),
+    description:
+      'Enrolled, active devices whose inventory (DeviceInformation) is older than this are asked for it again (checked hourly, ' +
+      'up to 10,000 devices a run); 0 = only at enrollment and on POST /api/v1/devices/{id}/refresh-inventory.',
+  }),
   adeVerifyMachineInfo: option({
     env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO',
     flag: '--ade-verify-machine-info',

@@ -226,6 +226,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
     abm_url: config.abmUrl,
     dep_sync_seconds: config.depSyncSeconds,
     blueprint_check_hours: config.blueprintCheckHours,
+    inventory_at_enrollment: config.inventoryAtEnrollment,
+    inventory_refresh_hours: config.inventoryRefreshHours,
     ade_verify_machine_info: config.adeVerifyMachineInfo,
     ade_machine_info_ca_files: config.adeMachineInfoCaFiles,
     oidc: config.oidc && {

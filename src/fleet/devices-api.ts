@@ -8,6 +8,7 @@ import type { EnqueueResult } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import type { DeviceSecrets } from '../device/device-secrets.js'
 import type { DeviceDirectory } from './device-directory.js'
+import type { InventoryRefresh } from './inventory-refresh.js'
 import { deviceFilterFrom, deviceJson, deviceSummaryJson, eraseInput } from './device-json.js'
 import { eraseCommand } from './lifecycle-policy.js'
 
@@ -15,6 +16,7 @@ export interface DeviceHandlerDeps {
   directory: Pick<DeviceDirectory, 'listDevices' | 'getDevice' | 'deleteDevice'>
   dispatcher: CommandDispatcher
   secrets: Pick<DeviceSecrets, 'reveal' | 'unlockTokenFor'>
+  inventory: Pick<InventoryRefresh, 'refresh'>
 }
 
 /** A per-device command operation's request: the device, and how to queue (every such operation takes `push`). */
@@ -86,19 +88,9 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
 
     async refreshDeviceInventory(request, reply) {
       const deviceId = request.params.device_id
-      const results = []
-      for (const requestType of ['DeviceInformation', 'SecurityInfo', 'InstalledApplicationList', 'ProfileList', 'CertificateList']) {
-        // DeviceInformation without Queries returns only a default set: ask for what inventory shows.
-        const keys: PlistDict = requestType === 'DeviceInformation' ? { Queries: inventoryQueries } : {}
-        const result = await deps.dispatcher.dispatch(accessOf(request), {
-          targets: { enrollmentIds: [deviceId] },
-          command: built(requestType, keys),
-          push: false,
-        })
-        const target = result.targets[0]!
-        if (target.result === 'unknown_enrollment' || target.result === 'enrollment_disabled') refuse(result, deviceId)
-        results.push(result)
-      }
+      const { results, push } = await deps.inventory.refresh(accessOf(request), [deviceId], { push: request.query.push })
+      const target = results[0]!.targets[0]!
+      if (target.result === 'unknown_enrollment' || target.result === 'enrollment_disabled') refuse(results[0]!, deviceId)
       const queued = results.some((r) => r.targets[0]!.result === 'queued')
       if (!queued) {
         const reasons = results.map((r) => {
@@ -107,9 +99,8 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
         })
         throw new OrchardError('not_applicable', `none of the inventory commands can go to device ${deviceId} (${reasons.join('; ')})`)
       }
-      // One push wakes the device for all of them.
-      const pushed = queued && request.query.push ? await deps.dispatcher.pushOnly(accessOf(request), [deviceId]) : null
-      return reply.code(201).send({ commands: results.map((r, i) => dispatchResultJson(i === results.length - 1 ? { ...r, push: pushed } : r)) })
+      // One push woke the device for all of them: the last command shows it.
+      return reply.code(201).send({ commands: results.map((r, i) => dispatchResultJson(i === results.length - 1 ? { ...r, push } : r)) })
     },
 
     async lockDevice(request, reply) {
@@ -165,35 +156,3 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
     },
   }
 }
-
-/** DeviceInformation queries for the inventory view. */
-const inventoryQueries = [
-  'UDID',
-  'DeviceName',
-  'OSVersion',
-  'BuildVersion',
-  'ModelName',
-  'Model',
-  'ProductName',
-  // What the OS catalogue lists a Mac under (macOS 12, iOS 15 and later).
-  'SoftwareUpdateDeviceID',
-  'SerialNumber',
-  'IMEI',
-  'MEID',
-  'DeviceCapacity',
-  'AvailableDeviceCapacity',
-  'BatteryLevel',
-  'IsSupervised',
-  'IsDeviceLocatorServiceEnabled',
-  'IsActivationLockEnabled',
-  'IsCloudBackupEnabled',
-  'WiFiMAC',
-  'BluetoothMAC',
-  'EthernetMAC',
-  'IsMDMLostModeEnabled',
-  'IsMultiUser',
-  'EASDeviceIdentifier',
-  'OSUpdateSettings',
-  'SupplementalBuildVersion',
-  'SupplementalOSVersionExtra',
-]

@@ -12,6 +12,7 @@ import type { CertificateAuthorityService } from '../enrollment/certificate-auth
 import type { EnrollmentService } from '../enrollment/enrollment-service.js'
 import type { IdentityRenewalService } from '../enrollment/identity-renewal.js'
 import type { BlueprintService } from '../fleet/blueprints.js'
+import type { InventoryRefresh } from '../fleet/inventory-refresh.js'
 import type { PushCertificateService } from '../push/push-certificates.js'
 import type { PushService } from '../push/push-service.js'
 import type { OsCatalogue } from '../updates/os-catalogue.js'
@@ -35,6 +36,8 @@ export function startBackgroundWork(deps: {
   dep: DepService
   vpp: { tokens: VppTokens; sync: VppSync; licences: VppLicences; unmanaged: VppUnmanaged }
   blueprints: BlueprintService
+  /** Devices whose inventory is older than ORCHARD_INVENTORY_REFRESH_HOURS are asked again (checked hourly). */
+  inventory: Pick<InventoryRefresh, 'refreshStale'>
   /** The periodic check computes every device's declaration set again (a kind, group or tenant changed meanwhile). */
   declarationSets: { recompute(scope: { all: true }): Promise<unknown> }
   /** Devices on the MDM update path not at their policy's target get ScheduleOSUpdate at the periodic check. */
@@ -76,6 +79,11 @@ export function startBackgroundWork(deps: {
         deps.logger,
       ),
     )
+  }
+  const inventoryHours = deps.config.inventoryRefreshHours
+  if (inventoryHours > 0) {
+    const refreshStale = async () => void (await deps.inventory.refreshStale(new Date(Date.now() - inventoryHours * 3_600_000)))
+    tasks.push(startPeriodicTask('inventory refresh', Math.min(inventoryHours, 1) * 3_600_000, refreshStale, deps.logger))
   }
   if (deps.config.depSyncSeconds > 0) {
     tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))

@@ -29,7 +29,12 @@ export async function buildTestApp(
 ): Promise<TestApp> {
   // The admin API's responses are checked against openapi.yaml: a mismatch fails the test.
   // Tests never reach Apple's software lookup service (test/helpers/fake-os-catalogue.ts does).
-  const config = loadConfig({ ORCHARD_API_RESPONSE_VALIDATION: 'strict', ORCHARD_OS_CATALOGUE_URL: 'off', ...env }, [])
+  // Inventory at enrollment is off unless a test turns it on (test/fleet/inventory-at-enrollment.test.ts):
+  // most tests read a device's queue right after enrolling and would all have to skip it.
+  const config = loadConfig(
+    { ORCHARD_API_RESPONSE_VALIDATION: 'strict', ORCHARD_OS_CATALOGUE_URL: 'off', ORCHARD_INVENTORY_AT_ENROLLMENT: 'false', ...env },
+    [],
+  )
   const orchard = await createOrchard(config, database, options.logger ?? testLogger())
   t.teardown(() => orchard.app.close())
   return { app: orchard.app, metrics: orchard.metrics, orchard }
