@@ -19,6 +19,7 @@ import * as m0014 from './0014_os_releases.js'
 import * as m0015 from './0015_update_policies.js'
 import * as m0016 from './0016_legacy_profile_declarations.js'
 import * as m0017 from './0017_software_update_device_id.js'
+import * as m0018 from './0018_activation_lock.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -38,4 +39,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0015_update_policies': m0015,
   '0016_legacy_profile_declarations': m0016,
   '0017_software_update_device_id': m0017,
+  '0018_activation_lock': m0018,
 })

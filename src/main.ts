@@ -19,6 +19,7 @@ import { createDdmFeature, declarationHandlers, reachOf } from './ddm/index.js'
 import { createDeviceEvents, createDeviceSecrets, createDeviceSecretStore, createDeviceSurface } from './device/index.js'
 import { createEnrollmentFeature, enrollmentHandlers } from './enrollment/index.js'
 import { appUpdateHandlers, blueprintHandlers, createFleetDirectory, createFleetFeature, deviceHandlers, lifecycleHandlers } from './fleet/index.js'
+import { activationLockHandlers, createActivationLockFeature, withBypassCodeStatus } from './fleet/index.js'
 import { startBackgroundWork } from './ops/background.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './ops/metrics.js'
 import { createReadinessCheck } from './ops/readiness.js'
@@ -71,7 +72,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const { licences } = vpp
   // Declarative management (ddm below, with the webhooks its status reports feed).
   const declarationsChanged = async (tenantId: string | null) => void (await ddm.sets.recompute(reachOf(tenantId)))
-  const { lifecycle, blueprints, appUpdates } = createFleetFeature({
+  const { lifecycle, blueprints, appUpdates, inventory } = createFleetFeature({
     config,
     db,
     dispatcher,
@@ -97,6 +98,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     logger,
   })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
+  const activationLock = createActivationLockFeature({ db, dispatcher, secretBox, logger })
 
   // What devices tell the rest of Orchard, and who listens (in this order).
   const audited = auditDeviceListeners(audit)
@@ -109,6 +111,10 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       // Its declaration set, and DeclarativeManagement when it supports it.
       ({ channel }) => channel.kind === 'device' && ddm.sets.recompute({ deviceIds: [channel.deviceId] }),
       ({ channel, awaitingConfiguration }) => ade.enrolled(channel, { awaitingConfiguration }),
+      // Its inventory (supervision, OS, apps...), after what the others queued; never fails enrollment.
+      ({ channel }) => config.inventoryAtEnrollment && channel.kind === 'device' && inventory.deviceEnrolled(channel.deviceId),
+      // A supervised device's Activation Lock bypass code (or, supervision unknown, after DeviceInformation).
+      ({ channel }) => activationLock.deviceEnrolled(channel),
     ],
     checked_out: [...(audited.checked_out ?? []), ({ deviceId }) => lifecycle.deviceCheckedOut(deviceId)],
     identity_renewed: audited.identity_renewed ?? [],
@@ -120,6 +126,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       (event) => lifecycle.commandResult(event),
       async (event) => ((await blueprints.commandResult(event)) ? 'more' : undefined),
       (event) => updates.commandResult(event),
+      (event) => activationLock.commandResult(event),
     ],
     checkin: hooked.checkin ?? [],
     report: hooked.report ?? [],
@@ -161,7 +168,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       audit,
       responseValidation: config.apiResponseValidation,
       handlers: {
-        ...deviceHandlers({ directory, dispatcher, secrets: deviceSecrets }),
+        ...deviceHandlers({ directory: withBypassCodeStatus(directory, activationLock), dispatcher, secrets: deviceSecrets, inventory }),
+        ...activationLockHandlers({ activationLock }),
         ...lifecycleHandlers({ lifecycle, directory }),
         ...blueprintHandlers({ blueprints }),
         ...appUpdateHandlers({ appUpdates }),
@@ -195,6 +203,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     dep,
     vpp,
     blueprints,
+    inventory,
     declarationSets: ddm.sets,
     updatePolicies: updates.policies,
     osCatalogue: updates.catalogue,
@@ -204,7 +213,25 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     await background.stop()
     await push.close()
   })
-  return { app, metrics, push, webhooks, retention, authority, enrollment, renewal, dispatcher, dep, ade, vpp, blueprints, deviceSecrets, updates, ddm }
+  return {
+    app,
+    metrics,
+    push,
+    webhooks,
+    retention,
+    authority,
+    enrollment,
+    renewal,
+    dispatcher,
+    dep,
+    ade,
+    vpp,
+    blueprints,
+    inventory,
+    deviceSecrets,
+    updates,
+    ddm,
+  }
 }
 
 /** Database, migrations, this composition, listening; device secrets stored in clear by an older version are sealed first. */

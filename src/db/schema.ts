@@ -146,6 +146,18 @@ export interface BootstrapTokensTable {
   updated_at: Timestamp
 }
 
+/** A supervised device's Activation Lock bypass code, sealed (migration 0018). */
+export interface ActivationLockBypassCodesTable {
+  device_id: string
+  /** Sealed with `activation-lock-bypass-code:<device id>`. */
+  code_sealed: Buffer | null
+  code_received_at: Date | null
+  request_state: 'awaiting_supervision' | 'requested' | 'received' | 'failed' | 'not_kept'
+  command_uuid: string | null
+  detail: string | null
+  updated_at: Timestamp
+}
+
 export interface InstalledApplicationsTable {
   enrollment_id: string
   identifier: string
@@ -518,6 +530,7 @@ export interface Database extends AppsTables, DdmTables, UpdatesTables {
   commands: CommandsTable
   command_targets: CommandTargetsTable
   bootstrap_tokens: BootstrapTokensTable
+  activation_lock_bypass_codes: ActivationLockBypassCodesTable
   installed_applications: InstalledApplicationsTable
   installed_profiles: InstalledProfilesTable
   installed_certificates: InstalledCertificatesTable

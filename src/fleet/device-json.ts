@@ -3,6 +3,7 @@
 import type { Device, DeviceLocation, DeviceSummary, EraseOptions, LifecycleAction, Query } from '../http/generated/operations.js'
 import { iso } from '../http/views.js'
 import { platformFromProduct } from '../mdm/command-validation.js'
+import type { BypassCodeStatus } from './activation-lock.js'
 import type { DeviceDetail, DeviceFilter, DeviceRow } from './device-directory.js'
 import type { EraseInput } from './lifecycle-policy.js'
 import type { LifecycleActionView, LocationRow } from './lifecycle-store.js'
@@ -34,16 +35,21 @@ export function deviceSummaryJson(row: DeviceRow): DeviceSummary {
   }
 }
 
-export function deviceJson(detail: DeviceDetail): Device {
+/** `activationLockBypassCode`: whether a bypass code is held (GET /devices/{id} tells, see withBypassCodeStatus). */
+export function deviceJson(detail: DeviceDetail & { activationLockBypassCode?: BypassCodeStatus }): Device {
   const { device } = detail
   // As reported: device_information holds the answers merged as the devices columns keep them.
   const reported = (device.device_information ?? {}) as Record<string, unknown>
   const softwareUpdateDeviceId = reported['SoftwareUpdateDeviceID']
+  const activationLockEnabled = reported['IsActivationLockEnabled']
+  const bypassCode = detail.activationLockBypassCode
   return {
     ...deviceSummaryJson(device),
     imei: device.imei,
     meid: device.meid,
     software_update_device_id: typeof softwareUpdateDeviceId === 'string' && softwareUpdateDeviceId !== '' ? softwareUpdateDeviceId : null,
+    activation_lock_enabled: typeof activationLockEnabled === 'boolean' ? activationLockEnabled : null,
+    ...(bypassCode ? { activation_lock_bypass_code_held: bypassCode.held, activation_lock_bypass_code_detail: bypassCode.detail } : {}),
     identity: {
       certificate_sha256: device.identity_sha256,
       not_after: iso(device.identity_not_after),

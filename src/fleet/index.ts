@@ -8,6 +8,9 @@ import { fullAccess, type AccessScope } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { AppLicensing } from './convergence.js'
 import type { AuditStore } from '../tenancy/audit-store.js'
+import type { SecretBox } from '../crypto/secret-box.js'
+import { createActivationLock } from './activation-lock.js'
+import { createActivationLockStore } from './activation-lock-store.js'
 import { createAppUpdateStore } from './app-update-store.js'
 import { createAppUpdates } from './app-updates.js'
 import { createBlueprintStore } from './blueprint-store.js'
@@ -15,12 +18,21 @@ import { createBlueprintService } from './blueprints.js'
 import { createDeviceDirectory } from './device-directory.js'
 import { createDeviceDirectoryStore } from './device-directory-store.js'
 import { createDeviceLifecycle } from './device-lifecycle.js'
+import { createInventoryRefresh } from './inventory-refresh.js'
+import { createInventoryRefreshStore } from './inventory-refresh-store.js'
 import { createLifecycleStore } from './lifecycle-store.js'
 
+export { activationLockHandlers } from './activation-lock-api.js'
+export { withBypassCodeStatus } from './activation-lock.js'
 export { appUpdateHandlers } from './app-updates-api.js'
 export { blueprintHandlers } from './blueprints-api.js'
 export { deviceHandlers } from './devices-api.js'
 export { lifecycleHandlers } from './lifecycle-api.js'
+
+/** Activation Lock bypass codes of supervised devices, collected and kept sealed with `secretBox`. */
+export function createActivationLockFeature(deps: { db: DatabaseHandle['db']; dispatcher: CommandDispatcher; secretBox: SecretBox | null; logger: Logger }) {
+  return createActivationLock({ store: createActivationLockStore(deps.db), dispatcher: deps.dispatcher, secretBox: deps.secretBox, logger: deps.logger })
+}
 
 /** The devices' store alone: the dispatcher and the queue need it before lifecycle and blueprints exist. */
 export function createFleetDirectory(db: DatabaseHandle['db']) {
@@ -67,5 +79,6 @@ export function createFleetFeature(deps: {
     logger,
   })
   const appUpdates = createAppUpdates({ store: appUpdateStore, dispatcher, log: logger.child({ service: 'app-updates' }) })
-  return { lifecycle, blueprints, appUpdates }
+  const inventory = createInventoryRefresh({ dispatcher, store: createInventoryRefreshStore(db), log: logger.child({ service: 'inventory-refresh' }) })
+  return { lifecycle, blueprints, appUpdates, inventory }
 }

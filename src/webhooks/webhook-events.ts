@@ -9,7 +9,7 @@ import type { WebhookEventType, WebhookService } from './webhook-service.js'
 type Emit = Pick<WebhookService, 'emit'>
 
 /** Secrets a device sends that must not leave the server. */
-const secretKeys = new Set(['Token', 'PushMagic', 'UnlockToken', 'BootstrapToken', 'DigestResponse', 'AuthToken'])
+const secretKeys = new Set(['Token', 'PushMagic', 'UnlockToken', 'BootstrapToken', 'DigestResponse', 'AuthToken', 'ActivationLockBypassCode'])
 
 function withoutSecrets(raw: PlistDict) {
   const kept: PlistDict = {}

@@ -83,3 +83,22 @@ t.test('check-ins and command results reach a subscribed receiver, signed', asyn
   t.equal((await api('DELETE', `/api/v1/webhooks/${created.json.id}`)).statusCode, 204)
   t.equal((await api('GET', `/api/v1/webhooks/${created.json.id}`)).statusCode, 404)
 })
+
+t.test('command results carry no device secret: an Activation Lock bypass code does not leave the server', async (t) => {
+  const mdm = await setupMdm(t, { ORCHARD_SECRET_KEYS: randomBytes(32).toString('base64'), ORCHARD_WEBHOOK_WORKER: 'false' })
+  const api = apiClient(mdm.app)
+  const receiver = await startReceiver(t)
+  t.equal((await api('POST', '/api/v1/webhooks', { body: { url: receiver.url, event_types: ['command.result'] } })).statusCode, 201)
+  const device = await mdm.enrolledDevice()
+  const uuid = (await api('POST', `/api/v1/devices/${device.udid}/commands?push=false`, { body: { request_type: 'ActivationLockBypassCode' } })).json
+    .command_uuid
+  const code = 'ABCDE-FGHIJ-KLMNO-PQRST-UVWXY'
+  await device.answer(commandIn(await device.idle())!.uuid, 'Acknowledged', { ActivationLockBypassCode: code })
+  await mdm.orchard.webhooks.deliverDue()
+  const events = receiver.received.map((r) => JSON.parse(r.body) as { type: string; data: { command_uuid: string } })
+  t.match(events, [{ type: 'command.result', data: { command_uuid: uuid, status: 'Acknowledged' } }])
+  t.notOk(
+    receiver.received.some((r) => r.body.includes(code)),
+    'the code is not in the event',
+  )
+})

@@ -1519,6 +1519,34 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/devices/{device_id}/activation-lock/bypass-code */
+  getActivationLockBypassCode: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          device_id: string
+          bypass_code: string | null
+          received_at: string | null
+        }
+      }
+    }
+  }
+  /** DELETE /api/v1/devices/{device_id}/activation-lock/bypass-code */
+  deleteActivationLockBypassCode: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      204: {}
+    }
+  }
   /** GET /enroll/ade */
   adeEnrollWeb: {
     params: Record<string, never>
@@ -2164,6 +2192,8 @@ export type ApiOperationId =
   | "allowDeviceReenrollment"
   | "revealDeviceSecrets"
   | "clearDevicePasscode"
+  | "getActivationLockBypassCode"
+  | "deleteActivationLockBypassCode"
   | "listDepTokens"
   | "createDepToken"
   | "getDepToken"
@@ -2528,6 +2558,9 @@ export type Device = DeviceSummary & {
   imei: string | null
   meid: string | null
   software_update_device_id: string | null
+  activation_lock_enabled: boolean | null
+  activation_lock_bypass_code_held?: boolean
+  activation_lock_bypass_code_detail?: string | null
   identity: {
     certificate_sha256: string | null
     not_after: string | null
