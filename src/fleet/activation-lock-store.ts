@@ -39,6 +39,10 @@ export interface ActivationLockStore {
   deleteForAdmin(scope: AccessScope, deviceId: string): Promise<boolean | undefined>
 }
 
+/** The device, when it is inside the scope (an admin reading or deleting its code). */
+const deviceInScope = (trx: Kysely<Database>, scope: AccessScope, deviceId: string) =>
+  trx.selectFrom('devices as d').select(['d.id', 'd.tenant_id']).where('d.id', '=', deviceId).where(inScope(scope, 'd.tenant_id')).executeTakeFirst()
+
 export function createActivationLockStore(db: Kysely<Database>): ActivationLockStore {
   return {
     async facts(deviceId) {
@@ -107,12 +111,7 @@ export function createActivationLockStore(db: Kysely<Database>): ActivationLockS
 
     async readForAdmin(scope, deviceId) {
       return db.transaction().execute(async (trx) => {
-        const device = await trx
-          .selectFrom('devices as d')
-          .select(['d.id', 'd.tenant_id'])
-          .where('d.id', '=', deviceId)
-          .where(inScope(scope, 'd.tenant_id'))
-          .executeTakeFirst()
+        const device = await deviceInScope(trx, scope, deviceId)
         if (!device) return undefined
         const row = await trx.selectFrom('activation_lock_bypass_codes').selectAll().where('device_id', '=', deviceId).executeTakeFirst()
         await recordAdminWrite(trx, scope, {
@@ -128,12 +127,7 @@ export function createActivationLockStore(db: Kysely<Database>): ActivationLockS
 
     async deleteForAdmin(scope, deviceId) {
       return db.transaction().execute(async (trx) => {
-        const device = await trx
-          .selectFrom('devices as d')
-          .select(['d.id', 'd.tenant_id'])
-          .where('d.id', '=', deviceId)
-          .where(inScope(scope, 'd.tenant_id'))
-          .executeTakeFirst()
+        const device = await deviceInScope(trx, scope, deviceId)
         if (!device) return undefined
         const deleted = await trx.deleteFrom('activation_lock_bypass_codes').where('device_id', '=', deviceId).returning('code_sealed').executeTakeFirst()
         await recordAdminWrite(trx, scope, {
