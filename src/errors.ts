@@ -39,6 +39,11 @@ export const errorCodes = {
   /** Authenticate claiming an active enrollment bound to another certificate, on no accepted ground. */
   reenrollment_refused: 403,
   unrecognized_device: 403,
+  /**
+   * The one 401 of the MDM surface: a retired device whose OS predates the 403 above (iOS 17,
+   * macOS 14) is told to unenroll the way its OS knows.
+   */
+  device_retired: 401,
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

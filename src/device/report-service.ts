@@ -5,6 +5,8 @@
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import { inventoryFromReport } from '../mdm/inventory.js'
+import { compareVersions } from '../model/app-version.js'
+import { platformOf } from '../model/os-update.js'
 import type { CommandReport } from '../mdm/report.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { CommandQueueStore } from '../queue/command-queue-store.js'
@@ -27,6 +29,20 @@ export interface ReportServiceDeps {
   notNowAlertAfter: number
 }
 
+/** Where Apple's "unrecognized device" 403 makes a device unenroll; older devices only know 401. */
+const unrecognizedDeviceSince: Record<string, string> = { iOS: '17.0', macOS: '14.0', tvOS: '17.0', watchOS: '10.0', visionOS: '1.1' }
+
+/**
+ * A retired device that still reports is told to unenroll: ErrorUnrecognizedDevice (403) where
+ * its OS has it, else 401, which every version treats as "unenroll".
+ * https://developer.apple.com/documentation/devicemanagement/errorunrecognizeddevice
+ */
+export function retiredDeviceError(deviceId: string, productName: string | null, osVersion: string | null): OrchardError {
+  const since = unrecognizedDeviceSince[platformOf(productName) ?? '']
+  const knowsThe403 = since !== undefined && osVersion !== null && compareVersions(osVersion, since) >= 0
+  return new OrchardError(knowsThe403 ? 'unrecognized_device' : 'device_retired', `device ${deviceId} is retired: it is told to unenroll`)
+}
+
 export function createReportService(deps: ReportServiceDeps): ReportService {
   const log = deps.logger.child({ service: 'reports' })
 
@@ -46,9 +62,11 @@ export function createReportService(deps: ReportServiceDeps): ReportService {
       if (outcome.reason === 'identity_mismatch') {
         throw new OrchardError('identity_rejected', `the certificate is not the one bound to device ${channel.deviceId}`)
       }
+      // Its device channel: the whole device leaves management (a user channel only gets the refusal).
+      if (outcome.reason === 'retired' && channel.kind === 'device') throw retiredDeviceError(channel.deviceId, outcome.productName, outcome.osVersion)
       throw new OrchardError(
         'unknown_enrollment',
-        `enrollment ${channel.enrollmentId} is ${outcome.reason === 'enrollment_disabled' ? 'not enabled' : 'unknown'}`,
+        `enrollment ${channel.enrollmentId} is ${outcome.reason === 'unknown_enrollment' ? 'unknown' : 'not enabled'}`,
       )
     }
     deps.metrics.mdmCommandReports.inc({ status })

@@ -35,8 +35,9 @@ export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions)
 
   app.setErrorHandler((error, request, reply) => {
     const orchardError = toOrchardError(error)
-    // Apple gives these statuses meanings; anything unexpected is a 500 the device retries.
-    const status = orchardError.status === 401 ? 400 : orchardError.status
+    // Apple gives these statuses meanings; anything unexpected is a 500 the device retries. 401
+    // makes a device unenroll: only a retired device on an OS without the 403 below gets it.
+    const status = orchardError.status === 401 && orchardError.code !== 'device_retired' ? 400 : orchardError.status
     if (status >= 500) request.log.error({ err: error, code: orchardError.code }, 'mdm request failed')
     else request.log.warn({ code: orchardError.code, reason: orchardError.message }, 'mdm request refused')
     if (orchardError.code === 'unrecognized_device') {

@@ -47,6 +47,7 @@ const titles: Record<ErrorCode, string> = {
   user_declined: 'User declined',
   reenrollment_refused: 'Re-enrollment refused',
   unrecognized_device: 'Unrecognized device',
+  device_retired: 'Device retired',
 }
 
 export function problemType(code: ErrorCode): string {

@@ -45,9 +45,12 @@ export interface ReportInput {
   errorChain?: unknown
 }
 
-export type ReportOutcome =
+/** Why a report was refused; `retired`: the device was retired (its platform and OS say how to make it unenroll). */
+export type Refusal =
   | { accepted: false; reason: 'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch' }
-  | { accepted: true; result?: ResultOutcome; expired: number; next?: NextCommand }
+  | { accepted: false; reason: 'retired'; productName: string | null; osVersion: string | null }
+
+export type ReportOutcome = Refusal | { accepted: true; result?: ResultOutcome; expired: number; next?: NextCommand }
 
 export interface CommandQueueStore {
   /** Stores the command once and queues it for each enabled target, in one transaction. */
@@ -69,16 +72,17 @@ export interface CommandQueueStoreOptions {
 
 export function createCommandQueueStore(db: Kysely<Database>, options: CommandQueueStoreOptions): CommandQueueStore {
   // The rare refusal path explains itself with a second look.
-  async function explainRefusal(report: ReportInput): Promise<'unknown_enrollment' | 'enrollment_disabled' | 'identity_mismatch'> {
+  async function explainRefusal(report: ReportInput): Promise<Refusal> {
     const row = await db
       .selectFrom('enrollments as e')
       .innerJoin('devices as d', 'd.id', 'e.device_id')
-      .select(['e.enabled', 'e.device_id', 'd.identity_sha256'])
+      .select(['e.enabled', 'e.device_id', 'd.identity_sha256', 'd.lifecycle_state', 'd.product_name', 'd.os_version'])
       .where('e.id', '=', report.enrollmentId)
       .executeTakeFirst()
-    if (!row || row.device_id !== report.deviceId) return 'unknown_enrollment'
-    if (row.identity_sha256 !== report.certificateSha256) return 'identity_mismatch'
-    return 'enrollment_disabled'
+    if (!row || row.device_id !== report.deviceId) return { accepted: false, reason: 'unknown_enrollment' }
+    if (row.identity_sha256 !== report.certificateSha256) return { accepted: false, reason: 'identity_mismatch' }
+    if (row.lifecycle_state === 'retired') return { accepted: false, reason: 'retired', productName: row.product_name, osVersion: row.os_version }
+    return { accepted: false, reason: 'enrollment_disabled' }
   }
 
   async function commandTargetExists(enrollmentId: string, commandUuid: string): Promise<boolean> {
@@ -243,7 +247,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
         left join delivered on true
         left join commands c on c.uuid = delivered.command_uuid`.execute(db)
       const row = rows[0]!
-      if (row.gate_ok === 0) return { accepted: false, reason: await explainRefusal(report) }
+      if (row.gate_ok === 0) return explainRefusal(report)
       let result: ResultOutcome | undefined
       if (!isIdle) {
         result =

@@ -295,7 +295,17 @@ t.test('reinstall needs an ADE device; retire stops management and keeps the his
   t.match(retired.json, { action: 'retire', status: 'completed' })
   t.match((await api('GET', `/api/v1/devices/${device.udid}`)).json, { lifecycle_state: 'retired', enrolled: false, retired_at: String })
   t.equal((await api('POST', `/api/v1/devices/${device.udid}/retire`)).statusCode, 409)
-  t.equal((await device.idle()).status, 400, 'the retired device is not served (never 401)')
+  // A retired device that still polls is told to unenroll, the way its OS knows.
+  const setOs = (productName: string, osVersion: string) =>
+    mdm.database.db.updateTable('devices').set({ product_name: productName, os_version: osVersion }).where('id', '=', device.udid).execute()
+  await setOs('iPhone15,2', '17.5')
+  const modern = await device.idle()
+  t.equal(modern.status, 403, 'iOS 17 and later: ErrorUnrecognizedDevice')
+  t.same(JSON.parse(modern.body.toString()), { code: 'com.apple.unrecognized.device' })
+  await setOs('iPhone12,1', '16.7.10')
+  t.equal((await device.idle()).status, 401, 'before iOS 17: 401, the only unenroll signal that OS knows')
+  await setOs('Mac14,2', '14.4')
+  t.equal((await device.idle()).status, 403, 'macOS 14 and later: ErrorUnrecognizedDevice')
   const history = await api('GET', `/api/v1/devices/${device.udid}/lifecycle`)
   t.same(
     history.json.items.map((a: { action: string }) => a.action),
