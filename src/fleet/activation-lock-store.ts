@@ -1,7 +1,7 @@
 // Activation Lock bypass codes at rest (activation_lock_bypass_codes, migration 0018): the
 // code arrives and leaves sealed, this store never sees it in clear. A row outlives a wipe or
 // a retirement; an admin deletes it (audited), or forgetting the device does.
-import { sql, type Kysely, type Selectable } from 'kysely'
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely'
 import type { AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
@@ -44,6 +44,15 @@ const deviceInScope = (trx: Kysely<Database>, scope: AccessScope, deviceId: stri
   trx.selectFrom('devices as d').select(['d.id', 'd.tenant_id']).where('d.id', '=', deviceId).where(inScope(scope, 'd.tenant_id')).executeTakeFirst()
 
 export function createActivationLockStore(db: Kysely<Database>): ActivationLockStore {
+  /** The device's one row, created or changed (these columns only). */
+  const upsert = async (deviceId: string, values: Omit<Insertable<ActivationLockBypassCodesTable>, 'device_id'>) => {
+    await db
+      .insertInto('activation_lock_bypass_codes')
+      .values({ device_id: deviceId, ...values })
+      .onConflict((oc) => oc.column('device_id').doUpdateSet({ ...values, updated_at: sql`now()` }))
+      .execute()
+  }
+
   return {
     async facts(deviceId) {
       const device = await db
@@ -59,27 +68,15 @@ export function createActivationLockStore(db: Kysely<Database>): ActivationLockS
       return { supervised: device.is_supervised, userEnrollment: device.user_enrollment, row }
     },
 
-    async setState(deviceId, state, fields = {}) {
-      const values = {
+    setState: (deviceId, state, fields = {}) =>
+      upsert(deviceId, {
         request_state: state,
         ...(fields.commandUuid !== undefined ? { command_uuid: fields.commandUuid } : {}),
         detail: fields.detail ?? null,
-      }
-      await db
-        .insertInto('activation_lock_bypass_codes')
-        .values({ device_id: deviceId, ...values })
-        .onConflict((oc) => oc.column('device_id').doUpdateSet({ ...values, updated_at: sql`now()` }))
-        .execute()
-    },
+      }),
 
-    async storeCode(deviceId, sealed, commandUuid) {
-      const values = { code_sealed: sealed, code_received_at: new Date(), request_state: 'received' as const, command_uuid: commandUuid, detail: null }
-      await db
-        .insertInto('activation_lock_bypass_codes')
-        .values({ device_id: deviceId, ...values })
-        .onConflict((oc) => oc.column('device_id').doUpdateSet({ ...values, updated_at: sql`now()` }))
-        .execute()
-    },
+    storeCode: (deviceId, sealed, commandUuid) =>
+      upsert(deviceId, { code_sealed: sealed, code_received_at: new Date(), request_state: 'received', command_uuid: commandUuid, detail: null }),
 
     async replaceResult(enrollmentId, commandUuid, raw) {
       await db
