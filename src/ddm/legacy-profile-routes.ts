@@ -1,8 +1,8 @@
 // GET /mdm/ddm/profiles/<declaration>/<device>/<signature>: the ProfileURL of a legacy-profile
-// declaration that carries a library profile. Outside the admin API; errors are plain text as
-// on the rest of the device surface, and never 401 (a device that gets 401 unenrolls).
+// declaration that carries a library profile. Outside the admin API; errors are those of the rest
+// of the device surface (mdmErrorHandler): plain text, never 401 (a device that gets 401 unenrolls).
 import type { FastifyInstance } from 'fastify'
-import { toOrchardError } from '../http/problem.js'
+import { mdmErrorHandler } from '../device/routes.js'
 import { legacyProfilePath } from './legacy-profile-urls.js'
 import type { LegacyProfiles } from './legacy-profiles.js'
 
@@ -11,13 +11,7 @@ export interface LegacyProfileRoutesOptions {
 }
 
 export async function legacyProfileRoutes(app: FastifyInstance, options: LegacyProfileRoutesOptions): Promise<void> {
-  app.setErrorHandler((error, request, reply) => {
-    const orchardError = toOrchardError(error)
-    const status = orchardError.status === 401 ? 400 : orchardError.status
-    if (status >= 500) request.log.error({ err: error, code: orchardError.code }, 'legacy profile request failed')
-    else request.log.warn({ code: orchardError.code, reason: orchardError.message }, 'legacy profile request refused')
-    return reply.code(status).type('text/plain; charset=utf-8').send(`${orchardError.code}: ${orchardError.message}\n`)
-  })
+  app.setErrorHandler(mdmErrorHandler)
 
   app.get<{ Params: { declarationId: string; deviceId: string; signature: string } }>(legacyProfilePath, async (request, reply) => {
     const { declarationId, deviceId, signature } = request.params

@@ -28,24 +28,27 @@ export interface MdmRoutesOptions {
 
 const checkinContentType = 'application/x-apple-aspen-mdm-checkin'
 
+/** Errors on the device surface (these routes, and what devices fetch elsewhere): plain text, Apple's statuses. */
+export function mdmErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const orchardError = toOrchardError(error)
+  // Apple gives these statuses meanings; anything unexpected is a 500 the device retries. 401
+  // makes a device unenroll: only a retired device on an OS without the 403 below gets it.
+  const status = orchardError.status === 401 && orchardError.code !== 'device_retired' ? 400 : orchardError.status
+  if (status >= 500) request.log.error({ err: error, code: orchardError.code }, 'mdm request failed')
+  else request.log.warn({ code: orchardError.code, reason: orchardError.message }, 'mdm request refused')
+  if (orchardError.code === 'unrecognized_device') {
+    // iOS 17/macOS 14: the documented way to make a device unenroll.
+    return reply.code(403).type('application/json').send({ code: 'com.apple.unrecognized.device' })
+  }
+  return reply.code(status).type('text/plain; charset=utf-8').send(`${orchardError.code}: ${orchardError.message}\n`)
+}
+
 export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions): Promise<void> {
   // Every body is taken as bytes, whatever its Content-Type; some devices send none at all.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_request, body, done) => done(null, body))
 
-  app.setErrorHandler((error, request, reply) => {
-    const orchardError = toOrchardError(error)
-    // Apple gives these statuses meanings; anything unexpected is a 500 the device retries. 401
-    // makes a device unenroll: only a retired device on an OS without the 403 below gets it.
-    const status = orchardError.status === 401 && orchardError.code !== 'device_retired' ? 400 : orchardError.status
-    if (status >= 500) request.log.error({ err: error, code: orchardError.code }, 'mdm request failed')
-    else request.log.warn({ code: orchardError.code, reason: orchardError.message }, 'mdm request refused')
-    if (orchardError.code === 'unrecognized_device') {
-      // iOS 17/macOS 14: the documented way to make a device unenroll.
-      return reply.code(403).type('application/json').send({ code: 'com.apple.unrecognized.device' })
-    }
-    return reply.code(status).type('text/plain; charset=utf-8').send(`${orchardError.code}: ${orchardError.message}\n`)
-  })
+  app.setErrorHandler(mdmErrorHandler)
 
   const identityOf = (request: FastifyRequest, body: Buffer) => {
     const signature = request.headers['mdm-signature']
