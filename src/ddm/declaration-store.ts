@@ -6,6 +6,7 @@ import type { DeclarationKind, DeclarationsTable } from '../db/schema-ddm.js'
 import { inScope } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
+import { unusableProfile } from '../fleet/blueprint-definition-store.js'
 
 /** profile_sha256: the version of the library profile a legacy-profile declaration carries. */
 export type DeclarationRow = Selectable<DeclarationsTable> & { blueprint_count: number; profile_sha256: string | null }
@@ -58,20 +59,9 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
     server_token: content.serverToken,
     profile_id: content.profileId,
   })
-  /** A declaration of `tenantId` may carry its tenant's, its organisation's or central IT's profiles. */
-  const profileUsable = async (trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, profileId: string | null) => {
-    if (profileId === null) return true
-    const parent =
-      tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
-    const row = await trx
-      .selectFrom('library_profiles')
-      .select('id')
-      .where('id', '=', profileId)
-      .where(inScope(scope, 'tenant_id'))
-      .where((eb) => eb.or([eb('tenant_id', 'is', null), eb('tenant_id', '=', tenantId ?? ''), eb('tenant_id', '=', parent ?? '')]))
-      .executeTakeFirst()
-    return row !== undefined
-  }
+  /** A declaration carries a library profile of its tenant, its organisation or central IT (as blueprints do). */
+  const profileUsable = async (trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, profileId: string | null) =>
+    profileId === null || (await unusableProfile(trx, scope, tenantId, [profileId])) === undefined
   const counted = (row: Omit<DeclarationRow, 'blueprint_count'> & { blueprint_count: number | string | null }): DeclarationRow => ({
     ...row,
     blueprint_count: Number(row.blueprint_count ?? 0),

@@ -51,6 +51,38 @@ function columnsOf(input: BlueprintInput) {
   }
 }
 
+/**
+ * The first of these library profiles (or declarations) a row of `tenantId` may not carry; it may
+ * carry its tenant's, its organisation's and central IT's (blueprints, and declarations naming a
+ * library profile).
+ */
+export async function unusableProfile(
+  trx: Kysely<Database>,
+  scope: AccessScope,
+  tenantId: string | null,
+  profileIds: readonly string[],
+  table: 'library_profiles' | 'declarations' = 'library_profiles',
+): Promise<string | undefined> {
+  if (profileIds.length === 0) return undefined
+  const parent =
+    tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
+  const usable = await trx
+    .selectFrom(table)
+    .select('id')
+    .where('id', 'in', profileIds)
+    .where(inScope(scope, 'tenant_id'))
+    .where((eb) =>
+      eb.or([
+        eb('tenant_id', 'is', null),
+        ...(tenantId !== null ? [eb('tenant_id', '=', tenantId)] : []),
+        ...(parent !== null ? [eb('tenant_id', '=', parent)] : []),
+      ]),
+    )
+    .execute()
+  const ids = new Set(usable.map((row) => row.id))
+  return profileIds.find((id) => !ids.has(id))
+}
+
 export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintDefinitionStore {
   function blueprintsQuery(scope: AccessScope, executor: Kysely<Database> = db) {
     return executor
@@ -71,34 +103,6 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
         ),
       )
       .where(inScope(scope, 'b.tenant_id'))
-  }
-
-  /** Profiles (declarations) a blueprint of `tenantId` may carry: its tenant's, its organisation's, central IT's. */
-  async function unusableProfile(
-    trx: Kysely<Database>,
-    scope: AccessScope,
-    tenantId: string | null,
-    profileIds: readonly string[],
-    table: 'library_profiles' | 'declarations' = 'library_profiles',
-  ): Promise<string | undefined> {
-    if (profileIds.length === 0) return undefined
-    const parent =
-      tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
-    const usable = await trx
-      .selectFrom(table)
-      .select('id')
-      .where('id', 'in', profileIds)
-      .where(inScope(scope, 'tenant_id'))
-      .where((eb) =>
-        eb.or([
-          eb('tenant_id', 'is', null),
-          ...(tenantId !== null ? [eb('tenant_id', '=', tenantId)] : []),
-          ...(parent !== null ? [eb('tenant_id', '=', parent)] : []),
-        ]),
-      )
-      .execute()
-    const ids = new Set(usable.map((row) => row.id))
-    return profileIds.find((id) => !ids.has(id))
   }
 
   async function writeProfiles(trx: Kysely<Database>, blueprintId: string, input: BlueprintInput) {
