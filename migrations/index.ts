@@ -20,6 +20,11 @@ import * as m0015 from './0015_update_policies.js'
 import * as m0016 from './0016_legacy_profile_declarations.js'
 import * as m0017 from './0017_software_update_device_id.js'
 import * as m0018 from './0018_activation_lock.js'
+import * as m0019 from './0019_device_groups.js'
+import * as m0020 from './0020_billing.js'
+import * as m0021 from './0021_shared_ipad_users.js'
+import * as m0022 from './0022_offboarding.js'
+import * as m0023 from './0023_activation_lock_escrow.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -40,4 +45,9 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0016_legacy_profile_declarations': m0016,
   '0017_software_update_device_id': m0017,
   '0018_activation_lock': m0018,
+  '0019_device_groups': m0019,
+  '0020_billing': m0020,
+  '0021_shared_ipad_users': m0021,
+  '0022_offboarding': m0022,
+  '0023_activation_lock_escrow': m0023,
 })

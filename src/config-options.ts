@@ -6,6 +6,7 @@ import {
   apiKeys,
   apnsUrl,
   boolean,
+  currencyCode,
   fileList,
   groupRoles,
   headerName,
@@ -358,6 +359,35 @@ export const options = {
       'Apple Root CA and Apple iPhone Device CA (apple.com/certificateauthority; ' +
       'macOS sends no intermediate, so list both). Each is a trust anchor.',
   }),
+  adeActivationLock: option({
+    env: 'ORCHARD_ADE_ACTIVATION_LOCK',
+    flag: '--ade-activation-lock',
+    default: 'false',
+    parse: boolean,
+    description:
+      'Organization-linked Activation Lock for ADE devices: once a supervised ADE device has given its bypass code, ' +
+      'Orchard creates a second code, keeps it sealed and sends its escrow key through ABM/ASM (POST /device/activationlock). ' +
+      'Apple then keeps the device locked to the organization, also after an erase, until Orchard (activation-lock/clear) ' +
+      'or an ABM/ASM administrator turns the lock off. Needs ORCHARD_SECRET_KEYS.',
+  }),
+  activationLockUnlockUrl: option({
+    env: 'ORCHARD_ACTIVATION_LOCK_UNLOCK_URL',
+    flag: '--activation-lock-unlock-url',
+    default: 'https://deviceservices-external.apple.com/deviceservicesworkers/escrowKeyUnlock',
+    parse: (value, fail) => {
+      const url = httpBaseUrl('must be an https:// URL')(value, fail)
+      if (!url.startsWith('https://')) fail('must be an https:// URL (the push certificate authenticates Orchard over TLS)')
+      return url
+    },
+    description: "Apple's escrowKeyUnlock service, which turns Activation Lock off with a held bypass code; an https:// URL of a test server otherwise.",
+  }),
+  activationLockUnlockCaFile: option({
+    env: 'ORCHARD_ACTIVATION_LOCK_UNLOCK_CA_FILE',
+    flag: '--activation-lock-unlock-ca-file',
+    defaultText: '(unset: system CAs)',
+    parse: optional(readableFile),
+    description: 'PEM file of an extra CA to trust for ORCHARD_ACTIVATION_LOCK_UNLOCK_URL (a test server). Not needed for Apple.',
+  }),
   oidcIssuer: option({
     env: 'ORCHARD_OIDC_ISSUER',
     flag: '--oidc-issuer',
@@ -457,6 +487,15 @@ export const options = {
     parse: integer(1, 1_000_000),
     description:
       'Log a warning when a device has answered NotNow to the same command this many times (the command stays queued; ' + 'its NotNow count is kept).',
+  }),
+  billingCurrency: option({
+    env: 'ORCHARD_BILLING_CURRENCY',
+    flag: '--billing-currency',
+    default: 'EUR',
+    parse: currencyCode,
+    description:
+      'The ISO 4217 code (three letters) of the currency tenant prices are in; one for the whole installation. ' +
+      'Amounts are rounded to its minor unit (EUR: cents). Changing it relabels the prices, it converts nothing.',
   }),
   shutdownTimeoutMs: option({
     env: 'ORCHARD_SHUTDOWN_TIMEOUT_MS',

@@ -234,3 +234,10 @@ export const groupRoles = (value: string | undefined, fail: Fail): ReadonlyMap<s
   }
   return grants
 }
+
+/** An ISO 4217 currency code Node knows (three letters, upper-cased). */
+export const currencyCode: Parse<string> = (value, fail) => {
+  const code = value.trim().toUpperCase()
+  if (!/^[A-Z]{3}$/.test(code) || !Intl.supportedValuesOf('currency').includes(code)) fail('must be an ISO 4217 currency code such as EUR, USD or CHF')
+  return code
+}

@@ -18,8 +18,18 @@ import { migrationStatus } from './db/migrations.js'
 import { createDdmFeature, declarationHandlers, reachOf } from './ddm/index.js'
 import { createDeviceEvents, createDeviceSecrets, createDeviceSecretStore, createDeviceSurface } from './device/index.js'
 import { createEnrollmentFeature, enrollmentHandlers } from './enrollment/index.js'
-import { appUpdateHandlers, blueprintHandlers, createFleetDirectory, createFleetFeature, deviceHandlers, lifecycleHandlers } from './fleet/index.js'
+import {
+  appUpdateHandlers,
+  blueprintHandlers,
+  createFleetDirectory,
+  createFleetFeature,
+  deviceGroupHandlers,
+  deviceHandlers,
+  lifecycleHandlers,
+} from './fleet/index.js'
 import { activationLockHandlers, createActivationLockFeature, withBypassCodeStatus } from './fleet/index.js'
+import { createSharedIpadFeature, sharedIpadHandlers } from './fleet/index.js'
+import { offboardingHandlers } from './fleet/index.js'
 import { startBackgroundWork } from './ops/background.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './ops/metrics.js'
 import { createReadinessCheck } from './ops/readiness.js'
@@ -27,8 +37,8 @@ import { runServerProcess, startServer, type RunningServer } from './ops/server.
 import { createServerSettingsStore } from './ops/server-settings-store.js'
 import { settingsHandlers } from './ops/settings-api.js'
 import { createPushFeature, pushHandlers } from './push/index.js'
-import { commandHandlers, createQueueFeature } from './queue/index.js'
-import { auditDeviceListeners, createTenancyFeature, tenantHandlers } from './tenancy/index.js'
+import { commandHandlers, createQueueFeature, enrollmentCommandHandlers } from './queue/index.js'
+import { auditDeviceListeners, billingHandlers, createTenancyFeature, tenantHandlers } from './tenancy/index.js'
 import { createUpdatesFeature, osReleaseHandlers, updatePolicyHandlers } from './updates/index.js'
 import { version } from './version.js'
 import { createWebhookService, createWebhookStore, webhookDeviceListeners, webhookHandlers } from './webhooks/index.js'
@@ -51,10 +61,10 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const verifier = createDeviceCertificateVerifier({ trustedCas: trustedDeviceCas })
 
   // The features, each over what it needs of the others.
-  const { tree, audit, tenants, reports } = createTenancyFeature({ db })
-  const { certificates: pushCertificates, push, topics } = createPushFeature({ config, db, secretBox, metrics, logger })
+  const { tree, audit, tenants, reports, invoices } = createTenancyFeature({ db, currency: config.billingCurrency })
+  const { certificates: pushCertificates, push, topics, identity: pushIdentity } = createPushFeature({ config, db, secretBox, metrics, logger })
   const { store: directoryStore, directory } = createFleetDirectory(db)
-  const { queue, dispatcher, commands, retention } = createQueueFeature({
+  const { queue, dispatcher, commands, retention, tokens } = createQueueFeature({
     config,
     db,
     directory: directoryStore,
@@ -72,7 +82,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const { licences } = vpp
   // Declarative management (ddm below, with the webhooks its status reports feed).
   const declarationsChanged = async (tenantId: string | null) => void (await ddm.sets.recompute(reachOf(tenantId)))
-  const { lifecycle, blueprints, appUpdates, inventory } = createFleetFeature({
+  const { lifecycle, blueprints, appUpdates, inventory, groups, offboarding } = createFleetFeature({
     config,
     db,
     dispatcher,
@@ -81,7 +91,9 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     disown,
     licences,
     declarationsChanged,
+    deviceDeclarationsChanged: async (deviceId) => void (await ddm.sets.recompute({ deviceIds: [deviceId] })),
     profileReplaced: (profileId) => ddm.declarations.profileReplaced(profileId),
+    offboarding: { returnToServiceProfile: async (device) => (await enrollment.returnToServiceProfile(device)).body, tokens },
     logger,
   })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
@@ -98,7 +110,16 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     logger,
   })
   const deviceSecrets = createDeviceSecrets({ store: createDeviceSecretStore(db), secretBox, logger })
-  const activationLock = createActivationLockFeature({ db, dispatcher, secretBox, logger })
+  const activationLock = createActivationLockFeature({
+    db,
+    dispatcher,
+    secretBox,
+    config,
+    lockAtApple: (serialNumber, escrowKey) => dep.activationLockDevice(serialNumber, escrowKey),
+    pushIdentity,
+    logger,
+  })
+  const sharedIpads = createSharedIpadFeature({ db, dispatcher, tokens, recordDryRun: commands.recordDryRun, logger })
 
   // What devices tell the rest of Orchard, and who listens (in this order).
   const audited = auditDeviceListeners(audit)
@@ -115,6 +136,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       ({ channel }) => config.inventoryAtEnrollment && channel.kind === 'device' && inventory.deviceEnrolled(channel.deviceId),
       // A supervised device's Activation Lock bypass code (or, supervision unknown, after DeviceInformation).
       ({ channel }) => activationLock.deviceEnrolled(channel),
+      // A Shared iPad's users (UserList).
+      ({ channel }) => sharedIpads.users.deviceEnrolled(channel),
     ],
     checked_out: [...(audited.checked_out ?? []), ({ deviceId }) => lifecycle.deviceCheckedOut(deviceId)],
     identity_renewed: audited.identity_renewed ?? [],
@@ -127,6 +150,9 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       async (event) => ((await blueprints.commandResult(event)) ? 'more' : undefined),
       (event) => updates.commandResult(event),
       (event) => activationLock.commandResult(event),
+      (event) => sharedIpads.users.commandResult(event),
+      // Smart groups follow inventory: targeting reads the answer just stored.
+      async (event) => void (event.status === 'Acknowledged' && (await groups.inventoryReported(event.deviceId, event.requestType))),
     ],
     checkin: hooked.checkin ?? [],
     report: hooked.report ?? [],
@@ -168,13 +194,23 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       audit,
       responseValidation: config.apiResponseValidation,
       handlers: {
-        ...deviceHandlers({ directory: withBypassCodeStatus(directory, activationLock), dispatcher, secrets: deviceSecrets, inventory }),
+        ...deviceHandlers({
+          directory: withBypassCodeStatus(directory, activationLock),
+          dispatcher,
+          secrets: deviceSecrets,
+          inventory,
+          returnToService: offboarding.eraseKeys,
+        }),
         ...activationLockHandlers({ activationLock }),
         ...lifecycleHandlers({ lifecycle, directory }),
+        ...offboardingHandlers({ lifecycle, offboarding, tenants: tree }),
         ...blueprintHandlers({ blueprints }),
+        ...deviceGroupHandlers({ groups }),
         ...appUpdateHandlers({ appUpdates }),
         ...declarationHandlers({ declarations: ddm.declarations }),
         ...commandHandlers({ dispatcher, commands, tenants: tree }),
+        ...enrollmentCommandHandlers({ dispatcher, tenants: tree }),
+        ...sharedIpadHandlers({ ...sharedIpads, tenants: tree }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
         ...apiKeyHandlers({ apiKeys }),
         ...webhookHandlers({ webhooks }),
@@ -184,7 +220,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...vppHandlers(vpp),
         ...osReleaseHandlers(updates),
         ...updatePolicyHandlers(updates),
-        ...tenantHandlers({ tenants, reports }),
+        ...tenantHandlers({ tenants, reports, currency: config.billingCurrency }),
+        ...billingHandlers({ reports, invoices }),
       },
     },
     enrollment: { scep, enrollment, ade },
@@ -207,6 +244,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     declarationSets: ddm.sets,
     updatePolicies: updates.policies,
     osCatalogue: updates.catalogue,
+    activationLock,
     logger,
   })
   app.addHook('onClose', async () => {
@@ -231,6 +269,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     deviceSecrets,
     updates,
     ddm,
+    activationLock,
   }
 }
 

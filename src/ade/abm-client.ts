@@ -44,6 +44,20 @@ export interface AbmAssignResult {
   retryAfterSeconds: number | null
 }
 
+/**
+ * POST /device/activationlock: organization-linked Activation Lock of one device. Apple's
+ * response_status: SUCCESS, NOT_ACCESSIBLE, ORG_NOT_SUPPORTED, DEVICE_NOT_SUPPORTED,
+ * DEVICE_ALREADY_LOCKED or FAILED (retry, then Apple support).
+ * https://developer.apple.com/documentation/devicemanagement/activation-lock-devices
+ */
+export interface AbmActivationLockRequest {
+  /** The serial number. */
+  device: string
+  /** Hex PBKDF2 hash of a server-created bypass code (src/crypto/bypass-code.ts). */
+  escrow_key?: string
+  lost_message?: string
+}
+
 export interface AbmAccount {
   server_name?: string
   server_uuid?: string
@@ -93,6 +107,7 @@ export interface AbmClient {
   assignProfile(profileUuid: string, serials: readonly string[]): Promise<AbmAssignResult>
   removeProfile(serials: readonly string[]): Promise<Record<string, string>>
   disownDevices(serials: readonly string[]): Promise<Record<string, string>>
+  activationLock(request: AbmActivationLockRequest): Promise<{ serialNumber: string; status: string }>
   /** Successful `/session` calls so far (sessions are reused between calls). */
   sessionsStarted(): number
 }
@@ -262,6 +277,12 @@ export function createAbmClient(options: AbmClientOptions): AbmClient {
     },
     async disownDevices(serials) {
       return stringMap(requireObject(await call('POST', '/devices/disown', { devices: serials }), 'POST /devices/disown')['devices'], 'POST /devices/disown')
+    },
+    async activationLock(request) {
+      const answer = requireObject(await call('POST', '/device/activationlock', request), 'POST /device/activationlock')
+      const status = answer['response_status']
+      if (typeof status !== 'string' || status === '') throw new AbmError('bad_response', 'POST /device/activationlock: no response_status in the answer')
+      return { serialNumber: typeof answer['serial_number'] === 'string' ? answer['serial_number'] : request.device, status }
     },
     sessionsStarted: () => sessions,
   }

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { SecretBox } from '../crypto/secret-box.js'
 import { createAbmAccess } from './abm-access.js'
+import { createDepActivationLock, type DepActivationLock } from './activation-lock.js'
 import { batchSize } from './dep-common.js'
 import type { DepStore } from './dep-store.js'
 import { createDepDevices, type DepDevices } from './devices.js'
@@ -15,11 +16,12 @@ import { createDepSync, type DepSync } from './sync.js'
 import { createDepTokens, type DepTokens } from './tokens.js'
 
 export type { AssignReport } from './abm-access.js'
+export type { AbmActivationLockOutcome } from './activation-lock.js'
 export type { DepProfileInput } from './profiles.js'
 export type { SyncReport } from './sync.js'
 export type { DepTokenView } from './tokens.js'
 
-export interface DepService extends DepTokens, DepSync, DepProfiles, DepDevices {}
+export interface DepService extends DepTokens, DepSync, DepProfiles, DepDevices, DepActivationLock {}
 
 export interface DepServiceDeps {
   store: DepStore
@@ -47,5 +49,6 @@ export function createDepService(deps: DepServiceDeps): DepService {
     ...createDepSync({ store, abm, pageSize, instanceId, log, now }),
     ...createDepProfiles({ store, abm, publicUrl: deps.publicUrl, log, now }),
     ...createDepDevices({ store, abm, log, now }),
+    ...createDepActivationLock({ store, abm, log }),
   }
 }

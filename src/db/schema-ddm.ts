@@ -82,6 +82,7 @@ export interface UpdatePoliciesTable {
   details_url: string | null
   kinds: ColumnType<string[], string[] | undefined, string[]>
   groups: ColumnType<string[], string[] | undefined, string[]>
+  group_ids: ColumnType<string[], string[] | undefined, string[]>
   device_ids: ColumnType<string[], string[] | undefined, string[]>
   created_at: CreatedAt
   updated_at: Timestamp

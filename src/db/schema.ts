@@ -1,11 +1,14 @@
 // Table types for Kysely. Keep in step with migrations/ (the storage tests on both
 // backends fail when a column here does not exist).
-import type { ColumnType, Generated } from 'kysely'
+import type { ColumnType, Generated, Selectable } from 'kysely'
 import type { Role } from '../model/access.js'
 import type { CommandTargetStatus } from '../model/commands.js'
 import type { DeviceKind, LifecycleActionKind, LifecycleState } from '../model/devices.js'
 import type { AppsTables } from './schema-apps.js'
 import type { DdmTables } from './schema-ddm.js'
+import type { GroupsTables } from './schema-groups.js'
+import type { OffboardingTables } from './schema-offboarding.js'
+import type { SharedIpadTables } from './schema-shared-ipad.js'
 import type { UpdatesTables } from './schema-updates.js'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
@@ -49,6 +52,8 @@ export interface DevicesTable {
   security_info_at: Date | null
   enrollment_link_id: string | null
   enrollment_group: string | null
+  /** The person the device belongs to (an admin's, or a User Enrollment's Managed Apple ID). */
+  user_email: string | null
   kind: Generated<DeviceKind>
   lifecycle_state: Generated<LifecycleState>
   lifecycle_changed_at: Date | null
@@ -62,6 +67,9 @@ export interface DevicesTable {
   updated_at: Timestamp
   tenant_id: TenantColumn
 }
+
+/** A devices row as read. */
+export type DeviceRecord = Selectable<DevicesTable>
 
 export interface EnrollmentsTable {
   id: string
@@ -156,6 +164,21 @@ export interface ActivationLockBypassCodesTable {
   command_uuid: string | null
   detail: string | null
   updated_at: Timestamp
+  // Migration 0023: organization-linked Activation Lock (ABM/ASM) and unlocking at Apple.
+  /** Sealed with `activation-lock-server-code:<device id>`. */
+  server_code_sealed: Buffer | null
+  escrow_state: 'pending' | 'escrowed' | 'failed' | 'refused' | 'cleared' | null
+  escrow_detail: string | null
+  escrow_attempts: Generated<number>
+  escrow_attempted_at: Date | null
+  escrow_retry_at: Date | null
+  escrowed_at: Date | null
+  unlocked_at: Date | null
+  unlocked_with: 'device' | 'server' | null
+  unlock_detail: string | null
+  device_clear_state: 'requested' | 'cleared' | 'failed' | null
+  device_clear_command_uuid: string | null
+  device_clear_detail: string | null
 }
 
 export interface InstalledApplicationsTable {
@@ -307,11 +330,19 @@ export interface BlueprintsTable {
   description: string | null
   kinds: ColumnType<DeviceKind[], DeviceKind[] | undefined, DeviceKind[]>
   groups: ColumnType<string[], string[] | undefined, string[]>
+  /** Device groups (static or smart) whose members it reaches. */
+  group_ids: ColumnType<string[], string[] | undefined, string[]>
   device_ids: ColumnType<string[], string[] | undefined, string[]>
   applications: ColumnType<BlueprintApplication[], string | undefined, string>
+  /** Kiosk mode (src/fleet/kiosk-profile.ts); null: none. */
+  kiosk: ColumnType<BlueprintKiosk | null, string | null | undefined, string | null>
   created_at: CreatedAt
   updated_at: Timestamp
 }
+
+/** A blueprint's kiosk mode: one app (App Lock) or an allow-list. */
+export type BlueprintKiosk =
+  { app: { bundle_id: string; options?: Record<string, boolean>; user_enabled_options?: Record<string, boolean> } } | { allowed_apps: string[] }
 
 export interface BlueprintProfilesTable {
   blueprint_id: string
@@ -493,6 +524,10 @@ export interface TenantsTable {
   id: string
   name: string
   parent_id: string | null
+  /** numeric(13,3), read as its decimal text; null = the organisation's (migrations/0020_billing.ts). */
+  price_per_device_year: ColumnType<string | null, string | null | undefined, string | null>
+  /** Device kinds billed; null = the organisation's. */
+  billed_kinds: ColumnType<DeviceKind[] | null, DeviceKind[] | null | undefined, DeviceKind[] | null>
   created_at: CreatedAt
   updated_at: Timestamp
 }
@@ -523,7 +558,7 @@ export interface DeviceTenancyTable {
   ended_at: Date | null
 }
 
-export interface Database extends AppsTables, DdmTables, UpdatesTables {
+export interface Database extends AppsTables, DdmTables, UpdatesTables, GroupsTables, SharedIpadTables, OffboardingTables {
   server_settings: ServerSettingsTable
   devices: DevicesTable
   enrollments: EnrollmentsTable

@@ -3,10 +3,9 @@ import type { Kysely, Selectable } from 'kysely'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 import type { Database } from '../db/schema.js'
 import type { DeclarationKind, DeclarationsTable } from '../db/schema-ddm.js'
-import { inScope } from '../db/scope-sql.js'
+import { inScope, unusableForTenant } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
-import { unusableProfile } from '../fleet/blueprint-definition-store.js'
 
 /** profile_sha256: the version of the library profile a legacy-profile declaration carries. */
 export type DeclarationRow = Selectable<DeclarationsTable> & { blueprint_count: number; profile_sha256: string | null }
@@ -61,7 +60,7 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
   })
   /** A declaration carries a library profile of its tenant, its organisation or central IT (as blueprints do). */
   const profileUsable = async (trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, profileId: string | null) =>
-    profileId === null || (await unusableProfile(trx, scope, tenantId, [profileId])) === undefined
+    profileId === null || (await unusableForTenant(trx, scope, tenantId, [profileId])) === undefined
   const counted = (row: Omit<DeclarationRow, 'blueprint_count'> & { blueprint_count: number | string | null }): DeclarationRow => ({
     ...row,
     blueprint_count: Number(row.blueprint_count ?? 0),

@@ -9,6 +9,15 @@ export interface InventoryStore {
   applyInventory(deviceId: string, enrollmentId: string, update: InventoryUpdate): Promise<void>
 }
 
+/** The device's phone numbers (device search), as its last DeviceInformation gave them. */
+async function replacePhoneNumbers(db: Kysely<Database>, deviceId: string, numbers: readonly string[]): Promise<void> {
+  await sql`
+    with gone as (delete from device_phone_numbers where device_id = ${deviceId} and not (digits = any(${numbers}::text[])))
+    insert into device_phone_numbers (device_id, digits)
+    select ${deviceId}, n from unnest(${numbers}::text[]) n
+    on conflict do nothing`.execute(db)
+}
+
 export function createInventoryStore(db: Kysely<Database>): InventoryStore {
   return {
     async applyInventory(deviceId, enrollmentId, update) {
@@ -34,6 +43,7 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
               device_information_at = now(),
               updated_at = now()
             where id = ${deviceId}`.execute(db)
+          if (f.phoneNumbers !== undefined) await replacePhoneNumbers(db, deviceId, f.phoneNumbers)
           return
         }
         case 'security_info':

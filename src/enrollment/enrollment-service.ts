@@ -51,6 +51,13 @@ export interface EnrollmentService {
    * one-time challenge bound to the PreStage and serial (Authenticate reads them back).
    */
   adeProfile(ade: { depProfileId: string; serialNumber: string; pushTopic?: string | null }): Promise<EnrollmentProfile>
+  /**
+   * The MDM profile an erase with Return to Service carries (EraseDevice MDMProfileData): a
+   * device enrollment profile whose one-time challenge lasts as long as a renewal's (the
+   * device may fetch the erase days later). The device uses it wiped, so its new identity is
+   * accepted as a wiped device's and it keeps its tenant and kind.
+   */
+  returnToServiceProfile(device: { topic: string | null }): Promise<EnrollmentProfile>
   /** A renewal profile for an enrolled device (InstallProfile payload). */
   renewalProfile(device: { id: string; userEnrollment: boolean; topic: string | null; managedAppleId?: string | null }): Promise<EnrollmentProfile>
   /** Deletes challenges that expired more than a day ago. */
@@ -276,6 +283,15 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
       const profile = await build({ variant: 'device', topic, challenge, signed: deps.signer !== null })
       log.info({ dep_profile_id: ade.depProfileId, serial_number: ade.serialNumber, signed: profile.signed }, 'ADE enrollment profile handed out')
       return profile
+    },
+
+    async returnToServiceProfile(device) {
+      deps.authority.issuing()
+      const topic = await topicFor(device.topic)
+      // Not bound to the device: a challenge bound to it would make the identity a renewal,
+      // which keeps the old enrollment instead of starting a new one.
+      const challenge = await mintChallenge('enrollment', null, null, deps.renewalChallengeDays * 86_400_000)
+      return build({ variant: 'device', topic, challenge, signed: deps.signer !== null })
     },
 
     async renewalProfile(device) {

@@ -195,6 +195,8 @@ export function createIdentityStore(db: Kysely<Database>): IdentityStore {
               ...(placed ? { tenant_id: origin.tenantId } : {}),
               enrollment_link_id: origin.enrollmentLinkId,
               enrollment_group: origin.groupName,
+              // A User Enrollment link made for one person names them.
+              user_email: sql`coalesce(user_email, (select l.managed_apple_id from enrollment_links l where l.id = ${origin.enrollmentLinkId}))`,
               kind: sql`coalesce(${origin.deviceKind}::text, case when user_enrollment then 'personal' end, kind)`,
               dep_profile_id: origin.depProfileId,
             })

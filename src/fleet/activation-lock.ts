@@ -45,6 +45,8 @@ export function createActivationLock(deps: {
   store: ActivationLockStore
   dispatcher: Pick<CommandDispatcher, 'dispatch'>
   secretBox: SecretBox | null
+  /** A code was stored (an ADE device's organization-linked lock becomes due); a failure is logged, never the report's. */
+  codeReceived?: (deviceId: string) => Promise<void>
   logger: Logger
 }): ActivationLock {
   const { store } = deps
@@ -106,6 +108,11 @@ export function createActivationLock(deps: {
     }
     await store.storeCode(event.deviceId, deps.secretBox.seal(Buffer.from(code, 'utf8'), label(event.deviceId)), event.commandUuid)
     log.info(fields, 'Activation Lock bypass code received and sealed')
+    try {
+      await deps.codeReceived?.(event.deviceId)
+    } catch (error) {
+      log.error({ ...fields, err: error }, 'marking the organization-linked Activation Lock due failed')
+    }
   }
 
   /** A DeviceInformation answer of the device channel saying it is supervised: ask, unless asked already. */

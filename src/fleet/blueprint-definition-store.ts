@@ -2,11 +2,14 @@
 // enrollment groups, devices). Every write is audited in its own transaction.
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { type AccessScope } from '../model/access.js'
-import { inScope } from '../db/scope-sql.js'
+import { inScope, unusableForTenant } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
-import type { BlueprintApplication, BlueprintsTable, Database } from '../db/schema.js'
+import { randomUUID } from 'node:crypto'
+import type { BlueprintApplication, BlueprintKiosk, BlueprintsTable, Database } from '../db/schema.js'
 import type { DeviceKind } from '../model/devices.js'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
+import { blueprintAppliesTo } from './blueprint-targeting-sql.js'
+import { kioskIdentifier, kioskIdentifierPrefix } from './kiosk-profile.js'
 
 export type BlueprintRow = Selectable<BlueprintsTable> & { profile_ids: string[]; declaration_ids: string[] }
 
@@ -15,11 +18,37 @@ export interface BlueprintInput {
   description: string | null
   kinds: DeviceKind[]
   groups: string[]
+  groupIds: string[]
   deviceIds: string[]
   applications: BlueprintApplication[]
   profileIds: string[]
   declarationIds: string[]
+  kiosk: BlueprintKiosk | null
+  /** The kiosk's profile (built from `kiosk` by the service); null without a kiosk. */
+  kioskProfile: KioskProfileContent | null
 }
+
+/** A kiosk profile as the library keeps it. */
+export interface KioskProfileContent {
+  identifier: string
+  payloadUuid: string
+  name: string
+  payloadTypes: string[]
+  content: Buffer
+  sha256: string
+}
+
+/**
+ * Why a blueprint cannot be written: the first profile, declaration or device group it may not
+ * carry (a kiosk profile is carried only by its own blueprint), or the devices it reaches that
+ * cannot take its kiosk (not supervised, or not known to be: serial numbers or IDs, at most 10).
+ */
+export type NotUsable =
+  | { profileNotUsable: string }
+  | { declarationNotUsable: string }
+  | { groupNotUsable: string }
+  | { kioskProfile: string }
+  | { notSupervised: string[]; count: number }
 
 export interface BlueprintDefinitionStore {
   listBlueprints(scope: AccessScope): Promise<BlueprintRow[]>
@@ -30,12 +59,8 @@ export interface BlueprintDefinitionStore {
     id: string,
     tenantId: string | null,
     input: BlueprintInput,
-  ): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | { profileNotUsable: string } | { declarationNotUsable: string }>
-  updateBlueprint(
-    scope: AccessScope,
-    id: string,
-    input: BlueprintInput,
-  ): Promise<BlueprintRow | undefined | 'name_taken' | { profileNotUsable: string } | { declarationNotUsable: string }>
+  ): Promise<BlueprintRow | 'name_taken' | 'unknown_tenant' | NotUsable>
+  updateBlueprint(scope: AccessScope, id: string, input: BlueprintInput): Promise<BlueprintRow | undefined | 'name_taken' | NotUsable>
   deleteBlueprint(scope: AccessScope, id: string): Promise<BlueprintRow | undefined>
 }
 
@@ -46,41 +71,18 @@ function columnsOf(input: BlueprintInput) {
     description: input.description,
     kinds: input.kinds,
     groups: input.groups,
+    group_ids: input.groupIds,
     device_ids: input.deviceIds,
     applications: JSON.stringify(input.applications),
+    kiosk: input.kiosk === null ? null : JSON.stringify(input.kiosk),
   }
 }
 
-/**
- * The first of these library profiles (or declarations) a row of `tenantId` may not carry; it may
- * carry its tenant's, its organisation's and central IT's (blueprints, and declarations naming a
- * library profile).
- */
-export async function unusableProfile(
-  trx: Kysely<Database>,
-  scope: AccessScope,
-  tenantId: string | null,
-  profileIds: readonly string[],
-  table: 'library_profiles' | 'declarations' = 'library_profiles',
-): Promise<string | undefined> {
-  if (profileIds.length === 0) return undefined
-  const parent =
-    tenantId === null ? null : ((await trx.selectFrom('tenants').select('parent_id').where('id', '=', tenantId).executeTakeFirst())?.parent_id ?? null)
-  const usable = await trx
-    .selectFrom(table)
-    .select('id')
-    .where('id', 'in', profileIds)
-    .where(inScope(scope, 'tenant_id'))
-    .where((eb) =>
-      eb.or([
-        eb('tenant_id', 'is', null),
-        ...(tenantId !== null ? [eb('tenant_id', '=', tenantId)] : []),
-        ...(parent !== null ? [eb('tenant_id', '=', parent)] : []),
-      ]),
-    )
-    .execute()
-  const ids = new Set(usable.map((row) => row.id))
-  return profileIds.find((id) => !ids.has(id))
+/** Rolls a blueprint's transaction back with the reason it was refused. */
+class Refused extends Error {
+  constructor(readonly refusal: NotUsable) {
+    super('refused')
+  }
 }
 
 export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintDefinitionStore {
@@ -120,12 +122,66 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
         .execute()
   }
 
+  /** The blueprint's kiosk profile in its tenant's library: written, replaced or removed with it. */
+  async function writeKiosk(trx: Kysely<Database>, blueprintId: string, tenantId: string | null, input: BlueprintInput) {
+    const identifier = kioskIdentifier(blueprintId)
+    const existing = await trx.selectFrom('library_profiles').select(['id', 'sha256']).where('identifier', '=', identifier).executeTakeFirst()
+    const profile = input.kioskProfile
+    if (profile === null) {
+      if (existing) await trx.deleteFrom('library_profiles').where('id', '=', existing.id).execute()
+      return
+    }
+    const columns = {
+      payload_uuid: profile.payloadUuid,
+      name: profile.name,
+      payload_types: profile.payloadTypes,
+      content: profile.content,
+      sha256: profile.sha256,
+    }
+    const id = existing?.id ?? randomUUID()
+    if (!existing)
+      await trx
+        .insertInto('library_profiles')
+        .values({ id, tenant_id: tenantId, identifier, ...columns })
+        .execute()
+    else if (existing.sha256 !== profile.sha256)
+      await trx
+        .updateTable('library_profiles')
+        .set({ ...columns, updated_at: new Date() })
+        .where('id', '=', id)
+        .execute()
+    await trx.insertInto('blueprint_profiles').values({ blueprint_id: blueprintId, profile_id: id }).execute()
+  }
+
+  /** Enrolled devices the blueprint reaches that are not known to be supervised (a kiosk needs supervision). */
+  async function unsupervisedTargets(trx: Kysely<Database>, blueprintId: string): Promise<NotUsable | undefined> {
+    const { rows } = await sql<{ name: string; total: string }>`
+      select coalesce(d.serial_number, d.id) as name, count(*) over () as total
+      from blueprints b
+      join devices d on ${blueprintAppliesTo}
+      join enrollments e on e.id = d.id and e.enabled
+      where b.id = ${blueprintId} and d.is_supervised is not true and d.lifecycle_state in ('active', 'lost')
+      order by 1 limit 10`.execute(trx)
+    return rows.length === 0 ? undefined : { notSupervised: rows.map((row) => row.name), count: Number(rows[0]!.total) }
+  }
+
   /** The first profile or declaration the blueprint may not carry. */
   async function unusable(trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, input: BlueprintInput) {
-    const profile = await unusableProfile(trx, scope, tenantId, input.profileIds)
+    const profile = await unusableForTenant(trx, scope, tenantId, input.profileIds)
     if (profile) return { profileNotUsable: profile }
-    const declaration = await unusableProfile(trx, scope, tenantId, input.declarationIds, 'declarations')
+    const declaration = await unusableForTenant(trx, scope, tenantId, input.declarationIds, 'declarations')
     if (declaration) return { declarationNotUsable: declaration }
+    const group = await unusableForTenant(trx, scope, tenantId, input.groupIds, 'device_groups')
+    if (group) return { groupNotUsable: group }
+    if (input.profileIds.length > 0) {
+      const kiosk = await trx
+        .selectFrom('library_profiles')
+        .select('id')
+        .where('id', 'in', input.profileIds)
+        .where('identifier', 'like', `${kioskIdentifierPrefix}%`)
+        .executeTakeFirst()
+      if (kiosk) return { kioskProfile: kiosk.id }
+    }
     return undefined
   }
 
@@ -146,6 +202,11 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
             .values({ id, tenant_id: tenantId, ...columnsOf(input) })
             .execute()
           await writeProfiles(trx, id, input)
+          await writeKiosk(trx, id, tenantId, input)
+          if (input.kiosk !== null) {
+            const refusal = await unsupervisedTargets(trx, id)
+            if (refusal) throw new Refused(refusal)
+          }
           await recordAdminWrite(trx, scope, {
             type: 'blueprint',
             id,
@@ -155,6 +216,7 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
           return await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()
         })
       } catch (error) {
+        if (error instanceof Refused) return error.refusal
         if (isUniqueViolation(error)) return 'name_taken'
         // Its profiles were checked inside the transaction: what is missing is the tenant.
         if (isReferenceViolation(error)) return 'unknown_tenant'
@@ -180,6 +242,11 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
             .where('id', '=', id)
             .execute()
           await writeProfiles(trx, id, input)
+          await writeKiosk(trx, id, current.tenant_id, input)
+          if (input.kiosk !== null) {
+            const refusal = await unsupervisedTargets(trx, id)
+            if (refusal) throw new Refused(refusal)
+          }
           await recordAdminWrite(trx, scope, {
             type: 'blueprint',
             id,
@@ -189,6 +256,7 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
           return await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirstOrThrow()
         })
       } catch (error) {
+        if (error instanceof Refused) return error.refusal
         if (isUniqueViolation(error)) return 'name_taken'
         throw error
       }
@@ -198,6 +266,7 @@ export function createBlueprintDefinitionStore(db: Kysely<Database>): BlueprintD
         const row = await blueprintsQuery(scope, trx).where('b.id', '=', id).executeTakeFirst()
         if (!row) return undefined
         await trx.deleteFrom('blueprints').where('id', '=', id).execute()
+        await trx.deleteFrom('library_profiles').where('identifier', '=', kioskIdentifier(id)).execute()
         await recordAdminWrite(trx, scope, { type: 'blueprint', id, tenantId: row.tenant_id, details: { name: row.name } })
         return row
       })

@@ -30,7 +30,9 @@ export function blueprintJson(row: BlueprintRow): Blueprint {
     applications: row.applications,
     kinds: row.kinds,
     groups: row.groups,
+    group_ids: row.group_ids,
     device_ids: row.device_ids,
+    kiosk: row.kiosk,
     created_at: iso(row.created_at)!,
     updated_at: iso(row.updated_at)!,
   }
@@ -68,6 +70,9 @@ export function blueprintInput(body: BlueprintInputIn): BlueprintInput {
     applications: body.applications,
     kinds: body.kinds,
     groups: body.groups,
+    groupIds: body.group_ids ?? [],
     deviceIds: body.device_ids,
+    kiosk: body.kiosk ?? null,
+    kioskProfile: null,
   }
 }

@@ -1,120 +1,19 @@
 // Devices as the admin API sees them: filtered, sorted, paged lists; one device with its
 // channels, push state and inventory; forgetting a device; and the facts that decide
 // whether a command suits a target.
-import { sql, type Kysely, type Selectable } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { closeTenancy, recordAdminWrite } from '../tenancy/audit-store.js'
 import { afterCursor, decodeCursor, orderFor, pageOf, parseSort, type Page } from '../db/pagination.js'
-import type { Database, DevicesTable } from '../db/schema.js'
-import type { DeviceKind, LifecycleState } from '../model/devices.js'
+import type { Database } from '../db/schema.js'
+import type { DeviceGroupRow } from './device-group-store.js'
+import { deviceInGroup } from './device-group-store.js'
+import { groupContains } from './device-group-sql.js'
+import type { DeviceDetail, DeviceFilter, DeviceRow, DeviceSort, TargetFacts } from './device-directory-types.js'
+import { searchPredicate } from './device-search-sql.js'
 
-export interface DeviceFilter {
-  serialNumber?: string
-  udid?: string
-  model?: string
-  osVersion?: string
-  enrolled?: boolean
-  userEnrollment?: boolean
-  supervised?: boolean
-  lastSeenBefore?: Date
-  lastSeenAfter?: Date
-  /** null: central IT's own devices (no tenant). */
-  tenantId?: string | null
-  kind?: DeviceKind
-  lifecycleState?: LifecycleState
-}
-
-export const deviceSorts = ['created_at', '-created_at', 'last_seen_at', '-last_seen_at', 'serial_number', '-serial_number'] as const
-export type DeviceSort = (typeof deviceSorts)[number]
-
-/** A device as listed: its own columns and its device channel's enrollment state. */
-export type DeviceRow = Pick<
-  Selectable<DevicesTable>,
-  | 'id'
-  | 'udid'
-  | 'enrollment_id'
-  | 'user_enrollment'
-  | 'serial_number'
-  | 'imei'
-  | 'meid'
-  | 'model'
-  | 'model_name'
-  | 'product_name'
-  | 'device_name'
-  | 'os_version'
-  | 'build_version'
-  | 'is_supervised'
-  | 'identity_sha256'
-  | 'identity_not_after'
-  | 'authenticated_at'
-  | 'created_at'
-  | 'updated_at'
-  | 'tenant_id'
-  | 'kind'
-  | 'lifecycle_state'
-  | 'wiped_at'
-  | 'retired_at'
-> & { enrolled: boolean; last_seen_at: Date | null }
-
-export interface DeviceDetail {
-  device: DeviceRow & {
-    device_information: unknown
-    device_information_at: Date | null
-    security_info: unknown
-    security_info_at: Date | null
-    reenrollment_allowed_until: Date | null
-    unlock_token_escrowed: boolean
-    bootstrap_token_escrowed: boolean
-  }
-  enrollments: Array<{
-    id: string
-    channel: 'device' | 'user'
-    user_id: string | null
-    user_short_name: string | null
-    user_long_name: string | null
-    enabled: boolean
-    awaiting_configuration: boolean
-    last_seen_at: Date | null
-    checked_out_at: Date | null
-    created_at: Date
-    topic: string | null
-    has_token: boolean
-    token_updated_at: Date | null
-    push_invalid_at: Date | null
-    push_invalid_reason: string | null
-    last_push_at: Date | null
-    last_push_result: string | null
-    next_repush_at: Date | null
-  }>
-  applications: Array<{
-    enrollment_id: string
-    identifier: string
-    name: string | null
-    version: string | null
-    short_version: string | null
-    bundle_size: number | null
-    is_managed: boolean | null
-  }>
-  profiles: Array<{ enrollment_id: string; identifier: string; uuid: string | null; display_name: string | null; is_managed: boolean | null }>
-  certificates: Array<{ enrollment_id: string; sha256: string; common_name: string | null; is_identity: boolean | null }>
-}
-
-/** What is known about a command target, for the applicability check. */
-export interface TargetFacts {
-  enrollmentId: string
-  deviceId: string
-  channel: 'device' | 'user'
-  enabled: boolean
-  productName: string | null
-  model: string | null
-  osVersion: string | null
-  supervised: boolean | null
-  userEnrollment: boolean
-  tenantId: string | null
-  kind: DeviceKind
-  serialNumber: string | null
-}
+export { deviceSorts, type DeviceDetail, type DeviceFilter, type DeviceRow, type DeviceSort, type TargetFacts } from './device-directory-types.js'
 
 export interface DeviceDirectoryStore {
   listDevices(scope: AccessScope, filter: DeviceFilter, page: { sort: DeviceSort; limit: number; cursor?: string }): Promise<Page<DeviceRow>>
@@ -126,6 +25,9 @@ export interface DeviceDirectoryStore {
   targetFacts(scope: AccessScope, enrollmentIds: readonly string[]): Promise<TargetFacts[]>
   /** Enrolled device channels matching the filter, at most `limit`. */
   findTargets(scope: AccessScope, filter: DeviceFilter, limit: number): Promise<TargetFacts[]>
+  groupVisible(scope: AccessScope, groupId: string): Promise<boolean>
+  /** Sets the person the device belongs to (audited); false when the caller cannot see the device. */
+  setUserEmail(scope: AccessScope, deviceId: string, email: string | null): Promise<boolean>
 }
 
 const sortColumns: Record<string, { column: string; cast: 'timestamptz' | 'text' }> = {
@@ -136,7 +38,13 @@ const sortColumns: Record<string, { column: string; cast: 'timestamptz' | 'text'
 
 export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirectoryStore {
   // Devices with their device channel (absent until the first TokenUpdate).
-  function devicesQuery(scope: AccessScope, filter: DeviceFilter) {
+  /** The group a filter names: its row, null when the caller cannot see it, undefined when the filter names none. */
+  async function groupOf(scope: AccessScope, filter: DeviceFilter): Promise<DeviceGroupRow | null | undefined> {
+    if (filter.groupId === undefined) return undefined
+    return (await db.selectFrom('device_groups').selectAll().where('id', '=', filter.groupId).where(inScope(scope, 'tenant_id')).executeTakeFirst()) ?? null
+  }
+
+  function devicesQuery(scope: AccessScope, filter: DeviceFilter, group?: DeviceGroupRow | null) {
     let query = db
       .selectFrom('devices as d')
       .leftJoin('enrollments as e', 'e.id', 'd.id')
@@ -166,9 +74,14 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         'd.lifecycle_state',
         'd.wiped_at',
         'd.retired_at',
+        'd.enrollment_group',
+        'd.user_email',
         sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'),
       ])
       .where(inScope(scope, 'd.tenant_id'))
+    if (group !== undefined) query = query.where(group === null ? sql<boolean>`false` : deviceInGroup(group))
+    if (filter.enrollmentGroup !== undefined) query = query.where('d.enrollment_group', '=', filter.enrollmentGroup)
+    if (filter.search !== undefined) query = query.where(searchPredicate(filter.search))
     if (filter.tenantId !== undefined) query = query.where('d.tenant_id', filter.tenantId === null ? 'is' : '=', filter.tenantId)
     if (filter.kind !== undefined) query = query.where('d.kind', '=', filter.kind)
     if (filter.lifecycleState !== undefined) query = query.where('d.lifecycle_state', '=', filter.lifecycleState)
@@ -204,7 +117,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
     async listDevices(scope, filter, page) {
       const { field, direction } = parseSort(page.sort)
       const { column, cast } = sortColumns[field]!
-      let query = devicesQuery(scope, filter).select(sql<string | null>`${sql.ref(column)}::text`.as('sort_key'))
+      let query = devicesQuery(scope, filter, await groupOf(scope, filter)).select(sql<string | null>`${sql.ref(column)}::text`.as('sort_key'))
       if (page.cursor !== undefined) {
         const cursor = decodeCursor(page.cursor, page.sort, { value: cast, id: 'text' })
         query = query.where(afterCursor(column, 'd.id', direction, cursor, cast))
@@ -230,7 +143,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         .where('d.id', '=', deviceId)
         .executeTakeFirst()
       if (!device) return undefined
-      const [enrollments, applications, profiles, certificates] = await Promise.all([
+      const [enrollments, applications, profiles, certificates, groups] = await Promise.all([
         db
           .selectFrom('enrollments')
           .select([
@@ -281,8 +194,15 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
           .orderBy('c.common_name')
           .orderBy('c.sha256')
           .execute(),
+        sql<{ id: string; name: string; smart: boolean }>`
+          select g.id, g.name, g.filter is not null as smart
+          from devices d cross join device_groups g
+          where d.id = ${deviceId} and ${inScope(scope, 'g.tenant_id')} and ${groupContains}
+          order by lower(g.name), g.id`
+          .execute(db)
+          .then((result) => result.rows),
       ])
-      return { device: device, enrollments, applications, profiles, certificates }
+      return { device: device, enrollments, applications, profiles, certificates, groups }
     },
 
     async deleteDevice(scope, deviceId) {
@@ -333,8 +253,27 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
       return out
     },
 
+    async groupVisible(scope, groupId) {
+      return (await db.selectFrom('device_groups').select('id').where('id', '=', groupId).where(inScope(scope, 'tenant_id')).executeTakeFirst()) !== undefined
+    },
+
+    async setUserEmail(scope, deviceId, email) {
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('devices')
+          .set({ user_email: email, updated_at: new Date() })
+          .where('id', '=', deviceId)
+          .where(inScope(scope, 'tenant_id'))
+          .returning(['tenant_id'])
+          .executeTakeFirst()
+        if (!row) return false
+        await recordAdminWrite(trx, scope, { type: 'device', id: deviceId, tenantId: row.tenant_id, deviceId, details: { user_email: email } })
+        return true
+      })
+    },
+
     async findTargets(scope, filter, limit) {
-      const rows = await devicesQuery(scope, { ...filter, enrolled: true })
+      const rows = await devicesQuery(scope, { ...filter, enrolled: true }, await groupOf(scope, filter))
         .innerJoin('enrollments as t', 't.id', 'd.id')
         .clearSelect()
         .select([

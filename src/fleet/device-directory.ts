@@ -19,14 +19,24 @@ export interface DeviceDirectory {
   requireEnrollment(scope: AccessScope, enrollmentId: string): Promise<void>
   /** Those of the named channels the caller can see. */
   visibleEnrollments(scope: AccessScope, enrollmentIds: readonly string[]): Promise<Set<string>>
+  /** The person the device belongs to (null: nobody); not_found when the caller cannot see the device. */
+  setUserEmail(scope: AccessScope, deviceId: string, email: string | null): Promise<void>
 }
 
 export function createDeviceDirectory(
-  store: Pick<DeviceDirectoryStore, 'listDevices' | 'getDevice' | 'deleteDevice' | 'enrollmentExists' | 'targetFacts'>,
+  store: Pick<DeviceDirectoryStore, 'listDevices' | 'getDevice' | 'deleteDevice' | 'enrollmentExists' | 'targetFacts' | 'groupVisible' | 'setUserEmail'>,
 ): DeviceDirectory {
   const noDevice = (deviceId: string) => new OrchardError('not_found', `no device ${deviceId}`)
   return {
-    listDevices: (scope, filter, page) => store.listDevices(scope, filter, page),
+    async listDevices(scope, filter, page) {
+      if (filter.groupId !== undefined && !(await store.groupVisible(scope, filter.groupId))) {
+        throw new OrchardError('not_found', `no device group ${filter.groupId}`)
+      }
+      return store.listDevices(scope, filter, page)
+    },
+    async setUserEmail(scope, deviceId, email) {
+      if (!(await store.setUserEmail(scope, deviceId, email))) throw noDevice(deviceId)
+    },
     async getDevice(scope, deviceId) {
       const detail = await store.getDevice(scope, deviceId)
       if (!detail) throw noDevice(deviceId)

@@ -27,6 +27,8 @@ export function deviceSummaryJson(row: DeviceRow): DeviceSummary {
     user_enrollment: row.user_enrollment,
     supervised: row.is_supervised,
     enrolled: row.enrolled,
+    enrollment_group: row.enrollment_group,
+    user_email: row.user_email,
     last_seen_at: iso(row.last_seen_at),
     wiped_at: iso(row.wiped_at),
     retired_at: iso(row.retired_at),
@@ -47,6 +49,7 @@ export function deviceJson(detail: DeviceDetail & { activationLockBypassCode?: B
     ...deviceSummaryJson(device),
     imei: device.imei,
     meid: device.meid,
+    groups: detail.groups,
     software_update_device_id: typeof softwareUpdateDeviceId === 'string' && softwareUpdateDeviceId !== '' ? softwareUpdateDeviceId : null,
     activation_lock_enabled: typeof activationLockEnabled === 'boolean' ? activationLockEnabled : null,
     ...(bypassCode ? { activation_lock_bypass_code_held: bypassCode.held, activation_lock_bypass_code_detail: bypassCode.detail } : {}),
@@ -109,6 +112,9 @@ export function deviceFilterFrom(query: DeviceFilterQuery): DeviceFilter {
     ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}),
     ...(query.kind !== undefined ? { kind: query.kind } : {}),
     ...(query.lifecycle_state !== undefined ? { lifecycleState: query.lifecycle_state } : {}),
+    ...(query.group_id !== undefined ? { groupId: query.group_id } : {}),
+    ...(query.enrollment_group !== undefined ? { enrollmentGroup: query.enrollment_group } : {}),
+    ...(query.q !== undefined ? { search: query.q } : {}),
   }
 }
 
@@ -118,6 +124,7 @@ export function eraseInput(body: EraseOptions): EraseInput {
     ...(body.pin !== undefined ? { pin: body.pin } : {}),
     ...(body.preserve_data_plan !== undefined ? { preserveDataPlan: body.preserve_data_plan } : {}),
     ...(body.disallow_proximity_setup !== undefined ? { disallowProximitySetup: body.disallow_proximity_setup } : {}),
+    ...(body.return_to_service !== undefined ? { returnToService: body.return_to_service } : {}),
   }
 }
 

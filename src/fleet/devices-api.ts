@@ -17,6 +17,8 @@ export interface DeviceHandlerDeps {
   dispatcher: CommandDispatcher
   secrets: Pick<DeviceSecrets, 'reveal' | 'unlockTokenFor'>
   inventory: Pick<InventoryRefresh, 'refresh'>
+  /** The ReturnToService keys an erase of the device carries, or null (return-to-service.ts); absent: never. */
+  returnToService?: (scope: AccessScope, deviceId: string, requested: boolean | undefined) => Promise<PlistDict | null>
 }
 
 /** A per-device command operation's request: the device, and how to queue (every such operation takes `push`). */
@@ -27,7 +29,7 @@ interface DeviceCommandRequest {
 }
 
 /** Refuses a command one device cannot take, with the problem that says why. */
-function refuse(result: DispatchResult, deviceId: string): never {
+export function refuse(result: DispatchResult, deviceId: string): never {
   const target = result.targets[0]!
   switch (target.result) {
     case 'queued':
@@ -113,7 +115,11 @@ export function deviceHandlers(deps: DeviceHandlerDeps): OperationHandlers {
     },
 
     async eraseDevice(request, reply) {
-      const erase = eraseCommand(eraseInput(request.body))
+      const input = eraseInput(request.body)
+      const returnToService = deps.returnToService ? await deps.returnToService(accessOf(request), request.params.device_id, input.returnToService) : null
+      if (!returnToService && input.returnToService === true)
+        throw new OrchardError('not_applicable', `device ${request.params.device_id} cannot return to service`, { details: { reason: 'no_wifi_profile' } })
+      const erase = eraseCommand(input, returnToService ?? undefined)
       return reply.code(201).send(await sendToDevice(request, built(erase.requestType, erase.keys)))
     },
 

@@ -27,6 +27,9 @@ export const inventoryQueries = [
   'SerialNumber',
   'IMEI',
   'MEID',
+  // Phone numbers for device search (PhoneNumber before iOS 12; one subscription per SIM since).
+  'PhoneNumber',
+  'ServiceSubscriptions',
   'DeviceCapacity',
   'AvailableDeviceCapacity',
   'BatteryLevel',

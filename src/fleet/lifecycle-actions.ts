@@ -6,8 +6,6 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import type { AccessScope } from '../model/access.js'
-import type { LifecycleCommandRef } from '../db/schema.js'
-import type { LifecycleActionKind, LifecycleState } from '../model/devices.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { LifecycleActionView, LifecycleDevice, LifecycleStore } from './lifecycle-store.js'
 import {
@@ -18,8 +16,11 @@ import {
   type EraseInput,
   type LifecycleDeviceFacts,
   type LostInput,
-  type PlannedCommand,
 } from './lifecycle-policy.js'
+import { createLifecycleRunner, notApplicable } from './lifecycle-runner.js'
+import type { ReturnToService } from './return-to-service.js'
+
+export { notApplicable } from './lifecycle-runner.js'
 
 export interface LifecycleActions {
   lost(scope: AccessScope, deviceId: string, input: LostInput): Promise<LifecycleActionView>
@@ -37,98 +38,41 @@ export interface LifecycleActionsDeps {
   dispatcher: Pick<CommandDispatcher, 'dispatch' | 'pushOnly'>
   /** The PayloadIdentifier of our enrollment profiles (removing it ends management). */
   mdmProfileIdentifier: string
+  /** Whether an erase carries Return to Service (absent: never, and asking for it is refused). */
+  returnToService?: Pick<ReturnToService, 'planFor'>
   /** The action as recorded (not_found when it is not the device's or not in scope). */
   view(scope: AccessScope, deviceId: string, actionId: string): Promise<LifecycleActionView>
   log: Logger
   now: () => Date
 }
 
-const wipeActions: readonly LifecycleActionKind[] = ['erase', 'selective_wipe', 'reinstall']
-
-export function notApplicable(detail: string, reason: string): OrchardError {
-  return new OrchardError('not_applicable', detail, { details: { reason } })
-}
-
 function factsOf(device: LifecycleDevice): LifecycleDeviceFacts {
   return { kind: device.kind, productName: device.productName, model: device.model, supervised: device.supervised, userEnrollment: device.userEnrollment }
 }
 
+/** The managed profiles and apps a selective wipe removes, and the MDM profile it removes last. */
+export async function selectiveWipeItems(store: Pick<LifecycleStore, 'inventory'>, deviceId: string, mdmProfileIdentifier: string) {
+  const inventory = await store.inventory(deviceId)
+  const mdmProfile = inventory.profiles.find((profile) => profile.payloadTypes.includes('com.apple.mdm'))?.identifier ?? mdmProfileIdentifier
+  return {
+    profiles: inventory.profiles
+      .filter((profile) => profile.isManaged === true && profile.identifier !== mdmProfile && !profile.payloadTypes.includes('com.apple.mdm'))
+      .map((profile) => profile.identifier),
+    applications: inventory.applications.filter((app) => app.isManaged === true).map((app) => app.identifier),
+    mdmProfile,
+  }
+}
+
+/** The ReturnToService keys of an erase, or none; asking for it without the service is refused. */
+export async function returnToServiceOf(deps: Pick<LifecycleActionsDeps, 'returnToService'>, device: LifecycleDevice, requested: boolean | undefined) {
+  if (deps.returnToService) return deps.returnToService.planFor(device, requested)
+  if (requested === true) throw notApplicable(`device ${device.id} cannot return to service: it is not set up on this server`, 'no_wifi_profile')
+  return null
+}
+
 export function createLifecycleActions(deps: LifecycleActionsDeps): LifecycleActions {
-  const { store, view, log, now } = deps
-
-  async function enrolledDevice(scope: AccessScope, deviceId: string): Promise<LifecycleDevice> {
-    const device = await store.device(scope, deviceId)
-    if (!device) throw new OrchardError('not_found', `no device ${deviceId}`)
-    if (!device.enrolled)
-      throw new OrchardError('conflict', `device ${deviceId} is not enrolled (it checked out, was wiped or retired, or has not finished enrolling)`)
-    return device
-  }
-
-  /**
-   * Records the action, then queues its commands in order (the first is the one that
-   * matters: if the device cannot take it, the action fails and nothing stays queued
-   * for it), then pushes once.
-   */
-  async function run(
-    scope: AccessScope,
-    device: LifecycleDevice,
-    action: LifecycleActionKind,
-    planned: PlannedCommand[],
-    options: { state?: LifecycleState; restoreState?: LifecycleState; details?: Record<string, unknown>; priority?: number },
-  ) {
-    const id = randomUUID()
-    const begun = await store.begin(
-      scope,
-      {
-        id,
-        deviceId: device.id,
-        tenantId: device.tenantId,
-        action,
-        ...(options.state ? { state: options.state } : {}),
-        ...(options.details ? { details: options.details } : {}),
-      },
-      now(),
-    )
-    if (begun === 'busy') {
-      const [pending] = await store.pendingOfDevice(device.id, wipeActions)
-      throw new OrchardError(
-        'conflict',
-        `device ${device.id} already has a pending ${pending?.action ?? 'wipe'} (${pending?.id ?? 'unknown'}): cancel it first or wait for it`,
-      )
-    }
-    const queued: LifecycleCommandRef[] = []
-    const skipped: Array<{ request_type: string; detail: string }> = []
-    for (const [index, command] of planned.entries()) {
-      const result = await deps.dispatcher.dispatch(scope, {
-        targets: { enrollmentIds: [device.id] },
-        command: { kind: 'built', requestType: command.requestType, keys: command.keys },
-        ...(options.priority !== undefined ? { priority: options.priority } : {}),
-        push: false,
-      })
-      const target = result.targets[0]!
-      if (target.result === 'queued') {
-        queued.push({ command_uuid: result.commandUuid, request_type: command.requestType, ...(command.item !== undefined ? { item: command.item } : {}) })
-        continue
-      }
-      const detail =
-        target.result === 'not_applicable' ? target.detail : `the device is ${target.result === 'enrollment_disabled' ? 'not enrolled' : 'unknown'}`
-      if (index === 0) {
-        await store.finish(id, 'failed', now(), { ...(options.restoreState ? { state: options.restoreState } : {}), details: { error: detail } })
-        throw notApplicable(
-          `${command.requestType} cannot go to device ${device.id}: ${detail}`,
-          target.result === 'not_applicable' ? target.reason : target.result,
-        )
-      }
-      skipped.push({ request_type: command.requestType, detail })
-    }
-    await store.attachCommands(id, queued, skipped.length > 0 ? { skipped } : undefined)
-    const push = await deps.dispatcher.pushOnly(scope, [device.id])
-    log.info(
-      { device_id: device.id, action, lifecycle_action_id: id, commands: queued.length, skipped: skipped.length, push: 'error' in push ? push.error : 'sent' },
-      `lifecycle: ${action}`,
-    )
-    return view(scope, device.id, id)
-  }
+  const { store, view, now } = deps
+  const { run, enrolledDevice } = createLifecycleRunner(deps)
 
   async function erase(scope: AccessScope, device: LifecycleDevice, input: EraseInput, action: 'erase' | 'reinstall') {
     if (device.kind === 'personal') {
@@ -137,20 +81,18 @@ export function createLifecycleActions(deps: LifecycleActionsDeps): LifecycleAct
         'not_for_personal_device',
       )
     }
+    const returnToService = await returnToServiceOf(deps, device, input.returnToService)
     // Before everything else queued: a stolen device should not first install an app.
-    return run(scope, device, action, [eraseCommand(input)], { state: 'wipe_pending', restoreState: device.state, priority: 100 })
+    return run(scope, device, action, [eraseCommand(input, returnToService?.keys)], {
+      state: 'wipe_pending',
+      restoreState: device.state,
+      priority: 100,
+      ...(returnToService ? { details: { return_to_service: returnToService.details } } : {}),
+    })
   }
 
   async function selectiveWipe(scope: AccessScope, device: LifecycleDevice) {
-    const inventory = await store.inventory(device.id)
-    const mdmProfile = inventory.profiles.find((profile) => profile.payloadTypes.includes('com.apple.mdm'))?.identifier ?? deps.mdmProfileIdentifier
-    const items = {
-      profiles: inventory.profiles
-        .filter((profile) => profile.isManaged === true && profile.identifier !== mdmProfile && !profile.payloadTypes.includes('com.apple.mdm'))
-        .map((profile) => profile.identifier),
-      applications: inventory.applications.filter((app) => app.isManaged === true).map((app) => app.identifier),
-      mdmProfile,
-    }
+    const items = await selectiveWipeItems(store, device.id, deps.mdmProfileIdentifier)
     return run(scope, device, 'selective_wipe', selectiveWipeCommands(items), {
       state: 'wipe_pending',
       restoreState: device.state,
@@ -212,6 +154,8 @@ export function createLifecycleActions(deps: LifecycleActionsDeps): LifecycleAct
 
     async wipe(scope, deviceId, input) {
       const device = await enrolledDevice(scope, deviceId)
+      if (device.kind === 'personal' && input.returnToService === true)
+        throw notApplicable(`device ${deviceId} cannot return to service: it is a personal device: it is never erased`, 'not_for_personal_device')
       return device.kind === 'personal' ? selectiveWipe(scope, device) : erase(scope, device, input, 'erase')
     },
 

@@ -2,12 +2,13 @@
 // device's lifecycle actions and locations.
 import type { DeviceLifecycle } from './device-lifecycle.js'
 import type { DeviceDirectory } from './device-directory.js'
+import { invalidField } from '../errors.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { deviceJson, eraseInput, lifecycleActionJson, locationJson } from './device-json.js'
 
 export interface LifecycleHandlerDeps {
   lifecycle: DeviceLifecycle
-  directory: Pick<DeviceDirectory, 'getDevice'>
+  directory: Pick<DeviceDirectory, 'getDevice' | 'setUserEmail'>
 }
 
 export function lifecycleHandlers(deps: LifecycleHandlerDeps): OperationHandlers {
@@ -15,10 +16,14 @@ export function lifecycleHandlers(deps: LifecycleHandlerDeps): OperationHandlers
     async updateDevice(request) {
       const deviceId = request.params.device_id
       const scope = accessOf(request)
-      const { kind, reason } = request.body
-      const centralOwner = request.principal?.grants.some((grant) => grant.tenantId === null && grant.role === 'owner') === true
-      const outcome = await deps.lifecycle.setKind(scope, deviceId, kind, { centralOwner, ...(reason !== undefined ? { reason } : {}) })
-      request.log.info({ device_id: deviceId, kind, outcome }, 'device kind')
+      const { kind, reason, user_email: userEmail } = request.body
+      if (kind === undefined && reason !== undefined) throw invalidField('/reason', 'goes with kind')
+      if (userEmail !== undefined) await deps.directory.setUserEmail(scope, deviceId, userEmail)
+      if (kind !== undefined) {
+        const centralOwner = request.principal?.grants.some((grant) => grant.tenantId === null && grant.role === 'owner') === true
+        const outcome = await deps.lifecycle.setKind(scope, deviceId, kind, { centralOwner, ...(reason !== undefined ? { reason } : {}) })
+        request.log.info({ device_id: deviceId, kind, outcome }, 'device kind')
+      }
       return deviceJson(await deps.directory.getDevice(scope, deviceId))
     },
     async reportDeviceLost(request, reply) {
@@ -48,8 +53,9 @@ export function lifecycleHandlers(deps: LifecycleHandlerDeps): OperationHandlers
       return reply.code(201).send(lifecycleActionJson(action))
     },
     async retireDevice(request, reply) {
-      const disown = request.body.disown_from_abm
-      return reply.code(201).send(lifecycleActionJson(await deps.lifecycle.retire(accessOf(request), request.params.device_id, { disown })))
+      const { disown_from_abm: disown, reason, gone_for_days: goneForDays } = request.body
+      const options = { disown, ...(reason !== undefined ? { reason } : {}), ...(goneForDays !== undefined ? { goneForDays } : {}) }
+      return reply.code(201).send(lifecycleActionJson(await deps.lifecycle.retire(accessOf(request), request.params.device_id, options)))
     },
     async listDeviceLifecycle(request) {
       const scope = accessOf(request)

@@ -24,6 +24,11 @@ export interface LifecycleDevice {
   enrolled: boolean
   /** The ABM/ASM token that lists this serial (the device comes back through ADE), if any. */
   depTokenId: string | null
+  osVersion: string | null
+  /** Its push topic (an enrollment profile for it names the same). */
+  topic: string | null
+  /** When it last talked to us (its device channel), else when it authenticated or was first seen. */
+  lastContactAt: Date
 }
 
 export interface InstalledInventory {
@@ -73,6 +78,9 @@ export function createLifecycleDeviceStore(db: Kysely<Database>): LifecycleDevic
           'd.serial_number',
           sql<boolean>`coalesce(e.enabled, false)`.as('enrolled'),
           'dd.token_id',
+          'd.os_version',
+          'd.topic',
+          sql<Date>`coalesce(e.last_seen_at, d.authenticated_at, d.created_at)`.as('last_contact_at'),
         ])
         .where('d.id', '=', deviceId)
         .where(inScope(scope, 'd.tenant_id'))
@@ -90,6 +98,9 @@ export function createLifecycleDeviceStore(db: Kysely<Database>): LifecycleDevic
         serialNumber: row.serial_number,
         enrolled: row.enrolled,
         depTokenId: row.token_id ?? null,
+        osVersion: row.os_version,
+        topic: row.topic,
+        lastContactAt: new Date(row.last_contact_at),
       }
     },
 

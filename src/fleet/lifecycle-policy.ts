@@ -77,15 +77,19 @@ export interface EraseInput {
   pin?: string
   preserveDataPlan?: boolean
   disallowProximitySetup?: boolean
+  /** Return to Service asked for (true) or refused (false); undefined: the tenant's default (return-to-service.ts). */
+  returnToService?: boolean
 }
 
-export function eraseCommand(input: EraseInput): PlannedCommand {
+/** `returnToService`: the ReturnToService dictionary (return-to-service.ts), when the erase carries one. */
+export function eraseCommand(input: EraseInput, returnToService?: PlistDict): PlannedCommand {
   return {
     requestType: 'EraseDevice',
     keys: {
       ...(input.pin !== undefined ? { PIN: input.pin } : {}),
       ...(input.preserveDataPlan !== undefined ? { PreserveDataPlan: input.preserveDataPlan } : {}),
       ...(input.disallowProximitySetup !== undefined ? { DisallowProximitySetup: input.disallowProximitySetup } : {}),
+      ...(returnToService ? { ReturnToService: returnToService } : {}),
     },
   }
 }

@@ -9,8 +9,20 @@ import type { DeviceKind } from '../model/devices.js'
 import { notApplicable } from './lifecycle-actions.js'
 import type { LifecycleActionView, LifecycleStore, LocationRow } from './lifecycle-store.js'
 
+export interface RetireOptions {
+  disown: boolean
+  /** Why, kept in the action's details. */
+  reason?: string
+  /** Only a device gone this long: no contact for this many days (else conflict). */
+  goneForDays?: number
+  /** More to keep in the action's details. */
+  details?: Record<string, unknown>
+}
+
+const dayMs = 86_400_000
+
 export interface LifecycleRecords {
-  retire(scope: AccessScope, deviceId: string, options: { disown: boolean }): Promise<LifecycleActionView>
+  retire(scope: AccessScope, deviceId: string, options: RetireOptions): Promise<LifecycleActionView>
   /**
    * A User Enrollment stays personal; any other personal device leaves `personal` only for
    * an owner in central IT (`centralOwner`) who gives a reason.
@@ -44,6 +56,13 @@ export function createLifecycleRecords(deps: LifecycleRecordsDeps): LifecycleRec
       const device = await store.device(scope, deviceId)
       if (!device) throw new OrchardError('not_found', `no device ${deviceId}`)
       if (device.state === 'retired') throw new OrchardError('conflict', `device ${deviceId} is retired already`)
+      const goneForDays = options.goneForDays
+      if (goneForDays !== undefined && device.lastContactAt.getTime() > now().getTime() - goneForDays * dayMs) {
+        throw new OrchardError(
+          'conflict',
+          `device ${deviceId} was last in contact at ${device.lastContactAt.toISOString()}, less than ${goneForDays} days ago: it is not gone; offboard it instead (POST /api/v1/devices/${deviceId}/offboard)`,
+        )
+      }
       let disowned: Record<string, string> | null = null
       if (options.disown) {
         if (!device.depTokenId || !device.serialNumber || !deps.disown)
@@ -60,7 +79,13 @@ export function createLifecycleRecords(deps: LifecycleRecordsDeps): LifecycleRec
           deviceId,
           tenantId: device.tenantId,
           action: 'retire',
-          details: { disown: options.disown, ...(disowned ? { disowned: disowned[device.serialNumber!] ?? null } : {}) },
+          details: {
+            disown: options.disown,
+            ...(disowned ? { disowned: disowned[device.serialNumber!] ?? null } : {}),
+            ...(options.reason !== undefined ? { reason: options.reason } : {}),
+            ...(goneForDays !== undefined ? { gone_for_days: goneForDays, last_contact_at: device.lastContactAt.toISOString() } : {}),
+            ...options.details,
+          },
         },
         now(),
       )

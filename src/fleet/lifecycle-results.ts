@@ -4,6 +4,7 @@
 import type { Logger } from 'pino'
 import type { PlistDict } from '../mdm/plist.js'
 import type { LifecycleActionRow, LifecycleStore } from './lifecycle-store.js'
+import type { OffboardingResults } from './offboarding-results.js'
 
 export interface CommandResultEvent {
   deviceId: string
@@ -25,6 +26,8 @@ export interface LifecycleResultsDeps {
   store: Pick<LifecycleStore, 'markWiped' | 'finish' | 'recordLocation' | 'pendingForCommand' | 'pendingOfDevice' | 'device' | 'setState'>
   /** Device-side events for the device's timeline (wiped). */
   deviceEvent?: (deviceId: string, action: 'wiped', details: Record<string, unknown>) => Promise<void>
+  /** Offboardings (offboarding-results.ts). */
+  offboarding?: OffboardingResults
   log: Logger
   now: () => Date
 }
@@ -90,6 +93,8 @@ export function createLifecycleResults(deps: LifecycleResultsDeps): LifecycleRes
         })
         return undefined
       }
+      case 'offboard':
+        return deps.offboarding?.commandResult(action, event)
       default:
         return undefined
     }
@@ -131,6 +136,7 @@ export function createLifecycleResults(deps: LifecycleResultsDeps): LifecycleRes
     },
 
     async deviceEnrolled(deviceId) {
+      await deps.offboarding?.deviceEnrolled(deviceId)
       const at = now()
       // Back after an erase (a reinstall through its PreStage, or any re-enrollment): the
       // pending erase or reinstall is done and the device is managed again.
@@ -142,6 +148,7 @@ export function createLifecycleResults(deps: LifecycleResultsDeps): LifecycleRes
     },
 
     async deviceCheckedOut(deviceId) {
+      await deps.offboarding?.deviceCheckedOut(deviceId)
       // A personal device leaving management after a selective wipe (the MDM profile is gone).
       for (const action of await store.pendingOfDevice(deviceId, ['selective_wipe'])) {
         await store.finish(action.id, 'completed', now(), { state: 'wiped', details: { checked_out: true } })

@@ -4,6 +4,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
+import { kioskIdentifierPrefix } from './kiosk-profile.js'
 import { decodePlist, isPlistDict } from '../mdm/plist.js'
 import { validateProfile } from '../mdm/profile-validation.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
@@ -66,6 +67,12 @@ export function parseLibraryProfile(body: Buffer): ParsedProfile {
   if (typeof identifier !== 'string' || identifier === '' || typeof payloadUuid !== 'string' || payloadUuid === '') {
     throw new OrchardError('validation_failed', 'the profile needs a PayloadIdentifier and a PayloadUUID')
   }
+  if (identifier.startsWith(kioskIdentifierPrefix)) {
+    throw new OrchardError(
+      'validation_failed',
+      `PayloadIdentifiers starting with ${kioskIdentifierPrefix} are the kiosk profiles Orchard writes for blueprints (set a blueprint's kiosk instead)`,
+    )
+  }
   const name = typeof profile['PayloadDisplayName'] === 'string' && profile['PayloadDisplayName'] !== '' ? profile['PayloadDisplayName'] : identifier
   // The columns' limits (migration 0009), in characters as PostgreSQL counts them.
   for (const [key, value, max] of [
@@ -122,7 +129,10 @@ export function createProfileLibrary(deps: ProfileLibraryDeps): ProfileLibrary {
       const outcome = await store.deleteProfile(scope, id)
       if (outcome === 'not_found') throw new OrchardError('not_found', `no profile ${id}`)
       if (outcome === 'in_use')
-        throw new OrchardError('conflict', `profile ${id} is part of a blueprint or carried by a declaration: take it out of them first`)
+        throw new OrchardError(
+          'conflict',
+          `profile ${id} is part of a blueprint, carried by a declaration or the Wi-Fi of Return to Service: take it out of them first`,
+        )
     },
   }
 }

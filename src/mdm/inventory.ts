@@ -17,7 +17,18 @@ export interface DeviceInformationFacts {
   imei?: string
   meid?: string
   isSupervised?: boolean
+  /** Digits of PhoneNumber and of each ServiceSubscriptions entry's PhoneNumber; undefined when the answer had none of those keys. */
+  phoneNumbers?: string[]
   all: JsonValue
+}
+
+/** The phone numbers a DeviceInformation answer gives, digits only (a SIM's "+47 912 34 567" is 4791234567). */
+function phoneNumbersOf(responses: PlistDict): string[] | undefined {
+  const subscriptions = responses['ServiceSubscriptions']
+  if (!('PhoneNumber' in responses) && !Array.isArray(subscriptions)) return undefined
+  const raw = [responses['PhoneNumber'], ...dicts(subscriptions).map((subscription) => subscription['PhoneNumber'])]
+  const numbers = raw.filter((value): value is string => typeof value === 'string').map((value) => value.replace(/[^0-9]/g, ''))
+  return [...new Set(numbers.filter((digits) => digits.length >= 3 && digits.length <= 20))]
 }
 
 export interface ApplicationFacts {
@@ -88,6 +99,7 @@ export function inventoryFromReport(requestType: string, report: PlistDict): Inv
           imei: str(responses, 'IMEI'),
           meid: str(responses, 'MEID'),
           isSupervised: bool(responses, 'IsSupervised'),
+          phoneNumbers: phoneNumbersOf(responses),
           all: plistToJson(responses),
         },
       }

@@ -4,5 +4,5 @@ export const deviceKinds = ['personal', 'work', 'function'] as const
 export type DeviceKind = (typeof deviceKinds)[number]
 export const lifecycleStates = ['active', 'lost', 'wipe_pending', 'wiped', 'retired'] as const
 export type LifecycleState = (typeof lifecycleStates)[number]
-export const lifecycleActionKinds = ['lost', 'found', 'locate', 'erase', 'selective_wipe', 'reinstall', 'retire', 'kind_changed'] as const
+export const lifecycleActionKinds = ['lost', 'found', 'locate', 'erase', 'selective_wipe', 'reinstall', 'retire', 'kind_changed', 'offboard'] as const
 export type LifecycleActionKind = (typeof lifecycleActionKinds)[number]

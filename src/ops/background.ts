@@ -43,6 +43,8 @@ export function startBackgroundWork(deps: {
   /** Devices on the MDM update path not at their policy's target get ScheduleOSUpdate at the periodic check. */
   updatePolicies: { scheduleLegacy(): Promise<number> }
   osCatalogue: Pick<OsCatalogue, 'refreshIfStale'>
+  /** ADE devices' organization-linked Activation Lock due at ABM/ASM (ORCHARD_ADE_ACTIVATION_LOCK), sent and retried every minute. */
+  activationLock?: { escrowDue(): Promise<unknown> }
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
@@ -88,6 +90,10 @@ export function startBackgroundWork(deps: {
   if (deps.config.depSyncSeconds > 0) {
     tasks.push(startPeriodicTask('ABM/ASM device sync', deps.config.depSyncSeconds * 1000, async () => void (await deps.dep.syncAll()), deps.logger))
     tasks.push(startPeriodicTask('ADE assignment retry', 60_000, async () => void (await deps.dep.retryThrottled()), deps.logger))
+  }
+  const activationLock = deps.activationLock
+  if (deps.config.adeActivationLock && activationLock) {
+    tasks.push(startPeriodicTask('ADE Activation Lock escrow', 60_000, async () => void (await activationLock.escrowDue()), deps.logger))
   }
   if (deps.config.vppSyncSeconds > 0) {
     tasks.push(startPeriodicTask('Apps and Books sync', deps.config.vppSyncSeconds * 1000, async () => void (await deps.vpp.sync.syncAll()), deps.logger))

@@ -35,5 +35,10 @@ export function createPushFeature(deps: { config: Config; db: DatabaseHandle['db
   })
   /** The topics new enrollment profiles can use, the newest certificate first. */
   const topics = async () => (await certificates.list()).sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime()).map((certificate) => certificate.topic)
-  return { certificates, push, topics }
+  /** The push certificate and key of a topic: the MDM's TLS identity toward Apple's services (escrowKeyUnlock). */
+  const identity = async (topic: string) => {
+    const row = await store.getCertificate(topic)
+    return row && { certificatePem: row.certificatePem, privateKeyPem: certificates.privateKeyPem(row) }
+  }
+  return { certificates, push, topics, identity }
 }

@@ -168,6 +168,10 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
     const command = encode(request.command)
     const targetSpec = request.targets
     const named = 'enrollmentIds' in targetSpec ? [...new Set(targetSpec.enrollmentIds)] : undefined
+    const groupId = 'filter' in targetSpec ? targetSpec.filter.groupId : undefined
+    if (groupId !== undefined && !(await deps.directory.groupVisible(scope, groupId))) {
+      throw new OrchardError('not_found', `no device group ${groupId}`)
+    }
     const facts =
       'enrollmentIds' in targetSpec
         ? await deps.directory.targetFacts(scope, named!)

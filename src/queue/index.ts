@@ -18,6 +18,7 @@ import { createCommandEnqueuer } from './enqueue.js'
 import { createRetentionService } from './retention.js'
 
 export { commandHandlers } from './api.js'
+export { enrollmentCommandHandlers } from './enrollment-command-api.js'
 
 export function createQueueFeature(deps: {
   config: Config
@@ -43,5 +44,5 @@ export function createQueueFeature(deps: {
   })
   const commands = createCommandAdmin({ store: adminStore, requireEnrollment: deps.requireEnrollment })
   const retention = createRetentionService({ settings: deps.settings, commandAdmin: adminStore, logger })
-  return { queue, dispatcher, commands, retention }
+  return { queue, dispatcher, commands, retention, tokens }
 }

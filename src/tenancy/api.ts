@@ -1,15 +1,20 @@
-// Admin API: tenants, moving devices between them, the audit log and the reports.
+// Admin API: tenants (and their billing settings), moving devices between them, the audit log
+// and the device report; the device-days report and invoices are in billing-api.ts.
 import { OrchardError } from '../errors.js'
 import { toCsv, type TenantReports } from './tenant-reports.js'
 import { tenantForNewRow } from '../model/access.js'
-import type { AuditFilter, TenantService } from './tenant-service.js'
+import type { AuditFilter, TenantChanges, TenantRow, TenantService } from './tenant-service.js'
+import type { DeviceKind } from '../model/devices.js'
+import { decimalsOf, minorDigits } from './billing.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { sendCsv } from '../http/views.js'
-import { auditEventJson, tenantJson } from './tenant-json.js'
+import { auditEventJson, tenantJson as tenantJsonIn } from './tenant-json.js'
 
 export interface TenantHandlerDeps {
   tenants: TenantService
   reports: TenantReports
+  /** ORCHARD_BILLING_CURRENCY: prices have at most its minor digits. */
+  currency: string
   now?: () => Date
 }
 
@@ -17,15 +22,32 @@ function tenantProblem(pointer: string, detail: string): OrchardError {
   return new OrchardError('validation_failed', `${pointer.slice(1)}: ${detail}`, { details: { errors: [{ pointer, detail }] } })
 }
 
+/** The billing fields of a tenant body as store changes; a price finer than the currency's minor unit is refused. */
+function billingChanges(
+  body: { price_per_device_year?: string | null; billed_kinds?: DeviceKind[] | null },
+  currency: string,
+): Pick<TenantChanges, 'price' | 'billedKinds'> {
+  const price = body.price_per_device_year
+  const digits = minorDigits(currency)
+  if (price !== undefined && price !== null && decimalsOf(price) > digits)
+    throw tenantProblem('/price_per_device_year', `${currency} prices have at most ${digits} decimal${digits === 1 ? '' : 's'}`)
+  return {
+    ...(price !== undefined ? { price } : {}),
+    ...(body.billed_kinds !== undefined ? { billedKinds: body.billed_kinds } : {}),
+  }
+}
+
 export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
   const now = deps.now ?? (() => new Date())
+  const tenantJson = (row: TenantRow) => tenantJsonIn(row, deps.currency)
   return {
     async listTenants(request) {
       return { items: (await deps.tenants.listTenants(accessOf(request))).map(tenantJson) }
     },
     async createTenant(request, reply) {
       const { body } = request
-      const outcome = await deps.tenants.createTenant(accessOf(request), { id: body.id, name: body.name, parentId: body.parent_id ?? null })
+      const billing = billingChanges(body, deps.currency)
+      const outcome = await deps.tenants.createTenant(accessOf(request), { id: body.id, name: body.name, parentId: body.parent_id ?? null, ...billing })
       if (!outcome.ok) {
         switch (outcome.reason) {
           case 'exists':
@@ -50,7 +72,8 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
     async updateTenant(request) {
       const id = request.params.tenant_id
       const { name } = request.body
-      const outcome = await deps.tenants.renameTenant(accessOf(request), id, name)
+      const changes = { ...(name !== undefined ? { name } : {}), ...billingChanges(request.body, deps.currency) }
+      const outcome = await deps.tenants.updateTenant(accessOf(request), id, changes)
       if (outcome === 'name_taken') throw new OrchardError('conflict', `another tenant is called ${name}`)
       if (!outcome) throw new OrchardError('not_found', `no tenant ${id}`)
       return tenantJson(outcome)
@@ -144,44 +167,6 @@ export function tenantHandlers(deps: TenantHandlerDeps): OperationHandlers {
           by_model: item.byModel,
           by_os_version: item.byOsVersion,
         })),
-      }
-    },
-
-    async getDeviceDaysReport(request, reply) {
-      const { query } = request
-      const generatedAt = now()
-      const report = await deps.reports.deviceDays(
-        accessOf(request),
-        { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) },
-        generatedAt,
-      )
-      if (query.format === 'csv') {
-        const name = `device-days-${query.from}-${query.to}`
-        if (query.per_device) {
-          const rows = report.devices.map((row) => [row.tenantId, row.deviceId, row.serialNumber, row.deviceDays, row.firstDay, row.lastDay])
-          return sendCsv(reply, name, toCsv(['tenant_id', 'device_id', 'serial_number', 'device_days', 'first_day', 'last_day'], rows))
-        }
-        const rows = report.tenants.map((row) => [row.tenantId, row.tenantName, row.devices, row.deviceDays])
-        return sendCsv(reply, name, toCsv(['tenant_id', 'tenant_name', 'devices', 'device_days'], rows))
-      }
-      return {
-        from: report.from,
-        to: report.to,
-        generated_at: generatedAt.toISOString(),
-        total_device_days: report.totalDeviceDays,
-        items: report.tenants.map((row) => ({ tenant_id: row.tenantId, tenant_name: row.tenantName, devices: row.devices, device_days: row.deviceDays })),
-        ...(query.per_device
-          ? {
-              devices: report.devices.map((row) => ({
-                tenant_id: row.tenantId,
-                device_id: row.deviceId,
-                serial_number: row.serialNumber,
-                device_days: row.deviceDays,
-                first_day: row.firstDay,
-                last_day: row.lastDay,
-              })),
-            }
-          : {}),
       }
     },
   }

@@ -4,6 +4,7 @@ import { sql, type Kysely } from 'kysely'
 import { type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import type { Database } from '../db/schema.js'
+import type { DeviceKind } from '../model/devices.js'
 
 export interface CountRow {
   tenantId: string | null
@@ -41,7 +42,12 @@ export interface DeviceDaysRow {
   tenantId: string | null
   deviceId: string
   serialNumber: string | null
+  /** The device's kind and model now; null for a device forgotten since. */
+  kind: DeviceKind | null
+  model: string | null
   days: number
+  /** The days by calendar year (a period may span two), for pricing by the year's length. */
+  daysByYear: Array<{ year: number; days: number }>
   firstDay: string
   lastDay: string
 }
@@ -123,6 +129,9 @@ export function createReportStore(db: Kysely<Database>): ReportStore {
         tenant_id: string | null
         device_id: string
         serial_number: string | null
+        kind: DeviceKind | null
+        model: string | null
+        year: number
         days: string
         first_day: string
         last_day: string
@@ -149,20 +158,45 @@ export function createReportStore(db: Kysely<Database>): ReportStore {
         spans as (
           select device_id, tenant_id, min(first_day) as first_day, max(last_day) as last_day
           from islands group by device_id, tenant_id, island
+        ),
+        -- Each span cut at the turns of the year (a day is priced by its year's length).
+        by_year as (
+          select s.device_id, s.tenant_id, y.year,
+            greatest(s.first_day, make_date(y.year, 1, 1)) as first_day,
+            least(s.last_day, make_date(y.year, 12, 31)) as last_day
+          from spans s
+          cross join lateral generate_series(extract(year from s.first_day)::int, extract(year from s.last_day)::int) as y(year)
         )
-        select s.tenant_id, s.device_id, d.serial_number, sum(s.last_day - s.first_day + 1) as days,
-          to_char(min(s.first_day), 'YYYY-MM-DD') as first_day, to_char(max(s.last_day), 'YYYY-MM-DD') as last_day
-        from spans s left join devices d on d.id = s.device_id
-        group by s.tenant_id, s.device_id, d.serial_number
-        order by s.tenant_id nulls first, s.device_id`.execute(db)
-      return rows.map((row) => ({
-        tenantId: row.tenant_id,
-        deviceId: row.device_id,
-        serialNumber: row.serial_number,
-        days: Number(row.days),
-        firstDay: row.first_day,
-        lastDay: row.last_day,
-      }))
+        select b.tenant_id, b.device_id, d.serial_number, d.kind, coalesce(d.product_name, d.model) as model, b.year,
+          sum(b.last_day - b.first_day + 1) as days,
+          to_char(min(b.first_day), 'YYYY-MM-DD') as first_day, to_char(max(b.last_day), 'YYYY-MM-DD') as last_day
+        from by_year b left join devices d on d.id = b.device_id
+        group by b.tenant_id, b.device_id, d.serial_number, d.kind, d.product_name, d.model, b.year
+        order by b.tenant_id nulls first, b.device_id, b.year`.execute(db)
+      // One row per device, tenant and year from the database; one per device and tenant out.
+      const devices: DeviceDaysRow[] = []
+      for (const row of rows) {
+        const last = devices.at(-1)
+        const days = Number(row.days)
+        if (last && last.tenantId === row.tenant_id && last.deviceId === row.device_id) {
+          last.days += days
+          last.daysByYear.push({ year: Number(row.year), days })
+          last.lastDay = row.last_day
+          continue
+        }
+        devices.push({
+          tenantId: row.tenant_id,
+          deviceId: row.device_id,
+          serialNumber: row.serial_number,
+          kind: row.kind,
+          model: row.model,
+          days,
+          daysByYear: [{ year: Number(row.year), days }],
+          firstDay: row.first_day,
+          lastDay: row.last_day,
+        })
+      }
+      return devices
     },
   }
 }

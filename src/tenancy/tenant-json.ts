@@ -1,10 +1,21 @@
 // Tenants and audit events in the admin API's JSON.
 import type { AuditEvent, Tenant } from '../http/generated/operations.js'
 import { iso } from '../http/views.js'
+import { deviceKinds } from '../model/devices.js'
+import { formatPrice, minorDigits, parsePrice } from './billing.js'
 import type { AuditEventRow, TenantRow } from './tenant-service.js'
 
-export function tenantJson(row: TenantRow): Tenant {
-  return { id: row.id, name: row.name, parent_id: row.parent_id, created_at: iso(row.created_at)!, updated_at: iso(row.updated_at)! }
+/** A tenant, its own price shown with the minor digits of the installation's currency. */
+export function tenantJson(row: TenantRow, currency: string): Tenant {
+  return {
+    id: row.id,
+    name: row.name,
+    parent_id: row.parent_id,
+    price_per_device_year: row.price_per_device_year === null ? null : formatPrice(parsePrice(row.price_per_device_year), minorDigits(currency)),
+    billed_kinds: row.billed_kinds === null ? null : deviceKinds.filter((kind) => row.billed_kinds!.includes(kind)),
+    created_at: iso(row.created_at)!,
+    updated_at: iso(row.updated_at)!,
+  }
 }
 
 export function auditEventJson(row: AuditEventRow): AuditEvent {

@@ -2,6 +2,10 @@
 // counts now, and device-days in a period for billing per device per year.
 import { OrchardError } from '../errors.js'
 import type { AccessScope } from '../model/access.js'
+import type { DeviceKind } from '../model/devices.js'
+import type { Bill } from './billing.js'
+import { billTenants, organisationBills, totalAmount, type OrganisationBill } from './billing-report.js'
+import type { BillingStore } from './billing-store.js'
 import type { CountRow, ReportStore } from './report-store.js'
 import type { TenantStore } from './tenant-store.js'
 
@@ -25,16 +29,32 @@ export interface TenantDeviceCounts {
 export interface TenantDeviceDays {
   tenantId: string | null
   tenantName: string | null
+  /** Its organisation; null for an organisation, central IT or a tenant deleted since. */
+  parentId: string | null
   devices: number
   deviceDays: number
+  bill: Bill
 }
 
 export interface DeviceDaysReport {
   from: string
   to: string
+  currency: string
   totalDeviceDays: number
+  totalAmount: string | null
   tenants: TenantDeviceDays[]
-  devices: Array<{ tenantId: string | null; deviceId: string; serialNumber: string | null; deviceDays: number; firstDay: string; lastDay: string }>
+  organisations: OrganisationBill[]
+  devices: Array<{
+    tenantId: string | null
+    deviceId: string
+    serialNumber: string | null
+    kind: DeviceKind | null
+    model: string | null
+    billed: boolean
+    deviceDays: number
+    firstDay: string
+    lastDay: string
+  }>
 }
 
 export interface TenantReports {
@@ -48,7 +68,15 @@ export const maxReportDays = 1100
 const dayMs = 24 * 60 * 60 * 1000
 const keyOf = (tenantId: string | null) => tenantId ?? ''
 
-export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<TenantStore, 'listTenants'> }): TenantReports {
+export interface TenantReportsDeps {
+  reports: ReportStore
+  tenants: Pick<TenantStore, 'listTenants'>
+  billing: BillingStore
+  /** ORCHARD_BILLING_CURRENCY. */
+  currency: string
+}
+
+export function createTenantReports(deps: TenantReportsDeps): TenantReports {
   /**
    * The tenants a report lists, with their names: every tenant of the scope (so empty
    * departments show zeros), plus central IT for a central caller when it has rows.
@@ -123,14 +151,11 @@ export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<
         now,
         ...(query.tenantId !== undefined ? { tenantId: query.tenantId } : {}),
       })
-      const perTenant = new Map<string, { devices: number; deviceDays: number }>()
-      for (const row of rows) {
-        const sum = perTenant.get(keyOf(row.tenantId)) ?? { devices: 0, deviceDays: 0 }
-        sum.devices += 1
-        sum.deviceDays += row.days
-        perTenant.set(keyOf(row.tenantId), sum)
-      }
-      const tenants = await reportTenants(scope, query.tenantId, perTenant.has(''))
+      const tenants = await reportTenants(
+        scope,
+        query.tenantId,
+        rows.some((row) => row.tenantId === null),
+      )
       // Periods of a tenant deleted since still count; it is listed without a name.
       const listed = new Set(tenants.map((tenant) => keyOf(tenant.id)))
       for (const row of rows) {
@@ -139,19 +164,32 @@ export function createTenantReports(deps: { reports: ReportStore; tenants: Pick<
           tenants.push({ id: row.tenantId, name: null })
         }
       }
+      const settings = new Map((await deps.billing.allBillingSettings()).map((tenant) => [tenant.id, tenant]))
+      const billed = billTenants(
+        rows,
+        tenants.map((tenant) => tenant.id),
+        settings,
+        deps.currency,
+      )
       return {
         from: query.from,
         to: query.to,
+        currency: deps.currency,
         totalDeviceDays: rows.reduce((sum, row) => sum + row.days, 0),
-        tenants: tenants.map((tenant) => ({
-          tenantId: tenant.id,
-          tenantName: tenant.name,
-          ...(perTenant.get(keyOf(tenant.id)) ?? { devices: 0, deviceDays: 0 }),
-        })),
+        totalAmount: totalAmount(billed.bills.values(), deps.currency),
+        tenants: tenants.map((tenant) => {
+          const bill = billed.bills.get(keyOf(tenant.id))!
+          const parentId = tenant.id === null ? null : (settings.get(tenant.id)?.parentId ?? null)
+          return { tenantId: tenant.id, tenantName: tenant.name, parentId, devices: bill.devices, deviceDays: bill.deviceDays, bill }
+        }),
+        organisations: organisationBills(rows, tenants, billed.bills, settings, deps.currency),
         devices: rows.map((row) => ({
           tenantId: row.tenantId,
           deviceId: row.deviceId,
           serialNumber: row.serialNumber,
+          kind: row.kind,
+          model: row.model,
+          billed: billed.billed(row),
           deviceDays: row.days,
           firstDay: row.firstDay,
           lastDay: row.lastDay,

@@ -5,15 +5,15 @@ import type { TenantTree } from '../access/access-control.js'
 import type { Page } from '../db/pagination.js'
 import type { AccessScope } from '../model/access.js'
 import type { AuditEventRow, AuditFilter, AuditStore } from './audit-store.js'
-import type { CreateTenantOutcome, DeleteTenantOutcome, MoveOutcome, TenantRow, TenantStore } from './tenant-store.js'
+import type { CreateTenantOutcome, DeleteTenantOutcome, MoveOutcome, NewTenant, TenantChanges, TenantRow, TenantStore } from './tenant-store.js'
 
-export type { AuditEventRow, AuditFilter, CreateTenantOutcome, DeleteTenantOutcome, MoveOutcome, TenantRow }
+export type { AuditEventRow, AuditFilter, CreateTenantOutcome, DeleteTenantOutcome, MoveOutcome, NewTenant, TenantChanges, TenantRow }
 
 export interface TenantService {
   listTenants(scope: AccessScope): Promise<TenantRow[]>
   getTenant(scope: AccessScope, id: string): Promise<TenantRow | undefined>
-  createTenant(scope: AccessScope, input: { id: string; name: string; parentId: string | null }): Promise<CreateTenantOutcome>
-  renameTenant(scope: AccessScope, id: string, name: string): Promise<TenantRow | undefined | 'name_taken'>
+  createTenant(scope: AccessScope, input: NewTenant): Promise<CreateTenantOutcome>
+  updateTenant(scope: AccessScope, id: string, changes: TenantChanges): Promise<TenantRow | undefined | 'name_taken'>
   deleteTenant(scope: AccessScope, id: string): Promise<DeleteTenantOutcome>
   /** Moves devices (inside the scope) to `tenantId`: see TenantStore.moveDevices. */
   moveDevices(scope: AccessScope, deviceIds: readonly string[], tenantId: string | null, at: Date): Promise<MoveOutcome>
@@ -38,7 +38,7 @@ export function createTenantService(deps: TenantServiceDeps): TenantService {
       if (outcome.ok) deps.tree.invalidate()
       return outcome
     },
-    renameTenant: (scope, id, name) => store.renameTenant(scope, id, name),
+    updateTenant: (scope, id, changes) => store.updateTenant(scope, id, changes),
     async deleteTenant(scope, id) {
       const outcome = await store.deleteTenant(scope, id)
       if (outcome === 'deleted') deps.tree.invalidate()

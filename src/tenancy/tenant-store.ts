@@ -5,20 +5,35 @@ import { inScope } from '../db/scope-sql.js'
 import { adminWriteRow, closeTenancy, recordAdminWrite } from './audit-store.js'
 import type { Database, TenantsTable } from '../db/schema.js'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
+import type { DeviceKind } from '../model/devices.js'
 
 export type TenantRow = Selectable<TenantsTable>
 
 export type CreateTenantOutcome = { ok: true; tenant: TenantRow } | { ok: false; reason: 'exists' | 'name_taken' | 'parent_not_found' | 'parent_is_nested' }
 export type DeleteTenantOutcome = 'deleted' | 'not_found' | 'in_use'
 export type MoveOutcome = { ok: true; moved: string[]; unchanged: string[]; notFound: string[] } | { ok: false; reason: 'tenant_not_found' }
+/** What a tenant's update changes; an absent field stays. Prices are decimal text. */
+export interface TenantChanges {
+  name?: string
+  price?: string | null
+  billedKinds?: DeviceKind[] | null
+}
+export interface NewTenant {
+  id: string
+  name: string
+  parentId: string | null
+  price?: string | null
+  billedKinds?: DeviceKind[] | null
+}
 
 export interface TenantStore {
   /** Every tenant with its parent: small, read to resolve a principal's tenants. */
   allTenants(): Promise<Array<{ id: string; parentId: string | null }>>
   listTenants(scope: AccessScope): Promise<TenantRow[]>
   getTenant(scope: AccessScope, id: string): Promise<TenantRow | undefined>
-  createTenant(scope: AccessScope, input: { id: string; name: string; parentId: string | null }): Promise<CreateTenantOutcome>
-  renameTenant(scope: AccessScope, id: string, name: string): Promise<TenantRow | undefined | 'name_taken'>
+  createTenant(scope: AccessScope, input: NewTenant): Promise<CreateTenantOutcome>
+  /** Renames it or sets its billing, in one transaction with its audit row. */
+  updateTenant(scope: AccessScope, id: string, changes: TenantChanges): Promise<TenantRow | undefined | 'name_taken'>
   deleteTenant(scope: AccessScope, id: string): Promise<DeleteTenantOutcome>
   /**
    * Moves devices (inside the scope) to `tenantId` in one transaction: their tenancy
@@ -61,14 +76,25 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
           if (existing) return { ok: false as const, reason: 'exists' as const }
           const tenant = await trx
             .insertInto('tenants')
-            .values({ id: input.id, name: input.name, parent_id: input.parentId })
+            .values({
+              id: input.id,
+              name: input.name,
+              parent_id: input.parentId,
+              price_per_device_year: input.price ?? null,
+              billed_kinds: input.billedKinds ?? null,
+            })
             .returningAll()
             .executeTakeFirstOrThrow()
           await recordAdminWrite(trx, scope, {
             type: 'tenant',
             id: tenant.id,
             tenantId: tenant.id,
-            details: { name: tenant.name, parent_id: tenant.parent_id },
+            details: {
+              name: tenant.name,
+              parent_id: tenant.parent_id,
+              ...(input.price !== undefined ? { price_per_device_year: input.price } : {}),
+              ...(input.billedKinds !== undefined ? { billed_kinds: input.billedKinds } : {}),
+            },
           })
           return { ok: true as const, tenant }
         })
@@ -79,17 +105,29 @@ export function createTenantStore(db: Kysely<Database>): TenantStore {
       }
     },
 
-    async renameTenant(scope, id, name) {
+    async updateTenant(scope, id, changes) {
       try {
         return await db.transaction().execute(async (trx) => {
           const tenant = await trx
             .updateTable('tenants')
-            .set({ name, updated_at: new Date() })
+            .set({
+              ...(changes.name !== undefined ? { name: changes.name } : {}),
+              ...(changes.price !== undefined ? { price_per_device_year: changes.price } : {}),
+              ...(changes.billedKinds !== undefined ? { billed_kinds: changes.billedKinds } : {}),
+              updated_at: new Date(),
+            })
             .where('id', '=', id)
             .where(inScope(scope, 'id'))
             .returningAll()
             .executeTakeFirst()
-          if (tenant) await recordAdminWrite(trx, scope, { type: 'tenant', id, tenantId: id, details: { name } })
+          if (tenant) {
+            const details = {
+              ...(changes.name !== undefined ? { name: changes.name } : {}),
+              ...(changes.price !== undefined ? { price_per_device_year: changes.price } : {}),
+              ...(changes.billedKinds !== undefined ? { billed_kinds: changes.billedKinds } : {}),
+            }
+            await recordAdminWrite(trx, scope, { type: 'tenant', id, tenantId: id, details })
+          }
           return tenant
         })
       } catch (error) {

@@ -20,6 +20,7 @@ function policyJson(row: Policy) {
     details_url: row.details_url,
     kinds: row.kinds,
     groups: row.groups,
+    group_ids: row.group_ids,
     device_ids: row.device_ids,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
@@ -36,6 +37,7 @@ function inputOf(body: {
   details_url?: string | null
   kinds?: string[]
   groups?: string[]
+  group_ids?: string[]
   device_ids?: string[]
 }): PolicyInput {
   return {
@@ -48,6 +50,7 @@ function inputOf(body: {
     detailsUrl: body.details_url ?? null,
     kinds: body.kinds ?? [],
     groups: body.groups ?? [],
+    groupIds: body.group_ids ?? [],
     deviceIds: body.device_ids ?? [],
   }
 }

@@ -101,9 +101,15 @@ export function createUpdatePolicies(deps: {
   now: () => Date
 }): UpdatePolicies {
   const { store, log } = deps
-  const outcome = <T>(result: T | 'name_taken' | 'unknown_tenant', name: string): T => {
+  const outcome = <T>(result: T | 'name_taken' | 'unknown_tenant' | { groupNotUsable: string }, name: string): T => {
     if (result === 'name_taken') throw new OrchardError('conflict', `an update policy called ${name} exists already in this tenant`)
     if (result === 'unknown_tenant') throw invalidField('/tenant_id', 'no such tenant')
+    if (result && typeof result === 'object' && 'groupNotUsable' in result) {
+      throw invalidField(
+        '/group_ids',
+        `device group ${result.groupNotUsable} is not one this policy can target (its tenant's, its organisation's or central IT's)`,
+      )
+    }
     return result
   }
 

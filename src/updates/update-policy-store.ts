@@ -4,7 +4,7 @@ import { sql, type Kysely, type Selectable } from 'kysely'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 import type { Database } from '../db/schema.js'
 import type { UpdatePoliciesTable, UpdatePolicyMode } from '../db/schema-ddm.js'
-import { inScope } from '../db/scope-sql.js'
+import { inScope, unusableForTenant } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 import { governingPolicyJson } from './update-policy-sql.js'
@@ -21,6 +21,7 @@ export interface UpdatePolicyInput {
   detailsUrl: string | null
   kinds: string[]
   groups: string[]
+  groupIds: string[]
   deviceIds: string[]
 }
 
@@ -40,8 +41,14 @@ export interface ComplianceRow {
 export interface UpdatePolicyStore {
   list(scope: AccessScope): Promise<UpdatePolicyRow[]>
   get(scope: AccessScope, id: string): Promise<UpdatePolicyRow | undefined>
-  create(scope: AccessScope, id: string, tenantId: string | null, input: UpdatePolicyInput): Promise<UpdatePolicyRow | 'name_taken' | 'unknown_tenant'>
-  update(scope: AccessScope, id: string, input: UpdatePolicyInput): Promise<UpdatePolicyRow | undefined | 'name_taken'>
+  /** `{ groupNotUsable }`: a device group of another tenant than the policy's, its organisation's or central IT's. */
+  create(
+    scope: AccessScope,
+    id: string,
+    tenantId: string | null,
+    input: UpdatePolicyInput,
+  ): Promise<UpdatePolicyRow | 'name_taken' | 'unknown_tenant' | { groupNotUsable: string }>
+  update(scope: AccessScope, id: string, input: UpdatePolicyInput): Promise<UpdatePolicyRow | undefined | 'name_taken' | { groupNotUsable: string }>
   remove(scope: AccessScope, id: string): Promise<UpdatePolicyRow | undefined>
   /** Enrolled devices in scope under a policy (of `policyId` only when given). */
   complianceRows(scope: AccessScope, filter: { policyId?: string; tenantId?: string | null }): Promise<ComplianceRow[]>
@@ -62,6 +69,7 @@ export function createUpdatePolicyStore(db: Kysely<Database>): UpdatePolicyStore
     details_url: input.detailsUrl,
     kinds: input.kinds,
     groups: input.groups,
+    group_ids: input.groupIds,
     device_ids: input.deviceIds,
   })
   const query = (scope: AccessScope, executor: Kysely<Database> = db) => executor.selectFrom('update_policies').selectAll().where(inScope(scope, 'tenant_id'))
@@ -78,6 +86,8 @@ export function createUpdatePolicyStore(db: Kysely<Database>): UpdatePolicyStore
     async create(scope, id, tenantId, input) {
       try {
         return await db.transaction().execute(async (trx) => {
+          const group = await unusableForTenant(trx, scope, tenantId, input.groupIds, 'device_groups')
+          if (group) return { groupNotUsable: group }
           await trx
             .insertInto('update_policies')
             .values({ id, tenant_id: tenantId, ...columns(input) })
@@ -96,6 +106,8 @@ export function createUpdatePolicyStore(db: Kysely<Database>): UpdatePolicyStore
         return await db.transaction().execute(async (trx) => {
           const current = await query(scope, trx).where('id', '=', id).forUpdate().executeTakeFirst()
           if (!current) return undefined
+          const group = await unusableForTenant(trx, scope, current.tenant_id, input.groupIds, 'device_groups')
+          if (group) return { groupNotUsable: group }
           await trx
             .updateTable('update_policies')
             .set({ ...columns(input), updated_at: new Date() })

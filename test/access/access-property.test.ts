@@ -57,6 +57,8 @@ interface Resources {
   /** A declaration its blueprint carries. */
   declarationId: string
   updatePolicyId: string
+  /** A static device group holding the tenant's device. */
+  groupId: string
   /** A lifecycle action (the device reported lost). */
   actionId: string
   /** A key of this tenant that the API may revoke (not one of the principals'). */
@@ -90,6 +92,8 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   enrollment_id: ({ r }) => r.deviceId,
   ids: ({ r }) => r.deviceId,
   identifier: () => 'com.example.orchard.property-test',
+  // A Shared iPad user's name (the devices here are not Shared iPads: their admins get 422).
+  user_name: () => 'pupil@property.example',
   command_uuid: ({ r }) => r.commandUuid,
   topic: ({ r }) => r.topic,
   key_id: ({ r }) => r.targetKeyId,
@@ -101,6 +105,7 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   blueprint_id: ({ r }) => r.blueprintId,
   declaration_id: ({ r }) => r.declarationId,
   update_policy_id: ({ r }) => r.updatePolicyId,
+  group_id: ({ r }) => r.groupId,
   policy_id: ({ r }) => r.updatePolicyId,
   action_id: ({ r }) => r.actionId,
   serial_number: ({ r }) => r.depSerial,
@@ -153,6 +158,9 @@ const noRequest: Sample = { request: () => ({}) }
 const allUnknown = (json: any, c: Ctx) =>
   Array.isArray(json?.targets) && json.targets.every((target: any) => target.enrollment_id !== c.v('enrollment_id') || target.result === 'unknown_enrollment')
 const noTargets = (json: any) => Array.isArray(json?.targets) && json.targets.length === 0
+/** Another tenant's device named to a group: answered as refused, neither added nor removed. */
+const refusedMember = (json: any, deviceId: string) =>
+  Array.isArray(json?.refused) && json.refused.includes(deviceId) && ![...json.added, ...json.removed, ...json.unchanged].includes(deviceId)
 const notAssigned = (json: any, c: Ctx) =>
   Array.isArray(json?.results) && json.results.every((result: any) => result.serial_number !== c.v('dep_serial') || result.status !== 'SUCCESS')
 
@@ -206,9 +214,16 @@ const samples: Record<string, Sample | Sample[]> = {
     { request: (c) => ({ query: { udid: c.v('device_id') } }) },
   ],
   enqueueDeviceCommand: { request: () => ({ query: { push: false }, body: { request_type: 'ProfileList' } }) },
+  enqueueEnrollmentCommand: { request: () => ({ query: { push: false }, body: { request_type: 'ProfileList' } }) },
+  refreshDeviceUsers: { request: () => ({ query: { push: false } }) },
+  logOutDeviceUser: { request: () => ({ query: { push: false } }) },
+  deleteDeviceUser: [{ request: () => ({ query: { push: false } }) }, { request: () => ({ query: { force: true, dry_run: true } }) }],
+  setSharedDeviceConfiguration: { request: () => ({ query: { push: false }, body: { QuotaSize: 1024, ResidentUsers: 4 } }) },
   lockDevice: { request: () => ({ body: { message: 'property test' } }) },
   allowDeviceReenrollment: { request: () => ({ body: { minutes: 5, reason: 'property test' } }) },
   eraseDevice: { request: () => ({ body: {} }) },
+  // The fixture's devices hold no bypass code: 409 before Apple would be called.
+  clearActivationLock: [noRequest, { request: () => ({ body: { clear_device_code: true } }) }],
   restartDevice: { request: () => ({ body: {} }) },
   installDeviceProfile: { request: () => ({ raw: { payload: mobileconfig(), contentType: 'application/x-apple-aspen-config' } }) },
   listEnrollmentCommands: { request: () => ({ query: { state: 'all' } }) },
@@ -247,7 +262,10 @@ const samples: Record<string, Sample | Sample[]> = {
   createWebhook: { request: () => ({ body: { url: 'http://127.0.0.1:9/property-test', event_types: ['*'] } }) },
   updateWebhook: { request: () => ({ body: { enabled: false } }) },
   createTenant: { request: () => ({ body: { id: `property-${randomUUID().slice(0, 8)}`, name: `Property test ${randomUUID()}` } }) },
-  updateTenant: { request: () => ({ body: { name: `Property test ${randomUUID()}` } }) },
+  updateTenant: [
+    { request: () => ({ body: { name: `Property test ${randomUUID()}` } }) },
+    { request: () => ({ body: { price_per_device_year: '120.00', billed_kinds: ['work', 'function'] } }) },
+  ],
   moveDevices: [
     // Another tenant's device into one's own tenant, and one's own device into another tenant.
     {
@@ -270,6 +288,13 @@ const samples: Record<string, Sample | Sample[]> = {
     { request: () => ({ query: { ...period(), per_device: true } }) },
     { request: (c) => (c.v('tenant_id') === null ? null : { query: { ...period(), per_device: true, tenant_id: c.v('tenant_id') } }) },
     { request: () => ({ query: { ...period(), per_device: true, format: 'csv' } }) },
+    { request: () => ({ query: { ...period(), format: 'csv', rows: 'organisations' } }) },
+  ],
+  getInvoice: [
+    // Central IT is not invoiced: a central caller names a tenant (400 without one).
+    { request: () => ({ query: { period: period().from.slice(0, 7) } }) },
+    { request: (c) => (c.v('tenant_id') === null ? null : { query: { period: period().from.slice(0, 7), tenant_id: c.v('tenant_id') } }) },
+    { request: (c) => (c.v('tenant_id') === null ? null : { query: { period: period().from.slice(0, 4), tenant_id: c.v('tenant_id'), format: 'csv' } }) },
   ],
   listEnrollmentLinks: [noRequest, { request: () => ({ query: { include_revoked: true } }) }],
   createEnrollmentLink: { request: (c) => ({ body: { name: `property test ${randomUUID()}`, tenant_id: c.v('tenant_id') } }) },
@@ -288,6 +313,17 @@ const samples: Record<string, Sample | Sample[]> = {
   updateDepProfile: { request: () => ({ body: { name: `property test ${randomUUID()}` } }) },
   assignDepProfile: { request: (c) => ({ body: { serial_numbers: [c.v('dep_serial')] } }), foreignSafe: notAssigned },
   updateDevice: { request: () => ({ body: { kind: 'work' } }) },
+  offboardDevice: { request: () => ({ body: { reason: 'property test' } }) },
+  offboardLeaver: [
+    // Dry runs: another tenant's device is not_found; a real call without the dry run's token is refused.
+    {
+      request: (c) => ({ body: { device_ids: [c.v('device_id')], dry_run: true } }),
+      foreignSafe: (json, c) => Array.isArray(json?.targets) && json.targets.every((t: any) => t.device_id !== c.v('device_id') || t.plan === 'not_found'),
+    },
+    { request: () => ({ body: { person: 'nobody@example.test', dry_run: true } }) },
+    { request: (c) => ({ body: { device_ids: [c.v('device_id')] } }) },
+  ],
+  setReturnToServiceSetting: { request: (c) => ({ body: { tenant_id: c.v('tenant_id'), wifi_profile_id: c.v('library_profile_id') } }) },
   // A query cannot say "central IT" (null): that variant exists for tenants only.
   uploadProfile: {
     request: (c) =>
@@ -303,6 +339,16 @@ const samples: Record<string, Sample | Sample[]> = {
     request: (c) => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [c.v('library_profile_id')], tenant_id: c.v('tenant_id') } }),
   },
   updateBlueprint: { request: () => ({ body: { name: `property test ${randomUUID()}`, profile_ids: [] } }) },
+  listDeviceGroups: [noRequest, { request: (c) => (c.v('tenant_id') === null ? null : { query: { tenant_id: c.v('tenant_id') } }) }],
+  createDeviceGroup: [
+    { request: (c) => ({ body: { name: `property test ${randomUUID()}`, tenant_id: c.v('tenant_id') } }) },
+    { request: (c) => ({ body: { name: `property test ${randomUUID()}`, filter: { kinds: ['work'] }, tenant_id: c.v('tenant_id') } }) },
+  ],
+  updateDeviceGroup: { request: () => ({ body: { name: `property test ${randomUUID()}` } }) },
+  changeDeviceGroupMembers: [
+    { request: (c) => ({ body: { add: [c.v('device_id')] } }), foreignSafe: (json, c) => refusedMember(json, c.v('device_id')) },
+    { request: (c) => ({ body: { remove: [c.v('device_id')] } }), foreignSafe: (json, c) => refusedMember(json, c.v('device_id')) },
+  ],
   uploadVppToken: { request: (c) => ({ body: { name: `property test ${randomUUID()}`, content_token: c.s.newVppToken(), tenant_id: c.v('tenant_id') } }) },
   updateVppToken: { request: () => ({ body: { name: `property test ${randomUUID()}` } }) },
   renewVppToken: { request: (c) => ({ body: { content_token: c.p('vpp_content_token') } }) },
@@ -556,6 +602,8 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       201,
       `${tenant} update policy`,
     )
+    const group = ok(await api('POST', '/api/v1/device-groups', { body: { name: `${tenant} group`, tenant_id: tenantId } }), 201, `${tenant} group`)
+    ok(await api('POST', `/api/v1/device-groups/${group.id}/members`, { body: { add: [device.udid] } }), 200, `${tenant} group members`)
     const lost = ok(await api('POST', `/api/v1/devices/${device.udid}/lost`, { body: { message: 'property test' } }), 201, `${tenant} lost`)
 
     const target = ok(
@@ -595,6 +643,7 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       blueprintId: blueprint.id,
       declarationId: declaration.id,
       updatePolicyId: updatePolicy.id,
+      groupId: group.id,
       actionId: lost.id,
       targetKeyId: target.id,
       principalKeyIds,
@@ -632,6 +681,7 @@ function identifiersOf(r: Resources): string[] {
     r.blueprintId,
     r.declarationId,
     r.updatePolicyId,
+    r.groupId,
     r.actionId,
     r.targetKeyId,
     r.vppTokenId,
@@ -674,6 +724,9 @@ async function snapshotTenant(world: World, tenant: TenantName) {
     vpp_assignments: sql`select * from vpp_assignments where token_id in (select id from vpp_tokens where ${is('tenant_id')})`,
     device_locations: sql`select l.* from device_locations l join devices d on d.id = l.device_id where ${is('d.tenant_id')}`,
     activation_lock_bypass_codes: sql`select a.* from activation_lock_bypass_codes a join devices d on d.id = a.device_id where ${is('d.tenant_id')}`,
+    return_to_service_settings: sql`select * from return_to_service_settings where ${is('tenant_id')}`,
+    device_groups: sql`select * from device_groups where ${is('tenant_id')}`,
+    device_group_members: sql`select m.group_id, m.device_id from device_group_members m join device_groups g on g.id = m.group_id where ${is('g.tenant_id')}`,
     // The caller's refused attempts are in its own audit log, never in the victim's.
     audit_events: sql`select * from audit_events where ${is('tenant_id')}`,
   }

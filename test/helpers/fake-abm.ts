@@ -20,6 +20,7 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { activationLockRoute, type FakeActivationLock } from './fake-abm-activation-lock.js'
 
 export interface FakeAbmCredentials {
   consumer_key: string
@@ -68,6 +69,8 @@ export interface FakeAbm {
   rejectToken: boolean
   throttleSerials: Set<string>
   failSerials: Set<string>
+  /** Organization-linked Activation Locks (POST /device/activationlock), by serial; delete one to turn it off as ABM's portal does. */
+  activationLocks: Map<string, FakeActivationLock>
   retryAfterSeconds: number
   /** Adds devices (generated serials when given a count: 'FAKE' + zero-padded index, iPad models), records 'added' events. Returns them. */
   addDevices(countOrDevices: number | Array<Partial<FakeAbmDevice> & { serial_number: string }>): FakeAbmDevice[]
@@ -235,6 +238,7 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
     ['/profile/devices', 'POST'],
     ['/profile/devices', 'PUT'],
     ['/profile/devices', 'DELETE'],
+    ['/device/activationlock', 'POST'],
   ].map(([uri, method]) => ({
     uri,
     http_method: [method],
@@ -362,6 +366,7 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
       },
     ],
     ['POST /profile/devices', assignHandler],
+    ['POST /device/activationlock', (body) => activationLockRoute({ ...fake, now })(body)],
     ['PUT /profile/devices', assignHandler],
     [
       'DELETE /profile/devices',
@@ -502,6 +507,7 @@ export async function startFakeAbm(options: FakeAbmOptions = {}): Promise<FakeAb
     rejectToken: false,
     throttleSerials: new Set(),
     failSerials: new Set(),
+    activationLocks: new Map(),
     retryAfterSeconds: 60,
     addDevices(countOrDevices) {
       const stamp = now().toISOString()

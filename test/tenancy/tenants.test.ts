@@ -360,15 +360,25 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
   const report = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&per_device=true')
   t.equal(report.statusCode, 200, report.body)
   t.equal(report.json.total_device_days, 14 + 11 + 17)
+  // Billing fields (test/tenancy/billing.test.ts) aside.
+  const counted = ({ tenant_id, tenant_name, devices, device_days }: Record<string, unknown>) => ({ tenant_id, tenant_name, devices, device_days })
+  const perDeviceCounted = ({ tenant_id, device_id, serial_number, device_days, first_day, last_day }: Record<string, unknown>) => ({
+    tenant_id,
+    device_id,
+    serial_number,
+    device_days,
+    first_day,
+    last_day,
+  })
   t.same(
-    report.json.items,
+    report.json.items.map(counted),
     [
       { tenant_id: 'chemistry', tenant_name: 'Chemistry', devices: 1, device_days: 17 },
       { tenant_id: 'physics', tenant_name: 'Physics', devices: 2, device_days: 25 },
     ],
     'tenants by id; central IT has no days in January so it is not listed',
   )
-  t.same(report.json.devices, [
+  t.same(report.json.devices.map(perDeviceCounted), [
     { tenant_id: 'chemistry', device_id: 'device-b', serial_number: null, device_days: 17, first_day: '2026-01-15', last_day: '2026-01-31' },
     { tenant_id: 'physics', device_id: 'device-a', serial_number: null, device_days: 14, first_day: '2026-01-10', last_day: '2026-01-25' },
     { tenant_id: 'physics', device_id: 'device-b', serial_number: null, device_days: 11, first_day: '2026-01-05', last_day: '2026-01-15' },
@@ -386,7 +396,7 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
 
   const physicsAuditor = await keyFor(api, 'auditor', 'physics')
   const scoped = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&per_device=true', { key: physicsAuditor })
-  t.same(scoped.json.items, [{ tenant_id: 'physics', tenant_name: 'Physics', devices: 2, device_days: 25 }], 'a tenant sees its own bill only')
+  t.same(scoped.json.items.map(counted), [{ tenant_id: 'physics', tenant_name: 'Physics', devices: 2, device_days: 25 }], 'a tenant sees its own bill only')
   t.notOk(scoped.json.devices.some((row: { tenant_id: string }) => row.tenant_id !== 'physics'))
   t.equal(
     (await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31', { key: await keyFor(api, 'helpdesk', 'physics') })).statusCode,
@@ -397,11 +407,16 @@ t.test('device-days report: a known history gives known numbers, per tenant and 
   const csv = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&format=csv')
   t.match(csv.headers['content-type'], /^text\/csv/)
   t.match(csv.headers['content-disposition'], /device-days-2026-01-05-2026-01-31\.csv/)
-  t.equal(csv.body, 'tenant_id,tenant_name,devices,device_days\r\nchemistry,Chemistry,1,17\r\nphysics,Physics,2,25\r\n')
+  t.equal(
+    csv.body,
+    'tenant_id,tenant_name,devices,device_days,parent_id,billed_device_days,price_per_device_year,currency,amount\r\n' +
+      'chemistry,Chemistry,1,17,,17,,EUR,\r\nphysics,Physics,2,25,,25,,EUR,\r\n',
+  )
   const perDevice = await api('GET', '/api/v1/reports/device-days?from=2026-01-05&to=2026-01-31&format=csv&per_device=true&tenant_id=physics')
   t.equal(
     perDevice.body,
-    'tenant_id,device_id,serial_number,device_days,first_day,last_day\r\nphysics,device-a,,14,2026-01-10,2026-01-25\r\nphysics,device-b,,11,2026-01-05,2026-01-15\r\n',
+    'tenant_id,device_id,serial_number,device_days,first_day,last_day,kind,model,billed\r\n' +
+      'physics,device-a,,14,2026-01-10,2026-01-25,,,true\r\nphysics,device-b,,11,2026-01-05,2026-01-15,,,true\r\n',
   )
 
   const backwards = await api('GET', '/api/v1/reports/device-days?from=2026-02-01&to=2026-01-01')

@@ -70,6 +70,9 @@ export interface Operations {
       tenant_id?: TenantIdValue
       kind?: DeviceKindValue
       lifecycle_state?: "active" | "lost" | "wipe_pending" | "wiped" | "retired"
+      group_id?: string
+      enrollment_group?: string
+      q?: string
       sort: "created_at" | "-created_at" | "last_seen_at" | "-last_seen_at" | "serial_number" | "-serial_number"
       limit: number
       cursor?: string
@@ -104,8 +107,9 @@ export interface Operations {
     }
     query: Record<string, never>
     body: {
-      kind: DeviceKindValue
+      kind?: DeviceKindValue
       reason?: string
+      user_email?: string | null
     }
     responses: {
       200: {
@@ -286,7 +290,22 @@ export interface Operations {
     query: Record<string, never>
     body: {
       disown_from_abm: boolean
+      reason?: LifecycleReason
+      gone_for_days?: GoneForDays
     }
+    responses: {
+      201: {
+        "application/json": LifecycleAction
+      }
+    }
+  }
+  /** POST /api/v1/devices/{device_id}/offboard */
+  offboardDevice: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: OffboardOptions
     responses: {
       201: {
         "application/json": LifecycleAction
@@ -333,6 +352,47 @@ export interface Operations {
     responses: {
       200: {
         "application/json": LifecycleAction
+      }
+    }
+  }
+  /** POST /api/v1/offboarding */
+  offboardLeaver: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: OffboardingRequestIn
+    responses: {
+      200: {
+        "application/json": OffboardingDryRun
+      }
+      201: {
+        "application/json": OffboardingResult
+      }
+    }
+  }
+  /** GET /api/v1/return-to-service */
+  listReturnToServiceSettings: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: ReturnToServiceSetting[]
+        }
+      }
+    }
+  }
+  /** PUT /api/v1/return-to-service */
+  setReturnToServiceSetting: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: {
+      tenant_id?: TenantIdValue | null
+      wifi_profile_id: string | null
+    }
+    responses: {
+      200: {
+        "application/json": ReturnToServiceSetting
       }
     }
   }
@@ -398,6 +458,23 @@ export interface Operations {
     responses: {
       200: {
         "application/json": CommandTargetPage
+      }
+    }
+  }
+  /** POST /api/v1/enrollments/{enrollment_id}/commands */
+  enqueueEnrollmentCommand: {
+    params: {
+      enrollment_id: EnrollmentIdValue
+    }
+    query: {
+      priority: number
+      expires_at?: string
+      push: boolean
+    }
+    body: TypedCommand
+    responses: {
+      201: {
+        "application/json": EnqueueResult
       }
     }
   }
@@ -1123,6 +1200,94 @@ export interface Operations {
       204: {}
     }
   }
+  /** GET /api/v1/device-groups */
+  listDeviceGroups: {
+    params: Record<string, never>
+    query: {
+      tenant_id?: TenantIdValue
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: DeviceGroup[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/device-groups */
+  createDeviceGroup: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: DeviceGroupInput & {
+      tenant_id?: TenantIdValue | null
+    }
+    responses: {
+      201: {
+        "application/json": DeviceGroup
+      }
+    }
+  }
+  /** GET /api/v1/device-groups/{group_id} */
+  getDeviceGroup: {
+    params: {
+      group_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": DeviceGroup & {
+          device_count: number
+        }
+      }
+    }
+  }
+  /** PUT /api/v1/device-groups/{group_id} */
+  updateDeviceGroup: {
+    params: {
+      group_id: string
+    }
+    query: Record<string, never>
+    body: DeviceGroupInput
+    responses: {
+      200: {
+        "application/json": DeviceGroup
+      }
+    }
+  }
+  /** DELETE /api/v1/device-groups/{group_id} */
+  deleteDeviceGroup: {
+    params: {
+      group_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      204: {}
+    }
+  }
+  /** POST /api/v1/device-groups/{group_id}/members */
+  changeDeviceGroupMembers: {
+    params: {
+      group_id: string
+    }
+    query: Record<string, never>
+    body: {
+      add?: string[]
+      remove?: string[]
+    }
+    responses: {
+      200: {
+        "application/json": {
+          added: string[]
+          removed: string[]
+          unchanged: string[]
+          refused: string[]
+        }
+      }
+    }
+  }
   /** GET /api/v1/devices/{device_id}/configuration */
   getDeviceConfiguration: {
     params: {
@@ -1191,7 +1356,9 @@ export interface Operations {
     }
     query: Record<string, never>
     body: {
-      name: TenantName
+      name?: TenantName
+      price_per_device_year?: PricePerDeviceYearInput
+      billed_kinds?: BilledKindsInput
     }
     responses: {
       200: {
@@ -1278,11 +1445,28 @@ export interface Operations {
       tenant_id?: TenantIdValue
       per_device: boolean
       format: "json" | "csv"
+      rows?: "tenants" | "breakdown" | "organisations" | "devices"
     }
     body: undefined
     responses: {
       200: {
         "application/json": DeviceDaysReport
+        "text/csv": string
+      }
+    }
+  }
+  /** GET /api/v1/reports/invoice */
+  getInvoice: {
+    params: Record<string, never>
+    query: {
+      period: string
+      tenant_id?: TenantIdValue
+      format: "json" | "csv"
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": Invoice
         "text/csv": string
       }
     }
@@ -1545,6 +1729,114 @@ export interface Operations {
     body: undefined
     responses: {
       204: {}
+    }
+  }
+  /** GET /api/v1/devices/{device_id}/activation-lock */
+  getActivationLockStatus: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": ActivationLockStatus
+      }
+    }
+  }
+  /** POST /api/v1/devices/{device_id}/activation-lock/clear */
+  clearActivationLock: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: {
+      clear_device_code: boolean
+    }
+    responses: {
+      200: {
+        "application/json": ActivationLockClear
+      }
+    }
+  }
+  /** GET /api/v1/devices/{device_id}/users */
+  listDeviceUsers: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": SharedIpadUsers
+      }
+    }
+  }
+  /** POST /api/v1/devices/{device_id}/users/refresh */
+  refreshDeviceUsers: {
+    params: {
+      device_id: string
+    }
+    query: {
+      push: boolean
+    }
+    body: undefined
+    responses: {
+      201: {
+        "application/json": EnqueueResult
+      }
+    }
+  }
+  /** POST /api/v1/devices/{device_id}/users/log-out */
+  logOutDeviceUser: {
+    params: {
+      device_id: string
+    }
+    query: {
+      push: boolean
+    }
+    body: undefined
+    responses: {
+      201: {
+        "application/json": EnqueueResult
+      }
+    }
+  }
+  /** DELETE /api/v1/devices/{device_id}/users/{user_name} */
+  deleteDeviceUser: {
+    params: {
+      device_id: string
+      user_name: string
+    }
+    query: {
+      force: boolean
+      dry_run: boolean
+      confirmation_token?: string
+      push: boolean
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": DryRunResult
+      }
+      201: {
+        "application/json": EnqueueResult
+      }
+    }
+  }
+  /** PUT /api/v1/devices/{device_id}/shared-device-configuration */
+  setSharedDeviceConfiguration: {
+    params: {
+      device_id: string
+    }
+    query: {
+      push: boolean
+    }
+    body: SharedDeviceConfigurationSettings
+    responses: {
+      201: {
+        "application/json": EnqueueResult
+      }
     }
   }
   /** GET /enroll/ade */
@@ -2113,13 +2405,18 @@ export type ApiOperationId =
   | "wipeDevice"
   | "reinstallDevice"
   | "retireDevice"
+  | "offboardDevice"
   | "listDeviceLifecycle"
   | "getLifecycleAction"
   | "cancelLifecycleAction"
+  | "offboardLeaver"
+  | "listReturnToServiceSettings"
+  | "setReturnToServiceSetting"
   | "restartDevice"
   | "installDeviceProfile"
   | "removeDeviceProfile"
   | "listEnrollmentCommands"
+  | "enqueueEnrollmentCommand"
   | "clearEnrollmentQueue"
   | "listCommands"
   | "enqueueCommand"
@@ -2169,6 +2466,12 @@ export type ApiOperationId =
   | "getBlueprint"
   | "updateBlueprint"
   | "deleteBlueprint"
+  | "listDeviceGroups"
+  | "createDeviceGroup"
+  | "getDeviceGroup"
+  | "updateDeviceGroup"
+  | "deleteDeviceGroup"
+  | "changeDeviceGroupMembers"
   | "getDeviceConfiguration"
   | "syncDeviceConfiguration"
   | "listTenants"
@@ -2180,6 +2483,7 @@ export type ApiOperationId =
   | "listAuditEvents"
   | "getDeviceReport"
   | "getDeviceDaysReport"
+  | "getInvoice"
   | "listEnrollmentLinks"
   | "createEnrollmentLink"
   | "getEnrollmentLink"
@@ -2194,6 +2498,13 @@ export type ApiOperationId =
   | "clearDevicePasscode"
   | "getActivationLockBypassCode"
   | "deleteActivationLockBypassCode"
+  | "getActivationLockStatus"
+  | "clearActivationLock"
+  | "listDeviceUsers"
+  | "refreshDeviceUsers"
+  | "logOutDeviceUser"
+  | "deleteDeviceUser"
+  | "setSharedDeviceConfiguration"
   | "listDepTokens"
   | "createDepToken"
   | "getDepToken"
@@ -2548,14 +2859,64 @@ export type DeviceSummary = {
   user_enrollment: boolean
   supervised: boolean | null
   enrolled: boolean
+  enrollment_group: string | null
+  user_email: string | null
   last_seen_at: string | null
   wiped_at: string | null
   retired_at: string | null
   created_at: string
   updated_at: string
 }
+export type ActivationLockStatus = {
+  device_id: string
+  device_code: {
+    held: boolean
+    received_at: string | null
+    request_state: "awaiting_supervision" | "requested" | "received" | "failed" | "not_kept" | null
+    detail: string | null
+  }
+  organization_lock: {
+    state: "pending" | "escrowed" | "failed" | "refused" | "cleared" | null
+    detail: string | null
+    attempts: number
+    attempted_at: string | null
+    next_attempt_at: string | null
+    escrowed_at: string | null
+    server_code_held: boolean
+  }
+  last_unlock: {
+    unlocked_at: string | null
+    code_used: "device" | "server" | null
+    detail: string | null
+  }
+  device_clear: {
+    state: "requested" | "cleared" | "failed" | null
+    command_uuid: string | null
+    detail: string | null
+  }
+}
+export type ActivationLockClear = {
+  device_id: string
+  unlocked: true
+  code_used: "device" | "server"
+  attempts: {
+    code: "device" | "server"
+    http_status: number | null
+    detail: string | null
+  }[]
+  device_command: {
+    result: string
+    command_uuid: string | null
+    detail: string | null
+  } | null
+}
 export type Device = DeviceSummary & {
   imei: string | null
+  groups: {
+    id: string
+    name: string
+    smart: boolean
+  }[]
   meid: string | null
   software_update_device_id: string | null
   activation_lock_enabled: boolean | null
@@ -2683,11 +3044,18 @@ export type TenantInput = {
   id: TenantIdValue
   name: TenantName
   parent_id?: TenantIdValue | null
+  price_per_device_year?: PricePerDeviceYearInput
+  billed_kinds?: BilledKindsInput
 }
+export type PricePerDeviceYearInput = string | null
+export type BilledKindsInput = DeviceKindValue[] | null
+export type Money = string
 export type Tenant = {
   id: string
   name: string
   parent_id: string | null
+  price_per_device_year: Money | null
+  billed_kinds: DeviceKindValue[] | null
   created_at: string
   updated_at: string
 }
@@ -2740,31 +3108,150 @@ export type DeviceDaysReport = {
   from: string
   to: string
   generated_at: string
+  currency: string
   total_device_days: number
+  total_amount: Money | null
   items: {
     tenant_id: string | null
     tenant_name: string | null
+    parent_id: string | null
     devices: number
     device_days: number
+    billed_device_days: number
+    price_per_device_year: Money | null
+    billed_kinds: DeviceKindValue[]
+    amount: Money | null
+    breakdown: BillLine[]
+  }[]
+  organisations: {
+    organisation_id: string
+    organisation_name: string
+    tenant_ids: string[]
+    devices: number
+    device_days: number
+    billed_device_days: number
+    amount: Money | null
+    unpriced_tenant_ids: string[]
   }[]
   devices?: {
     tenant_id: string | null
     device_id: string
     serial_number: string | null
+    kind: DeviceKindValue | null
+    model: string | null
+    billed: boolean
     device_days: number
     first_day: string
     last_day: string
   }[]
 }
+export type BillLine = {
+  kind: DeviceKindValue | null
+  model: string | null
+  billed: boolean
+  devices: number
+  device_days: number
+  amount: Money | null
+}
+export type Invoice = {
+  tenant_id: string
+  tenant_name: string
+  parent_id: string | null
+  period: string
+  first_day: string
+  last_day: string
+  generated_at: string
+  complete: boolean
+  currency: string
+  price_per_device_year: Money | null
+  price_from: string | null
+  billed_kinds: DeviceKindValue[]
+  billed_kinds_from: string | null
+  lines: (BillLine & {
+    price_per_device_year: Money | null
+  })[]
+  totals: {
+    devices: number
+    device_days: number
+    billed_device_days: number
+    excluded_device_days: number
+    amount: Money | null
+  }
+}
 export type EraseOptions = {
   pin?: string
   preserve_data_plan?: boolean
   disallow_proximity_setup?: boolean
+  return_to_service?: ReturnToServiceChoice
+}
+export type ReturnToServiceChoice = boolean
+export type LifecycleReason = string
+export type GoneForDays = number
+export type OffboardOptions = {
+  return_to_service?: ReturnToServiceChoice
+  gone_for_days?: GoneForDays
+  reason?: LifecycleReason
+  pin?: string
+  preserve_data_plan?: boolean
+  disallow_proximity_setup?: boolean
+}
+/** OffboardingRequest as a handler receives it: defaults filled in. */
+export type OffboardingRequestIn = {
+  person?: string
+  device_ids?: string[]
+  return_to_service?: ReturnToServiceChoice
+  gone_for_days?: GoneForDays
+  reason?: LifecycleReason
+  preserve_data_plan?: boolean
+  disallow_proximity_setup?: boolean
+  dry_run: boolean
+  confirmation_token?: string
+}
+export type OffboardingTarget = {
+  device_id: string
+  serial_number: string | null
+  tenant_id: string | null
+  kind: DeviceKindValue | null
+  matched_by: "user_email" | "managed_apple_id" | "user_channel" | null
+  plan: "erase" | "return_to_service" | "selective_wipe" | "retire" | "skip" | "refused" | "not_found"
+  detail: string
+  reason: string | null
+}
+export type OffboardingDryRun = {
+  dry_run: true
+  person: string | null
+  count: number
+  targets: OffboardingTarget[]
+  owner_required: boolean
+  confirmation_token: string
+  expires_at: string
+}
+export type OffboardingResult = {
+  person: string | null
+  devices: (OffboardingTarget & {
+    outcome: "started" | "retired" | "skipped" | "refused" | "not_found"
+    lifecycle_action_id: string | null
+  })[]
+}
+export type ReturnToServiceSetting = {
+  tenant_id: string | null
+  wifi_profile_id: string | null
+  wifi_profile_name: string | null
+  updated_at: string | null
 }
 export type LifecycleAction = {
   id: string
   device_id: string
-  action: "lost" | "found" | "locate" | "erase" | "selective_wipe" | "reinstall" | "retire" | "kind_changed"
+  action:
+    | "lost"
+    | "found"
+    | "locate"
+    | "erase"
+    | "selective_wipe"
+    | "reinstall"
+    | "retire"
+    | "kind_changed"
+    | "offboard"
   status: "pending" | "completed" | "failed" | "cancelled"
   principal: {
     id: string
@@ -2817,6 +3304,7 @@ export type UpdatePolicyInputIn = {
   details_url?: string | null
   kinds: DeviceKindValue[]
   groups: string[]
+  group_ids: string[]
   device_ids: string[]
 }
 export type UpdatePolicy = {
@@ -2831,6 +3319,7 @@ export type UpdatePolicy = {
   details_url: string | null
   kinds: string[]
   groups: string[]
+  group_ids: string[]
   device_ids: string[]
   created_at: string
   updated_at: string
@@ -2910,6 +3399,39 @@ export type AppUpdateResult = {
 export type ManagedAppConfiguration = {
   [key: string]: unknown
 }
+export type SmartGroupFilter = {
+  model?: string
+  model_prefix?: string
+  os_version_at_least?: string
+  os_version_below?: string
+  kinds?: DeviceKindValue[]
+  supervised?: boolean
+  user_enrollment?: boolean
+  enrolled?: boolean
+  lifecycle_states?: ("active" | "lost" | "wipe_pending" | "wiped" | "retired")[]
+  not_seen_for_days?: number
+  seen_within_days?: number
+  enrollment_group?: string
+  app_installed?: string
+  app_not_installed?: string
+  profile_installed?: string
+  profile_not_installed?: string
+}
+export type DeviceGroupInput = {
+  name: string
+  description?: string | null
+  filter?: SmartGroupFilter | null
+}
+export type DeviceGroup = {
+  id: string
+  tenant_id: string | null
+  name: string
+  description: string | null
+  type: "static" | "smart"
+  filter: SmartGroupFilter | null
+  created_at: string
+  updated_at: string
+}
 /** BlueprintInput as a handler receives it: defaults filled in. */
 export type BlueprintInputIn = {
   name: string
@@ -2919,7 +3441,39 @@ export type BlueprintInputIn = {
   applications: BlueprintApplication[]
   kinds: DeviceKindValue[]
   groups: string[]
+  group_ids: string[]
   device_ids: string[]
+  kiosk?: null | KioskApp | KioskAllowList
+}
+export type KioskApp = {
+  app: {
+    bundle_id: string
+    options?: {
+      DisableTouch?: boolean
+      DisableDeviceRotation?: boolean
+      DisableVolumeButtons?: boolean
+      DisableRingerSwitch?: boolean
+      DisableSleepWakeButton?: boolean
+      DisableAutoLock?: boolean
+      EnableVoiceOver?: boolean
+      EnableZoom?: boolean
+      EnableInvertColors?: boolean
+      EnableAssistiveTouch?: boolean
+      EnableSpeakSelection?: boolean
+      EnableMonoAudio?: boolean
+      EnableVoiceControl?: boolean
+    }
+    user_enabled_options?: {
+      VoiceOver?: boolean
+      Zoom?: boolean
+      InvertColors?: boolean
+      AssistiveTouch?: boolean
+      VoiceControl?: boolean
+    }
+  }
+}
+export type KioskAllowList = {
+  allowed_apps: string[]
 }
 export type Blueprint = {
   id: string
@@ -2931,7 +3485,9 @@ export type Blueprint = {
   applications: BlueprintApplication[]
   kinds: string[]
   groups: string[]
+  group_ids: string[]
   device_ids: string[]
+  kiosk: null | KioskApp | KioskAllowList
   created_at: string
   updated_at: string
 }
@@ -2968,6 +3524,8 @@ export type DeviceFilter = {
   last_seen_after?: string
   tenant_id?: TenantIdValue
   kind?: DeviceKindValue
+  group_id?: string
+  enrollment_group?: string
 }
 /** EnqueueRequest as a handler receives it: defaults filled in. */
 export type EnqueueRequestIn = {
@@ -2981,6 +3539,62 @@ export type EnqueueRequestIn = {
   push: boolean
   dry_run: boolean
   confirmation_token?: string
+}
+export type SharedIpadUserChannel = {
+  enrollment_id: string
+  user_id: string | null
+  user_short_name: string | null
+  user_long_name: string | null
+  enrolled: boolean
+  last_seen_at: string | null
+}
+export type SharedIpadUsers = {
+  device_id: string
+  shared_ipad: boolean
+  shared_ipad_detail: string | null
+  reported_at: string | null
+  detail: string | null
+  refresh_pending: boolean
+  users: {
+    user_name: string
+    full_name: string | null
+    user_guid: string | null
+    is_logged_in: boolean | null
+    has_data_to_sync: boolean | null
+    data_quota: number | null
+    data_used: number | null
+    mobile_account: boolean | null
+    reported_at: string
+    channel: SharedIpadUserChannel | null
+  }[]
+  other_channels: SharedIpadUserChannel[]
+  shared_device_configuration: null | {
+    settings: {
+      [key: string]: unknown
+    }
+    command_uuid: string | null
+    status: "pending" | "acknowledged" | "error"
+    detail: string | null
+    sent_at: string | null
+    answered_at: string | null
+  }
+}
+export type SharedDeviceConfigurationSettings = {
+  QuotaSize?: number
+  ResidentUsers?: number
+  TemporarySessionOnly?: boolean
+  TemporarySessionTimeout?: number
+  UserSessionTimeout?: number
+  ManagedAppleIDDefaultDomains?: string[]
+  OnlineAuthenticationGracePeriod?: number
+  SkipLanguageAndLocaleSetupForNewUsers?: boolean
+  AwaitUserConfiguration?: {
+    Enabled: boolean
+  }
+  PasscodePolicy?: {
+    PasscodeLockGracePeriod?: 0 | 60 | 300 | 900 | 3600 | 14400
+    AutoLockTime?: number
+  }
 }
 export type DryRunResult = {
   dry_run: true
