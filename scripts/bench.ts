@@ -1,6 +1,6 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
-//   [--ddm-devices 10000]`
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm|groups] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
+//   [--ddm-devices 10000] [--group-devices 100000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
@@ -341,6 +341,17 @@ if (only === undefined || only === 'ddm') {
         args.get('ddm-devices') ?? args.get('devices') ?? '10000',
         ...profile,
       ],
+      { stdio: 'inherit', cwd: root },
+    )
+  }
+}
+if (only === undefined || only === 'groups') {
+  console.log('\n## Device groups and search: pages of 100 over 100,000 devices (scripts/bench-groups.ts; PostgreSQL unless --backend says otherwise)')
+  const groupBackends = !args.has('backend') ? ['postgres'] : backendArg === 'both' ? ['postgres', 'pglite'] : [backendArg]
+  for (const backend of groupBackends) {
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(root, 'scripts/bench-groups.ts'), '--backend', backend, '--devices', args.get('group-devices') ?? '100000'],
       { stdio: 'inherit', cwd: root },
     )
   }
