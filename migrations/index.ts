@@ -25,6 +25,7 @@ import * as m0020 from './0020_billing.js'
 import * as m0021 from './0021_shared_ipad_users.js'
 import * as m0022 from './0022_offboarding.js'
 import * as m0023 from './0023_activation_lock_escrow.js'
+import * as m0024 from './0024_account_driven_enrollment.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -50,4 +51,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0021_shared_ipad_users': m0021,
   '0022_offboarding': m0022,
   '0023_activation_lock_escrow': m0023,
+  '0024_account_driven_enrollment': m0024,
 })

@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import { apiRoutes, type ApiRoutesOptions } from './http/plugin.js'
 import { legacyProfileRoutes, type LegacyProfileRoutesOptions } from './ddm/index.js'
 import { enrollmentRoutes, type EnrollmentRoutesOptions } from './enrollment/routes.js'
+import { accountEnrollmentRoutes, type AccountEnrollmentRoutesOptions } from './enrollment/account-routes.js'
 import { healthRoutes } from './ops/health.js'
 import { mdmRoutes, type MdmRoutesOptions } from './device/routes.js'
 import { vppNotificationRoutes, type VppNotificationRoutesOptions } from './apps/routes.js'
@@ -43,6 +44,8 @@ export interface AppDeps {
   api?: ApiRoutesOptions
   /** SCEP and enrollment profile downloads. */
   enrollment?: EnrollmentRoutesOptions
+  /** Account-driven enrollment: service discovery, its enrollment endpoints and sign-in. */
+  accountEnrollment?: AccountEnrollmentRoutesOptions
   /** Apple's Apps and Books notifications. */
   vppNotifications?: VppNotificationRoutesOptions
   /** Library profiles of legacy-profile declarations, fetched by devices. */
@@ -183,6 +186,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Each surface is its own encapsulated plugin: its body parsers and error mapping stay inside it.
   if (deps.mdm) await app.register(mdmRoutes, deps.mdm)
   if (deps.enrollment) await app.register(enrollmentRoutes, deps.enrollment)
+  if (deps.accountEnrollment) await app.register(accountEnrollmentRoutes, deps.accountEnrollment)
   if (deps.vppNotifications) await app.register(vppNotificationRoutes, deps.vppNotifications)
   if (deps.legacyProfiles) await app.register(legacyProfileRoutes, deps.legacyProfiles)
   if (deps.api) await app.register(apiRoutes, deps.api)

@@ -432,6 +432,44 @@ export const options = {
       '`mdm-central=owner,physics-it=admin@physics,physics-desk=helpdesk@physics`. ' +
       'A person holds the grants of all their listed groups; none without one.',
   }),
+  accountEnrollmentClientId: option({
+    env: 'ORCHARD_ACCOUNT_ENROLLMENT_CLIENT_ID',
+    flag: '--account-enrollment-client-id',
+    defaultText: '(unset: no account-driven enrollment)',
+    requires: 'oidcIssuer',
+    parse: optional(text((value) => value !== '', 'must not be empty')),
+    description:
+      'Client ID registered at ORCHARD_OIDC_ISSUER for account-driven enrollment (employees enrolling their phone by ' +
+      'signing in with their work account): its redirect URI is `<ORCHARD_PUBLIC_URL>/enroll/account/callback`.',
+  }),
+  accountEnrollmentClientSecret: option({
+    env: 'ORCHARD_ACCOUNT_ENROLLMENT_CLIENT_SECRET',
+    flag: '--account-enrollment-client-secret',
+    defaultText: '(unset: a public client, PKCE only)',
+    secret: true,
+    requires: 'accountEnrollmentClientId',
+    parse: optional(text((value) => value !== '', 'must not be empty')),
+    description: "The client's secret, when the identity provider registered it as a confidential client.",
+  }),
+  accountEnrollmentRequiredGroup: option({
+    env: 'ORCHARD_ACCOUNT_ENROLLMENT_REQUIRED_GROUP',
+    flag: '--account-enrollment-required-group',
+    defaultText: '(unset: any person of a mapped domain)',
+    requires: 'accountEnrollmentClientId',
+    parse: optional(text((value) => value !== '', 'must not be empty')),
+    description:
+      'Group (in ORCHARD_OIDC_GROUPS_CLAIM) a person needs to enroll, unless their domain names its own ' +
+      '(PUT /api/v1/account-enrollment/domains/{domain}).',
+  }),
+  accountEnrollmentReauthDays: option({
+    env: 'ORCHARD_ACCOUNT_ENROLLMENT_REAUTH_DAYS',
+    flag: '--account-enrollment-reauth-days',
+    default: '30',
+    parse: integer(0, 3650),
+    description:
+      'Days after a sign-in when the next check-in of an account-driven enrollment asks the person to sign in ' +
+      'again (0: only when an admin asks). A person no longer allowed in has their device selectively wiped and retired.',
+  }),
   clientCertHeader: option({
     env: 'ORCHARD_CLIENT_CERT_HEADER',
     flag: '--client-cert-header',

@@ -142,6 +142,8 @@ function assemble(values: OptionValues, fail: FailOption) {
     ...plain,
     /** Base URL devices and clients use to reach us, without a trailing slash. */
     publicUrl: publicUrl ?? `${tls ? 'https' : 'http'}://localhost:${plain.port}`,
+    /** ORCHARD_PUBLIC_URL as set, or null (publicUrl is then the localhost default): the served API document's server. */
+    publicUrlSet: publicUrl,
     tls,
     /** The issuing device CA from files instead of the database, or null. */
     caFiles: files(caCertFile, caKeyFile),

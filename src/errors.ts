@@ -44,6 +44,11 @@ export const errorCodes = {
    * macOS 14) is told to unenroll the way its OS knows.
    */
   device_retired: 401,
+  /**
+   * The other 401 of the MDM surface, for account-driven enrollments only (Apple allows it
+   * there): the person must sign in again; `details.www_authenticate` is the challenge.
+   */
+  account_authentication_required: 401,
 } as const
 
 export type ErrorCode = keyof typeof errorCodes

@@ -14,10 +14,10 @@ import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
 import { certificatesFromPem } from './crypto/pem.js'
 import { createSecretBox } from './crypto/secret-box.js'
 import type { DatabaseHandle } from './db/database.js'
-import { migrationStatus } from './db/migrations.js'
 import { createDdmFeature, declarationHandlers, reachOf } from './ddm/index.js'
 import { createDeviceEvents, createDeviceSecrets, createDeviceSecretStore, createDeviceSurface } from './device/index.js'
 import { createEnrollmentFeature, enrollmentHandlers } from './enrollment/index.js'
+import { accountEnrollmentHandlers, createAccountEnrollmentAdmin, createAccountEnrollmentFeature } from './enrollment/account-feature.js'
 import {
   appUpdateHandlers,
   blueprintHandlers,
@@ -32,9 +32,10 @@ import { createSharedIpadFeature, sharedIpadHandlers } from './fleet/index.js'
 import { offboardingHandlers } from './fleet/index.js'
 import { startBackgroundWork } from './ops/background.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './ops/metrics.js'
-import { createReadinessCheck } from './ops/readiness.js'
+import { createOperations } from './ops/operations.js'
 import { runServerProcess, startServer, type RunningServer } from './ops/server.js'
 import { createServerSettingsStore } from './ops/server-settings-store.js'
+import { fullAccess } from './model/access.js'
 import { settingsHandlers } from './ops/settings-api.js'
 import { createPushFeature, pushHandlers } from './push/index.js'
 import { commandHandlers, createQueueFeature, enrollmentCommandHandlers } from './queue/index.js'
@@ -94,6 +95,15 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     deviceDeclarationsChanged: async (deviceId) => void (await ddm.sets.recompute({ deviceIds: [deviceId] })),
     profileReplaced: (profileId) => ddm.declarations.profileReplaced(profileId),
     offboarding: { returnToServiceProfile: async (device) => (await enrollment.returnToServiceProfile(device)).body, tokens },
+    logger,
+  })
+  // Account-driven enrollment: a person no longer allowed in is offboarded (selective wipe for personal devices).
+  const accountEnrolling = createAccountEnrollmentFeature({
+    config,
+    db,
+    enrollment,
+    // Started by Orchard (no admin confirms it): never an erase, whatever the kind.
+    offboard: async (deviceId, reason) => void (await lifecycle.offboard(fullAccess, deviceId, { reason, selectiveOnly: true, erase: {} })),
     logger,
   })
   const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
@@ -157,18 +167,21 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     checkin: hooked.checkin ?? [],
     report: hooked.report ?? [],
   })
-  const mdm = createDeviceSurface({
+  const accountService = accountEnrolling.service
+  const deviceSurface = createDeviceSurface({
     config,
     db,
     verifier,
     queue,
     secrets: deviceSecrets,
-    identityOrigins: enrolling.identityOrigins,
+    identityOrigins: accountService ? accountService.identityOrigins(enrolling.identityOrigins) : enrolling.identityOrigins,
     declarativeManagement: ddm.checkIn,
     events,
     metrics,
     logger,
   })
+  // Ongoing authentication of account-driven enrollments: the only 401 besides device_retired.
+  const mdm = accountService ? { ...deviceSurface, accountGate: accountService.gate } : deviceSurface
 
   // The app: the device surface, enrollment, the admin API.
   const tls = config.tls && {
@@ -176,15 +189,21 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     key: readFileSync(config.tls.keyFile),
     requestClientCertificate: authority.trustedCertificates().length > 0,
   }
+  // /readyz's checks and the fleet gauges of /metrics (src/ops/operations.ts).
+  const operations = createOperations({
+    db,
+    database,
+    secretKeys: config.secretKeys,
+    authority,
+    profileSigner: enrolling.profileSigner,
+    pushCertificates,
+    metrics,
+    logger,
+  })
   const app = await buildApp({
     logger,
     metrics,
-    checkReadiness: createReadinessCheck({
-      ping: database.ping,
-      migrationStatus: () => migrationStatus(db),
-      expiringPushCertificates: () => pushCertificates.expiring(30),
-      timeoutMs: 5_000,
-    }),
+    checkReadiness: operations.checkReadiness,
     tls: tls || null,
     connectionLimits: config.connectionLimits,
     mdm,
@@ -193,6 +212,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       tenants: tree,
       audit,
       responseValidation: config.apiResponseValidation,
+      serverUrl: config.publicUrlSet,
       handlers: {
         ...deviceHandlers({
           directory: withBypassCodeStatus(directory, activationLock),
@@ -216,6 +236,12 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...webhookHandlers({ webhooks }),
         ...settingsHandlers({ retention }),
         ...enrollmentHandlers({ enrollment, authority, renewal }),
+        ...accountEnrollmentHandlers({
+          admin: createAccountEnrollmentAdmin({
+            store: accountEnrolling.store,
+            offboard: (scope, deviceId, reason) => lifecycle.offboard(scope, deviceId, { ...(reason !== undefined ? { reason } : {}), erase: {} }),
+          }),
+        }),
         ...depHandlers({ dep }),
         ...vppHandlers(vpp),
         ...osReleaseHandlers(updates),
@@ -225,6 +251,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       },
     },
     enrollment: { scep, enrollment, ade },
+    ...(accountService ? { accountEnrollment: { accountEnrollment: accountService } } : {}),
     vppNotifications: { notifications: vpp.notifications, devicesLicensed: (deviceIds) => blueprints.devicesLicensed(deviceIds) },
     legacyProfiles: { profiles: ddm.legacyProfiles },
   })
@@ -236,6 +263,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     webhooks,
     authority,
     enrollment,
+    pruneAccountSignIns: (before) => accountEnrolling.store.prune(before),
     renewal,
     dep,
     vpp,
@@ -254,6 +282,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   return {
     app,
     metrics,
+    fleetMetrics: operations.fleetMetrics,
     push,
     webhooks,
     retention,

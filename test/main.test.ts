@@ -1,4 +1,5 @@
 // The real entry point in a child process: start-up, configuration errors, SIGTERM.
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -74,7 +75,8 @@ t.test('embedded database: starts with nothing set up, serves, stops on SIGTERM'
 
 t.test('Postgres: SIGTERM during a request finishes that request and exits 0', { skip: testBackend !== 'postgres' && 'Postgres pass only' }, async (t) => {
   const database = await createTestDatabase(t)
-  const server = spawnOrchard('src/main.ts', ['--port', '0'], { DATABASE_URL: database.url! })
+  // A master key, so the device CA that /readyz needs is created (there is no embedded one on Postgres).
+  const server = spawnOrchard('src/main.ts', ['--port', '0'], { DATABASE_URL: database.url!, ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex') })
   const address = String((await server.waitForLog(/^Orchard listening on /))['address'])
   t.teardown(() => {
     if (server.child.exitCode === null) server.child.kill('SIGKILL')

@@ -4,7 +4,7 @@ import { request } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execFileSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import t from 'tap'
 import { loadConfig } from '../src/config.js'
 import { privateKeyToPem } from '../src/crypto/certificates.js'
@@ -36,7 +36,8 @@ t.test('dev certificates let the server speak HTTPS', async (t) => {
     ORCHARD_PORT: '0',
     ORCHARD_DATA_DIR: join(dir, 'data'),
   }
-  if (testBackend === 'postgres') env['DATABASE_URL'] = (await createTestDatabase(t)).url!
+  // On Postgres there is no embedded master key: give one, so the device CA /readyz needs exists.
+  if (testBackend === 'postgres') Object.assign(env, { DATABASE_URL: (await createTestDatabase(t)).url!, ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex') })
   const server = await startOrchard(loadConfig(env, []), testLogger())
   t.teardown(() => server.close())
 

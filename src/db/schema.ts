@@ -4,6 +4,7 @@ import type { ColumnType, Generated, Selectable } from 'kysely'
 import type { Role } from '../model/access.js'
 import type { CommandTargetStatus } from '../model/commands.js'
 import type { DeviceKind, LifecycleActionKind, LifecycleState } from '../model/devices.js'
+import type { AccountEnrollmentTables } from './schema-account-enrollment.js'
 import type { AppsTables } from './schema-apps.js'
 import type { DdmTables } from './schema-ddm.js'
 import type { GroupsTables } from './schema-groups.js'
@@ -63,6 +64,11 @@ export interface DevicesTable {
   identity_renewal_command_uuid: string | null
   dep_profile_id: string | null
   reenrollment_allowed_until: Date | null
+  /** Account-driven enrollment (migrations/0024): the person's OIDC subject, user | device, last sign-in, sign-in due since. */
+  account_subject: ColumnType<string | null, string | null | undefined, string | null>
+  account_enrollment: ColumnType<'user' | 'device' | null, 'user' | 'device' | null | undefined, 'user' | 'device' | null>
+  account_authenticated_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  account_reauth_required_at: ColumnType<Date | null, Date | null | undefined, Date | null>
   created_at: CreatedAt
   updated_at: Timestamp
   tenant_id: TenantColumn
@@ -558,7 +564,7 @@ export interface DeviceTenancyTable {
   ended_at: Date | null
 }
 
-export interface Database extends AppsTables, DdmTables, UpdatesTables, GroupsTables, SharedIpadTables, OffboardingTables {
+export interface Database extends AccountEnrollmentTables, AppsTables, DdmTables, UpdatesTables, GroupsTables, SharedIpadTables, OffboardingTables {
   server_settings: ServerSettingsTable
   devices: DevicesTable
   enrollments: EnrollmentsTable

@@ -24,6 +24,11 @@ export interface MdmRoutesOptions {
   bodyLimit: number
   /** Header a TLS-terminating proxy puts the client certificate in (lower case), if any. */
   clientCertificateHeader: string | null
+  /**
+   * Ongoing authentication of account-driven enrollments (enrollment/account-enrollment.ts):
+   * throws account_authentication_required, the only 401 besides device_retired.
+   */
+  accountGate?: (deviceId: string, certificateSha256: string, authorization: string | undefined) => Promise<void>
 }
 
 const checkinContentType = 'application/x-apple-aspen-mdm-checkin'
@@ -32,14 +37,18 @@ const checkinContentType = 'application/x-apple-aspen-mdm-checkin'
 export function mdmErrorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const orchardError = toOrchardError(error)
   // Apple gives these statuses meanings; anything unexpected is a 500 the device retries. 401
-  // makes a device unenroll: only a retired device on an OS without the 403 below gets it.
-  const status = orchardError.status === 401 && orchardError.code !== 'device_retired' ? 400 : orchardError.status
+  // makes a device unenroll: only a retired device on an OS without the 403 below gets it, and
+  // an account-driven enrollment whose person must sign in again (account-enrollment.ts gate).
+  const allowed401 = orchardError.code === 'device_retired' || orchardError.code === 'account_authentication_required'
+  const status = orchardError.status === 401 && !allowed401 ? 400 : orchardError.status
   if (status >= 500) request.log.error({ err: error, code: orchardError.code }, 'mdm request failed')
   else request.log.warn({ code: orchardError.code, reason: orchardError.message }, 'mdm request refused')
   if (orchardError.code === 'unrecognized_device') {
     // iOS 17/macOS 14: the documented way to make a device unenroll.
     return reply.code(403).type('application/json').send({ code: 'com.apple.unrecognized.device' })
   }
+  const challenge = orchardError.details?.['www_authenticate']
+  if (status === 401 && orchardError.code === 'account_authentication_required' && typeof challenge === 'string') reply.header('www-authenticate', challenge)
   return reply.code(status).type('text/plain; charset=utf-8').send(`${orchardError.code}: ${orchardError.message}\n`)
 }
 
@@ -67,6 +76,12 @@ export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions)
     )
   }
 
+  const gate = async (request: FastifyRequest, deviceId: string, certificateSha256: string) => {
+    if (!options.accountGate) return
+    const authorization = request.headers.authorization
+    await options.accountGate(deviceId, certificateSha256, typeof authorization === 'string' ? authorization : undefined)
+  }
+
   const bodyOf = (request: FastifyRequest): Buffer => {
     const body = request.body
     if (!Buffer.isBuffer(body) || body.length === 0) throw new OrchardError('malformed_message', 'the request body is empty')
@@ -92,6 +107,7 @@ export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions)
     const body = bodyOf(request)
     const identity = identityOf(request, body)
     const message = parseCheckinMessage(decode(body))
+    await gate(request, message.channel.deviceId, identity.certificateSha256)
     try {
       const result = await options.checkin.handleCheckin(message, identity, body)
       options.metrics.mdmCheckins.inc({ message_type: message.type, outcome: 'ok' })
@@ -106,6 +122,7 @@ export async function mdmRoutes(app: FastifyInstance, options: MdmRoutesOptions)
     const body = bodyOf(request)
     const identity = identityOf(request, body)
     const report = parseCommandReport(decode(body))
+    await gate(request, report.channel.deviceId, identity.certificateSha256)
     const next = await options.reports.handleReport(report, identity, body)
     // No more commands: 200 with a zero-byte body, not an empty plist.
     if (next === null) return reply.code(200).send()

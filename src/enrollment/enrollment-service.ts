@@ -60,6 +60,15 @@ export interface EnrollmentService {
   returnToServiceProfile(device: { topic: string | null }): Promise<EnrollmentProfile>
   /** A renewal profile for an enrolled device (InstallProfile payload). */
   renewalProfile(device: { id: string; userEnrollment: boolean; topic: string | null; managedAppleId?: string | null }): Promise<EnrollmentProfile>
+  /**
+   * The profile of an account-driven enrollment, for the person a sign-in authenticated:
+   * `record` is given the hash of its one-time challenge before the profile is handed out.
+   */
+  accountProfile(request: {
+    variant: 'device' | 'user-enrollment'
+    managedAppleId: string
+    record: (challengeSha256: Buffer) => Promise<void>
+  }): Promise<EnrollmentProfile>
   /** Deletes challenges that expired more than a day ago. */
   pruneChallenges(): Promise<number>
 }
@@ -112,6 +121,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
     topic: string
     challenge: string
     managedAppleId?: string
+    accountDriven?: { assignedManagedAppleId: string; enrollmentMode: 'BYOD' | 'ADDE' }
     signed: boolean
   }): Promise<EnrollmentProfile> {
     if (!deps.publicUrl.startsWith('https://')) {
@@ -140,6 +150,7 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
         checkInUrl: `${deps.publicUrl}/mdm/checkin`,
         topic: options.topic,
         ...(options.managedAppleId ? { managedAppleId: options.managedAppleId } : {}),
+        ...(options.accountDriven ? { accountDriven: options.accountDriven } : {}),
       },
     })
     if (!options.signed) return { body, signed: false, variant: options.variant }
@@ -306,6 +317,24 @@ export function createEnrollmentService(deps: EnrollmentServiceDeps): Enrollment
         ...(managedAppleId ? { managedAppleId } : {}),
         signed: deps.signer !== null,
       })
+    },
+
+    async accountProfile(request) {
+      deps.authority.issuing()
+      const topic = await topicFor(null)
+      // The device runs SCEP right after the profile arrives: a short-lived challenge is enough.
+      const challenge = await mintChallenge('enrollment', null, null, deps.challengeTtlHours * 3_600_000)
+      await request.record(challengeHash(challenge))
+      const enrollmentMode = request.variant === 'user-enrollment' ? 'BYOD' : 'ADDE'
+      const profile = await build({
+        variant: request.variant,
+        topic,
+        challenge,
+        accountDriven: { assignedManagedAppleId: request.managedAppleId, enrollmentMode },
+        signed: deps.signer !== null,
+      })
+      log.info({ variant: request.variant, enrollment_mode: enrollmentMode, signed: profile.signed }, 'account-driven enrollment profile handed out')
+      return profile
     },
 
     async pruneChallenges() {

@@ -16,6 +16,11 @@ export interface OffboardOptions {
   /** A device silent this many days counts as gone: retired at once. */
   goneForDays?: number
   reason?: string
+  /**
+   * Never erase: every kind leaves management as a personal device does (managed content, then
+   * the enrollment profile). What Orchard starts by itself, without a person confirming, uses it.
+   */
+  selectiveOnly?: boolean
   erase: Omit<EraseInput, 'returnToService'>
 }
 
@@ -36,7 +41,7 @@ const dayMs = 86_400_000
  */
 export function planOffboarding(
   device: Pick<LifecycleDevice, 'id' | 'kind' | 'state' | 'enrolled' | 'lastContactAt'>,
-  options: Pick<OffboardOptions, 'goneForDays'>,
+  options: Pick<OffboardOptions, 'goneForDays' | 'selectiveOnly'>,
   context: { now: Date; pendingWipe: string | null },
 ): OffboardPlan {
   if (device.state === 'retired') return { method: null, skip: 'retired', why: 'retired already' }
@@ -46,6 +51,8 @@ export function planOffboarding(
     return { method: 'retire', gone, why: `no contact since ${device.lastContactAt.toISOString()} (${options.goneForDays} days or more): retired at once` }
   if (!device.enrolled) return { method: 'retire', why: 'not enrolled (checked out, wiped or never finished enrolling): nothing can be sent; retired at once' }
   if (device.kind === 'personal') return { method: 'selective_wipe', why: 'personal: what the organisation installed is removed, then the enrollment profile' }
+  if (options.selectiveOnly === true)
+    return { method: 'selective_wipe', why: `${device.kind}, not erased without a person's confirmation: managed content removed, then the enrollment profile` }
   return { method: 'erase', why: `${device.kind}: erased, then retired` }
 }
 

@@ -148,3 +148,19 @@ export function readOpenapiYaml(): string {
   }
   throw new Error('openapi.yaml not found next to package.json: it must ship with the server (GET /api/openapi.yaml serves it)')
 }
+
+/**
+ * The document as served (/api/openapi.yaml, Swagger UI): with ORCHARD_PUBLIC_URL as its one
+ * server, so "Try it out" calls this installation by the name clients use; unchanged ("/",
+ * relative to wherever the document was fetched from) when no public URL is configured.
+ */
+export function withServer(yaml: string, document: unknown, serverUrl: string | null): { yaml: string; document: unknown } {
+  if (serverUrl === null) return { yaml, document }
+  const description = 'This Orchard installation (ORCHARD_PUBLIC_URL)'
+  const block = /^servers:\n(?:[ -].*\n)+/m
+  if (!block.test(yaml)) throw new Error('openapi.yaml: no top-level servers list to replace')
+  return {
+    yaml: yaml.replace(block, `servers:\n  - url: ${JSON.stringify(serverUrl)}\n    description: ${description}\n`),
+    document: { ...(document as Record<string, unknown>), servers: [{ url: serverUrl, description }] },
+  }
+}

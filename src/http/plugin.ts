@@ -13,7 +13,7 @@ import type { AuditStore } from '../tenancy/audit-store.js'
 import { openapiDocument } from './generated/openapi-document.js'
 import type { ApiOperationId, Body, OperationId, Params, Query, Replies } from './generated/operations.js'
 import { validationFailed } from './problem.js'
-import { loadOperations, readOpenapiYaml, type ApiOperation } from './openapi.js'
+import { loadOperations, readOpenapiYaml, withServer, type ApiOperation } from './openapi.js'
 import { compileResponseValidator, fieldProblems, unstorableParameters, validatorCompiler } from './validation.js'
 
 declare module 'fastify' {
@@ -66,6 +66,8 @@ export interface ApiRoutesOptions {
   handlers: OperationHandlers
   /** strict: a response that breaks the contract becomes a 500 (tests); log: logged only. */
   responseValidation: ResponseValidation
+  /** The server the served document and Swagger UI name (ORCHARD_PUBLIC_URL); absent: the relative "/". */
+  serverUrl?: string | null
 }
 
 /** Request content types taken as raw bytes (command plists, configuration profiles). */
@@ -177,7 +179,8 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   if (unhandled.length) throw new Error(`openapi.yaml operations without a handler: ${unhandled.map((o) => o.operationId).join(', ')}`)
   const unknown = Object.keys(options.handlers).filter((id) => !operations.has(id))
   if (unknown.length) throw new Error(`handlers for operations openapi.yaml does not have: ${unknown.join(', ')}`)
-  const openapiYaml = readOpenapiYaml()
+  const served = withServer(readOpenapiYaml(), openapiDocument, options.serverUrl ?? null)
+  const openapiYaml = served.yaml
 
   app.setValidatorCompiler(validatorCompiler)
   app.addContentTypeParser(rawContentTypes, { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
@@ -236,7 +239,7 @@ export async function apiRoutes(app: FastifyInstance, options: ApiRoutesOptions)
   }
 
   // Swagger UI over the same document; the UI's own assets are not API operations.
-  await app.register(fastifySwagger, { mode: 'static', specification: { document: openapiDocument as never } })
+  await app.register(fastifySwagger, { mode: 'static', specification: { document: served.document as never } })
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true })
 }
 

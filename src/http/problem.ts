@@ -48,6 +48,7 @@ const titles: Record<ErrorCode, string> = {
   reenrollment_refused: 'Re-enrollment refused',
   unrecognized_device: 'Unrecognized device',
   device_retired: 'Device retired',
+  account_authentication_required: 'Account authentication required',
 }
 
 export function problemType(code: ErrorCode): string {

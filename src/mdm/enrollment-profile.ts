@@ -41,6 +41,14 @@ export interface EnrollmentProfileOptions {
     accessRights?: number
     /** Profile-based User Enrollment (iOS 13.1-17, macOS 10.15-14; removed in iOS 18/macOS 15). */
     managedAppleId?: string
+    /**
+     * Account-driven enrollment: the person's Managed Apple Account (AssignedManagedAppleID,
+     * required there; never ManagedAppleID, which is profile-based User Enrollment's) and the
+     * EnrollmentMode: BYOD (User Enrollment) or ADDE (Device Enrollment). The device refuses a
+     * profile whose AssignedManagedAppleID is not the account it signed in with.
+     * https://developer.apple.com/documentation/devicemanagement/mdm
+     */
+    accountDriven?: { assignedManagedAppleId: string; enrollmentMode: 'BYOD' | 'ADDE' }
     /** Default for 'device': per-user-connections and bootstraptoken; none for 'user-enrollment'. */
     serverCapabilities?: string[]
   }
@@ -105,6 +113,11 @@ export function buildEnrollmentProfile(options: EnrollmentProfileOptions): Plist
     management['ServerCapabilities'] = [...(mdm.serverCapabilities ?? defaultServerCapabilities)]
   }
 
+  if (mdm.accountDriven) {
+    management['AssignedManagedAppleID'] = mdm.accountDriven.assignedManagedAppleId
+    management['EnrollmentMode'] = mdm.accountDriven.enrollmentMode
+  }
+
   return {
     PayloadType: 'Configuration',
     PayloadVersion: 1,
@@ -149,4 +162,7 @@ function checkOptions({ identifier, organization, variant, scep, mdm }: Enrollme
     fail(`accessRights ${mdm.accessRights} is not between 1 and ${allAccessRights}`)
   }
   if (variant === 'device' && mdm.managedAppleId !== undefined) fail('managedAppleId makes a User Enrollment profile; use variant user-enrollment')
+  if (mdm.accountDriven && mdm.managedAppleId !== undefined) fail('an account-driven profile names the person with AssignedManagedAppleID only')
+  if (mdm.accountDriven && (mdm.accountDriven.enrollmentMode === 'BYOD') !== (variant === 'user-enrollment'))
+    fail('EnrollmentMode BYOD goes with variant user-enrollment, ADDE with device')
 }

@@ -32,6 +32,8 @@ export function startBackgroundWork(deps: {
   webhooks: WebhookService
   authority: CertificateAuthorityService
   enrollment: EnrollmentService
+  /** Deletes expired sign-ins and access tokens of account-driven enrollment (older than the given date). */
+  pruneAccountSignIns?: (before: Date) => Promise<number>
   renewal: IdentityRenewalService
   dep: DepService
   vpp: { tokens: VppTokens; sync: VppSync; licences: VppLicences; unmanaged: VppUnmanaged }
@@ -56,6 +58,11 @@ export function startBackgroundWork(deps: {
   // Another instance may import or remove a CA: pick it up within a minute.
   tasks.push(startPeriodicTask('device CA refresh', 60_000, () => deps.authority.refresh(), deps.logger))
   tasks.push(startPeriodicTask('SCEP challenge pruning', 86_400_000, async () => void (await deps.enrollment.pruneChallenges()), deps.logger))
+  const pruneAccountSignIns = deps.pruneAccountSignIns
+  if (pruneAccountSignIns)
+    tasks.push(
+      startPeriodicTask('account sign-in pruning', 3_600_000, async () => void (await pruneAccountSignIns(new Date(Date.now() - 86_400_000))), deps.logger),
+    )
   if (deps.config.identityRenewalDays > 0) {
     tasks.push(startPeriodicTask('identity renewal', 3_600_000, async () => void (await deps.renewal.renewDue()), deps.logger))
   }

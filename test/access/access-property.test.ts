@@ -67,6 +67,8 @@ interface Resources {
   vppTokenId: string
   /** The .vpptoken of the tenant's location (a renewal sends it again). */
   vppContentToken: string
+  /** An email domain mapped to the tenant (account-driven enrollment). */
+  accountDomain: string
 }
 
 /** Installation-wide rows (owner's): the same for every tenant. */
@@ -116,6 +118,7 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   vpp_token_id: ({ r }) => r.vppTokenId,
   // An app every tenant's content token holds (an App Store id, not a tenant's row).
   adam_id: () => '361309726',
+  domain: ({ r }) => r.accountDomain,
 }
 
 // Values only bodies and queries use (they use paramValues' too).
@@ -314,6 +317,8 @@ const samples: Record<string, Sample | Sample[]> = {
   assignDepProfile: { request: (c) => ({ body: { serial_numbers: [c.v('dep_serial')] } }), foreignSafe: notAssigned },
   updateDevice: { request: () => ({ body: { kind: 'work' } }) },
   offboardDevice: { request: () => ({ body: { reason: 'property test' } }) },
+  putAccountEnrollmentDomain: { request: (c) => ({ body: { tenant_id: c.v('tenant_id'), required_group: 'property-staff' } }) },
+  revokeAccountEnrollment: { request: () => ({ body: { reason: 'property test' } }) },
   offboardLeaver: [
     // Dry runs: another tenant's device is not_found; a real call without the dry run's token is refused.
     {
@@ -605,6 +610,8 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
     const group = ok(await api('POST', '/api/v1/device-groups', { body: { name: `${tenant} group`, tenant_id: tenantId } }), 201, `${tenant} group`)
     ok(await api('POST', `/api/v1/device-groups/${group.id}/members`, { body: { add: [device.udid] } }), 200, `${tenant} group members`)
     const lost = ok(await api('POST', `/api/v1/devices/${device.udid}/lost`, { body: { message: 'property test' } }), 201, `${tenant} lost`)
+    const accountDomain = `${tenant}.property.example`
+    ok(await api('PUT', `/api/v1/account-enrollment/domains/${accountDomain}`, { body: { tenant_id: tenantId } }), 200, `${tenant} account domain`)
 
     const target = ok(
       await api('POST', '/api/v1/api-keys', { body: { name: `${tenant} target key`, role: 'auditor', tenant_id: tenantId } }),
@@ -649,6 +656,7 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       principalKeyIds,
       vppTokenId: vppToken.id,
       vppContentToken: location.sToken,
+      accountDomain,
     }
   }
   const delivery = await db.selectFrom('webhook_deliveries').select('id').orderBy('id').executeTakeFirst()
@@ -685,6 +693,7 @@ function identifiersOf(r: Resources): string[] {
     r.actionId,
     r.targetKeyId,
     r.vppTokenId,
+    r.accountDomain,
     ...r.principalKeyIds,
   ]
   // The tenant itself, as a row (tenants list) or as the owner of rows.
@@ -726,6 +735,7 @@ async function snapshotTenant(world: World, tenant: TenantName) {
     activation_lock_bypass_codes: sql`select a.* from activation_lock_bypass_codes a join devices d on d.id = a.device_id where ${is('d.tenant_id')}`,
     return_to_service_settings: sql`select * from return_to_service_settings where ${is('tenant_id')}`,
     device_groups: sql`select * from device_groups where ${is('tenant_id')}`,
+    account_enrollment_domains: sql`select * from account_enrollment_domains where ${is('tenant_id')}`,
     device_group_members: sql`select m.group_id, m.device_id from device_group_members m join device_groups g on g.id = m.group_id where ${is('g.tenant_id')}`,
     // The caller's refused attempts are in its own audit log, never in the victim's.
     audit_events: sql`select * from audit_events where ${is('tenant_id')}`,

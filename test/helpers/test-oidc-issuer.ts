@@ -12,7 +12,15 @@
 //   signature is then made with the key's own scheme);
 // - header overrides, applied last; a value of undefined removes the member (e.g. kid).
 // A claim given as undefined is left out (e.g. `{ exp: undefined }`).
-import { constants, createHmac, generateKeyPairSync, sign as signData, type KeyObject } from 'node:crypto'
+//
+// With `client`, it also plays the identity provider of an authorization code flow with PKCE
+// (account-driven enrollment): GET /authorize signs in `user()` at once (no login page) and
+// redirects to the registered redirect_uri with a one-time code and the state; POST /token
+// checks grant_type, the client (secret by Basic or client_id for a public client), the
+// redirect_uri, and the PKCE verifier against the S256 challenge, then answers an ID token for
+// the client (aud), with the nonce, the user's sub, email and groups. Refusals are RFC 6749
+// errors (400 invalid_request, invalid_client, invalid_grant).
+import { constants, createHash, createHmac, generateKeyPairSync, randomBytes, sign as signData, type KeyObject } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
@@ -39,6 +47,15 @@ export interface TestOidcIssuerOptions {
   lifetimeSeconds?: number
   /** Generate this issuer's own keys instead of the process-wide ones. */
   freshKeys?: boolean
+  /** The client of the authorization code flow (PKCE S256 always required). */
+  client?: { clientId: string; clientSecret?: string; redirectUri: string }
+}
+
+/** Who signs in at /authorize. */
+export interface TestOidcUser {
+  sub: string
+  email: string
+  groups?: string[]
 }
 
 export interface TestOidcIssuer {
@@ -60,6 +77,10 @@ export interface TestOidcIssuer {
   setDown(down: boolean): void
   jwksFetches(): number
   discoveryFetches(): number
+  /** Who the next /authorize signs in (default sub 'user-1', email user-1@example.test, no groups). */
+  setUser(user: TestOidcUser): void
+  /** The token requests and how each was answered (status, error). */
+  tokenRequests(): Array<{ status: number; error?: string }>
   close(): Promise<void>
 }
 
@@ -114,8 +135,59 @@ export async function startTestOidcIssuer(options: TestOidcIssuerOptions = {}): 
 
   const jwk = (held: HeldKey): Record<string, unknown> => ({ ...held.publicKey.export({ format: 'jwk' }), kid: held.kid, use: 'sig', alg: held.alg })
 
+  let user: TestOidcUser = { sub: subject, email: `${subject}@example.test` }
+  const codes = new Map<string, { challenge: string; nonce: string | null; redirectUri: string; user: TestOidcUser }>()
+  const tokenLog: Array<{ status: number; error?: string }> = []
+
+  const authorize = (query: URLSearchParams, res: import('node:http').ServerResponse) => {
+    const client = options.client
+    const fail = (error: string) => {
+      res.writeHead(400, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error }))
+    }
+    if (!client || query.get('client_id') !== client.clientId) return fail('unauthorized_client')
+    if (query.get('redirect_uri') !== client.redirectUri) return fail('invalid_request')
+    if (query.get('response_type') !== 'code') return fail('unsupported_response_type')
+    const challenge = query.get('code_challenge')
+    if (query.get('code_challenge_method') !== 'S256' || !challenge) return fail('invalid_request')
+    const code = randomBytes(16).toString('base64url')
+    codes.set(code, { challenge, nonce: query.get('nonce'), redirectUri: client.redirectUri, user })
+    const location = new URL(client.redirectUri)
+    location.searchParams.set('code', code)
+    const state = query.get('state')
+    if (state !== null) location.searchParams.set('state', state)
+    res.writeHead(302, { location: location.toString() })
+    res.end()
+  }
+
+  const token = (body: URLSearchParams, authorization: string | undefined, reply: (status: number, body: unknown) => void) => {
+    const client = options.client
+    const fail = (status: number, error: string) => {
+      tokenLog.push({ status, error })
+      reply(status, { error })
+    }
+    if (!client) return fail(400, 'unauthorized_client')
+    if (client.clientSecret !== undefined) {
+      const expected = `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64')}`
+      if (authorization !== expected) return fail(401, 'invalid_client')
+    } else if (body.get('client_id') !== client.clientId) return fail(401, 'invalid_client')
+    if (body.get('grant_type') !== 'authorization_code') return fail(400, 'unsupported_grant_type')
+    const code = body.get('code') ?? ''
+    const grant = codes.get(code)
+    codes.delete(code)
+    if (!grant) return fail(400, 'invalid_grant')
+    if (body.get('redirect_uri') !== grant.redirectUri) return fail(400, 'invalid_grant')
+    const verifier = body.get('code_verifier') ?? ''
+    if (createHash('sha256').update(verifier).digest('base64url') !== grant.challenge) return fail(400, 'invalid_grant')
+    const claims: Record<string, unknown> = { aud: client.clientId, sub: grant.user.sub, email: grant.user.email, groups: grant.user.groups ?? [] }
+    if (grant.nonce !== null) claims['nonce'] = grant.nonce
+    tokenLog.push({ status: 200 })
+    reply(200, { token_type: 'Bearer', access_token: randomBytes(16).toString('base64url'), expires_in: 300, id_token: issuer.sign(claims) })
+  }
+
   const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0]
+    const [rawPath, rawQuery] = (req.url ?? '/').split('?')
+    const path = rawPath
     const reply = (status: number, body: unknown) => {
       const text = typeof body === 'string' ? body : JSON.stringify(body)
       res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' })
@@ -124,7 +196,14 @@ export async function startTestOidcIssuer(options: TestOidcIssuerOptions = {}): 
     if (path === '/.well-known/openid-configuration') discoveryCount++
     if (path === '/jwks') jwksCount++
     if (down) return reply(503, 'down')
+    if (path === '/token' && req.method === 'POST' && options.client) {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => token(new URLSearchParams(Buffer.concat(chunks).toString('utf8')), req.headers.authorization, reply))
+      return
+    }
     if (req.method !== 'GET') return reply(405, 'method not allowed')
+    if (path === '/authorize' && options.client) return authorize(new URLSearchParams(rawQuery ?? ''), res)
     if (path === '/.well-known/openid-configuration') {
       return reply(200, {
         issuer: url,
@@ -144,7 +223,7 @@ export async function startTestOidcIssuer(options: TestOidcIssuerOptions = {}): 
 
   const heldKey = (name: TestKeyName): HeldKey => (name === 'unknown' ? unknown : current[name])
 
-  return {
+  const issuer: TestOidcIssuer = {
     url,
     issuer: url,
     jwksUrl: `${url}/jwks`,
@@ -200,10 +279,15 @@ export async function startTestOidcIssuer(options: TestOidcIssuerOptions = {}): 
     },
     jwksFetches: () => jwksCount,
     discoveryFetches: () => discoveryCount,
+    setUser(next) {
+      user = next
+    },
+    tokenRequests: () => [...tokenLog],
 
     async close() {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+  return issuer
 }

@@ -1530,6 +1530,91 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/account-enrollment/domains */
+  listAccountEnrollmentDomains: {
+    params: Record<string, never>
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: AccountEnrollmentDomain[]
+        }
+      }
+    }
+  }
+  /** PUT /api/v1/account-enrollment/domains/{domain} */
+  putAccountEnrollmentDomain: {
+    params: {
+      domain: string
+    }
+    query: Record<string, never>
+    body: {
+      tenant_id?: TenantIdValue | null
+      required_group?: string | null
+      device_kind?: "work" | "function"
+    }
+    responses: {
+      200: {
+        "application/json": AccountEnrollmentDomain
+      }
+    }
+  }
+  /** DELETE /api/v1/account-enrollment/domains/{domain} */
+  deleteAccountEnrollmentDomain: {
+    params: {
+      domain: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      204: {}
+    }
+  }
+  /** GET /api/v1/account-enrollments */
+  listAccountEnrollments: {
+    params: Record<string, never>
+    query: {
+      email?: string
+      tenant_id?: TenantIdValue
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: AccountEnrollment[]
+        }
+      }
+    }
+  }
+  /** POST /api/v1/account-enrollments/{device_id}/reauthenticate */
+  requireAccountReauthentication: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": AccountEnrollment
+      }
+    }
+  }
+  /** POST /api/v1/account-enrollments/{device_id}/revoke */
+  revokeAccountEnrollment: {
+    params: {
+      device_id: string
+    }
+    query: Record<string, never>
+    body: {
+      reason?: string
+    }
+    responses: {
+      201: {
+        "application/json": LifecycleAction
+      }
+    }
+  }
   /** GET /api/v1/enrollment-links */
   listEnrollmentLinks: {
     params: Record<string, never>
@@ -2484,6 +2569,12 @@ export type ApiOperationId =
   | "getDeviceReport"
   | "getDeviceDaysReport"
   | "getInvoice"
+  | "listAccountEnrollmentDomains"
+  | "putAccountEnrollmentDomain"
+  | "deleteAccountEnrollmentDomain"
+  | "listAccountEnrollments"
+  | "requireAccountReauthentication"
+  | "revokeAccountEnrollment"
   | "listEnrollmentLinks"
   | "createEnrollmentLink"
   | "getEnrollmentLink"
@@ -3233,6 +3324,25 @@ export type OffboardingResult = {
     lifecycle_action_id: string | null
   })[]
 }
+export type AccountEnrollmentDomain = {
+  domain: string
+  tenant_id: string | null
+  required_group: string | null
+  device_kind: "work" | "personal" | "function"
+  updated_at: string
+}
+export type AccountEnrollment = {
+  device_id: string
+  tenant_id: string | null
+  serial_number: string | null
+  kind: "work" | "personal" | "function"
+  lifecycle_state: string
+  enrollment_type: "user" | "device"
+  subject: string | null
+  email: string | null
+  authenticated_at: string | null
+  reauthentication_required_at: string | null
+}
 export type ReturnToServiceSetting = {
   tenant_id: string | null
   wifi_profile_id: string | null
@@ -3789,6 +3899,8 @@ export type Readiness = {
   checks: {
     database: string
     migrations: string
+    device_ca: string
+    secret_keys: string
     push_certificates?: string
   }
 }
