@@ -16,16 +16,16 @@ import { searchPredicate } from './device-search-sql.js'
 export { deviceSorts, type DeviceDetail, type DeviceFilter, type DeviceRow, type DeviceSort, type TargetFacts } from './device-directory-types.js'
 
 export interface DeviceDirectoryStore {
-  listDevices(scope: AccessScope, filter: DeviceFilter, page: { sort: DeviceSort; limit: number; cursor?: string }): Promise<Page<DeviceRow>>
+  /** 'unknown_group': the filter names a device group the caller cannot see. */
+  listDevices(scope: AccessScope, filter: DeviceFilter, page: { sort: DeviceSort; limit: number; cursor?: string }): Promise<Page<DeviceRow> | 'unknown_group'>
   getDevice(scope: AccessScope, deviceId: string): Promise<DeviceDetail | undefined>
   /** Deletes the device and everything under it; false when there was none. */
   deleteDevice(scope: AccessScope, deviceId: string): Promise<boolean>
   enrollmentExists(scope: AccessScope, enrollmentId: string): Promise<boolean>
   /** Facts of the named channels that exist (missing ones are absent from the result). */
   targetFacts(scope: AccessScope, enrollmentIds: readonly string[]): Promise<TargetFacts[]>
-  /** Enrolled device channels matching the filter, at most `limit`. */
-  findTargets(scope: AccessScope, filter: DeviceFilter, limit: number): Promise<TargetFacts[]>
-  groupVisible(scope: AccessScope, groupId: string): Promise<boolean>
+  /** Enrolled device channels matching the filter, at most `limit`; 'unknown_group' as listDevices. */
+  findTargets(scope: AccessScope, filter: DeviceFilter, limit: number): Promise<TargetFacts[] | 'unknown_group'>
   /** Sets the person the device belongs to (audited); false when the caller cannot see the device. */
   setUserEmail(scope: AccessScope, deviceId: string, email: string | null): Promise<boolean>
 }
@@ -117,7 +117,9 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
     async listDevices(scope, filter, page) {
       const { field, direction } = parseSort(page.sort)
       const { column, cast } = sortColumns[field]!
-      let query = devicesQuery(scope, filter, await groupOf(scope, filter)).select(sql<string | null>`${sql.ref(column)}::text`.as('sort_key'))
+      const group = await groupOf(scope, filter)
+      if (group === null) return 'unknown_group'
+      let query = devicesQuery(scope, filter, group).select(sql<string | null>`${sql.ref(column)}::text`.as('sort_key'))
       if (page.cursor !== undefined) {
         const cursor = decodeCursor(page.cursor, page.sort, { value: cast, id: 'text' })
         query = query.where(afterCursor(column, 'd.id', direction, cursor, cast))
@@ -253,10 +255,6 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
       return out
     },
 
-    async groupVisible(scope, groupId) {
-      return (await db.selectFrom('device_groups').select('id').where('id', '=', groupId).where(inScope(scope, 'tenant_id')).executeTakeFirst()) !== undefined
-    },
-
     async setUserEmail(scope, deviceId, email) {
       return db.transaction().execute(async (trx) => {
         const row = await trx
@@ -273,7 +271,9 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
     },
 
     async findTargets(scope, filter, limit) {
-      const rows = await devicesQuery(scope, { ...filter, enrolled: true }, await groupOf(scope, filter))
+      const group = await groupOf(scope, filter)
+      if (group === null) return 'unknown_group'
+      const rows = await devicesQuery(scope, { ...filter, enrolled: true }, group)
         .innerJoin('enrollments as t', 't.id', 'd.id')
         .clearSelect()
         .select([

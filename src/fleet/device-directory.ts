@@ -24,15 +24,14 @@ export interface DeviceDirectory {
 }
 
 export function createDeviceDirectory(
-  store: Pick<DeviceDirectoryStore, 'listDevices' | 'getDevice' | 'deleteDevice' | 'enrollmentExists' | 'targetFacts' | 'groupVisible' | 'setUserEmail'>,
+  store: Pick<DeviceDirectoryStore, 'listDevices' | 'getDevice' | 'deleteDevice' | 'enrollmentExists' | 'targetFacts' | 'setUserEmail'>,
 ): DeviceDirectory {
   const noDevice = (deviceId: string) => new OrchardError('not_found', `no device ${deviceId}`)
   return {
     async listDevices(scope, filter, page) {
-      if (filter.groupId !== undefined && !(await store.groupVisible(scope, filter.groupId))) {
-        throw new OrchardError('not_found', `no device group ${filter.groupId}`)
-      }
-      return store.listDevices(scope, filter, page)
+      const listed = await store.listDevices(scope, filter, page)
+      if (listed === 'unknown_group') throw new OrchardError('not_found', `no device group ${filter.groupId}`)
+      return listed
     },
     async setUserEmail(scope, deviceId, email) {
       if (!(await store.setUserEmail(scope, deviceId, email))) throw noDevice(deviceId)

@@ -168,14 +168,13 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
     const command = encode(request.command)
     const targetSpec = request.targets
     const named = 'enrollmentIds' in targetSpec ? [...new Set(targetSpec.enrollmentIds)] : undefined
-    const groupId = 'filter' in targetSpec ? targetSpec.filter.groupId : undefined
-    if (groupId !== undefined && !(await deps.directory.groupVisible(scope, groupId))) {
-      throw new OrchardError('not_found', `no device group ${groupId}`)
-    }
-    const facts =
+    const found =
       'enrollmentIds' in targetSpec
         ? await deps.directory.targetFacts(scope, named!)
         : await deps.directory.findTargets(scope, targetSpec.filter, maxFilterTargets + 1)
+    // Only a filter names a group; one the caller cannot see is not an empty one.
+    if (found === 'unknown_group') throw new OrchardError('not_found', `no device group ${'filter' in targetSpec ? targetSpec.filter.groupId : ''}`)
+    const facts = found
     if (!named && facts.length > maxFilterTargets) {
       throw new OrchardError('validation_failed', `the filter selects more than ${maxFilterTargets} devices; narrow it or send several requests`)
     }
