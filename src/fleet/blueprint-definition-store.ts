@@ -9,7 +9,7 @@ import type { BlueprintApplication, BlueprintKiosk, BlueprintsTable, Database } 
 import type { DeviceKind } from '../model/devices.js'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 import { blueprintAppliesTo } from './blueprint-targeting-sql.js'
-import { kioskIdentifier, kioskIdentifierPrefix } from './kiosk-profile.js'
+import { kioskIdentifier, kioskIdentifierPrefix, type KioskProfile } from './kiosk-profile.js'
 
 export type BlueprintRow = Selectable<BlueprintsTable> & { profile_ids: string[]; declaration_ids: string[] }
 
@@ -25,17 +25,7 @@ export interface BlueprintInput {
   declarationIds: string[]
   kiosk: BlueprintKiosk | null
   /** The kiosk's profile (built from `kiosk` by the service); null without a kiosk. */
-  kioskProfile: KioskProfileContent | null
-}
-
-/** A kiosk profile as the library keeps it. */
-export interface KioskProfileContent {
-  identifier: string
-  payloadUuid: string
-  name: string
-  payloadTypes: string[]
-  content: Buffer
-  sha256: string
+  kioskProfile: KioskProfile | null
 }
 
 /**

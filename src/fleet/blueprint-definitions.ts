@@ -1,7 +1,7 @@
 // Blueprints: profiles from the library and apps, assigned to a tenant, device kinds,
 // enrollment groups or devices. Every change asks the devices the tenant's blueprints reach
 // for their lists, and their answers drive the convergence.
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { invalidField, OrchardError } from '../errors.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
 import type { BlueprintDefinitionStore, BlueprintInput, BlueprintRow, NotUsable } from './blueprint-definition-store.js'
@@ -33,8 +33,7 @@ function blueprintInputChecked(id: string, input: BlueprintInput): BlueprintInpu
   })
   if (input.kiosk === null) return { ...input, kioskProfile: null }
   checkKioskKinds(input.kinds)
-  const profile = kioskProfile(id, input.name, input.kiosk)
-  return { ...input, kioskProfile: { ...profile, sha256: createHash('sha256').update(profile.content).digest('hex') } }
+  return { ...input, kioskProfile: kioskProfile(id, input.name, input.kiosk) }
 }
 
 function blueprintOutcome<T>(outcome: T | 'name_taken' | 'unknown_tenant' | NotUsable, name: string): T {

@@ -22,12 +22,14 @@ function uuidOf(...parts: string[]): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`.toUpperCase()
 }
 
+/** A kiosk profile as the library keeps it (sha256: its version, as for uploaded profiles). */
 export interface KioskProfile {
   identifier: string
   payloadUuid: string
   name: string
   payloadTypes: string[]
   content: Buffer
+  sha256: string
 }
 
 export function kioskProfile(blueprintId: string, blueprintName: string, kiosk: Kiosk): KioskProfile {
@@ -62,7 +64,15 @@ export function kioskProfile(blueprintId: string, blueprintName: string, kiosk: 
       },
     ],
   }
-  return { identifier, payloadUuid: profile['PayloadUUID'] as string, name, payloadTypes: [payload['PayloadType'] as string], content: encodePlist(profile) }
+  const content = encodePlist(profile)
+  return {
+    identifier,
+    payloadUuid: profile['PayloadUUID'] as string,
+    name,
+    payloadTypes: [payload['PayloadType'] as string],
+    content,
+    sha256: createHash('sha256').update(content).digest('hex'),
+  }
 }
 
 /** Refuses a kiosk on a blueprint that may reach other than function devices. */
