@@ -7,7 +7,7 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && chmod +x dist/src/cli/orchard.js && npm prune --omit=dev
 
 # Runtime stage: production dependencies and compiled code only, as a non-root user.
 FROM node:20-bookworm-slim
@@ -21,9 +21,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Served as is at GET /api/openapi.yaml (src/http/openapi.ts finds it next to package.json).
 COPY openapi.yaml ./
-RUN mkdir -p /var/lib/orchard && chown node:node /var/lib/orchard
+# `orchard ...` in the container: the CLI (orchard-init is dist/src/cli/init.js).
+RUN ln -s /app/dist/src/cli/orchard.js /usr/local/bin/orchard \
+  && mkdir -p /var/lib/orchard /etc/orchard/tls && chown node:node /var/lib/orchard /etc/orchard/tls
 USER node
-VOLUME ["/var/lib/orchard"]
+VOLUME ["/var/lib/orchard", "/etc/orchard/tls"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.ORCHARD_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

@@ -26,6 +26,8 @@ import * as m0021 from './0021_shared_ipad_users.js'
 import * as m0022 from './0022_offboarding.js'
 import * as m0023 from './0023_activation_lock_escrow.js'
 import * as m0024 from './0024_account_driven_enrollment.js'
+import * as m0025 from './0025_jobs.js'
+import * as m0026 from './0026_user_channel_declarations.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -52,4 +54,6 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0022_offboarding': m0022,
   '0023_activation_lock_escrow': m0023,
   '0024_account_driven_enrollment': m0024,
+  '0025_jobs': m0025,
+  '0026_user_channel_declarations': m0026,
 })

@@ -1,5 +1,5 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm|groups] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm|groups|realistic] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
 //   [--ddm-devices 10000] [--group-devices 100000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
@@ -9,14 +9,11 @@
 // next-command time grows when the queue holds a million commands for other devices.
 // Not part of `npm test`: figures depend on the machine.
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PGlite } from '@electric-sql/pglite'
-import pg from 'pg'
 import { encodePlist } from '../src/mdm/plist.js'
 import { spawnServer, type ServerProcess } from '../test/helpers/server-process.js'
+import { cpuSeconds, latencySummary, pgliteBackend, postgresBackend, runPool, serverNodeFlags, timed, type Backend } from './bench-common.js'
 import { commandIn, createDeviceCa, httpTransport, SimulatedDevice, type DeviceCa } from '../test/helpers/simulated-device.js'
 
 const root = fileURLToPath(new URL('../', import.meta.url))
@@ -28,60 +25,6 @@ const concurrency = Number(args.get('concurrency') ?? 50)
 const fillRows = Number(args.get('fill') ?? 1_000_000)
 const backendArg = args.get('backend') ?? 'both'
 const apiKey = 'bench-api-key-0123456789abcdef'
-const postgresAdminUrl = process.env['TEST_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/postgres'
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-}
-
-function latencySummary(samples: number[]): string {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return `p50 ${percentile(sorted, 50).toFixed(2)} ms, p95 ${percentile(sorted, 95).toFixed(2)} ms, p99 ${percentile(sorted, 99).toFixed(2)} ms`
-}
-
-/** CPU seconds (user + system) used so far by the given processes, from /proc. */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
-    } catch {
-      // the process ended
-    }
-  }
-  return ticks / 100
-}
-
-function postgresPids(): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres'
-      } catch {
-        return false
-      }
-    })
-    .map(Number)
-}
-
-async function runPool<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: Math.min(workers, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!)
-    }),
-  )
-}
-
-async function timed<T>(samples: number[], request: () => Promise<T>): Promise<T> {
-  const start = performance.now()
-  const result = await request()
-  samples.push(performance.now() - start)
-  return result
-}
 
 async function enqueue(address: string, ids: string[], requestType: string): Promise<void> {
   for (let i = 0; i < ids.length; i += 200) {
@@ -94,52 +37,6 @@ async function enqueue(address: string, ids: string[], requestType: string): Pro
     if (response.status !== 200) throw new Error(`enqueue failed: ${response.status} ${await response.text()}`)
   }
 }
-
-interface Backend {
-  name: 'postgres' | 'pglite'
-  env: Record<string, string>
-  /** Runs SQL against the database while the server is stopped (PGlite has one owner). */
-  withDatabase(fn: (query: (text: string) => Promise<void>) => Promise<void>): Promise<void>
-  databasePids(): number[]
-}
-
-async function postgresBackend(): Promise<Backend> {
-  const admin = new pg.Client({ connectionString: postgresAdminUrl })
-  await admin.connect()
-  await admin.query('drop database if exists orchard_bench with (force)')
-  await admin.query('create database orchard_bench')
-  await admin.end()
-  const url = new URL(postgresAdminUrl)
-  url.pathname = '/orchard_bench'
-  return {
-    name: 'postgres',
-    env: { DATABASE_URL: url.toString(), DATABASE_POOL_MAX: process.env['BENCH_POOL_MAX'] ?? '10' },
-    async withDatabase(fn) {
-      const client = new pg.Client({ connectionString: url.toString() })
-      await client.connect()
-      await fn(async (text) => void (await client.query(text)))
-      await client.end()
-    },
-    databasePids: postgresPids,
-  }
-}
-
-function pgliteBackend(): Backend {
-  const dataDir = mkdtempSync(join(tmpdir(), 'orchard-bench-'))
-  return {
-    name: 'pglite',
-    env: { ORCHARD_DATA_DIR: dataDir },
-    async withDatabase(fn) {
-      const db = await PGlite.create(join(dataDir, 'pglite'))
-      await fn(async (text) => void (await db.exec(text)))
-      await db.close()
-    },
-    databasePids: () => [], // PGlite runs inside the server process: its CPU is the server's
-  }
-}
-
-/** The V8 flags `npm start` and the Docker image run the server with (package.json, Dockerfile). */
-const serverNodeFlags = ['--max-old-space-size=1024', '--max-semi-space-size=32']
 
 async function startServer(backend: Backend, ca: DeviceCa): Promise<{ server: ServerProcess; address: string }> {
   // Default settings, info-level logs included (one access-log line per request).
@@ -281,6 +178,24 @@ if (only === undefined || only === 'mdm') {
   console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} cores; simulator and server on this machine`)
   if (backendArg === 'postgres' || backendArg === 'both') await benchBackend(await postgresBackend())
   if (backendArg === 'pglite' || backendArg === 'both') await benchBackend(pgliteBackend())
+}
+if (only === 'realistic') {
+  // Issue 24's workload; not in the default set (1,000 RSA identities take a while to generate).
+  console.log('building (npm run build) ...')
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
+  console.log(
+    `\n## Realistic workload (scripts/bench-realistic.ts): node ${process.version}, ${(await import('node:os')).cpus().length} cores; simulator and server on this machine`,
+  )
+  execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(root, 'scripts/bench-realistic.ts'),
+      ...['backend', 'devices', 'commands', 'concurrency'].flatMap((name) => (args.has(name) ? [`--${name}`, args.get(name)!] : [])),
+    ],
+    { stdio: 'inherit', cwd: root },
+  )
 }
 if (only === undefined || only === 'push') {
   console.log(`\n## push: through the fake APNs (sender process started as \`npm start\` starts the server: ${serverNodeFlags.join(' ')})`)

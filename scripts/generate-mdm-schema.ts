@@ -385,9 +385,59 @@ export function generateStatusItemNames(dir: string): string {
   return lines.join('\n')
 }
 
+interface ScopedDigest {
+  platforms: string[]
+  os: Record<string, 'n/a' | { allowedScopes?: string[]; sharedIPad?: { allowedScopes?: string[] } }>
+}
+
+/**
+ * Which user channels a declaration type or status item supports (`allowedScopes` with `user`):
+ * the macOS user channel, and the user of a Shared iPad (iOS `sharedIPad.allowedScopes`). A type
+ * without scopes (activations, assets, management) goes to every channel of its platforms.
+ */
+function userChannelsOf(digest: ScopedDigest): string[] {
+  const channels: string[] = []
+  const mac = digest.os['macOS']
+  if (mac && mac !== 'n/a' && (mac.allowedScopes === undefined || mac.allowedScopes.includes('user'))) channels.push('macOS')
+  const ios = digest.os['iOS']
+  const iosScopes = ios && ios !== 'n/a' ? (ios.sharedIPad?.allowedScopes ?? ios.allowedScopes) : undefined
+  if (ios && ios !== 'n/a' && (iosScopes === undefined || iosScopes.includes('user'))) channels.push('sharedIPad')
+  return channels
+}
+
+/** The user channels each declaration type and status item supports (src/ddm's user-channel sets). */
+export function generateUserChannelSupport(dir: string): string {
+  const declarations = JSON.parse(readFileSync(`${dir}/declarations.json`, 'utf8')) as Record<string, ScopedDigest & { group: string }>
+  const items = JSON.parse(readFileSync(`${dir}/ddm-status-items.json`, 'utf8')) as Record<string, ScopedDigest>
+  const meta = JSON.parse(readFileSync(`${dir}/meta.json`, 'utf8')) as { commit: string }
+  const groups = new Set(['activations', 'assets', 'configurations', 'management'])
+  const lines = [header(`declarations.json and ddm-status-items.json (commit ${meta.commit.slice(0, 8)})`)]
+  lines.push(`/** A user channel: a macOS user's, or a Shared iPad user's. */`)
+  lines.push(`export type UserChannelPlatform = 'macOS' | 'sharedIPad'`)
+  lines.push('')
+  lines.push('/** Declaration type -> the user channels it may be sent on (none: the device channel only). */')
+  lines.push('export const declarationUserChannels: Readonly<Record<string, readonly UserChannelPlatform[]>> = {')
+  for (const [type, declaration] of Object.entries(declarations).sort(([a], [b]) => a.localeCompare(b)))
+    if (groups.has(declaration.group)) lines.push(`  ${literal(type)}: ${literal(userChannelsOf(declaration))},`)
+  lines.push('}')
+  lines.push('')
+  lines.push('/** The status items a user channel may report, per user channel. */')
+  lines.push('export const userChannelStatusItems: Readonly<Record<UserChannelPlatform, readonly string[]>> = {')
+  for (const platform of ['macOS', 'sharedIPad']) {
+    const names = Object.keys(items)
+      .filter((name) => name !== 'statusreason' && !name.startsWith('test.') && userChannelsOf(items[name]!).includes(platform))
+      .sort()
+    lines.push(`  ${platform}: [`, ...names.map((name) => `    ${literal(name)},`), '  ],')
+  }
+  lines.push('}')
+  lines.push('')
+  return lines.join('\n')
+}
+
 export const generatedFiles = (dir: string): Record<string, string> => ({
   'src/mdm/generated/declaration-schema.ts': generateDeclarationSchema(dir),
   'src/mdm/generated/status-items.ts': generateStatusItemNames(dir),
+  'src/mdm/generated/user-channel-support.ts': generateUserChannelSupport(dir),
   'src/mdm/generated/checkin-schema.ts': generateCheckinKeys(dir),
   'src/mdm/generated/command-catalogue.ts': generateCommandCatalogue(dir),
   'src/mdm/generated/profile-payload-schema.ts': generateProfilePayloadSchema(dir),

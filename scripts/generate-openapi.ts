@@ -5,7 +5,10 @@
 //    serves openapi.yaml itself);
 //  - src/http/generated/operations.ts: TypeScript types only, per operation: its path
 //    parameters, query, body and responses, from the JSON Schemas, so handlers are typed by
-//    the contract (src/http/plugin.ts).
+//    the contract (src/http/plugin.ts);
+//  - src/cli/generated/admin-api.ts: the `orchard` CLI's client types (`paths`), written by
+//    openapi-typescript for openapi-fetch (a client needs the request shapes as sent, with
+//    optional defaults, and each path's methods; operations.ts has the server's view).
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
@@ -28,6 +31,15 @@ export function generateOpenapiModule(yamlText: string): string {
 /** Every generated module by its path in the repository. */
 export function generateModules(yamlText: string): Record<string, string> {
   return { [openapiModulePath]: generateOpenapiModule(yamlText), [operationsModulePath]: generateOperationsModule(yamlText) }
+}
+
+export const clientTypesModulePath = 'src/cli/generated/admin-api.ts'
+
+/** The CLI's client types, by openapi-typescript (asynchronous: it resolves the document itself). */
+export async function generateClientTypesModule(yamlText: string): Promise<string> {
+  const { default: openapiTS, astToString } = await import('openapi-typescript')
+  const ast = await openapiTS(yamlText, { silent: true, defaultNonNullable: false })
+  return [...header, '', astToString(ast)].join('\n')
 }
 
 // ---------------------------------------------------------------------------------------
@@ -407,4 +419,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     writeFileSync(`${root}${path}`, text)
     process.stdout.write(`wrote ${path}\n`)
   }
+  writeFileSync(`${root}${clientTypesModulePath}`, await generateClientTypesModule(readFileSync(`${root}openapi.yaml`, 'utf8')))
+  process.stdout.write(`wrote ${clientTypesModulePath}\n`)
 }

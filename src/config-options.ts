@@ -89,6 +89,16 @@ export const options = {
     parse: apiKeys,
     description: 'Comma-separated bearer keys for the admin API, each at least 24 characters (e.g. `openssl rand -hex 32`).',
   }),
+  bootstrapOwnerKey: option({
+    env: 'ORCHARD_BOOTSTRAP_OWNER_KEY',
+    flag: '--bootstrap-owner-key',
+    default: 'true',
+    parse: boolean,
+    description:
+      'On the first start of an installation (no ORCHARD_API_KEYS, no API key ever created in the database) create one owner ' +
+      'API key and print it once in the log, so a fresh server can be used at once. Never again afterwards, even when every key ' +
+      'is revoked. Replace it with named keys and revoke it.',
+  }),
   apnsUrl: option({
     env: 'ORCHARD_APNS_URL',
     flag: '--apns-url',
@@ -114,6 +124,15 @@ export const options = {
       '`openssl rand -hex 32`) that encrypt private keys at rest (device CA, push certificates, webhook secrets). ' +
       'The first encrypts; all decrypt (rotation: put the new key first). Every instance on one PostgreSQL database ' +
       'needs the same keys.',
+  }),
+  secretKeyFile: option({
+    env: 'ORCHARD_SECRET_KEY_FILE',
+    flag: '--secret-key-file',
+    defaultText: '(unset: <data-dir>/secret.key with the embedded database; none on PostgreSQL)',
+    parse: optional(path),
+    description:
+      'When ORCHARD_SECRET_KEYS is unset: a file holding the master key (64 hex characters), created (mode 0600) with a new ' +
+      'random key if missing. On PostgreSQL every instance must read the same file (a shared volume) or the same ORCHARD_SECRET_KEYS.',
   }),
   repushAfter: option({
     env: 'ORCHARD_REPUSH_AFTER_SECONDS',
@@ -517,6 +536,24 @@ export const options = {
       'Destructive commands (EraseDevice, DeleteUser, RemoveProfile of the enrollment profile) sent to more devices ' +
       "than this in one call need the owner role for every target's tenant. Any such command to a filter or to several " +
       'devices also takes two steps: a dry run, then the call with its confirmation token.',
+  }),
+  jobThreshold: option({
+    env: 'ORCHARD_JOB_THRESHOLD',
+    flag: '--job-threshold',
+    default: '1000',
+    parse: integer(0, 1_000_000),
+    description:
+      'A command (POST /api/v1/commands) to more targets than this, or the leavers action (POST /api/v1/offboarding) over ' +
+      'more devices, runs as a job: the call answers 202 with the job (GET /api/v1/jobs/{id}) instead of 201 with every target.',
+  }),
+  jobWorker: option({
+    env: 'ORCHARD_JOB_WORKER',
+    flag: '--job-worker',
+    default: 'true',
+    parse: boolean,
+    description:
+      'Run jobs (bulk commands, syncs asked for through the API) in this process. `false`: jobs are still created here, ' +
+      'and another instance runs them (each takes over the jobs of an instance that stopped).',
   }),
   notNowAlertAfter: option({
     env: 'ORCHARD_NOT_NOW_ALERT_AFTER',

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import type { Logger } from 'pino'
 import { apiKeyHandlers, createAccessFeature } from './access/index.js'
-import { createAdeFeature, depHandlers } from './ade/index.js'
-import { createAppsFeature, vppHandlers } from './apps/index.js'
+import { abmSyncJobKind, createAdeFeature, depHandlers } from './ade/index.js'
+import { createAppsFeature, vppHandlers, vppSyncJobKind } from './apps/index.js'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createDeviceCertificateVerifier } from './crypto/device-identity.js'
@@ -29,7 +29,8 @@ import {
 } from './fleet/index.js'
 import { activationLockHandlers, createActivationLockFeature, withBypassCodeStatus } from './fleet/index.js'
 import { createSharedIpadFeature, sharedIpadHandlers } from './fleet/index.js'
-import { offboardingHandlers } from './fleet/index.js'
+import { createOffboardingJobs, offboardingHandlers, offboardingJobKind } from './fleet/index.js'
+import { createJobsFeature, jobHandlers } from './jobs/index.js'
 import { startBackgroundWork } from './ops/background.js'
 import { createMetrics, registerDatabaseMetrics, registerInfoMetric, type Metrics } from './ops/metrics.js'
 import { createOperations } from './ops/operations.js'
@@ -65,7 +66,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const { tree, audit, tenants, reports, invoices } = createTenancyFeature({ db, currency: config.billingCurrency })
   const { certificates: pushCertificates, push, topics, identity: pushIdentity } = createPushFeature({ config, db, secretBox, metrics, logger })
   const { store: directoryStore, directory } = createFleetDirectory(db)
-  const { queue, dispatcher, commands, retention, tokens } = createQueueFeature({
+  const { queue, dispatcher, commands, retention, tokens, bulk } = createQueueFeature({
     config,
     db,
     directory: directoryStore,
@@ -106,9 +107,16 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     offboard: async (deviceId, reason) => void (await lifecycle.offboard(fullAccess, deviceId, { reason, selectiveOnly: true, erase: {} })),
     logger,
   })
-  const { apiKeys, authenticate } = createAccessFeature({ config, db, logger })
+  const { apiKeys, authenticate, bootstrapOwnerKey } = createAccessFeature({ config, db, logger })
   const updates = createUpdatesFeature({ config, db, version, dispatcher, policiesChanged: declarationsChanged, metrics, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
+  // Long work answered 202: bulk commands above ORCHARD_JOB_THRESHOLD, syncs asked for through the API.
+  const jobs = createJobsFeature({
+    db,
+    kinds: [bulk.kind, abmSyncJobKind(dep), vppSyncJobKind(vpp.sync), offboardingJobKind({ leavers: offboarding.leavers })],
+    emit: (type, job) => webhooks.emit(type, job),
+    logger,
+  })
   const ddm = createDdmFeature({
     db,
     dispatcher,
@@ -139,8 +147,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
       ...(audited.enrolled ?? []),
       ({ channel }) => channel.kind === 'device' && lifecycle.deviceEnrolled(channel.deviceId),
       ({ channel }) => channel.kind === 'device' && blueprints.deviceEnrolled(channel.deviceId),
-      // Its declaration set, and DeclarativeManagement when it supports it.
-      ({ channel }) => channel.kind === 'device' && ddm.sets.recompute({ deviceIds: [channel.deviceId] }),
+      // Its declaration set (a user channel: its own), and DeclarativeManagement when it supports it.
+      ({ channel }) => ddm.sets.recompute({ deviceIds: [channel.deviceId] }),
       ({ channel, awaitingConfiguration }) => ade.enrolled(channel, { awaitingConfiguration }),
       // Its inventory (supervision, OS, apps...), after what the others queued; never fails enrollment.
       ({ channel }) => config.inventoryAtEnrollment && channel.kind === 'device' && inventory.deviceEnrolled(channel.deviceId),
@@ -223,12 +231,18 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         }),
         ...activationLockHandlers({ activationLock }),
         ...lifecycleHandlers({ lifecycle, directory }),
-        ...offboardingHandlers({ lifecycle, offboarding, tenants: tree }),
+        ...offboardingHandlers({
+          lifecycle,
+          offboarding,
+          tenants: tree,
+          jobs: createOffboardingJobs({ jobs: jobs.service, threshold: config.jobThreshold }),
+        }),
         ...blueprintHandlers({ blueprints }),
         ...deviceGroupHandlers({ groups }),
         ...appUpdateHandlers({ appUpdates }),
         ...declarationHandlers({ declarations: ddm.declarations }),
-        ...commandHandlers({ dispatcher, commands, tenants: tree }),
+        ...commandHandlers({ dispatcher, commands, tenants: tree, bulkJobs: bulk.jobs(jobs.service) }),
+        ...jobHandlers({ jobs: jobs.service }),
         ...enrollmentCommandHandlers({ dispatcher, tenants: tree }),
         ...sharedIpadHandlers({ ...sharedIpads, tenants: tree }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
@@ -242,8 +256,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
             offboard: (scope, deviceId, reason) => lifecycle.offboard(scope, deviceId, { ...(reason !== undefined ? { reason } : {}), erase: {} }),
           }),
         }),
-        ...depHandlers({ dep }),
-        ...vppHandlers(vpp),
+        ...depHandlers({ dep, jobs: jobs.service }),
+        ...vppHandlers({ ...vpp, jobs: jobs.service }),
         ...osReleaseHandlers(updates),
         ...updatePolicyHandlers(updates),
         ...tenantHandlers({ tenants, reports, currency: config.billingCurrency }),
@@ -273,6 +287,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     updatePolicies: updates.policies,
     osCatalogue: updates.catalogue,
     activationLock,
+    jobs: jobs.runner,
     logger,
   })
   app.addHook('onClose', async () => {
@@ -283,6 +298,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     app,
     metrics,
     fleetMetrics: operations.fleetMetrics,
+    operations,
     push,
     webhooks,
     retention,
@@ -299,6 +315,8 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     updates,
     ddm,
     activationLock,
+    bootstrapOwnerKey,
+    jobs,
   }
 }
 
@@ -306,7 +324,14 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
 export function startOrchard(config: Config, logger: Logger): Promise<RunningServer> {
   return startServer(config, logger, async (finalConfig, database, log) => {
     const orchard = await createOrchard(finalConfig, database, log)
-    return { app: orchard.app, beforeListen: async () => void (await orchard.deviceSecrets.sealClearSecrets()) }
+    return {
+      app: orchard.app,
+      beforeListen: async () => {
+        await orchard.deviceSecrets.sealClearSecrets()
+        await orchard.bootstrapOwnerKey()
+        await orchard.operations.warnAtStart()
+      },
+    }
   })
 }
 

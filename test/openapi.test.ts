@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { parse, stringify } from 'yaml'
-import { generateModules, generateOperationsModule, openapiModulePath, operationsModulePath } from '../scripts/generate-openapi.js'
+import {
+  clientTypesModulePath,
+  generateClientTypesModule,
+  generateModules,
+  generateOperationsModule,
+  openapiModulePath,
+  operationsModulePath,
+} from '../scripts/generate-openapi.js'
 import { registeredRoutes } from '../src/app.js'
 import { errorCodes } from '../src/errors.js'
 import { loadOperations } from '../src/http/openapi.js'
@@ -27,6 +34,10 @@ t.test('the generated modules are up to date with openapi.yaml (run `npm run gen
   const modules = generateModules(yamlText)
   t.same(Object.keys(modules).sort(), [openapiModulePath, operationsModulePath].sort())
   for (const [path, text] of Object.entries(modules)) t.equal(readFileSync(new URL(`../${path}`, import.meta.url), 'utf8'), text, path)
+})
+
+t.test('the CLI client types are up to date with openapi.yaml (run `npm run generate` when this fails)', async (t) => {
+  t.equal(readFileSync(new URL(`../${clientTypesModulePath}`, import.meta.url), 'utf8'), await generateClientTypesModule(yamlText), clientTypesModulePath)
 })
 
 t.test('operation types follow the JSON Schemas: refs, allOf, oneOf, enum, const, null, closed objects, defaults', async (t) => {

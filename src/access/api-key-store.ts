@@ -43,6 +43,12 @@ export interface ApiKeyStore {
   revokeKey(scope: AccessScope, id: string, now: Date): Promise<RevokeResult>
   /** Sets last_used_at to `now`; never moves it backwards (replicas race). */
   touchLastUsed(id: string, now: Date): Promise<void>
+  /**
+   * True for exactly one caller in the life of an installation, and only while no API key was
+   * ever created: the first start. Recorded in server_settings, so instances starting together
+   * on one database agree (the second insert waits for the first and then finds the row).
+   */
+  claimFirstStart(): Promise<boolean>
 }
 
 const columns = ['id', 'name', 'role', 'tenant_id', 'created_at', 'last_used_at', 'expires_at', 'revoked_at'] as const
@@ -139,6 +145,14 @@ export function createApiKeyStore(db: Kysely<Database>): ApiKeyStore {
         .where('id', '=', id)
         .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', now)]))
         .execute()
+    },
+    async claimFirstStart() {
+      const { rows } = await sql<{ key: string }>`
+        insert into server_settings (key, value)
+        select 'bootstrap_owner_key', to_jsonb(now()) where not exists (select 1 from api_keys)
+        on conflict (key) do nothing
+        returning key`.execute(db)
+      return rows.length === 1
     },
   }
 }

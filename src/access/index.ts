@@ -6,6 +6,7 @@ import type { DatabaseHandle } from '../db/database.js'
 import { createAdminAuthenticator } from './admin-authentication.js'
 import { createApiKeyService } from './api-key-service.js'
 import { createApiKeyStore } from './api-key-store.js'
+import { issueBootstrapOwnerKey } from './bootstrap-owner-key.js'
 import { createOidcVerifier } from './oidc-verifier.js'
 
 export { createTenantTree } from './access-control.js'
@@ -13,7 +14,8 @@ export { apiKeyHandlers } from './api.js'
 
 export function createAccessFeature(deps: { config: Config; db: DatabaseHandle['db']; logger: Logger }) {
   const { config, logger } = deps
-  const apiKeys = createApiKeyService({ store: createApiKeyStore(deps.db), configKeys: config.apiKeys, logger })
+  const store = createApiKeyStore(deps.db)
+  const apiKeys = createApiKeyService({ store, configKeys: config.apiKeys, logger })
   const oidc = config.oidc && {
     verifier: createOidcVerifier({
       issuer: config.oidc.issuer,
@@ -22,5 +24,6 @@ export function createAccessFeature(deps: { config: Config; db: DatabaseHandle['
     }),
     rules: { groupsClaim: config.oidc.groupsClaim, groupRoles: config.oidc.groupRoles },
   }
-  return { apiKeys, authenticate: createAdminAuthenticator({ apiKeys, oidc: oidc || null, logger }) }
+  const bootstrapOwnerKey = () => issueBootstrapOwnerKey({ enabled: config.bootstrapOwnerKey, configKeys: config.apiKeys, store, apiKeys, logger })
+  return { apiKeys, authenticate: createAdminAuthenticator({ apiKeys, oidc: oidc || null, logger }), bootstrapOwnerKey }
 }

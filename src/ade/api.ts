@@ -3,7 +3,9 @@ import { OrchardError } from '../errors.js'
 import type { DepService } from './dep-service.js'
 import type { DepProfileFields } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
-import { assignJson, deviceJson, profileJson, syncJson, tokenJson } from './dep-json.js'
+import { assignJson, deviceJson, profileJson, tokenJson } from './dep-json.js'
+import { jobLocation } from '../jobs/job-json.js'
+import type { JobStarter } from '../jobs/job-service.js'
 
 /** The optional fields of a PreStage body, as the service takes them. */
 function profileFields(body: DepProfileFields) {
@@ -15,7 +17,8 @@ function profileFields(body: DepProfileFields) {
   }
 }
 
-export function depHandlers(deps: { dep: DepService }): OperationHandlers {
+/** `jobs`: a sync asked for through the API is an abm_sync job (202). */
+export function depHandlers(deps: { dep: DepService; jobs: JobStarter }): OperationHandlers {
   const { dep } = deps
 
   return {
@@ -51,10 +54,11 @@ export function depHandlers(deps: { dep: DepService }): OperationHandlers {
       if (!Buffer.isBuffer(file) || file.length === 0) throw new OrchardError('bad_request', 'the body must be the .p7m server token file')
       return tokenJson(await dep.uploadServerToken(accessOf(request), request.params.token_id, file))
     },
-    async syncDepToken(request) {
-      const id = request.params.token_id
-      await dep.getToken(accessOf(request), id)
-      return syncJson(await dep.syncToken(id))
+    async syncDepToken(request, reply) {
+      const scope = accessOf(request)
+      const token = await dep.getToken(scope, request.params.token_id)
+      const job = await deps.jobs.start(scope, { type: 'abm_sync', tenantId: token.tenant_id, params: { token_id: token.id }, total: 1 })
+      return reply.header('location', jobLocation(job.id)).code(202).send(job)
     },
     async unassignDepProfile(request) {
       return assignJson(await dep.removeProfile(accessOf(request), request.params.token_id, request.body.serial_numbers))

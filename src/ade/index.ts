@@ -13,6 +13,7 @@ import { createDepService } from './dep-service.js'
 import { createDepStore } from './dep-store.js'
 
 export { depHandlers } from './api.js'
+export { abmSyncJobKind } from './sync-job.js'
 
 export function createAdeFeature(deps: {
   config: Config

@@ -2,8 +2,9 @@
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { sendCsv } from '../http/views.js'
 import { toCsv } from '../tenancy/tenant-reports.js'
-import { vppAssetJson, vppSyncJson, vppTokenJson } from './vpp-json.js'
-import type { VppSync } from './vpp-sync.js'
+import { vppAssetJson, vppTokenJson } from './vpp-json.js'
+import { jobLocation } from '../jobs/job-json.js'
+import type { JobStarter } from '../jobs/job-service.js'
 import type { VppTokens } from './vpp-tokens.js'
 import type { VppUnmanaged } from './vpp-unmanaged.js'
 
@@ -16,8 +17,9 @@ function assetFilter(query: { vpp_token_id?: string; adam_id?: string; tenant_id
   }
 }
 
-export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync; unmanaged: VppUnmanaged }): OperationHandlers {
-  const { tokens, sync, unmanaged } = deps
+/** `jobs`: a sync asked for through the API is a vpp_sync job (202). */
+export function vppHandlers(deps: { tokens: VppTokens; unmanaged: VppUnmanaged; jobs: JobStarter }): OperationHandlers {
+  const { tokens, unmanaged } = deps
   return {
     async listVppTokens(request) {
       return { items: (await tokens.listTokens(accessOf(request))).map(vppTokenJson) }
@@ -55,10 +57,11 @@ export function vppHandlers(deps: { tokens: VppTokens; sync: VppSync; unmanaged:
     async claimVppLocation(request) {
       return vppTokenJson(await tokens.claimLocation(accessOf(request), request.params.vpp_token_id))
     },
-    async syncVppToken(request) {
-      const id = request.params.vpp_token_id
-      await tokens.getToken(accessOf(request), id)
-      return vppSyncJson(await sync.syncToken(id))
+    async syncVppToken(request, reply) {
+      const scope = accessOf(request)
+      const token = await tokens.getToken(scope, request.params.vpp_token_id)
+      const job = await deps.jobs.start(scope, { type: 'vpp_sync', tenantId: token.tenant_id, params: { vpp_token_id: token.id }, total: 1 })
+      return reply.header('location', jobLocation(job.id)).code(202).send(job)
     },
     async getLicenceReport(request, reply) {
       const query = request.query

@@ -18,6 +18,7 @@ import { createVppUnmanaged } from './vpp-unmanaged.js'
 import { createVppUnmanagedStore } from './vpp-unmanaged-store.js'
 
 export { vppHandlers } from './api.js'
+export { vppSyncJobKind } from './sync-job.js'
 export { vppTokenWarningDays } from './vpp-tokens.js'
 
 export function createAppsFeature(deps: {

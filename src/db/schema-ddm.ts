@@ -7,6 +7,7 @@ type TenantColumn = ColumnType<string | null, string | null | undefined, string 
 type Json<T = unknown> = ColumnType<T, string, string>
 
 export type DeclarationKind = 'activation' | 'asset' | 'configuration' | 'management'
+export type DeclarationChannel = 'device' | 'user'
 
 export interface DeclarationsTable {
   id: string
@@ -19,6 +20,8 @@ export interface DeclarationsTable {
   server_token: string
   /** A legacy-profile declaration of a library profile: Orchard serves the profile (0016). */
   profile_id: ColumnType<string | null, string | null | undefined, string | null>
+  /** The device channel, or the user channels of the devices its blueprints reach (0026). */
+  channel: ColumnType<DeclarationChannel, DeclarationChannel | undefined, DeclarationChannel>
   created_at: CreatedAt
   updated_at: Timestamp
 }
@@ -67,6 +70,20 @@ export interface DeviceDeclarationStatusTable {
   updated_at: Timestamp
 }
 
+/** A user channel's computed set (migrations/0026_user_channel_declarations.ts). */
+export interface UserChannelDeclarationSetsTable {
+  enrollment_id: string
+  device_id: string
+  declarations_token: string
+  items: Json<DeclarationSetItem[]>
+  changed_at: Timestamp
+  sent_token: string | null
+  sent_at: Date | null
+}
+
+export type UserChannelStatusItemsTable = Omit<DeviceStatusItemsTable, 'device_id'> & { enrollment_id: string }
+export type UserChannelDeclarationStatusTable = Omit<DeviceDeclarationStatusTable, 'device_id'> & { enrollment_id: string }
+
 export type UpdatePolicyMode = 'specific' | 'latest'
 
 /** OS update policies (migrations/0015_update_policies.ts). */
@@ -95,4 +112,7 @@ export interface DdmTables {
   device_declaration_sets: DeviceDeclarationSetsTable
   device_status_items: DeviceStatusItemsTable
   device_declaration_status: DeviceDeclarationStatusTable
+  user_channel_declaration_sets: UserChannelDeclarationSetsTable
+  user_channel_status_items: UserChannelStatusItemsTable
+  user_channel_declaration_status: UserChannelDeclarationStatusTable
 }

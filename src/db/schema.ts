@@ -8,6 +8,7 @@ import type { AccountEnrollmentTables } from './schema-account-enrollment.js'
 import type { AppsTables } from './schema-apps.js'
 import type { DdmTables } from './schema-ddm.js'
 import type { GroupsTables } from './schema-groups.js'
+import type { JobsTables } from './schema-jobs.js'
 import type { OffboardingTables } from './schema-offboarding.js'
 import type { SharedIpadTables } from './schema-shared-ipad.js'
 import type { UpdatesTables } from './schema-updates.js'
@@ -564,7 +565,7 @@ export interface DeviceTenancyTable {
   ended_at: Date | null
 }
 
-export interface Database extends AccountEnrollmentTables, AppsTables, DdmTables, UpdatesTables, GroupsTables, SharedIpadTables, OffboardingTables {
+export interface Database extends AccountEnrollmentTables, AppsTables, DdmTables, UpdatesTables, GroupsTables, SharedIpadTables, OffboardingTables, JobsTables {
   server_settings: ServerSettingsTable
   devices: DevicesTable
   enrollments: EnrollmentsTable

@@ -1,9 +1,10 @@
 // Admin API: declarations, and each device's declarations and status items.
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
 import { effectiveServerToken } from '../mdm/declarations.js'
-import type { DeclarationService } from './declaration-service.js'
+import type { DeclarationService, DeviceDeclarationView } from './declaration-service.js'
 
 type Declaration = Awaited<ReturnType<DeclarationService['get']>>
+type StatusItemRow = Awaited<ReturnType<DeclarationService['statusItems']>>['items'][number]
 
 function declarationJson(row: Declaration) {
   return {
@@ -15,6 +16,7 @@ function declarationJson(row: Declaration) {
     name: row.name,
     payload: row.payload,
     profile_id: row.profile_id,
+    channel: row.channel,
     server_token: effectiveServerToken(row.server_token, row.profile_sha256),
     blueprint_count: row.blueprint_count,
     created_at: row.created_at.toISOString(),
@@ -22,13 +24,34 @@ function declarationJson(row: Declaration) {
   }
 }
 
-const inputOf = (body: { identifier: string; type: string; name?: string | null; payload: Record<string, unknown>; profile_id?: string | null }) => ({
+const inputOf = (body: {
+  identifier: string
+  type: string
+  name?: string | null
+  payload: Record<string, unknown>
+  profile_id?: string | null
+  channel?: 'device' | 'user'
+}) => ({
   identifier: body.identifier,
   type: body.type,
   ...(body.name !== undefined ? { name: body.name } : {}),
   payload: body.payload,
   ...(body.profile_id !== undefined ? { profileId: body.profile_id } : {}),
+  ...(body.channel !== undefined ? { channel: body.channel } : {}),
 })
+
+const itemJson = (item: DeviceDeclarationView) => ({
+  identifier: item.identifier,
+  type: item.type,
+  kind: item.kind,
+  server_token: item.serverToken,
+  declaration_id: item.declarationId,
+  state: item.state,
+  reasons: item.reasons,
+  reported_at: item.reportedAt?.toISOString() ?? null,
+})
+
+const statusItemJson = (row: StatusItemRow) => ({ item: row.item, value: row.value, updated_at: row.updatedAt.toISOString() })
 
 export function declarationHandlers(deps: { declarations: DeclarationService }): OperationHandlers {
   const { declarations } = deps
@@ -63,22 +86,30 @@ export function declarationHandlers(deps: { declarations: DeclarationService }):
         device_id: deviceId,
         declarations_token: view.declarationsToken,
         sent_token: view.sentToken,
-        items: view.items.map((item) => ({
-          identifier: item.identifier,
-          type: item.type,
-          kind: item.kind,
-          server_token: item.serverToken,
-          declaration_id: item.declarationId,
-          state: item.state,
-          reasons: item.reasons,
-          reported_at: item.reportedAt?.toISOString() ?? null,
+        items: view.items.map(itemJson),
+        user_channels: view.userChannels.map((channel) => ({
+          enrollment_id: channel.enrollmentId,
+          user_short_name: channel.userShortName,
+          user_long_name: channel.userLongName,
+          platform: channel.platform,
+          declarations_token: channel.declarationsToken,
+          sent_token: channel.sentToken,
+          items: channel.items.map(itemJson),
         })),
       }
     },
     async getDeviceStatusItems(request) {
       const deviceId = request.params.device_id
-      const rows = await declarations.statusItems(accessOf(request), deviceId)
-      return { device_id: deviceId, items: rows.map((row) => ({ item: row.item, value: row.value, updated_at: row.updatedAt.toISOString() })) }
+      const view = await declarations.statusItems(accessOf(request), deviceId)
+      return {
+        device_id: deviceId,
+        items: view.items.map(statusItemJson),
+        user_channels: view.userChannels.map((channel) => ({
+          enrollment_id: channel.enrollmentId,
+          user_short_name: channel.userShortName,
+          items: channel.items.map(statusItemJson),
+        })),
+      }
     },
   }
 }

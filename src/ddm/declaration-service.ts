@@ -4,12 +4,23 @@
 // the device last reported of it, and its latest status items.
 import { randomUUID } from 'node:crypto'
 import { invalidField, OrchardError } from '../errors.js'
-import { declarationKind, legacyProfileTypes, serverTokenOf, validateDeclaration, type DeclarationKind } from '../mdm/declarations.js'
+import type { DeclarationChannel, DeclarationSetItem } from '../db/schema-ddm.js'
+import {
+  declarationKind,
+  legacyProfileTypes,
+  serverTokenOf,
+  userChannelsOfType,
+  userPlaceholderAt,
+  validateDeclaration,
+  type DeclarationKind,
+  type UserChannelPlatform,
+} from '../mdm/declarations.js'
 import { tenantForNewRow, type AccessScope } from '../model/access.js'
 import type { DeclarationSetStore, SetScope } from './declaration-set-store.js'
 import type { DeclarationSets } from './declaration-sets.js'
 import type { DeclarationRow, DeclarationStore } from './declaration-store.js'
-import type { StatusItemRow, StatusStore } from './status-store.js'
+import type { DeclarationStatusRow, StatusItemRow, StatusStore } from './status-store.js'
+import type { UserChannelStore } from './user-channel-store.js'
 
 export interface DeclarationInput {
   identifier: string
@@ -18,6 +29,8 @@ export interface DeclarationInput {
   payload: Record<string, unknown>
   /** A library profile for a legacy-profile declaration: Orchard fills in ProfileURL per device. */
   profileId?: string | null
+  /** 'user': for the user channels of the devices its blueprints reach (default 'device'). */
+  channel?: DeclarationChannel
 }
 
 export type DeviceDeclarationState = 'active' | 'inactive' | 'invalid' | 'pending'
@@ -33,6 +46,17 @@ export interface DeviceDeclarationView {
   reportedAt: Date | null
 }
 
+/** A user channel of the device: its set and what it reported of each declaration. */
+export interface UserChannelDeclarationsView {
+  enrollmentId: string
+  userShortName: string | null
+  userLongName: string | null
+  platform: UserChannelPlatform
+  declarationsToken: string
+  sentToken: string | null
+  items: DeviceDeclarationView[]
+}
+
 export interface DeclarationService {
   list(scope: AccessScope, filter: { tenantId?: string | null; kind?: DeclarationKind }): Promise<DeclarationRow[]>
   get(scope: AccessScope, id: string): Promise<DeclarationRow>
@@ -42,8 +66,11 @@ export interface DeclarationService {
   deviceDeclarations(
     scope: AccessScope,
     deviceId: string,
-  ): Promise<{ declarationsToken: string | null; sentToken: string | null; items: DeviceDeclarationView[] }>
-  statusItems(scope: AccessScope, deviceId: string): Promise<StatusItemRow[]>
+  ): Promise<{ declarationsToken: string | null; sentToken: string | null; items: DeviceDeclarationView[]; userChannels: UserChannelDeclarationsView[] }>
+  statusItems(
+    scope: AccessScope,
+    deviceId: string,
+  ): Promise<{ items: StatusItemRow[]; userChannels: Array<{ enrollmentId: string; userShortName: string | null; items: StatusItemRow[] }> }>
   /** A library profile has a new version: the sets of the devices its declarations may reach. */
   profileReplaced(profileId: string): Promise<void>
 }
@@ -83,10 +110,20 @@ function checked(input: DeclarationInput, servesProfiles: boolean) {
     })
     throw new OrchardError('validation_failed', `payload: ${problems.slice(0, 5).join('; ')}`, { details: { errors } })
   }
+  const channel = input.channel ?? 'device'
+  if (channel === 'user' && userChannelsOfType(input.type).length === 0)
+    throw invalidField('/type', `${input.type} is for the device channel only: Apple's schema allows it on no user channel (macOS user, Shared iPad user)`)
+  const userValue = channel === 'device' ? userPlaceholderAt(input.payload) : undefined
+  if (userValue !== undefined)
+    throw invalidField(
+      `/payload${userValue}`,
+      'a device-channel declaration has no user: {{user_short_name}}, {{user_full_name}} and {{user_email}} need channel user',
+    )
   return {
     identifier: input.identifier,
     type: input.type,
     kind,
+    channel,
     name: input.name ?? null,
     payload: input.payload,
     // A library profile's token names the profile; its version joins in at set time (effectiveServerToken).
@@ -95,11 +132,32 @@ function checked(input: DeclarationInput, servesProfiles: boolean) {
   }
 }
 
+/** Each declaration of a channel's set with the state the channel last reported of this version of it. */
+function viewOf(items: readonly DeclarationSetItem[], statuses: readonly DeclarationStatusRow[]): DeviceDeclarationView[] {
+  const reported = new Map(statuses.map((row) => [row.identifier, row]))
+  return items.map((item): DeviceDeclarationView => {
+    const status = reported.get(item.identifier)
+    const current = status !== undefined && status.serverToken === item.server_token
+    const state: DeviceDeclarationState = !current ? 'pending' : status.valid === 'invalid' ? 'invalid' : status.active ? 'active' : 'inactive'
+    return {
+      identifier: item.identifier,
+      type: item.type,
+      kind: item.kind,
+      serverToken: item.server_token,
+      declarationId: item.declaration_id,
+      state,
+      reasons: current ? status.reasons : null,
+      reportedAt: status?.updatedAt ?? null,
+    }
+  })
+}
+
 export function createDeclarationService(deps: {
   store: DeclarationStore
   sets: DeclarationSets
   setStore: Pick<DeclarationSetStore, 'set'>
   status: Pick<StatusStore, 'deviceInScope' | 'statusItems' | 'declarationStatuses'>
+  userStore: Pick<UserChannelStore, 'setsOfDevice' | 'declarationStatuses' | 'statusItemsOfDevice'>
   /** Whether Orchard can sign the URLs of library profiles (a secret key is configured). */
   servesProfiles: boolean
 }): DeclarationService {
@@ -130,7 +188,8 @@ export function createDeclarationService(deps: {
       if (content.kind !== before.kind) throw invalidField('/type', `a ${before.kind} cannot become a ${content.kind}: create a new declaration`)
       const row = outcome(await store.update(scope, id, content), input.identifier)
       if (!row) throw new OrchardError('not_found', `no declaration ${id}`)
-      if (row.server_token !== before.server_token || row.identifier !== before.identifier) await deps.sets.recompute(reachOf(row.tenant_id))
+      if (row.server_token !== before.server_token || row.identifier !== before.identifier || row.channel !== before.channel)
+        await deps.sets.recompute(reachOf(row.tenant_id))
       return row
     },
     async remove(scope, id) {
@@ -141,28 +200,24 @@ export function createDeclarationService(deps: {
     async deviceDeclarations(scope, deviceId) {
       if (!(await deps.status.deviceInScope(scope, deviceId))) throw new OrchardError('not_found', `no device ${deviceId}`)
       const set = await deps.setStore.set(deviceId)
-      const reported = new Map((await deps.status.declarationStatuses(deviceId)).map((row) => [row.identifier, row]))
-      const items = (set?.items ?? []).map((item): DeviceDeclarationView => {
-        const status = reported.get(item.identifier)
-        const current = status !== undefined && status.serverToken === item.server_token
-        const state: DeviceDeclarationState = !current ? 'pending' : status.valid === 'invalid' ? 'invalid' : status.active ? 'active' : 'inactive'
-        return {
-          identifier: item.identifier,
-          type: item.type,
-          kind: item.kind,
-          serverToken: item.server_token,
-          declarationId: item.declaration_id,
-          state,
-          reasons: current ? status.reasons : null,
-          reportedAt: status?.updatedAt ?? null,
-        }
-      })
-      return { declarationsToken: set?.token ?? null, sentToken: set?.sentToken ?? null, items }
+      const items = viewOf(set?.items ?? [], await deps.status.declarationStatuses(deviceId))
+      const userChannels: UserChannelDeclarationsView[] = []
+      for (const channel of await deps.userStore.setsOfDevice(deviceId))
+        userChannels.push({
+          enrollmentId: channel.enrollmentId,
+          userShortName: channel.userShortName,
+          userLongName: channel.userLongName,
+          platform: channel.platform,
+          declarationsToken: channel.token,
+          sentToken: channel.sentToken,
+          items: viewOf(channel.items, await deps.userStore.declarationStatuses(channel.enrollmentId)),
+        })
+      return { declarationsToken: set?.token ?? null, sentToken: set?.sentToken ?? null, items, userChannels }
     },
     async statusItems(scope, deviceId) {
       const rows = await deps.status.statusItems(scope, deviceId)
       if (!rows) throw new OrchardError('not_found', `no device ${deviceId}`)
-      return rows
+      return { items: rows, userChannels: await deps.userStore.statusItemsOfDevice(deviceId) }
     },
     async profileReplaced(profileId) {
       for (const tenantId of await store.tenantsOfProfile(profileId)) await deps.sets.recompute(reachOf(tenantId))

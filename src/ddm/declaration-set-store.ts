@@ -4,7 +4,7 @@
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
-import type { DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
+import type { DeclarationChannel, DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
 import { effectiveServerToken } from '../mdm/declarations.js'
 import { blueprintAppliesTo } from '../fleet/blueprint-targeting-sql.js'
 import type { UpdatePolicyRow } from '../updates/update-policy-store.js'
@@ -32,6 +32,8 @@ export interface DeclarationForSet {
   identifier: string
   type: string
   kind: DeclarationKind
+  /** 'user': for the user channels of the devices it reaches, not their device channel. */
+  channel: DeclarationChannel
   serverToken: string
   payload: Record<string, unknown>
 }
@@ -60,8 +62,8 @@ export interface DeclarationSetStore {
   /** A declaration's stored payload and the library profile it carries, if any. */
   payload(declarationId: string): Promise<{ payload: Record<string, unknown>; profileId: string | null } | undefined>
   /**
-   * The library profile of a legacy-profile declaration, when the device is enrolled and its set
-   * carries the declaration.
+   * The library profile of a legacy-profile declaration, when the device (or user channel: its
+   * enrollment ID) is enrolled and its set carries the declaration.
    */
   servedProfile(deviceId: string, declarationId: string): Promise<Buffer | undefined>
   device(deviceId: string): Promise<Omit<DeviceDeclarations, 'declarationIds' | 'policy'> | undefined>
@@ -100,7 +102,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
       const rows = await db
         .selectFrom('declarations as x')
         .leftJoin('library_profiles as p', 'p.id', 'x.profile_id')
-        .select(['x.id', 'x.identifier', 'x.type', 'x.kind', 'x.server_token', 'x.payload', 'p.sha256 as profileSha256'])
+        .select(['x.id', 'x.identifier', 'x.type', 'x.kind', 'x.channel', 'x.server_token', 'x.payload', 'p.sha256 as profileSha256'])
         .where('x.id', 'in', ids)
         .execute()
       return new Map(
@@ -111,6 +113,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
             identifier: row.identifier,
             type: row.type,
             kind: row.kind,
+            channel: row.channel,
             serverToken: effectiveServerToken(row.server_token, row.profileSha256),
             payload: row.payload,
           },
@@ -170,7 +173,18 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
         .where('s.device_id', '=', deviceId)
         .where(sql<boolean>`s.items @> ${JSON.stringify([{ declaration_id: declarationId }])}::jsonb`)
         .executeTakeFirst()
-      return row?.content
+      if (row) return row.content
+      // A user channel's URL names the channel (its enrollment ID) in place of the device.
+      const user = await db
+        .selectFrom('user_channel_declaration_sets as s')
+        .innerJoin('enrollments as e', (join) => join.onRef('e.id', '=', 's.enrollment_id').on('e.enabled', '=', true))
+        .innerJoin('declarations as x', (join) => join.on('x.id', '=', declarationId))
+        .innerJoin('library_profiles as p', 'p.id', 'x.profile_id')
+        .select('p.content')
+        .where('s.enrollment_id', '=', deviceId)
+        .where(sql<boolean>`s.items @> ${JSON.stringify([{ declaration_id: declarationId }])}::jsonb`)
+        .executeTakeFirst()
+      return user?.content
     },
 
     async device(deviceId) {

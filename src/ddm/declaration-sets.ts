@@ -1,7 +1,8 @@
-// Each device's declaration set, computed when something that shapes it changes (a declaration,
-// a blueprint, an enrollment, the periodic check) and stored, so a device's DDM check-in is one
-// indexed read. A device whose set changed is sent DeclarativeManagement with the new
-// SyncTokens (one command per distinct token, pushed): it then fetches what changed.
+// Each device's declaration set, and each of its user channels' (user-channel-sets.ts), computed
+// when something that shapes it changes (a declaration, a blueprint, an enrollment, the periodic
+// check) and stored, so a DDM check-in is one indexed read. A channel whose set changed is sent
+// DeclarativeManagement with the new SyncTokens (one command per distinct token, pushed): it
+// then fetches what changed.
 // https://developer.apple.com/documentation/devicemanagement/declarativemanagementcommand
 import type { Logger } from 'pino'
 import type { DeclarationSetItem } from '../db/schema-ddm.js'
@@ -24,6 +25,8 @@ import { catalogueModel, latestReleasesFor, policyTarget, updatePath, type Lates
 import { fullAccess } from '../model/access.js'
 import type { CommandDispatcher } from '../queue/dispatch.js'
 import type { DeclarationForSet, DeclarationSetStore, DeviceDeclarations, SetScope } from './declaration-set-store.js'
+import { setOfUserChannel } from './user-channel-sets.js'
+import type { UserChannelStore } from './user-channel-store.js'
 
 /** What every DDM device gets: it does not turn DDM on by itself. */
 const orchardOwn = new Set([statusSubscriptionsIdentifier, defaultActivationIdentifier])
@@ -32,8 +35,11 @@ export interface RecomputeResult {
   devices: number
   /** Devices whose set changed. */
   changed: number
-  /** Devices sent DeclarativeManagement. */
+  /** Channels (devices and user channels) sent DeclarativeManagement. */
   notified: number
+  /** User channels of those devices, and those whose set changed. */
+  userChannels: number
+  changedUserChannels: number
 }
 
 export interface DeclarationSets {
@@ -80,7 +86,8 @@ export function setOfDevice(
   const activations = new Map<string, Record<string, unknown>>()
   for (const id of device.declarationIds) {
     const declaration = declarations.get(id)
-    if (!declaration) continue
+    // User-channel declarations go to the device's user channels (user-channel-sets.ts), never to it.
+    if (!declaration || declaration.channel !== 'device') continue
     wanted.push({
       identifier: declaration.identifier,
       type: declaration.type,
@@ -106,6 +113,8 @@ export function setOfDevice(
 
 export function createDeclarationSets(deps: {
   store: DeclarationSetStore
+  /** The user channels of the devices: their own sets (user-channel declarations). */
+  userStore: Pick<UserChannelStore, 'channelsOf' | 'writeSets' | 'markSent'>
   dispatcher: Pick<CommandDispatcher, 'dispatch'>
   /** The newest release a model can install (the OS catalogue), for "latest" update policies. */
   latestRelease?: LatestReleaseLookup
@@ -120,19 +129,29 @@ export function createDeclarationSets(deps: {
       const latest = await latestReleasesFor(devices, deps.latestRelease)
       const at = deps.now()
       const sets = devices.map((device) => ({ deviceId: device.deviceId, ...setOfDevice(device, declarations, latest) }))
-      const changed = await store.writeSets(sets, at)
-      // One DeclarativeManagement per distinct token: the SyncTokens are the same for its devices.
-      // DDM is turned on for a device when the first declaration of an admin reaches it; after
+      const changedDevices = await store.writeSets(sets, at)
+      // Each user channel of these devices: its own set, its own token.
+      const deviceOf = new Map(devices.map((device) => [device.deviceId, device]))
+      const userSets = (await deps.userStore.channelsOf(devices.map((device) => device.deviceId))).map((channel) => ({
+        enrollmentId: channel.enrollmentId,
+        deviceId: channel.deviceId,
+        ...setOfUserChannel(channel, deviceOf.get(channel.deviceId)!, declarations),
+      }))
+      const changedUsers = await deps.userStore.writeSets(userSets, at)
+      const changed = [...changedDevices.map(({ deviceId, sentToken }) => ({ enrollmentId: deviceId, sentToken })), ...changedUsers]
+      // One DeclarativeManagement per distinct token: the SyncTokens are the same for its channels.
+      // DDM is turned on for a channel when the first declaration of an admin reaches it; after
       // that (sent before) every change is sent, the last declaration leaving too.
-      const tokenOf = new Map(sets.map((set) => [set.deviceId, set.token]))
-      const declared = new Set(sets.filter((set) => set.items.some((item) => !orchardOwn.has(item.identifier))).map((set) => set.deviceId))
+      const all = [...sets.map((set) => ({ ...set, enrollmentId: set.deviceId })), ...userSets]
+      const tokenOf = new Map(all.map((set) => [set.enrollmentId, set.token]))
+      const declared = new Set(all.filter((set) => set.items.some((item) => !orchardOwn.has(item.identifier))).map((set) => set.enrollmentId))
       const byToken = new Map<string, string[]>()
-      for (const { deviceId, sentToken } of changed) {
-        if (sentToken === null && !declared.has(deviceId)) continue
-        const token = tokenOf.get(deviceId)!
+      for (const { enrollmentId, sentToken } of changed) {
+        if (sentToken === null && !declared.has(enrollmentId)) continue
+        const token = tokenOf.get(enrollmentId)!
         const group = byToken.get(token)
-        if (group) group.push(deviceId)
-        else byToken.set(token, [deviceId])
+        if (group) group.push(enrollmentId)
+        else byToken.set(token, [enrollmentId])
       }
       let notified = 0
       const sent: string[] = []
@@ -157,9 +176,18 @@ export function createDeclarationSets(deps: {
         await send(deviceIds, { Data: Buffer.from(JSON.stringify({ SyncTokens: { DeclarationsToken: token, Timestamp: syncTimestamp(at) } })) })
       }
       if (alone.length > 0) await send(alone, {})
-      await store.markSent(sent, at)
-      if (changed.length > 0) log.info({ devices: devices.length, changed: changed.length, notified }, 'declaration sets changed')
-      return { devices: devices.length, changed: changed.length, notified }
+      const userChannels = new Set(userSets.map((set) => set.enrollmentId))
+      await store.markSent(
+        sent.filter((id) => !userChannels.has(id)),
+        at,
+      )
+      await deps.userStore.markSent(
+        sent.filter((id) => userChannels.has(id)),
+        at,
+      )
+      if (changed.length > 0)
+        log.info({ devices: devices.length, userChannels: userSets.length, changed: changed.length, notified }, 'declaration sets changed')
+      return { devices: devices.length, changed: changedDevices.length, notified, userChannels: userSets.length, changedUserChannels: changedUsers.length }
     },
   }
 }

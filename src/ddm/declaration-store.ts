@@ -2,7 +2,7 @@
 import type { Kysely, Selectable } from 'kysely'
 import { isReferenceViolation, isUniqueViolation } from '../db/pg-errors.js'
 import type { Database } from '../db/schema.js'
-import type { DeclarationKind, DeclarationsTable } from '../db/schema-ddm.js'
+import type { DeclarationChannel, DeclarationKind, DeclarationsTable } from '../db/schema-ddm.js'
 import { inScope, unusableForTenant } from '../db/scope-sql.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
@@ -19,6 +19,7 @@ export interface DeclarationContent {
   serverToken: string
   /** A library profile the declaration carries (legacy-profile types only). */
   profileId: string | null
+  channel: DeclarationChannel
 }
 
 export interface DeclarationStore {
@@ -57,6 +58,7 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
     payload: JSON.stringify(content.payload),
     server_token: content.serverToken,
     profile_id: content.profileId,
+    channel: content.channel,
   })
   /** A declaration carries a library profile of its tenant, its organisation or central IT (as blueprints do). */
   const profileUsable = async (trx: Kysely<Database>, scope: AccessScope, tenantId: string | null, profileId: string | null) =>
@@ -85,7 +87,12 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
             .insertInto('declarations')
             .values({ id, tenant_id: tenantId, ...columns(content) })
             .execute()
-          await recordAdminWrite(trx, scope, { type: 'declaration', id, tenantId, details: { identifier: content.identifier, type: content.type } })
+          await recordAdminWrite(trx, scope, {
+            type: 'declaration',
+            id,
+            tenantId,
+            details: { identifier: content.identifier, type: content.type, channel: content.channel },
+          })
           return counted(await query(scope, trx).where('x.id', '=', id).executeTakeFirstOrThrow())
         })
       } catch (error) {
@@ -115,7 +122,7 @@ export function createDeclarationStore(db: Kysely<Database>): DeclarationStore {
             type: 'declaration',
             id,
             tenantId: current.tenant_id,
-            details: { identifier: content.identifier, server_token: content.serverToken },
+            details: { identifier: content.identifier, server_token: content.serverToken, channel: content.channel },
           })
           return counted(await query(scope, trx).where('x.id', '=', id).executeTakeFirstOrThrow())
         })

@@ -1,5 +1,5 @@
 // Declarative device management as main.ts composes it: declarations per tenant, each device's
-// computed set served to its DDM check-ins, and the status channel.
+// and each user channel's computed set served to its DDM check-ins, and the status channel.
 import type { Logger } from 'pino'
 import type { DatabaseHandle } from '../db/database.js'
 import type { DeclarativeManagementHandler } from '../device/declarative-management.js'
@@ -15,6 +15,7 @@ import { createLegacyProfileUrls } from './legacy-profile-urls.js'
 import { createLegacyProfiles } from './legacy-profiles.js'
 import { createStatusChannel, type StatusEmit } from './status-channel.js'
 import { createStatusStore } from './status-store.js'
+import { createUserChannelStore } from './user-channel-store.js'
 
 export { declarationHandlers } from './api.js'
 export { reachOf } from './declaration-service.js'
@@ -39,24 +40,27 @@ export function createDdmFeature(deps: {
   const now = deps.now ?? (() => new Date())
   const setStore = createDeclarationSetStore(deps.db)
   const statusStore = createStatusStore(deps.db)
+  const userStore = createUserChannelStore(deps.db)
   const sets = createDeclarationSets({
     store: setStore,
+    userStore,
     dispatcher: deps.dispatcher,
     ...(deps.latestRelease ? { latestRelease: deps.latestRelease } : {}),
     log,
     now,
   })
-  const status = createStatusChannel({ store: statusStore, ...(deps.emit ? { emit: deps.emit } : {}), log, now })
+  const status = createStatusChannel({ store: statusStore, userStore, ...(deps.emit ? { emit: deps.emit } : {}), log, now })
   const profileUrls = deps.secretKeys.length > 0 ? createLegacyProfileUrls(deps.publicUrl, deps.secretKeys) : null
   const declarations = createDeclarationService({
     store: createDeclarationStore(deps.db),
     sets,
     setStore,
     status: statusStore,
+    userStore,
     servesProfiles: profileUrls !== null,
   })
   const legacyProfiles = createLegacyProfiles({ store: setStore, urls: profileUrls, signer: deps.signer, log, now })
-  /** The device channel's DeclarativeManagement check-ins; `fallback` answers user channels. */
-  const checkIn = (fallback: DeclarativeManagementHandler) => createDeclarativeCheckIn({ store: setStore, sets, status, fallback, profileUrls })
+  /** DeclarativeManagement check-ins of device and user channels; `fallback` answers a user channel that has no set. */
+  const checkIn = (fallback: DeclarativeManagementHandler) => createDeclarativeCheckIn({ store: setStore, userStore, sets, status, fallback, profileUrls })
   return { sets, status, declarations, checkIn, legacyProfiles }
 }

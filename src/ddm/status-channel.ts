@@ -1,21 +1,49 @@
-// The DDM status channel: a device's status report (partial unless FullReport) applied to the
-// latest values Orchard keeps per device. Lists of objects (accounts, apps, certificates) come
-// as the changed objects only, removed ones marked `_removed`: they are merged into the stored
-// list. https://developer.apple.com/documentation/devicemanagement/statusreport
+// The DDM status channel: a device's (or user channel's) status report (partial unless
+// FullReport) applied to the latest values Orchard keeps per device (per user channel). Lists
+// of objects (accounts, apps, certificates) come as the changed objects only, removed ones
+// marked `_removed`: they are merged into the stored list. https://developer.apple.com/documentation/devicemanagement/statusreport
 import type { Logger } from 'pino'
 import { declarationStatusJson, mergeStatusList, readStatusReport } from '../mdm/declarations.js'
 import type { StatusStore } from './status-store.js'
+import type { UserChannelStore } from './user-channel-store.js'
 
 export interface StatusChannel {
   receive(deviceId: string, report: Record<string, unknown>): Promise<{ items: number; declarations: number }>
+  /** A user channel's report: kept per channel (no device inventory columns, no device timeline event). */
+  receiveUser(enrollmentId: string, deviceId: string, report: Record<string, unknown>): Promise<{ items: number; declarations: number }>
 }
 
 /** Where status changes go (webhooks): `declaration.status` and `softwareupdate.status`. */
 export type StatusEmit = (type: 'declaration.status' | 'softwareupdate.status', data: Record<string, unknown>) => Promise<unknown>
 
-export function createStatusChannel(deps: { store: StatusStore; emit?: StatusEmit; log: Logger; now: () => Date }): StatusChannel {
-  const { store } = deps
+export function createStatusChannel(deps: {
+  store: StatusStore
+  userStore: Pick<UserChannelStore, 'items' | 'apply'>
+  emit?: StatusEmit
+  log: Logger
+  now: () => Date
+}): StatusChannel {
+  const { store, userStore } = deps
   return {
+    async receiveUser(enrollmentId, deviceId, report) {
+      const content = readStatusReport(report)
+      if (!content.full) {
+        const lists = [...content.items].filter(([, value]) => Array.isArray(value)).map(([name]) => name)
+        const stored = await userStore.items(enrollmentId, lists)
+        for (const name of lists) content.items.set(name, mergeStatusList(stored.get(name), content.items.get(name) as unknown[]))
+      }
+      await userStore.apply(enrollmentId, content, deps.now())
+      if (deps.emit && content.declarations.length > 0)
+        await deps.emit('declaration.status', {
+          device_id: deviceId,
+          enrollment_id: enrollmentId,
+          channel: 'user',
+          declarations: content.declarations.map((d) => ({ ...declarationStatusJson(d), removed: d.removed })),
+        })
+      if (content.errors.length > 0)
+        deps.log.info({ enrollment_id: enrollmentId, errors: content.errors.slice(0, 10) }, 'status items the user channel could not report')
+      return { items: content.items.size, declarations: content.declarations.length }
+    },
     async receive(deviceId, report) {
       const content = readStatusReport(report)
       if (!content.full) {

@@ -35,6 +35,7 @@ export { deviceHandlers } from './devices-api.js'
 export { deviceGroupHandlers } from './device-groups-api.js'
 export { lifecycleHandlers } from './lifecycle-api.js'
 export { offboardingHandlers } from './offboarding-feature.js'
+export { createOffboardingJobs, offboardingJobKind } from './offboarding-job.js'
 export { sharedIpadHandlers } from './shared-ipad-api.js'
 
 /** Activation Lock: bypass codes of supervised devices (sealed with `secretBox`), ADE organization-linked lock, unlocking at Apple. */

@@ -9,6 +9,8 @@ import { defaultTenantOf } from '../model/access.js'
 import { lifecycleActionJson } from './device-json.js'
 import type { Offboarding } from './offboarding.js'
 import type { BulkTarget, OffboardingBulk } from './offboarding-bulk.js'
+import type { OffboardingJobs } from './offboarding-job.js'
+import { jobLocation } from '../jobs/job-json.js'
 import type { OffboardOptions } from './offboarding-plan.js'
 import type { ReturnToService, ReturnToServiceSetting } from './return-to-service.js'
 
@@ -16,6 +18,8 @@ export interface OffboardingHandlerDeps {
   lifecycle: Pick<Offboarding, 'offboard'>
   offboarding: { leavers: OffboardingBulk; returnToService: Pick<ReturnToService, 'listSettings' | 'setSetting'> | undefined }
   tenants: TenantTree
+  /** Above ORCHARD_JOB_THRESHOLD devices, the leavers action answers 202 with an offboarding job. */
+  jobs?: OffboardingJobs
 }
 
 interface OptionsBody {
@@ -106,7 +110,11 @@ export function offboardingHandlers(deps: OffboardingHandlerDeps): OperationHand
           expires_at: dryRun.expiresAt.toISOString(),
         })
       }
-      const outcomes = await deps.offboarding.leavers.run(scope, input, caller)
+      // The plans, the owner role and the confirmation are checked before any job exists.
+      const prepared = await deps.offboarding.leavers.prepare(scope, input, caller)
+      const job = deps.jobs ? await deps.jobs.startIfLarge(scope, prepared) : null
+      if (job) return reply.header('location', jobLocation(job.id)).code(202).send(job)
+      const outcomes = await deps.offboarding.leavers.runPrepared(scope, prepared)
       return reply.code(201).send({
         person,
         devices: outcomes.map((outcome) => ({ ...targetJson(outcome), outcome: outcome.outcome, lifecycle_action_id: outcome.lifecycleActionId })),

@@ -55,9 +55,20 @@ export interface BulkOutcome extends BulkTarget {
   lifecycleActionId: string | null
 }
 
+/** A real call whose plans, owner role and confirmation were checked; nothing done yet. */
+export interface PreparedOffboarding {
+  input: BulkOffboardInput
+  targets: BulkTarget[]
+}
+
 export interface OffboardingBulk {
   dryRun(scope: AccessScope, input: BulkOffboardInput, caller: BulkCaller): Promise<BulkDryRun>
   run(scope: AccessScope, input: BulkOffboardInput, caller: BulkCaller): Promise<BulkOutcome[]>
+  /** The real call's checks (a job offboards the devices afterwards, offboardTarget by target). */
+  prepare(scope: AccessScope, input: BulkOffboardInput, caller: BulkCaller): Promise<PreparedOffboarding>
+  runPrepared(scope: AccessScope, prepared: PreparedOffboarding): Promise<BulkOutcome[]>
+  /** One device of a checked call, audited as its own write of the scope's actor. */
+  offboardTarget(scope: AccessScope, options: OffboardOptions, target: BulkTarget): Promise<BulkOutcome>
 }
 
 export interface OffboardingBulkDeps {
@@ -146,7 +157,56 @@ export function createOffboardingBulk(deps: OffboardingBulkDeps): OffboardingBul
 
   const summary = (targets: BulkTarget[]) => targets.map((target) => ({ device_id: target.deviceId, plan: target.plan }))
 
+  async function offboardTarget(scope: AccessScope, options: OffboardOptions, target: BulkTarget): Promise<BulkOutcome> {
+    if (target.plan === 'skip' || target.plan === 'refused' || target.plan === 'not_found') {
+      return { ...target, outcome: target.plan === 'skip' ? 'skipped' : target.plan, lifecycleActionId: null }
+    }
+    try {
+      const action = await offboarding.offboard(withOwnAuditRow(scope), target.deviceId, options)
+      return { ...target, outcome: action.action === 'retire' ? 'retired' : 'started', lifecycleActionId: action.id }
+    } catch (error) {
+      if (!(error instanceof OrchardError) || error.status >= 500) throw error
+      const reason = typeof error.details?.['reason'] === 'string' ? error.details['reason'] : error.code
+      return { ...target, outcome: 'refused', detail: error.message, reason, lifecycleActionId: null }
+    }
+  }
+
+  async function prepare(scope: AccessScope, input: BulkOffboardInput, caller: BulkCaller): Promise<PreparedOffboarding> {
+    const targets = await resolve(scope, input)
+    const acting = acted(targets)
+    if (ownerRequired(targets)) {
+      const outside = acting.filter((target) => !caller.ownerScope || !scopeIncludes(caller.ownerScope, target.tenantId))
+      if (outside.length > 0) {
+        throw new OrchardError(
+          'forbidden',
+          `offboarding ${acting.length} devices (more than ${deps.ownerLimit}, ORCHARD_DESTRUCTIVE_OWNER_LIMIT) needs the owner role for every device's tenant (${outside.length} are outside it)`,
+        )
+      }
+    }
+    if (caller.confirmationToken === undefined) {
+      throw new OrchardError(
+        'confirmation_required',
+        `offboarding erases or takes out of management ${acting.length} device(s): run it with dry_run first, check each device's plan, then send it again with the confirmation_token the dry run answered`,
+      )
+    }
+    const check = deps.tokens.check(caller.confirmationToken, bindingOf(targets, input, caller))
+    if (!check.ok) throw new OrchardError('confirmation_invalid', check.detail, { details: { problem: check.problem } })
+    return { input, targets }
+  }
+
+  async function runPrepared(scope: AccessScope, { input, targets }: PreparedOffboarding): Promise<BulkOutcome[]> {
+    const outcomes: BulkOutcome[] = []
+    for (const target of targets) outcomes.push(await offboardTarget(scope, input.options, target))
+    const results = outcomes.map((outcome) => ({ device_id: outcome.deviceId, outcome: outcome.outcome, lifecycle_action_id: outcome.lifecycleActionId }))
+    await store.recordBulk(scope, auditTenant(scope, targets), { person: input.person ?? null, results })
+    log.info({ person: input.person ?? null, started: outcomes.filter((o) => o.outcome === 'started').length, devices: outcomes.length }, 'leavers: offboarded')
+    return outcomes
+  }
+
   return {
+    prepare,
+    runPrepared,
+    offboardTarget,
     async dryRun(scope, input, caller) {
       const targets = await resolve(scope, input)
       const { token, expiresAt } = deps.tokens.issue(bindingOf(targets, input, caller))
@@ -155,48 +215,7 @@ export function createOffboardingBulk(deps: OffboardingBulkDeps): OffboardingBul
     },
 
     async run(scope, input, caller) {
-      const targets = await resolve(scope, input)
-      const acting = acted(targets)
-      if (ownerRequired(targets)) {
-        const outside = acting.filter((target) => !caller.ownerScope || !scopeIncludes(caller.ownerScope, target.tenantId))
-        if (outside.length > 0) {
-          throw new OrchardError(
-            'forbidden',
-            `offboarding ${acting.length} devices (more than ${deps.ownerLimit}, ORCHARD_DESTRUCTIVE_OWNER_LIMIT) needs the owner role for every device's tenant (${outside.length} are outside it)`,
-          )
-        }
-      }
-      if (caller.confirmationToken === undefined) {
-        throw new OrchardError(
-          'confirmation_required',
-          `offboarding erases or takes out of management ${acting.length} device(s): run it with dry_run first, check each device's plan, then send it again with the confirmation_token the dry run answered`,
-        )
-      }
-      const check = deps.tokens.check(caller.confirmationToken, bindingOf(targets, input, caller))
-      if (!check.ok) throw new OrchardError('confirmation_invalid', check.detail, { details: { problem: check.problem } })
-
-      const outcomes: BulkOutcome[] = []
-      for (const target of targets) {
-        if (target.plan === 'skip' || target.plan === 'refused' || target.plan === 'not_found') {
-          outcomes.push({ ...target, outcome: target.plan === 'skip' ? 'skipped' : target.plan, lifecycleActionId: null })
-          continue
-        }
-        try {
-          const action = await offboarding.offboard(withOwnAuditRow(scope), target.deviceId, input.options)
-          outcomes.push({ ...target, outcome: action.action === 'retire' ? 'retired' : 'started', lifecycleActionId: action.id })
-        } catch (error) {
-          if (!(error instanceof OrchardError) || error.status >= 500) throw error
-          const reason = typeof error.details?.['reason'] === 'string' ? error.details['reason'] : error.code
-          outcomes.push({ ...target, outcome: 'refused', detail: error.message, reason, lifecycleActionId: null })
-        }
-      }
-      const results = outcomes.map((outcome) => ({ device_id: outcome.deviceId, outcome: outcome.outcome, lifecycle_action_id: outcome.lifecycleActionId }))
-      await store.recordBulk(scope, auditTenant(scope, targets), { person: input.person ?? null, results })
-      log.info(
-        { person: input.person ?? null, started: outcomes.filter((o) => o.outcome === 'started').length, devices: outcomes.length },
-        'leavers: offboarded',
-      )
-      return outcomes
+      return runPrepared(scope, await prepare(scope, input, caller))
     },
   }
 }

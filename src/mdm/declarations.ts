@@ -7,10 +7,12 @@
 import { createHash } from 'node:crypto'
 import { declarationSchema, type DeclarationKind } from './generated/declaration-schema.js'
 import { statusItemNames } from './generated/status-items.js'
+import { declarationUserChannels, type UserChannelPlatform } from './generated/user-channel-support.js'
 import { checkDictionary, Problems } from './key-schema-check.js'
 import type { PlistDict } from './plist.js'
 
 export type { DeclarationKind } from './generated/declaration-schema.js'
+export type { UserChannelPlatform } from './generated/user-channel-support.js'
 
 /** The kind of a declaration type of Apple's schema; undefined for a type it does not have. */
 export function declarationKind(type: string): DeclarationKind | undefined {
@@ -74,15 +76,35 @@ export function effectiveServerToken(serverToken: string, profileSha256: string 
   return profileSha256 === null ? serverToken : hash(`${serverToken}:${profileSha256}`)
 }
 
-/** Per-device values a payload may name as `{{name}}` in its strings. */
+/** Per-device values a payload may name as `{{name}}` in its strings (user channels: the user's too). */
 export interface DeviceSubstitutions {
   udid: string
   serial_number: string | null
   device_name: string | null
   tenant_id: string | null
+  user_short_name?: string | null
+  user_full_name?: string | null
+  user_email?: string | null
 }
 
-const placeholder = /\{\{\s*(udid|serial_number|device_name|tenant_id)\s*\}\}/g
+const placeholder = /\{\{\s*(udid|serial_number|device_name|tenant_id|user_short_name|user_full_name|user_email)\s*\}\}/g
+const userPlaceholder = /\{\{\s*(user_short_name|user_full_name|user_email)\s*\}\}/
+
+/** Where a payload names a user's value (only user-channel declarations have a user): its JSON pointer. */
+export function userPlaceholderAt(value: unknown, pointer = ''): string | undefined {
+  if (typeof value === 'string') return userPlaceholder.test(value) ? pointer : undefined
+  if (value === null || typeof value !== 'object') return undefined
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    const found = userPlaceholderAt(item, `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+/** Which user channels a declaration type may be sent on (Apple's allowed scopes); none: the device channel only. */
+export function userChannelsOfType(type: string): readonly UserChannelPlatform[] {
+  return declarationUserChannels[type] ?? []
+}
 
 export function hasPlaceholders(payload: unknown): boolean {
   return canonicalJson(payload).search(placeholder) !== -1
@@ -147,19 +169,22 @@ export function made(identifier: string, type: string, kind: DeclarationKind, pa
  * A device's set: its declarations (one per identifier, the caller's order wins a clash), the
  * status subscriptions, and an activation of every configuration no activation of the set
  * names (a configuration applies only when an activation names it). `activationPayloads`:
- * the payloads of the set's activations, by identifier.
+ * the payloads of the set's activations, by identifier; `statusItems`: what the channel is
+ * subscribed to (default: a device channel's).
  */
 export function buildDeclarationSet(
   declarations: readonly SetDeclaration[],
   activationPayloads: ReadonlyMap<string, Record<string, unknown>>,
-  device: { userEnrollment: boolean } = { userEnrollment: false },
+  device: { userEnrollment: boolean; statusItems?: readonly string[] } = { userEnrollment: false },
 ): SetDeclaration[] {
   const byIdentifier = new Map<string, SetDeclaration>()
   for (const declaration of declarations) if (!byIdentifier.has(declaration.identifier)) byIdentifier.set(declaration.identifier, declaration)
   byIdentifier.set(
     statusSubscriptionsIdentifier,
     made(statusSubscriptionsIdentifier, 'com.apple.configuration.management.status-subscriptions', 'configuration', {
-      StatusItems: subscribedStatusItems.filter((name) => !device.userEnrollment || !notInUserEnrollment.has(name)).map((name) => ({ Name: name })),
+      StatusItems: (device.statusItems ?? subscribedStatusItems)
+        .filter((name) => !device.userEnrollment || !notInUserEnrollment.has(name))
+        .map((name) => ({ Name: name })),
     }),
   )
   const named = new Set<string>()

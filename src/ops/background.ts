@@ -47,6 +47,8 @@ export function startBackgroundWork(deps: {
   osCatalogue: Pick<OsCatalogue, 'refreshIfStale'>
   /** ADE devices' organization-linked Activation Lock due at ABM/ASM (ORCHARD_ADE_ACTIVATION_LOCK), sent and retried every minute. */
   activationLock?: { escrowDue(): Promise<unknown> }
+  /** Jobs (ORCHARD_JOB_WORKER): run at once when created here, and every 5 s (other replicas' jobs, orphaned ones). */
+  jobs?: { start(intervalMs: number): void; stop(): Promise<void> }
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
@@ -71,6 +73,11 @@ export function startBackgroundWork(deps: {
   if (deps.config.webhookWorker) {
     deps.webhooks.start(5_000)
     tasks.push({ stop: () => deps.webhooks.stop() })
+  }
+  const jobs = deps.jobs
+  if (deps.config.jobWorker && jobs) {
+    jobs.start(5_000)
+    tasks.push({ stop: () => jobs.stop() })
   }
   const seconds = deps.config.repush.loopIntervalSeconds
   if (seconds > 0) {

@@ -15,6 +15,8 @@ export interface FleetMetricsSnapshot {
   abmTokens: SyncTokenRow[]
   vppTokens: SyncTokenRow[]
   pushCertificates: Array<{ topic: string; notAfter: Date }>
+  /** Jobs not finished, by type and state (queued, running). */
+  jobs: Array<{ type: string; state: string; count: number }>
   /** The database's clock when the snapshot was taken (expiry days are counted from it). */
   now: Date
 }
@@ -79,6 +81,13 @@ export function createFleetMetricsStore(db: Kysely<Database>): FleetMetricsStore
           .execute()
         const vpp = await trx.selectFrom('vpp_tokens').select(['id', 'name', 'tenant_id', 'status', 'last_sync_at', 'expires_at']).orderBy('id').execute()
         const push = await trx.selectFrom('push_certificates').select(['topic', 'not_after']).orderBy('topic').execute()
+        // Served by jobs_open_idx (only unfinished jobs).
+        const jobs = await trx
+          .selectFrom('jobs')
+          .select(['type', 'state', sql<number>`count(*)::int`.as('count')])
+          .where('state', 'in', ['queued', 'running'])
+          .groupBy(['type', 'state'])
+          .execute()
         const token = (row: { id: string; name: string; tenant_id: string | null; status: string; last_sync_at: Date | null; expires_at: Date | null }) => ({
           id: row.id,
           name: row.name,
@@ -100,6 +109,7 @@ export function createFleetMetricsStore(db: Kysely<Database>): FleetMetricsStore
           abmTokens: abm.map(token),
           vppTokens: vpp.map(token),
           pushCertificates: push.map((row) => ({ topic: row.topic, notAfter: row.not_after })),
+          jobs,
         }
       }),
   }

@@ -7,6 +7,7 @@ import { Gauge } from 'prom-client'
 import type { Logger } from 'pino'
 import type { Metrics } from './metrics.js'
 import type { FleetMetricsSnapshot, FleetMetricsStore, SyncTokenRow } from './fleet-metrics-store.js'
+import { jobTypes } from '../db/schema-jobs.js'
 
 export interface FleetMetricsDeps {
   store: FleetMetricsStore
@@ -142,6 +143,11 @@ export function registerFleetMetrics(metrics: Metrics, deps: FleetMetricsDeps): 
       for (const row of s.blueprintItemsFailed) set({ tenant: tenantLabel(row.tenantId), item_type: row.itemType }, row.count)
     },
   )
+  for (const state of ['running', 'queued'] as const) {
+    gauge(`orchard_jobs_${state}`, `Jobs ${state} (GET /api/v1/jobs), by type.`, ['type'], (set, s) => {
+      for (const type of jobTypes) set({ type }, s.jobs.find((row) => row.type === type && row.state === state)?.count ?? 0)
+    })
+  }
   for (const [prefix, service, pick] of [
     ['orchard_abm', 'ABM/ASM server token', (s: FleetMetricsSnapshot) => s.abmTokens],
     ['orchard_vpp', 'Apps and Books content token', (s: FleetMetricsSnapshot) => s.vppTokens],

@@ -14,11 +14,11 @@ import { createFleetMetricsStore } from './fleet-metrics-store.js'
 import { registerFleetMetrics } from './fleet-metrics.js'
 import type { Metrics } from './metrics.js'
 import { createReadinessStore } from './readiness-store.js'
-import { blockingChecks, createReadinessCheck, type ReadinessReport } from './readiness.js'
+import { blockingChecks, createReadinessCheck, describeAutovacuum, type ReadinessReport } from './readiness.js'
 
 export function createOperations(deps: {
   db: DatabaseHandle['db']
-  database: Pick<DatabaseHandle, 'ping'>
+  database: Pick<DatabaseHandle, 'ping' | 'kind'>
   secretKeys: readonly Buffer[]
   authority: Pick<CertificateAuthorityService, 'available' | 'issuing'>
   profileSigner: ProfileSigner | null
@@ -47,8 +47,15 @@ export function createOperations(deps: {
     masterKeyIds: deps.secretKeys.map(masterKeyId),
     sealedSecretsByKey: () => readinessStore.sealedSecretsByKey(),
     expiringPushCertificates: () => deps.pushCertificates.expiring(30),
+    ...(deps.database.kind === 'postgres' ? { autovacuum: () => readinessStore.autovacuum() } : {}),
     timeoutMs: 5_000,
   })
+  /** At start-up: a warning when autovacuum is off, which the operator would otherwise learn from a full disk. */
+  const warnAtStart = async () => {
+    if (deps.database.kind !== 'postgres') return
+    const state = describeAutovacuum(await readinessStore.autovacuum())
+    if (state !== 'on') deps.logger.warn({ autovacuum: state }, `autovacuum ${state}`)
+  }
   registerReadinessMetrics(deps.metrics, checkReadiness)
   const signer = deps.profileSigner
   const fleetMetrics = registerFleetMetrics(deps.metrics, {
@@ -59,7 +66,7 @@ export function createOperations(deps: {
       : null,
     logger: deps.logger,
   })
-  return { checkReadiness, fleetMetrics }
+  return { checkReadiness, fleetMetrics, warnAtStart }
 }
 
 /**

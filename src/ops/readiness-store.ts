@@ -25,9 +25,20 @@ export interface SealedSecretCount {
   count: number
 }
 
+/** Tables where every device request or fleet-wide action leaves dead rows behind: bloat without autovacuum. */
+export const churningTables = ['enrollments', 'command_targets', 'commands', 'devices', 'device_status_items', 'webhook_deliveries'] as const
+
+export interface AutovacuumState {
+  /** The server setting `autovacuum` (and `track_counts`, without which it does nothing). */
+  server: boolean
+  /** Churning tables with autovacuum_enabled=false in their storage options. */
+  tablesOff: string[]
+}
+
 export interface ReadinessStore {
   /** Sealed values in the database, counted by the master key that sealed them. */
   sealedSecretsByKey(): Promise<SealedSecretCount[]>
+  autovacuum(): Promise<AutovacuumState>
 }
 
 export function createReadinessStore(db: Kysely<Database>): ReadinessStore {
@@ -40,6 +51,15 @@ export function createReadinessStore(db: Kysely<Database>): ReadinessStore {
       const { rows } = await sql<{ key_id: string; count: number }>`
         select key_id, count(*)::int as count from (${sql.join(parts, sql` union all `)}) sealed group by key_id order by key_id`.execute(db)
       return rows.map((row) => ({ keyId: row.key_id, count: row.count }))
+    },
+    async autovacuum() {
+      const { rows } = await sql<{ server: boolean; tables_off: string[] | null }>`
+        select current_setting('autovacuum')::boolean and current_setting('track_counts')::boolean as server,
+          (select array_agg(relname::text order by relname) from pg_class
+            where relnamespace = current_schema()::regnamespace and relkind = 'r'
+              and relname = any(${sql.val([...churningTables])}::text[])
+              and 'autovacuum_enabled=false' = any(coalesce(reloptions, '{}'))) as tables_off`.execute(db)
+      return { server: rows[0]!.server, tablesOff: rows[0]!.tables_off ?? [] }
     },
   }
 }

@@ -7,10 +7,11 @@
 //                 certificate keys, the CA key, ABM/VPP tokens, unlock tokens: sealed rows
 //                 and no key, or rows sealed with a key no longer configured, mean Orchard
 //                 cannot push, enroll or sync).
-// push_certificates is informational: an expiring (or missing) push certificate is reported
-// but does not take the instance out of a load balancer, where it would help nobody.
+// push_certificates and autovacuum are informational: an expiring (or missing) push certificate,
+// or autovacuum turned off (the check-in tables bloat), is reported but does not take the
+// instance out of a load balancer, where it would help nobody.
 import type { MigrationStatus } from '../db/migrations.js'
-import type { SealedSecretCount } from './readiness-store.js'
+import type { AutovacuumState, SealedSecretCount } from './readiness-store.js'
 
 export interface ReadinessReport {
   ready: boolean
@@ -23,6 +24,8 @@ export interface ReadinessReport {
     secret_keys: string
     /** Informational: an expiring certificate does not make the server unready. */
     push_certificates?: string
+    /** Informational, PostgreSQL only: `on`, or `off:` and where. */
+    autovacuum?: string
   }
 }
 
@@ -40,6 +43,8 @@ export interface ReadinessDeps {
   sealedSecretsByKey(): Promise<SealedSecretCount[]>
   /** Push certificates expiring within 30 days (or expired). */
   expiringPushCertificates?(): Promise<Array<{ topic: string; notAfter: Date; daysLeft: number }>>
+  /** PostgreSQL: whether autovacuum runs (PGlite has no autovacuum worker to ask about). */
+  autovacuum?(): Promise<AutovacuumState>
   /** A check that takes longer counts as failed (a hung database is not ready). */
   timeoutMs: number
 }
@@ -95,6 +100,7 @@ export function createReadinessCheck(deps: ReadinessDeps): () => Promise<Readine
       const secrets = secretKeysCheck(await withTimeout(deps.sealedSecretsByKey(), deps.timeoutMs))
       const checks: ReadinessReport['checks'] = { database: 'ok', migrations, device_ca: ca.text, secret_keys: secrets.text }
       if (deps.expiringPushCertificates) checks.push_certificates = describeExpiring(await withTimeout(deps.expiringPushCertificates(), deps.timeoutMs))
+      if (deps.autovacuum) checks.autovacuum = describeAutovacuum(await withTimeout(deps.autovacuum(), deps.timeoutMs))
       const failing: BlockingCheck[] = [...(ca.ok ? [] : (['device_ca'] as const)), ...(secrets.ok ? [] : (['secret_keys'] as const))]
       return { ready: failing.length === 0, failing, checks }
     } catch (error) {
@@ -114,6 +120,15 @@ function describeExpiring(expiring: Array<{ topic: string; notAfter: Date; daysL
   return expiring
     .map((c) => (c.daysLeft < 0 ? `${c.topic} expired on ${c.notAfter.toISOString().slice(0, 10)}` : `${c.topic} expires in ${c.daysLeft} days`))
     .join('; ')
+}
+
+/** `on`, or `off: …`: every check-in and fleet-wide action leaves dead rows that only (auto)vacuum reclaims. */
+export function describeAutovacuum(state: AutovacuumState): string {
+  const off = [
+    ...(state.server ? [] : ['autovacuum (or track_counts) is off on the server']),
+    ...(state.tablesOff.length > 0 ? [`autovacuum_enabled=false on ${state.tablesOff.join(', ')}`] : []),
+  ]
+  return off.length === 0 ? 'on' : `off: ${off.join('; ')}. Dead rows from check-ins and commands will bloat the database`
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { ConfigError, describeConfig, HelpRequested, loadConfig, type Config } from '../config.js'
 import { openDatabase, type DatabaseHandle } from '../db/database.js'
-import { withEmbeddedSecretKey } from '../db/embedded-secret-key.js'
+import { withSecretKeyFile } from '../db/secret-key-file.js'
 import { migrateToLatest } from '../db/migrations.js'
 import { createLogger } from '../logger.js'
 import { version } from '../version.js'
@@ -23,7 +23,7 @@ export interface RunningServer {
 export type BuildApp = (config: Config, database: DatabaseHandle, logger: Logger) => Promise<{ app: FastifyInstance; beforeListen(): Promise<void> }>
 
 export async function startServer(givenConfig: Config, logger: Logger, build: BuildApp): Promise<RunningServer> {
-  const config = withEmbeddedSecretKey(givenConfig, logger)
+  const config = withSecretKeyFile(givenConfig, logger)
   const database = await openDatabase(config, logger)
   try {
     const applied = await migrateToLatest(database.db)

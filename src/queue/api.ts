@@ -3,7 +3,9 @@
 import { OrchardError } from '../errors.js'
 import { decodeBase64 } from '../mdm/command-validation.js'
 import { scopeForRoles, type Principal, type TenantTree } from '../access/access-control.js'
-import type { CommandDispatcher, CommandSource, DispatchCaller, DispatchRequest, DispatchResult, DispatchTargets } from './dispatch.js'
+import type { CommandDispatcher, CommandSource, DispatchCaller, DispatchRequest, DispatchResult, DispatchTargets, PreparedDispatch } from './dispatch.js'
+import type { BulkCommandJobs } from './bulk-command-job.js'
+import { jobLocation } from '../jobs/job-json.js'
 import type { AccessScope } from '../model/access.js'
 import type { CommandAdmin } from './command-admin.js'
 import { deviceFilterFrom } from '../fleet/device-json.js'
@@ -15,6 +17,8 @@ export interface CommandHandlerDeps {
   dispatcher: CommandDispatcher
   commands: CommandAdmin
   tenants: TenantTree
+  /** Above ORCHARD_JOB_THRESHOLD targets, POST /api/v1/commands answers 202 with a job. */
+  bulkJobs?: BulkCommandJobs
 }
 
 type EnqueueBody = Body<'enqueueCommand'>
@@ -42,8 +46,9 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
 
   // A stored command was audited with it; one no target could take is answered as a
   // success all the same (the targets say why), so it is audited here.
-  async function dispatch(scope: AccessScope, dispatchRequest: DispatchRequest): Promise<DispatchResult> {
-    const result = await deps.dispatcher.dispatch(scope, dispatchRequest)
+  async function dispatch(scope: AccessScope, dispatchRequest: DispatchRequest | PreparedDispatch): Promise<DispatchResult> {
+    const result =
+      'candidates' in dispatchRequest ? await deps.dispatcher.dispatchPrepared(scope, dispatchRequest) : await deps.dispatcher.dispatch(scope, dispatchRequest)
     if (!result.stored)
       await deps.commands.recordUnstoredCommand(scope, { uuid: result.commandUuid, requestType: result.requestType, targets: result.targets.length })
     return result
@@ -89,7 +94,11 @@ export function commandHandlers(deps: CommandHandlerDeps): OperationHandlers {
         caller: await callerOf(request.principal, body.confirmation_token),
       }
       if (body.dry_run === true) return reply.code(200).send(await dryRun(scope, dispatchRequest))
-      return reply.code(201).send(dispatchResultJson(await dispatch(scope, dispatchRequest)))
+      // The guard on destructive commands is checked here, before any job exists.
+      const prepared = await deps.dispatcher.prepare(scope, dispatchRequest)
+      const job = deps.bulkJobs ? await deps.bulkJobs.startIfLarge(scope, prepared) : null
+      if (job) return reply.header('location', jobLocation(job.id)).code(202).send(job)
+      return reply.code(201).send(dispatchResultJson(await dispatch(scope, prepared)))
     },
 
     async enqueueRawCommand(request, reply) {

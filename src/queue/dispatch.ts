@@ -73,8 +73,27 @@ export interface DispatchResult {
   push: PushReport | { error: string } | null
 }
 
+/** A dispatch resolved and checked (targets, applicability, the guard), nothing queued yet. */
+export interface PreparedDispatch {
+  command: EncodedCommand
+  request: DispatchRequest
+  /** Every target asked for, in order. */
+  order: string[]
+  /** Targets the command can go to. */
+  candidates: string[]
+  /** Why the others cannot (unknown, not applicable). */
+  skipped: TargetResult[]
+  /** The tenant the command is filed under. */
+  tenantId: string | null
+  destructive: string | null
+}
+
 export interface CommandDispatcher {
   dispatch(scope: AccessScope, request: DispatchRequest): Promise<DispatchResult>
+  /** Resolves the targets and checks the guard on destructive commands; queues nothing (a job queues it). */
+  prepare(scope: AccessScope, request: DispatchRequest): Promise<PreparedDispatch>
+  /** Queues a prepared dispatch now and pushes its targets. */
+  dispatchPrepared(scope: AccessScope, prepared: PreparedDispatch): Promise<DispatchResult>
   /** What dispatch would do, without queueing: the targets, and the confirmation token a destructive command needs. */
   dryRun(scope: AccessScope, request: DispatchRequest): Promise<DryRunResult>
   /** Pushes channels that just got commands queued with push: false; never throws. */
@@ -241,33 +260,46 @@ export function createCommandDispatcher(deps: CommandDispatcherDeps): CommandDis
     if (!check.ok) throw new OrchardError('confirmation_invalid', check.detail, { details: { problem: check.problem } })
   }
 
-  return {
-    async dispatch(scope, request) {
-      const resolved = await resolve(scope, request)
-      checkGuard(resolved, request.caller)
-      const { command, factsById, results, candidates } = resolved
-      let stored = false
-      if (candidates.length > 0) {
-        const tenantId = await commandTenant(new Set(candidates.map((id) => factsById.get(id)!.tenantId)), scope, deps.tenants)
-        const enqueued = await deps.enqueuer.enqueueCommand(candidates, command, {
-          priority: request.priority,
-          expiresAt: request.expiresAt ?? null,
-          tenantId,
-          scope,
-        })
-        stored = enqueued.stored
-        for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })
-      }
-      const targets = resolved.order.map((id) => results.get(id)!)
-      const queued = targets.filter((t) => t.result === 'queued').map((t) => t.enrollmentId)
-      if (resolved.destructive !== null)
-        log.warn(
-          { request_type: command.requestType, command_uuid: command.uuid, targets: queued.length, principal_id: request.caller?.principalId },
-          `destructive command queued: ${resolved.destructive}`,
-        )
+  async function prepare(scope: AccessScope, request: DispatchRequest): Promise<PreparedDispatch> {
+    const resolved = await resolve(scope, request)
+    checkGuard(resolved, request.caller)
+    const { command, factsById, candidates } = resolved
+    const tenantId = candidates.length > 0 ? await commandTenant(new Set(candidates.map((id) => factsById.get(id)!.tenantId)), scope, deps.tenants) : null
+    const skipped = [...resolved.results.values()]
+    return { command, request, order: resolved.order, candidates, skipped, tenantId, destructive: resolved.destructive }
+  }
 
-      const push = request.push !== false && queued.length > 0 ? await pushQuietly(queued) : null
-      return { commandUuid: command.uuid, requestType: command.requestType, stored, targets, push }
+  async function dispatchPrepared(scope: AccessScope, resolved: PreparedDispatch): Promise<DispatchResult> {
+    const { command, candidates, request } = resolved
+    const results = new Map(resolved.skipped.map((result) => [result.enrollmentId, result]))
+    let stored = false
+    if (candidates.length > 0) {
+      const enqueued = await deps.enqueuer.enqueueCommand(candidates, command, {
+        priority: request.priority,
+        expiresAt: request.expiresAt ?? null,
+        tenantId: resolved.tenantId,
+        scope,
+      })
+      stored = enqueued.stored
+      for (const target of enqueued.targets) results.set(target.enrollmentId, { enrollmentId: target.enrollmentId, result: target.outcome })
+    }
+    const targets = resolved.order.map((id) => results.get(id)!)
+    const queued = targets.filter((t) => t.result === 'queued').map((t) => t.enrollmentId)
+    if (resolved.destructive !== null)
+      log.warn(
+        { request_type: command.requestType, command_uuid: command.uuid, targets: queued.length, principal_id: request.caller?.principalId },
+        `destructive command queued: ${resolved.destructive}`,
+      )
+
+    const push = request.push !== false && queued.length > 0 ? await pushQuietly(queued) : null
+    return { commandUuid: command.uuid, requestType: command.requestType, stored, targets, push }
+  }
+
+  return {
+    prepare,
+    dispatchPrepared,
+    async dispatch(scope, request) {
+      return dispatchPrepared(scope, await prepare(scope, request))
     },
 
     async dryRun(scope, request) {

@@ -9,7 +9,11 @@ import type { DeviceDirectoryStore } from '../fleet/device-directory-store.js'
 import type { TenantTree } from '../access/access-control.js'
 import type { ServerSettingsStore } from '../ops/server-settings-store.js'
 import type { PushService } from '../push/push-service.js'
+import type { JobStarter } from '../jobs/job-service.js'
+import { fullAccess } from '../model/access.js'
+import { bulkCommandJobKind, createBulkCommandJobs } from './bulk-command-job.js'
 import { createCommandAdmin } from './command-admin.js'
+import { createCommandChunkStore } from './command-chunk-store.js'
 import { createCommandAdminStore } from './command-admin-store.js'
 import { createCommandQueueStore } from './command-queue-store.js'
 import { confirmationKeyFrom, createConfirmationTokens } from './destructive-guard.js'
@@ -44,5 +48,11 @@ export function createQueueFeature(deps: {
   })
   const commands = createCommandAdmin({ store: adminStore, requireEnrollment: deps.requireEnrollment })
   const retention = createRetentionService({ settings: deps.settings, commandAdmin: adminStore, logger })
-  return { queue, dispatcher, commands, retention, tokens }
+  // Commands to more than ORCHARD_JOB_THRESHOLD targets: queued by a bulk_command job.
+  const chunks = createCommandChunkStore(deps.db, { repushAfterSeconds: config.repush.afterSeconds })
+  const bulk = {
+    kind: bulkCommandJobKind({ chunks, push: (enrollmentIds) => dispatcher.pushOnly(fullAccess, enrollmentIds) }),
+    jobs: (jobs: JobStarter) => createBulkCommandJobs({ jobs, chunks, threshold: config.jobThreshold }),
+  }
+  return { queue, dispatcher, commands, retention, tokens, bulk }
 }

@@ -25,6 +25,9 @@ export const webhookEventTypes = [
   'declaration.status',
   /** A device's status report changed its software update status items (install state, pending version, failure). */
   'softwareupdate.status',
+  /** A job started, or ended (succeeded, failed or cancelled); the data is the Job of the admin API. */
+  'job.started',
+  'job.finished',
   '*',
 ] as const
 

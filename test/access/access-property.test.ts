@@ -69,6 +69,8 @@ interface Resources {
   vppContentToken: string
   /** An email domain mapped to the tenant (account-driven enrollment). */
   accountDomain: string
+  /** The job of the tenant's content token sync (finished). */
+  jobId: string
 }
 
 /** Installation-wide rows (owner's): the same for every tenant. */
@@ -119,6 +121,7 @@ const paramValues: Record<string, (x: Values) => string | null> = {
   // An app every tenant's content token holds (an App Store id, not a tenant's row).
   adam_id: () => '361309726',
   domain: ({ r }) => r.accountDomain,
+  job_id: ({ r }) => r.jobId,
 }
 
 // Values only bodies and queries use (they use paramValues' too).
@@ -571,7 +574,7 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       201,
       `${tenant} content token`,
     )
-    ok(await api('POST', `/api/v1/vpp/tokens/${vppToken.id}/sync`), 200, `${tenant} content token sync`)
+    const vppSync = ok(await api('POST', `/api/v1/vpp/tokens/${vppToken.id}/sync`), 202, `${tenant} content token sync`)
 
     const libraryIdentifier = `property.${tenant}.wifi`
     const library = ok(
@@ -657,6 +660,7 @@ async function buildWorld(t: Parameters<typeof setupDep>[0]): Promise<World> {
       vppTokenId: vppToken.id,
       vppContentToken: location.sToken,
       accountDomain,
+      jobId: vppSync.id,
     }
   }
   const delivery = await db.selectFrom('webhook_deliveries').select('id').orderBy('id').executeTakeFirst()
@@ -694,6 +698,7 @@ function identifiersOf(r: Resources): string[] {
     r.targetKeyId,
     r.vppTokenId,
     r.accountDomain,
+    r.jobId,
     ...r.principalKeyIds,
   ]
   // The tenant itself, as a row (tenants list) or as the owner of rows.
@@ -736,6 +741,7 @@ async function snapshotTenant(world: World, tenant: TenantName) {
     return_to_service_settings: sql`select * from return_to_service_settings where ${is('tenant_id')}`,
     device_groups: sql`select * from device_groups where ${is('tenant_id')}`,
     account_enrollment_domains: sql`select * from account_enrollment_domains where ${is('tenant_id')}`,
+    jobs: sql`select id, type, state, cancel_requested, finished_at from jobs where ${is('tenant_id')}`,
     device_group_members: sql`select m.group_id, m.device_id from device_group_members m join device_groups g on g.id = m.group_id where ${is('g.tenant_id')}`,
     // The caller's refused attempts are in its own audit log, never in the victim's.
     audit_events: sql`select * from audit_events where ${is('tenant_id')}`,

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { apiClient } from '../helpers/api.js'
+import { syncThroughJob } from '../helpers/jobs.js'
 import { FaithfulDevice } from '../helpers/faithful-device.js'
 import { startFakeVpp } from '../helpers/fake-vpp.js'
 import { setupMdm } from '../helpers/mdm-fixture.js'
@@ -30,7 +31,7 @@ async function setup(t: Parameters<typeof setupMdm>[0]) {
 async function connect(api: ReturnType<typeof apiClient>, sToken: string) {
   const token = await api('POST', '/api/v1/vpp/tokens', { body: { name: `apps ${randomBytes(3).toString('hex')}`, content_token: sToken } })
   if (token.statusCode !== 201) throw new Error(token.body)
-  const synced = await api('POST', `/api/v1/vpp/tokens/${token.json.id}/sync`)
+  const synced = await syncThroughJob(api, `/api/v1/vpp/tokens/${token.json.id}/sync`)
   if (synced.json.outcome !== 'synced') throw new Error(synced.body)
   return token.json as { id: string }
 }
@@ -212,7 +213,7 @@ t.test("a wiped device's licence goes back; licences of serials Orchard does not
   // assigned again by someone else.
   location.assignments.push({ adamId: notes, pricingParam: 'STDQ', serialNumber: 'ELSEWHERE001', version: 1 })
   location.assignments.push({ adamId: notes, pricingParam: 'STDQ', serialNumber: wiped.device.serialNumber, version: 1 })
-  await api('POST', `/api/v1/vpp/tokens/${token.id}/sync`)
+  await syncThroughJob(api, `/api/v1/vpp/tokens/${token.id}/sync`)
   const listed = await api('GET', '/api/v1/vpp/unmanaged-licences')
   t.equal(listed.statusCode, 200, listed.body)
   t.equal(listed.json.total, 2)
@@ -238,7 +239,7 @@ t.test("a wiped device's licence goes back; licences of serials Orchard does not
     [kept.device.serialNumber, wiped.device.serialNumber].sort(),
     "a managed device's licence is never freed here",
   )
-  await api('POST', `/api/v1/vpp/tokens/${token.id}/sync`)
+  await syncThroughJob(api, `/api/v1/vpp/tokens/${token.id}/sync`)
   t.match((await api('GET', '/api/v1/vpp/unmanaged-licences')).json, { total: 1, items: [{ serial_number: wiped.device.serialNumber }] })
   t.equal((await api('POST', '/api/v1/vpp/unmanaged-licences/release', { body: { vpp_token_id: token.id, serial_numbers: [] } })).statusCode, 400)
   const audit = await api('GET', '/api/v1/audit-events?action=releaseUnmanagedLicences')

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { apiClient } from '../helpers/api.js'
+import { syncThroughJob } from '../helpers/jobs.js'
 import { FaithfulDevice } from '../helpers/faithful-device.js'
 import { startFakeVpp, vppError } from '../helpers/fake-vpp.js'
 import { setupMdm } from '../helpers/mdm-fixture.js'
@@ -30,7 +31,7 @@ async function setup(t: Parameters<typeof setupMdm>[0]) {
 async function connect(api: ReturnType<typeof apiClient>, sToken: string, body: Record<string, unknown> = {}) {
   const token = await api('POST', '/api/v1/vpp/tokens', { body: { name: `apps ${randomBytes(3).toString('hex')}`, content_token: sToken, ...body } })
   if (token.statusCode !== 201) throw new Error(token.body)
-  const synced = await api('POST', `/api/v1/vpp/tokens/${token.json.id}/sync`)
+  const synced = await syncThroughJob(api, `/api/v1/vpp/tokens/${token.json.id}/sync`)
   if (synced.json.outcome !== 'synced') throw new Error(synced.body)
   return token.json
 }
@@ -101,7 +102,7 @@ t.test('a blueprint app from Apps and Books: one batch of licences, then Install
 
   // The licence report: Apple's holders as of the last sync, each with its device (or none).
   location.assignments.push({ adamId: notes, pricingParam: 'STDQ', serialNumber: 'GONE00000001', version: 1 })
-  await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
+  await syncThroughJob(api, `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
   const report = await api('GET', '/api/v1/reports/licences')
   t.equal(report.statusCode, 200, report.body)
   const holders = report.json.items[0].holders as Array<{ serial_number: string; device_id: string | null }>
@@ -123,11 +124,11 @@ t.test('a blueprint app from Apps and Books: one batch of licences, then Install
     /,361309726,STDQ,3,3,0,GONE00000001,$/,
   )
   location.assignments.pop()
-  await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
+  await syncThroughJob(api, `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
 
   // A licence bought later: the admin's sync retries the failed device.
   fake.addAsset(location, { adamId: notes, totalCount: 4, assignedCount: 3, availableCount: 1 })
-  await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
+  await syncThroughJob(api, `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items[0].id}/sync`)
   t.equal((await api('POST', `/api/v1/devices/${shortDevice.udid}/configuration/sync`)).statusCode, 202)
   await shortDevice.sync()
   t.equal((await licenceRound()).assigned.length, 1)
@@ -180,7 +181,7 @@ t.test("a serial Apple refuses fails alone; a licence Apple already holds is use
   // Apple holds a licence for a new device already (assigned before Orchard): no call, installed at once.
   fake.addAsset(biology, { adamId: notes, totalCount: 10 })
   biology.assignments.push({ adamId: notes, pricingParam: 'STDQ', serialNumber: 'BIOEARLY0001', version: 1 })
-  await api('POST', `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items.find((x: any) => x.tenant_id === 'biology').id}/sync`)
+  await syncThroughJob(api, `/api/v1/vpp/tokens/${(await api('GET', '/api/v1/vpp/tokens')).json.items.find((x: any) => x.tenant_id === 'biology').id}/sync`)
   const early = await enroll('BIOEARLY0001', 'biology')
   await mdm.database.db.updateTable('devices').set({ tenant_id: 'biology' }).where('id', '=', early.udid).execute()
   await api('POST', `/api/v1/devices/${early.udid}/configuration/sync`)

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { apiClient } from '../helpers/api.js'
+import { syncThroughJob } from '../helpers/jobs.js'
 import { FaithfulDevice } from '../helpers/faithful-device.js'
 import { assetManagementNotifications, startFakeVpp, vppError, type FakeVppLocation } from '../helpers/fake-vpp.js'
 import { setupMdm } from '../helpers/mdm-fixture.js'
@@ -64,7 +65,7 @@ async function setup(t: Parameters<typeof setupMdm>[0], env: Record<string, stri
   const connect = async (sToken: string, body: Record<string, unknown> = {}) => {
     const token = await api('POST', '/api/v1/vpp/tokens', { body: { name: `apps ${randomBytes(3).toString('hex')}`, content_token: sToken, ...body } })
     if (token.statusCode !== 201) throw new Error(token.body)
-    const synced = await api('POST', `/api/v1/vpp/tokens/${token.json.id}/sync`)
+    const synced = await syncThroughJob(api, `/api/v1/vpp/tokens/${token.json.id}/sync`)
     if (synced.json.outcome !== 'synced') throw new Error(synced.body)
     return token.json as { id: string; status: string }
   }

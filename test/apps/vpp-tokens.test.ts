@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { apiClient } from '../helpers/api.js'
+import { syncThroughJob } from '../helpers/jobs.js'
 import { startFakeVpp, type FakeVpp } from '../helpers/fake-vpp.js'
 import { setupMdm, type MdmFixture } from '../helpers/mdm-fixture.js'
 
@@ -62,8 +63,8 @@ t.test('upload claims the location, seals the token and syncs assets and device 
   fake.completeEvents()
 
   const before = fake.requests.length
-  const synced = await api('POST', `/api/v1/vpp/tokens/${token.id}/sync`)
-  t.equal(synced.statusCode, 200, synced.body)
+  const synced = await syncThroughJob(api, `/api/v1/vpp/tokens/${token.id}/sync`)
+  t.equal(synced.statusCode, 202, synced.body)
   t.match(synced.json, { outcome: 'synced', assets: 5, assignments: 2, status: 'ok' })
   t.equal(synced.json.requests, fake.requests.length - before, 'the report counts the Apple calls')
   t.equal(fake.requestCount('/mdm/v2/assets'), 3, 'five assets in pages of two')
@@ -92,7 +93,7 @@ t.test('upload claims the location, seals the token and syncs assets and device 
   // An asset gone at Apple, and a licence freed there, are gone after the next sync.
   location.assets = location.assets.filter((a) => a.adamId !== '409183694')
   location.assignments = location.assignments.filter((a) => a.serialNumber !== 'C02AAA000002')
-  t.match((await api('POST', `/api/v1/vpp/tokens/${token.id}/sync`)).json, { outcome: 'synced', assets: 4, assignments: 1 })
+  t.match((await syncThroughJob(api, `/api/v1/vpp/tokens/${token.id}/sync`)).json, { outcome: 'synced', assets: 4, assignments: 1 })
   t.equal((await api('GET', '/api/v1/vpp/assets')).json.items.length, 4)
   t.equal(
     await mdm.database.db
@@ -118,7 +119,7 @@ t.test('a location another MDM manages is not taken over unless an admin says so
   t.equal(location.mdmInfo.id, 'jamf-0001', 'Apple was not told anything')
   t.equal(fake.requestCount('POST /mdm/v2/client/config'), 0)
 
-  const synced = await api('POST', `/api/v1/vpp/tokens/${uploaded.json.id}/sync`)
+  const synced = await syncThroughJob(api, `/api/v1/vpp/tokens/${uploaded.json.id}/sync`)
   t.match(synced.json, { outcome: 'failed', status: 'claimed_elsewhere', assets: 0 })
   t.equal(fake.requestCount('/mdm/v2/assets'), 0, 'no assets are read from a location that is not ours')
 
@@ -127,11 +128,11 @@ t.test('a location another MDM manages is not taken over unless an admin says so
   t.equal(claimed.json.status, 'ok')
   t.match(claimed.json.status_detail, /from Jamf Pro/)
   t.equal(location.mdmInfo.name, 'Orchard')
-  t.match((await api('POST', `/api/v1/vpp/tokens/${uploaded.json.id}/sync`)).json, { outcome: 'synced', assets: 1 })
+  t.match((await syncThroughJob(api, `/api/v1/vpp/tokens/${uploaded.json.id}/sync`)).json, { outcome: 'synced', assets: 1 })
 
   // Another MDM claims it later: syncing stops until an admin acts.
   location.mdmInfo = { id: 'kandji-7', name: 'Kandji', metadata: '1' }
-  t.match((await api('POST', `/api/v1/vpp/tokens/${uploaded.json.id}/sync`)).json, { outcome: 'failed', status: 'claimed_elsewhere' })
+  t.match((await syncThroughJob(api, `/api/v1/vpp/tokens/${uploaded.json.id}/sync`)).json, { outcome: 'failed', status: 'claimed_elsewhere' })
   t.equal(location.mdmInfo.id, 'kandji-7')
 
   // force on upload claims at once.
@@ -166,7 +167,7 @@ t.test('renewal replaces the token of the same location; refusals are clear and 
   t.equal(renewed.statusCode, 200, renewed.body)
   t.equal(renewed.json.expires_soon, false)
   t.equal(renewed.json.status, 'ok')
-  t.match((await api('POST', `/api/v1/vpp/tokens/${first.json.id}/sync`)).json, { outcome: 'synced' }, 'the new token is the one used')
+  t.match((await syncThroughJob(api, `/api/v1/vpp/tokens/${first.json.id}/sync`)).json, { outcome: 'synced' }, 'the new token is the one used')
 
   const elsewhere = fake.addLocation({ locationName: 'Archive' })
   const wrong = await api('PUT', `/api/v1/vpp/tokens/${first.json.id}/content-token`, { body: { content_token: elsewhere.sToken } })
@@ -195,7 +196,7 @@ t.test('renewal replaces the token of the same location; refusals are clear and 
 
   // Revoked after upload: the sync says so.
   location.revoked = true
-  t.match((await api('POST', `/api/v1/vpp/tokens/${first.json.id}/sync`)).json, { outcome: 'failed', status: 'token_revoked' })
+  t.match((await syncThroughJob(api, `/api/v1/vpp/tokens/${first.json.id}/sync`)).json, { outcome: 'failed', status: 'token_revoked' })
   t.match((await api('GET', `/api/v1/vpp/tokens/${first.json.id}`)).json, { status: 'token_revoked', status_detail: /revoked/ })
 })
 
@@ -206,12 +207,12 @@ t.test('throttling: Retry-After is honoured; a location that stays throttled wai
   const token = (await api('POST', '/api/v1/vpp/tokens', { body: { name: 'apps', content_token: location.sToken } })).json
 
   fake.throttleNext(2, { retryAfter: 0 })
-  const synced = await api('POST', `/api/v1/vpp/tokens/${token.id}/sync`)
+  const synced = await syncThroughJob(api, `/api/v1/vpp/tokens/${token.id}/sync`)
   t.match(synced.json, { outcome: 'synced', assets: 1 }, 'two 429s, then through')
   t.equal(fake.requests.filter((r) => r.status === 429).length, 2)
 
   fake.throttleNext(10, { status: 503, retryAfter: 0 })
-  const throttled = await api('POST', `/api/v1/vpp/tokens/${token.id}/sync`)
+  const throttled = await syncThroughJob(api, `/api/v1/vpp/tokens/${token.id}/sync`)
   t.match(throttled.json, { outcome: 'failed', status: 'throttled' })
   t.equal(fake.requests.filter((r) => r.status === 503).length, 4, 'four attempts, then the token waits')
   const stored = (await api('GET', `/api/v1/vpp/tokens/${token.id}`)).json
@@ -243,7 +244,7 @@ t.test('a department sees and syncs only its own tokens and assets', async (t) =
     400,
   )
 
-  for (const id of [biology.json.id, physics.json.id]) t.equal((await api('POST', `/api/v1/vpp/tokens/${id}/sync`)).statusCode, 200)
+  for (const id of [biology.json.id, physics.json.id]) t.equal((await syncThroughJob(api, `/api/v1/vpp/tokens/${id}/sync`)).job.state, 'succeeded')
   const seen = await api('GET', '/api/v1/vpp/assets', { key: biologyKey })
   t.same(
     seen.json.items.map((a: any) => a.adam_id),

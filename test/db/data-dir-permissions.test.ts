@@ -7,7 +7,7 @@ import { sql } from 'kysely'
 import { pino } from 'pino'
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
-import { withEmbeddedSecretKey } from '../../src/db/embedded-secret-key.js'
+import { withSecretKeyFile } from '../../src/db/secret-key-file.js'
 import { openDatabase, openPgliteDatabase } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrations.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
@@ -58,7 +58,7 @@ function capturingLogger() {
 
 /** What startOrchard does with the data directory: the master key, the database, migrations. */
 async function startEmbedded(env: Record<string, string>, logger = pino({ level: 'silent' })) {
-  const config = withEmbeddedSecretKey(loadConfig(env, []), logger)
+  const config = withSecretKeyFile(loadConfig(env, []), logger)
   const database = await openDatabase(config, logger)
   await migrateToLatest(database.db)
   return database

@@ -1,5 +1,6 @@
 // Admin API calls through app.inject(), with the fixture's admin key unless told otherwise.
 import type { FastifyInstance } from 'fastify'
+import { settleJobs } from './jobs.js'
 import { testApiKey } from './mdm-fixture.js'
 
 export interface ApiResponse {
@@ -31,6 +32,9 @@ export function apiClient(app: FastifyInstance) {
       headers['content-type'] = 'application/json'
     }
     const response = await app.inject({ method, url, headers, ...(payload !== undefined ? { payload } : {}) })
+    // A job was started: its work is done before the test goes on (no sleeping, no polling).
+    const location = response.headers['location']
+    if (response.statusCode === 202 && typeof location === 'string' && location.startsWith('/api/v1/jobs/')) await settleJobs(app)
     let json: unknown
     try {
       json = response.body ? JSON.parse(response.body) : undefined

@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config.js'
 import { createOrchard, type Orchard } from '../../src/main.js'
 import type { Metrics } from '../../src/ops/metrics.js'
 import type { DatabaseHandle } from '../../src/db/database.js'
+import { registerJobRunner } from './jobs.js'
 
 /** Tests log nothing unless ORCHARD_TEST_LOG_LEVEL asks for it. */
 export function testLogger(): Logger {
@@ -37,5 +38,6 @@ export async function buildTestApp(
   )
   const orchard = await createOrchard(config, database, options.logger ?? testLogger())
   t.teardown(() => orchard.app.close())
+  registerJobRunner(orchard.app, orchard.jobs.runner)
   return { app: orchard.app, metrics: orchard.metrics, orchard }
 }

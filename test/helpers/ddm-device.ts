@@ -2,9 +2,18 @@
 // declaration store, syncs as a device does (tokens, then declaration-items when the
 // DeclarationsToken changed, then each declaration whose ServerToken changed, dropping those no
 // longer listed) and sends status reports with only what changed, removed declarations marked
-// `_removed`, as Apple's devices do.
+// `_removed`, as Apple's devices do. Given a user, it is that user channel of the device (a macOS
+// user: UserID; a Shared iPad user: the fixed UserID and UserShortName), with its own declaration
+// store, check-ins and command queue.
 import type { PlistDict } from '../../src/mdm/plist.js'
-import { commandIn, type SimulatedDevice } from './simulated-device.js'
+import { commandIn, type MdmResponse, type SimulatedDevice } from './simulated-device.js'
+
+/** A user channel's identity keys. */
+export interface DdmUser {
+  userId?: string
+  userShortName?: string
+  userLongName?: string
+}
 
 interface StoredDeclaration {
   kind: string
@@ -33,7 +42,38 @@ export class DdmDevice {
   /** DeclarativeManagement commands it got: their SyncTokens. */
   readonly commands: Array<{ DeclarationsToken?: string; Timestamp?: string }> = []
 
-  constructor(readonly device: SimulatedDevice) {}
+  constructor(
+    readonly device: SimulatedDevice,
+    readonly user?: DdmUser,
+  ) {}
+
+  private get userKeys(): PlistDict {
+    const keys: PlistDict = {}
+    if (this.user?.userId) keys['UserID'] = this.user.userId
+    if (this.user?.userShortName) keys['UserShortName'] = this.user.userShortName
+    if (this.user?.userLongName) keys['UserLongName'] = this.user.userLongName
+    return keys
+  }
+
+  /** The user channel's TokenUpdate (its enrollment); throws unless 200. */
+  async enrollUser(): Promise<void> {
+    const response = await this.device.checkin({
+      MessageType: 'TokenUpdate',
+      ...this.userKeys,
+      Topic: this.device.topic,
+      Token: Buffer.alloc(32, 9),
+      PushMagic: `magic-${this.user?.userShortName ?? this.user?.userId ?? 'user'}`,
+    })
+    if (response.status !== 200) throw new Error(`user TokenUpdate failed: ${response.status} ${response.body.toString()}`)
+  }
+
+  private poll(): Promise<MdmResponse> {
+    return this.user ? this.device.report('Idle', {}, undefined, this.user) : this.device.idle()
+  }
+
+  private answer(uuid: string, status: string, keys: PlistDict): Promise<MdmResponse> {
+    return this.user ? this.device.report(status, { CommandUUID: uuid, ...keys }, undefined, this.user) : this.device.answer(uuid, status, keys)
+  }
 
   get udid(): string {
     return this.device.udid
@@ -42,6 +82,7 @@ export class DdmDevice {
   private async checkin(endpoint: string, data?: unknown): Promise<{ status: number; json: any }> {
     this.calls.push(endpoint)
     const response = await this.device.checkin({
+      ...this.userKeys,
       MessageType: 'DeclarativeManagement',
       Endpoint: endpoint,
       ...(data !== undefined ? { Data: Buffer.from(JSON.stringify(data)) } : {}),
@@ -134,10 +175,10 @@ export class DdmDevice {
     return count
   }
 
-  /** Runs the MDM queue: a DeclarativeManagement command is acknowledged and followed by a DDM sync. */
+  /** Runs the MDM queue (the user channel's, for a user): a DeclarativeManagement command is acknowledged and followed by a DDM sync. */
   async runQueue(): Promise<string[]> {
     const ran: string[] = []
-    let next = commandIn(await this.device.idle())
+    let next = commandIn(await this.poll())
     while (next) {
       ran.push(next.requestType)
       let sync = false
@@ -146,7 +187,7 @@ export class DdmDevice {
         this.commands.push(Buffer.isBuffer(data) ? (JSON.parse(data.toString('utf8')) as { SyncTokens: Record<string, string> }).SyncTokens : {})
         sync = true
       }
-      next = commandIn(await this.device.answer(next.uuid, 'Acknowledged', this.answers[next.requestType] ?? {}))
+      next = commandIn(await this.answer(next.uuid, 'Acknowledged', this.answers[next.requestType] ?? {}))
       if (sync) await this.sync()
     }
     return ran

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { apiClient, type ApiResponse } from './api.js'
+import { syncThroughJob } from './jobs.js'
 import { setupEnrollment, type EnrollmentFixture } from './enrollment-fixture.js'
 import { startFakeAbm, type FakeAbm, type FakeAbmCredentials, type FakeAbmOptions } from './fake-abm.js'
 
@@ -63,6 +64,7 @@ export async function setupDep(
       if (uploaded.statusCode !== 200) throw new Error(`server token upload failed: ${uploaded.body}`)
       return uploaded.json
     },
-    sync: (tokenId) => call('POST', `/api/v1/dep/tokens/${tokenId}/sync`),
+    // Answered 202 with an abm_sync job: its result is the sync report.
+    sync: (tokenId) => syncThroughJob(call, `/api/v1/dep/tokens/${tokenId}/sync`),
   }
 }

@@ -4,11 +4,12 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import { decodePlist, isPlistDict, type PlistDict } from '../../src/mdm/plist.js'
+import { profileParts } from '../../src/simulator/enrollment-profile.js'
 import { mintPushCertificate } from './fake-apns.js'
 import { apiClient } from './api.js'
 import { setupMdm, type MdmFixture } from './mdm-fixture.js'
 import type { ScepHttp } from './scep-client.js'
-import { plistText, testTopic } from './simulated-device.js'
+import { testTopic } from './simulated-device.js'
 import { createTestCa } from './test-ca.js'
 
 export const publicUrl = 'https://mdm.example.test'
@@ -69,11 +70,4 @@ export async function setupEnrollment(
   return { ...mdm, scepHttp, api, download }
 }
 
-/** The SCEP challenge and the MDM payload of a decoded enrollment profile. */
-export function profileParts(profile: PlistDict): { challenge: string; scep: PlistDict; mdm: PlistDict; payloads: PlistDict[] } {
-  const payloads = profile['PayloadContent'] as PlistDict[]
-  const scep = payloads.find((p) => p['PayloadType'] === 'com.apple.security.scep')!
-  const mdm = payloads.find((p) => p['PayloadType'] === 'com.apple.mdm')!
-  const content = scep['PayloadContent'] as PlistDict
-  return { challenge: plistText(content['Challenge']), scep: content, mdm, payloads }
-}
+export { profileParts }

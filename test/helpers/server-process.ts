@@ -14,6 +14,8 @@ export interface ServerProcess {
   /** Resolves with the exit code. */
   exited: Promise<number | null>
   stderr(): string
+  /** Every log line read so far. */
+  logs(): Array<Record<string, unknown>>
 }
 
 export function spawnOrchard(script: 'src/main.ts' | 'src/migrate.ts', args: string[], env: Record<string, string> = {}): ServerProcess {
@@ -56,6 +58,7 @@ export function spawnServer(nodeArgs: string[], env: Record<string, string> = {}
       child.stdout.resume()
     },
     stderr: () => stderr,
+    logs: () => [...logs],
     waitForLog(pattern) {
       const seen = logs.find((line) => pattern.test(String(line['msg'])))
       if (seen) return Promise.resolve(seen)

@@ -219,6 +219,7 @@ t.test('a scrape reads the database at most once per 15 s; a failure is reported
     abmTokens: [],
     vppTokens: [],
     pushCertificates: [],
+    jobs: [],
   }
   const metrics = createMetrics()
   registerFleetMetrics(metrics, {

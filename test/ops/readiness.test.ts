@@ -2,6 +2,7 @@
 // openable with ORCHARD_SECRET_KEYS. push_certificates is informational. Each check is shown.
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
+import { pino } from 'pino'
 import t from 'tap'
 import { masterKeyId } from '../../src/crypto/secret-box.js'
 import { createReadinessCheck, type ReadinessDeps } from '../../src/ops/readiness.js'
@@ -160,4 +161,36 @@ t.test('the secret_keys check reads every sealed column of the schema', async (t
     sealedColumns.map(([table, column]) => `${table}.${column}`).sort(),
     'a new sealed column must be added to sealedColumns in src/ops/readiness-store.ts',
   )
+})
+
+t.test('autovacuum off on PostgreSQL: shown in /readyz, warned about at start-up, never unready', async (t) => {
+  const database = await createTestDatabase(t)
+  const lines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) })
+  const { app, orchard } = await buildTestApp(t, database, { ORCHARD_SECRET_KEYS: key() }, { logger })
+  if (database.kind === 'pglite') {
+    t.notOk((await readyz(app)).body.checks.autovacuum, 'PGlite has no autovacuum worker: nothing to report')
+    await orchard.operations.warnAtStart()
+    t.same(lines, [])
+    return
+  }
+  // This machine's test cluster may run with autovacuum off: the expectations follow the server.
+  const { rows } = await sql<{ on: boolean }>`select current_setting('autovacuum')::boolean and current_setting('track_counts')::boolean as on`.execute(
+    database.db,
+  )
+  const server = rows[0]!.on ? [] : ['autovacuum (or track_counts) is off on the server']
+  const bloat = '. Dead rows from check-ins and commands will bloat the database'
+  t.equal((await readyz(app)).body.checks.autovacuum, server.length === 0 ? 'on' : `off: ${server[0]}${bloat}`)
+  await orchard.operations.warnAtStart()
+  t.equal(lines.length, server.length, server.length === 0 ? 'no warning while it is on' : 'warned: the server has it off')
+
+  await sql`alter table command_targets set (autovacuum_enabled = false)`.execute(database.db)
+  await sql`alter table enrollments set (autovacuum_enabled = false, fillfactor = 90)`.execute(database.db)
+  const { status, body } = await readyz(app)
+  t.equal(status, 200, 'informational only')
+  const expected = `off: ${[...server, 'autovacuum_enabled=false on command_targets, enrollments'].join('; ')}${bloat}`
+  t.equal(body.checks.autovacuum, expected)
+  lines.length = 0
+  await orchard.operations.warnAtStart()
+  t.match(lines, [{ level: 40, autovacuum: expected }])
 })

@@ -367,6 +367,9 @@ export interface Operations {
       201: {
         "application/json": OffboardingResult
       }
+      202: {
+        "application/json": Job
+      }
     }
   }
   /** GET /api/v1/return-to-service */
@@ -526,6 +529,9 @@ export interface Operations {
       201: {
         "application/json": EnqueueResult
       }
+      202: {
+        "application/json": Job
+      }
     }
   }
   /** GET /api/v1/commands/{command_uuid} */
@@ -575,6 +581,79 @@ export interface Operations {
           in_flight: number
           finished: number
           not_targeted: number
+        }
+      }
+    }
+  }
+  /** GET /api/v1/jobs */
+  listJobs: {
+    params: Record<string, never>
+    query: {
+      state?: JobStateValue
+      type?: JobTypeValue
+      limit: number
+      cursor?: string
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: Job[]
+          next_cursor: NextCursor
+        }
+      }
+    }
+  }
+  /** GET /api/v1/jobs/{job_id} */
+  getJob: {
+    params: {
+      job_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": Job
+      }
+    }
+  }
+  /** DELETE /api/v1/jobs/{job_id} */
+  cancelJob: {
+    params: {
+      job_id: string
+    }
+    query: Record<string, never>
+    body: undefined
+    responses: {
+      200: {
+        "application/json": Job
+      }
+      202: {
+        "application/json": Job
+      }
+    }
+  }
+  /** GET /api/v1/jobs/{job_id}/errors */
+  listJobErrors: {
+    params: {
+      job_id: string
+    }
+    query: {
+      limit: number
+      cursor?: string
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": {
+          items: {
+            seq: number
+            target: string | null
+            code: string
+            message: string
+            created_at: string
+          }[]
+          next_cursor: NextCursor
         }
       }
     }
@@ -1103,15 +1182,15 @@ export interface Operations {
           device_id: string
           declarations_token: string | null
           sent_token: string | null
-          items: {
-            identifier: string
-            type: string
-            kind: "activation" | "asset" | "configuration" | "management"
-            server_token: string
-            declaration_id: string | null
-            state: "active" | "inactive" | "invalid" | "pending"
-            reasons: unknown
-            reported_at: string | null
+          items: ChannelDeclaration[]
+          user_channels: {
+            enrollment_id: string
+            user_short_name: string | null
+            user_long_name: string | null
+            platform: "macOS" | "sharedIPad"
+            declarations_token: string
+            sent_token: string | null
+            items: ChannelDeclaration[]
           }[]
         }
       }
@@ -1128,10 +1207,11 @@ export interface Operations {
       200: {
         "application/json": {
           device_id: string
-          items: {
-            item: string
-            value: unknown
-            updated_at: string
+          items: StatusItem[]
+          user_channels: {
+            enrollment_id: string
+            user_short_name: string | null
+            items: StatusItem[]
           }[]
         }
       }
@@ -2046,8 +2126,8 @@ export interface Operations {
     query: Record<string, never>
     body: undefined
     responses: {
-      200: {
-        "application/json": DepSyncReport
+      202: {
+        "application/json": Job
       }
     }
   }
@@ -2366,8 +2446,8 @@ export interface Operations {
     query: Record<string, never>
     body: undefined
     responses: {
-      200: {
-        "application/json": VppSyncReport
+      202: {
+        "application/json": Job
       }
     }
   }
@@ -2508,6 +2588,10 @@ export type ApiOperationId =
   | "getCommand"
   | "listCommandTargets"
   | "cancelCommand"
+  | "listJobs"
+  | "getJob"
+  | "cancelJob"
+  | "listJobErrors"
   | "enqueueRawCommand"
   | "listPushCertificates"
   | "addPushCertificate"
@@ -2928,6 +3012,32 @@ export type ExpiringIdentity = {
   renewal_queued_at: string | null
   renewal_command_uuid: string | null
   renewal_command_status: string | null
+}
+export type JobStateValue = "queued" | "running" | "succeeded" | "failed" | "cancelled"
+export type JobTypeValue = "bulk_command" | "abm_sync" | "vpp_sync" | "offboarding"
+export type Job = {
+  id: string
+  type: JobTypeValue
+  tenant_id: string | null
+  state: JobStateValue
+  done: number
+  total: number | null
+  outcomes: {
+    [key: string]: number
+  }
+  started_by: null | {
+    api_key_id: string
+    name: string
+  }
+  created_at: string
+  started_at: string | null
+  finished_at: string | null
+  cancellable: boolean
+  result?: DepSyncReport | VppSyncReport | BulkCommandJobResult
+}
+export type BulkCommandJobResult = {
+  command_uuid: string
+  request_type: string
 }
 export type NextCursor = string | null
 export type EnrollmentIdValue = string
@@ -3439,7 +3549,23 @@ export type DeclarationInput = {
   type: string
   name?: string | null
   payload: DeclarationPayload
+  channel?: "device" | "user"
   profile_id?: string | null
+}
+export type ChannelDeclaration = {
+  identifier: string
+  type: string
+  kind: "activation" | "asset" | "configuration" | "management"
+  server_token: string
+  declaration_id: string | null
+  state: "active" | "inactive" | "invalid" | "pending"
+  reasons: unknown
+  reported_at: string | null
+}
+export type StatusItem = {
+  item: string
+  value: unknown
+  updated_at: string
 }
 export type DeclarationPayload = {
   [key: string]: unknown
@@ -3455,6 +3581,7 @@ export type Declaration = {
     [key: string]: unknown
   }
   profile_id: string | null
+  channel: "device" | "user"
   server_token: string
   blueprint_count: number
   created_at: string
@@ -3770,6 +3897,8 @@ export type WebhookEventTypes = (
   | "device.reenrolled"
   | "declaration.status"
   | "softwareupdate.status"
+  | "job.started"
+  | "job.finished"
   | "*")[]
 export type Webhook = {
   id: string
@@ -3902,5 +4031,6 @@ export type Readiness = {
     device_ca: string
     secret_keys: string
     push_certificates?: string
+    autovacuum?: string
   }
 }

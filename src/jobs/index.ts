@@ -1,0 +1,41 @@
+// Jobs as main.ts composes them: the store, the service the admin API and other features'
+// handlers use (JobStarter: answer 202 with a job), and the runner background work starts.
+// The kinds come from the features whose work they do (bulk commands, syncs).
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Logger } from 'pino'
+import type { DatabaseHandle } from '../db/database.js'
+import type { Job } from '../http/generated/operations.js'
+import type { JobKind } from './job-kind.js'
+import { createJobRunner } from './job-runner.js'
+import { createJobService } from './job-service.js'
+import { createJobStore } from './job-store.js'
+
+export { jobHandlers } from './jobs-api.js'
+export type { JobKind } from './job-kind.js'
+export type { JobRunner } from './job-runner.js'
+export type { JobService, JobStarter } from './job-service.js'
+
+export function createJobsFeature(deps: {
+  db: DatabaseHandle['db']
+  kinds: readonly JobKind[]
+  /** job.started and job.finished webhook events. */
+  emit(type: 'job.started' | 'job.finished', job: Job): Promise<void>
+  /** This replica in job leases (default: host, process and a random part). */
+  owner?: string
+  leaseMs?: number
+  logger: Logger
+}) {
+  const store = createJobStore(deps.db)
+  const kinds = new Map(deps.kinds.map((kind) => [kind.type, kind]))
+  const runner = createJobRunner({
+    store,
+    kinds,
+    owner: deps.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    emit: deps.emit,
+    logger: deps.logger,
+    ...(deps.leaseMs !== undefined ? { leaseMs: deps.leaseMs } : {}),
+  })
+  const service = createJobService({ store, kinds, wake: () => runner.wake(), finished: (job) => deps.emit('job.finished', job) })
+  return { service, runner }
+}
