@@ -66,7 +66,15 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
   // 'error' on its client, which the pool listens to only while the client is idle: unheard,
   // it would end the process. Every client gets a listener from its first moment; the
   // statement in flight, or the next one, fails with the error, and the pool drops the client.
-  pool.on('connect', (client) => client.on('error', () => {}))
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+    // No JIT: Orchard's statements touch a few rows each, but the smart-group and targeting
+    // predicates give plans estimated costs above jit_above_cost, and compiling them took
+    // ~140 ms of PostgreSQL CPU for a 1-row declaration-set read (a TokenUpdate: p50 4 s at 50
+    // enrolling devices). A SET rather than a startup option, which PgBouncer refuses; pg
+    // queues it before the connection's first query. A server without JIT refuses it: ignored.
+    client.query('set jit = off').catch(() => {})
+  })
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) })
   let closed = false
   return {
