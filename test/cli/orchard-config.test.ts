@@ -90,7 +90,7 @@ t.test('completion: bash and zsh scripts with every command and its options', as
   const bash = await runCli(['completion', 'bash'])
   t.equal(bash.code, 0)
   t.match(bash.stdout, /complete -F _orchard orchard\n$/)
-  t.match(bash.stdout, /compgen -W "devices commands tenants keys links push-certs abm vpp reports jobs config completion help local-keys"/)
+  t.match(bash.stdout, /compgen -W "devices commands tenants keys links push-certs abm vpp reports jobs config completion help simulate local-keys"/)
   t.match(bash.stdout, /offboard\) flags="--profile --url --json --yes --no-wait --help --person --return-to-service/)
   const syntax = spawnSync('bash', ['-n'], { input: bash.stdout })
   t.equal(syntax.status, 0, `bash -n: ${syntax.stderr.toString()}`)
