@@ -98,8 +98,10 @@ async function startNginx(t: { teardown(fn: () => unknown): void }, dir: string,
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL')
+  t.teardown(async () => {
+    if (child.exitCode !== null) return
+    child.kill('SIGTERM') // the master stops its workers first; SIGKILL would leave them running
+    await exited
   })
   await Promise.race([written, exited.then((code) => Promise.reject(new Error(`nginx exited (${code}): ${stderr}`)))])
   return child
