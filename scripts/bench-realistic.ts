@@ -10,12 +10,12 @@
 // and per enrollment, latency percentiles per message type, and the server's peak RSS.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import pg from 'pg'
 import { encodePlist, type PlistDict } from '../src/mdm/plist.js'
 import { spawnServer } from '../test/helpers/server-process.js'
 import { commandIn, createDeviceCa, httpTransport, SimulatedDevice } from '../test/helpers/simulated-device.js'
 import { cpuSeconds, latencySummary, pgliteBackend, postgresBackend, runPool, serverNodeFlags, timed, type Backend } from './bench-common.js'
+import { freePort } from '../test/helpers/http.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -196,14 +196,6 @@ function answerFor(requestType: string, device: SimulatedDevice, certificates: B
     default:
       return {}
   }
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as { port: number }
-  await new Promise((resolve) => probe.close(resolve))
-  return port
 }
 
 /** CPU seconds of one process so far; undefined once it has ended. */

@@ -8,12 +8,12 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { createTestDatabase, testBackend } from './helpers/database.js'
 import { repoRoot } from './helpers/server-process.js'
+import { freePort } from './helpers/http.js'
 
 interface Step {
   name: string
@@ -35,17 +35,6 @@ function walkthroughSteps(readme: string): Step[] {
     steps.push({ name: match[1], script: match[3]! })
   }
   return steps
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** A scratch copy of the repository, as a fresh clone: src copied (its entry points compare their own path), the rest linked. */

@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process'
 import { KeyObject, randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, watch, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:https'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -16,6 +15,7 @@ import { createLocalTls } from '../../src/ops/local-tls.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 import { repoRoot, spawnOrchard, type ServerProcess } from '../helpers/server-process.js'
 import { createDeviceCa, SimulatedDevice, type MdmResponse, type Transport } from '../helpers/simulated-device.js'
+import { freePort } from '../helpers/http.js'
 
 const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((path) => existsSync(path))
 const skip =
@@ -31,14 +31,6 @@ const rounds = 2 // each type queued twice: 10 commands per device
 const apiKey = randomBytes(24).toString('hex')
 
 const pemOf = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** The shipped site configuration with this test's ports and paths; each rewrite must match exactly once. */
 function nginxConfigFor(shipped: string, options: { port: number; upstreams: number[]; tlsDir: string }): string {

@@ -6,7 +6,6 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { request } from 'node:https'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -18,6 +17,7 @@ import { runSimulateCommand, simulateUsage } from '../../src/simulator/cli.js'
 import { testLogger } from '../helpers/app.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 import { repoRoot } from '../helpers/server-process.js'
+import { freePort } from '../helpers/http.js'
 
 /** Output collected, with a way to wait for a line. */
 function collector() {
@@ -42,17 +42,6 @@ function collector() {
 }
 
 /** A port free now (the enrollment profile's URLs carry the port, so it must be known before the server starts). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 const run = async (argv: string[], signal?: AbortSignal) => {
   const stdout = collector()
   const stderr = collector()
