@@ -6,7 +6,7 @@
 // twice: a chunk done again after a replica died finds its devices' wipe pending and counts
 // them refused (`busy`), which the job's errors then name.
 import type { Job } from '../http/generated/operations.js'
-import type { JobKind } from '../jobs/job-kind.js'
+import { countBy, type JobKind } from '../jobs/job-kind.js'
 import type { JobErrorInput, JobStarter } from '../jobs/job-service.js'
 import { defaultTenantOf, tenantsAccess, type AccessScope, type AuditActor } from '../model/access.js'
 import type { BulkOutcome, BulkTarget, OffboardingBulk, PreparedOffboarding } from './offboarding-bulk.js'
@@ -35,12 +35,6 @@ const outcomeOf = (target: BulkTarget) => (target.plan === 'skip' ? 'skipped' : 
 function errorOf(target: BulkTarget | BulkOutcome): JobErrorInput {
   const code = 'outcome' in target ? target.outcome : outcomeOf(target)
   return { target: target.deviceId, code, message: target.reason ? `${target.reason}: ${target.detail}` : target.detail }
-}
-
-function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1
-  return counts
 }
 
 export interface OffboardingJobs {

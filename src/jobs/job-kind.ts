@@ -49,3 +49,10 @@ export function singleStepKind(
     },
   }
 }
+
+/** A job step's outcomes: how many items fall under each key. */
+export function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1
+  return counts
+}

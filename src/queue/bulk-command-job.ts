@@ -5,7 +5,7 @@
 // first errors. A running job stops between chunks when cancelled; what it queued stays.
 import { OrchardError } from '../errors.js'
 import type { Job } from '../http/generated/operations.js'
-import type { JobKind } from '../jobs/job-kind.js'
+import { countBy, type JobKind } from '../jobs/job-kind.js'
 import type { JobErrorInput, JobStarter } from '../jobs/job-service.js'
 import { defaultTenantOf, type AccessScope } from '../model/access.js'
 import type { CommandChunkStore } from './command-chunk-store.js'
@@ -36,12 +36,6 @@ export interface BulkCommandJobs {
 function skippedError(result: TargetResult): JobErrorInput {
   if (result.result === 'not_applicable') return { target: result.enrollmentId, code: 'not_applicable', message: `${result.reason}: ${result.detail}` }
   return { target: result.enrollmentId, code: result.result, message: result.result === 'unknown_enrollment' ? 'no such enrollment' : 'not enrolled' }
-}
-
-function countBy<T>(items: readonly T[], key: (item: T) => string): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1
-  return counts
 }
 
 export function createBulkCommandJobs(deps: { jobs: JobStarter; chunks: Pick<CommandChunkStore, 'commandExists'>; threshold: number }): BulkCommandJobs {
