@@ -57,6 +57,9 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
     application_name: options.applicationName ?? 'orchard',
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    // A connection lives at most an hour: its prepared statements are planned again on the next
+    // one, with the tables' sizes of then (see preparingPool).
+    maxLifetimeSeconds: 3_600,
     types: pgTypes,
   })
   // An idle client losing its connection (database restart) must not crash the process;
@@ -110,6 +113,23 @@ function statementName(text: string): string {
   return name
 }
 
+/**
+ * Uses of a statement on one connection after which it is prepared again, under a new name.
+ * PostgreSQL keeps a prepared statement's generic plan until a table it reads is analysed; a
+ * plan made while a table was nearly empty (a new installation, the first devices reporting)
+ * scans the table sequentially, and without autovacuum it kept doing so as the table grew:
+ * DDM status reports slowed from 1.9 to 3.8 ms of PostgreSQL CPU each between 3,000 and 10,000
+ * devices (a sequential scan of device_declaration_status per report). At most three names per
+ * statement and connection; the connection's lifetime bounds the rest.
+ */
+export const replanAfterUses = [100, 1_000, 10_000] as const
+
+/** The name a statement is prepared under at its `uses`-th use on a connection. */
+export function preparedStatementName(text: string, uses: number): string {
+  const generation = replanAfterUses.filter((limit) => uses > limit).length
+  return generation === 0 ? statementName(text) : `${statementName(text)}_${generation}`
+}
+
 function preparingPool(pool: pg.Pool): PostgresPool {
   const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>()
   return {
@@ -117,11 +137,15 @@ function preparingPool(pool: pg.Pool): PostgresPool {
       const client = await pool.connect()
       let wrapper = wrappers.get(client)
       if (!wrapper) {
+        const uses = new Map<string, number>()
+        const prepared = (text: string, values: unknown[]) => {
+          const count = (uses.get(text) ?? 0) + 1
+          uses.set(text, count)
+          return client.query({ name: preparedStatementName(text, count), text, values })
+        }
         wrapper = {
           query: ((text: string, values: unknown[]) =>
-            text.startsWith(preparedStatement)
-              ? client.query({ name: statementName(text), text, values })
-              : client.query(text, values)) as unknown as PostgresPoolClient['query'],
+            text.startsWith(preparedStatement) ? prepared(text, values) : client.query(text, values)) as unknown as PostgresPoolClient['query'],
           release: () => client.release(),
         }
         wrappers.set(client, wrapper)

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'kysely'
 import t from 'tap'
-import { openPgliteDatabase } from '../../src/db/database.js'
+import { openPgliteDatabase, openPostgresDatabase, preparedStatement, preparedStatementName, replanAfterUses } from '../../src/db/database.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 
 t.test('values come back in the same JavaScript types on both backends', async (t) => {
@@ -105,5 +105,39 @@ t.test(
     )
     t.ok(new Set(settings.map((row) => row.pid)).size > 1, 'more than one connection')
     t.same(new Set(settings.map((row) => row.jit)), new Set(['off']))
+  },
+)
+
+t.test(
+  'a prepared statement is planned again as its table grows (a plan made on a nearly empty table scanned it whole)',
+  { skip: testBackend !== 'postgres' && 'PostgreSQL pass only' },
+  async (t) => {
+    const created = await createTestDatabase(t)
+    // One connection, so every use below is on the same one, and EXPLAIN EXECUTE sees its statements.
+    const database = openPostgresDatabase({ connectionString: created.url!, poolMax: 1 })
+    t.teardown(() => database.close())
+    const db = database.db
+    await sql`create table replan_probe (id integer primary key, payload text not null)`.execute(db)
+    await sql`insert into replan_probe values (1, 'one')`.execute(db)
+    // Analysed while nearly empty, as a new installation's tables are: the planner then believes
+    // their size is what it sees when it plans.
+    await sql`analyze replan_probe`.execute(db)
+    const read = (id: number) => sql<{ payload: string }>`${sql.raw(preparedStatement)} select payload from replan_probe where id = ${id}`.execute(db)
+    const text = `${preparedStatement} select payload from replan_probe where id = $1`
+    const planOf = async (name: string) => {
+      const { rows } = await sql<{ 'QUERY PLAN': string }>`explain (costs off) execute ${sql.raw(name)}(1)`.execute(db)
+      return rows.map((row) => row['QUERY PLAN']).join('\n')
+    }
+    const first = replanAfterUses[0]
+    for (let i = 0; i < 10; i += 1) t.equal((await read(1)).rows[0]?.payload, 'one')
+    t.match(await planOf(preparedStatementName(text, 1)), /Seq Scan on replan_probe/, 'the first plan scans the one-page table')
+    await sql`insert into replan_probe select n, 'row ' || n from generate_series(2, 50000) as n`.execute(db)
+    for (let i = 10; i < first; i += 1) await read(1)
+    t.match(await planOf(preparedStatementName(text, first)), /Seq Scan on replan_probe/, 'kept: no analyse has run since the table grew')
+    t.equal((await read(40000)).rows[0]?.payload, 'row 40000', `use ${first + 1} prepares it again`)
+    t.not(preparedStatementName(text, first + 1), preparedStatementName(text, first))
+    t.match(await planOf(preparedStatementName(text, first + 1)), /Index Scan using replan_probe_pkey/, 'planned again: the index')
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements where statement = ${text}`.execute(db)
+    t.equal(rows[0]!.n, 2, 'two names for it on this connection so far')
   },
 )
