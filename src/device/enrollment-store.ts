@@ -260,7 +260,10 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
     },
 
     async boundIdentity(deviceId) {
-      const row = await db.selectFrom('devices').select('identity_sha256').where('id', '=', deviceId).executeTakeFirst()
+      // Every check-in but Authenticate and TokenUpdate reads it first: prepared, planned once per connection.
+      const { rows } = await sql<{ identity_sha256: string | null }>`${sql.raw(preparedStatement)}
+        select identity_sha256 from devices where id = ${deviceId}`.execute(db)
+      const row = rows[0]
       return row ? row.identity_sha256 : undefined
     },
   }
