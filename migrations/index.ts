@@ -28,6 +28,7 @@ import * as m0023 from './0023_activation_lock_escrow.js'
 import * as m0024 from './0024_account_driven_enrollment.js'
 import * as m0025 from './0025_jobs.js'
 import * as m0026 from './0026_user_channel_declarations.js'
+import * as m0027 from './0027_report_jobs.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -56,4 +57,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0024_account_driven_enrollment': m0024,
   '0025_jobs': m0025,
   '0026_user_channel_declarations': m0026,
+  '0027_report_jobs': m0027,
 })

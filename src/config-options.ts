@@ -552,8 +552,27 @@ export const options = {
     default: 'true',
     parse: boolean,
     description:
-      'Run jobs (bulk commands, syncs asked for through the API) in this process. `false`: jobs are still created here, ' +
+      'Run jobs (bulk commands, offboarding, syncs asked for through the API, long reports) in this process. `false`: jobs are still created here, ' +
       'and another instance runs them (each takes over the jobs of an instance that stopped).',
+  }),
+  jobRetentionDays: option({
+    env: 'ORCHARD_JOB_RETENTION_DAYS',
+    flag: '--job-retention-days',
+    default: '30',
+    parse: integer(0, 36_500),
+    description:
+      'Finished jobs (succeeded, failed or cancelled) are deleted this many days after they finished, with their errors ' +
+      "and output (a report job's report); checked daily. `0`: keep them forever.",
+  }),
+  reportJobDays: option({
+    env: 'ORCHARD_REPORT_JOB_DAYS',
+    flag: '--report-job-days',
+    default: '366',
+    parse: integer(0, 1_000_000),
+    description:
+      'A device-days report (GET /api/v1/reports/device-days) over a period of more days than this runs as a report job: ' +
+      'the call answers 202 with the job, whose result is then fetched from GET /api/v1/jobs/{id}/result. ' +
+      "The default keeps a year's report synchronous; `0`: every report is a job. `Prefer: respond-async` asks for a job anyway.",
   }),
   notNowAlertAfter: option({
     env: 'ORCHARD_NOT_NOW_ALERT_AFTER',

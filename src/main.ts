@@ -40,7 +40,15 @@ import { fullAccess } from './model/access.js'
 import { settingsHandlers } from './ops/settings-api.js'
 import { createPushFeature, pushHandlers } from './push/index.js'
 import { commandHandlers, createQueueFeature, enrollmentCommandHandlers } from './queue/index.js'
-import { auditDeviceListeners, billingHandlers, createTenancyFeature, tenantHandlers } from './tenancy/index.js'
+import {
+  auditDeviceListeners,
+  billingHandlers,
+  createReportJobs,
+  createTenancyFeature,
+  renderJobOutput,
+  reportJobKind,
+  tenantHandlers,
+} from './tenancy/index.js'
 import { createUpdatesFeature, osReleaseHandlers, updatePolicyHandlers } from './updates/index.js'
 import { version } from './version.js'
 import { createWebhookService, createWebhookStore, webhookDeviceListeners, webhookHandlers } from './webhooks/index.js'
@@ -110,11 +118,12 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
   const { apiKeys, authenticate, bootstrapOwnerKey } = createAccessFeature({ config, db, logger })
   const updates = createUpdatesFeature({ config, db, version, dispatcher, policiesChanged: declarationsChanged, metrics, logger })
   const webhooks = createWebhookService({ store: createWebhookStore(db), secretBox, logger })
-  // Long work answered 202: bulk commands above ORCHARD_JOB_THRESHOLD, syncs asked for through the API.
+  // Long work answered 202: bulk commands above ORCHARD_JOB_THRESHOLD, syncs asked for through the API, long reports.
   const jobs = createJobsFeature({
     db,
-    kinds: [bulk.kind, abmSyncJobKind(dep), vppSyncJobKind(vpp.sync), offboardingJobKind({ leavers: offboarding.leavers })],
+    kinds: [bulk.kind, abmSyncJobKind(dep), vppSyncJobKind(vpp.sync), offboardingJobKind({ leavers: offboarding.leavers }), reportJobKind({ reports })],
     emit: (type, job) => webhooks.emit(type, job),
+    retentionDays: config.jobRetentionDays,
     logger,
   })
   const ddm = createDdmFeature({
@@ -242,7 +251,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...appUpdateHandlers({ appUpdates }),
         ...declarationHandlers({ declarations: ddm.declarations }),
         ...commandHandlers({ dispatcher, commands, tenants: tree, bulkJobs: bulk.jobs(jobs.service) }),
-        ...jobHandlers({ jobs: jobs.service }),
+        ...jobHandlers({ jobs: jobs.service, render: renderJobOutput }),
         ...enrollmentCommandHandlers({ dispatcher, tenants: tree }),
         ...sharedIpadHandlers({ ...sharedIpads, tenants: tree }),
         ...pushHandlers({ push, certificates: pushCertificates, directory }),
@@ -261,7 +270,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
         ...osReleaseHandlers(updates),
         ...updatePolicyHandlers(updates),
         ...tenantHandlers({ tenants, reports, currency: config.billingCurrency }),
-        ...billingHandlers({ reports, invoices }),
+        ...billingHandlers({ reports, invoices, jobs: createReportJobs({ jobs: jobs.service, thresholdDays: config.reportJobDays }) }),
       },
     },
     enrollment: { scep, enrollment, ade },
@@ -288,6 +297,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     osCatalogue: updates.catalogue,
     activationLock,
     jobs: jobs.runner,
+    pruneJobs: () => jobs.prune(),
     logger,
   })
   app.addHook('onClose', async () => {

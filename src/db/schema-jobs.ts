@@ -1,10 +1,10 @@
-// Table types of jobs (migrations/0025_jobs.ts), beside schema.ts.
+// Table types of jobs (migrations/0025_jobs.ts, 0027_report_jobs.ts), beside schema.ts.
 import type { ColumnType, Generated } from 'kysely'
 
 type Json<T = unknown> = ColumnType<T, string, string>
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
 
-export const jobTypes = ['bulk_command', 'abm_sync', 'vpp_sync', 'offboarding'] as const
+export const jobTypes = ['bulk_command', 'abm_sync', 'vpp_sync', 'offboarding', 'report'] as const
 export type JobType = (typeof jobTypes)[number]
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled'
 
@@ -40,7 +40,14 @@ export interface JobErrorsTable {
   created_at: Generated<Date>
 }
 
+export interface JobOutputsTable {
+  job_id: string
+  content: Json
+  created_at: Generated<Date>
+}
+
 export interface JobsTables {
   jobs: JobsTable
   job_errors: JobErrorsTable
+  job_outputs: JobOutputsTable
 }

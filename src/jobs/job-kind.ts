@@ -24,8 +24,8 @@ export interface JobStep {
   /** Where the next step starts. */
   checkpoint?: unknown
   errors?: JobErrorInput[]
-  /** Set by the last step. */
-  finished?: { state: 'succeeded' | 'failed'; result?: Record<string, unknown> }
+  /** Set by the last step; `output` (plain JSON) is kept for GET /api/v1/jobs/{id}/result. */
+  finished?: { state: 'succeeded' | 'failed'; result?: Record<string, unknown>; output?: unknown }
 }
 
 export interface JobKind {

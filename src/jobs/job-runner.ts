@@ -107,7 +107,8 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
       if (step.checkpoint !== undefined) progress.checkpoint = step.checkpoint
       progress.errors = step.errors ?? []
       if (step.finished) {
-        await finish(job, step.finished.state, { ...progress, ...(step.finished.result ? { result: step.finished.result } : {}) })
+        const { state, result, output } = step.finished
+        await finish(job, state, { ...progress, ...(result ? { result } : {}), ...(output !== undefined ? { output } : {}) })
         return true
       }
       const held = await deps.store.checkpoint(job.id, deps.owner, leaseMs, progress)

@@ -5,7 +5,7 @@ import { OrchardError } from '../errors.js'
 import type { Job } from '../http/generated/operations.js'
 import type { Page } from '../db/pagination.js'
 import type { AccessScope } from '../model/access.js'
-import { jobJson } from './job-json.js'
+import { jobJson, jobLocation } from './job-json.js'
 import type { JobKind } from './job-kind.js'
 import type { JobErrorInput, JobErrorRow, JobState, JobStore, JobType } from './job-store.js'
 
@@ -33,6 +33,8 @@ export interface JobStarter {
 
 export interface JobService extends JobStarter {
   getJob(scope: AccessScope, id: string): Promise<Job>
+  /** A succeeded job's output (a report job's report): not_found as getJob, conflict while it has none. */
+  getOutput(scope: AccessScope, id: string): Promise<{ type: JobType; content: unknown }>
   listJobs(scope: AccessScope, filter: { state?: JobState; type?: JobType }, page: { limit: number; cursor?: string }): Promise<Page<Job>>
   listErrors(scope: AccessScope, id: string, page: { limit: number; cursor?: string }): Promise<Page<JobErrorRow>>
   /** `stopping`: a running job was asked to stop after its current step. */
@@ -80,6 +82,17 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const row = await deps.store.getJob(scope, id)
       if (!row) throw notFound(id)
       return view(row)
+    },
+
+    async getOutput(scope, id) {
+      const found = await deps.store.getOutput(scope, id)
+      if (!found) throw notFound(id)
+      const { row, content } = found
+      if (row.state === 'queued' || row.state === 'running')
+        throw new OrchardError('conflict', `the job has not finished yet (${row.state}): follow it at ${jobLocation(id)}, then fetch its result`)
+      if (row.state !== 'succeeded') throw new OrchardError('conflict', `the job ended ${row.state}: it has no result (its errors: ${jobLocation(id)}/errors)`)
+      if (content === null) throw new OrchardError('conflict', `a ${row.type} job keeps no output: what it produced is the job's result (${jobLocation(id)})`)
+      return { type: row.type, content }
     },
 
     async listJobs(scope, filter, page) {

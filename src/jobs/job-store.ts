@@ -1,7 +1,8 @@
 // The jobs table: created by an admin request, claimed by a runner on any replica under a
 // lease it renews, progress checkpointed with each step, errors appended in order. Every
 // write of a runner names its lease: a runner that lost its job (its lease ran out and
-// another replica took the job) changes nothing any more.
+// another replica took the job) changes nothing any more. A job that ends keeps no params
+// (they may hold secrets: an EraseDevice PIN); finished jobs are pruned after the retention.
 import { sql, type Kysely, type Selectable, type SqlBool } from 'kysely'
 import { decodeCursor, orderFor, pageOf, type Page } from '../db/pagination.js'
 import type { Database } from '../db/schema.js'
@@ -41,6 +42,8 @@ export interface JobProgress {
   checkpoint: unknown
   result?: Record<string, unknown> | null
   errors: readonly JobErrorInput[]
+  /** What the job produced, kept in job_outputs; written with the final state only. */
+  output?: unknown
 }
 
 /** A claimed job; `firstStart`: no runner had started it before. */
@@ -50,6 +53,8 @@ export interface JobStore {
   /** Inserts the job (and its audit row, for an admin's scope) in one transaction. */
   createJob(scope: AccessScope, job: NewJob, audit: { action: string; details?: Record<string, unknown> }): Promise<JobRow>
   getJob(scope: AccessScope, id: string): Promise<JobRow | undefined>
+  /** The job and its output (null: none); undefined when the job does not exist for the scope. */
+  getOutput(scope: AccessScope, id: string): Promise<{ row: JobRow; content: unknown } | undefined>
   listJobs(scope: AccessScope, filter: { state?: JobState; type?: JobType }, page: { limit: number; cursor?: string }): Promise<Page<JobRow>>
   /** Undefined when the job does not exist for the scope. */
   listErrors(scope: AccessScope, id: string, page: { limit: number; cursor?: string }): Promise<Page<JobErrorRow> | undefined>
@@ -65,6 +70,8 @@ export interface JobStore {
   release(id: string, owner: string): Promise<void>
   /** Ends the job in `state`, releasing the lease; undefined when `owner` lost it. */
   finish(id: string, owner: string, state: 'succeeded' | 'failed' | 'cancelled', progress: JobProgress): Promise<JobRow | undefined>
+  /** Deletes jobs that finished before `before` (their errors and output go with them), in batches; answers how many. */
+  pruneFinished(before: Date, batchSize?: number): Promise<number>
 }
 
 const json = (value: unknown) => JSON.stringify(value)
@@ -83,7 +90,10 @@ export function createJobStore(db: Kysely<Database>): JobStore {
         checkpoint: json(progress.checkpoint ?? null),
         ...(progress.result !== undefined ? { result: progress.result === null ? null : json(progress.result) } : {}),
         error_count: sql<number>`error_count + ${count}::int`,
-        ...(final ? { state: final, finished_at: sql<Date>`now()`, lease_owner: null, lease_until: null } : { lease_until: leaseEnd(leaseMs) }),
+        // A job that ends forgets its params (a bulk command's payload, an offboarding's erase PIN).
+        ...(final
+          ? { state: final, finished_at: sql<Date>`now()`, lease_owner: null, lease_until: null, params: json({}) }
+          : { lease_until: leaseEnd(leaseMs) }),
       })
       .where('id', '=', id)
       .where('lease_owner', '=', owner)
@@ -91,6 +101,14 @@ export function createJobStore(db: Kysely<Database>): JobStore {
       .returningAll()
       .executeTakeFirst()
     if (!row) return undefined
+    if (final && progress.output !== undefined) {
+      const content = json(progress.output)
+      await trx
+        .insertInto('job_outputs')
+        .values({ job_id: id, content })
+        .onConflict((conflict) => conflict.column('job_id').doUpdateSet({ content }))
+        .execute()
+    }
     const first = row.error_count - count + 1
     for (let i = 0; i < count; i += 1000) {
       const chunk = progress.errors.slice(i, i + 1000)
@@ -108,6 +126,13 @@ export function createJobStore(db: Kysely<Database>): JobStore {
 
   return {
     getJob,
+    async getOutput(scope, id) {
+      const row = await getJob(scope, id)
+      if (!row) return undefined
+      const output = await db.selectFrom('job_outputs').select('content').where('job_id', '=', id).executeTakeFirst()
+      return { row, content: output ? output.content : null }
+    },
+
     async createJob(scope, job, audit) {
       return db.transaction().execute(async (trx) => {
         const errors = job.errors ?? []
@@ -196,7 +221,7 @@ export function createJobStore(db: Kysely<Database>): JobStore {
         if (current.state === 'queued') {
           row = await trx
             .updateTable('jobs')
-            .set({ state: 'cancelled', finished_at: sql<Date>`now()`, cancel_requested: true })
+            .set({ state: 'cancelled', finished_at: sql<Date>`now()`, cancel_requested: true, params: json({}) })
             .where('id', '=', id)
             .returningAll()
             .executeTakeFirstOrThrow()
@@ -260,6 +285,22 @@ export function createJobStore(db: Kysely<Database>): JobStore {
 
     async finish(id, owner, state, progress) {
       return db.transaction().execute((trx) => appendErrors(trx, id, owner, 0, progress, state))
+    },
+
+    async pruneFinished(before, batchSize = 1000) {
+      let removed = 0
+      for (;;) {
+        // Batched, so a large backlog never holds long locks (served by jobs_finished_idx).
+        const result = await sql`
+          delete from jobs where id in (
+            select id from jobs where finished_at is not null and finished_at < ${before}
+            order by finished_at
+            limit ${batchSize})
+          returning 1`.execute(db)
+        // Counted from the returned rows: PGlite reports no affected-row count for raw SQL.
+        removed += result.rows.length
+        if (result.rows.length < batchSize) return removed
+      }
     },
   }
 }

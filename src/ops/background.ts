@@ -49,6 +49,8 @@ export function startBackgroundWork(deps: {
   activationLock?: { escrowDue(): Promise<unknown> }
   /** Jobs (ORCHARD_JOB_WORKER): run at once when created here, and every 5 s (other replicas' jobs, orphaned ones). */
   jobs?: { start(intervalMs: number): void; stop(): Promise<void> }
+  /** Deletes jobs finished longer ago than ORCHARD_JOB_RETENTION_DAYS (checked daily). */
+  pruneJobs?: () => Promise<unknown>
   logger: Logger
 }) {
   const tasks: PeriodicTask[] = []
@@ -69,6 +71,8 @@ export function startBackgroundWork(deps: {
     tasks.push(startPeriodicTask('identity renewal', 3_600_000, async () => void (await deps.renewal.renewDue()), deps.logger))
   }
   tasks.push(startPeriodicTask('command result pruning', 86_400_000, async () => void (await deps.retention.prune()), deps.logger))
+  const pruneJobs = deps.pruneJobs
+  if (pruneJobs) tasks.push(startPeriodicTask('finished job pruning', 86_400_000, async () => void (await pruneJobs()), deps.logger))
   // Emitting an event wakes the webhook worker at once; the interval only picks up retries.
   if (deps.config.webhookWorker) {
     deps.webhooks.start(5_000)

@@ -1,140 +1,44 @@
 // Admin API: the device-days report with its amounts, and a tenant's invoice (JSON or CSV).
-import type { DeviceDaysReport as DeviceDaysJson, Invoice as InvoiceJson } from '../http/generated/operations.js'
+// A report over a long period (or asked for with `Prefer: respond-async`) answers 202 with a
+// report job instead; its result renders the same way (device-days-render.ts).
+import type { FastifyRequest } from 'fastify'
+import type { Invoice as InvoiceJson } from '../http/generated/operations.js'
 import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import { prefers } from '../http/prefer.js'
 import { sendCsv } from '../http/views.js'
-import type { BillLine } from './billing.js'
+import { jobLocation } from '../jobs/job-json.js'
+import { flag, lineJson, renderDeviceDays } from './device-days-render.js'
+import type { AccessScope } from '../model/access.js'
 import type { Invoice, Invoices } from './invoice.js'
-import { toCsv, type DeviceDaysReport, type TenantReports } from './tenant-reports.js'
+import type { ReportJobs } from './report-job.js'
+import { reportPeriodDays, toCsv, type TenantReports } from './tenant-reports.js'
 
 export interface BillingHandlerDeps {
   reports: TenantReports
   invoices: Invoices
+  /** Long reports as jobs (ORCHARD_REPORT_JOB_DAYS); without it every report is answered at once. */
+  jobs?: ReportJobs
   now?: () => Date
 }
 
 type Cell = string | number | null
-const flag = (value: boolean): string => (value ? 'true' : 'false')
 
-function lineJson(line: BillLine) {
-  return { kind: line.kind, model: line.model, billed: line.billed, devices: line.devices, device_days: line.deviceDays, amount: line.amount }
-}
-
-function deviceDaysJson(report: DeviceDaysReport, generatedAt: Date, perDevice: boolean): DeviceDaysJson {
-  return {
-    from: report.from,
-    to: report.to,
-    generated_at: generatedAt.toISOString(),
-    currency: report.currency,
-    total_device_days: report.totalDeviceDays,
-    total_amount: report.totalAmount,
-    items: report.tenants.map((row) => ({
-      tenant_id: row.tenantId,
-      tenant_name: row.tenantName,
-      parent_id: row.parentId,
-      devices: row.devices,
-      device_days: row.deviceDays,
-      billed_device_days: row.bill.billedDeviceDays,
-      price_per_device_year: row.bill.price,
-      billed_kinds: row.bill.billedKinds,
-      amount: row.bill.amount,
-      breakdown: row.bill.lines.map(lineJson),
-    })),
-    organisations: report.organisations.map((row) => ({
-      organisation_id: row.organisationId,
-      organisation_name: row.organisationName,
-      tenant_ids: row.tenantIds,
-      devices: row.devices,
-      device_days: row.deviceDays,
-      billed_device_days: row.billedDeviceDays,
-      amount: row.amount,
-      unpriced_tenant_ids: row.unpricedTenantIds,
-    })),
-    ...(perDevice
-      ? {
-          devices: report.devices.map((row) => ({
-            tenant_id: row.tenantId,
-            device_id: row.deviceId,
-            serial_number: row.serialNumber,
-            kind: row.kind,
-            model: row.model,
-            billed: row.billed,
-            device_days: row.deviceDays,
-            first_day: row.firstDay,
-            last_day: row.lastDay,
-          })),
-        }
-      : {}),
+/**
+ * The scope with the audit actor a write carries: a GET has none (reads are not audited), but
+ * the report job it starts is a write, audited with the job and named after its caller.
+ */
+function startingScope(request: FastifyRequest, scope: AccessScope): AccessScope {
+  const principal = request.principal
+  if (!principal) return scope
+  const actor = {
+    principalId: principal.id,
+    principalName: principal.name,
+    principalSource: principal.source,
+    requestId: request.id,
+    action: 'getDeviceDaysReport',
+    recorded: false,
   }
-}
-
-/** The report's CSV: the first columns are those the report had before billing, in their order. */
-function deviceDaysCsv(report: DeviceDaysReport, rows: 'tenants' | 'breakdown' | 'organisations' | 'devices'): string {
-  const currency = report.currency
-  switch (rows) {
-    case 'devices':
-      return toCsv(
-        ['tenant_id', 'device_id', 'serial_number', 'device_days', 'first_day', 'last_day', 'kind', 'model', 'billed'],
-        report.devices.map((row) => [
-          row.tenantId,
-          row.deviceId,
-          row.serialNumber,
-          row.deviceDays,
-          row.firstDay,
-          row.lastDay,
-          row.kind,
-          row.model,
-          flag(row.billed),
-        ]),
-      )
-    case 'breakdown':
-      return toCsv(
-        ['tenant_id', 'tenant_name', 'kind', 'model', 'billed', 'devices', 'device_days', 'price_per_device_year', 'currency', 'amount'],
-        report.tenants.flatMap((tenant) =>
-          tenant.bill.lines.map((line): Cell[] => [
-            tenant.tenantId,
-            tenant.tenantName,
-            line.kind,
-            line.model,
-            flag(line.billed),
-            line.devices,
-            line.deviceDays,
-            tenant.bill.price,
-            currency,
-            line.amount,
-          ]),
-        ),
-      )
-    case 'organisations':
-      return toCsv(
-        ['organisation_id', 'organisation_name', 'tenant_ids', 'devices', 'device_days', 'billed_device_days', 'currency', 'amount', 'unpriced_tenant_ids'],
-        report.organisations.map((row) => [
-          row.organisationId,
-          row.organisationName,
-          row.tenantIds.join(' '),
-          row.devices,
-          row.deviceDays,
-          row.billedDeviceDays,
-          currency,
-          row.amount,
-          row.unpricedTenantIds.join(' '),
-        ]),
-      )
-    case 'tenants':
-      return toCsv(
-        ['tenant_id', 'tenant_name', 'devices', 'device_days', 'parent_id', 'billed_device_days', 'price_per_device_year', 'currency', 'amount'],
-        report.tenants.map((row) => [
-          row.tenantId,
-          row.tenantName,
-          row.devices,
-          row.deviceDays,
-          row.parentId,
-          row.bill.billedDeviceDays,
-          row.bill.price,
-          currency,
-          row.bill.amount,
-        ]),
-      )
-  }
+  return { ...scope, actor }
 }
 
 function invoiceJson(invoice: Invoice, generatedAt: Date): InvoiceJson {
@@ -206,17 +110,21 @@ export function billingHandlers(deps: BillingHandlerDeps): OperationHandlers {
   return {
     async getDeviceDaysReport(request, reply) {
       const { query } = request
-      const generatedAt = now()
-      const report = await deps.reports.deviceDays(
-        accessOf(request),
-        { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) },
-        generatedAt,
-      )
-      if (query.format === 'csv') {
-        const rows = query.rows ?? (query.per_device ? 'devices' : 'tenants')
-        return sendCsv(reply, `device-days-${query.from}-${query.to}`, deviceDaysCsv(report, rows))
+      const scope = accessOf(request)
+      const period = { from: query.from, to: query.to, ...(query.tenant_id !== undefined ? { tenantId: query.tenant_id } : {}) }
+      // The period is checked before any job exists: a wrong one is a 400 either way.
+      const days = reportPeriodDays(query.from, query.to)
+      const respondAsync = prefers(request.headers['prefer'], 'respond-async')
+      // What the same URL answers depends on Prefer (RFC 7240, section 2).
+      reply.header('vary', 'Prefer')
+      const job = deps.jobs ? await deps.jobs.startIfLong(startingScope(request, scope), period, { days, respondAsync }) : null
+      if (job) {
+        if (respondAsync) reply.header('preference-applied', 'respond-async')
+        return reply.header('location', jobLocation(job.id)).code(202).send(job)
       }
-      return deviceDaysJson(report, generatedAt, query.per_device)
+      const generatedAt = now()
+      const rendered = renderDeviceDays(await deps.reports.deviceDays(scope, period, generatedAt), generatedAt, query)
+      return 'csv' in rendered ? sendCsv(reply, rendered.filename, rendered.csv) : rendered.json
     },
 
     async getInvoice(request, reply) {

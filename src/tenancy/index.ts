@@ -1,5 +1,5 @@
 // Tenancy as main.ts composes it: tenants (and the tree the access checks walk), the audit
-// log with the device timeline's listeners, the reports and the invoices.
+// log with the device timeline's listeners, the reports (long ones as report jobs) and the invoices.
 import type { DatabaseHandle } from '../db/database.js'
 import { createTenantTree } from '../access/access-control.js'
 import { createAuditStore } from './audit-store.js'
@@ -12,6 +12,7 @@ import { createTenantStore } from './tenant-store.js'
 
 export { tenantHandlers } from './api.js'
 export { billingHandlers } from './billing-api.js'
+export { createReportJobs, renderJobOutput, reportJobKind } from './report-job.js'
 export { auditDeviceListeners } from './audit-listeners.js'
 
 /** `currency`: ORCHARD_BILLING_CURRENCY. */

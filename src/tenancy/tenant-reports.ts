@@ -68,6 +68,20 @@ export const maxReportDays = 1100
 const dayMs = 24 * 60 * 60 * 1000
 const keyOf = (tenantId: string | null) => tenantId ?? ''
 
+/** The days a report period covers (`to` inclusive); validation_failed when `to` is before `from` or the period is too long. */
+export function reportPeriodDays(from: string, to: string): number {
+  const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / dayMs
+  if (span < 0)
+    throw new OrchardError('validation_failed', 'to: must not be before from', {
+      details: { errors: [{ parameter: 'to', detail: 'must not be before from' }] },
+    })
+  if (span >= maxReportDays) {
+    const detail = `a report covers at most ${maxReportDays} days`
+    throw new OrchardError('validation_failed', `to: ${detail}`, { details: { errors: [{ parameter: 'to', detail }] } })
+  }
+  return span + 1
+}
+
 export interface TenantReportsDeps {
   reports: ReportStore
   tenants: Pick<TenantStore, 'listTenants'>
@@ -136,15 +150,7 @@ export function createTenantReports(deps: TenantReportsDeps): TenantReports {
     },
 
     async deviceDays(scope, query, now) {
-      const span = (Date.parse(`${query.to}T00:00:00Z`) - Date.parse(`${query.from}T00:00:00Z`)) / dayMs
-      if (span < 0)
-        throw new OrchardError('validation_failed', 'to: must not be before from', {
-          details: { errors: [{ parameter: 'to', detail: 'must not be before from' }] },
-        })
-      if (span >= maxReportDays) {
-        const detail = `a report covers at most ${maxReportDays} days`
-        throw new OrchardError('validation_failed', `to: ${detail}`, { details: { errors: [{ parameter: 'to', detail }] } })
-      }
+      reportPeriodDays(query.from, query.to)
       const rows = await deps.reports.deviceDays(scope, {
         from: query.from,
         to: query.to,

@@ -296,6 +296,8 @@ const samples: Record<string, Sample | Sample[]> = {
     { request: () => ({ query: { ...period(), per_device: true, format: 'csv' } }) },
     { request: () => ({ query: { ...period(), format: 'csv', rows: 'organisations' } }) },
   ],
+  // The tenant's job is a sync, which keeps no output (409); another tenant's: 404.
+  getJobResult: [noRequest, { request: () => ({ query: { format: 'csv', rows: 'devices' } }) }],
   getInvoice: [
     // Central IT is not invoiced: a central caller names a tenant (400 without one).
     { request: () => ({ query: { period: period().from.slice(0, 7) } }) },

@@ -853,8 +853,10 @@ export interface paths {
          * A job's state and progress
          * @description `done` of `total` (null while unknown), counts by outcome, who started it and when it
          *     started and finished. `result` once the kind has one (a sync's report; a bulk
-         *     command's `command_uuid`, from the start). Jobs survive restarts: a job whose replica
-         *     stopped is taken over by another one and goes on where it was.
+         *     command's `command_uuid`, from the start; a report job's `result_url`). Jobs survive
+         *     restarts: a job whose replica stopped is taken over by another one and goes on where it
+         *     was. A job that ended keeps no parameters, and is deleted ORCHARD_JOB_RETENTION_DAYS
+         *     after it finished (404 then).
          */
         get: operations["getJob"];
         put?: never;
@@ -864,10 +866,38 @@ export interface paths {
          * @description A queued job is cancelled at once. A running job is stopped between two steps where its
          *     kind allows it (`cancellable`: a bulk command, whose queued commands stay queued (cancel
          *     them with POST /api/v1/commands/{command_uuid}/cancel), or an offboarding, whose started
-         *     devices stay started (cancel each lifecycle action)); a sync runs to its end (409). A
+         *     devices stay started (cancel each lifecycle action)); a sync or a report runs to its end (409). A
          *     finished job: 409. Answers the job (202 while a running job is still stopping).
          */
         delete: operations["cancelJob"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/{job_id}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What a finished job produced (a report job's report)
+         * @description The report a `report` job computed, rendered as the call that started it would have
+         *     answered: `format`, `rows` and `per_device` mean what they mean on GET
+         *     /api/v1/reports/device-days, and any of them may be asked for (the job keeps every
+         *     device's row). `generated_at` is when the job computed it. 409 while the job has not
+         *     succeeded, or for a kind of job that keeps no output (its `result` is in the job).
+         *     Kept until the job is pruned (ORCHARD_JOB_RETENTION_DAYS after it finished). The roles
+         *     are those of the reports jobs produce (billing is not for helpdesk, who reads the job).
+         */
+        get: operations["getJobResult"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1702,6 +1732,14 @@ export interface paths {
          *
          *     `format=csv`: `rows=tenants` (the default; `per_device=true` means `rows=devices`),
          *     `breakdown` (tenant, kind, model), `organisations` or `devices`, with the JSON's columns.
+         *
+         *     A period of more than ORCHARD_REPORT_JOB_DAYS days (default 366: a year's report is
+         *     answered at once), or any period with `Prefer: respond-async` (RFC 7240; answered with
+         *     `Preference-Applied: respond-async`), answers 202 with a `report` job (`Location:
+         *     /api/v1/jobs/{job_id}`). The period is checked first (400). The job computes the report
+         *     in your scope; once it succeeded, its `result.result_url` (GET
+         *     /api/v1/jobs/{job_id}/result) answers what this call would have, for any `format`,
+         *     `rows` and `per_device`. Answers carry `Vary: Prefer`.
          */
         get: operations["getDeviceDaysReport"];
         put?: never;
@@ -3453,7 +3491,7 @@ export interface components {
         /** @enum {unknown} */
         JobStateValue: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         /** @enum {unknown} */
-        JobTypeValue: "bulk_command" | "abm_sync" | "vpp_sync" | "offboarding";
+        JobTypeValue: "bulk_command" | "abm_sync" | "vpp_sync" | "offboarding" | "report";
         Job: {
             /** Format: uuid */
             id: string;
@@ -3482,8 +3520,22 @@ export interface components {
             finished_at: string | null;
             /** @description DELETE would cancel it (queued, or running and stoppable between steps). */
             cancellable: boolean;
-            /** @description What the job produced, where its kind has one: the sync report of an abm_sync or vpp_sync job once it finished; the `command_uuid` and `request_type` of a bulk_command job from the start. */
-            result?: components["schemas"]["DepSyncReport"] | components["schemas"]["VppSyncReport"] | components["schemas"]["BulkCommandJobResult"];
+            /** @description What the job produced, where its kind has one: the sync report of an abm_sync or vpp_sync job once it finished; the `command_uuid` and `request_type` of a bulk_command job from the start; where to fetch the report of a report job once it succeeded. */
+            result?: components["schemas"]["DepSyncReport"] | components["schemas"]["VppSyncReport"] | components["schemas"]["BulkCommandJobResult"] | components["schemas"]["ReportJobResult"];
+        };
+        ReportJobResult: {
+            /** @constant */
+            report: "device-days";
+            /** Format: date */
+            from: string;
+            /** Format: date */
+            to: string;
+            /** @description The `tenant_id` the report was asked for; null: every tenant of the caller. */
+            tenant_id: string | null;
+            /** @description Devices the report lists. */
+            devices: number;
+            /** @description GET it (with `format`, `rows`, `per_device` as on the report) for the report: /api/v1/jobs/{job_id}/result. */
+            result_url: string;
         };
         BulkCommandJobResult: {
             /** @description Follow it with GET /api/v1/commands/{command_uuid}. */
@@ -6185,6 +6237,39 @@ export interface operations {
             409: components["responses"]["Problem"];
         };
     };
+    getJobResult: {
+        parameters: {
+            query?: {
+                per_device?: boolean;
+                format?: "json" | "csv";
+                /** @description What the rows of the CSV are (ignored for JSON). */
+                rows?: "tenants" | "breakdown" | "organisations" | "devices";
+            };
+            header?: never;
+            path: {
+                job_id: components["parameters"]["JobId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceDaysReport"];
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+        };
+    };
     listJobErrors: {
         parameters: {
             query?: {
@@ -7980,7 +8065,10 @@ export interface operations {
                 /** @description What the rows of the CSV are (ignored for JSON). */
                 rows?: "tenants" | "breakdown" | "organisations" | "devices";
             };
-            header?: never;
+            header?: {
+                /** @description `respond-async`: answer 202 with a job whatever the period (RFC 7240). */
+                Prefer?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -7996,6 +8084,7 @@ export interface operations {
                     "text/csv": string;
                 };
             };
+            202: components["responses"]["JobAccepted"];
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];

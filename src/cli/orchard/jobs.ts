@@ -5,9 +5,10 @@ import { withoutUndefined } from './device-common.js'
 import { jobsApi, type JobState, type JobType } from './job-client.js'
 import { table } from './output.js'
 import { describeJob, finishJob, progressText } from './progress.js'
+import { jobResultCommand } from './reports.js'
 
 export const jobsGroup: CommandGroup = {
-  summary: 'Background jobs: syncs, bulk commands, offboarding',
+  summary: 'Background jobs: syncs, bulk commands, offboarding, reports',
   default: 'ls',
   commands: {
     ls: {
@@ -59,6 +60,7 @@ export const jobsGroup: CommandGroup = {
         return finishJob(ctx, id!, undefined, (result) => JSON.stringify(result, null, 2))
       },
     },
+    result: jobResultCommand,
     cancel: {
       summary: 'Cancel a job (where its kind allows it)',
       usage: 'JOB_ID',

@@ -63,23 +63,28 @@ async function showErrors(ctx: Context, job: Job): Promise<void> {
 }
 
 /**
- * After a 202: prints the job (--no-wait) or follows it, then prints its result with `render`
- * (or the job with --json). A job that failed or was cancelled exits 1.
+ * After a 202: prints the job and answers null (--no-wait, with `then` saying what to do once
+ * it ends), or follows it to its end and answers it once it succeeded. A job that failed or
+ * was cancelled exits 1.
  */
-export async function finishJob(ctx: Context, jobId: string, accepted: unknown, render: (result: unknown) => string): Promise<number> {
+export async function settledJob(ctx: Context, jobId: string, accepted: unknown, then = `follow it with: orchard jobs wait ${jobId}`): Promise<Job | null> {
   const start = isJob(accepted) ? accepted : await jobsApi(ctx).get(jobId)
   if (ctx.noWait) {
-    ctx.print(start, () => `${describeJob(start)}\nfollow it with: orchard jobs wait ${start.id}`)
-    return exitCodes.ok
+    ctx.print(start, () => `${describeJob(start)}\n${then}`)
+    return null
   }
   const job = await followJob(ctx, start)
-  if (job.state === 'succeeded') {
-    ctx.print(job, () => (job.result !== undefined && job.result !== null ? render(job.result) : `job ${job.id} succeeded: ${progressText(job)}`))
-    return exitCodes.ok
-  }
+  if (job.state === 'succeeded') return job
   if (ctx.json) ctx.out(JSON.stringify(job, null, 2))
   if (job.state === 'failed') await showErrors(ctx, job)
   throw new CliError(`job ${job.id} ${job.state}: ${progressText(job)}`, exitCodes.error)
+}
+
+/** After a 202: settledJob, then the job's result printed with `render` (or the job with --json). */
+export async function finishJob(ctx: Context, jobId: string, accepted: unknown, render: (result: unknown) => string): Promise<number> {
+  const job = await settledJob(ctx, jobId, accepted)
+  if (job) ctx.print(job, () => (job.result !== undefined && job.result !== null ? render(job.result) : `job ${job.id} succeeded: ${progressText(job)}`))
+  return exitCodes.ok
 }
 
 function isJob(value: unknown): value is Job {

@@ -633,6 +633,24 @@ export interface Operations {
       }
     }
   }
+  /** GET /api/v1/jobs/{job_id}/result */
+  getJobResult: {
+    params: {
+      job_id: string
+    }
+    query: {
+      per_device: boolean
+      format: "json" | "csv"
+      rows?: "tenants" | "breakdown" | "organisations" | "devices"
+    }
+    body: undefined
+    responses: {
+      200: {
+        "application/json": DeviceDaysReport
+        "text/csv": string
+      }
+    }
+  }
   /** GET /api/v1/jobs/{job_id}/errors */
   listJobErrors: {
     params: {
@@ -1532,6 +1550,9 @@ export interface Operations {
       200: {
         "application/json": DeviceDaysReport
         "text/csv": string
+      }
+      202: {
+        "application/json": Job
       }
     }
   }
@@ -2591,6 +2612,7 @@ export type ApiOperationId =
   | "listJobs"
   | "getJob"
   | "cancelJob"
+  | "getJobResult"
   | "listJobErrors"
   | "enqueueRawCommand"
   | "listPushCertificates"
@@ -3014,7 +3036,7 @@ export type ExpiringIdentity = {
   renewal_command_status: string | null
 }
 export type JobStateValue = "queued" | "running" | "succeeded" | "failed" | "cancelled"
-export type JobTypeValue = "bulk_command" | "abm_sync" | "vpp_sync" | "offboarding"
+export type JobTypeValue = "bulk_command" | "abm_sync" | "vpp_sync" | "offboarding" | "report"
 export type Job = {
   id: string
   type: JobTypeValue
@@ -3033,7 +3055,15 @@ export type Job = {
   started_at: string | null
   finished_at: string | null
   cancellable: boolean
-  result?: DepSyncReport | VppSyncReport | BulkCommandJobResult
+  result?: DepSyncReport | VppSyncReport | BulkCommandJobResult | ReportJobResult
+}
+export type ReportJobResult = {
+  report: "device-days"
+  from: string
+  to: string
+  tenant_id: string | null
+  devices: number
+  result_url: string
 }
 export type BulkCommandJobResult = {
   command_uuid: string
