@@ -16,6 +16,7 @@ import { spawnServer } from '../test/helpers/server-process.js'
 import { commandIn, createDeviceCa, httpTransport, SimulatedDevice } from '../test/helpers/simulated-device.js'
 import { cpuSeconds, latencySummary, pgliteBackend, postgresBackend, runPool, serverNodeFlags, timed, type Backend } from './bench-common.js'
 import { freePort } from '../test/helpers/http.js'
+import { phaseStatements, statementLines } from './bench-statements.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -251,7 +252,11 @@ async function benchBackend(backend: Backend): Promise<void> {
           (row) => row.pid,
         )
       : []
-  const meter = async () => {
+  // PostgreSQL's own account of each phase: WAL, and the top statements when pg_stat_statements is preloaded.
+  const statements = watcher ? await phaseStatements(watcher) : null
+  if (statements?.unavailable) console.log(`postgres: ${statements.unavailable}; statement figures left out`)
+  const meter = async (label?: string, unit = 'command') => {
+    const phase = label ? await statements?.start() : undefined
     const serverBefore = cpuSeconds([serverPid])
     const before = new Map((await databasePids()).map((pid) => [pid, processCpuSeconds(pid) ?? 0]))
     return async (units: number) => {
@@ -262,6 +267,8 @@ async function benchBackend(backend: Backend): Promise<void> {
       }
       const serverMs = ((cpuSeconds([serverPid]) - serverBefore) * 1000) / units
       const databaseMs = (database * 1000) / units
+      // Read after the CPU figures, so that reading them is not counted.
+      if (phase && label) for (const line of statementLines(`postgres ${label}`, await phase(), units, unit)) console.log(line)
       return { serverMs, databaseMs, totalMs: serverMs + databaseMs }
     }
   }
@@ -275,7 +282,7 @@ async function benchBackend(backend: Backend): Promise<void> {
 
   // 1. Enrollment.
   const latency = new Map<string, number[]>(['Authenticate', 'TokenUpdate', 'Idle', 'Acknowledged', 'enqueue'].map((name) => [name, []]))
-  const enrollCpu = await meter()
+  const enrollCpu = await meter('enrollment', 'enrollment')
   let start = performance.now()
   await runPool(devices, concurrency, async (device) => {
     for (const [name, step] of [
@@ -295,7 +302,7 @@ async function benchBackend(backend: Backend): Promise<void> {
   const jobs = devices.flatMap((device) =>
     Array.from({ length: commandsPerDevice }, (_, k) => ({ device, requestType: requestTypes[k % requestTypes.length]! })),
   )
-  const enqueueCpu = await meter()
+  const enqueueCpu = await meter('enqueue')
   start = performance.now()
   await runPool(jobs, concurrency, async ({ device, requestType }) => {
     const response = await timed(latency.get('enqueue')!, () =>
@@ -316,7 +323,7 @@ async function benchBackend(backend: Backend): Promise<void> {
   const drain = async (label: string) => {
     let drained = 0
     let answeredBytes = 0
-    const cpu = await meter()
+    const cpu = await meter(`drain (${label})`)
     const began = performance.now()
     await runPool(devices, concurrency, async (device) => {
       let command = commandIn(await timed(latency.get('Idle')!, () => device.idle()))
@@ -347,7 +354,7 @@ async function benchBackend(backend: Backend): Promise<void> {
     console.log(`latency:  ${name.padEnd(12)} ${latencySummary(latency.get(name)!)}`)
 
   // 4. The batched typed path: one call per request type for up to 1,000 devices.
-  const batchCpu = await meter()
+  const batchCpu = await meter('batched enqueue')
   const ids = devices.map((device) => device.udid)
   for (let k = 0; k < commandsPerDevice; k++) {
     const requestType = requestTypes[k % requestTypes.length]!
