@@ -38,7 +38,8 @@ export async function phaseStatements(client: pg.Client): Promise<PhaseStatement
         let top: StatementRow[] = []
         if (!unavailable) {
           const { rows } = await client.query<{ calls: string; total: number; mean: number; rows: string; query: string }>(
-            `select calls::text, total_exec_time + total_plan_time as total, (total_exec_time + total_plan_time) / calls as mean, rows::text, query
+            // Statements planned and not (yet) run have no calls; planning counts only with track_planning on.
+            `select calls::text, total_exec_time + total_plan_time as total, (total_exec_time + total_plan_time) / greatest(calls, 1) as mean, rows::text, query
              from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
              order by total_exec_time + total_plan_time desc limit 10`,
           )

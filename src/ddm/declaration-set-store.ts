@@ -80,7 +80,9 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
               ? sql`d.tenant_id is null`
               : sql`(d.tenant_id = ${scope.tenantId} or d.tenant_id in (select t.id from tenants t where t.parent_id = ${scope.tenantId}))`
             : sql`true`
-      const { rows } = await sql<DeviceDeclarations>`
+      // Prepared (one text per scope shape): the targeting predicate (smart groups) took ~3 ms of
+      // PostgreSQL to plan, on every enrollment and every retarget.
+      const { rows } = await sql<DeviceDeclarations>`${sql.raw(preparedStatement)}
         select d.id as "deviceId", d.serial_number as "serialNumber", d.device_name as "deviceName", d.tenant_id as "tenantId",
           d.product_name as "productName", d.user_enrollment as "userEnrollment", d.software_update_device_id as "softwareUpdateDeviceId", d.os_version as "osVersion",
           coalesce(array_agg(x.id order by (x.tenant_id is not distinct from d.tenant_id) desc, (x.tenant_id is not null) desc, b.updated_at desc, x.id)

@@ -1,5 +1,6 @@
 // Per device: what its blueprints want (profiles and apps), what it reported having, and the
 // state of each item a blueprint put there (device_config_state).
+import { preparedStatement } from '../db/database.js'
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
@@ -79,7 +80,8 @@ export function createConvergenceStore(db: Kysely<Database>): ConvergenceStore {
     },
     async desiredProfiles(deviceId) {
       // One profile per identifier: the device's own tenant's first, then its organisation's, then central IT's.
-      const { rows } = await sql<{ id: string; identifier: string; payload_uuid: string; sha256: string; name: string }>`
+      // Prepared, as desiredApplications: the targeting predicate (smart groups) took ~2.5 ms of PostgreSQL to plan, on every enrollment.
+      const { rows } = await sql<{ id: string; identifier: string; payload_uuid: string; sha256: string; name: string }>`${sql.raw(preparedStatement)}
         select distinct on (p.identifier) p.id, p.identifier, p.payload_uuid, p.sha256, p.name
         from devices d
         join blueprints b on ${appliesTo}
@@ -93,7 +95,7 @@ export function createConvergenceStore(db: Kysely<Database>): ConvergenceStore {
       return (await db.selectFrom('library_profiles').select('content').where('id', '=', profileId).where('sha256', '=', sha256).executeTakeFirst())?.content
     },
     async desiredApplications(deviceId) {
-      const { rows } = await sql<{ app: BlueprintApplication }>`
+      const { rows } = await sql<{ app: BlueprintApplication }>`${sql.raw(preparedStatement)}
         select distinct on (app ->> 'bundle_id') app
         from devices d
         join blueprints b on ${appliesTo}
