@@ -15,7 +15,7 @@ export interface PhaseStatements {
   /** Why there are no statement figures, or null when there are. */
   unavailable: string | null
   /** Starts a phase: statement counters reset, WAL position kept. */
-  start(): Promise<() => Promise<{ walBytes: number; top: StatementRow[] }>>
+  start(): Promise<() => Promise<{ walBytes: number; calls: number; top: StatementRow[] }>>
 }
 
 export async function phaseStatements(client: pg.Client): Promise<PhaseStatements> {
@@ -36,7 +36,13 @@ export async function phaseStatements(client: pg.Client): Promise<PhaseStatement
         const to = await lsn()
         const { rows: wal } = await client.query<{ bytes: string }>('select pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint::text as bytes', [to, from])
         let top: StatementRow[] = []
+        let calls = 0
         if (!unavailable) {
+          const { rows: sum } = await client.query<{ calls: string }>(
+            `select coalesce(sum(calls), 0)::text as calls from pg_stat_statements
+             where dbid = (select oid from pg_database where datname = current_database()) and query not like 'select pg_current_wal_lsn()%'`,
+          )
+          calls = Number(sum[0]!.calls)
           const { rows } = await client.query<{ calls: string; total: number; mean: number; rows: string; query: string }>(
             // Statements planned and not (yet) run have no calls; planning counts only with track_planning on.
             `select calls::text, total_exec_time + total_plan_time as total, (total_exec_time + total_plan_time) / greatest(calls, 1) as mean, rows::text, query
@@ -51,15 +57,16 @@ export async function phaseStatements(client: pg.Client): Promise<PhaseStatement
             query: row.query.replace(/\s+/g, ' ').slice(0, 140),
           }))
         }
-        return { walBytes: Number(wal[0]!.bytes), top }
+        return { walBytes: Number(wal[0]!.bytes), calls, top }
       }
     },
   }
 }
 
 /** The phase's statements as bench lines, and WAL per unit. */
-export function statementLines(label: string, result: { walBytes: number; top: StatementRow[] }, units: number, unit: string): string[] {
-  const lines = [`${label}: WAL ${(result.walBytes / units / 1024).toFixed(1)} KiB per ${unit}`]
+export function statementLines(label: string, result: { walBytes: number; calls: number; top: StatementRow[] }, units: number, unit: string): string[] {
+  const statements = result.calls > 0 ? `, ${(result.calls / units).toFixed(1)} statements per ${unit} (begin and commit included)` : ''
+  const lines = [`${label}: WAL ${(result.walBytes / units / 1024).toFixed(1)} KiB per ${unit}${statements}`]
   for (const row of result.top)
     lines.push(
       `  ${row.totalMs.toFixed(0).padStart(7)} ms  ${String(row.calls).padStart(6)} calls  ${row.meanMs.toFixed(3).padStart(7)} ms/call  ${(row.rows / Math.max(1, row.calls)).toFixed(1).padStart(6)} rows/call  ${row.query}`,
