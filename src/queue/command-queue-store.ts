@@ -71,6 +71,9 @@ export interface CommandQueueStoreOptions {
 }
 
 export function createCommandQueueStore(db: Kysely<Database>, options: CommandQueueStoreOptions): CommandQueueStore {
+  // How often a talking channel's row is touched at most (see processReport): a fifth of the
+  // re-push interval, at most a minute (last_seen_at is as fresh as that).
+  const touchSeconds = Math.min(60, Math.floor(options.repushAfterSeconds / 5))
   // The rare refusal path explains itself with a second look.
   async function explainRefusal(report: ReportInput): Promise<Refusal> {
     const row = await db
@@ -180,16 +183,32 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
         next_payload: Buffer | null
       }>`${sql.raw(preparedStatement)}
         with gate as (
-          update enrollments e
-          set last_seen_at = now(),
-              -- It answered: the re-push backoff starts over.
-              repush_count = 0,
-              next_repush_at = now() + make_interval(secs => ${options.repushAfterSeconds}::int),
-              not_now_this_session = ${notNowThisSessionAfter(report.status, 'e')}
-          from devices d
+          select e.id, e.not_now_this_session as was_not_now, ${notNowThisSessionAfter(report.status, 'e')} as not_now_this_session,
+            e.repush_count, e.last_seen_at, e.next_repush_at
+          from enrollments e
+          join devices d on d.id = e.device_id
           where e.id = ${report.enrollmentId} and e.device_id = ${report.deviceId} and e.enabled
-            and d.id = e.device_id and d.identity_sha256 = ${report.certificateSha256}
-          returning e.not_now_this_session
+            and d.identity_sha256 = ${report.certificateSha256}
+          -- Requests of one channel are taken one after the other (the next command of one is
+          -- not the head another is being handed): a row lock, not a new row version.
+          for no key update of e
+        ),
+        -- The channel is touched (last seen, and the re-push backoff starting over since it
+        -- answered) at most once per touch interval while nothing else about it changes: a drain
+        -- is several requests a second, and each update of the row left a dead row version and
+        -- new entries in its six indexes. The re-push comes at most a fifth of its interval early.
+        touched as (
+          update enrollments e
+          set last_seen_at = now(), repush_count = 0,
+              next_repush_at = now() + make_interval(secs => ${options.repushAfterSeconds}::int),
+              not_now_this_session = gate.not_now_this_session
+          from gate
+          where e.id = gate.id
+            and (gate.not_now_this_session is distinct from gate.was_not_now or gate.repush_count <> 0
+              or gate.last_seen_at is null or gate.last_seen_at < now() - make_interval(secs => ${touchSeconds}::int)
+              or gate.next_repush_at is null
+              or gate.next_repush_at < now() + make_interval(secs => ${options.repushAfterSeconds - touchSeconds}::int))
+          returning 1
         ),
         recorded as (
           update command_targets t
@@ -238,7 +257,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
             and ${isOpen('t')}
           returning t.command_uuid
         )
-        select (select count(*) from gate)::int as gate_ok,
+        select (select count(*) from gate)::int as gate_ok, (select count(*) from touched)::int as touched,
                (select request_type from recorded) as recorded_type,
                (select not_now_count from recorded) as not_now_count,
                (select count(*) from expired)::int as expired,

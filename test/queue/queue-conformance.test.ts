@@ -10,7 +10,7 @@ import { fullAccess } from '../../src/model/access.js'
 import { createCommandAdminStore, type CommandAdminStore, type CommandTargetRow } from '../../src/queue/command-admin-store.js'
 import { createCommandQueueStore, type CommandQueueStore, type ReportInput, type ReportOutcome } from '../../src/queue/command-queue-store.js'
 import type { Database } from '../../src/db/schema.js'
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import { createTestDatabase, testBackend, type TestDatabase } from '../helpers/database.js'
 
 const topic = 'com.apple.mgmt.External.conformance'
@@ -350,4 +350,30 @@ t.test('delivery after a restart: what was fetched and not answered, or refused,
   t.equal(nextOf(await device.report(after.queue.store, 'Acknowledged', untouched)), undefined)
   t.match(await after.queue.status(device.id, fetched), { status: 'Acknowledged', delivery_count: 2 })
   t.match(await after.queue.status(device.id, answered), { status: 'Acknowledged', delivery_count: 1 })
+})
+
+t.test('a talking channel is touched at most once a minute unless its state changes: no new row version per request', async (t) => {
+  const { database, queue } = await setup(t)
+  const db = database.db
+  const device = await enrolledDevice(db)
+  const commands = [await queue.enqueue([device.id]), await queue.enqueue([device.id]), await queue.enqueue([device.id])]
+  const row = async () =>
+    (
+      await sql<{ version: string; last_seen_at: Date; repush_count: number; not_now: boolean }>`
+        select xmin::text as version, last_seen_at, repush_count, not_now_this_session as not_now from enrollments where id = ${device.id}`.execute(db)
+    ).rows[0]!
+  const enrolled = await row()
+  t.equal(nextOf(await device.report(queue.store, 'Idle')), commands[0])
+  t.equal(nextOf(await device.report(queue.store, 'Acknowledged', commands[0])), commands[1])
+  t.equal((await row()).version, enrolled.version, 'seen a moment ago, nothing changed: the row is not rewritten')
+  t.equal(nextOf(await device.report(queue.store, 'NotNow', commands[1])), commands[2])
+  const refused = await row()
+  t.not(refused.version, enrolled.version, 'a NotNow changes the session state: written')
+  t.equal(refused.not_now, true)
+  await sql`update enrollments set last_seen_at = now() - interval '2 minutes', repush_count = 3 where id = ${device.id}`.execute(db)
+  t.equal(nextOf(await device.report(queue.store, 'Acknowledged', commands[2])), undefined, 'the refused one waits for the next Idle')
+  const touched = await row()
+  t.equal(touched.repush_count, 0, 'it answered: the re-push backoff starts over')
+  t.ok(Date.now() - touched.last_seen_at.getTime() < 60_000, 'last seen again after a minute')
+  t.equal(touched.not_now, true, 'still in the session that had a NotNow')
 })
