@@ -2,8 +2,9 @@
 // idempotent: the command row is stored by the first chunk and kept by the others, and a
 // target already queued for it stays as it is (queued once, whatever it answered since), so
 // a chunk done again by the replica that took a job over queues nothing twice.
-import { sql, type Kysely } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.js'
+import { repushDueBy } from './queue-sql.js'
 import type { NewCommand, TargetOutcome } from './command-queue-store.js'
 
 export interface CommandChunkStore {
@@ -14,6 +15,7 @@ export interface CommandChunkStore {
 }
 
 export function createCommandChunkStore(db: Kysely<Database>, options: { repushAfterSeconds: number }): CommandChunkStore {
+  const repush = repushDueBy(options.repushAfterSeconds)
   return {
     async enqueueChunk(command, targets) {
       const unique = [...new Set(targets)]
@@ -37,13 +39,7 @@ export function createCommandChunkStore(db: Kysely<Database>, options: { repushA
           })
           .onConflict((oc) => oc.column('uuid').doNothing())
           .execute()
-        await trx
-          .updateTable('enrollments')
-          .set({
-            next_repush_at: sql`least(coalesce(next_repush_at, 'infinity'::timestamptz), now() + make_interval(secs => ${options.repushAfterSeconds}::int))`,
-          })
-          .where('id', 'in', queued)
-          .execute()
+        await trx.updateTable('enrollments').set({ next_repush_at: repush.next }).where('id', 'in', queued).where(repush.isLater).execute()
         await trx
           .insertInto('command_targets')
           .values(

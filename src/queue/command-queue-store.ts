@@ -6,7 +6,7 @@ import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import { isUniqueViolation } from '../db/pg-errors.js'
-import { deliveryOrder, isDueToExpire, isOfferable, isOpen, notNowThisSessionAfter } from './queue-sql.js'
+import { deliveryOrder, isDueToExpire, isOfferable, isOpen, notNowThisSessionAfter, repushDueBy } from './queue-sql.js'
 
 export interface NewCommand {
   uuid: string
@@ -74,6 +74,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
   // How often a talking channel's row is touched at most (see processReport): a fifth of the
   // re-push interval, at most a minute (last_seen_at is as fresh as that).
   const touchSeconds = Math.min(60, Math.floor(options.repushAfterSeconds / 5))
+  const repush = repushDueBy(options.repushAfterSeconds)
   // The rare refusal path explains itself with a second look.
   async function explainRefusal(report: ReportInput): Promise<Refusal> {
     const row = await db
@@ -127,13 +128,7 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
             .executeTakeFirst()
           if (!inserted) return { ok: false as const, reason: 'duplicate_uuid' as const }
           // A device that does not answer the push is pushed again after the re-push interval.
-          await trx
-            .updateTable('enrollments')
-            .set({
-              next_repush_at: sql`least(coalesce(next_repush_at, 'infinity'::timestamptz), now() + make_interval(secs => ${options.repushAfterSeconds}::int))`,
-            })
-            .where('id', 'in', queued)
-            .execute()
+          await trx.updateTable('enrollments').set({ next_repush_at: repush.next }).where('id', 'in', queued).where(repush.isLater).execute()
           for (let i = 0; i < queued.length; i += 1000) {
             await trx
               .insertInto('command_targets')

@@ -85,3 +85,14 @@ export function deliveryOrder(target?: string): RawBuilder<unknown> {
 export function notNowThisSessionAfter(reportStatus: string, enrollment: string): RawBuilder<boolean> {
   return sql<boolean>`case ${reportStatus}::text when 'Idle' then false when ${status('NotNow')} then true else ${sql.ref(`${enrollment}.not_now_this_session`)} end`
 }
+
+/**
+ * Channels that got a command are pushed again if they stay silent: their next re-push is
+ * brought forward to `seconds` from now, never pushed back. Only rows it brings forward are
+ * written: a channel that already has an earlier one (the usual case while commands pile up)
+ * keeps its row as it is, with no new row version and no wait for its lock.
+ */
+export function repushDueBy(seconds: number): { next: RawBuilder<Date>; isLater: RawBuilder<SqlBool> } {
+  const due = sql<Date>`now() + make_interval(secs => ${seconds}::int)`
+  return { next: due, isLater: sql<SqlBool>`(next_repush_at is null or next_repush_at > ${due})` }
+}

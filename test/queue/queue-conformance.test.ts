@@ -377,3 +377,18 @@ t.test('a talking channel is touched at most once a minute unless its state chan
   t.ok(Date.now() - touched.last_seen_at.getTime() < 60_000, 'last seen again after a minute')
   t.equal(touched.not_now, true, 'still in the session that had a NotNow')
 })
+
+t.test('queueing brings a channel re-push forward, never back, and leaves the row alone when it is already due sooner', async (t) => {
+  const { database, queue } = await setup(t)
+  const db = database.db
+  const device = await enrolledDevice(db)
+  const row = async () =>
+    (await sql<{ version: string; due: Date }>`select xmin::text as version, next_repush_at as due from enrollments where id = ${device.id}`.execute(db))
+      .rows[0]!
+  await sql`update enrollments set next_repush_at = now() + interval '1 day' where id = ${device.id}`.execute(db)
+  await queue.enqueue([device.id])
+  const first = await row()
+  t.ok(first.due.getTime() - Date.now() < 301_000, 'brought forward to the re-push interval')
+  await queue.enqueue([device.id])
+  t.same(await row(), first, 'already due sooner: not written again')
+})
