@@ -47,7 +47,7 @@ export async function phaseStatements(client: pg.Client): Promise<PhaseStatement
             // Statements planned and not (yet) run have no calls; planning counts only with track_planning on.
             `select calls::text, total_exec_time + total_plan_time as total, (total_exec_time + total_plan_time) / greatest(calls, 1) as mean, rows::text, query
              from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
-             order by total_exec_time + total_plan_time desc limit 10`,
+             order by total_exec_time + total_plan_time desc limit ${Number(process.env['BENCH_STATEMENTS_TOP'] ?? 10)}`,
           )
           top = rows.map((row) => ({
             calls: Number(row.calls),
