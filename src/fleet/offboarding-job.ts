@@ -8,7 +8,7 @@
 import type { Job } from '../http/generated/operations.js'
 import { countBy, type JobKind } from '../jobs/job-kind.js'
 import type { JobErrorInput, JobStarter } from '../jobs/job-service.js'
-import { defaultTenantOf, tenantsAccess, type AccessScope, type AuditActor } from '../model/access.js'
+import { defaultTenantOf, scopeOfTenantIds, scopeTenantIds, type AccessScope, type AuditActor } from '../model/access.js'
 import type { BulkOutcome, BulkTarget, OffboardingBulk, PreparedOffboarding } from './offboarding-bulk.js'
 import type { OffboardOptions } from './offboarding-plan.js'
 
@@ -52,7 +52,7 @@ export function createOffboardingJobs(deps: { jobs: JobStarter; threshold: numbe
       const params: OffboardingJobParams = {
         person: input.person ?? null,
         options: input.options,
-        scope_tenant_ids: scope.kind === 'all' ? null : [...scope.ids],
+        scope_tenant_ids: scopeTenantIds(scope),
         actor,
         targets: targets.filter((target) => !settledAtCheck(target)),
         settled: settled.length,
@@ -80,7 +80,7 @@ export function offboardingJobKind(deps: { leavers: Pick<OffboardingBulk, 'offbo
     async step(job) {
       const params = job.params as unknown as OffboardingJobParams
       const actor = params.actor ? { ...params.actor, recorded: false } : undefined
-      const scope: AccessScope = params.scope_tenant_ids === null ? { kind: 'all', ...(actor ? { actor } : {}) } : tenantsAccess(params.scope_tenant_ids, actor)
+      const scope = scopeOfTenantIds(params.scope_tenant_ids, actor)
       const from = typeof job.checkpoint === 'number' ? job.checkpoint : 0
       const chunk = params.targets.slice(from, from + size)
       const outcomes: BulkOutcome[] = []

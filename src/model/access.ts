@@ -36,6 +36,16 @@ export function tenantsAccess(ids: readonly string[], actor?: AuditActor): Acces
   return Object.freeze({ kind: 'tenants', ids: Object.freeze([...ids]), ...(actor ? { actor } : {}) })
 }
 
+/** A scope as a job keeps it in its params (JSON): its tenant ids, null for every tenant. */
+export function scopeTenantIds(scope: AccessScope): string[] | null {
+  return scope.kind === 'all' ? null : [...scope.ids]
+}
+
+/** The scope a job does its work in, from the tenant ids it kept (scopeTenantIds). */
+export function scopeOfTenantIds(ids: readonly string[] | null, actor?: AuditActor): AccessScope {
+  return ids === null ? Object.freeze({ kind: 'all', ...(actor ? { actor } : {}) }) : tenantsAccess(ids, actor)
+}
+
 /** Whether a row of `tenantId` is inside the scope. */
 export function scopeIncludes(scope: AccessScope, tenantId: string | null): boolean {
   return scope.kind === 'all' || (tenantId !== null && scope.ids.includes(tenantId))

@@ -9,7 +9,7 @@ import { jobLocation } from '../jobs/job-json.js'
 import type { JobKind } from '../jobs/job-kind.js'
 import type { JobStarter } from '../jobs/job-service.js'
 import type { JobOutputRenderer } from '../jobs/jobs-api.js'
-import { defaultTenantOf, fullAccess, tenantsAccess, type AccessScope } from '../model/access.js'
+import { defaultTenantOf, scopeOfTenantIds, scopeTenantIds, type AccessScope } from '../model/access.js'
 import { deviceDaysData, renderDeviceDays, type DeviceDaysData } from './device-days-render.js'
 import type { TenantReports } from './tenant-reports.js'
 
@@ -46,7 +46,7 @@ export function createReportJobs(deps: { jobs: JobStarter; thresholdDays: number
         from: period.from,
         to: period.to,
         tenant_id: period.tenantId ?? null,
-        scope_tenant_ids: scope.kind === 'all' ? null : [...scope.ids],
+        scope_tenant_ids: scopeTenantIds(scope),
       }
       return deps.jobs.start(scope, {
         type: 'report',
@@ -68,7 +68,7 @@ export function reportJobKind(deps: { reports: Pick<TenantReports, 'deviceDays'>
     stoppable: false,
     async step(job) {
       const params = job.params as unknown as ReportJobParams
-      const scope = params.scope_tenant_ids === null ? fullAccess : tenantsAccess(params.scope_tenant_ids)
+      const scope = scopeOfTenantIds(params.scope_tenant_ids)
       const generatedAt = now()
       const query = { from: params.from, to: params.to, ...(params.tenant_id !== null ? { tenantId: params.tenant_id } : {}) }
       const report = await deps.reports.deviceDays(scope, query, generatedAt)
