@@ -88,6 +88,23 @@ export function accessOf(request: Pick<FastifyRequest, 'access'>): AccessScope {
 
 const readMethods = new Set(['GET', 'HEAD'])
 
+/**
+ * The audit actor of an authenticated request (undefined before authentication): what a
+ * write's audit row names. Reads get none; a read that starts a write (a report job) asks for it.
+ */
+export function auditActorOf(request: Pick<FastifyRequest, 'principal' | 'id' | 'routeOptions'>): AuditActor | undefined {
+  const principal = request.principal
+  if (!principal) return undefined
+  return {
+    principalId: principal.id,
+    principalName: principal.name,
+    principalSource: principal.source,
+    requestId: request.id,
+    action: request.routeOptions.config.operationId ?? 'unknown',
+    recorded: false,
+  }
+}
+
 // The one place where roles are checked: the operation's roles (from openapi.yaml) against
 // the principal's grants; what remains is the scope every store query is limited to.
 async function authenticateRequest(request: FastifyRequest, options: ApiRoutesOptions): Promise<void> {
@@ -100,16 +117,7 @@ async function authenticateRequest(request: FastifyRequest, options: ApiRoutesOp
   if (!principal) throw new OrchardError('unauthorized', 'the API key is not valid (unknown, revoked or expired)')
   request.principal = principal
   request.log = request.log.child({ principal_id: principal.id })
-  const actor: AuditActor | undefined = readMethods.has(request.method)
-    ? undefined
-    : {
-        principalId: principal.id,
-        principalName: principal.name,
-        principalSource: principal.source,
-        requestId: request.id,
-        action: request.routeOptions.config.operationId ?? 'unknown',
-        recorded: false,
-      }
+  const actor = readMethods.has(request.method) ? undefined : auditActorOf(request)
   const installationWide = request.routeOptions.config.installationWide === true
   const grants = installationWide ? { ...principal, grants: principal.grants.filter((grant) => grant.tenantId === null) } : principal
   const access = await scopeForRoles(grants, allowed, options.tenants, actor)

@@ -3,7 +3,7 @@
 // report job instead; its result renders the same way (device-days-render.ts).
 import type { FastifyRequest } from 'fastify'
 import type { Invoice as InvoiceJson } from '../http/generated/operations.js'
-import { accessOf, type OperationHandlers } from '../http/plugin.js'
+import { accessOf, auditActorOf, type OperationHandlers } from '../http/plugin.js'
 import { prefers } from '../http/prefer.js'
 import { sendCsv } from '../http/views.js'
 import { jobLocation } from '../jobs/job-json.js'
@@ -28,17 +28,8 @@ type Cell = string | number | null
  * the report job it starts is a write, audited with the job and named after its caller.
  */
 function startingScope(request: FastifyRequest, scope: AccessScope): AccessScope {
-  const principal = request.principal
-  if (!principal) return scope
-  const actor = {
-    principalId: principal.id,
-    principalName: principal.name,
-    principalSource: principal.source,
-    requestId: request.id,
-    action: 'getDeviceDaysReport',
-    recorded: false,
-  }
-  return { ...scope, actor }
+  const actor = auditActorOf(request)
+  return actor ? { ...scope, actor } : scope
 }
 
 function invoiceJson(invoice: Invoice, generatedAt: Date): InvoiceJson {
