@@ -3582,7 +3582,10 @@ export interface components {
             enrollment_group: string | null;
             /** @description The person it belongs to: set with PATCH, or the Managed Apple ID of a User Enrollment. */
             user_email: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description The last request of the device channel, to within a fifth of ORCHARD_REPUSH_AFTER_SECONDS (at most a minute): a channel that keeps talking is written at most that often.
+             */
             last_seen_at: string | null;
             /**
              * Format: date-time
@@ -3746,7 +3749,10 @@ export interface components {
             user_long_name: string | null;
             enrolled: boolean;
             awaiting_configuration: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description The last request of the channel, to within a fifth of ORCHARD_REPUSH_AFTER_SECONDS (at most a minute): a channel that keeps talking is written at most that often.
+             */
             last_seen_at: string | null;
             /** Format: date-time */
             checked_out_at: string | null;
