@@ -29,6 +29,7 @@ import * as m0024 from './0024_account_driven_enrollment.js'
 import * as m0025 from './0025_jobs.js'
 import * as m0026 from './0026_user_channel_declarations.js'
 import * as m0027 from './0027_report_jobs.js'
+import * as m0028 from './0028_device_last_seen.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -58,4 +59,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0025_jobs': m0025,
   '0026_user_channel_declarations': m0026,
   '0027_report_jobs': m0027,
+  '0028_device_last_seen': m0028,
 })

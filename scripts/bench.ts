@@ -1,6 +1,6 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
-//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm|groups|realistic] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
-//   [--ddm-devices 10000] [--group-devices 100000]`
+//   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm|groups|realistic|scale] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
+//   [--ddm-devices 10000] [--group-devices 100000] [--scale-devices 100000] [--history 10000000]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
@@ -270,4 +270,24 @@ if (only === undefined || only === 'groups') {
       { stdio: 'inherit', cwd: root },
     )
   }
+}
+if (only === 'scale') {
+  // Not in the default run: it writes 100,000 devices and 10,000,000 command targets (minutes, GBs).
+  console.log(
+    '\n## Scale: one PostgreSQL, 1,000 then 100,000 devices, then 10,000,000 targets of history (scripts/bench-scale.ts; Orchard in the bench process)',
+  )
+  execFileSync(
+    process.execPath,
+    [
+      ...serverNodeFlags,
+      '--import',
+      'tsx',
+      join(root, 'scripts/bench-scale.ts'),
+      '--devices',
+      args.get('scale-devices') ?? '100000',
+      '--history',
+      args.get('history') ?? '10000000',
+    ],
+    { stdio: 'inherit', cwd: root },
+  )
 }

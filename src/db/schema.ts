@@ -73,6 +73,8 @@ export interface DevicesTable {
   created_at: CreatedAt
   updated_at: Timestamp
   tenant_id: TenantColumn
+  /** A copy of its device channel's last contact (enrollments.last_seen_at), kept by a trigger: the list's index. */
+  last_seen_at: Date | null
 }
 
 /** A devices row as read. */

@@ -32,7 +32,8 @@ export interface DeviceDirectoryStore {
 
 const sortColumns: Record<string, { column: string; cast: 'timestamptz' | 'text' }> = {
   created_at: { column: 'd.created_at', cast: 'timestamptz' },
-  last_seen_at: { column: 'e.last_seen_at', cast: 'timestamptz' },
+  // The device row's copy of its channel's last contact: indexed (devices_last_seen_idx).
+  last_seen_at: { column: 'd.last_seen_at', cast: 'timestamptz' },
   serial_number: { column: 'd.serial_number', cast: 'text' },
 }
 
@@ -68,7 +69,7 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
         'd.authenticated_at',
         'd.created_at',
         'd.updated_at',
-        'e.last_seen_at',
+        'd.last_seen_at',
         'd.tenant_id',
         'd.kind',
         'd.lifecycle_state',
@@ -93,8 +94,8 @@ export function createDeviceDirectoryStore(db: Kysely<Database>): DeviceDirector
     if (filter.enrolled !== undefined) query = query.where(sql<boolean>`coalesce(e.enabled, false)`, '=', filter.enrolled)
     if (filter.userEnrollment !== undefined) query = query.where('d.user_enrollment', '=', filter.userEnrollment)
     if (filter.supervised !== undefined) query = query.where(sql<boolean>`coalesce(d.is_supervised, false)`, '=', filter.supervised)
-    if (filter.lastSeenBefore !== undefined) query = query.where('e.last_seen_at', '<', filter.lastSeenBefore)
-    if (filter.lastSeenAfter !== undefined) query = query.where('e.last_seen_at', '>', filter.lastSeenAfter)
+    if (filter.lastSeenBefore !== undefined) query = query.where('d.last_seen_at', '<', filter.lastSeenBefore)
+    if (filter.lastSeenAfter !== undefined) query = query.where('d.last_seen_at', '>', filter.lastSeenAfter)
     return query
   }
 

@@ -84,6 +84,25 @@ t.test('list: filters, sort and keyset pages that neither repeat nor skip under 
   } while (cursor)
   t.same(paged, all, 'paging by last_seen_at (nulls first when descending) matches one page')
   t.equal(all.length, 25)
+  // The order is the channels' last contact (the device row's copy, kept by a trigger, which
+  // the sort's index reads), also right after a channel's row changes: unseen first, then newest.
+  await sql`update enrollments set last_seen_at = now() + interval '1 hour' where id = 'dev001'`.execute(db)
+  const { rows: expected } = await sql<{ id: string; last_seen_at: Date | null }>`
+    select d.id, e.last_seen_at from devices d left join enrollments e on e.id = d.id and e.channel = 'device'
+    order by e.last_seen_at desc nulls first, d.id desc`.execute(db)
+  const resorted = (await api('GET', '/api/v1/devices?sort=-last_seen_at&limit=500')).json.items as Array<{ id: string; last_seen_at: string | null }>
+  t.same(
+    resorted.map((d) => [d.id, d.last_seen_at]),
+    expected.map((row) => [row.id, row.last_seen_at && row.last_seen_at.toISOString()]),
+    'sorted by the channel last contact, and showing it',
+  )
+  t.equal(resorted.find((d) => d.last_seen_at !== null)?.id, 'dev001', 'the channel seen last comes first after the unseen')
+  const ascending = (await api('GET', '/api/v1/devices?sort=last_seen_at&limit=500')).json.items as Array<{ id: string }>
+  t.same(
+    ascending.map((d) => d.id),
+    [...expected].reverse().map((row) => row.id),
+    'ascending is the reverse (unseen last)',
+  )
 
   const stale = await api('GET', `/api/v1/devices?last_seen_before=${encodeURIComponent(new Date(Date.now() - 10 * 60_000).toISOString())}&limit=500`)
   t.ok(stale.json.items.length > 0 && stale.json.items.every((d: { last_seen_at: string }) => Date.parse(d.last_seen_at) < Date.now() - 10 * 60_000))

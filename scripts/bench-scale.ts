@@ -1,0 +1,389 @@
+// Scale (issue 26): one PostgreSQL with a fleet of N devices (default 100,000), measured first at
+// a small fleet (default 1,000) and again at N, so every figure is shown at both sizes:
+//  - enrollment: a sample of new devices (EC P-256 identities) enrolling through the real MDM
+//    endpoints (Authenticate + TokenUpdate, signed check-ins), several in flight: devices/s;
+//  - device lists: GET /api/v1/devices, a page of 100, for every documented sort and for a filter
+//    plus a sort, first page and page 3 (cursor): p50/p95; at N the EXPLAIN (ANALYZE) of the
+//    statement each runs, captured from the pg client, with any sequential scan of a fleet table
+//    or sort of the whole fleet flagged;
+//  - one command to the whole fleet (POST /api/v1/commands with `filter: {}`): the request's time
+//    and answer size, then the time until its job has queued (and pushed) every target;
+//  - the drain: the sample devices take their queues (enrollment inventory plus the fleet
+//    command) with Idle and realistic answers, several in flight: commands/s, server time of the
+//    requests that delivered a command (Idle -> next command with the fleet's targets pending),
+//    CPU and WAL per drained command;
+//  - sizes: live bytes per device and per finished command target;
+//  - then H finished targets of history (default 10,000,000 rows in command_targets, written by
+//    SQL), and the drain and device lists again on top of them.
+// The fleet itself is written by SQL (devices, enrollments with push tokens, inventory columns
+// spread over models, OS versions, kinds and 24 tenants); it never talks. No APNs push
+// certificate is set, so each push finds none (npm run bench -- --only push measures APNs).
+// Run: npx tsx scripts/bench-scale.ts [--devices 100000] [--small 1000] [--sample 200]
+//   [--history 10000000] [--concurrency 8] [--runs 20]
+import { randomBytes } from 'node:crypto'
+import { sql } from 'kysely'
+import pg from 'pg'
+import { pino } from 'pino'
+import { loadConfig } from '../src/config.js'
+import { openPostgresDatabase, type DatabaseHandle } from '../src/db/database.js'
+import { createOrchard } from '../src/main.js'
+import { answerCommand, newDeviceState } from '../src/simulator/device-answers.js'
+import { commandIn } from '../src/simulator/simulated-device.js'
+import { createDeviceCa, injectTransport, SimulatedDevice } from '../test/helpers/simulated-device.js'
+import { cpuSeconds, latencySummary, percentile, postgresPids, runPool } from './bench-common.js'
+
+const args = new Map<string, string>()
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
+const fleetSize = Number(args.get('devices') ?? 100_000)
+const smallSize = Math.min(fleetSize, Number(args.get('small') ?? 1_000))
+const sampleSize = Number(args.get('sample') ?? 200)
+const historyRows = Number(args.get('history') ?? 10_000_000)
+const concurrency = Number(args.get('concurrency') ?? 8)
+const runs = Number(args.get('runs') ?? 20)
+process.env['ORCHARD_TEST_BACKEND'] = 'postgres'
+const { createTestDatabase } = await import('../test/helpers/database.js')
+
+// The statements the server sends, while `captured` is set (for EXPLAIN).
+let captured: Array<{ text: string; values: unknown[] }> | null = null
+const clientQuery = pg.Client.prototype.query as (...rest: unknown[]) => unknown
+pg.Client.prototype.query = function (this: pg.Client, ...rest: unknown[]) {
+  const [first, second] = rest
+  if (captured && typeof first === 'string') captured.push({ text: first, values: Array.isArray(second) ? second : [] })
+  else if (captured && first && typeof first === 'object' && 'text' in first) {
+    const config = first as { text: string; values?: unknown[] }
+    captured.push({ text: config.text, values: config.values ?? [] })
+  }
+  return clientQuery.apply(this, rest)
+} as typeof pg.Client.prototype.query
+
+const apiKey = 'bench-api-key-0123456789abcdef'
+const cleanups: Array<() => unknown> = []
+const created = await createTestDatabase({ teardown: (fn) => void cleanups.push(fn) })
+const database: DatabaseHandle = openPostgresDatabase({ connectionString: created.url!, poolMax: 10 })
+cleanups.push(() => database.close())
+const db = database.db
+const ca = await createDeviceCa('Bench device CA')
+const config = loadConfig(
+  {
+    ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'),
+    ORCHARD_PUBLIC_URL: 'https://mdm.example.test',
+    ORCHARD_API_KEYS: apiKey,
+    ORCHARD_DEVICE_CA_FILES: ca.pemFile,
+    ORCHARD_REPUSH_LOOP_SECONDS: '0',
+    ORCHARD_WEBHOOK_WORKER: 'false',
+    ORCHARD_BLUEPRINT_CHECK_HOURS: '0',
+    ORCHARD_OS_CATALOGUE_SECONDS: '0',
+    ORCHARD_INVENTORY_REFRESH_HOURS: '0',
+  },
+  [],
+)
+// Info-level logs as in production (an access line per request), written to /dev/null.
+const orchard = await createOrchard(config, database, pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })))
+const { app } = orchard
+cleanups.push(() => app.close())
+
+// Server time of MDM requests: fastify's onRequest to onResponse.
+const startedAt = new WeakMap<object, number>()
+let lastServerMs = 0
+app.addHook('onRequest', async (request) => void startedAt.set(request, performance.now()))
+app.addHook('onResponse', async (request) => void (lastServerMs = performance.now() - (startedAt.get(request) ?? performance.now())))
+
+interface Answer {
+  items: Array<{ id: string }>
+  next_cursor: string | null
+  id: string
+  state: string
+  outcomes: Record<string, number>
+}
+
+async function call(method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ json: Answer; bytes: number; status: number }> {
+  const response = await app.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { payload: JSON.stringify(body) } : {}),
+  })
+  if (response.statusCode >= 300) throw new Error(`${method} ${url}: ${response.statusCode} ${response.body}`)
+  return { json: response.json<Answer>(), bytes: response.rawPayload.length, status: response.statusCode }
+}
+
+const line = (size: number, label: string, text: string) => console.log(`${size.toLocaleString('en')} devices: ${label}: ${text}`)
+const seconds = (from: number) => (performance.now() - from) / 1000
+const databasePids = () => postgresPids()
+
+/** CPU of this process (Orchard and its in-process devices) and of PostgreSQL, per unit. */
+function cpuMeter(): (units: number, unit: string) => string {
+  const process0 = process.cpuUsage()
+  const postgres0 = cpuSeconds(databasePids())
+  return (units, unit) => {
+    const used = process.cpuUsage(process0)
+    const orchardMs = (used.user + used.system) / 1000
+    const postgresMs = (cpuSeconds(databasePids()) - postgres0) * 1000
+    return `CPU ${((orchardMs + postgresMs) / units).toFixed(2)} ms per ${unit} (this process ${(orchardMs / units).toFixed(2)}, PostgreSQL ${(postgresMs / units).toFixed(2)})`
+  }
+}
+
+const walLsn = async () => (await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(db)).rows[0]!.lsn
+const walBytes = async (from: string) =>
+  Number((await sql<{ n: string }>`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${from}::pg_lsn)::text as n`.execute(db)).rows[0]!.n)
+
+async function settle(): Promise<void> {
+  // As autovacuum would after bulk writes (this machine's cluster may run without it).
+  await sql`vacuum analyze`.execute(db)
+  await sql`checkpoint`.execute(db)
+}
+
+// --- The fleet, written by SQL ----------------------------------------------------------------
+const tenants = Array.from({ length: 24 }, (_, i) => `dept-${String(i).padStart(2, '0')}`)
+for (const id of tenants)
+  await db
+    .insertInto('tenants')
+    .values({ id, name: `Department ${id}` })
+    .execute()
+let written = 0
+
+async function growFleet(to: number): Promise<void> {
+  const from = written + 1
+  for (let start = from; start <= to; start += 20_000) {
+    const end = Math.min(to, start + 19_999)
+    await sql`
+      insert into devices (id, udid, serial_number, device_name, model, model_name, product_name, os_version, build_version, kind, is_supervised,
+        tenant_id, topic, identity_sha256, identity_not_after, authenticated_at, created_at)
+      select id, id, upper(substr(md5('serial' || i), 1, 12)), 'iPad ' || i, 'MK2K3LL/A', 'iPad',
+        (array['iPad13,1', 'iPad14,2', 'iPad13,18', 'iPhone15,2', 'iPhone16,1', 'iPhone14,7', 'iPad12,1', 'iPad16,3'])[1 + (i * 3) % 8],
+        (array['16.7.10', '17.5.1', '17.6', '17.7.2', '18.0', '18.1.1', '18.2', '15.8.3'])[1 + (i * 11) % 8], '22B83',
+        (array['work', 'function', 'personal', 'work', 'function'])[1 + (i * 17) % 5], (i * 19) % 10 < 7,
+        (${tenants}::text[])[1 + (i * 13) % 24], 'com.apple.mgmt.External.bench', encode(sha256(id::bytea), 'hex'), now() + interval '365 days',
+        now() - make_interval(mins => ${fleetSize + 1} - i), now() - make_interval(mins => ${fleetSize + 1} - i)
+      from (select i, 'SCALE-' || lpad(i::text, 8, '0') as id from generate_series(${start}::int, ${end}::int) i) x`.execute(db)
+    await sql`
+      insert into enrollments (id, device_id, channel, enabled, topic, push_token, push_magic, token_update_count, token_updated_at, last_seen_at)
+      select id, id, 'device', true, topic, sha256(id::bytea), md5(id), 1, authenticated_at,
+        now() - make_interval(secs => abs(hashtext(id)) % (90 * 86400))
+      from devices where id between ${`SCALE-${String(start).padStart(8, '0')}`} and ${`SCALE-${String(end).padStart(8, '0')}`}`.execute(db)
+  }
+  written = to
+}
+
+// --- Measures -------------------------------------------------------------------------------
+const installedApps = Array.from({ length: 20 }, (_, i) => ({
+  Identifier: `com.example.app${i}`,
+  Name: `App ${i}`,
+  ShortVersion: '1.0',
+  Version: '100',
+  BundleSize: 10_000_000 + i,
+  DynamicSize: 0,
+  IsValidated: true,
+}))
+
+async function newDevices(count: number, label: string): Promise<SimulatedDevice[]> {
+  const devices: SimulatedDevice[] = []
+  for (let i = 0; i < count; i++)
+    devices.push(await SimulatedDevice.create(ca, injectTransport(app), { serialNumber: `${label}${String(i).padStart(6, '0')}`, keyAlgorithm: 'ec-p256' }))
+  return devices
+}
+
+async function enrollSample(size: number, devices: SimulatedDevice[]): Promise<void> {
+  const cpu = cpuMeter()
+  const started = performance.now()
+  await runPool(devices, concurrency, (device) => device.enroll())
+  const took = seconds(started)
+  line(
+    size,
+    'enrollment',
+    `${(devices.length / took).toFixed(0)} devices/s (${devices.length} through the MDM endpoints, ${concurrency} in flight); ${cpu(devices.length, 'enrollment')}`,
+  )
+}
+
+/** Idle, then each command answered as a device would, until the queue is empty. */
+async function drain(size: number, label: string, devices: SimulatedDevice[]): Promise<void> {
+  const deliveries: number[] = []
+  const cpu = cpuMeter()
+  const wal = await walLsn()
+  let commands = 0
+  const started = performance.now()
+  await runPool(devices, concurrency, async (device) => {
+    const state = newDeviceState({
+      udid: device.udid,
+      serialNumber: device.serialNumber,
+      model: device.model,
+      modelName: 'iPad',
+      deviceName: `iPad ${device.serialNumber}`,
+      supervised: true,
+      identityCertificateDer: device.certificateDer,
+      caCertificatesDer: [],
+    })
+    let response = await device.idle()
+    for (;;) {
+      if (response.status !== 200) throw new Error(`drain: ${response.status} ${response.body.toString()}`)
+      const command = commandIn(response)
+      if (!command) break
+      deliveries.push(lastServerMs)
+      commands++
+      const answer =
+        command.requestType === 'ProfileList'
+          ? { status: 'Acknowledged', keys: { ProfileList: [] } }
+          : command.requestType === 'InstalledApplicationList'
+            ? { status: 'Acknowledged', keys: { InstalledApplicationList: installedApps } }
+            : answerCommand(state, command.requestType, command.command)
+      response = await device.answer(command.uuid, answer.status, answer.keys)
+    }
+  })
+  const took = seconds(started)
+  const wrote = await walBytes(wal)
+  line(
+    size,
+    `drain${label}`,
+    `${(commands / took).toFixed(0)} commands/s (${commands} commands, ${devices.length} devices, ${concurrency} in flight); ` +
+      `server time of a request that delivered a command ${latencySummary(deliveries)}; ${cpu(commands, 'command')}; WAL ${(wrote / commands / 1024).toFixed(1)} KiB per command`,
+  )
+}
+
+const listVariants = [
+  'sort=created_at',
+  'sort=-created_at',
+  'sort=last_seen_at',
+  'sort=-last_seen_at',
+  'sort=serial_number',
+  'sort=-serial_number',
+  'model=iPad14,2&sort=-last_seen_at',
+  'kind=function&supervised=true&sort=serial_number',
+  'tenant_id=dept-05&sort=-last_seen_at',
+  'os_version=17.6&sort=-created_at',
+]
+
+/** The list statement a request ran (the one reading devices with a limit), and its plan. */
+async function explainList(url: string): Promise<string[]> {
+  captured = []
+  await call('GET', url)
+  const statements = captured.filter((s) => /from "?devices"?/i.test(s.text) && /limit/i.test(s.text))
+  captured = null
+  const statement = statements.at(-1)
+  if (!statement) return ['(no statement captured)']
+  const text = statement.text.replace(/^\/\*[^*]*\*\/\s*/, '')
+  const client = new pg.Client({ connectionString: created.url! })
+  await client.connect()
+  try {
+    await client.query('set jit = off')
+    const { rows } = await client.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, costs off, timing off) ${text}`, statement.values)
+    return rows.map((row) => row['QUERY PLAN'])
+  } finally {
+    await client.end()
+  }
+}
+
+async function deviceLists(size: number, explain: boolean): Promise<void> {
+  const worst: number[] = []
+  for (const variant of listVariants) {
+    for (const page of [1, 3]) {
+      let url: string | null = `/api/v1/devices?limit=100&${variant}`
+      for (let p = 1; p < page && url; p++) {
+        const { json } = await call('GET', url)
+        url = json.next_cursor && `/api/v1/devices?limit=100&${variant}&cursor=${encodeURIComponent(json.next_cursor)}`
+      }
+      if (!url) continue // fewer than three pages
+      const samples: number[] = []
+      for (let i = 0; i < runs + 3; i++) {
+        const started = performance.now()
+        await call('GET', url)
+        if (i >= 3) samples.push(performance.now() - started)
+      }
+      samples.sort((a, b) => a - b)
+      worst.push(percentile(samples, 95))
+      line(size, `device list ${variant}, page ${page}`, latencySummary(samples))
+      if (explain && page === 1) {
+        const plan = await explainList(url)
+        const flagged = plan.filter((row) => /Seq Scan on (devices|enrollments)|Sort Method: (external|top-N heapsort)/.test(row))
+        console.log(`  EXPLAIN ${variant}${flagged.length > 0 ? ` -- FLAGGED: ${flagged.map((r) => r.trim()).join('; ')}` : ''}`)
+        for (const row of plan) console.log(`    ${row}`)
+      }
+    }
+  }
+  const max = Math.max(...worst)
+  line(size, 'device lists, worst p95', `${max.toFixed(1)} ms over ${listVariants.length * 2} lists (target p95 < 50 ms: ${max < 50 ? 'met' : 'missed'})`)
+}
+
+async function fleetCommand(size: number): Promise<void> {
+  const cpu = cpuMeter()
+  const started = performance.now()
+  const { json, bytes, status } = await call('POST', '/api/v1/commands', { filter: {}, command: { request_type: 'ProfileList' } })
+  const requestSeconds = seconds(started)
+  let job = status === 202 ? json : undefined
+  while (job && !['succeeded', 'failed', 'cancelled'].includes(job.state)) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    job = (await call('GET', `/api/v1/jobs/${job.id}`)).json
+  }
+  const done = seconds(started)
+  line(
+    size,
+    'one command to the whole fleet',
+    `request ${(requestSeconds * 1000).toFixed(0)} ms (HTTP ${status}, ${bytes} bytes); ` +
+      (job ? `job ${job.state} after ${done.toFixed(2)} s, outcomes ${JSON.stringify(job.outcomes)}` : 'no job (queued in the request)') +
+      `; ${cpu(size, 'target')} (target < 3 s of request time)`,
+  )
+}
+
+async function sizes(size: number): Promise<void> {
+  const bytes = async (tables: string[]) =>
+    Number((await sql<{ n: string }>`select sum(pg_total_relation_size(t::regclass))::text as n from unnest(${tables}::text[]) t`.execute(db)).rows[0]!.n)
+  const fleetTables = ['devices', 'enrollments', 'installed_applications', 'installed_profiles', 'installed_certificates', 'device_tenancy']
+  const { rows } = await sql<{ finished: string; targets: string; commands: string }>`
+    select (select count(*) from command_targets where status not in ('Pending', 'NotNow'))::text as finished,
+      (select count(*) from command_targets)::text as targets, (select count(*) from commands)::text as commands`.execute(db)
+  const perDevice = (await bytes(fleetTables)) / size
+  const targets = Number(rows[0]!.targets)
+  const perTarget = (await bytes(['command_targets'])) / Math.max(1, targets)
+  line(
+    size,
+    'sizes',
+    `fleet tables ${(perDevice / 1024).toFixed(2)} KiB per device (${fleetTables.join(', ')}); command_targets ${perTarget.toFixed(0)} bytes per target ` +
+      `(${targets} targets, ${rows[0]!.finished} finished, ${rows[0]!.commands} commands); database ${((await dbSize()) / 1048576).toFixed(0)} MiB`,
+  )
+}
+const dbSize = async () => Number((await sql<{ n: string }>`select pg_database_size(current_database())::text as n`.execute(db)).rows[0]!.n)
+
+async function measureAt(size: number, label: string): Promise<void> {
+  const started = performance.now()
+  await growFleet(size - (sampleSize + 1) * (label === 'S' ? 1 : 2))
+  await settle()
+  console.log(`\n# ${size.toLocaleString('en')} devices (fleet written by SQL in ${seconds(started).toFixed(0)} s, not measured)`)
+  const [warmUp, ...sample] = await newDevices(sampleSize + 1, `SCALE${label}`)
+  // One enrollment first, so the figure is not V8's and the pool's start-up.
+  await warmUp!.enroll()
+  await enrollSample(size, sample)
+  await deviceLists(size, size === fleetSize)
+  await fleetCommand(size)
+  await drain(size, '', sample)
+  await sizes(size)
+}
+
+try {
+  console.log(
+    `# Scale bench: ${smallSize.toLocaleString('en')} then ${fleetSize.toLocaleString('en')} devices on PostgreSQL; node ${process.version}; ${concurrency} in flight`,
+  )
+  await measureAt(smallSize, 'S')
+  await measureAt(fleetSize, 'L')
+  if (historyRows > 0) {
+    // History: finished targets of earlier fleet commands, as retention keeps them.
+    const started = performance.now()
+    const commands = Math.ceil(historyRows / fleetSize)
+    await sql`insert into commands (uuid, request_type, payload, created_at)
+      select 'HISTORY-' || c, 'ProfileList', decode('00', 'hex'), now() - make_interval(days => c % 90) from generate_series(1, ${commands}::int) c`.execute(db)
+    await sql`insert into command_targets (enrollment_id, command_uuid, status, delivery_count, first_delivered_at, last_delivered_at, result_at, result_raw, created_at, updated_at)
+      select e.id, 'HISTORY-' || c, 'Acknowledged', 1, t, t, t, convert_to(repeat('<key>ProfileList</key><array/>', 8), 'UTF8'), t, t
+      from generate_series(1, ${commands}::int) c cross join lateral (select now() - make_interval(days => c % 90) as t) time
+      cross join (select id from enrollments where id like 'SCALE-%' order by id limit ${Math.ceil(historyRows / commands)}) e`.execute(db)
+    await settle()
+    console.log(
+      `\n# ${fleetSize.toLocaleString('en')} devices with ${historyRows.toLocaleString('en')} finished targets of history (written by SQL in ${seconds(started).toFixed(0)} s, not measured)`,
+    )
+    const sample = await newDevices(sampleSize, 'SCALEH')
+    await enrollSample(fleetSize, sample)
+    await fleetCommand(fleetSize)
+    await drain(fleetSize, ' (on history)', sample)
+    await deviceLists(fleetSize, false)
+    await sizes(fleetSize)
+  }
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+}
