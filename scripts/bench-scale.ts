@@ -96,7 +96,7 @@ interface Answer {
   outcomes: Record<string, number>
 }
 
-async function call(method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ json: Answer; bytes: number; status: number }> {
+async function call(method: 'GET' | 'POST' | 'PATCH', url: string, body?: unknown): Promise<{ json: Answer; bytes: number; status: number }> {
   const response = await app.inject({
     method,
     url,
@@ -142,8 +142,11 @@ for (const id of tenants)
     .execute()
 let written = 0
 
-async function growFleet(to: number): Promise<void> {
+/** Writes devices until the fleet (these rows and the devices enrolled through the protocol) has `total`. */
+async function growFleet(total: number): Promise<void> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from devices`.execute(db)
   const from = written + 1
+  const to = written + Math.max(0, total - rows[0]!.n)
   for (let start = from; start <= to; start += 20_000) {
     const end = Math.min(to, start + 19_999)
     await sql`
@@ -196,13 +199,13 @@ async function enrollSample(size: number, devices: SimulatedDevice[]): Promise<v
 }
 
 /** Idle, then each command answered as a device would, until the queue is empty. */
-async function drain(size: number, label: string, devices: SimulatedDevice[]): Promise<void> {
+async function drain(size: number, label: string, devices: SimulatedDevice[], inFlight: number, report = true): Promise<void> {
   const deliveries: number[] = []
   const cpu = cpuMeter()
   const wal = await walLsn()
   let commands = 0
   const started = performance.now()
-  await runPool(devices, concurrency, async (device) => {
+  await runPool(devices, inFlight, async (device) => {
     const state = newDeviceState({
       udid: device.udid,
       serialNumber: device.serialNumber,
@@ -231,12 +234,23 @@ async function drain(size: number, label: string, devices: SimulatedDevice[]): P
   })
   const took = seconds(started)
   const wrote = await walBytes(wal)
+  if (!report) return
   line(
     size,
     `drain${label}`,
-    `${(commands / took).toFixed(0)} commands/s (${commands} commands, ${devices.length} devices, ${concurrency} in flight); ` +
+    `${(commands / took).toFixed(0)} commands/s (${commands} commands, ${devices.length} devices, ${inFlight} in flight); ` +
       `server time of a request that delivered a command ${latencySummary(deliveries)}; ${cpu(commands, 'command')}; WAL ${(wrote / commands / 1024).toFixed(1)} KiB per command`,
   )
+}
+
+/**
+ * A quarter of the sample one device at a time (the latency of Idle -> next command, nothing
+ * else running), the rest several in flight (the rate).
+ */
+async function drainSample(size: number, label: string, sample: SimulatedDevice[]): Promise<void> {
+  const alone = Math.ceil(sample.length / 4)
+  await drain(size, `${label}, one device at a time`, sample.slice(0, alone), 1)
+  await drain(size, label, sample.slice(alone), concurrency)
 }
 
 const listVariants = [
@@ -323,37 +337,39 @@ async function fleetCommand(size: number): Promise<void> {
   )
 }
 
+/** Bytes per row of each table (heap, TOAST and indexes): what the README's sizing table is built from. */
 async function sizes(size: number): Promise<void> {
-  const bytes = async (tables: string[]) =>
-    Number((await sql<{ n: string }>`select sum(pg_total_relation_size(t::regclass))::text as n from unnest(${tables}::text[]) t`.execute(db)).rows[0]!.n)
-  const fleetTables = ['devices', 'enrollments', 'installed_applications', 'installed_profiles', 'installed_certificates', 'device_tenancy']
-  const { rows } = await sql<{ finished: string; targets: string; commands: string }>`
-    select (select count(*) from command_targets where status not in ('Pending', 'NotNow'))::text as finished,
-      (select count(*) from command_targets)::text as targets, (select count(*) from commands)::text as commands`.execute(db)
-  const perDevice = (await bytes(fleetTables)) / size
-  const targets = Number(rows[0]!.targets)
-  const perTarget = (await bytes(['command_targets'])) / Math.max(1, targets)
-  line(
-    size,
-    'sizes',
-    `fleet tables ${(perDevice / 1024).toFixed(2)} KiB per device (${fleetTables.join(', ')}); command_targets ${perTarget.toFixed(0)} bytes per target ` +
-      `(${targets} targets, ${rows[0]!.finished} finished, ${rows[0]!.commands} commands); database ${((await dbSize()) / 1048576).toFixed(0)} MiB`,
-  )
+  const tables = ['devices', 'enrollments', 'installed_applications', 'installed_profiles', 'command_targets', 'commands']
+  const { rows } = await sql<{ name: string; bytes: string; rows: string }>`
+    select t as name, pg_total_relation_size(t::regclass)::text as bytes, (xpath('/row/n/text()', query_to_xml('select count(*) as n from ' || t, false, true, '')))[1]::text as rows
+    from unnest(${tables}::text[]) t`.execute(db)
+  const perRow = rows.map((row) => `${row.name} ${(Number(row.bytes) / Math.max(1, Number(row.rows))).toFixed(0)} (${row.rows} rows)`)
+  line(size, 'sizes', `bytes per row, indexes included: ${perRow.join(', ')}; database ${((await dbSize()) / 1048576).toFixed(0)} MiB`)
 }
 const dbSize = async () => Number((await sql<{ n: string }>`select pg_database_size(current_database())::text as n`.execute(db)).rows[0]!.n)
 
+/**
+ * Devices enrolled and drained before each measured phase, not measured: the figures are then
+ * the fleet's, not V8 optimising the request path or each pool connection preparing statements.
+ */
+const warmUpSize = Number(args.get('warm-up') ?? 50)
+async function warmUp(label: string): Promise<void> {
+  const devices = await newDevices(warmUpSize, `WARM${label}`)
+  await runPool(devices, concurrency, (device) => device.enroll())
+  await drain(0, '', devices, concurrency, false)
+}
+
 async function measureAt(size: number, label: string): Promise<void> {
   const started = performance.now()
-  await growFleet(size - (sampleSize + 1) * (label === 'S' ? 1 : 2))
+  await growFleet(size - sampleSize - warmUpSize)
   await settle()
   console.log(`\n# ${size.toLocaleString('en')} devices (fleet written by SQL in ${seconds(started).toFixed(0)} s, not measured)`)
-  const [warmUp, ...sample] = await newDevices(sampleSize + 1, `SCALE${label}`)
-  // One enrollment first, so the figure is not V8's and the pool's start-up.
-  await warmUp!.enroll()
+  await warmUp(label)
+  const sample = await newDevices(sampleSize, `SCALE${label}`)
   await enrollSample(size, sample)
   await deviceLists(size, size === fleetSize)
   await fleetCommand(size)
-  await drain(size, '', sample)
+  await drainSample(size, '', sample)
   await sizes(size)
 }
 
@@ -377,12 +393,31 @@ try {
     console.log(
       `\n# ${fleetSize.toLocaleString('en')} devices with ${historyRows.toLocaleString('en')} finished targets of history (written by SQL in ${seconds(started).toFixed(0)} s, not measured)`,
     )
+    await warmUp('H')
     const sample = await newDevices(sampleSize, 'SCALEH')
     await enrollSample(fleetSize, sample)
     await fleetCommand(fleetSize)
-    await drain(fleetSize, ' (on history)', sample)
+    await drainSample(fleetSize, ' (on history)', sample)
     await deviceLists(fleetSize, false)
     await sizes(fleetSize)
+
+    // Retention pruning of the oldest history (older than 80 days: a ninth of it), in batches,
+    // while devices take their commands one at a time: the queue is not held up.
+    await call('PATCH', '/api/v1/settings', { command_retention_days: 80 })
+    const busy = await newDevices(Math.ceil(sampleSize / 4), 'SCALEP')
+    await runPool(busy, concurrency, (device) => device.enroll())
+    const pruneStarted = performance.now()
+    let pruneSeconds = 0
+    const pruning = orchard.retention.prune().then((removed) => ((pruneSeconds = seconds(pruneStarted)), removed))
+    await drain(fleetSize, ' while pruning, one device at a time', busy, 1)
+    const drainedSeconds = seconds(pruneStarted)
+    const removed = await pruning
+    line(
+      fleetSize,
+      'retention pruning',
+      `${removed.targets} targets and ${removed.commands} commands older than 80 days deleted in ${pruneSeconds.toFixed(1)} s, in batches; ` +
+        `the drain above ran during its first ${Math.min(drainedSeconds, pruneSeconds).toFixed(1)} s`,
+    )
   }
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup()

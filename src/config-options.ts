@@ -358,6 +358,16 @@ export const options = {
       'Enrolled, active devices whose inventory (DeviceInformation) is older than this are asked for it again (checked hourly, ' +
       'up to 10,000 devices a run); 0 = only at enrollment and on POST /api/v1/devices/{id}/refresh-inventory.',
   }),
+  inventoryResultRetentionDays: option({
+    env: 'ORCHARD_INVENTORY_RESULT_RETENTION_DAYS',
+    flag: '--inventory-result-retention-days',
+    default: '7',
+    parse: integer(0, 3650),
+    description:
+      'The raw answers of the inventory queries Orchard sends by itself (at enrollment and in the scheduled refresh, whose content ' +
+      'is the device inventory) are deleted this many days after they came, with the daily pruning; 0 = kept as long as other ' +
+      'command results (command_retention_days). Commands an admin, a blueprint or a job queued keep command_retention_days.',
+  }),
   adeVerifyMachineInfo: option({
     env: 'ORCHARD_ADE_VERIFY_MACHINE_INFO',
     flag: '--ade-verify-machine-info',

@@ -230,6 +230,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     blueprint_check_hours: config.blueprintCheckHours,
     inventory_at_enrollment: config.inventoryAtEnrollment,
     inventory_refresh_hours: config.inventoryRefreshHours,
+    inventory_result_retention_days: config.inventoryResultRetentionDays,
     billing_currency: config.billingCurrency,
     ade_verify_machine_info: config.adeVerifyMachineInfo,
     ade_machine_info_ca_files: config.adeMachineInfoCaFiles,

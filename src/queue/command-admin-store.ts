@@ -74,6 +74,12 @@ export interface CommandAdminStore {
   /** Deletes finished targets last changed before `before`, then commands left without targets. */
   pruneFinished(before: Date, batchSize?: number): Promise<{ targets: number; commands: number }>
   /**
+   * Deletes the finished targets of the commands of these request types queued at this
+   * priority that finished before `before`, then those commands once they have no target
+   * left (Orchard's own inventory queries, whose answers live on in the inventory tables).
+   */
+  pruneFinishedOf(kind: { requestTypes: readonly string[]; priority: number }, before: Date, batchSize?: number): Promise<{ targets: number; commands: number }>
+  /**
    * Audits a command request answered as a success although no target could take it, so
    * nothing was stored (no change, hence no transaction to share): filed under the caller's
    * own tenant, as the caller sees no target's.
@@ -305,6 +311,30 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
       }
       const commands = await sql`
         delete from commands c where c.created_at < ${before}
+          and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)
+        returning 1`.execute(db)
+      return { targets, commands: commands.rows.length }
+    },
+
+    async pruneFinishedOf(kind, before, batchSize = 5000) {
+      let targets = 0
+      for (;;) {
+        // From the commands (commands_request_type_idx) to their targets (command_targets_command_enrollment_idx):
+        // the finished-targets index would be walked past every other command's history each batch.
+        const result = await sql`
+          delete from command_targets where (enrollment_id, command_uuid) in (
+            select t.enrollment_id, t.command_uuid from commands c
+            join command_targets t on t.command_uuid = c.uuid
+            where c.request_type = any(${kind.requestTypes}::text[]) and c.priority = ${kind.priority} and c.created_at < ${before}
+              and ${isFinished('t')} and t.updated_at < ${before}
+            limit ${batchSize})
+          returning 1`.execute(db)
+        const deleted = result.rows.length
+        targets += deleted
+        if (deleted < batchSize) break
+      }
+      const commands = await sql`
+        delete from commands c where c.request_type = any(${kind.requestTypes}::text[]) and c.priority = ${kind.priority} and c.created_at < ${before}
           and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)
         returning 1`.execute(db)
       return { targets, commands: commands.rows.length }

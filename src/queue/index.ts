@@ -20,6 +20,7 @@ import { confirmationKeyFrom, createConfirmationTokens } from './destructive-gua
 import { createCommandDispatcher } from './dispatch.js'
 import { createCommandEnqueuer } from './enqueue.js'
 import { createRetentionService } from './retention.js'
+import { backgroundInventoryPriority, inventoryRequestTypes } from '../fleet/inventory-refresh.js'
 
 export { commandHandlers } from './api.js'
 export { enrollmentCommandHandlers } from './enrollment-command-api.js'
@@ -47,7 +48,12 @@ export function createQueueFeature(deps: {
     logger,
   })
   const commands = createCommandAdmin({ store: adminStore, requireEnrollment: deps.requireEnrollment })
-  const retention = createRetentionService({ settings: deps.settings, commandAdmin: adminStore, logger })
+  const retention = createRetentionService({
+    settings: deps.settings,
+    commandAdmin: adminStore,
+    ownResults: { requestTypes: inventoryRequestTypes, priority: backgroundInventoryPriority, days: config.inventoryResultRetentionDays },
+    logger,
+  })
   // Commands to more than ORCHARD_JOB_THRESHOLD targets: queued by a bulk_command job.
   const chunks = createCommandChunkStore(deps.db, { repushAfterSeconds: config.repush.afterSeconds })
   const bulk = {

@@ -20,7 +20,25 @@ export interface RetentionService extends RetentionSettings {
   prune(now?: Date): Promise<{ targets: number; commands: number }>
 }
 
-export function createRetentionService(deps: { settings: ServerSettingsStore; commandAdmin: CommandAdminStore; logger: Logger }): RetentionService {
+/**
+ * Commands Orchard queues by itself whose answers are stored elsewhere (the inventory queries
+ * at enrollment and in the daily refresh: their content is the device's inventory). Their raw
+ * answers are kept `days` (0: as long as any command), not the command retention: kept 90
+ * days, a daily refresh's answers (~20 KB stored per device and day, the app list most of it)
+ * would be most of the database.
+ */
+export interface OwnResultsRetention {
+  requestTypes: readonly string[]
+  priority: number
+  days: number
+}
+
+export function createRetentionService(deps: {
+  settings: ServerSettingsStore
+  commandAdmin: CommandAdminStore
+  ownResults?: OwnResultsRetention
+  logger: Logger
+}): RetentionService {
   const log = deps.logger.child({ service: 'retention' })
   const service: RetentionService = {
     async retentionDays() {
@@ -37,6 +55,13 @@ export function createRetentionService(deps: { settings: ServerSettingsStore; co
       const removed = await deps.commandAdmin.pruneFinished(new Date(now.getTime() - days * 86_400_000))
       if (removed.targets > 0 || removed.commands > 0)
         log.info({ retention_days: days, targets: removed.targets, commands: removed.commands }, 'old command results pruned')
+      const own = deps.ownResults
+      if (own && own.days > 0 && own.days < days) {
+        const inventory = await deps.commandAdmin.pruneFinishedOf(own, new Date(now.getTime() - own.days * 86_400_000))
+        if (inventory.targets > 0 || inventory.commands > 0)
+          log.info({ retention_days: own.days, targets: inventory.targets, commands: inventory.commands }, 'old inventory query results pruned')
+        return { targets: removed.targets + inventory.targets, commands: removed.commands + inventory.commands }
+      }
       return removed
     },
   }

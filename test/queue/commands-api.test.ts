@@ -271,3 +271,36 @@ t.test('retention: a setting, and pruning that removes only old finished results
   t.equal((await api('GET', `/api/v1/commands/${old}`)).statusCode, 404, 'the old finished command is gone')
   t.equal((await api('GET', `/api/v1/commands/${open}`)).statusCode, 200, 'a queued one stays, however old')
 })
+
+t.test('retention: the inventory answers Orchard asked for by itself go after ORCHARD_INVENTORY_RESULT_RETENTION_DAYS', async (t) => {
+  const mdm = await setupMdm(t, { ORCHARD_INVENTORY_AT_ENROLLMENT: 'true', ORCHARD_INVENTORY_RESULT_RETENTION_DAYS: '7' })
+  const api = apiClient(mdm.app)
+  const db = mdm.database.db
+  const device = await mdm.enrolledDevice()
+  const admins = (await api('POST', `/api/v1/devices/${device.udid}/commands?push=false`, { body: { request_type: 'ProfileList' } })).json.command_uuid
+  const answered: string[] = []
+  for (let response = await device.idle(), command = commandIn(response); command; command = commandIn(response)) {
+    answered.push(command.requestType)
+    response = await device.answer(command.uuid, 'Acknowledged', command.requestType === 'ProfileList' ? { ProfileList: [] } : {})
+  }
+  t.same(
+    [...answered].sort(),
+    ['CertificateList', 'DeviceInformation', 'InstalledApplicationList', 'ProfileList', 'ProfileList', 'SecurityInfo'],
+    'the enrollment inventory and the admin command were answered',
+  )
+  const { rows: own } = await sql<{ uuid: string }>`select uuid from commands where priority = -10`.execute(db)
+  t.equal(own.length, 5, 'five inventory queries of its own')
+
+  // Six days old: everything stays.
+  await sql`update command_targets set updated_at = now() - interval '6 days'`.execute(db)
+  await sql`update commands set created_at = now() - interval '6 days'`.execute(db)
+  t.same(await mdm.orchard.retention.prune(), { targets: 0, commands: 0 })
+  // Eight days old: the inventory answers go (their content is the inventory), the admin's command stays for its 90 days.
+  await sql`update command_targets set updated_at = now() - interval '8 days'`.execute(db)
+  await sql`update commands set created_at = now() - interval '8 days'`.execute(db)
+  t.same(await mdm.orchard.retention.prune(), { targets: 5, commands: 5 })
+  t.equal((await api('GET', `/api/v1/commands/${admins}`)).statusCode, 200, "the admin's ProfileList stays")
+  for (const { uuid } of own) t.equal((await api('GET', `/api/v1/commands/${uuid}`)).statusCode, 404)
+  const detail = (await api('GET', `/api/v1/devices/${device.udid}`)).json
+  t.ok(detail.enrollments.length === 1, 'the device and its channel are untouched')
+})

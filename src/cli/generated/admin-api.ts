@@ -748,7 +748,8 @@ export interface paths {
          *     answers 202 with a job (GET /api/v1/jobs/{job_id}) that queues the command in chunks and
          *     pushes each chunk; its `result` holds the `command_uuid`, its outcomes count the targets
          *     by result, its errors list the targets that did not get the command. The targets and
-         *     the confirmation are checked before the job is created.
+         *     the confirmation are checked before the job is created. One `filter` selects at most
+         *     250,000 devices (400 `validation_failed` above it: narrow the filter, e.g. by tenant).
          */
         post: operations["enqueueCommand"];
         delete?: never;
