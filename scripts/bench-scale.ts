@@ -31,6 +31,7 @@ import { answerCommand, newDeviceState } from '../src/simulator/device-answers.j
 import { commandIn } from '../src/simulator/simulated-device.js'
 import { createDeviceCa, injectTransport, SimulatedDevice } from '../test/helpers/simulated-device.js'
 import { cpuSeconds, latencySummary, percentile, postgresPids, runPool } from './bench-common.js'
+import { phaseStatements, statementLines } from './bench-statements.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -62,6 +63,11 @@ const created = await createTestDatabase({ teardown: (fn) => void cleanups.push(
 const database: DatabaseHandle = openPostgresDatabase({ connectionString: created.url!, poolMax: 10 })
 cleanups.push(() => database.close())
 const db = database.db
+// PostgreSQL's account of the enrollment phases (with pg_stat_statements preloaded).
+const statementsClient = new pg.Client({ connectionString: created.url! })
+await statementsClient.connect()
+cleanups.push(() => statementsClient.end())
+const statements = await phaseStatements(statementsClient)
 const ca = await createDeviceCa('Bench device CA')
 const config = loadConfig(
   {
@@ -114,11 +120,14 @@ const databasePids = () => postgresPids()
 /** CPU of this process (Orchard and its in-process devices) and of PostgreSQL, per unit. */
 function cpuMeter(): (units: number, unit: string) => string {
   const process0 = process.cpuUsage()
-  const postgres0 = cpuSeconds(databasePids())
+  // Per process: a backend that ends meanwhile (the pool closes idle connections) takes its
+  // CPU with it, and must not make the sum go down; one that starts counts from zero.
+  const before = new Map(databasePids().map((pid) => [pid, cpuSeconds([pid])]))
   return (units, unit) => {
     const used = process.cpuUsage(process0)
     const orchardMs = (used.user + used.system) / 1000
-    const postgresMs = (cpuSeconds(databasePids()) - postgres0) * 1000
+    let postgresMs = 0
+    for (const pid of databasePids()) postgresMs += (cpuSeconds([pid]) - (before.get(pid) ?? 0)) * 1000
     return `CPU ${((orchardMs + postgresMs) / units).toFixed(2)} ms per ${unit} (this process ${(orchardMs / units).toFixed(2)}, PostgreSQL ${(postgresMs / units).toFixed(2)})`
   }
 }
@@ -188,14 +197,17 @@ async function newDevices(count: number, label: string): Promise<SimulatedDevice
 
 async function enrollSample(size: number, devices: SimulatedDevice[]): Promise<void> {
   const cpu = cpuMeter()
+  const phase = await statements.start()
   const started = performance.now()
   await runPool(devices, concurrency, (device) => device.enroll())
   const took = seconds(started)
+  const accounted = await phase()
   line(
     size,
     'enrollment',
     `${(devices.length / took).toFixed(0)} devices/s (${devices.length} through the MDM endpoints, ${concurrency} in flight); ${cpu(devices.length, 'enrollment')}`,
   )
+  for (const text of statementLines(`${size} devices: enrollment`, accounted, devices.length, 'enrollment')) console.log(text)
 }
 
 /** Idle, then each command answered as a device would, until the queue is empty. */
