@@ -2,6 +2,7 @@
 // read for many devices in one query, and the set a DDM check-in is served from (one indexed
 // read by device).
 import { sql, type Kysely } from 'kysely'
+import { idIn } from '../db/id-list-sql.js'
 import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import type { DeclarationChannel, DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
@@ -74,7 +75,7 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
     async devicesIn(scope) {
       const filter =
         'deviceIds' in scope
-          ? sql`d.id = any(${[...scope.deviceIds]}::text[])`
+          ? idIn('d.id', scope.deviceIds)
           : 'tenantId' in scope
             ? scope.tenantId === null
               ? sql`d.tenant_id is null`

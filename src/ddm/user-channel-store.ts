@@ -3,6 +3,7 @@
 // check-ins from one indexed read), and what it reports on the status channel
 // (user_channel_status_items, user_channel_declaration_status), kept apart from the device's.
 import { sql, type Kysely } from 'kysely'
+import { idIn } from '../db/id-list-sql.js'
 import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import type { DeclarationSetItem } from '../db/schema-ddm.js'
@@ -76,10 +77,7 @@ export function createUserChannelStore(db: Kysely<Database>): UserChannelStore {
   return {
     async channelsOf(deviceIds) {
       if (deviceIds.length === 0) return []
-      return channels()
-        .where(sql<boolean>`e.device_id = any(${[...deviceIds]}::text[])`)
-        .orderBy('e.id')
-        .execute()
+      return channels().where(idIn('e.device_id', deviceIds)).orderBy('e.id').execute()
     },
 
     async channel(enrollmentId) {
