@@ -361,7 +361,7 @@ export const options = {
   inventoryResultRetentionDays: option({
     env: 'ORCHARD_INVENTORY_RESULT_RETENTION_DAYS',
     flag: '--inventory-result-retention-days',
-    default: '7',
+    default: '3',
     parse: integer(0, 3650),
     description:
       'The raw answers of the inventory queries Orchard sends by itself (at enrollment and in the scheduled refresh, whose content ' +
