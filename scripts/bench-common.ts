@@ -8,6 +8,18 @@ import pg from 'pg'
 
 export const postgresAdminUrl = process.env['TEST_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/postgres'
 
+/**
+ * The background loops off, for a bench that runs Orchard in its own process: the figures are
+ * then its requests' (re-push, webhooks, blueprint checks, the OS catalogue, the inventory refresh).
+ */
+export const quietServerEnv = {
+  ORCHARD_REPUSH_LOOP_SECONDS: '0',
+  ORCHARD_WEBHOOK_WORKER: 'false',
+  ORCHARD_BLUEPRINT_CHECK_HOURS: '0',
+  ORCHARD_OS_CATALOGUE_SECONDS: '0',
+  ORCHARD_INVENTORY_REFRESH_HOURS: '0',
+}
+
 /** The V8 flags `npm start` and the Docker image run the server with (package.json, Dockerfile). */
 export const serverNodeFlags = ['--max-old-space-size=1024', '--max-semi-space-size=32']
 

@@ -43,6 +43,7 @@ import { encodePlist } from '../src/mdm/plist.js'
 import { DdmDevice } from '../test/helpers/ddm-device.js'
 import { createDeviceSigner, type MdmSigner } from '../test/helpers/device-signer.js'
 import { createDeviceCa, injectTransport, SimulatedDevice, testTopic } from '../test/helpers/simulated-device.js'
+import { quietServerEnv } from './bench-common.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -69,10 +70,7 @@ const config = loadConfig(
     ORCHARD_PUBLIC_URL: 'https://mdm.example.test',
     ORCHARD_API_KEYS: apiKey,
     ORCHARD_DEVICE_CA_FILES: ca.pemFile,
-    ORCHARD_REPUSH_LOOP_SECONDS: '0',
-    ORCHARD_WEBHOOK_WORKER: 'false',
-    ORCHARD_BLUEPRINT_CHECK_HOURS: '0',
-    ORCHARD_OS_CATALOGUE_SECONDS: '0',
+    ...quietServerEnv,
   },
   [],
 )

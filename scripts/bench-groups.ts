@@ -17,6 +17,7 @@ import { pino } from 'pino'
 import { loadConfig } from '../src/config.js'
 import { openPostgresDatabase, type DatabaseHandle } from '../src/db/database.js'
 import { createOrchard } from '../src/main.js'
+import { quietServerEnv } from './bench-common.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -36,11 +37,7 @@ const config = loadConfig(
   {
     ORCHARD_SECRET_KEYS: randomBytes(32).toString('hex'),
     ORCHARD_API_KEYS: apiKey,
-    ORCHARD_REPUSH_LOOP_SECONDS: '0',
-    ORCHARD_WEBHOOK_WORKER: 'false',
-    ORCHARD_BLUEPRINT_CHECK_HOURS: '0',
-    ORCHARD_OS_CATALOGUE_SECONDS: '0',
-    ORCHARD_INVENTORY_REFRESH_HOURS: '0',
+    ...quietServerEnv,
   },
   [],
 )

@@ -30,7 +30,7 @@ import { createOrchard } from '../src/main.js'
 import { answerCommand, newDeviceState } from '../src/simulator/device-answers.js'
 import { commandIn } from '../src/simulator/simulated-device.js'
 import { createDeviceCa, injectTransport, SimulatedDevice } from '../test/helpers/simulated-device.js'
-import { cpuSeconds, latencySummary, percentile, postgresPids, runPool } from './bench-common.js'
+import { cpuSeconds, latencySummary, percentile, postgresPids, quietServerEnv, runPool } from './bench-common.js'
 import { phaseStatements, statementLines } from './bench-statements.js'
 
 const args = new Map<string, string>()
@@ -75,11 +75,7 @@ const config = loadConfig(
     ORCHARD_PUBLIC_URL: 'https://mdm.example.test',
     ORCHARD_API_KEYS: apiKey,
     ORCHARD_DEVICE_CA_FILES: ca.pemFile,
-    ORCHARD_REPUSH_LOOP_SECONDS: '0',
-    ORCHARD_WEBHOOK_WORKER: 'false',
-    ORCHARD_BLUEPRINT_CHECK_HOURS: '0',
-    ORCHARD_OS_CATALOGUE_SECONDS: '0',
-    ORCHARD_INVENTORY_REFRESH_HOURS: '0',
+    ...quietServerEnv,
   },
   [],
 )

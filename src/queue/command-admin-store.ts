@@ -1,6 +1,6 @@
 // The command queue as operators see it: commands with status counts, per-target status
 // and results, a channel's queue and history, cancellation, and pruning of old results.
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { defaultTenantOf, type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
@@ -90,6 +90,29 @@ export interface CommandAdminStore {
 }
 
 export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore {
+  /**
+   * Deletes the targets `batch(limit)` selects, a batch at a time until one comes back short (a
+   * large backlog never holds long locks), then the commands matching `commands` (alias c) left
+   * without a target.
+   */
+  async function pruneTargetsThenCommands(
+    batchSize: number,
+    batch: (limit: number) => RawBuilder<unknown>,
+    commands: RawBuilder<unknown>,
+  ): Promise<{ targets: number; commands: number }> {
+    let targets = 0
+    for (;;) {
+      const result = await sql`delete from command_targets where (enrollment_id, command_uuid) in (${batch(batchSize)}) returning 1`.execute(db)
+      // Counted from the returned rows: PGlite reports no affected-row count for raw SQL.
+      targets += result.rows.length
+      if (result.rows.length < batchSize) break
+    }
+    const removed = await sql`
+      delete from commands c where ${commands} and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)
+      returning 1`.execute(db)
+    return { targets, commands: removed.rows.length }
+  }
+
   function targetsQuery() {
     return db
       .selectFrom('command_targets as t')
@@ -295,49 +318,24 @@ export function createCommandAdminStore(db: Kysely<Database>): CommandAdminStore
     },
 
     async pruneFinished(before, batchSize = 5000) {
-      let targets = 0
-      for (;;) {
-        // Batched, so a large backlog never holds long locks (served by command_targets_finished_idx).
-        const result = await sql`
-          delete from command_targets where (enrollment_id, command_uuid) in (
-            select enrollment_id, command_uuid from command_targets
-            where ${isFinished()} and updated_at < ${before}
-            limit ${batchSize})
-          returning 1`.execute(db)
-        // Counted from the returned rows: PGlite reports no affected-row count for raw SQL.
-        const deleted = result.rows.length
-        targets += deleted
-        if (deleted < batchSize) break
-      }
-      const commands = await sql`
-        delete from commands c where c.created_at < ${before}
-          and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)
-        returning 1`.execute(db)
-      return { targets, commands: commands.rows.length }
+      // Served by command_targets_finished_idx.
+      return pruneTargetsThenCommands(
+        batchSize,
+        (limit) => sql`select enrollment_id, command_uuid from command_targets where ${isFinished()} and updated_at < ${before} limit ${limit}`,
+        sql`c.created_at < ${before}`,
+      )
     },
 
     async pruneFinishedOf(kind, before, batchSize = 5000) {
-      let targets = 0
-      for (;;) {
-        // From the commands (commands_request_type_idx) to their targets (command_targets_command_enrollment_idx):
-        // the finished-targets index would be walked past every other command's history each batch.
-        const result = await sql`
-          delete from command_targets where (enrollment_id, command_uuid) in (
-            select t.enrollment_id, t.command_uuid from commands c
-            join command_targets t on t.command_uuid = c.uuid
-            where c.request_type = any(${kind.requestTypes}::text[]) and c.priority = ${kind.priority} and c.created_at < ${before}
-              and ${isFinished('t')} and t.updated_at < ${before}
-            limit ${batchSize})
-          returning 1`.execute(db)
-        const deleted = result.rows.length
-        targets += deleted
-        if (deleted < batchSize) break
-      }
-      const commands = await sql`
-        delete from commands c where c.request_type = any(${kind.requestTypes}::text[]) and c.priority = ${kind.priority} and c.created_at < ${before}
-          and not exists (select 1 from command_targets t where t.command_uuid = c.uuid)
-        returning 1`.execute(db)
-      return { targets, commands: commands.rows.length }
+      // From the commands (commands_request_type_idx) to their targets (command_targets_command_enrollment_idx):
+      // the finished-targets index would be walked past every other command's history each batch.
+      const ofKind = sql`c.request_type = any(${kind.requestTypes}::text[]) and c.priority = ${kind.priority} and c.created_at < ${before}`
+      return pruneTargetsThenCommands(
+        batchSize,
+        (limit) => sql`select t.enrollment_id, t.command_uuid from commands c join command_targets t on t.command_uuid = c.uuid
+          where ${ofKind} and ${isFinished('t')} and t.updated_at < ${before} limit ${limit}`,
+        ofKind,
+      )
     },
   }
 }
