@@ -252,11 +252,33 @@ async function drain(size: number, label: string, devices: SimulatedDevice[], in
 }
 
 /**
+ * Idle -> next command alone: each device of the sample sends Idle four times, one request in
+ * flight, without answering (the head of its queue is handed out again each time): the queue
+ * lookup and the request's own work, not the processing of an answer.
+ */
+async function nextCommand(size: number, label: string, devices: SimulatedDevice[]): Promise<void> {
+  const samples: number[] = []
+  for (let round = 0; round < 4; round++)
+    for (const device of devices) {
+      const response = await device.idle()
+      if (response.status !== 200 || !commandIn(response)) throw new Error(`Idle: ${response.status}, no command`)
+      samples.push(lastServerMs)
+    }
+  const { rows } = await sql<{ n: string }>`select count(*)::text as n from command_targets where status in ('Pending', 'NotNow')`.execute(db)
+  line(
+    size,
+    `Idle -> next command${label}, one request in flight`,
+    `server time ${latencySummary(samples)} (${samples.length} requests; ${rows[0]!.n} targets queued in all)`,
+  )
+}
+
+/**
  * A quarter of the sample one device at a time (the latency of Idle -> next command, nothing
  * else running), the rest several in flight (the rate).
  */
 async function drainSample(size: number, label: string, sample: SimulatedDevice[]): Promise<void> {
   const alone = Math.ceil(sample.length / 4)
+  await nextCommand(size, label, sample.slice(0, alone))
   await drain(size, `${label}, one device at a time`, sample.slice(0, alone), 1)
   await drain(size, label, sample.slice(alone), concurrency)
 }
