@@ -1,25 +1,28 @@
 // Scale (issue 26): one PostgreSQL with a fleet of N devices (default 100,000), measured first at
-// a small fleet (default 1,000) and again at N, so every figure is shown at both sizes:
+// a small fleet (default 1,000) and again at N, so every figure is shown at both sizes. Before
+// each phase, --warm-up devices enroll and drain unmeasured (V8 and statement preparation).
 //  - enrollment: a sample of new devices (EC P-256 identities) enrolling through the real MDM
-//    endpoints (Authenticate + TokenUpdate, signed check-ins), several in flight: devices/s;
+//    endpoints (Authenticate + TokenUpdate, signed check-ins), several in flight: devices/s, CPU,
+//    and with pg_stat_statements preloaded PostgreSQL's top statements;
 //  - device lists: GET /api/v1/devices, a page of 100, for every documented sort and for a filter
 //    plus a sort, first page and page 3 (cursor): p50/p95; at N the EXPLAIN (ANALYZE) of the
 //    statement each runs, captured from the pg client, with any sequential scan of a fleet table
-//    or sort of the whole fleet flagged;
+//    or top-N sort flagged;
 //  - one command to the whole fleet (POST /api/v1/commands with `filter: {}`): the request's time
 //    and answer size, then the time until its job has queued (and pushed) every target;
-//  - the drain: the sample devices take their queues (enrollment inventory plus the fleet
-//    command) with Idle and realistic answers, several in flight: commands/s, server time of the
-//    requests that delivered a command (Idle -> next command with the fleet's targets pending),
-//    CPU and WAL per drained command;
-//  - sizes: live bytes per device and per finished command target;
+//  - Idle -> next command alone (Idles not answered, one in flight), then the drain: the sample
+//    takes its queue (enrollment inventory plus the fleet command) answering as a device would,
+//    a quarter one device at a time and the rest several in flight: commands/s, server time of
+//    the requests that delivered a command, CPU and WAL per drained command;
+//  - sizes: bytes per row of the fleet tables, the database;
 //  - then H finished targets of history (default 10,000,000 rows in command_targets, written by
-//    SQL), and the drain and device lists again on top of them.
+//    SQL), the measures again on top of them, and retention pruning of their oldest ninth while
+//    devices drain.
 // The fleet itself is written by SQL (devices, enrollments with push tokens, inventory columns
 // spread over models, OS versions, kinds and 24 tenants); it never talks. No APNs push
 // certificate is set, so each push finds none (npm run bench -- --only push measures APNs).
 // Run: npx tsx scripts/bench-scale.ts [--devices 100000] [--small 1000] [--sample 200]
-//   [--history 10000000] [--concurrency 8] [--runs 20]
+//   [--history 10000000] [--concurrency 8] [--runs 20] [--warm-up 200]
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -382,7 +385,7 @@ const dbSize = async () => Number((await sql<{ n: string }>`select pg_database_s
  * Devices enrolled and drained before each measured phase, not measured: the figures are then
  * the fleet's, not V8 optimising the request path or each pool connection preparing statements.
  */
-const warmUpSize = Number(args.get('warm-up') ?? 50)
+const warmUpSize = Number(args.get('warm-up') ?? 200)
 async function warmUp(label: string): Promise<void> {
   const devices = await newDevices(warmUpSize, `WARM${label}`)
   await runPool(devices, concurrency, (device) => device.enroll())
