@@ -23,6 +23,7 @@
 // certificate is set, so each push finds none (npm run bench -- --only push measures APNs).
 // Run: npx tsx scripts/bench-scale.ts [--devices 100000] [--small 1000] [--sample 200]
 //   [--history 10000000] [--concurrency 8] [--runs 20] [--warm-up 200]
+//   or, for the enrollment rate of the first and last tenth alone: --tenths 1 [--devices 100000]
 import { randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -406,10 +407,39 @@ async function measureAt(size: number, label: string): Promise<void> {
   await sizes(size)
 }
 
-try {
-  console.log(
-    `# Scale bench: ${smallSize.toLocaleString('en')} then ${fleetSize.toLocaleString('en')} devices on PostgreSQL; node ${process.version}; ${concurrency} in flight`,
-  )
+/**
+ * --tenths: the enrollment rate of the first and of the last tenth of the fleet, both enrolled
+ * through the MDM endpoints (a tenth each: 10,000 devices of 100,000). The eight tenths between
+ * are written by SQL; the database is vacuumed and analysed before each measured tenth, as
+ * autovacuum would. Nothing else is measured in this mode.
+ */
+async function enrollmentTenths(): Promise<void> {
+  const tenth = Math.ceil(fleetSize / 10)
+  await warmUp('T')
+  const rates: number[] = []
+  for (const [index, label] of [
+    [0, 'first'],
+    [9, 'last'],
+  ] as const) {
+    await growFleet(index * tenth)
+    await settle()
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from devices`.execute(db)
+    const devices = await newDevices(index === 0 ? tenth - rows[0]!.n : tenth, `TENTH${index}`)
+    const cpu = cpuMeter()
+    const started = performance.now()
+    await runPool(devices, concurrency, (device) => device.enroll())
+    const took = seconds(started)
+    rates.push(devices.length / took)
+    line(
+      rows[0]!.n + devices.length,
+      `enrollment, ${label} tenth`,
+      `${rates.at(-1)!.toFixed(0)} devices/s (${devices.length} through the MDM endpoints from ${rows[0]!.n.toLocaleString('en')} devices, ${concurrency} in flight, ${took.toFixed(0)} s); ${cpu(devices.length, 'enrollment')}`,
+    )
+  }
+  line(fleetSize, 'enrollment, last tenth against first', `${((rates[1]! / rates[0]! - 1) * 100).toFixed(1)}% (criterion: not below -10%)`)
+}
+
+async function fullRun(): Promise<void> {
   await measureAt(smallSize, 'S')
   await measureAt(fleetSize, 'L')
   if (historyRows > 0) {
@@ -452,6 +482,14 @@ try {
         `the drain above ran during its first ${Math.min(drainedSeconds, pruneSeconds).toFixed(1)} s`,
     )
   }
+}
+
+try {
+  console.log(
+    `# Scale bench: ${smallSize.toLocaleString('en')} then ${fleetSize.toLocaleString('en')} devices on PostgreSQL; node ${process.version}; ${concurrency} in flight`,
+  )
+  if (args.has('tenths')) await enrollmentTenths()
+  else await fullRun()
 } finally {
   for (const cleanup of cleanups.reverse()) await cleanup()
 }

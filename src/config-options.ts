@@ -67,6 +67,14 @@ export const options = {
     parse: integer(1, 1000),
     description: 'Maximum PostgreSQL connections in the pool (1-1000). Ignored for PGlite, which has one.',
   }),
+  pgliteSharedBuffersMb: option({
+    env: 'ORCHARD_PGLITE_SHARED_BUFFERS_MB',
+    flag: '--pglite-shared-buffers-mb',
+    default: '32',
+    parse: integer(8, 4096),
+    description:
+      "The embedded database's page cache (PostgreSQL shared_buffers) in MB, 8-4096; part of the server's memory. Pages beyond it are read from the files (the system's file cache keeps them). Ignored with DATABASE_URL.",
+  }),
   dataDir: option({
     env: 'ORCHARD_DATA_DIR',
     flag: '--data-dir',

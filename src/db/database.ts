@@ -10,6 +10,7 @@ import pg from 'pg'
 import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import { PgliteDialect } from './pglite-dialect.js'
+import { initdbInChild, needsInitdb } from './pglite-initdb.js'
 import { makePrivateDirectory, PrivateNodeFS, privateFileMode, repairPrivateEntries } from './private-files.js'
 import type { Database } from './schema.js'
 
@@ -228,7 +229,12 @@ export const dataDirEntries = ['pglite', 'pglite.lock', 'secret.key'] as const
  * The data directory is owner-only (directories 0700, files 0600, whatever the umask):
  * start-up repairs what an older version or a copy left group- or world-accessible.
  */
-export async function openPgliteDatabase(dataDir: string, logger?: Logger): Promise<DatabaseHandle> {
+export interface PgliteOptions {
+  /** PostgreSQL shared_buffers inside the WASM memory, in MB (PGlite's default is 128). */
+  sharedBuffersMb?: number
+}
+
+export async function openPgliteDatabase(dataDir: string, logger?: Logger, options: PgliteOptions = {}): Promise<DatabaseHandle> {
   makePrivateDirectory(dataDir)
   const directory = join(dataDir, 'pglite')
   const lockFile = join(dataDir, 'pglite.lock')
@@ -239,7 +245,14 @@ export async function openPgliteDatabase(dataDir: string, logger?: Logger): Prom
       const fields = { data_dir: dataDir, directories: repaired.directories, files: repaired.files }
       logger?.warn(fields, 'made the data directory owner-only (directories 0700, files 0600)')
     }
-    const pglite = await PGlite.create({ dataDir: directory, fs: new PrivateNodeFS(directory), ...pgliteTypeOptions })
+    if (needsInitdb(directory)) {
+      logger?.info({ data_dir: dataDir }, 'creating the embedded database (initdb, in a child process)')
+      await initdbInChild(directory)
+    }
+    // PGlite's default start parameters, plus the page cache: all of shared_buffers is touched at
+    // start, so it is resident memory of the server from the first moment (128 MB by default).
+    const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${options.sharedBuffersMb ?? 32}MB`]
+    const pglite = await PGlite.create({ dataDir: directory, fs: new PrivateNodeFS(directory), startParams, ...pgliteTypeOptions })
     return databaseFromPglite(pglite, () => rmSync(lockFile, { force: true }))
   } catch (error) {
     rmSync(lockFile, { force: true })
@@ -282,6 +295,7 @@ export interface DatabaseSettings {
   databaseUrl: string | null
   databasePoolMax: number
   dataDir: string
+  pgliteSharedBuffersMb: number
 }
 
 export async function openDatabase(settings: DatabaseSettings, logger: Logger): Promise<DatabaseHandle> {
@@ -296,7 +310,7 @@ export async function openDatabase(settings: DatabaseSettings, logger: Logger): 
     logger.info({ database: 'postgres', pool_max: settings.databasePoolMax }, 'database connected')
     return handle
   }
-  const handle = await openPgliteDatabase(settings.dataDir, logger)
+  const handle = await openPgliteDatabase(settings.dataDir, logger, { sharedBuffersMb: settings.pgliteSharedBuffersMb })
   logger.info({ database: 'pglite', data_dir: settings.dataDir }, 'embedded database opened')
   return handle
 }

@@ -88,8 +88,27 @@ function allowedRolesOf(operation: Record<string, unknown>, document: Record<str
   return Object.freeze([...listed] as Role[])
 }
 
-/** Every operation of the document, by operationId. */
-export function loadOperations(source: unknown = openapiDocument): Map<string, ApiOperation> {
+// One reading per document and process: every app built from it then hands Ajv the same schema
+// objects, and Ajv (which caches compiled validators by schema object) compiles each schema
+// once. Read again per app, its ~600 validators were compiled anew each time, about 2 s of CPU
+// per app (every test builds apps), and each copy stayed in Ajv's cache for good.
+const loaded = new WeakMap<object, ReadonlyMap<string, ApiOperation>>()
+
+/** Every operation of the document, by operationId (read once per document). */
+export function loadOperations(source: unknown = openapiDocument): ReadonlyMap<string, ApiOperation> {
+  if (typeof source === 'object' && source !== null) {
+    const known = loaded.get(source)
+    if (known) return known
+    const operations = readOperations(source)
+    // Shared by every app of the process: frozen, so nothing can change one app's schemas under another.
+    for (const operation of operations.values()) deepFreeze(operation)
+    loaded.set(source, operations)
+    return operations
+  }
+  return readOperations(source)
+}
+
+function readOperations(source: unknown): ReadonlyMap<string, ApiOperation> {
   const document = dereference(source, source) as Record<string, unknown>
   const operations = new Map<string, ApiOperation>()
   for (const [path, item] of Object.entries(document['paths'] as Record<string, Record<string, unknown>>)) {
@@ -163,4 +182,10 @@ export function withServer(yaml: string, document: unknown, serverUrl: string | 
     yaml: yaml.replace(block, `servers:\n  - url: ${JSON.stringify(serverUrl)}\n    description: ${description}\n`),
     document: { ...(document as Record<string, unknown>), servers: [{ url: serverUrl, description }] },
   }
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return
+  Object.freeze(value)
+  for (const child of Object.values(value)) deepFreeze(child)
 }

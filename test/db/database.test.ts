@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'kysely'
 import t from 'tap'
+import { needsInitdb } from '../../src/db/pglite-initdb.js'
 import { openPgliteDatabase, openPostgresDatabase, preparedStatement, preparedStatementName, replanAfterUses } from '../../src/db/database.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 
@@ -86,6 +87,27 @@ t.test('embedded database: persisted, and one process at a time', { skip: testBa
   t.same(rows, [{ v: 'still here' }], 'data survives a restart')
   await second.close()
 })
+
+t.test(
+  'embedded database: created by a child process (initdb), opened with the configured page cache',
+  { skip: testBackend !== 'pglite' && 'PGlite only' },
+  async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'orchard-pglite-'))
+    const directory = join(dataDir, 'pglite')
+    t.ok(needsInitdb(directory))
+    const database = await openPgliteDatabase(dataDir, undefined, { sharedBuffersMb: 24 })
+    t.notOk(needsInitdb(directory), 'the cluster exists once opened')
+    const { rows } = await sql<{ value: string }>`select current_setting('shared_buffers') as value`.execute(database.db)
+    t.equal(rows[0]!.value, '24MB')
+    await database.close()
+
+    // The child's failure reaches the caller with its reason; no lock is left behind.
+    const broken = mkdtempSync(join(tmpdir(), 'orchard-pglite-'))
+    writeFileSync(join(broken, 'pglite'), 'not a directory')
+    await t.rejects(openPgliteDatabase(broken), { code: 'database_unavailable', message: /initdb \(child process\) ended with code 1: .*(EEXIST|ENOTDIR)/ })
+    t.notOk(existsSync(join(broken, 'pglite.lock')))
+  },
+)
 
 t.test(
   'PostgreSQL connections run without JIT (it cost ~140 ms per declaration-set read)',
