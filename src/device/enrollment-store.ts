@@ -4,7 +4,7 @@ import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
 import type { LifecycleState } from '../model/devices.js'
 import { isUniqueViolation } from '../db/pg-errors.js'
-import { isOpen } from '../queue/queue-sql.js'
+import { isOpen, ofDevice } from '../queue/queue-sql.js'
 
 export interface DeviceFacts {
   deviceId: string
@@ -99,7 +99,7 @@ export async function cancelQueuedForDevice(trx: Kysely<Database>, deviceId: str
   await trx
     .updateTable('command_targets')
     .set({ status: 'Cancelled', cancel_reason: reason, updated_at: at ?? sql<Date>`now()` })
-    .where('enrollment_id', 'in', trx.selectFrom('enrollments').select('id').where('device_id', '=', deviceId))
+    .where(ofDevice(deviceId))
     .where(isOpen())
     .execute()
 }
@@ -191,7 +191,7 @@ export function createEnrollmentStore(db: Kysely<Database>): EnrollmentStore {
           cancelled as (
             update command_targets set status = 'Cancelled', cancel_reason = 're-authenticated', updated_at = now()
             where exists (select 1 from upsert) and not ${renewal}::boolean and ${isOpen()}
-              and enrollment_id in (select id from enrollments where device_id = ${facts.deviceId})
+              and ${ofDevice(facts.deviceId)}
           ),
           disabled as (
             update enrollments set enabled = false, token_update_count = 0, not_now_this_session = false, updated_at = now()

@@ -11,7 +11,7 @@
 import { sql, type RawBuilder, type SqlBool } from 'kysely'
 import { openCommandStatuses, type CommandTargetStatus } from '../model/commands.js'
 
-type Column = 'status' | 'first_delivered_at' | 'expires_at' | 'priority' | 'seq'
+type Column = 'status' | 'first_delivered_at' | 'expires_at' | 'priority' | 'seq' | 'enrollment_id'
 
 function column(target: string | undefined, name: Column): RawBuilder<unknown> {
   return sql.ref(target === undefined ? name : `${target}.${name}`)
@@ -26,6 +26,18 @@ const openList = sql.join(openCommandStatuses.map(status))
 /** Queued for the device: not answered yet (Pending) or refused for now (NotNow). */
 export function isOpen(target?: string): RawBuilder<SqlBool> {
   return sql<SqlBool>`${column(target, 'status')} in (${openList})`
+}
+
+/**
+ * Targets of one device's channels. Written as `= any(array(subquery))`, which runs the
+ * subquery once (an InitPlan): the channels come from enrollments_device_id_idx and their
+ * targets from the indexes that lead with enrollment_id, whatever the statistics say. As
+ * `in (subquery)` the planner may join the other way round, walking every open target of the
+ * fleet and looking up each one's channel: with statistics from when the queue was nearly
+ * empty it did, 21,000 index scans per Authenticate at 9,000 devices.
+ */
+export function ofDevice(deviceId: string, target?: string): RawBuilder<SqlBool> {
+  return sql<SqlBool>`${column(target, 'enrollment_id')} = any(array(select id from enrollments where device_id = ${deviceId}))`
 }
 
 /** Answered, expired or cancelled: history, pruned after the retention window. */
