@@ -195,19 +195,22 @@ async function newDevices(count: number, label: string): Promise<SimulatedDevice
   return devices
 }
 
-async function enrollSample(size: number, devices: SimulatedDevice[]): Promise<void> {
+/** Enrolls `devices` through the MDM endpoints, `concurrency` in flight; prints and returns devices/s. */
+async function enrollSample(size: number, devices: SimulatedDevice[], label = 'enrollment', from = ''): Promise<number> {
   const cpu = cpuMeter()
   const phase = await statements.start()
   const started = performance.now()
   await runPool(devices, concurrency, (device) => device.enroll())
   const took = seconds(started)
   const accounted = await phase()
+  const rate = devices.length / took
   line(
     size,
-    'enrollment',
-    `${(devices.length / took).toFixed(0)} devices/s (${devices.length} through the MDM endpoints, ${concurrency} in flight); ${cpu(devices.length, 'enrollment')}`,
+    label,
+    `${rate.toFixed(0)} devices/s (${devices.length} through the MDM endpoints${from}, ${concurrency} in flight, ${took.toFixed(0)} s); ${cpu(devices.length, 'enrollment')}`,
   )
-  for (const text of statementLines(`${size} devices: enrollment`, accounted, devices.length, 'enrollment')) console.log(text)
+  for (const text of statementLines(`${size} devices: ${label}`, accounted, devices.length, 'enrollment')) console.log(text)
+  return rate
 }
 
 /** Idle, then each command answered as a device would, until the queue is empty. */
@@ -425,16 +428,7 @@ async function enrollmentTenths(): Promise<void> {
     await settle()
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from devices`.execute(db)
     const devices = await newDevices(index === 0 ? tenth - rows[0]!.n : tenth, `TENTH${index}`)
-    const cpu = cpuMeter()
-    const started = performance.now()
-    await runPool(devices, concurrency, (device) => device.enroll())
-    const took = seconds(started)
-    rates.push(devices.length / took)
-    line(
-      rows[0]!.n + devices.length,
-      `enrollment, ${label} tenth`,
-      `${rates.at(-1)!.toFixed(0)} devices/s (${devices.length} through the MDM endpoints from ${rows[0]!.n.toLocaleString('en')} devices, ${concurrency} in flight, ${took.toFixed(0)} s); ${cpu(devices.length, 'enrollment')}`,
-    )
+    rates.push(await enrollSample(rows[0]!.n + devices.length, devices, `enrollment, ${label} tenth`, ` from ${rows[0]!.n.toLocaleString('en')} devices`))
   }
   line(fleetSize, 'enrollment, last tenth against first', `${((rates[1]! / rates[0]! - 1) * 100).toFixed(1)}% (criterion: not below -10%)`)
 }
