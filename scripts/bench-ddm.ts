@@ -139,6 +139,8 @@ async function cpuMeter(): Promise<() => Promise<(units: number, unit: string) =
   return async () => {
     const used = process.cpuUsage(cpu)
     const orchardMs = (used.user + used.system) / 1000
+    const kernelMs = used.system / 1000
+    const kernelMs = used.system / 1000
     let ticks = 0
     for (const pid of new Set([...before.keys(), ...(await postgresPids())])) {
       const now = cpuTicks(pid)
@@ -146,7 +148,7 @@ async function cpuMeter(): Promise<() => Promise<(units: number, unit: string) =
     }
     const postgresMs = ticks * 10
     return (units, unit) =>
-      `CPU ${((orchardMs + postgresMs) / units).toFixed(3)} ms per ${unit} (Orchard ${(orchardMs / units).toFixed(3)}` +
+      `CPU ${((orchardMs + postgresMs) / units).toFixed(3)} ms per ${unit} (Orchard ${(orchardMs / units).toFixed(3)}, of it kernel ${(kernelMs / units).toFixed(3)}` +
       `${backend === 'postgres' ? `, PostgreSQL ${(postgresMs / units).toFixed(3)}` : ', database inside'})`
   }
 }
