@@ -3,6 +3,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 
@@ -67,6 +68,23 @@ export async function runPool<T>(items: T[], workers: number, work: (item: T) =>
       while (next < items.length) await work(items[next++]!)
     }),
   )
+}
+
+/**
+ * Starts counting this process's garbage collection pauses; stopping gives a summary. A latency
+ * tail of requests served in the bench's own process is often a GC pause, not the request.
+ */
+export function gcPauses(): () => string {
+  const pauses: number[] = []
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push(entry.duration)
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return () => {
+    observer.disconnect()
+    const longest = pauses.length > 0 ? Math.max(...pauses) : 0
+    return `${pauses.length} GC pauses in this process, ${pauses.filter((ms) => ms >= 2).length} of them 2 ms or longer, the longest ${longest.toFixed(1)} ms`
+  }
 }
 
 export async function timed<T>(samples: number[], request: () => Promise<T>): Promise<T> {

@@ -140,7 +140,6 @@ async function cpuMeter(): Promise<() => Promise<(units: number, unit: string) =
     const used = process.cpuUsage(cpu)
     const orchardMs = (used.user + used.system) / 1000
     const kernelMs = used.system / 1000
-    const kernelMs = used.system / 1000
     let ticks = 0
     for (const pid of new Set([...before.keys(), ...(await postgresPids())])) {
       const now = cpuTicks(pid)
