@@ -241,12 +241,15 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
           -- rather than wait, and never hand out a row the cancel is about to commit.
           for update skip locked
         ),
+        -- A delivery changes no indexed column (updated_at, which command_targets_finished_idx
+        -- holds, is the last change of status; last_delivered_at says when it was handed out):
+        -- PostgreSQL updates the row in place on its page (HOT), with no new entry in the
+        -- table's indexes, three of which hold every target kept as history.
         delivered as (
           update command_targets t
           set delivery_count = t.delivery_count + 1,
               first_delivered_at = coalesce(t.first_delivered_at, now()),
-              last_delivered_at = now(),
-              updated_at = now()
+              last_delivered_at = now()
           from head
           where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid
             and ${isOpen('t')}

@@ -3829,7 +3829,10 @@ export interface components {
             cancel_reason: string | null;
             /** Format: date-time */
             created_at: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description The last change of its status (queued, NotNow, answered, expired or cancelled); when it was last handed to the device is last_delivered_at.
+             */
             updated_at: string;
         };
         CommandTargetPage: {

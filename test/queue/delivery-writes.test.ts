@@ -1,0 +1,77 @@
+// Handing a device the head of its queue (Idle -> next command) writes only the target's heap
+// page: the delivery changes no indexed column, so PostgreSQL updates the row in place (a HOT
+// update) and adds no entry to the table's indexes. Three of them hold every target ever kept
+// (10 M rows with a retention of history): an index entry per delivery there meant reading
+// and dirtying pages of indexes far larger than shared_buffers on every Idle.
+// command_targets keeps free room in its pages (fillfactor 90) so the first delivery of a
+// freshly queued fleet command finds room on its page.
+import { createHash } from 'node:crypto'
+import { sql, type Kysely } from 'kysely'
+import t from 'tap'
+import { openPostgresDatabase } from '../../src/db/database.js'
+import type { Database } from '../../src/db/schema.js'
+import { createCommandQueueStore } from '../../src/queue/command-queue-store.js'
+import { createTestDatabase, testBackend } from '../helpers/database.js'
+
+const shaOf = (id: string) => createHash('sha256').update(id).digest('hex')
+
+/** Updates of command_targets reported so far, and how many of them were HOT (no index entries). */
+async function targetUpdates(db: Kysely<Database>): Promise<{ updates: number; hot: number }> {
+  // This connection's pending counts reach the shared statistics once it is idle (the statement after this one).
+  await sql`select pg_stat_force_next_flush()`.execute(db)
+  const { rows } = await sql<{ updates: number; hot: number }>`
+    select n_tup_upd::int as updates, n_tup_hot_upd::int as hot from pg_stat_user_tables where relname = 'command_targets'`.execute(db)
+  return rows[0]!
+}
+
+t.test('a delivery writes no index entry of command_targets', { skip: testBackend !== 'postgres' && 'PostgreSQL pass only (statistics)' }, async (t) => {
+  const database = await createTestDatabase(t)
+  // One connection: its statistics are flushed before they are read.
+  const single = openPostgresDatabase({ connectionString: database.url!, poolMax: 1 })
+  t.teardown(() => single.close())
+  const db = single.db
+  const fleet = 400
+  await sql`insert into devices (id, udid, serial_number, identity_sha256)
+    select 'dev' || i, 'dev' || i, 'SER' || i, encode(sha256(convert_to('dev' || i, 'UTF8')), 'hex') from generate_series(1, ${fleet}::int) i`.execute(db)
+  await sql`insert into enrollments (id, device_id, channel, enabled) select 'dev' || i, 'dev' || i, 'device', true from generate_series(1, ${fleet}::int) i`.execute(
+    db,
+  )
+  // History first (answered targets, as retention keeps them), then a fleet command, as the
+  // bulk enqueue writes it: one insert for every target.
+  await sql`insert into commands (uuid, request_type, payload) values ('old', 'ProfileList', '\\x00'::bytea), ('fleet', 'DeviceInformation', '\\x00'::bytea)`.execute(
+    db,
+  )
+  await sql`insert into command_targets (enrollment_id, command_uuid, status, result_at)
+    select 'dev' || i, 'old', 'Acknowledged', now() from generate_series(1, ${fleet}::int) i`.execute(db)
+  await sql`insert into command_targets (enrollment_id, command_uuid) select 'dev' || i, 'fleet' from generate_series(1, ${fleet}::int) i`.execute(db)
+
+  const store = createCommandQueueStore(db, { repushAfterSeconds: 300 })
+  const before = await targetUpdates(db)
+  const idle = (i: number) =>
+    store.processReport({ enrollmentId: `dev${i}`, deviceId: `dev${i}`, certificateSha256: shaOf(`dev${i}`), status: 'Idle', raw: Buffer.from('Idle') })
+  for (let i = 1; i <= fleet; i++) {
+    const outcome = await idle(i)
+    if (!outcome.accepted || outcome.next?.uuid !== 'fleet') throw new Error(`dev${i}: ${JSON.stringify(outcome)}`)
+  }
+  // Handed out again (no answer yet), as a device that asks again after a lost connection.
+  for (let i = 1; i <= fleet; i += 4) await idle(i)
+  const after = await targetUpdates(db)
+  const updates = after.updates - before.updates
+  const hot = after.hot - before.hot
+  t.equal(updates, fleet + fleet / 4, 'one update per delivery')
+  t.ok(hot >= updates * 0.9, `${hot} of ${updates} deliveries were HOT updates (no index entry)`)
+
+  // An answer changes the status (indexed, in the partial indexes' predicates): not HOT, and
+  // the answered target leaves the queue's index as before.
+  const answered = await store.processReport({
+    enrollmentId: 'dev1',
+    deviceId: 'dev1',
+    certificateSha256: shaOf('dev1'),
+    status: 'Acknowledged',
+    commandUuid: 'fleet',
+    raw: Buffer.from('Acknowledged'),
+  })
+  t.ok(answered.accepted && answered.result?.recorded, 'the answer is recorded')
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from command_targets where status in ('Pending', 'NotNow')`.execute(db)
+  t.equal(rows[0]!.n, fleet - 1, 'the answered target is no longer queued')
+})
