@@ -245,13 +245,15 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
         -- holds, is the last change of status; last_delivered_at says when it was handed out):
         -- PostgreSQL updates the row in place on its page (HOT), with no new entry in the
         -- table's indexes, three of which hold every target kept as history.
+        -- The row is named by its key (the head's UUID as an InitPlan), not joined to head: with
+        -- statistics from when every target was answered, the join was planned as a walk of
+        -- every queued target of the fleet (40 ms per Idle at 100,000 queued).
         delivered as (
           update command_targets t
           set delivery_count = t.delivery_count + 1,
               first_delivered_at = coalesce(t.first_delivered_at, now()),
               last_delivered_at = now()
-          from head
-          where t.enrollment_id = head.enrollment_id and t.command_uuid = head.command_uuid
+          where t.enrollment_id = ${report.enrollmentId} and t.command_uuid = (select command_uuid from head)
             and ${isOpen('t')}
           returning t.command_uuid
         )
