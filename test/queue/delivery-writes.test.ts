@@ -3,8 +3,11 @@
 // update) and adds no entry to the table's indexes. Three of them hold every target ever kept
 // (10 M rows with a retention of history): an index entry per delivery there meant reading
 // and dirtying pages of indexes far larger than shared_buffers on every Idle.
-// command_targets keeps free room in its pages (fillfactor 90) so the first delivery of a
-// freshly queued fleet command finds room on its page.
+// An in-place update needs room on the page: a fleet command's targets fill their pages, so
+// the first delivery on a page finds none (a normal update); the ones after it reuse the room
+// PostgreSQL reclaims from the versions they replaced. Leaving room in every page (fillfactor
+// 90) made 93% of deliveries HOT instead of 85%, for 10% more space per row kept as history
+// (587 -> 650 bytes per target on the scale bench): not worth it.
 // And the delivered row is named by its key: joined to the head of the queue, it was planned as
 // a walk of every queued target of the fleet when the statistics came from an answered queue
 // (as after ANALYZE on a history of 10 M answered targets: a fleet command of 100,000 is 1% of
@@ -63,7 +66,7 @@ t.test('a delivery writes no index entry of command_targets', { skip: testBacken
   const updates = after.updates - before.updates
   const hot = after.hot - before.hot
   t.equal(updates, fleet + fleet / 4, 'one update per delivery')
-  t.ok(hot >= updates * 0.9, `${hot} of ${updates} deliveries were HOT updates (no index entry)`)
+  t.ok(hot >= updates * 0.75, `${hot} of ${updates} deliveries were HOT updates (no index entry)`)
 
   // An answer changes the status (indexed, in the partial indexes' predicates): not HOT, and
   // the answered target leaves the queue's index as before.
