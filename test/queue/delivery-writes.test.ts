@@ -31,6 +31,26 @@ async function targetUpdates(db: Kysely<Database>): Promise<{ updates: number; h
   return rows[0]!
 }
 
+/**
+ * `size` enrolled devices (dev1...) bound to the certificate shaOf(id), each with an answered
+ * target (history, as retention keeps it) and then a queued fleet command ('fleet'), written as
+ * the bulk enqueue writes it: one insert for every target.
+ */
+async function fleetWithHistory(db: Kysely<Database>, size: number, options: { analyzeHistory?: boolean } = {}): Promise<void> {
+  await sql`insert into devices (id, udid, serial_number, identity_sha256)
+    select 'dev' || i, 'dev' || i, 'SER' || i, encode(sha256(convert_to('dev' || i, 'UTF8')), 'hex') from generate_series(1, ${size}::int) i`.execute(db)
+  await sql`insert into enrollments (id, device_id, channel, enabled) select 'dev' || i, 'dev' || i, 'device', true from generate_series(1, ${size}::int) i`.execute(
+    db,
+  )
+  await sql`insert into commands (uuid, request_type, payload) values ('old', 'ProfileList', '\\x00'::bytea), ('fleet', 'DeviceInformation', '\\x00'::bytea)`.execute(
+    db,
+  )
+  await sql`insert into command_targets (enrollment_id, command_uuid, status, result_at)
+    select 'dev' || i, 'old', 'Acknowledged', now() from generate_series(1, ${size}::int) i`.execute(db)
+  if (options.analyzeHistory) await sql`analyze`.execute(db)
+  await sql`insert into command_targets (enrollment_id, command_uuid) select 'dev' || i, 'fleet' from generate_series(1, ${size}::int) i`.execute(db)
+}
+
 t.test('a delivery writes no index entry of command_targets', { skip: testBackend !== 'postgres' && 'PostgreSQL pass only (statistics)' }, async (t) => {
   const database = await createTestDatabase(t)
   // One connection: its statistics are flushed before they are read.
@@ -38,20 +58,7 @@ t.test('a delivery writes no index entry of command_targets', { skip: testBacken
   t.teardown(() => single.close())
   const db = single.db
   const fleet = 400
-  await sql`insert into devices (id, udid, serial_number, identity_sha256)
-    select 'dev' || i, 'dev' || i, 'SER' || i, encode(sha256(convert_to('dev' || i, 'UTF8')), 'hex') from generate_series(1, ${fleet}::int) i`.execute(db)
-  await sql`insert into enrollments (id, device_id, channel, enabled) select 'dev' || i, 'dev' || i, 'device', true from generate_series(1, ${fleet}::int) i`.execute(
-    db,
-  )
-  // History first (answered targets, as retention keeps them), then a fleet command, as the
-  // bulk enqueue writes it: one insert for every target.
-  await sql`insert into commands (uuid, request_type, payload) values ('old', 'ProfileList', '\\x00'::bytea), ('fleet', 'DeviceInformation', '\\x00'::bytea)`.execute(
-    db,
-  )
-  await sql`insert into command_targets (enrollment_id, command_uuid, status, result_at)
-    select 'dev' || i, 'old', 'Acknowledged', now() from generate_series(1, ${fleet}::int) i`.execute(db)
-  await sql`insert into command_targets (enrollment_id, command_uuid) select 'dev' || i, 'fleet' from generate_series(1, ${fleet}::int) i`.execute(db)
-
+  await fleetWithHistory(db, fleet)
   const store = createCommandQueueStore(db, { repushAfterSeconds: 300 })
   const before = await targetUpdates(db)
   const idle = (i: number) =>
@@ -90,20 +97,9 @@ t.test(
     const database = await createTestDatabase(t)
     const db = database.db
     const fleet = 20_000
-    await sql`insert into devices (id, udid, serial_number, identity_sha256)
-      select 'dev' || i, 'dev' || i, 'SER' || i, encode(sha256(convert_to('dev' || i, 'UTF8')), 'hex') from generate_series(1, ${fleet}::int) i`.execute(db)
-    await sql`insert into enrollments (id, device_id, channel, enabled) select 'dev' || i, 'dev' || i, 'device', true from generate_series(1, ${fleet}::int) i`.execute(
-      db,
-    )
     // Statistics taken while every target was answered (history), then a fleet command no
     // ANALYZE has seen: PostgreSQL estimates one queued target in the whole table.
-    await sql`insert into commands (uuid, request_type, payload) values ('old', 'ProfileList', '\\x00'::bytea), ('fleet', 'DeviceInformation', '\\x00'::bytea)`.execute(
-      db,
-    )
-    await sql`insert into command_targets (enrollment_id, command_uuid, status, result_at)
-      select 'dev' || i, 'old', 'Acknowledged', now() from generate_series(1, ${fleet}::int) i`.execute(db)
-    await sql`analyze`.execute(db)
-    await sql`insert into command_targets (enrollment_id, command_uuid) select 'dev' || i, 'fleet' from generate_series(1, ${fleet}::int) i`.execute(db)
+    await fleetWithHistory(db, fleet, { analyzeHistory: true })
 
     // Several Idles on one connection: the prepared statement's generic plan is used from the sixth.
     await db.connection().execute(async (connection) => {
