@@ -26,6 +26,7 @@ import {
   secretKeys,
   text,
 } from './config-parsers.js'
+import { defaultPgliteSharedBuffersMb } from './db/pglite-memory.js'
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof logLevels)[number]
@@ -70,7 +71,7 @@ export const options = {
   pgliteSharedBuffersMb: option({
     env: 'ORCHARD_PGLITE_SHARED_BUFFERS_MB',
     flag: '--pglite-shared-buffers-mb',
-    default: '32',
+    default: String(defaultPgliteSharedBuffersMb),
     parse: integer(8, 4096),
     description:
       "The embedded database's page cache (PostgreSQL shared_buffers) in MB, 8-4096; part of the server's memory. Pages beyond it are read from the files (the system's file cache keeps them). Ignored with DATABASE_URL.",

@@ -11,6 +11,7 @@ import type { Logger } from 'pino'
 import { OrchardError } from '../errors.js'
 import { PgliteDialect } from './pglite-dialect.js'
 import { initdbInChild, needsInitdb } from './pglite-initdb.js'
+import { defaultPgliteSharedBuffersMb } from './pglite-memory.js'
 import { makePrivateDirectory, PrivateNodeFS, privateFileMode, repairPrivateEntries } from './private-files.js'
 import type { Database } from './schema.js'
 
@@ -230,7 +231,7 @@ export const dataDirEntries = ['pglite', 'pglite.lock', 'secret.key'] as const
  * start-up repairs what an older version or a copy left group- or world-accessible.
  */
 export interface PgliteOptions {
-  /** PostgreSQL shared_buffers inside the WASM memory, in MB (PGlite's default is 128). */
+  /** PostgreSQL shared_buffers inside the WASM memory, in MB (default defaultPgliteSharedBuffersMb; PGlite's own is 128). */
   sharedBuffersMb?: number
 }
 
@@ -251,7 +252,7 @@ export async function openPgliteDatabase(dataDir: string, logger?: Logger, optio
     }
     // PGlite's default start parameters, plus the page cache: all of shared_buffers is touched at
     // start, so it is resident memory of the server from the first moment (128 MB by default).
-    const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${options.sharedBuffersMb ?? 32}MB`]
+    const startParams = [...PGlite.defaultStartParams, '-c', `shared_buffers=${options.sharedBuffersMb ?? defaultPgliteSharedBuffersMb}MB`]
     const pglite = await PGlite.create({ dataDir: directory, fs: new PrivateNodeFS(directory), startParams, ...pgliteTypeOptions })
     return databaseFromPglite(pglite, () => rmSync(lockFile, { force: true }))
   } catch (error) {
