@@ -19,10 +19,19 @@ import { sql, type Kysely } from 'kysely'
 import t from 'tap'
 import { openPostgresDatabase } from '../../src/db/database.js'
 import type { Database } from '../../src/db/schema.js'
-import { createCommandQueueStore } from '../../src/queue/command-queue-store.js'
+import { createCommandQueueStore, type ReportInput } from '../../src/queue/command-queue-store.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 
 const shaOf = (id: string) => createHash('sha256').update(id).digest('hex')
+
+/** The Idle of device dev<i> (see fleetWithHistory), signed with its bound certificate. */
+const idleOf = (i: number): ReportInput => ({
+  enrollmentId: `dev${i}`,
+  deviceId: `dev${i}`,
+  certificateSha256: shaOf(`dev${i}`),
+  status: 'Idle',
+  raw: Buffer.from('Idle'),
+})
 
 /** Updates of command_targets reported so far, and how many of them were HOT (no index entries). */
 async function targetUpdates(db: Kysely<Database>): Promise<{ updates: number; hot: number }> {
@@ -66,8 +75,7 @@ t.test('a delivery writes no index entry of command_targets', { skip: testBacken
   await fleetWithHistory(db, fleet)
   const store = createCommandQueueStore(db, { repushAfterSeconds: 300 })
   const before = await targetUpdates(db)
-  const idle = (i: number) =>
-    store.processReport({ enrollmentId: `dev${i}`, deviceId: `dev${i}`, certificateSha256: shaOf(`dev${i}`), status: 'Idle', raw: Buffer.from('Idle') })
+  const idle = (i: number) => store.processReport(idleOf(i))
   for (let i = 1; i <= fleet; i++) {
     const outcome = await idle(i)
     if (!outcome.accepted || outcome.next?.uuid !== 'fleet') throw new Error(`dev${i}: ${JSON.stringify(outcome)}`)
@@ -114,13 +122,7 @@ t.test(
             (await sql<{ n: number }>`select coalesce(idx_tup_fetch, 0)::int as n from pg_stat_xact_user_tables where relname = 'command_targets'`.execute(trx))
               .rows[0]!.n
           const before = await fetched()
-          const outcome = await createCommandQueueStore(trx, { repushAfterSeconds: 300 }).processReport({
-            enrollmentId: `dev${i}`,
-            deviceId: `dev${i}`,
-            certificateSha256: shaOf(`dev${i}`),
-            status: 'Idle',
-            raw: Buffer.from('Idle'),
-          })
+          const outcome = await createCommandQueueStore(trx, { repushAfterSeconds: 300 }).processReport(idleOf(i))
           return { before, outcome, after: await fetched() }
         })
         t.equal(outcome.accepted && outcome.next?.uuid, 'fleet', `dev${i} is handed the fleet command`)
