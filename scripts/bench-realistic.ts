@@ -1,4 +1,4 @@
-// `npm run bench -- --only realistic [--backend postgres|pglite|both] [--devices 1000] [--commands 5] [--concurrency 50]`
+// `npm run bench -- --only realistic [--backend postgres|pglite|both] [--devices 1000] [--commands 5] [--concurrency 50] [--warmup 50]`
 // The workload of issue 24, shaped like real use: devices with RSA-2048 identities signing CMS with
 // signed attributes; enrollment = Authenticate, TokenUpdate, Idle; commands enqueued one API call
 // per command (POST /api/v1/enqueue/{id}, a raw plist, push off) cycling DeviceInformation,
@@ -23,6 +23,10 @@ for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.repla
 const deviceCount = Number(args.get('devices') ?? 1000)
 const commandsPerDevice = Number(args.get('commands') ?? 5)
 const concurrency = Number(args.get('concurrency') ?? 50)
+// Devices that enroll and drain before anything is measured, so that V8's compilation of the
+// request paths and the preparation of statements on each pooled connection are not counted
+// (a server runs for days; its first seconds are not its cost per enrollment). 0: none.
+const warmupDevices = Number(args.get('warmup') ?? 50)
 const backendArg = args.get('backend') ?? 'postgres'
 const apiKey = randomBytes(24).toString('hex')
 const requestTypes = ['DeviceInformation', 'SecurityInfo', 'ProfileList', 'InstalledApplicationList', 'CertificateList'] as const
@@ -281,6 +285,27 @@ async function benchBackend(backend: Backend): Promise<void> {
   const devices: SimulatedDevice[] = []
   for (let i = 0; i < deviceCount; i++) devices.push(await SimulatedDevice.create(ca, transport, { keyAlgorithm: 'rsa-2048' }))
   const certificates = devices.slice(0, 6).map((device) => device.certificateDer)
+
+  // 0. Warm-up, not measured: the whole workload on devices of their own.
+  if (warmupDevices > 0) {
+    const warm: SimulatedDevice[] = []
+    for (let i = 0; i < warmupDevices; i++) warm.push(await SimulatedDevice.create(ca, transport, { keyAlgorithm: 'rsa-2048' }))
+    await runPool(warm, concurrency, async (device) => {
+      await device.enroll()
+      for (let k = 0; k < commandsPerDevice; k++) {
+        const response = await fetch(`${address}/api/v1/enqueue/${device.udid}?push=false`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-apple-plist' },
+          body: commandPlist(requestTypes[k % requestTypes.length]!),
+        })
+        if (response.status !== 200) throw new Error(`warm-up enqueue: ${response.status} ${await response.text()}`)
+        await response.arrayBuffer()
+      }
+      let command = commandIn(await device.idle())
+      while (command) command = commandIn(await device.answer(command.uuid, 'Acknowledged', answerFor(command.requestType, device, certificates)))
+    })
+    console.log(`warm-up:  ${warmupDevices} devices enrolled and drained ${commandsPerDevice} commands each (not measured)`)
+  }
 
   // 1. Enrollment.
   const latency = new Map<string, number[]>(['Authenticate', 'TokenUpdate', 'Idle', 'Acknowledged', 'enqueue'].map((name) => [name, []]))

@@ -130,7 +130,7 @@ export async function createOrchard(config: Config, database: DatabaseHandle, lo
     db,
     dispatcher,
     latestRelease: updates.latestRelease,
-    emit: (type, data) => webhooks.emit(type, data),
+    emit: (type, build) => webhooks.emitBuilt(type, build),
     publicUrl: config.publicUrl,
     secretKeys: config.secretKeys,
     signer: enrolling.profileSigner,

@@ -71,6 +71,10 @@ export function createDeclarativeCheckIn(deps: {
 
   return {
     async handle(channel: Channel, endpoint, data) {
+      if (endpoint === 'tokens' && channel.kind === 'device') {
+        const stored = await store.token(channel.deviceId)
+        if (stored) return jsonReply({ SyncTokens: { DeclarationsToken: stored.token, Timestamp: syncTimestamp(stored.changedAt) } })
+      }
       // A User Enrollment's device channel is the device (its EnrollmentID); each user channel has its own set.
       const set = endpoint === 'status' ? undefined : await setOf(channel)
       if (!set && endpoint !== 'status') {

@@ -60,6 +60,8 @@ export interface DeclarationSetStore {
   ): Promise<Array<{ deviceId: string; sentToken: string | null }>>
   markSent(deviceIds: readonly string[], at: Date): Promise<void>
   set(deviceId: string): Promise<StoredSet | undefined>
+  /** The set's token alone (a `tokens` poll, the most frequent DDM check-in, needs no items). */
+  token(deviceId: string): Promise<Pick<StoredSet, 'token' | 'changedAt'> | undefined>
   /** A declaration's stored payload and the library profile it carries, if any. */
   payload(declarationId: string): Promise<{ payload: Record<string, unknown>; profileId: string | null } | undefined>
   /**
@@ -159,6 +161,13 @@ export function createDeclarationSetStore(db: Kysely<Database>): DeclarationSetS
         select declarations_token, items, changed_at, sent_token from device_declaration_sets where device_id = ${deviceId}`.execute(db)
       const row = rows[0]
       return row && { token: row.declarations_token, items: row.items, changedAt: row.changed_at, sentToken: row.sent_token }
+    },
+
+    async token(deviceId) {
+      const { rows } = await sql<{ declarations_token: string; changed_at: Date }>`${sql.raw(preparedStatement)}
+        select declarations_token, changed_at from device_declaration_sets where device_id = ${deviceId}`.execute(db)
+      const row = rows[0]
+      return row && { token: row.declarations_token, changedAt: row.changed_at }
     },
 
     async payload(declarationId) {

@@ -13,8 +13,8 @@ export interface StatusChannel {
   receiveUser(enrollmentId: string, deviceId: string, report: Record<string, unknown>): Promise<{ items: number; declarations: number }>
 }
 
-/** Where status changes go (webhooks): `declaration.status` and `softwareupdate.status`. */
-export type StatusEmit = (type: 'declaration.status' | 'softwareupdate.status', data: Record<string, unknown>) => Promise<unknown>
+/** Where status changes go (webhooks): `declaration.status` and `softwareupdate.status`, the data built only when someone wants it. */
+export type StatusEmit = (type: 'declaration.status' | 'softwareupdate.status', build: () => Record<string, unknown>) => Promise<unknown>
 
 export function createStatusChannel(deps: {
   store: StatusStore
@@ -34,12 +34,12 @@ export function createStatusChannel(deps: {
       }
       await userStore.apply(enrollmentId, content, deps.now())
       if (deps.emit && content.declarations.length > 0)
-        await deps.emit('declaration.status', {
+        await deps.emit('declaration.status', () => ({
           device_id: deviceId,
           enrollment_id: enrollmentId,
           channel: 'user',
           declarations: content.declarations.map((d) => ({ ...declarationStatusJson(d), removed: d.removed })),
-        })
+        }))
       if (content.errors.length > 0)
         deps.log.info({ enrollment_id: enrollmentId, errors: content.errors.slice(0, 10) }, 'status items the user channel could not report')
       return { items: content.items.size, declarations: content.declarations.length }
@@ -53,12 +53,12 @@ export function createStatusChannel(deps: {
       }
       await store.apply(deviceId, content, deps.now())
       if (deps.emit && content.declarations.length > 0)
-        await deps.emit('declaration.status', {
+        await deps.emit('declaration.status', () => ({
           device_id: deviceId,
           declarations: content.declarations.map((d) => ({ ...declarationStatusJson(d), removed: d.removed })),
-        })
+        }))
       const updates = [...content.items].filter(([name]) => name.startsWith('softwareupdate.'))
-      if (deps.emit && updates.length > 0) await deps.emit('softwareupdate.status', { device_id: deviceId, items: Object.fromEntries(updates) })
+      if (deps.emit && updates.length > 0) await deps.emit('softwareupdate.status', () => ({ device_id: deviceId, items: Object.fromEntries(updates) }))
       if (content.errors.length > 0) deps.log.info({ device_id: deviceId, errors: content.errors.slice(0, 10) }, 'status items the device could not report')
       return { items: content.items.size, declarations: content.declarations.length }
     },

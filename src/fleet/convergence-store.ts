@@ -34,6 +34,8 @@ export interface ConvergenceStore {
   /** A profile's bytes while it is still at this version, its sha256 (undefined once replaced or deleted). */
   profileVersionContent(profileId: string, sha256: string): Promise<Buffer | undefined>
   desiredApplications(deviceId: string): Promise<BlueprintApplication[]>
+  /** Whether anything is to converge on the device (a blueprint profile or app, or an item put there), and whether apps are involved. */
+  configurationOf(deviceId: string): Promise<{ any: boolean; apps: boolean }>
   /** What the device reported last (its device channel): identifier → PayloadUUID; bundle id → version (ShortVersion, else Version). */
   installedProfiles(deviceId: string): Promise<Map<string, string | null>>
   installedApplications(deviceId: string): Promise<Map<string, string | null>>
@@ -103,6 +105,20 @@ export function createConvergenceStore(db: Kysely<Database>): ConvergenceStore {
         where d.id = ${deviceId}
         order by app ->> 'bundle_id', (b.tenant_id is not distinct from d.tenant_id) desc, (b.tenant_id is not null) desc, b.updated_at desc`.execute(db)
       return rows.map((row) => row.app)
+    },
+    async configurationOf(deviceId) {
+      // Every enrollment asks: one round trip that stops at the first row of each kind, where
+      // the desired lists (above) sort every candidate.
+      const { rows } = await sql<{ profiles: boolean; apps: boolean; states: boolean; app_states: boolean }>`${sql.raw(preparedStatement)}
+        select
+          exists (select 1 from devices d join blueprints b on ${appliesTo} join blueprint_profiles bp on bp.blueprint_id = b.id
+            join library_profiles p on p.id = bp.profile_id where d.id = ${deviceId}) as profiles,
+          exists (select 1 from devices d join blueprints b on ${appliesTo}
+            where d.id = ${deviceId} and jsonb_array_length(b.applications) > 0) as apps,
+          exists (select 1 from device_config_state where device_id = ${deviceId}) as states,
+          exists (select 1 from device_config_state where device_id = ${deviceId} and item_type = 'app') as app_states`.execute(db)
+      const row = rows[0]!
+      return { any: row.profiles || row.apps || row.states, apps: row.apps || row.app_states }
     },
     async installedProfiles(deviceId) {
       const rows = await db.selectFrom('installed_profiles').select(['identifier', 'uuid']).where('enrollment_id', '=', deviceId).execute()

@@ -24,7 +24,7 @@ export interface ConvergenceTriggers {
 export type RefreshTenant = (scope: AccessScope, tenantId: string | null, withApps: boolean) => Promise<void>
 
 export interface ConvergenceTriggersDeps {
-  store: Pick<ConvergenceStore, 'device' | 'enrolledDevicesOfTenant' | 'desiredProfiles' | 'desiredApplications' | 'states' | 'putState'>
+  store: Pick<ConvergenceStore, 'device' | 'enrolledDevicesOfTenant' | 'configurationOf' | 'states' | 'putState'>
   dispatcher: Pick<CommandDispatcher, 'dispatch'>
   log: Logger
 }
@@ -46,10 +46,7 @@ export function createConvergenceTriggers(deps: ConvergenceTriggersDeps): Conver
   const askForLists = (scope: AccessScope, deviceIds: readonly string[], withApps: boolean) =>
     askFor(scope, deviceIds, withApps ? ['ProfileList', 'InstalledApplicationList'] : ['ProfileList'])
 
-  async function hasConfiguration(deviceId: string): Promise<{ any: boolean; apps: boolean }> {
-    const [profiles, apps, states] = await Promise.all([store.desiredProfiles(deviceId), store.desiredApplications(deviceId), store.states(deviceId)])
-    return { any: profiles.length > 0 || apps.length > 0 || states.length > 0, apps: apps.length > 0 || states.some((row) => row.item_type === 'app') }
-  }
+  const hasConfiguration = (deviceId: string) => store.configurationOf(deviceId)
 
   return {
     async refreshTenant(scope, tenantId, withApps) {

@@ -112,12 +112,15 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
     deviceId: string,
     type: ConfigItemType,
     desired: readonly DesiredItem[],
-    installed: ReadonlyMap<string, string | null>,
+    installedList: () => Promise<ReadonlyMap<string, string | null>>,
     removeRequestType: string,
     options: { retryFailed: boolean },
   ): Promise<boolean> {
     let queued = false
     const states = new Map((await store.states(deviceId)).filter((row) => row.item_type === type).map((row) => [row.identifier, row]))
+    // Nothing wanted and nothing of ours there (most devices, most answers): the list is not read.
+    if (desired.length === 0 && states.size === 0) return false
+    const installed = await installedList()
     const inFlight = async (state: ConfigStateRow) => state.command_uuid !== null && (await store.commandOpen(deviceId, state.command_uuid))
     for (const wanted of desired) {
       const state = states.get(wanted.identifier)
@@ -205,7 +208,7 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
         return content && { requestType: 'InstallProfile', keys: { Payload: deps.signer ? signProfile(content, deps.signer, now()) : content } }
       },
     }))
-    return converge(deviceId, 'profile', desired, await store.installedProfiles(deviceId), 'RemoveProfile', options)
+    return converge(deviceId, 'profile', desired, () => store.installedProfiles(deviceId), 'RemoveProfile', options)
   }
 
   /**
@@ -236,7 +239,10 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
   async function convergeApplications(deviceId: string, options: { retryFailed: boolean }): Promise<boolean> {
     const apps = await store.desiredApplications(deviceId)
     const underway: string[] = []
-    const listed = await store.installedApplications(deviceId)
+    // Read once, when needed: for the apps wanted here, or for what convergence removes.
+    let listedNow: Promise<Map<string, string | null>> | undefined
+    const installedApps = () => (listedNow ??= store.installedApplications(deviceId))
+    const listed = apps.length > 0 ? await installedApps() : new Map<string, string | null>()
     const targets = await targetVersions(deviceId, apps, listed)
     const desired = apps.map((app) => {
       const target = targets.get(app.bundle_id) ?? null
@@ -272,12 +278,13 @@ export function createConvergence(deps: ConvergenceDeps): Convergence {
     }
     // A device at a newer version than the target is in sync too (and one that reports no
     // version cannot be compared: it is left alone).
-    const installed = new Map(
-      [...listed].map(([identifier, version]) => {
-        const target = targets.get(identifier)
-        return [identifier, target !== undefined && (version === null || compareVersions(version, target) >= 0) ? target : version]
-      }),
-    )
+    const installed = async () =>
+      new Map(
+        [...(await installedApps())].map(([identifier, version]) => {
+          const target = targets.get(identifier)
+          return [identifier, target !== undefined && (version === null || compareVersions(version, target) >= 0) ? target : version]
+        }),
+      )
     const queued = await converge(deviceId, 'app', desired, installed, 'RemoveApplication', options)
     if (underway.length === 0) return queued
     const uuid = await queue(deviceId, 'ManagedApplicationList', { Identifiers: underway })

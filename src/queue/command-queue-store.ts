@@ -1,7 +1,7 @@
 // The command queue: commands stored once, one command_targets row per target enrollment
 // holding its delivery state and result.
 import type { AccessScope } from '../model/access.js'
-import { recordAdminWrite } from '../tenancy/audit-store.js'
+import { adminWriteRow } from '../tenancy/audit-store.js'
 import { sql, type Kysely } from 'kysely'
 import { preparedStatement } from '../db/database.js'
 import type { Database } from '../db/schema.js'
@@ -102,57 +102,63 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
   return {
     async insertCommand(command, targets, scope) {
       const unique = [...new Set(targets)]
+      if (unique.length === 0) return { ok: true, stored: false, targets: [] }
+      // The admin who queued it, audited with the change (once per request, as recordAdminWrite).
+      const actor = scope?.actor && !scope.actor.recorded ? scope.actor : undefined
+      const audit = actor && adminWriteRow(actor, { type: 'command', id: command.uuid, tenantId: command.tenantId ?? null })
+      const expiresAt = command.expiresAt
       try {
-        return await db.transaction().execute(async (trx) => {
-          const known = unique.length ? await trx.selectFrom('enrollments').select(['id', 'enabled']).where('id', 'in', unique).execute() : []
-          const enabled = new Map(known.map((row) => [row.id, row.enabled]))
-          const queued = unique.filter((id) => enabled.get(id) === true)
-          const outcomeOf = (enrollmentId: string): TargetOutcome =>
-            !enabled.has(enrollmentId) ? 'unknown_enrollment' : enabled.get(enrollmentId) ? 'queued' : 'enrollment_disabled'
-          const targetOutcomes = unique.map((enrollmentId) => ({ enrollmentId, outcome: outcomeOf(enrollmentId) }))
-          // A command no target can receive is not stored.
-          if (queued.length === 0) return { ok: true as const, stored: false, targets: targetOutcomes }
-
-          const inserted = await trx
-            .insertInto('commands')
-            .values({
-              uuid: command.uuid,
-              request_type: command.requestType,
-              payload: command.payload,
-              priority: command.priority,
-              expires_at: command.expiresAt,
-              tenant_id: command.tenantId ?? null,
-            })
-            .onConflict((oc) => oc.column('uuid').doNothing())
-            .returning('uuid')
-            .executeTakeFirst()
-          if (!inserted) return { ok: false as const, reason: 'duplicate_uuid' as const }
-          // A device that does not answer the push is pushed again after the re-push interval.
-          await trx.updateTable('enrollments').set({ next_repush_at: repush.next }).where('id', 'in', queued).where(repush.isLater).execute()
-          for (let i = 0; i < queued.length; i += 1000) {
-            await trx
-              .insertInto('command_targets')
-              .values(
-                queued.slice(i, i + 1000).map((enrollmentId) => ({
-                  enrollment_id: enrollmentId,
-                  command_uuid: command.uuid,
-                  priority: command.priority,
-                  expires_at: command.expiresAt,
-                })),
-              )
-              .execute()
-          }
-          if (scope) {
-            await recordAdminWrite(trx, scope, {
-              type: 'command',
-              id: command.uuid,
-              tenantId: command.tenantId ?? null,
-              deviceId: queued.length === 1 ? queued[0]! : null,
-              details: { request_type: command.requestType, queued: queued.length },
-            })
-          }
-          return { ok: true as const, stored: true, targets: targetOutcomes }
-        })
+        // One statement, one round trip (an API call per command is how automation queues
+        // work): which targets exist and are enabled, the command stored once (not at all
+        // when no target can receive it, or its UUID is taken), their queue rows, the re-push
+        // schedule and the audit row. A statement is atomic: all of it or nothing.
+        const { rows } = await sql<{ known: Array<[string, boolean]>; stored: boolean }>`${sql.raw(preparedStatement)}
+          with known as (
+            select id, enabled from enrollments where id = any(${unique}::text[])
+          ),
+          queued as (select id from known where enabled),
+          stored as (
+            insert into commands (uuid, request_type, payload, priority, expires_at, tenant_id)
+            select ${command.uuid}::text, ${command.requestType}::text, ${command.payload}::bytea, ${command.priority}::smallint,
+              ${expiresAt}::timestamptz, ${command.tenantId ?? null}::text
+            where exists (select 1 from queued)
+            on conflict (uuid) do nothing
+            returning uuid
+          ),
+          -- A device that does not answer the push is pushed again after the re-push interval.
+          repushed as (
+            update enrollments set next_repush_at = ${repush.next}
+            where id in (select id from queued) and exists (select 1 from stored) and ${repush.isLater}
+            returning 1
+          ),
+          targets as (
+            insert into command_targets (enrollment_id, command_uuid, priority, expires_at)
+            select q.id, s.uuid, ${command.priority}::smallint, ${expiresAt}::timestamptz from queued q cross join stored s
+            returning 1
+          ),
+          audited as (
+            insert into audit_events (category, tenant_id, principal_id, principal_name, principal_source, action, target_type, target_id,
+              device_id, request_id, outcome, details)
+            select 'admin', ${audit?.tenant_id ?? null}::text, ${audit?.principal_id ?? null}::text, ${audit?.principal_name ?? null}::text,
+              ${audit?.principal_source ?? null}::text, ${audit?.action ?? null}::text, 'command', s.uuid,
+              (select min(id) from queued having count(*) = 1), ${audit?.request_id ?? null}::text, 'success',
+              jsonb_build_object('request_type', ${command.requestType}::text, 'queued', (select count(*) from queued))
+            from stored s where ${audit !== undefined}
+            returning 1
+          )
+          select coalesce((select json_agg(json_build_array(id, enabled)) from known), '[]') as known,
+            exists (select 1 from stored) as stored,
+            (select count(*) from repushed) + (select count(*) from targets) + (select count(*) from audited) as written`.execute(db)
+        const row = rows[0]!
+        const enabled = new Map(row.known)
+        const outcomeOf = (enrollmentId: string): TargetOutcome =>
+          !enabled.has(enrollmentId) ? 'unknown_enrollment' : enabled.get(enrollmentId) ? 'queued' : 'enrollment_disabled'
+        const targetOutcomes = unique.map((enrollmentId) => ({ enrollmentId, outcome: outcomeOf(enrollmentId) }))
+        // A command no target can receive is not stored.
+        if (!targetOutcomes.some((target) => target.outcome === 'queued')) return { ok: true, stored: false, targets: targetOutcomes }
+        if (!row.stored) return { ok: false, reason: 'duplicate_uuid' }
+        if (actor) actor.recorded = true
+        return { ok: true, stored: true, targets: targetOutcomes }
       } catch (error) {
         // Two callers inserting the same CommandUUID at once: the loser sees a unique violation.
         if (isUniqueViolation(error)) return { ok: false, reason: 'duplicate_uuid' }

@@ -59,6 +59,8 @@ export interface WebhookOutbox {
   retryDelivery(scope: AccessScope, id: string, deliveryId: number): Promise<DeliveryView>
   /** Records an event for its subscribers and wakes the worker. Never throws: errors are logged. */
   emit(type: WebhookEventType, data: unknown): Promise<void>
+  /** emit() with the event's data built only when a webhook wants the type (every check-in and result passes here). */
+  emitBuilt(type: WebhookEventType, build: () => unknown): Promise<void>
   /** One delivery round: claims due deliveries and sends them. */
   deliverDue(): Promise<DeliveryRound>
   /** Runs deliverDue every `intervalMs` and whenever emit() records deliveries, never overlapping itself. */
@@ -249,6 +251,19 @@ export function createWebhookOutbox(deps: WebhookOutboxDeps): WebhookOutbox {
 
   const loop = createDeliveryLoop(deliverDue, BATCH_SIZE, log)
 
+  async function emitBuilt(type: WebhookEventType, build: () => unknown): Promise<void> {
+    try {
+      // Every check-in and result passes here: without a subscriber, no database work, and no event built.
+      if (!(await deps.hasSubscriber(type))) return
+      const at = now()
+      const event: WebhookEvent = { id: randomUUID(), type, created_at: at.toISOString(), data: build() }
+      const written = await store.enqueueEvent({ id: event.id, type, payload: event, createdAt: at })
+      if (written > 0) loop.kick()
+    } catch (error) {
+      log.error({ err: error, event_type: type }, 'webhook event not recorded')
+    }
+  }
+
   return {
     async listDeliveries(id, options = {}) {
       const limit = options.limit ?? 50
@@ -271,18 +286,8 @@ export function createWebhookOutbox(deps: WebhookOutboxDeps): WebhookOutbox {
       return deliveryView(result.delivery)
     },
 
-    async emit(type, data) {
-      try {
-        // Every check-in and result passes here: without a subscriber, no database work.
-        if (!(await deps.hasSubscriber(type))) return
-        const at = now()
-        const event: WebhookEvent = { id: randomUUID(), type, created_at: at.toISOString(), data }
-        const written = await store.enqueueEvent({ id: event.id, type, payload: event, createdAt: at })
-        if (written > 0) loop.kick()
-      } catch (error) {
-        log.error({ err: error, event_type: type }, 'webhook event not recorded')
-      }
-    },
+    emit: (type, data) => emitBuilt(type, () => data),
+    emitBuilt,
 
     deliverDue,
     start: loop.start,

@@ -6,7 +6,7 @@ import { plistToJson } from '../mdm/json.js'
 import type { PlistDict } from '../mdm/plist.js'
 import type { WebhookEventType, WebhookService } from './webhook-service.js'
 
-type Emit = Pick<WebhookService, 'emit'>
+type Emit = Pick<WebhookService, 'emit' | 'emitBuilt'>
 
 /** Secrets a device sends that must not leave the server. */
 const secretKeys = new Set(['Token', 'PushMagic', 'UnlockToken', 'BootstrapToken', 'DigestResponse', 'AuthToken', 'ActivationLockBypassCode'])
@@ -39,24 +39,24 @@ export function webhookDeviceListeners(webhooks: Emit): DeviceEventListeners {
     ],
     checkin: [
       ({ messageType, channel, raw }) =>
-        webhooks.emit(checkinEventTypes[messageType] ?? 'checkin.other', {
+        webhooks.emitBuilt(checkinEventTypes[messageType] ?? 'checkin.other', () => ({
           message_type: messageType,
           device_id: channel.deviceId,
           enrollment_id: channel.enrollmentId,
           channel: channel.kind,
           message: withoutSecrets(raw),
-        }),
+        })),
     ],
     report: [
       ({ report }) =>
-        webhooks.emit('command.result', {
+        webhooks.emitBuilt('command.result', () => ({
           device_id: report.channel.deviceId,
           enrollment_id: report.channel.enrollmentId,
           command_uuid: report.commandUuid ?? null,
           status: report.status,
           error_chain: report.errorChain ?? null,
           result: withoutSecrets(report.raw),
-        }),
+        })),
     ],
   }
 }

@@ -304,3 +304,70 @@ t.test('retention: the inventory answers Orchard asked for by itself go after OR
   const detail = (await api('GET', `/api/v1/devices/${device.udid}`)).json
   t.ok(detail.enrollments.length === 1, 'the device and its channel are untouched')
 })
+
+t.test(
+  'an enqueue call stores the command, queues its enabled targets, schedules their re-push and audits it at once; a duplicate or an unreachable command leaves nothing',
+  async (t) => {
+    const mdm = await setupMdm(t)
+    const db = mdm.database.db
+    const [a, b, gone] = [await mdm.enrolledDevice(), await mdm.enrolledDevice(), await mdm.enrolledDevice()]
+    t.equal((await gone.checkOut()).status, 200)
+    const auditOf = (uuid: string) =>
+      db
+        .selectFrom('audit_events')
+        .select(['category', 'device_id', 'details', 'outcome', 'principal_id'])
+        .where('target_type', '=', 'command')
+        .where('target_id', '=', uuid)
+        .execute()
+    const targetsOf = async (uuid: string) =>
+      (await db.selectFrom('command_targets').select('enrollment_id').where('command_uuid', '=', uuid).orderBy('enrollment_id').execute()).map(
+        (row) => row.enrollment_id,
+      )
+
+    const one = await mdm.enqueue([a.udid, gone.udid, 'ghost'], 'ProfileList', {}, { push: 'false' })
+    t.equal(one.statusCode, 200)
+    t.match(one.json.targets, [
+      { enrollment_id: a.udid, result: 'queued' },
+      { enrollment_id: gone.udid, result: 'enrollment_disabled' },
+      { enrollment_id: 'ghost', result: 'unknown_enrollment' },
+    ])
+    t.same(await targetsOf(one.uuid), [a.udid], 'queued for the enabled target only')
+    t.match(await auditOf(one.uuid), [
+      { category: 'admin', device_id: a.udid, details: { request_type: 'ProfileList', queued: 1 }, outcome: 'success', principal_id: String },
+    ])
+    const repush = await db.selectFrom('enrollments').select(['id', 'next_repush_at']).where('id', 'in', [a.udid, gone.udid]).orderBy('id').execute()
+    t.ok(repush.find((row) => row.id === a.udid)!.next_repush_at instanceof Date, 'the queued target is due a re-push')
+    t.equal(repush.find((row) => row.id === gone.udid)!.next_repush_at, null, 'the disabled one is not')
+
+    const two = await mdm.enqueue([b.udid, a.udid], 'DeviceInformation', { Queries: ['OSVersion'] }, { push: 'false' })
+    t.same(await targetsOf(two.uuid), [a.udid, b.udid].sort())
+    t.match(
+      await auditOf(two.uuid),
+      [{ device_id: null, details: { request_type: 'DeviceInformation', queued: 2 } }],
+      'several targets: no single device named',
+    )
+
+    // The same CommandUUID again: refused, and nothing of the first is changed or added.
+    const before = await mdm.snapshot()
+    const again = await mdm.app.inject({
+      method: 'POST',
+      url: `/api/v1/enqueue/${b.udid}?push=false`,
+      headers: { authorization: 'Bearer test-api-key-0123456789abcdef', 'content-type': 'application/x-apple-plist' },
+      payload: encodePlist({ CommandUUID: one.uuid, Command: { RequestType: 'DeviceLock' } }),
+    })
+    t.equal(again.statusCode, 409)
+    t.same(await mdm.snapshot(), before, 'no row written')
+    t.equal((await auditOf(one.uuid)).length, 1, 'one audit row for the command')
+
+    // No target can receive it: the command is not stored; the call is audited as one that changed nothing.
+    const none = await mdm.enqueue([gone.udid, 'ghost'], 'ProfileList', {}, { push: 'false' })
+    t.equal(none.statusCode, 200)
+    t.match(none.json, { stored: false })
+    t.same(await db.selectFrom('commands').select('uuid').where('uuid', '=', none.uuid).execute(), [])
+    t.match(await auditOf(none.uuid), [{ device_id: null, details: { stored: false, targets: 2 } }])
+
+    // Each device gets its commands in order.
+    t.equal(commandIn(await a.idle())!.uuid, one.uuid)
+    t.equal(commandIn(await b.idle())!.uuid, two.uuid)
+  },
+)
