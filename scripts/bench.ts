@@ -1,6 +1,6 @@
 // `npm run bench -- [--backend postgres|pglite|both] [--devices 1000] [--commands 5]
 //   [--concurrency 50] [--fill 1000000] [--profile DIR] [--only mdm|push|dep|reports|vpp|ddm|groups|realistic|scale] [--pushes 100000] [--dep-devices 20000] [--report-devices 10000] [--vpp-devices 10000]
-//   [--ddm-devices 10000] [--group-devices 100000] [--scale-devices 100000] [--history 10000000] [--tenths 1] [--history-only 1]`
+//   [--ddm-devices 10000] [--group-devices 100000] [--scale-devices 100000] [--history 10000000] [--tenths 1] [--history-only 1] [--warmup 50]`
 // (--profile: V8 CPU profile of the server). Then the push benchmark (scripts/bench-push.ts),
 // run with the server's production heap setting, and the ADE sync benchmark (scripts/bench-dep.ts).
 // Load generator: N simulated signing devices on loopback against the compiled server in
@@ -192,7 +192,7 @@ if (only === 'realistic') {
       '--import',
       'tsx',
       join(root, 'scripts/bench-realistic.ts'),
-      ...['backend', 'devices', 'commands', 'concurrency'].flatMap((name) => (args.has(name) ? [`--${name}`, args.get(name)!] : [])),
+      ...['backend', 'devices', 'commands', 'concurrency', 'warmup'].flatMap((name) => (args.has(name) ? [`--${name}`, args.get(name)!] : [])),
     ],
     { stdio: 'inherit', cwd: root },
   )

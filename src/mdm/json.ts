@@ -11,8 +11,12 @@ export function plistToJson(value: PlistValue): JsonValue {
   if (Buffer.isBuffer(value)) return value.toString('base64')
   if (Array.isArray(value)) return value.map(plistToJson)
   const out: { [key: string]: JsonValue } = {}
-  for (const [key, item] of Object.entries(value)) {
-    Object.defineProperty(out, key, { value: plistToJson(item), enumerable: true, writable: true, configurable: true })
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue
+    // A key "__proto__" assigned would set the prototype instead: defined as a property. (Any
+    // other key is an own property when assigned; defineProperty for all was 2x slower.)
+    if (key === '__proto__') Object.defineProperty(out, key, { value: plistToJson(value[key]!), enumerable: true, writable: true, configurable: true })
+    else out[key] = plistToJson(value[key]!)
   }
   return out
 }

@@ -3,6 +3,7 @@ import * as plist from 'plist'
 import t, { type Test } from 'tap'
 import { encodeBinaryPlist } from '../helpers/binary-plist.js'
 import { seededRandom as prng } from '../helpers/random.js'
+import { plistToJson } from '../../src/mdm/json.js'
 import {
   decodePlist,
   defaultPlistLimits,
@@ -698,6 +699,17 @@ t.test('dict keys: order kept, any string allowed, prototypes untouched', async 
   t.equal(Object.getPrototypeOf({}), Object.prototype)
   t.ok(isPlistDict(value))
   t.strictSame(decodePlist(encodePlist(value)), value, '__proto__ and friends round-trip')
+  // As JSON (webhooks, inventory, the API): the same own keys, in the same order, nothing polluted.
+  const json = plistToJson(value) as Record<string, unknown>
+  t.strictSame(Object.keys(json), Object.keys(value))
+  t.equal(Object.getPrototypeOf(json), Object.prototype, 'the JSON prototype was not replaced')
+  t.strictSame(Object.getOwnPropertyDescriptor(json, '__proto__')?.value, { polluted: true })
+  t.equal(json['constructor'], 'c')
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype is clean')
+  t.equal(
+    JSON.stringify(json),
+    '{"zeta":1,"__proto__":{"polluted":true},"alpha":2,"constructor":"c","toString":"s","hasOwnProperty":false,"<&>":"escaped"," spaced key ":"kept"}',
+  )
   // A limit of JavaScript objects, not of the codec: integer-like keys enumerate first.
   t.strictSame(Object.keys(decodeText(doc('<dict><key>b</key><true/><key>2</key><true/><key>1</key><true/></dict>')) as PlistDict), ['1', '2', 'b'])
 })
