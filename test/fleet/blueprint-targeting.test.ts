@@ -688,3 +688,27 @@ t.test("apps on a department device: the organisation's definition beats central
   const installs = device.commands.filter((c) => c.requestType === 'InstallApplication').map((c) => c.command['iTunesStoreID'])
   t.same(installs, [111], "the organisation's app definition is installed, not central IT's newer one")
 })
+
+t.test('at enrollment a device is asked for the lists its blueprints need: none, the profile list, or both when apps are involved', async (t) => {
+  const { mdm, api } = await world(t)
+  const bare = new FaithfulDevice(await mdm.enrolledDevice())
+  await bare.sync()
+  t.same(bare.ran, [], 'no blueprint: nothing asked')
+
+  const wifi = await upload(api, wifiProfile('council.wifi', 'Council'))
+  t.equal(wifi.statusCode, 201, wifi.body)
+  t.equal((await api('POST', '/api/v1/blueprints', { body: { name: 'Wi-Fi', profile_ids: [wifi.json.id] } })).statusCode, 201)
+  const withProfile = new FaithfulDevice(await mdm.enrolledDevice())
+  await withProfile.sync()
+  t.same(withProfile.ran, ['ProfileList', 'InstallProfile council.wifi'], 'a profile blueprint: the profile list alone')
+
+  const notes = { bundle_id: 'com.example.notes', itunes_store_id: 361309726 }
+  t.equal((await api('POST', '/api/v1/blueprints', { body: { name: 'Notes', applications: [notes] } })).statusCode, 201)
+  const withApp = new FaithfulDevice(await mdm.enrolledDevice(), { [String(notes.itunes_store_id)]: notes.bundle_id })
+  await withApp.sync()
+  t.same(
+    withApp.ran,
+    ['ProfileList', 'InstalledApplicationList', 'InstallProfile council.wifi', `InstallApplication ${notes.itunes_store_id}`],
+    'an app blueprint too: both lists',
+  )
+})
