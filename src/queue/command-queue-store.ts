@@ -129,12 +129,10 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
           repushed as (
             update enrollments set next_repush_at = ${repush.next}
             where id in (select id from queued) and exists (select 1 from stored) and ${repush.isLater}
-            returning 1
           ),
           targets as (
             insert into command_targets (enrollment_id, command_uuid, priority, expires_at)
             select q.id, s.uuid, ${command.priority}::smallint, ${expiresAt}::timestamptz from queued q cross join stored s
-            returning 1
           ),
           audited as (
             insert into audit_events (category, tenant_id, principal_id, principal_name, principal_source, action, target_type, target_id,
@@ -144,11 +142,10 @@ export function createCommandQueueStore(db: Kysely<Database>, options: CommandQu
               (select min(id) from queued having count(*) = 1), ${audit?.request_id ?? null}::text, 'success',
               jsonb_build_object('request_type', ${command.requestType}::text, 'queued', (select count(*) from queued))
             from stored s where ${audit !== undefined}
-            returning 1
           )
+          -- The parts above that write run to completion whether or not this reads them.
           select coalesce((select json_agg(json_build_array(id, enabled)) from known), '[]') as known,
-            exists (select 1 from stored) as stored,
-            (select count(*) from repushed) + (select count(*) from targets) + (select count(*) from audited) as written`.execute(db)
+            exists (select 1 from stored) as stored`.execute(db)
         const row = rows[0]!
         const enabled = new Map(row.known)
         const outcomeOf = (enrollmentId: string): TargetOutcome =>
