@@ -286,6 +286,19 @@ async function benchBackend(backend: Backend): Promise<void> {
   for (let i = 0; i < deviceCount; i++) devices.push(await SimulatedDevice.create(ca, transport, { keyAlgorithm: 'rsa-2048' }))
   const certificates = devices.slice(0, 6).map((device) => device.certificateDer)
 
+  /** One command queued by one API call (a raw plist, push off); `samples`: the time to its answer's headers. */
+  const enqueueCall = async (device: SimulatedDevice, requestType: RequestType, samples?: number[]) => {
+    const request = () =>
+      fetch(`${address}/api/v1/enqueue/${device.udid}?push=false`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-apple-plist' },
+        body: commandPlist(requestType),
+      })
+    const response = await (samples ? timed(samples, request) : request())
+    if (response.status !== 200) throw new Error(`enqueue: ${response.status} ${await response.text()}`)
+    await response.arrayBuffer()
+  }
+
   // 0. Warm-up, not measured: the whole workload on devices of their own.
   if (warmupDevices > 0) {
     const warm: SimulatedDevice[] = []
@@ -293,13 +306,7 @@ async function benchBackend(backend: Backend): Promise<void> {
     await runPool(warm, concurrency, async (device) => {
       await device.enroll()
       for (let k = 0; k < commandsPerDevice; k++) {
-        const response = await fetch(`${address}/api/v1/enqueue/${device.udid}?push=false`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-apple-plist' },
-          body: commandPlist(requestTypes[k % requestTypes.length]!),
-        })
-        if (response.status !== 200) throw new Error(`warm-up enqueue: ${response.status} ${await response.text()}`)
-        await response.arrayBuffer()
+        await enqueueCall(device, requestTypes[k % requestTypes.length]!)
       }
       let command = commandIn(await device.idle())
       while (command) command = commandIn(await device.answer(command.uuid, 'Acknowledged', answerFor(command.requestType, device, certificates)))
@@ -332,15 +339,7 @@ async function benchBackend(backend: Backend): Promise<void> {
   const enqueueCpu = await meter('enqueue')
   start = performance.now()
   await runPool(jobs, concurrency, async ({ device, requestType }) => {
-    const response = await timed(latency.get('enqueue')!, () =>
-      fetch(`${address}/api/v1/enqueue/${device.udid}?push=false`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-apple-plist' },
-        body: commandPlist(requestType),
-      }),
-    )
-    if (response.status !== 200) throw new Error(`enqueue: ${response.status} ${await response.text()}`)
-    await response.arrayBuffer()
+    await enqueueCall(device, requestType, latency.get('enqueue'))
   })
   seconds = (performance.now() - start) / 1000
   const enqueued = await enqueueCpu(jobs.length)

@@ -17,6 +17,9 @@ import type { UserChannelStore } from './user-channel-store.js'
 
 const kinds = new Set(['activation', 'configuration', 'asset', 'management'])
 
+const tokensReply = (set: Pick<StoredSet, 'token' | 'changedAt'>) =>
+  jsonReply({ SyncTokens: { DeclarationsToken: set.token, Timestamp: syncTimestamp(set.changedAt) } })
+
 export function createDeclarativeCheckIn(deps: {
   store: DeclarationSetStore
   userStore: Pick<UserChannelStore, 'set' | 'channel'>
@@ -73,7 +76,7 @@ export function createDeclarativeCheckIn(deps: {
     async handle(channel: Channel, endpoint, data) {
       if (endpoint === 'tokens' && channel.kind === 'device') {
         const stored = await store.token(channel.deviceId)
-        if (stored) return jsonReply({ SyncTokens: { DeclarationsToken: stored.token, Timestamp: syncTimestamp(stored.changedAt) } })
+        if (stored) return tokensReply(stored)
       }
       // A User Enrollment's device channel is the device (its EnrollmentID); each user channel has its own set.
       const set = endpoint === 'status' ? undefined : await setOf(channel)
@@ -81,7 +84,7 @@ export function createDeclarativeCheckIn(deps: {
         if (channel.kind === 'user') return deps.fallback.handle(channel, endpoint, data)
         throw new OrchardError('unknown_enrollment', 'this device has no declaration set (it is not enrolled)')
       }
-      if (endpoint === 'tokens') return jsonReply({ SyncTokens: { DeclarationsToken: set!.token, Timestamp: syncTimestamp(set!.changedAt) } })
+      if (endpoint === 'tokens') return tokensReply(set!)
       if (endpoint === 'declaration-items') {
         const items: SetDeclaration[] = set!.items.map((item) => ({
           identifier: item.identifier,

@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import t from 'tap'
 import { decodePlist, encodePlist } from '../../src/mdm/plist.js'
 import { apiClient } from '../helpers/api.js'
-import { setupMdm } from '../helpers/mdm-fixture.js'
+import { setupMdm, testApiKey } from '../helpers/mdm-fixture.js'
 import { commandIn } from '../helpers/simulated-device.js'
 
 t.test('typed commands: validated against Apple schema, encoded as plist, result readable as JSON', async (t) => {
@@ -352,7 +352,7 @@ t.test(
     const again = await mdm.app.inject({
       method: 'POST',
       url: `/api/v1/enqueue/${b.udid}?push=false`,
-      headers: { authorization: 'Bearer test-api-key-0123456789abcdef', 'content-type': 'application/x-apple-plist' },
+      headers: { authorization: `Bearer ${testApiKey}`, 'content-type': 'application/x-apple-plist' },
       payload: encodePlist({ CommandUUID: one.uuid, Command: { RequestType: 'DeviceLock' } }),
     })
     t.equal(again.statusCode, 409)
