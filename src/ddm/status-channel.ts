@@ -4,7 +4,8 @@
 // marked `_removed`: they are merged into the stored list. https://developer.apple.com/documentation/devicemanagement/statusreport
 import type { Logger } from 'pino'
 import { declarationStatusJson, mergeStatusList, readStatusReport } from '../mdm/declarations.js'
-import type { StatusStore } from './status-store.js'
+import { gatherWrites } from '../db/write-gatherer.js'
+import type { StatusStore, StatusWrite } from './status-store.js'
 import type { UserChannelStore } from './user-channel-store.js'
 
 export interface StatusChannel {
@@ -24,6 +25,17 @@ export function createStatusChannel(deps: {
   now: () => Date
 }): StatusChannel {
   const { store, userStore } = deps
+  // Reports that arrive while others are written go together in one statement, up to 32: on
+  // PostgreSQL a report alone cost 0.9 ms of database CPU, one of 12 together 0.43 ms. A second
+  // statement runs beside the first only when 6 reports wait (two slots split the queue into
+  // small batches); a report that finds nothing running goes at once.
+  const applyReport = gatherWrites<StatusWrite>({
+    write: (batch) => store.applyMany(batch),
+    key: (write) => write.deviceId,
+    inFlight: 2,
+    maxBatch: 32,
+    parallelFrom: 6,
+  })
   return {
     async receiveUser(enrollmentId, deviceId, report) {
       const content = readStatusReport(report)
@@ -51,7 +63,7 @@ export function createStatusChannel(deps: {
         const stored = await store.items(deviceId, lists)
         for (const name of lists) content.items.set(name, mergeStatusList(stored.get(name), content.items.get(name) as unknown[]))
       }
-      await store.apply(deviceId, content, deps.now())
+      await applyReport({ deviceId, report: content, at: deps.now() })
       if (deps.emit && content.declarations.length > 0)
         await deps.emit('declaration.status', () => ({
           device_id: deviceId,

@@ -26,10 +26,18 @@ export interface DeclarationStatusRow {
   updatedAt: Date
 }
 
+/** One device's report to apply. */
+export interface StatusWrite {
+  deviceId: string
+  report: { items: ReadonlyMap<string, unknown>; declarations: readonly DeclarationStatus[]; full: boolean }
+  at: Date
+}
+
 export interface StatusStore {
   /** Stored values of these items (list items are merged with what a partial report brings). */
   items(deviceId: string, names: readonly string[]): Promise<Map<string, unknown>>
-  apply(deviceId: string, report: { items: ReadonlyMap<string, unknown>; declarations: readonly DeclarationStatus[]; full: boolean }, at: Date): Promise<void>
+  /** Applies reports of distinct devices in one statement. */
+  applyMany(reports: readonly StatusWrite[]): Promise<void>
   /** Whether the device exists inside the scope. */
   deviceInScope(scope: AccessScope, deviceId: string): Promise<boolean>
   statusItems(scope: AccessScope, deviceId: string): Promise<StatusItemRow[] | undefined>
@@ -56,106 +64,145 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
       return new Map(rows.map((row) => [row.item, row.value]))
     },
 
-    async apply(deviceId, report, at) {
-      const items = [...report.items].map(([item, value]) => ({ item, value }))
-      const live = report.declarations.filter((d) => !d.removed)
-      const removed = report.declarations.filter((d) => d.removed).map((d) => d.identifier)
-      const column = (name: string) => {
-        const value = report.items.get(name)
-        return typeof value === 'string' && value !== '' ? value : null
-      }
-      const columns = Object.fromEntries(Object.entries(inventoryColumns).map(([item, name]) => [name, column(item)]))
-      const hasColumns = Object.values(columns).some((value) => value !== null)
-      const declarations = live.map(declarationStatusJson)
-      // One statement, one round trip: a fleet reports often. Its parts see the same snapshot;
-      // none touches rows another part writes (a full report deletes only what it does not bring).
-      // Prepared (parsed and planned once per connection): planning this statement cost as much as running it.
+    async applyMany(reports) {
+      const incoming = reports.map(({ deviceId, report, at }) => {
+        const column = (name: string) => {
+          const value = report.items.get(name)
+          return typeof value === 'string' && value !== '' ? value : null
+        }
+        return {
+          device_id: deviceId,
+          full_report: report.full,
+          at,
+          ...Object.fromEntries(Object.entries(inventoryColumns).map(([item, name]) => [name, column(item)])),
+        }
+      })
+      const items = reports.flatMap(({ deviceId, report }) => [...report.items].map(([item, value]) => ({ device_id: deviceId, item, value })))
+      const declarations = reports.flatMap(({ deviceId, report }) =>
+        report.declarations.filter((d) => !d.removed).map((d) => ({ device_id: deviceId, ...declarationStatusJson(d) })),
+      )
+      const removed = reports.flatMap(({ deviceId, report }) =>
+        report.declarations.filter((d) => d.removed).map((d) => ({ device_id: deviceId, identifier: d.identifier })),
+      )
+      // One statement, one round trip, for several devices' reports (the status channel gathers
+      // the reports that arrive while one is written): a fleet reports often. Its parts see the
+      // same snapshot; none touches rows another part writes (a full report deletes only what it
+      // does not bring), and a device is in a batch once (an upsert cannot touch a row twice).
+      // Planned each run: a plan cached while the tables were nearly empty (a new installation's
+      // first reports) scanned them whole ever after; the batch shares the planning out.
       await sql`${sql.raw(preparedStatement)}
-        with incoming_items as (
-          select x.item, x.value from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as x(item text, value jsonb)
+        with reports as (
+          select * from jsonb_to_recordset(${JSON.stringify(incoming)}::text::jsonb)
+            as x(device_id text, full_report boolean, at timestamptz, os_version text, build_version text, product_name text)
+          -- The limit tells the planner how many reports there are (a JSON function counts as 100,
+          -- and 100 reports would be worth a scan of the devices): a few join through the key. A
+          -- literal, rounded up to a power of two: a parameter would make PostgreSQL plan every
+          -- run (its generic plan would not know the count), and few texts are prepared.
+          limit ${sql.lit(2 ** Math.ceil(Math.log2(reports.length)))}
+        ),
+        incoming_items as (
+          select * from jsonb_to_recordset(${JSON.stringify(items)}::text::jsonb) as x(device_id text, item text, value jsonb)
         ),
         incoming_declarations as (
           select * from jsonb_to_recordset(${JSON.stringify(declarations)}::text::jsonb)
-            as x(identifier text, kind text, server_token text, active boolean, valid text, reasons jsonb)
+            as x(device_id text, identifier text, kind text, server_token text, active boolean, valid text, reasons jsonb)
+        ),
+        removed_declarations as (
+          select * from jsonb_to_recordset(${JSON.stringify(removed)}::text::jsonb) as x(device_id text, identifier text)
         ),
         -- Only what differs from the stored values is written: an upsert that finds an unchanged
         -- row still locks it (a WAL record and a dirty page per item), and a full report repeats
         -- most of its items.
         changed_items as (
-          select i.item, i.value from incoming_items i
-            left join device_status_items s on s.device_id = ${deviceId} and s.item = i.item
+          select i.device_id, i.item, i.value, r.at from incoming_items i join reports r on r.device_id = i.device_id
+            left join device_status_items s on s.device_id = i.device_id and s.item = i.item
           where s.value is distinct from i.value
         ),
         changed_incoming_declarations as (
-          select i.* from incoming_declarations i
-            left join device_declaration_status s on s.device_id = ${deviceId} and s.identifier = i.identifier
+          select i.*, r.at from incoming_declarations i join reports r on r.device_id = i.device_id
+            left join device_declaration_status s on s.device_id = i.device_id and s.identifier = i.identifier
           where (s.kind, s.server_token, s.active, s.valid, s.reasons) is distinct from (i.kind, i.server_token, i.active, i.valid, i.reasons)
         ),
+        -- What a full report does not bring is gone. Each device's rows are read through the key
+        -- (a lateral probe per report, kept apart by offset 0) and deleted by row address: joined
+        -- to the reports, a table without statistics (no ANALYZE yet) looked cheaper to scan whole.
         stale_items as (
-          delete from device_status_items where ${report.full} and device_id = ${deviceId}
-            and item not in (select item from incoming_items) returning item
+          delete from device_status_items where ctid = any(array(
+            select s.ctid from reports r cross join lateral (
+              select s.ctid from device_status_items s where s.device_id = r.device_id
+                and not exists (select from incoming_items i where i.device_id = s.device_id and i.item = s.item)
+              offset 0
+            ) s where r.full_report))
+          returning device_id, item
         ),
         stale_declarations as (
-          delete from device_declaration_status where device_id = ${deviceId}
-            and ((${report.full} and identifier not in (select identifier from incoming_declarations)) or identifier = any(${removed}::text[]))
-          returning identifier, kind
+          delete from device_declaration_status where ctid = any(array(
+            select s.ctid from reports r cross join lateral (
+              select s.ctid from device_declaration_status s where s.device_id = r.device_id
+                and ((r.full_report and not exists (select from incoming_declarations i where i.device_id = s.device_id and i.identifier = s.identifier))
+                  or exists (select from removed_declarations m where m.device_id = s.device_id and m.identifier = s.identifier))
+              offset 0
+            ) s))
+          returning device_id, identifier, kind
         ),
         written_items as (
           insert into device_status_items (device_id, item, value, updated_at)
-          select ${deviceId}::text, item, value, ${at}::timestamptz from changed_items
+          select device_id, item, value, at from changed_items
           on conflict (device_id, item) do update set value = excluded.value, updated_at = excluded.updated_at
             -- An unchanged value is not written again (a full report repeats most of them).
             where device_status_items.value is distinct from excluded.value
-          returning item, value
+          returning device_id, item, value
         ),
         written_declarations as (
           insert into device_declaration_status (device_id, identifier, kind, server_token, active, valid, reasons, updated_at)
-          select ${deviceId}::text, identifier, kind, server_token, active, valid, reasons, ${at}::timestamptz from changed_incoming_declarations
+          select device_id, identifier, kind, server_token, active, valid, reasons, at from changed_incoming_declarations
           on conflict (device_id, identifier) do update set kind = excluded.kind, server_token = excluded.server_token, active = excluded.active,
             valid = excluded.valid, reasons = excluded.reasons, updated_at = excluded.updated_at
           where (device_declaration_status.kind, device_declaration_status.server_token, device_declaration_status.active,
             device_declaration_status.valid, device_declaration_status.reasons)
             is distinct from (excluded.kind, excluded.server_token, excluded.active, excluded.valid, excluded.reasons)
-          returning identifier, kind, server_token, active, valid, reasons
+          returning device_id, identifier, kind, server_token, active, valid, reasons
         ),
         -- The device's timeline (audit_events, in its current tenant): one event per report for the
         -- declaration states it changed and one for the software update items it changed, built
         -- from the rows actually written or deleted above, so a report repeating what is stored
         -- writes none.
         changed_declarations as (
-          select identifier, kind, server_token, active, valid, reasons, false as removed from written_declarations
+          select device_id, identifier, kind, server_token, active, valid, reasons, false as removed from written_declarations
           union all
-          select identifier, kind, null, null, null, null, true from stale_declarations
+          select device_id, identifier, kind, null, null, null, null, true from stale_declarations
         ),
         changed_updates as (
-          select item, value from written_items where starts_with(item, 'softwareupdate.')
+          select device_id, item, value from written_items where starts_with(item, 'softwareupdate.')
           union all
-          select item, 'null'::jsonb from stale_items where starts_with(item, 'softwareupdate.')
+          select device_id, item, 'null'::jsonb from stale_items where starts_with(item, 'softwareupdate.')
         ),
-        -- One insert for both events (each aggregate gives no row when nothing changed): planning a
-        -- second insert into audit_events costs every report, changed or not.
+        -- One insert for both events of every report (a report's aggregates give no row when
+        -- nothing changed), in report order, declarations first.
         events as (
           insert into audit_events (at, category, tenant_id, action, target_type, target_id, device_id, outcome, details)
-          select ${at}::timestamptz, 'device', d.tenant_id, e.action, 'device', d.id, d.id, 'success', e.details
+          select r.at, 'device', d.tenant_id, e.action, 'device', d.id, d.id, 'success', e.details
           from (
-            select 'declaration_status' as action,
+            select device_id, 1 as part, 'declaration_status' as action,
               jsonb_build_object('declarations', jsonb_agg(jsonb_build_object('identifier', identifier, 'kind', kind,
                 'server_token', server_token, 'active', active, 'valid', valid, 'reasons', reasons, 'removed', removed) order by identifier)) as details
-            from changed_declarations having count(*) > 0
+            from changed_declarations group by device_id
             union all
-            select 'softwareupdate_status', jsonb_build_object('items', jsonb_object_agg(item, value)) from changed_updates having count(*) > 0
+            select device_id, 2, 'softwareupdate_status', jsonb_build_object('items', jsonb_object_agg(item, value)) from changed_updates group by device_id
           ) as e
-          cross join devices d where d.id = ${deviceId}
+          join reports r on r.device_id = e.device_id
+          join devices d on d.id = e.device_id
+          order by e.device_id, e.part
           returning 1
         ),
         inventory as (
-          update devices set os_version = coalesce(${columns['os_version']}::text, os_version),
-            build_version = coalesce(${columns['build_version']}::text, build_version),
-            product_name = coalesce(${columns['product_name']}::text, product_name), updated_at = ${at}::timestamptz
-          where ${hasColumns} and id = ${deviceId}
+          update devices d set os_version = coalesce(r.os_version, d.os_version), build_version = coalesce(r.build_version, d.build_version),
+            product_name = coalesce(r.product_name, d.product_name), updated_at = r.at
+          from reports r
+          where d.id = r.device_id and coalesce(r.os_version, r.build_version, r.product_name) is not null
             -- The same values again write no new row version (the device row has many indexes).
-            and (os_version, build_version, product_name) is distinct from (coalesce(${columns['os_version']}::text, os_version),
-              coalesce(${columns['build_version']}::text, build_version), coalesce(${columns['product_name']}::text, product_name))
+            and (d.os_version, d.build_version, d.product_name)
+              is distinct from (coalesce(r.os_version, d.os_version), coalesce(r.build_version, d.build_version), coalesce(r.product_name, d.product_name))
           returning 1
         )
         select (select count(*) from stale_items) + (select count(*) from stale_declarations) + (select count(*) from written_items)
