@@ -43,7 +43,7 @@ import { encodePlist } from '../src/mdm/plist.js'
 import { DdmDevice } from '../test/helpers/ddm-device.js'
 import { createDeviceSigner, type MdmSigner } from '../test/helpers/device-signer.js'
 import { createDeviceCa, injectTransport, SimulatedDevice, testTopic } from '../test/helpers/simulated-device.js'
-import { quietServerEnv } from './bench-common.js'
+import { gcPauses, quietServerEnv } from './bench-common.js'
 
 const args = new Map<string, string>()
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '')
@@ -457,11 +457,12 @@ try {
   )
   for (let round = 0; round < 30; round++) await pollTokens(small, smallSet.token)
   meter = await cpuMeter()
+  let gc = gcPauses()
   polled = await profiled('tokens-small-steady', () => pollTokens(rounds, smallSet.token))
   cpu = await meter()
   line(
     `tokens poll, ${smallCount} devices, steady state`,
-    `server ${latency(polled.server)} (inject round trip ${latency(polled.roundTrip)}); ${rounds.length} polls; ${cpu(rounds.length, 'poll')}`,
+    `server ${latency(polled.server)} (inject round trip ${latency(polled.roundTrip)}); ${rounds.length} polls; ${cpu(rounds.length, 'poll')}; ${gc()}`,
   )
 
   // The rest of the fleet, then their sets (what the enrollment of each computes, here at once).
@@ -489,11 +490,12 @@ try {
   }
   for (const pass of ['first', 'second'] as const) {
     meter = await cpuMeter()
+    gc = gcPauses()
     polled = await profiled(`tokens-${pass}`, () => pollTokens(order, smallSet.token))
     cpu = await meter()
     line(
       `tokens poll, ${deviceCount} devices, ${pass} pass`,
-      `server ${latency(polled.server)} (inject round trip ${latency(polled.roundTrip)}); ${order.length} polls; ${cpu(order.length, 'poll')}` +
+      `server ${latency(polled.server)} (inject round trip ${latency(polled.roundTrip)}); ${order.length} polls; ${cpu(order.length, 'poll')}; ${gc()}` +
         (pass === 'first' ? ' (certificate chains validated)' : `; requests signed beforehand (${signMs.toFixed(2)} ms each, RSA 2048)`),
     )
   }
