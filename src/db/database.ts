@@ -129,29 +129,17 @@ function statementName(text: string): string {
 }
 
 /**
- * Uses of a statement (by this process, on all connections: the tables grow with them) after
- * which it is prepared again, under a new name.
+ * Uses of a statement on one connection after which it is prepared again, under a new name.
  * PostgreSQL keeps a prepared statement's generic plan until a table it reads is analysed; a
  * plan made while a table was nearly empty (a new installation, the first devices reporting)
  * scans the table sequentially, and without autovacuum it kept doing so as the table grew:
  * DDM status reports slowed from 1.9 to 3.8 ms of PostgreSQL CPU each between 3,000 and 10,000
- * devices (a sequential scan of device_declaration_status per report). Counted per connection,
- * a pool of ten reached the next plan ten times later. At most three names per statement and
- * connection; the connection's lifetime bounds the rest.
+ * devices (a sequential scan of device_declaration_status per report). At most three names per
+ * statement and connection; the connection's lifetime bounds the rest.
  */
 export const replanAfterUses = [100, 1_000, 10_000] as const
 
-/** Uses per statement text by this process (bounded like statementNames). */
-const processUses = new Map<string, number>()
-
-function countProcessUse(text: string): number {
-  const uses = (processUses.get(text) ?? 0) + 1
-  if (uses === 1 && processUses.size >= 10_000) processUses.clear()
-  processUses.set(text, uses)
-  return uses
-}
-
-/** The name a statement is prepared under at its `uses`-th use (by this process). */
+/** The name a statement is prepared under at its `uses`-th use on a connection. */
 export function preparedStatementName(text: string, uses: number): string {
   const generation = replanAfterUses.filter((limit) => uses > limit).length
   return generation === 0 ? statementName(text) : `${statementName(text)}_${generation}`
@@ -178,7 +166,7 @@ function preparingPool(pool: pg.Pool): PostgresPool {
           const count = (seen ?? 0) + 1
           uses.set(text, count)
           if (!marked && count < 2) return client.query(text, values)
-          const name = preparedStatementName(text, countProcessUse(text))
+          const name = preparedStatementName(text, count)
           if (!names.has(name)) {
             if (!marked && unmarkedNames >= preparedPerConnection) return client.query(text, values)
             names.add(name)
