@@ -8,7 +8,10 @@
 export interface WriteGathererOptions<T> {
   /** Writes a batch (entries of distinct keys) in one statement; all or nothing. */
   write(batch: readonly T[]): Promise<void>
-  /** Entries of one key never share a batch (an upsert cannot touch a row twice in a statement). */
+  /**
+   * Entries of one key never share a batch (an upsert cannot touch a row twice in a statement)
+   * nor run beside each other: a key's entries are written in arrival order, one after another.
+   */
   key(entry: T): string
   /** Batches written at the same time at most (each takes a pooled connection). */
   inFlight: number
@@ -35,6 +38,8 @@ interface Pending<T> {
  */
 export function gatherWrites<T>(options: WriteGathererOptions<T>): (entry: T) => Promise<void> {
   const queue: Pending<T>[] = []
+  /** Keys of the entries being written. */
+  const writing = new Set<string>()
   let running = 0
 
   /** Writes a batch; gives each entry's outcome (an error, or undefined when written). */
@@ -52,14 +57,13 @@ export function gatherWrites<T>(options: WriteGathererOptions<T>): (entry: T) =>
 
   function takeBatch(): Pending<T>[] {
     const batch: Pending<T>[] = []
-    const keys = new Set<string>()
     for (let i = 0; i < queue.length && batch.length < options.maxBatch;) {
       const key = options.key(queue[i]!.entry)
-      if (keys.has(key)) {
+      if (writing.has(key)) {
         i++
         continue
       }
-      keys.add(key)
+      writing.add(key)
       batch.push(queue.splice(i, 1)[0]!)
     }
     return batch
@@ -68,11 +72,13 @@ export function gatherWrites<T>(options: WriteGathererOptions<T>): (entry: T) =>
   function pump(): void {
     while (running < options.inFlight && queue.length >= (running === 0 ? 1 : (options.parallelFrom ?? 1))) {
       const batch = takeBatch()
+      if (batch.length === 0) return // what waits is of keys being written
       running++
       void writeBatch(batch).then((outcomes) => {
         // The slot is free before anyone hears back: a write made right after this one's answer
         // must not find it still taken.
         running--
+        for (const pending of batch) writing.delete(options.key(pending.entry))
         pump()
         batch.forEach((pending, i) => (outcomes[i] === undefined ? pending.resolve() : pending.reject(outcomes[i])))
       })

@@ -88,8 +88,7 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
       // the reports that arrive while one is written): a fleet reports often. Its parts see the
       // same snapshot; none touches rows another part writes (a full report deletes only what it
       // does not bring), and a device is in a batch once (an upsert cannot touch a row twice).
-      // Planned each run: a plan cached while the tables were nearly empty (a new installation's
-      // first reports) scanned them whole ever after; the batch shares the planning out.
+      // Prepared (parsed and planned once per connection): planning it cost as much as running it.
       await sql`${sql.raw(preparedStatement)}
         with reports as (
           select * from jsonb_to_recordset(${JSON.stringify(incoming)}::text::jsonb)

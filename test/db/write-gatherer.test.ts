@@ -1,7 +1,7 @@
 // The write gatherer (group commit in the application): a write goes at once when a slot is free;
 // writes that queue while a batch runs go together in the next one; one key is never twice in a
-// batch; a failed batch is written again entry by entry, so only the bad entry fails. Driven by
-// hand-released writes: no timers, no clock.
+// batch nor in two running batches; a failed batch is written again entry by entry, so only the
+// bad entry fails. Driven by hand-released writes: no timers, no clock.
 import t from 'tap'
 import { gatherWrites } from '../../src/db/write-gatherer.js'
 
@@ -75,6 +75,19 @@ t.test('one key is never twice in a batch, and its writes keep their order', asy
   t.same(writer.batches[2], [{ key: 'a', value: 4 }], "the key's later write waits for the next batch")
   await writer.releaseOldest()
   t.same(await Promise.all(all), ['written', 'written', 'written', 'written', 'written'])
+})
+
+t.test("a key's write never runs beside the same key's earlier one, even with a slot free", async (t) => {
+  const writer = heldWriter()
+  const write = gatherWrites<Entry>({ write: writer.write, key: (entry) => entry.key, inFlight: 2, maxBatch: 10 })
+  const all = [settled(write({ key: 'a', value: 1 })), settled(write({ key: 'a', value: 2 }))]
+  t.same(writer.batches, [[{ key: 'a', value: 1 }]], 'the second write of a waits: its key is being written')
+  all.push(settled(write({ key: 'b', value: 3 })))
+  t.same(writer.batches[1], [{ key: 'b', value: 3 }], 'another key takes the free slot')
+  await writer.releaseOldest()
+  t.same(writer.batches[2], [{ key: 'a', value: 2 }], 'once the first is written, the second goes')
+  while (writer.waiting.length > 0) await writer.releaseOldest()
+  t.same(await Promise.all(all), ['written', 'written', 'written'])
 })
 
 t.test('a batch holds at most maxBatch entries', async (t) => {
