@@ -1,5 +1,5 @@
 // DDM status reports that arrive together are written together (one statement for several
-// devices); each must land exactly as it would alone. Devices d1..d6 get their reports at the
+// devices); each must land exactly as it would alone. Devices d1..d5 get their reports at the
 // same time (gathered into batches); their twins e1..e5 get the same reports one after another.
 // Every stored row, timeline event and inventory column of a device must equal its twin's. A
 // report of a device deleted meanwhile fails alone; the others of its batch land.
