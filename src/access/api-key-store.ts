@@ -1,7 +1,7 @@
 // Admin API keys (table api_keys). Only the SHA-256 of a key is stored; it is written
 // here and used for the lookup, and never read back out of this module.
 import { sql, type Kysely, type Selectable } from 'kysely'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import { type AccessScope, type Role } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'

@@ -4,7 +4,6 @@
 import { openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite'
-import { createHash } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient } from 'kysely'
 import pg from 'pg'
 import type { Logger } from 'pino'
@@ -14,6 +13,7 @@ import { initdbInChild, needsInitdb } from './pglite-initdb.js'
 import { defaultPgliteSharedBuffersMb } from './pglite-memory.js'
 import { makePrivateDirectory, PrivateNodeFS, privateFileMode, repairPrivateEntries } from './private-files.js'
 import type { Database } from './schema.js'
+import { preparedLifetimeSeconds, StatementNamer } from './statement-names.js'
 
 export type DatabaseKind = 'postgres' | 'pglite'
 
@@ -61,7 +61,7 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
     idleTimeoutMillis: 30_000,
     // A connection lives at most an hour: its prepared statements are planned again on the next
     // one, with the tables' sizes of then (see preparingPool).
-    maxLifetimeSeconds: 3_600,
+    maxLifetimeSeconds: preparedLifetimeSeconds,
     types: pgTypes,
   })
   // An idle client losing its connection (database restart) must not crash the process;
@@ -97,54 +97,6 @@ export function openPostgresDatabase(options: PostgresOptions): DatabaseHandle {
   }
 }
 
-/**
- * Statements that run on every device request start with this comment: on Postgres they
- * are prepared once per connection (named statements) from their first use, so the server
- * parses and plans them once instead of on every request. Elsewhere the comment is only a
- * comment. Other statements with parameters are prepared from their second use on a
- * connection, up to preparedPerConnection of them (see preparingPool).
- */
-export const preparedStatement = '/* prepared */'
-
-/**
- * Statements with parameters a connection prepares by itself at most (the marked ones come
- * on top). Past it, a new text runs unnamed, parsed and planned each time; the connection's
- * lifetime (an hour) starts the count again. pgx, NanoMDM's driver, caches 512 the same way.
- */
-export const preparedPerConnection = 128
-
-/** Texts a connection counts uses of at most (texts that vary, e.g. long IN lists, come and go). */
-const trackedPerConnection = 4_096
-
-const statementNames = new Map<string, string>()
-
-function statementName(text: string): string {
-  let name = statementNames.get(text)
-  if (!name) {
-    name = `orchard_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`
-    if (statementNames.size >= 10_000) statementNames.clear()
-    statementNames.set(text, name)
-  }
-  return name
-}
-
-/**
- * Uses of a statement on one connection after which it is prepared again, under a new name.
- * PostgreSQL keeps a prepared statement's generic plan until a table it reads is analysed; a
- * plan made while a table was nearly empty (a new installation, the first devices reporting)
- * scans the table sequentially, and without autovacuum it kept doing so as the table grew:
- * DDM status reports slowed from 1.9 to 3.8 ms of PostgreSQL CPU each between 3,000 and 10,000
- * devices (a sequential scan of device_declaration_status per report). At most three names per
- * statement and connection; the connection's lifetime bounds the rest.
- */
-export const replanAfterUses = [100, 1_000, 10_000] as const
-
-/** The name a statement is prepared under at its `uses`-th use on a connection. */
-export function preparedStatementName(text: string, uses: number): string {
-  const generation = replanAfterUses.filter((limit) => uses > limit).length
-  return generation === 0 ? statementName(text) : `${statementName(text)}_${generation}`
-}
-
 function preparingPool(pool: pg.Pool): PostgresPool {
   const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>()
   return {
@@ -152,26 +104,10 @@ function preparingPool(pool: pg.Pool): PostgresPool {
       const client = await pool.connect()
       let wrapper = wrappers.get(client)
       if (!wrapper) {
-        const uses = new Map<string, number>()
-        const names = new Set<string>()
-        let unmarkedNames = 0
-        // Planning was most of the PostgreSQL CPU of an enrollment's twenty statements (0.2-3 ms
-        // each, the targeting ones the most), and of every admin call. A statement used once
-        // (a one-off text) stays unnamed; without parameters (begin, commit, set) it is never named.
+        const namer = new StatementNamer()
         const query = (text: string, values: unknown[]) => {
-          const marked = text.startsWith(preparedStatement)
-          if (!marked && values.length === 0) return client.query(text, values)
-          const seen = uses.get(text)
-          if (seen === undefined && uses.size >= trackedPerConnection) return client.query(text, values)
-          const count = (seen ?? 0) + 1
-          uses.set(text, count)
-          if (!marked && count < 2) return client.query(text, values)
-          const name = preparedStatementName(text, count)
-          if (!names.has(name)) {
-            if (!marked && unmarkedNames >= preparedPerConnection) return client.query(text, values)
-            names.add(name)
-            if (!marked) unmarkedNames++
-          }
+          const name = namer.nameFor(text, values.length)
+          if (name === undefined) return client.query(text, values)
           return client.query({ name, text, values })
         }
         wrapper = {

@@ -18,6 +18,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { PreparedStatements } from './pglite-prepared.js'
 
 export class PgliteDialect implements Dialect {
   readonly driver: PgliteDriver
@@ -106,13 +107,16 @@ class PgliteDriver implements Driver {
 
 class PgliteConnection implements DatabaseConnection {
   readonly #pglite: PGlite
+  readonly #statements: PreparedStatements
 
   constructor(pglite: PGlite) {
     this.#pglite = pglite
+    this.#statements = new PreparedStatements(pglite)
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const result: Results<R> = await this.#pglite.query<R>(compiledQuery.sql, [...compiledQuery.parameters])
+    const parameters = [...compiledQuery.parameters]
+    const result: Results<R> = await this.#statements.run<R>(compiledQuery.sql, parameters)
     const base = { rows: result.rows }
     if (result.affectedRows !== undefined && isWriteQuery(compiledQuery)) {
       return { ...base, numAffectedRows: BigInt(result.affectedRows) }

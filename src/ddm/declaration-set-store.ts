@@ -3,7 +3,7 @@
 // read by device).
 import { sql, type Kysely } from 'kysely'
 import { idIn } from '../db/id-list-sql.js'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { Database } from '../db/schema.js'
 import type { DeclarationChannel, DeclarationKind, DeclarationSetItem } from '../db/schema-ddm.js'
 import { effectiveServerToken } from '../mdm/declarations.js'

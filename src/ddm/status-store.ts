@@ -4,7 +4,7 @@
 // report changes in declaration states and software update items is an event in the device's
 // timeline (audit_events: declaration_status, softwareupdate_status), written by the same statement.
 import { sql, type Kysely } from 'kysely'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { Database } from '../db/schema.js'
 import { declarationStatusJson, type DeclarationStatus } from '../mdm/declarations.js'
 import { inScope } from '../db/scope-sql.js'

@@ -4,7 +4,7 @@
 // (user_channel_status_items, user_channel_declaration_status), kept apart from the device's.
 import { sql, type Kysely } from 'kysely'
 import { idIn } from '../db/id-list-sql.js'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { Database } from '../db/schema.js'
 import type { DeclarationSetItem } from '../db/schema-ddm.js'
 import { declarationStatusJson, type DeclarationStatus, type UserChannelPlatform } from '../mdm/declarations.js'

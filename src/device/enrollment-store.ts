@@ -1,6 +1,6 @@
 // Devices, their enrollment channels and the certificate each device is bound to.
 import { sql, type Kysely } from 'kysely'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { Database } from '../db/schema.js'
 import type { LifecycleState } from '../model/devices.js'
 import { isUniqueViolation } from '../db/pg-errors.js'

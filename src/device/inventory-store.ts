@@ -1,7 +1,7 @@
 // Inventory parsed from query responses (the raw reports stay in command_targets).
 import { sql, type Kysely } from 'kysely'
 import type { InventoryUpdate } from '../mdm/inventory.js'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { Database } from '../db/schema.js'
 
 export interface InventoryStore {

@@ -1,6 +1,6 @@
 // Per device: what its blueprints want (profiles and apps), what it reported having, and the
 // state of each item a blueprint put there (device_config_state).
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import { sql, type Kysely, type Selectable } from 'kysely'
 import { type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'

@@ -1,6 +1,6 @@
 // Push certificates per topic, and each enrollment's push state and re-push schedule.
 import { sql, type Kysely, type Selectable } from 'kysely'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import { fullAccess, type AccessScope } from '../model/access.js'
 import { inScope } from '../db/scope-sql.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'

@@ -3,7 +3,7 @@
 import type { AccessScope } from '../model/access.js'
 import { adminWriteRow } from '../tenancy/audit-store.js'
 import { sql, type Kysely } from 'kysely'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { Database } from '../db/schema.js'
 import { isUniqueViolation } from '../db/pg-errors.js'
 import { deliveryOrder, isDueToExpire, isOfferable, isOpen, notNowThisSessionAfter, repushDueBy } from './queue-sql.js'

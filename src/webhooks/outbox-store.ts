@@ -3,7 +3,7 @@
 // of any number of server instances (SKIP LOCKED plus a lease).
 // Times that the worker logic depends on are passed in, never SQL now(), so tests drive the clock.
 import { sql, type Kysely, type Selectable } from 'kysely'
-import { preparedStatement } from '../db/database.js'
+import { preparedStatement } from '../db/statement-names.js'
 import type { AccessScope } from '../model/access.js'
 import { recordAdminWrite } from '../tenancy/audit-store.js'
 import type { Database, WebhookDeliveriesTable } from '../db/schema.js'

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { sql } from 'kysely'
 import t from 'tap'
 import { needsInitdb } from '../../src/db/pglite-initdb.js'
-import { openPgliteDatabase, openPostgresDatabase, preparedStatement, preparedStatementName, replanAfterUses } from '../../src/db/database.js'
+import { openPgliteDatabase, openPostgresDatabase } from '../../src/db/database.js'
+import { preparedStatement, preparedStatementName, replanAfterUses } from '../../src/db/statement-names.js'
 import { createTestDatabase, testBackend } from '../helpers/database.js'
 
 t.test('values come back in the same JavaScript types on both backends', async (t) => {
@@ -130,36 +131,71 @@ t.test(
   },
 )
 
-t.test(
-  'a prepared statement is planned again as its table grows (a plan made on a nearly empty table scanned it whole)',
-  { skip: testBackend !== 'postgres' && 'PostgreSQL pass only' },
-  async (t) => {
-    const created = await createTestDatabase(t)
-    // One connection, so every use below is on the same one, and EXPLAIN EXECUTE sees its statements.
-    const database = openPostgresDatabase({ connectionString: created.url!, poolMax: 1 })
-    t.teardown(() => database.close())
-    const db = database.db
-    await sql`create table replan_probe (id integer primary key, payload text not null)`.execute(db)
-    await sql`insert into replan_probe values (1, 'one')`.execute(db)
-    // Analysed while nearly empty, as a new installation's tables are: the planner then believes
-    // their size is what it sees when it plans.
-    await sql`analyze replan_probe`.execute(db)
-    const read = (id: number) => sql<{ payload: string }>`${sql.raw(preparedStatement)} select payload from replan_probe where id = ${id}`.execute(db)
-    const text = `${preparedStatement} select payload from replan_probe where id = $1`
-    const planOf = async (name: string) => {
-      const { rows } = await sql<{ 'QUERY PLAN': string }>`explain (costs off) execute ${sql.raw(name)}(1)`.execute(db)
-      return rows.map((row) => row['QUERY PLAN']).join('\n')
-    }
-    const first = replanAfterUses[0]
-    for (let i = 0; i < 10; i += 1) t.equal((await read(1)).rows[0]?.payload, 'one')
-    t.match(await planOf(preparedStatementName(text, 1)), /Seq Scan on replan_probe/, 'the first plan scans the one-page table')
-    await sql`insert into replan_probe select n, 'row ' || n from generate_series(2, 50000) as n`.execute(db)
-    for (let i = 10; i < first; i += 1) await read(1)
-    t.match(await planOf(preparedStatementName(text, first)), /Seq Scan on replan_probe/, 'kept: no analyse has run since the table grew')
-    t.equal((await read(40000)).rows[0]?.payload, 'row 40000', `use ${first + 1} prepares it again`)
-    t.not(preparedStatementName(text, first + 1), preparedStatementName(text, first))
-    t.match(await planOf(preparedStatementName(text, first + 1)), /Index Scan using replan_probe_pkey/, 'planned again: the index')
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements where statement = ${text}`.execute(db)
-    t.equal(rows[0]!.n, 2, 'two names for it on this connection so far')
-  },
-)
+t.test('a prepared statement is planned again as its table grows (a plan made on a nearly empty table scanned it whole)', async (t) => {
+  const created = await createTestDatabase(t)
+  // One connection, so every use below is on the same one, and EXPLAIN EXECUTE sees its
+  // statements (PGlite has one session anyway).
+  const database = created.url ? openPostgresDatabase({ connectionString: created.url, poolMax: 1 }) : created
+  if (created.url) t.teardown(() => database.close())
+  const db = database.db
+  await sql`create table replan_probe (id integer primary key, payload text not null)`.execute(db)
+  await sql`insert into replan_probe values (1, 'one')`.execute(db)
+  // Analysed while nearly empty, as a new installation's tables are: the planner then believes
+  // their size is what it sees when it plans.
+  await sql`analyze replan_probe`.execute(db)
+  const read = (id: number) => sql<{ payload: string }>`${sql.raw(preparedStatement)} select payload from replan_probe where id = ${id}`.execute(db)
+  const text = `${preparedStatement} select payload from replan_probe where id = $1`
+  const planOf = async (name: string) => {
+    const { rows } = await sql<{ 'QUERY PLAN': string }>`explain (costs off) execute ${sql.raw(name)}(1)`.execute(db)
+    return rows.map((row) => row['QUERY PLAN']).join('\n')
+  }
+  const first = replanAfterUses[0]
+  for (let i = 0; i < 10; i += 1) t.equal((await read(1)).rows[0]?.payload, 'one')
+  t.match(await planOf(preparedStatementName(text, 1)), /Seq Scan on replan_probe/, 'the first plan scans the one-page table')
+  await sql`insert into replan_probe select n, 'row ' || n from generate_series(2, 50000) as n`.execute(db)
+  for (let i = 10; i < first; i += 1) await read(1)
+  t.match(await planOf(preparedStatementName(text, first)), /Seq Scan on replan_probe/, 'kept: no analyse has run since the table grew')
+  t.equal((await read(40000)).rows[0]?.payload, 'row 40000', `use ${first + 1} prepares it again`)
+  t.not(preparedStatementName(text, first + 1), preparedStatementName(text, first))
+  t.match(await planOf(preparedStatementName(text, first + 1)), /Index Scan using replan_probe_pkey/, 'planned again: the index')
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements where statement = ${text}`.execute(db)
+  if (testBackend === 'postgres') t.equal(rows[0]!.n, 2, 'two names for it on this connection so far')
+  // PGlite's session lives as long as the process: the older plan is closed.
+  else t.equal(rows[0]!.n, 1, 'the older name is closed')
+})
+
+t.test('prepared and unprepared runs of a statement give the same values and errors', async (t) => {
+  const database = await createTestDatabase(t)
+  const db = database.db
+  await sql`create table prepared_probe (id int8 primary key, at timestamptz, doc jsonb, bytes bytea, tags text[])`.execute(db)
+  const insert = (id: number, doc: unknown) =>
+    sql`${sql.raw(preparedStatement)} insert into prepared_probe values (${id}, ${new Date(Date.UTC(2026, 0, 2, 3, 4, 5, id))}, ${JSON.stringify(doc)},
+      ${Buffer.from([id, 0, 255])}, ${['a', `t${id}`]}) returning id`.execute(db)
+  const read = (ids: number[]) =>
+    sql<Record<string, unknown>>`${sql.raw(preparedStatement)} select id, at, doc, bytes, tags, ${null}::text as nothing
+      from prepared_probe where id = any(${ids}) order by id`.execute(db)
+  for (let id = 1; id <= 4; id += 1) t.same((await insert(id, { id })).rows, [{ id }])
+  const first = (await read([1, 2, 3, 4])).rows // prepared from the first use (marked)
+  const unprepared = (await sql<Record<string, unknown>>`select id, at, doc, bytes, tags, null::text as nothing from prepared_probe order by id`.execute(db))
+    .rows
+  t.same(first, unprepared)
+  t.ok(Buffer.isBuffer(first[0]!['bytes']) && first[0]!['at'] instanceof Date && first[0]!['id'] === 1)
+  t.same(first[3]!['doc'], { id: 4 })
+  t.same(first[2]!['tags'], ['a', 't3'])
+  // A failing run inside a transaction: the transaction rolls back, and the statement (and
+  // the session) still work afterwards.
+  await t.rejects(
+    db.transaction().execute(async (trx) => {
+      await sql`${sql.raw(preparedStatement)} insert into prepared_probe values (${5}, null, null, null, null)`.execute(trx)
+      await sql`${sql.raw(preparedStatement)} insert into prepared_probe values (${1}, null, null, null, null)`.execute(trx)
+    }),
+    { code: '23505' },
+  )
+  t.same(
+    (await read([1, 5])).rows.map((row) => row['id']),
+    [1],
+    'row 5 was rolled back',
+  )
+  await t.rejects(insert(2, {}), { code: '23505' }, 'a duplicate key, prepared')
+  t.same((await insert(6, [1])).rows, [{ id: 6 }], 'the session goes on')
+})
