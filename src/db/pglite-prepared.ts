@@ -16,10 +16,14 @@ export class PreparedStatements {
   readonly #parameterTypes = new Map<string, number[]>()
   /** The name each prepared text runs under now; an older name is closed when it changes. */
   readonly #nameOfText = new Map<string, string>()
-  #preparedSince = Date.now()
+  readonly #now: () => number
+  #preparedSince: number
 
-  constructor(pglite: PGlite) {
+  /** `now` (milliseconds) is for tests of the lifetime. */
+  constructor(pglite: PGlite, now: () => number = Date.now) {
     this.#pglite = pglite
+    this.#now = now
+    this.#preparedSince = now()
   }
 
   /** Runs one statement, prepared or not as StatementNamer says. */
@@ -69,9 +73,9 @@ export class PreparedStatements {
    * planned with the tables' sizes of then. Only between transactions.
    */
   async #expireIfOld(): Promise<void> {
-    if (Date.now() - this.#preparedSince < preparedLifetimeSeconds * 1_000) return
+    if (this.#now() - this.#preparedSince < preparedLifetimeSeconds * 1_000) return
     if (this.#pglite.isInTransaction()) return
-    this.#preparedSince = Date.now()
+    this.#preparedSince = this.#now()
     if (this.#parameterTypes.size > 0) await this.#pglite.exec('deallocate all')
     this.#namer = new StatementNamer()
     this.#parameterTypes.clear()
