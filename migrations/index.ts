@@ -30,6 +30,7 @@ import * as m0025 from './0025_jobs.js'
 import * as m0026 from './0026_user_channel_declarations.js'
 import * as m0027 from './0027_report_jobs.js'
 import * as m0028 from './0028_device_last_seen.js'
+import * as m0029 from './0029_inventory_list_digests.js'
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_init': m0001,
@@ -60,4 +61,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0026_user_channel_declarations': m0026,
   '0027_report_jobs': m0027,
   '0028_device_last_seen': m0028,
+  '0029_inventory_list_digests': m0029,
 })

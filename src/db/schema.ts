@@ -221,6 +221,13 @@ export interface InstalledCertificatesTable {
   updated_at: Timestamp
 }
 
+/** The SHA-256 of the answer each channel's inventory list was last written from (migration 0029). */
+export interface InventoryListDigestsTable {
+  enrollment_id: string
+  list: 'applications' | 'profiles' | 'certificates'
+  sha256: Buffer
+}
+
 export interface DdmStatusReportsTable {
   id: ColumnType<number, never, never>
   enrollment_id: string
@@ -578,6 +585,7 @@ export interface Database extends AccountEnrollmentTables, AppsTables, DdmTables
   installed_applications: InstalledApplicationsTable
   installed_profiles: InstalledProfilesTable
   installed_certificates: InstalledCertificatesTable
+  inventory_list_digests: InventoryListDigestsTable
   ddm_status_reports: DdmStatusReportsTable
   push_certificates: PushCertificatesTable
   api_keys: ApiKeysTable

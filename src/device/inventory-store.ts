@@ -1,4 +1,5 @@
 // Inventory parsed from query responses (the raw reports stay in command_targets).
+import { createHash } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import type { InventoryUpdate } from '../mdm/inventory.js'
 import { preparedStatement } from '../db/statement-names.js'
@@ -58,9 +59,11 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
           // One statement per list: write what differs from the stored rows, delete what the device no longer has.
           // A list repeats mostly what is stored, and an upsert that finds an unchanged row still writes it
           // (a new row version, its index entries and WAL: 150 apps cost ~5 ms of PostgreSQL per answer).
+          const applications = JSON.stringify(dedupe(update.applications, (a) => a.identifier))
           await sql`${sql.raw(preparedStatement)}
-            with incoming as (
-              select * from jsonb_to_recordset(${JSON.stringify(dedupe(update.applications, (a) => a.identifier))}::text::jsonb)
+            with ${listDigest(enrollmentId, 'applications', applications)},
+            incoming as (
+              select * from jsonb_to_recordset((select ${applications}::text::jsonb from digest))
                 as x(identifier text, name text, version text, "shortVersion" text, "bundleSize" bigint, "isManaged" boolean, attributes jsonb)
             ),
             changed as (
@@ -77,12 +80,14 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
                 attributes = excluded.attributes, updated_at = now()
             )
             delete from installed_applications
-            where enrollment_id = ${enrollmentId}::text and identifier not in (select identifier from incoming)`.execute(db)
+            where enrollment_id = ${enrollmentId}::text and exists (select from digest) and identifier not in (select identifier from incoming)`.execute(db)
           return
         case 'profiles':
+          const profiles = JSON.stringify(dedupe(update.profiles, (p) => p.identifier))
           await sql`${sql.raw(preparedStatement)}
-            with incoming as (
-              select * from jsonb_to_recordset(${JSON.stringify(dedupe(update.profiles, (p) => p.identifier))}::text::jsonb)
+            with ${listDigest(enrollmentId, 'profiles', profiles)},
+            incoming as (
+              select * from jsonb_to_recordset((select ${profiles}::text::jsonb from digest))
                 as x(identifier text, uuid text, "displayName" text, "isManaged" boolean, attributes jsonb)
             ),
             changed as (
@@ -98,13 +103,14 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
                 is_managed = excluded.is_managed, attributes = excluded.attributes, updated_at = now()
             )
             delete from installed_profiles
-            where enrollment_id = ${enrollmentId}::text and identifier not in (select identifier from incoming)`.execute(db)
+            where enrollment_id = ${enrollmentId}::text and exists (select from digest) and identifier not in (select identifier from incoming)`.execute(db)
           return
         case 'certificates': {
-          const certificates = dedupe(update.certificates, (c) => c.sha256).map((c) => ({ ...c, data: c.data.toString('base64') }))
+          const certificates = JSON.stringify(dedupe(update.certificates, (c) => c.sha256).map((c) => ({ ...c, data: c.data.toString('base64') })))
           await sql`${sql.raw(preparedStatement)}
-            with incoming as (
-              select * from jsonb_to_recordset(${JSON.stringify(certificates)}::text::jsonb)
+            with ${listDigest(enrollmentId, 'certificates', certificates)},
+            incoming as (
+              select * from jsonb_to_recordset((select ${certificates}::text::jsonb from digest))
                 as x(sha256 text, "commonName" text, "isIdentity" boolean, data text)
             ),
             changed as (
@@ -119,12 +125,28 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
                 is_identity = excluded.is_identity, updated_at = now()
             )
             delete from installed_certificates
-            where enrollment_id = ${enrollmentId}::text and sha256 not in (select sha256 from incoming)`.execute(db)
+            where enrollment_id = ${enrollmentId}::text and exists (select from digest) and sha256 not in (select sha256 from incoming)`.execute(db)
           return
         }
       }
     },
   }
+}
+
+/**
+ * The `digest` CTE of a list statement: the channel's list keeps the SHA-256 of the answer it
+ * was last written from (migration 0029). A list sent again unchanged updates nothing and the
+ * CTE has no row; the statement's other parts read the list from `(select ... from digest)` and
+ * delete only when it has one, so they then do nothing, not even parse the JSON.
+ */
+function listDigest(enrollmentId: string, list: 'applications' | 'profiles' | 'certificates', json: string) {
+  const digest = createHash('sha256').update(json).digest()
+  return sql`digest as (
+              insert into inventory_list_digests (enrollment_id, list, sha256) values (${enrollmentId}, ${list}, ${digest})
+              on conflict (enrollment_id, list) do update set sha256 = excluded.sha256
+                where inventory_list_digests.sha256 <> excluded.sha256
+              returning 1
+            )`
 }
 
 function dedupe<T>(items: T[], key: (item: T) => string): T[] {

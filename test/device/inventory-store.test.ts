@@ -88,3 +88,34 @@ t.test('an app, profile and certificate list rewrites only the rows that changed
   await store.applyInventory('D1', 'D1', { kind: 'certificates', certificates: [certificate(2, true)] })
   t.same([...(await versions('installed_certificates', 'sha256')).keys()], [certificate(2).sha256], 'a certificate no longer listed is deleted')
 })
+
+t.test('a list sent again unchanged is not compared row by row; its digest goes with the channel', async (t) => {
+  const { db } = await createTestDatabase(t)
+  await sql`insert into devices (id, udid, topic) values ('D1', 'D1', 'com.apple.mgmt.test')`.execute(db)
+  await sql`insert into enrollments (id, device_id, channel) values ('D1', 'D1', 'device')`.execute(db)
+  const store = createInventoryStore(db)
+  const identifiers = async () =>
+    (await sql<{ identifier: string }>`select identifier from installed_applications where enrollment_id = 'D1' order by identifier`.execute(db)).rows.map(
+      (row) => row.identifier,
+    )
+  const listA = [app(1), app(2)]
+  const listB = [app(1)]
+  await store.applyInventory('D1', 'D1', { kind: 'applications', applications: listA })
+  // A row the statement would delete if it compared the lists (only it writes them, so a real
+  // one cannot appear): sent again unchanged, the list is left alone.
+  await sql`insert into installed_applications (enrollment_id, identifier, attributes) values ('D1', 'com.example.planted', '{}')`.execute(db)
+  await store.applyInventory('D1', 'D1', { kind: 'applications', applications: listA })
+  t.same(await identifiers(), ['com.example.app1', 'com.example.app2', 'com.example.planted'], 'the same answer again: skipped')
+  await store.applyInventory('D1', 'D1', { kind: 'applications', applications: listB })
+  t.same(await identifiers(), ['com.example.app1'], 'a different answer: compared and written')
+  await store.applyInventory('D1', 'D1', { kind: 'applications', applications: listA })
+  t.same(await identifiers(), ['com.example.app1', 'com.example.app2'], 'the first answer again differs from the last one: written')
+  await store.applyInventory('D1', 'D1', { kind: 'applications', applications: [] })
+  t.same(await identifiers(), [], 'an empty list empties it')
+  await store.applyInventory('D1', 'D1', { kind: 'profiles', profiles: [] })
+  await store.applyInventory('D1', 'D1', { kind: 'certificates', certificates: [] })
+  const digests = async () => (await sql<{ list: string }>`select list from inventory_list_digests where enrollment_id = 'D1' order by list`.execute(db)).rows
+  t.same(await digests(), [{ list: 'applications' }, { list: 'certificates' }, { list: 'profiles' }])
+  await sql`delete from enrollments where id = 'D1'`.execute(db)
+  t.same(await digests(), [], 'deleted with the channel')
+})
