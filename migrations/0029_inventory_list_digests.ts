@@ -5,7 +5,8 @@
 // the first one ~5.7 ms, of it 2.3 ms of foreign-key checks. Each channel's lists keep the
 // SHA-256 of the answer they were last written from: a list whose digest is unchanged skips
 // the comparison. Only the inventory statements write these lists, in the same statement as
-// the digest, so the two never differ; the rows go with their channel.
+// the digest, so the two never differ; the rows go with their channel. A later migration that
+// derives new columns from the lists must empty this table, or unchanged lists keep them unset.
 import { sql, type Kysely } from 'kysely'
 
 export async function up(db: Kysely<any>): Promise<void> {
