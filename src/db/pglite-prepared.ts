@@ -28,14 +28,14 @@ export class PreparedStatements {
 
   /** Runs one statement, prepared or not as StatementNamer says. */
   async run<R>(text: string, parameters: unknown[]): Promise<Results<R>> {
-    await this.#expireIfOld()
+    if (this.#now() - this.#preparedSince >= preparedLifetimeSeconds * 1_000) await this.#restartIfIdle()
     const name = this.#namer.nameFor(text, parameters.length)
     if (name === undefined) return this.#pglite.query<R>(text, parameters)
     return this.#pglite.runExclusive(async () => {
       const types = this.#parameterTypes.get(name) ?? (await this.#prepare(name, text))
       const values = parameters.map((value, index) => this.#serialize(value, types[index]))
       const messages = await this.#pglite.execProtocolStream(
-        concat([serialize.bind({ statement: name, values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]),
+        Buffer.concat([serialize.bind({ statement: name, values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]),
         { syncToFs: false },
       )
       await this.#pglite.syncToFs()
@@ -52,7 +52,7 @@ export class PreparedStatements {
       this.#parameterTypes.delete(previous)
       this.#nameOfText.delete(text)
     }
-    const messages = await this.#pglite.execProtocolStream(concat(parts), { syncToFs: false })
+    const messages = await this.#pglite.execProtocolStream(Buffer.concat(parts), { syncToFs: false })
     const description = messages.find((message) => message.name === 'parameterDescription') as { dataTypeIDs: number[] } | undefined
     const types = description?.dataTypeIDs ?? []
     this.#parameterTypes.set(name, types)
@@ -72,8 +72,7 @@ export class PreparedStatements {
    * As a Postgres connection's lifetime does: after an hour, every statement is prepared again,
    * planned with the tables' sizes of then. Only between transactions.
    */
-  async #expireIfOld(): Promise<void> {
-    if (this.#now() - this.#preparedSince < preparedLifetimeSeconds * 1_000) return
+  async #restartIfIdle(): Promise<void> {
     if (this.#pglite.isInTransaction()) return
     this.#preparedSince = this.#now()
     if (this.#parameterTypes.size > 0) await this.#pglite.exec('deallocate all')
@@ -81,16 +80,4 @@ export class PreparedStatements {
     this.#parameterTypes.clear()
     this.#nameOfText.clear()
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0
-  for (const part of parts) length += part.length
-  const message = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    message.set(part, offset)
-    offset += part.length
-  }
-  return message
 }
