@@ -55,7 +55,7 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
             .where('id', '=', deviceId)
             .execute()
           return
-        case 'applications':
+        case 'applications': {
           // One statement per list: write what differs from the stored rows, delete what the device no longer has.
           // A list repeats mostly what is stored, and an upsert that finds an unchanged row still writes it
           // (a new row version, its index entries and WAL: 150 apps cost ~5 ms of PostgreSQL per answer).
@@ -82,7 +82,8 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
             delete from installed_applications
             where enrollment_id = ${enrollmentId}::text and exists (select from digest) and identifier not in (select identifier from incoming)`.execute(db)
           return
-        case 'profiles':
+        }
+        case 'profiles': {
           const profiles = JSON.stringify(dedupe(update.profiles, (p) => p.identifier))
           await sql`${sql.raw(preparedStatement)}
             with ${listDigest(enrollmentId, 'profiles', profiles)},
@@ -105,6 +106,7 @@ export function createInventoryStore(db: Kysely<Database>): InventoryStore {
             delete from installed_profiles
             where enrollment_id = ${enrollmentId}::text and exists (select from digest) and identifier not in (select identifier from incoming)`.execute(db)
           return
+        }
         case 'certificates': {
           const certificates = JSON.stringify(dedupe(update.certificates, (c) => c.sha256).map((c) => ({ ...c, data: c.data.toString('base64') })))
           await sql`${sql.raw(preparedStatement)}
