@@ -125,23 +125,34 @@ export function createStatusStore(db: Kysely<Database>): StatusStore {
         -- What a full report does not bring is gone. Each device's rows are read through the key
         -- (a lateral probe per report, kept apart by offset 0) and deleted by row address: joined
         -- to the reports, a table without statistics (no ANALYZE yet) looked cheaper to scan whole.
-        stale_items as (
-          delete from device_status_items where ctid = any(array(
+        -- The delete runs only when there is something to delete (the cardinality test, which
+        -- reads no row, gates the whole scan): a plan made when the table was small scans it
+        -- whole for the addresses, and a prepared plan is kept while the table grows.
+        stale_item_addresses as (
+          select array(
             select s.ctid from reports r cross join lateral (
               select s.ctid from device_status_items s where s.device_id = r.device_id
                 and not exists (select from incoming_items i where i.device_id = s.device_id and i.item = s.item)
               offset 0
-            ) s where r.full_report))
+            ) s where r.full_report) as addresses
+        ),
+        stale_items as (
+          delete from device_status_items where ctid = any((select addresses from stale_item_addresses)::tid[])
+            and (select cardinality(addresses) from stale_item_addresses) > 0
           returning device_id, item
         ),
-        stale_declarations as (
-          delete from device_declaration_status where ctid = any(array(
+        stale_declaration_addresses as (
+          select array(
             select s.ctid from reports r cross join lateral (
               select s.ctid from device_declaration_status s where s.device_id = r.device_id
                 and ((r.full_report and not exists (select from incoming_declarations i where i.device_id = s.device_id and i.identifier = s.identifier))
                   or exists (select from removed_declarations m where m.device_id = s.device_id and m.identifier = s.identifier))
               offset 0
-            ) s))
+            ) s) as addresses
+        ),
+        stale_declarations as (
+          delete from device_declaration_status where ctid = any((select addresses from stale_declaration_addresses)::tid[])
+            and (select cardinality(addresses) from stale_declaration_addresses) > 0
           returning device_id, identifier, kind
         ),
         written_items as (
